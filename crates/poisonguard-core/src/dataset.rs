@@ -1,0 +1,384 @@
+//! The checked [`Dataset`] every detector consumes, and its label types.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::DataError;
+
+/// A dense class id: `0..n_classes`, an index into a [`LabelMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClassId(pub u32);
+
+impl ClassId {
+    /// The id as an index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// An original label value, as found in the input: an integer or a string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LabelValue {
+    /// An integer label (`7`).
+    Int(i64),
+    /// A string label (`"cat"`).
+    Str(String),
+}
+
+impl fmt::Display for LabelValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelValue::Int(v) => write!(f, "{v}"),
+            LabelValue::Str(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// Maps dense [`ClassId`]s back to the original label values, sorted ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMap {
+    values: Vec<LabelValue>,
+}
+
+impl LabelMap {
+    /// Builds a map from distinct label values; they are sorted so that class ids do not depend
+    /// on row order.
+    ///
+    /// # Errors
+    /// [`DataError::DuplicateLabel`] if a value appears twice.
+    pub fn new(mut values: Vec<LabelValue>) -> Result<Self, DataError> {
+        values.sort();
+        if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
+            return Err(DataError::DuplicateLabel { label: w[0].to_string() });
+        }
+        Ok(Self { values })
+    }
+
+    /// Encodes a column of original labels as dense class ids, returning the ids and the map.
+    ///
+    /// # Example: string labels
+    /// ```
+    /// use poisonguard_core::{LabelMap, LabelValue, ClassId};
+    /// let raw = ["cat", "dog", "cat"].map(|s| LabelValue::Str(s.into()));
+    /// let (ids, map) = LabelMap::encode(&raw);
+    /// assert_eq!(ids, vec![ClassId(0), ClassId(1), ClassId(0)]);
+    /// assert_eq!(map.value(ClassId(1)), Some(&LabelValue::Str("dog".into())));
+    /// ```
+    pub fn encode(raw: &[LabelValue]) -> (Vec<ClassId>, LabelMap) {
+        let distinct: BTreeSet<&LabelValue> = raw.iter().collect();
+        let values: Vec<LabelValue> = distinct.into_iter().cloned().collect();
+        let ids = raw
+            .iter()
+            .map(|v| {
+                // `values` holds every element of `raw`, sorted, so the search always succeeds.
+                let pos = values.binary_search(v).unwrap_or(0);
+                ClassId(pos as u32)
+            })
+            .collect();
+        (ids, LabelMap { values })
+    }
+
+    /// Number of classes.
+    pub fn n_classes(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The original value of a class, if the id is in range.
+    pub fn value(&self, class: ClassId) -> Option<&LabelValue> {
+        self.values.get(class.index())
+    }
+
+    /// All original values, in class-id order.
+    pub fn values(&self) -> &[LabelValue] {
+        &self.values
+    }
+}
+
+/// Labels of a dataset: one dense class id per row plus the map back to original values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    ids: Vec<ClassId>,
+    map: LabelMap,
+}
+
+impl Labels {
+    /// Checks that every id is covered by `map`.
+    ///
+    /// # Errors
+    /// [`DataError::UnknownClass`] for the first id outside the map.
+    pub fn new(ids: Vec<ClassId>, map: LabelMap) -> Result<Self, DataError> {
+        if let Some((row, c)) = ids.iter().enumerate().find(|(_, c)| c.index() >= map.n_classes()) {
+            return Err(DataError::UnknownClass { row, class: c.0, n_classes: map.n_classes() });
+        }
+        Ok(Self { ids, map })
+    }
+
+    /// Encodes original label values (see [`LabelMap::encode`]).
+    pub fn from_values(raw: &[LabelValue]) -> Self {
+        let (ids, map) = LabelMap::encode(raw);
+        Self { ids, map }
+    }
+
+    /// Class id of every row.
+    pub fn ids(&self) -> &[ClassId] {
+        &self.ids
+    }
+
+    /// The map back to original values.
+    pub fn map(&self) -> &LabelMap {
+        &self.map
+    }
+
+    /// Original value of row `i`'s label.
+    ///
+    /// # Panics
+    /// If `i` is out of bounds.
+    pub fn value_of_row(&self, i: usize) -> &LabelValue {
+        &self.map.values[self.ids[i].index()]
+    }
+
+    /// Row indices of every class, in class-id order; each list is ascending.
+    pub fn rows_by_class(&self) -> Vec<Vec<usize>> {
+        let mut rows = vec![Vec::new(); self.map.n_classes()];
+        for (i, c) in self.ids.iter().enumerate() {
+            rows[c.index()].push(i);
+        }
+        rows
+    }
+
+    /// Number of classes that have at least one row.
+    pub fn n_present_classes(&self) -> usize {
+        self.rows_by_class().iter().filter(|r| !r.is_empty()).count()
+    }
+}
+
+/// A checked training set: `n_samples x n_features` f32 features (raw inputs or learned
+/// embeddings), optional labels, sample ids, source (contributor) names and out-of-sample
+/// predicted probabilities.
+///
+/// Built only through [`Dataset::new`] and the `with_*` methods, which reject empty input,
+/// mismatched lengths and non-finite values, naming the row and column; detectors trust it.
+///
+/// # Example: a labelled dataset from an ndarray
+/// ```
+/// use ndarray::array;
+/// use poisonguard_core::{Dataset, Labels, LabelValue};
+/// let x = array![[0.0f32, 1.0], [1.0, 0.0], [0.5, 0.5]];
+/// let y = Labels::from_values(&[LabelValue::Int(3), LabelValue::Int(7), LabelValue::Int(3)]);
+/// let data = Dataset::new(x)?.with_labels(y)?;
+/// assert_eq!(data.n_samples(), 3);
+/// assert_eq!(data.labels().map(|l| l.map().n_classes()), Some(2));
+/// # Ok::<(), poisonguard_core::DataError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    features: Array2<f32>,
+    labels: Option<Labels>,
+    ids: Option<Vec<String>>,
+    sources: Option<Vec<String>>,
+    pred_probs: Option<Array2<f32>>,
+}
+
+impl Dataset {
+    /// Wraps a feature matrix after checking that it is non-empty and finite.
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`], [`DataError::NoFeatures`], or [`DataError::NonFinite`] naming the
+    /// first offending row and column (row-major order).
+    pub fn new(features: Array2<f32>) -> Result<Self, DataError> {
+        if features.nrows() == 0 {
+            return Err(DataError::NoRows);
+        }
+        if features.ncols() == 0 {
+            return Err(DataError::NoFeatures);
+        }
+        for (row, r) in features.rows().into_iter().enumerate() {
+            if let Some((col, &value)) = r.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(DataError::NonFinite { row, col, value });
+            }
+        }
+        Ok(Self { features, labels: None, ids: None, sources: None, pred_probs: None })
+    }
+
+    /// Attaches labels, one per row.
+    ///
+    /// # Errors
+    /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
+    pub fn with_labels(mut self, labels: Labels) -> Result<Self, DataError> {
+        self.check_len("labels", labels.ids.len())?;
+        self.labels = Some(labels);
+        Ok(self)
+    }
+
+    /// Attaches sample ids, one per row.
+    ///
+    /// # Errors
+    /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
+    pub fn with_ids(mut self, ids: Vec<String>) -> Result<Self, DataError> {
+        self.check_len("ids", ids.len())?;
+        self.ids = Some(ids);
+        Ok(self)
+    }
+
+    /// Attaches the data source (contributor) of every row.
+    ///
+    /// # Errors
+    /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
+    pub fn with_sources(mut self, sources: Vec<String>) -> Result<Self, DataError> {
+        self.check_len("sources", sources.len())?;
+        self.sources = Some(sources);
+        Ok(self)
+    }
+
+    /// Attaches out-of-sample predicted probabilities, `n_samples x n_classes`, columns in
+    /// class-id order. Labels must be attached first.
+    ///
+    /// # Errors
+    /// [`DataError::LabelsRequired`] without labels, [`DataError::LengthMismatch`],
+    /// [`DataError::ProbabilityColumns`], or [`DataError::InvalidProbability`].
+    pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
+        let n_classes = match &self.labels {
+            Some(l) => l.map.n_classes(),
+            None => return Err(DataError::LabelsRequired { detector: "pred_probs" }),
+        };
+        self.check_len("predicted probabilities", probs.nrows())?;
+        if probs.ncols() != n_classes {
+            return Err(DataError::ProbabilityColumns { expected: n_classes, actual: probs.ncols() });
+        }
+        for (row, r) in probs.rows().into_iter().enumerate() {
+            if let Some((col, &value)) =
+                r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+            {
+                return Err(DataError::InvalidProbability { row, col, value });
+            }
+        }
+        self.pred_probs = Some(probs);
+        Ok(self)
+    }
+
+    fn check_len(&self, what: &'static str, actual: usize) -> Result<(), DataError> {
+        let expected = self.n_samples();
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(DataError::LengthMismatch { what, expected, actual })
+        }
+    }
+
+    /// The feature matrix, `n_samples x n_features`.
+    pub fn features(&self) -> ArrayView2<'_, f32> {
+        self.features.view()
+    }
+
+    /// Number of rows.
+    pub fn n_samples(&self) -> usize {
+        self.features.nrows()
+    }
+
+    /// Number of feature columns.
+    pub fn n_features(&self) -> usize {
+        self.features.ncols()
+    }
+
+    /// Labels, if attached.
+    pub fn labels(&self) -> Option<&Labels> {
+        self.labels.as_ref()
+    }
+
+    /// Sample ids, if attached.
+    pub fn ids(&self) -> Option<&[String]> {
+        self.ids.as_deref()
+    }
+
+    /// Source of every row, if attached.
+    pub fn sources(&self) -> Option<&[String]> {
+        self.sources.as_deref()
+    }
+
+    /// Predicted probabilities, if attached.
+    pub fn pred_probs(&self) -> Option<ArrayView2<'_, f32>> {
+        self.pred_probs.as_ref().map(|p| p.view())
+    }
+
+    /// The labels, or [`DataError::LabelsRequired`] naming `detector`; also rejects labels that
+    /// hold a single class with [`DataError::SingleClass`]. For detectors that work per class.
+    ///
+    /// # Errors
+    /// As described.
+    pub fn require_classes(&self, detector: &'static str) -> Result<&Labels, DataError> {
+        let labels = self.labels().ok_or(DataError::LabelsRequired { detector })?;
+        if labels.n_present_classes() < 2 {
+            let label = labels.value_of_row(0).to_string();
+            return Err(DataError::SingleClass { detector, label });
+        }
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn rejects_empty_and_non_finite() {
+        assert_eq!(Dataset::new(Array2::zeros((0, 3))).unwrap_err(), DataError::NoRows);
+        assert_eq!(Dataset::new(Array2::zeros((3, 0))).unwrap_err(), DataError::NoFeatures);
+        let x = array![[0.0f32, 1.0], [1.0, f32::INFINITY]];
+        assert_eq!(
+            Dataset::new(x).unwrap_err(),
+            DataError::NonFinite { row: 1, col: 1, value: f32::INFINITY }
+        );
+        let x = array![[f32::NAN, 1.0]];
+        assert!(matches!(Dataset::new(x), Err(DataError::NonFinite { row: 0, col: 0, .. })));
+    }
+
+    #[test]
+    fn rejects_mismatched_lengths() {
+        let d = Dataset::new(Array2::zeros((3, 2))).unwrap();
+        let y = Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]);
+        assert_eq!(
+            d.with_labels(y).unwrap_err(),
+            DataError::LengthMismatch { what: "labels", expected: 3, actual: 2 }
+        );
+    }
+
+    #[test]
+    fn encodes_labels_sorted() {
+        let raw = [LabelValue::Int(9), LabelValue::Int(-1), LabelValue::Int(9)];
+        let l = Labels::from_values(&raw);
+        assert_eq!(l.ids(), &[ClassId(1), ClassId(0), ClassId(1)]);
+        assert_eq!(l.rows_by_class(), vec![vec![1], vec![0, 2]]);
+        assert_eq!(l.value_of_row(0), &LabelValue::Int(9));
+    }
+
+    #[test]
+    fn single_class_is_rejected_where_classes_are_needed() {
+        let d = Dataset::new(Array2::zeros((2, 2)))
+            .unwrap()
+            .with_labels(Labels::from_values(&[LabelValue::Int(4), LabelValue::Int(4)]))
+            .unwrap();
+        assert_eq!(
+            d.require_classes("x").unwrap_err(),
+            DataError::SingleClass { detector: "x", label: "4".into() }
+        );
+        let d = Dataset::new(Array2::zeros((2, 2))).unwrap();
+        assert_eq!(d.require_classes("x").unwrap_err(), DataError::LabelsRequired { detector: "x" });
+    }
+
+    #[test]
+    fn checks_probabilities() {
+        let d = Dataset::new(Array2::zeros((2, 1)))
+            .unwrap()
+            .with_labels(Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]))
+            .unwrap();
+        let p = array![[0.5f32, 0.5], [1.5, -0.5]];
+        assert!(matches!(
+            d.clone().with_pred_probs(p),
+            Err(DataError::InvalidProbability { row: 1, col: 0, .. })
+        ));
+        assert!(d.with_pred_probs(array![[1.0f32, 0.0], [0.0, 1.0]]).is_ok());
+    }
+}

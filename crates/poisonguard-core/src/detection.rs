@@ -1,0 +1,198 @@
+//! [`Detection`]: one detector's scores, threshold, derived flags and reasons.
+
+use std::fmt;
+
+use crate::dataset::LabelValue;
+use crate::error::DataError;
+use crate::threshold::{ThresholdRule, check_finite};
+
+/// The stable snake_case id of a detector; the single source of report column names
+/// (`<id>_score`, `<id>_flagged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DetectorId(&'static str);
+
+impl DetectorId {
+    /// Wraps a snake_case id.
+    pub const fn new(id: &'static str) -> Self {
+        Self(id)
+    }
+
+    /// The id as a string.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for DetectorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Why a row was flagged: structured data, with a one-sentence [`Display`](fmt::Display).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The row lies far along the top singular direction of its class (spectral signature).
+    SpectralProjection {
+        /// The row's class (original label).
+        class: LabelValue,
+        /// Signed projection of the centred row onto the direction, in robust standard
+        /// deviations of the class along it.
+        z: f64,
+    },
+    /// A score above the threshold, with no more specific explanation.
+    Score {
+        /// The row's score.
+        score: f64,
+        /// The detector's threshold.
+        threshold: f64,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::SpectralProjection { class, z } => write!(
+                f,
+                "lies {z:+.1} robust sd along the top spectral direction of class {class}"
+            ),
+            Reason::Score { score, threshold } => {
+                write!(f, "score {score:.4} exceeds threshold {threshold:.4}")
+            }
+        }
+    }
+}
+
+/// One detector's verdict on every row: scores (higher = more suspicious, finite), the fitted
+/// threshold, flags derived as `score > threshold`, and a [`Reason`] for each flagged row.
+///
+/// The only constructors apply the threshold, so flags and scores cannot disagree and no
+/// detector can forget to threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    scores: Vec<f64>,
+    threshold: f64,
+    /// `(row, reason)` for flagged rows, ascending by row.
+    reasons: Vec<(usize, Reason)>,
+}
+
+impl Detection {
+    /// Fits `rule` on `scores` and explains every flagged row with `explain(row, score)`.
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
+    ///
+    /// # Example: flags follow the threshold
+    /// ```
+    /// use poisonguard_core::{Detection, Reason, ThresholdRule};
+    /// let d = Detection::new(vec![0.1, 0.2, 0.9], &ThresholdRule::Fixed(0.5), |_, score| {
+    ///     Reason::Score { score, threshold: 0.5 }
+    /// })?;
+    /// assert_eq!(d.flagged(), vec![false, false, true]);
+    /// assert!(d.reason(2).is_some());
+    /// # Ok::<(), poisonguard_core::DataError>(())
+    /// ```
+    pub fn new(
+        scores: Vec<f64>,
+        rule: &ThresholdRule,
+        explain: impl Fn(usize, f64) -> Reason,
+    ) -> Result<Self, DataError> {
+        let threshold = rule.fit(&scores)?;
+        Self::with_threshold(scores, threshold, explain)
+    }
+
+    /// Applies an already fitted threshold (used to score new data against a fit).
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
+    pub fn with_threshold(
+        scores: Vec<f64>,
+        threshold: f64,
+        explain: impl Fn(usize, f64) -> Reason,
+    ) -> Result<Self, DataError> {
+        if scores.is_empty() {
+            return Err(DataError::NoRows);
+        }
+        check_finite(&scores)?;
+        let reasons = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s > threshold)
+            .map(|(i, &s)| (i, explain(i, s)))
+            .collect();
+        Ok(Self { scores, threshold, reasons })
+    }
+
+    /// One score per row; higher = more suspicious.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// The fitted threshold.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Whether row `i` is flagged (`score > threshold`).
+    ///
+    /// # Panics
+    /// If `i` is out of bounds.
+    pub fn is_flagged(&self, i: usize) -> bool {
+        self.scores[i] > self.threshold
+    }
+
+    /// The flag of every row.
+    pub fn flagged(&self) -> Vec<bool> {
+        self.scores.iter().map(|&s| s > self.threshold).collect()
+    }
+
+    /// Number of flagged rows.
+    pub fn n_flagged(&self) -> usize {
+        self.reasons.len()
+    }
+
+    /// The reason of row `i`, if it is flagged.
+    pub fn reason(&self, i: usize) -> Option<&Reason> {
+        self.reasons.binary_search_by_key(&i, |(row, _)| *row).ok().map(|k| &self.reasons[k].1)
+    }
+
+    /// `(row, reason)` of every flagged row, ascending by row.
+    pub fn reasons(&self) -> &[(usize, Reason)] {
+        &self.reasons
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(_: usize, score: f64) -> Reason {
+        Reason::Score { score, threshold: 0.0 }
+    }
+
+    #[test]
+    fn flags_are_derived_from_scores() {
+        let d = Detection::with_threshold(vec![1.0, 3.0, 2.0, 3.0], 2.0, reason).unwrap();
+        assert_eq!(d.flagged(), vec![false, true, false, true]);
+        assert_eq!(d.n_flagged(), 2);
+        assert!(d.reason(0).is_none());
+        assert_eq!(d.reason(3), Some(&Reason::Score { score: 3.0, threshold: 0.0 }));
+        assert_eq!(d.reasons().iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn rejects_non_finite_scores() {
+        assert!(matches!(
+            Detection::with_threshold(vec![0.0, f64::INFINITY], 1.0, reason),
+            Err(DataError::NonFiniteScore { row: 1, .. })
+        ));
+        assert_eq!(Detection::with_threshold(vec![], 1.0, reason).unwrap_err(), DataError::NoRows);
+    }
+
+    #[test]
+    fn reasons_read_as_sentences() {
+        let r = Reason::SpectralProjection { class: LabelValue::Int(7), z: 4.26 };
+        assert_eq!(r.to_string(), "lies +4.3 robust sd along the top spectral direction of class 7");
+    }
+}

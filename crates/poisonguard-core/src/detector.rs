@@ -1,0 +1,177 @@
+//! The detector contract: checked hyperparameters -> `fit` -> a fitted detector with its
+//! training [`Detection`] and class-level findings.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::dataset::{ClassId, Dataset, LabelValue};
+use crate::detection::{Detection, DetectorId};
+use crate::error::DataError;
+
+/// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
+///
+/// The unchecked type also implements [`Detector`] through a blanket impl: `fit` checks first.
+pub trait ParamGuard {
+    /// The validated hyperparameters.
+    type Checked;
+    /// The validation error.
+    type Error;
+
+    /// Validates, returning a reference to the checked parameters.
+    ///
+    /// # Errors
+    /// When a parameter is out of range.
+    fn check_ref(&self) -> Result<&Self::Checked, Self::Error>;
+
+    /// Validates, consuming the unchecked parameters.
+    ///
+    /// # Errors
+    /// When a parameter is out of range.
+    fn check(self) -> Result<Self::Checked, Self::Error>;
+}
+
+/// A detector configuration that can be fitted on a [`Dataset`].
+pub trait Detector {
+    /// The fitted detector.
+    type Fitted: FittedDetector + 'static;
+    /// What can go wrong while fitting.
+    type Error: StdError + Send + Sync + 'static;
+
+    /// The detector's stable id.
+    const ID: DetectorId;
+
+    /// Fits on `data`, scoring its rows (the training [`Detection`]).
+    ///
+    /// # Errors
+    /// Data the detector cannot use (e.g. no labels for a per-class detector) or an algorithm
+    /// failure.
+    fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error>;
+}
+
+impl<P> Detector for P
+where
+    P: ParamGuard,
+    P::Checked: Detector,
+    <P::Checked as Detector>::Error: From<P::Error>,
+{
+    type Fitted = <P::Checked as Detector>::Fitted;
+    type Error = <P::Checked as Detector>::Error;
+
+    const ID: DetectorId = <P::Checked as Detector>::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error> {
+        self.check_ref()?.fit(data)
+    }
+}
+
+/// A fitted detector: its training detection, threshold and findings, and scoring of new rows.
+pub trait FittedDetector: Send + Sync + fmt::Debug {
+    /// The detector's stable id.
+    fn id(&self) -> DetectorId;
+
+    /// In-sample scores of the rows it was fitted on (PyOD's `decision_scores_`).
+    fn training(&self) -> &Detection;
+
+    /// The fitted threshold.
+    fn threshold(&self) -> f64 {
+        self.training().threshold()
+    }
+
+    /// Class-level findings (which classes look attacked); empty for detectors without any.
+    fn class_findings(&self) -> &[ClassFinding] {
+        &[]
+    }
+
+    /// Scores new rows against the fit, with the same threshold.
+    ///
+    /// # Errors
+    /// Data that does not match the fit (feature count, labels).
+    fn detect(&self, data: &Dataset) -> Result<Detection, DataError>;
+}
+
+/// A boxed error from any detector.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An object-safe detector, so that detectors of different types can run side by side.
+/// Every [`Detector`] is one.
+pub trait DynDetector: Send + Sync + fmt::Debug {
+    /// The detector's stable id.
+    fn id(&self) -> DetectorId;
+
+    /// Fits and boxes the result.
+    ///
+    /// # Errors
+    /// The detector's fit error, boxed.
+    fn fit_boxed(&self, data: &Dataset) -> Result<Box<dyn FittedDetector>, BoxError>;
+}
+
+impl<D> DynDetector for D
+where
+    D: Detector + Send + Sync + fmt::Debug,
+{
+    fn id(&self) -> DetectorId {
+        D::ID
+    }
+
+    fn fit_boxed(&self, data: &Dataset) -> Result<Box<dyn FittedDetector>, BoxError> {
+        match self.fit(data) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
+/// What a detector says about one class: how attacked it looks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassFinding {
+    class: ClassId,
+    label: LabelValue,
+    n_samples: usize,
+    score: f64,
+    statistics: Vec<(&'static str, f64)>,
+}
+
+impl ClassFinding {
+    /// A finding for `class` with `n_samples` rows. `score` ranks classes: higher = looks more
+    /// attacked. `statistics` are named values shown to the user (e.g. `spectral_ratio`).
+    pub fn new(
+        class: ClassId,
+        label: LabelValue,
+        n_samples: usize,
+        score: f64,
+        statistics: Vec<(&'static str, f64)>,
+    ) -> Self {
+        Self { class, label, n_samples, score, statistics }
+    }
+
+    /// The class id.
+    pub fn class(&self) -> ClassId {
+        self.class
+    }
+
+    /// The original label of the class.
+    pub fn label(&self) -> &LabelValue {
+        &self.label
+    }
+
+    /// Rows in the class.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// How attacked the class looks; higher = more suspicious. Comparable across classes of the
+    /// same detector only.
+    pub fn score(&self) -> f64 {
+        self.score
+    }
+
+    /// Named statistics behind the score.
+    pub fn statistics(&self) -> &[(&'static str, f64)] {
+        &self.statistics
+    }
+
+    /// One named statistic.
+    pub fn statistic(&self, name: &str) -> Option<f64> {
+        self.statistics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}

@@ -1,0 +1,43 @@
+//! Core data model of [poisonguard](https://crates.io/crates/poisonguard): the checked
+//! [`Dataset`], the [`Detector`] contract, [`Detection`] with its [`ThresholdRule`],
+//! class-level [`ClassFinding`]s, the [`Report`] and evaluation [`metrics`].
+//!
+//! # Overview
+//! Data flows one way: a caller (or `poisonguard-io`) builds a [`Dataset`] through its checked
+//! constructor; a detector's hyperparameters are validated ([`ParamGuard`]) and `fit` on it,
+//! producing a [`FittedDetector`] whose training [`Detection`] holds one score per row
+//! (**higher = more suspicious**), a threshold fitted by a [`ThresholdRule`], flags derived as
+//! `score > threshold` and a [`Reason`] per flagged row.
+//!
+//! ```
+//! use ndarray::array;
+//! use poisonguard_core::{Dataset, Detection, Reason, ThresholdRule};
+//! let data = Dataset::new(array![[0.0f32], [0.1], [0.2], [9.0]])?;
+//! // A toy score: distance from zero.
+//! let scores: Vec<f64> = data.features().column(0).iter().map(|&v| f64::from(v)).collect();
+//! let det = Detection::new(scores, &ThresholdRule::Auto, |_, s| Reason::Score { score: s, threshold: 0.0 })?;
+//! assert_eq!(det.flagged(), vec![false, false, false, true]);
+//! # Ok::<(), poisonguard_core::DataError>(())
+//! ```
+//!
+//! # Design notes
+//! - Features are `f32` (what embeddings are: half the memory, twice the SIMD width); long
+//!   reductions accumulate in `f64`.
+//! - Detectors never threshold by hand: [`Detection`]'s constructors apply the rule, so flags
+//!   and scores cannot disagree.
+//! - This crate has no I/O, no threads and no printing.
+
+mod dataset;
+mod detection;
+mod detector;
+mod error;
+pub mod metrics;
+mod report;
+mod threshold;
+
+pub use dataset::{ClassId, Dataset, LabelMap, LabelValue, Labels};
+pub use detection::{Detection, DetectorId, Reason};
+pub use detector::{BoxError, ClassFinding, Detector, DynDetector, FittedDetector, ParamGuard};
+pub use error::{DataError, ParamError};
+pub use report::{DetectorFailure, DetectorRun, Report};
+pub use threshold::{AUTO_ROBUST_Z, ThresholdRule, quantile_sorted};
