@@ -82,6 +82,14 @@ pub enum DataError {
         /// The only label present.
         label: String,
     },
+    /// New data holds a label that the detector did not see when it was fitted.
+    #[error("row {row} has label {label}, which was not seen at fit time")]
+    UnseenLabel {
+        /// 0-based row.
+        row: usize,
+        /// The label, rendered.
+        label: String,
+    },
     /// New data given to a fitted detector has a different number of features.
     #[error("the detector was fitted on {expected} features but the data has {actual}")]
     FeatureCountMismatch {

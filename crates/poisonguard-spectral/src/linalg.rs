@@ -1,0 +1,244 @@
+//! Top eigenpairs of a class covariance without a full SVD when the class is large.
+//!
+//! Everything here runs single-threaded (`Par::Seq`): classes run in parallel one level up, and
+//! a fixed operation order makes the results bit-identical for any thread count.
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
+use faer::linalg::matmul::matmul;
+use faer::diag::Diag;
+use faer::{Accum, Mat, MatRef, Par};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// When `min(n_samples, n_features)` of a class is at most this, the exact route is taken: a full
+/// symmetric eigendecomposition of the smaller of covariance (`d x d`) and Gram (`n x n`) matrix.
+pub(crate) const EXACT_MAX_DIM: usize = 128;
+/// Block size of the subspace iteration (two wanted eigenpairs plus oversampling, which makes
+/// the convergence rate `lambda_{b+1} / lambda_1` rather than `lambda_2 / lambda_1`).
+const BLOCK: usize = 8;
+
+/// The top two eigenvalues of a centred class's covariance `X^T X / n`, its trace and the top
+/// eigenvector (unit length, sign fixed so that its largest-magnitude entry is positive).
+#[derive(Debug, Clone)]
+pub(crate) struct TopEigen {
+    pub lambda1: f64,
+    pub lambda2: f64,
+    pub trace: f64,
+    pub vector: Vec<f64>,
+}
+
+/// Options of the subspace iteration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Iteration {
+    pub max_iter: usize,
+    pub tol: f64,
+    pub seed: u64,
+}
+
+/// Symmetric eigendecomposition, eigenvalues ascending. `None` if the solver fails.
+fn sym_eigen(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
+    let n = a.nrows();
+    let mut s = Diag::<f64>::zeros(n);
+    let mut u = Mat::<f64>::zeros(n, n);
+    let par = Par::Seq;
+    let mut buf = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        n,
+        ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    ));
+    self_adjoint_evd(
+        a,
+        s.as_mut(),
+        Some(u.as_mut()),
+        par,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .ok()?;
+    let values = (0..n).map(|i| s[i]).collect();
+    Some((values, u))
+}
+
+/// `a^T b`, single-threaded.
+fn at_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::zeros(a.ncols(), b.ncols());
+    matmul(out.as_mut(), Accum::Replace, a.transpose(), b, 1.0, Par::Seq);
+    out
+}
+
+/// `a b`, single-threaded.
+fn a_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::zeros(a.nrows(), b.ncols());
+    matmul(out.as_mut(), Accum::Replace, a, b, 1.0, Par::Seq);
+    out
+}
+
+/// Top eigenpairs of `X^T X / n` for a centred `n x d` matrix `x` (n >= 1, d >= 1).
+/// Returns `None` when the symmetric eigensolver fails.
+pub(crate) fn top_eigen(x: MatRef<'_, f64>, it: Iteration) -> Option<TopEigen> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let trace = x.squared_norm_l2() / n as f64;
+    let (lambda1, lambda2, mut vector) = if n.min(d) <= EXACT_MAX_DIM {
+        exact(x)?
+    } else {
+        subspace(x, it)?
+    };
+    fix_sign(&mut vector);
+    Some(TopEigen { lambda1, lambda2, trace, vector })
+}
+
+fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let scale = 1.0 / n as f64;
+    if d <= n {
+        let mut c = at_b(x, x);
+        c *= faer::Scale(scale);
+        let (vals, vecs) = sym_eigen(c.as_ref())?;
+        let l1 = vals[d - 1];
+        let l2 = if d > 1 { vals[d - 2] } else { 0.0 };
+        Some((l1.max(0.0), l2.max(0.0), vecs.col(d - 1).iter().copied().collect()))
+    } else {
+        // Gram route: X X^T u = lambda u  =>  v = X^T u / |X^T u|.
+        let mut g = a_b(x, x.transpose());
+        g *= faer::Scale(scale);
+        let (vals, vecs) = sym_eigen(g.as_ref())?;
+        let l1 = vals[n - 1];
+        let l2 = if n > 1 { vals[n - 2] } else { 0.0 };
+        let v = at_b(x, vecs.col(n - 1).as_mat());
+        let mut v: Vec<f64> = v.col(0).iter().copied().collect();
+        normalize(&mut v);
+        Some((l1.max(0.0), l2.max(0.0), v))
+    }
+}
+
+/// Block subspace iteration with Rayleigh-Ritz; stops when the top two Ritz values change by
+/// less than `tol` (relative) or after `max_iter` iterations, returning the best Ritz pair found.
+fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let b = BLOCK.min(d);
+    let mut rng = SmallRng::seed_from_u64(it.seed);
+    let mut q = Mat::from_fn(d, b, |_, _| rng.random_range(-1.0..1.0));
+    orthonormalize(&mut q);
+    let mut prev = (f64::NAN, f64::NAN);
+    let mut ritz = None;
+    for _ in 0..it.max_iter.max(1) {
+        let y = a_b(x, q.as_ref()); // n x b
+        let mut t = at_b(y.as_ref(), y.as_ref()); // b x b = Q^T C Q * n
+        t *= faer::Scale(1.0 / n as f64);
+        let (vals, w) = sym_eigen(t.as_ref())?;
+        let (l1, l2) = (vals[b - 1], if b > 1 { vals[b - 2] } else { 0.0 });
+        let v = a_b(q.as_ref(), w.col(b - 1).as_mat());
+        ritz = Some((l1.max(0.0), l2.max(0.0), v.col(0).iter().copied().collect::<Vec<f64>>()));
+        let close = |a: f64, p: f64| (a - p).abs() <= it.tol * l1.abs().max(f64::MIN_POSITIVE);
+        if close(l1, prev.0) && close(l2, prev.1) {
+            break;
+        }
+        prev = (l1, l2);
+        q = at_b(x, y.as_ref()); // d x b = X^T X Q
+        orthonormalize(&mut q);
+    }
+    let (l1, l2, mut v) = ritz?;
+    normalize(&mut v);
+    Some((l1, l2, v))
+}
+
+/// Modified Gram-Schmidt, twice ("twice is enough"); a column that vanishes is replaced by a
+/// unit vector orthogonal to the previous ones where possible.
+fn orthonormalize(q: &mut Mat<f64>) {
+    let (d, b) = (q.nrows(), q.ncols());
+    for _pass in 0..2 {
+        for j in 0..b {
+            for i in 0..j {
+                let dot: f64 = (0..d).map(|r| q[(r, i)] * q[(r, j)]).sum();
+                for r in 0..d {
+                    q[(r, j)] -= dot * q[(r, i)];
+                }
+            }
+            let norm = (0..d).map(|r| q[(r, j)] * q[(r, j)]).sum::<f64>().sqrt();
+            if norm > 1e-300 {
+                for r in 0..d {
+                    q[(r, j)] /= norm;
+                }
+            } else {
+                for r in 0..d {
+                    q[(r, j)] = if r == j % d { 1.0 } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+fn normalize(v: &mut [f64]) {
+    let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|a| *a /= norm);
+    }
+}
+
+fn fix_sign(v: &mut [f64]) {
+    let mut best = 0.0f64;
+    for &a in v.iter() {
+        if a.abs() > best.abs() {
+            best = a;
+        }
+    }
+    if best < 0.0 {
+        v.iter_mut().for_each(|a| *a = -*a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn centred(n: usize, d: usize, seed: u64, spike: f64) -> Mat<f64> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut x = Mat::from_fn(n, d, |_, j| rng.random_range(-1.0..1.0) / (1.0 + j as f64).sqrt());
+        // a spike along e_0 + e_1 for the first tenth of the rows
+        for i in 0..n / 10 {
+            x[(i, 0)] += spike;
+            x[(i, 1)] += spike;
+        }
+        for j in 0..d {
+            let m = (0..n).map(|i| x[(i, j)]).sum::<f64>() / n as f64;
+            for i in 0..n {
+                x[(i, j)] -= m;
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn subspace_iteration_matches_exact() {
+        let it = Iteration { max_iter: 500, tol: 1e-13, seed: 7 };
+        for (n, d) in [(300, 200), (150, 400)] {
+            let x = centred(n, d, 3, 4.0);
+            let (e1, e2, ev) = exact(x.as_ref()).unwrap();
+            let (s1, s2, sv) = subspace(x.as_ref(), it).unwrap();
+            assert!((e1 - s1).abs() < 1e-9 * e1, "lambda1 {e1} vs {s1}");
+            assert!((e2 - s2).abs() < 1e-6 * e2, "lambda2 {e2} vs {s2}");
+            let cos: f64 = ev.iter().zip(&sv).map(|(a, b)| a * b).sum();
+            assert!(cos.abs() > 1.0 - 1e-8, "cosine {cos}");
+        }
+    }
+
+    #[test]
+    fn finds_the_planted_direction() {
+        let x = centred(400, 20, 1, 5.0);
+        let t = top_eigen(x.as_ref(), Iteration { max_iter: 100, tol: 1e-10, seed: 0 }).unwrap();
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        assert!(t.vector[0] > 0.65 && (t.vector[0] - s).abs() < 0.05 && (t.vector[1] - s).abs() < 0.05);
+        assert!(t.lambda1 > 3.0 * t.lambda2);
+        assert!(t.trace >= t.lambda1 + t.lambda2);
+    }
+
+    #[test]
+    fn orthonormalize_handles_dependent_columns() {
+        let mut q = Mat::from_fn(4, 2, |i, _| i as f64);
+        orthonormalize(&mut q);
+        let dot: f64 = (0..4).map(|r| q[(r, 0)] * q[(r, 1)]).sum();
+        assert!(dot.abs() < 1e-12);
+    }
+}

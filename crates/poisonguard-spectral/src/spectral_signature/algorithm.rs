@@ -1,0 +1,338 @@
+use faer::Mat;
+use poisonguard_core::{
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
+    LabelMap, Reason,
+};
+
+use super::hyperparams::{SpectralSignatureParams, SpectralSignatureValidParams};
+use crate::error::{Error, Result};
+use crate::linalg::{Iteration, TopEigen, top_eigen};
+
+/// Median of the chi-square distribution with one degree of freedom.
+const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
+/// Classes with fewer rows are not scored (score 0).
+const MIN_CLASS_ROWS: usize = 3;
+
+/// What the fit keeps of one class to score rows.
+#[derive(Debug, Clone)]
+struct ClassFit {
+    mean: Vec<f64>,
+    direction: Vec<f64>,
+    /// Robust variance along `direction`; 0 when the class has no spread along it.
+    scale2: f64,
+}
+
+impl ClassFit {
+    fn projection(&self, row: impl Iterator<Item = f32>) -> f64 {
+        row.zip(&self.mean).zip(&self.direction).map(|((x, m), v)| (f64::from(x) - m) * v).sum()
+    }
+
+    fn score(&self, p: f64) -> f64 {
+        if self.scale2 > 0.0 { p * p / self.scale2 } else { 0.0 }
+    }
+}
+
+/// A fitted spectral-signature detector; see the [module docs](crate::spectral_signature).
+#[derive(Debug, Clone)]
+pub struct SpectralSignature {
+    classes: Vec<Option<ClassFit>>,
+    label_map: LabelMap,
+    n_features: usize,
+    training: Detection,
+    findings: Vec<ClassFinding>,
+}
+
+impl SpectralSignature {
+    /// The detector's id, `spectral_signature`.
+    pub const ID: DetectorId = DetectorId::new("spectral_signature");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example: fit on a labelled dataset
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_spectral::SpectralSignature;
+    /// let x = Array2::from_shape_fn((40, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+    /// let y: Vec<LabelValue> = (0..40).map(|i| LabelValue::Int(i % 2)).collect();
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = SpectralSignature::params().fit(&data)?;
+    /// assert_eq!(fitted.training().scores().len(), 40);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> SpectralSignatureParams {
+        SpectralSignatureParams::default()
+    }
+}
+
+/// A splitmix64 step: decorrelates per-class seeds derived from one user seed.
+fn mix(seed: u64, class: u64) -> u64 {
+    let mut z = seed ^ class.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fit_class(
+    data: &Dataset,
+    rows: &[usize],
+    p: &SpectralSignatureValidParams,
+    class: usize,
+) -> Option<(ClassFit, TopEigen, Vec<f64>)> {
+    let x = data.features();
+    let d = x.ncols();
+    let n = rows.len() as f64;
+    let mut mean = vec![0.0f64; d];
+    for &i in rows {
+        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
+            *m += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let centred = Mat::from_fn(rows.len(), d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let it = Iteration { max_iter: p.max_iter, tol: p.tol, seed: mix(p.seed, class as u64) };
+    let eig = top_eigen(centred.as_ref(), it)?;
+    let proj: Vec<f64> = (0..rows.len())
+        .map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum())
+        .collect();
+    let mut sq: Vec<f64> = proj.iter().map(|p| p * p).collect();
+    sq.sort_by(f64::total_cmp);
+    let mut scale2 = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
+    if scale2 <= 0.0 {
+        scale2 = eig.lambda1;
+    }
+    let fit = ClassFit { mean, direction: eig.vector.clone(), scale2 };
+    Some((fit, eig, proj))
+}
+
+impl Detector for SpectralSignatureValidParams {
+    type Fitted = SpectralSignature;
+    type Error = Error;
+    const ID: DetectorId = SpectralSignature::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<SpectralSignature> {
+        let labels = data.require_classes(Self::ID.as_str())?;
+        let by_class = labels.rows_by_class();
+        let work = |(c, rows): (usize, &Vec<usize>)| {
+            if rows.len() < MIN_CLASS_ROWS {
+                return Ok(None);
+            }
+            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
+                class: labels.map().values()[c].to_string(),
+            })
+        };
+        #[cfg(feature = "parallel")]
+        let fitted: Vec<Result<_>> = {
+            use rayon::prelude::*;
+            by_class.par_iter().enumerate().map(work).collect()
+        };
+        #[cfg(not(feature = "parallel"))]
+        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+
+        let mut scores = vec![0.0f64; data.n_samples()];
+        let mut z = vec![0.0f64; data.n_samples()];
+        let mut classes = Vec::with_capacity(by_class.len());
+        let mut findings = Vec::new();
+        for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
+            let Some((fit, eig, proj)) = result? else {
+                classes.push(None);
+                continue;
+            };
+            for (&i, &p) in rows.iter().zip(&proj) {
+                scores[i] = fit.score(p);
+                z[i] = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
+            }
+            let ratio = if eig.lambda2 > 0.0 { eig.lambda1 / eig.lambda2 } else { 0.0 };
+            let explained = if eig.trace > 0.0 { eig.lambda1 / eig.trace } else { 0.0 };
+            findings.push(ClassFinding::new(
+                ClassId(c as u32),
+                labels.map().values()[c].clone(),
+                rows.len(),
+                ratio,
+                vec![
+                    ("top_eigenvalue", eig.lambda1),
+                    ("second_eigenvalue", eig.lambda2),
+                    ("spectral_ratio", ratio),
+                    ("explained_variance", explained),
+                ],
+            ));
+            classes.push(Some(fit));
+        }
+        let training = Detection::new(scores, &self.threshold, |i, _| Reason::SpectralProjection {
+            class: labels.value_of_row(i).clone(),
+            z: z[i],
+        })?;
+        Ok(SpectralSignature {
+            classes,
+            label_map: labels.map().clone(),
+            n_features: data.n_features(),
+            training,
+            findings,
+        })
+    }
+}
+
+impl FittedDetector for SpectralSignature {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn class_findings(&self) -> &[ClassFinding] {
+        &self.findings
+    }
+
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        if data.n_features() != self.n_features {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.n_features,
+                actual: data.n_features(),
+            });
+        }
+        let labels = data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
+        let x = data.features();
+        let mut scores = Vec::with_capacity(data.n_samples());
+        let mut z = Vec::with_capacity(data.n_samples());
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let value = labels.value_of_row(i);
+            let class = self.label_map.values().binary_search(value).map_err(|_| {
+                DataError::UnseenLabel { row: i, label: value.to_string() }
+            })?;
+            let (s, zi) = match &self.classes[class] {
+                Some(fit) => {
+                    let p = fit.projection(row.iter().copied());
+                    let zi = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
+                    (fit.score(p), zi)
+                }
+                None => (0.0, 0.0),
+            };
+            scores.push(s);
+            z.push(zi);
+        }
+        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+            Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use poisonguard_core::metrics::roc_auc;
+    use poisonguard_core::{LabelValue, Labels, ThresholdRule};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Two Gaussian-ish classes in `d` dims; in class 0 a share `eps` of rows carries a shift of
+    /// `delta` along a random unit direction (a planted backdoor sub-population).
+    fn planted(n_per_class: usize, d: usize, eps: f64, delta: f32, seed: u64) -> (Dataset, Vec<bool>) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let n = 2 * n_per_class;
+        let mut x = Array2::from_shape_fn((n, d), |_| {
+            // sum of uniforms: roughly normal, unit variance
+            (0..12).map(|_| rng.random::<f32>()).sum::<f32>() - 6.0
+        });
+        let mut dir: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let norm = dir.iter().map(|a| a * a).sum::<f32>().sqrt();
+        dir.iter_mut().for_each(|a| *a /= norm);
+        let n_poison = (eps * n_per_class as f64).round() as usize;
+        let mut truth = vec![false; n];
+        for i in 0..n_poison {
+            truth[i] = true;
+            for j in 0..d {
+                x[[i, j]] += delta * dir[j];
+            }
+        }
+        let y: Vec<LabelValue> = (0..n).map(|i| LabelValue::Int((i >= n_per_class) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        (data, truth)
+    }
+
+    #[test]
+    fn finds_planted_subpopulation_small_and_large_d() {
+        // exact route (d = 32) and subspace-iteration route (min(n, d) = 200 > 128)
+        for (n, d) in [(500, 32), (400, 200)] {
+            let (data, truth) = planted(n, d, 0.1, 8.0, 11);
+            let fit = SpectralSignature::params().fit(&data).unwrap();
+            let auc = roc_auc(fit.training().scores(), &truth).unwrap();
+            assert!(auc > 0.98, "d = {d}: auc {auc}");
+            // the attacked class ranks first
+            let top = fit
+                .class_findings()
+                .iter()
+                .max_by(|a, b| a.score().total_cmp(&b.score()))
+                .unwrap();
+            assert_eq!(top.label(), &LabelValue::Int(0));
+        }
+    }
+
+    #[test]
+    fn same_seed_same_scores_and_detect_matches_training() {
+        let (data, _) = planted(300, 150, 0.05, 6.0, 5);
+        let a = SpectralSignature::params().seed(3).fit(&data).unwrap();
+        let b = SpectralSignature::params().seed(3).fit(&data).unwrap();
+        assert_eq!(a.training(), b.training());
+        let again = a.detect(&data).unwrap();
+        for (s, t) in again.scores().iter().zip(a.training().scores()) {
+            assert!((s - t).abs() <= 1e-9 * (1.0 + t.abs()));
+        }
+    }
+
+    #[test]
+    fn row_permutation_permutes_scores() {
+        let (data, _) = planted(200, 10, 0.1, 6.0, 9);
+        let n = data.n_samples();
+        let perm: Vec<usize> = (0..n).rev().collect();
+        let x = data.features().select(ndarray::Axis(0), &perm);
+        let y: Vec<LabelValue> =
+            perm.iter().map(|&i| data.labels().unwrap().value_of_row(i).clone()).collect();
+        let permuted = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let a = SpectralSignature::params().fit(&data).unwrap();
+        let b = SpectralSignature::params().fit(&permuted).unwrap();
+        for (k, &i) in perm.iter().enumerate() {
+            let (s, t) = (a.training().scores()[i], b.training().scores()[k]);
+            assert!((s - t).abs() <= 1e-8 * (1.0 + s.abs()), "row {i}: {s} vs {t}");
+        }
+    }
+
+    #[test]
+    fn degenerate_data() {
+        // constant features: every score 0, nothing flagged
+        let x = Array2::from_elem((10, 3), 1.5f32);
+        let y: Vec<LabelValue> = (0..10).map(|i| LabelValue::Int(i % 2)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        assert!(fit.training().scores().iter().all(|&s| s == 0.0));
+        assert_eq!(fit.training().n_flagged(), 0);
+        // a class with two rows is left unscored; duplicates are fine
+        let x = Array2::from_shape_fn((7, 2), |(i, j)| (i / 2 + j) as f32);
+        let y: Vec<LabelValue> = [0, 0, 0, 0, 0, 1, 1].map(LabelValue::Int).to_vec();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        assert_eq!(&fit.training().scores()[5..], &[0.0, 0.0]);
+        assert_eq!(fit.class_findings().len(), 1);
+    }
+
+    #[test]
+    fn errors_instead_of_panics() {
+        let x = Array2::from_elem((4, 2), 1.0f32);
+        let unlabeled = Dataset::new(x.clone()).unwrap();
+        assert!(matches!(
+            SpectralSignature::params().fit(&unlabeled),
+            Err(Error::Data(DataError::LabelsRequired { .. }))
+        ));
+        let one = unlabeled.with_labels(Labels::from_values(&vec![LabelValue::Int(1); 4])).unwrap();
+        assert!(matches!(
+            SpectralSignature::params().fit(&one),
+            Err(Error::Data(DataError::SingleClass { .. }))
+        ));
+        assert!(matches!(
+            SpectralSignature::params().threshold(ThresholdRule::Fixed(f64::NAN)).fit(&one),
+            Err(Error::Param(_))
+        ));
+    }
+}

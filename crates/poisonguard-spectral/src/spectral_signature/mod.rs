@@ -1,0 +1,37 @@
+//! Spectral signatures (Tran, Li & Madry, NeurIPS 2018).
+//!
+//! # Algorithm
+//! For every class `c` (classes in parallel):
+//! 1. centre the class's rows: `x_i - mu_c` (mean accumulated in f64);
+//! 2. find the top right singular vector `v_c` of the centred class matrix, i.e. the top
+//!    eigenvector of its covariance. When `min(rows, features) <= 128` this is an exact symmetric
+//!    eigendecomposition of the smaller of the covariance and Gram matrices; above that a seeded
+//!    block subspace iteration (block 8, Rayleigh-Ritz) stops when the top two eigenvalues are
+//!    stable to `tol`, never forming a full SVD;
+//! 3. project: `p_i = <x_i - mu_c, v_c>`; the paper's score is `p_i^2`.
+//!
+//! Backdoored rows form a small sub-population that is shifted along one direction, which then
+//! dominates the top singular vector: their squared projections are the largest of the class.
+//!
+//! # Score
+//! `p_i^2 / s_c^2`, higher = more suspicious, >= 0. Dividing by the class's robust variance along
+//! `v_c`, `s_c^2 = median_i(p_i^2) / 0.4549` (the median of a chi-square with one degree of
+//! freedom), keeps the paper's ranking within each class and makes scores comparable across
+//! classes: a clean, roughly Gaussian class scores like a chi-square(1). Classes with fewer than
+//! three rows score 0.
+//!
+//! Class-level findings: `top_eigenvalue` (lambda_1), `second_eigenvalue`, `spectral_ratio`
+//! (lambda_1 / lambda_2, the gap a planted direction opens) and `explained_variance`
+//! (lambda_1 / trace). Classes are ranked by `spectral_ratio`.
+//!
+//! # References
+//! B. Tran, J. Li, A. Madry. *Spectral Signatures in Backdoor Attacks.* NeurIPS 2018.
+
+mod algorithm;
+mod hyperparams;
+
+pub use algorithm::SpectralSignature;
+pub use hyperparams::{
+    DEFAULT_MAX_ITER, DEFAULT_SEED, DEFAULT_TOL, SpectralSignatureParams,
+    SpectralSignatureValidParams,
+};
