@@ -1,1 +1,265 @@
-//! placeholder
+//! # poisonguard
+//!
+//! Audits machine-learning training data for **poisoning** before a model is trained on it:
+//! backdoor triggers, label flips, injected samples, near-duplicate flooding, a poisoned
+//! contributor (the poisoning part of ISO/IEC 27090).
+//!
+//! # Overview
+//! Build a checked [`Dataset`] (features as raw inputs or model embeddings, labels, optional ids
+//! and sources), choose detectors, and run an [`Audit`]. The [`Report`] holds, for every row,
+//! each detector's score (higher = more suspicious), its flag and reason, and a combined
+//! `suspicion` in [0, 1]; each detector's class-level findings say which classes look attacked.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use poisonguard::{Audit, Dataset, DetectorOptions, Labels, LabelValue};
+//! let x = Array2::from_shape_fn((90, 5), |(i, j)| ((i * 31 + j * 7) % 23) as f32);
+//! let y: Vec<LabelValue> = (0..90).map(|i| LabelValue::Int(i % 3)).collect();
+//! let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+//! let audit = Audit::for_dataset(&data, &DetectorOptions::default());
+//! let report = audit.run(&data)?;
+//! println!("{} of {} rows flagged", report.n_flagged(), report.n_samples());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Detectors
+//! | id | family | paper |
+//! | --- | --- | --- |
+//! | `spectral_signature` | spectral | Tran, Li, Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018 |
+//!
+//! # Design notes
+//! The algorithms live in one crate per family (`poisonguard-spectral`, ...) and the data model
+//! in `poisonguard-core`; this crate only chooses, runs and combines. Reading files is
+//! `poisonguard-io`'s job, printing the CLI's.
+
+use std::time::{Duration, Instant};
+
+pub use poisonguard_core::{
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorFailure, DetectorId,
+    DetectorRun, DynDetector, FittedDetector, LabelMap, LabelValue, Labels, ParamError, Reason,
+    Report, ThresholdRule, metrics,
+};
+pub use poisonguard_spectral::{SpectralSignature, SpectralSignatureParams};
+
+/// Ids of every detector this build offers, in the order they run by default.
+pub const DETECTOR_IDS: &[&str] = &["spectral_signature"];
+
+/// Settings shared by every detector an audit builds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorOptions {
+    /// Seed of every randomized step.
+    pub seed: u64,
+    /// Threshold rule for every detector; `None` keeps each detector's default.
+    pub threshold: Option<ThresholdRule>,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        Self { seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED, threshold: None }
+    }
+}
+
+/// An id that names no detector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "))]
+pub struct UnknownDetector {
+    /// The name given.
+    pub name: String,
+}
+
+/// Builds the detector with id `name`.
+///
+/// # Errors
+/// [`UnknownDetector`] for a name not in [`DETECTOR_IDS`].
+pub fn detector(name: &str, opts: &DetectorOptions) -> Result<Box<dyn DynDetector>, UnknownDetector> {
+    match name {
+        "spectral_signature" => {
+            let mut p = SpectralSignature::params().seed(opts.seed);
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
+        _ => Err(UnknownDetector { name: name.to_string() }),
+    }
+}
+
+/// What an audit reports while it runs (for progress displays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A detector starts fitting.
+    Started(DetectorId),
+    /// A detector finished (successfully or not) after the given time.
+    Finished(DetectorId, Duration),
+}
+
+/// No detector could run (every one failed, or none was chosen).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The audit has no detector.
+    #[error("no detector to run")]
+    NoDetectors,
+    /// Every detector failed; the first failure is shown.
+    #[error("every detector failed; {}: {}", .0.id, .0.error)]
+    AllFailed(DetectorFailure),
+}
+
+/// Runs several detectors on one dataset and combines their scores into one [`Report`].
+#[derive(Debug, Default)]
+pub struct Audit {
+    detectors: Vec<Box<dyn DynDetector>>,
+}
+
+impl Audit {
+    /// An audit with no detectors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a detector.
+    pub fn with_detector(mut self, detector: Box<dyn DynDetector>) -> Self {
+        self.detectors.push(detector);
+        self
+    }
+
+    /// The default set for what `data` has: per-class detectors only when it has labels with at
+    /// least two classes.
+    pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {
+        let labelled = data.labels().is_some_and(|l| l.n_present_classes() >= 2);
+        let mut audit = Self::new();
+        for &name in DETECTOR_IDS {
+            let needs_labels = matches!(name, "spectral_signature");
+            if labelled || !needs_labels {
+                if let Ok(d) = detector(name, opts) {
+                    audit = audit.with_detector(d);
+                }
+            }
+        }
+        audit
+    }
+
+    /// Ids of the detectors this audit runs.
+    pub fn detector_ids(&self) -> Vec<DetectorId> {
+        self.detectors.iter().map(|d| d.id()).collect()
+    }
+
+    /// Runs every detector; see [`Audit::run_with`].
+    ///
+    /// # Errors
+    /// [`AuditError`] when no detector succeeds.
+    pub fn run(&self, data: &Dataset) -> Result<Report, AuditError> {
+        self.run_with(data, &mut |_| {})
+    }
+
+    /// Runs every detector, reporting progress to `on_event`. A failing detector is recorded in
+    /// [`Report::failures`] and the others still run.
+    ///
+    /// The combined `suspicion` of a row is the largest, over detectors, of the share of rows
+    /// whose score is at most the row's score (each detector's empirical CDF). It is rank-based,
+    /// so detectors with different score scales are comparable, and one detector's strong
+    /// evidence is not diluted by the others.
+    ///
+    /// # Errors
+    /// [`AuditError`] when no detector succeeds.
+    pub fn run_with(
+        &self,
+        data: &Dataset,
+        on_event: &mut dyn FnMut(AuditEvent),
+    ) -> Result<Report, AuditError> {
+        if self.detectors.is_empty() {
+            return Err(AuditError::NoDetectors);
+        }
+        let mut runs = Vec::new();
+        let mut failures = Vec::new();
+        for d in &self.detectors {
+            let id = d.id();
+            on_event(AuditEvent::Started(id));
+            let start = Instant::now();
+            match d.fit_boxed(data) {
+                Ok(fitted) => runs.push(DetectorRun {
+                    id,
+                    detection: fitted.training().clone(),
+                    class_findings: fitted.class_findings().to_vec(),
+                }),
+                Err(e) => failures.push(DetectorFailure { id, error: error_chain(e.as_ref()) }),
+            }
+            on_event(AuditEvent::Finished(id, start.elapsed()));
+        }
+        if runs.is_empty() {
+            return Err(AuditError::AllFailed(failures.swap_remove(0)));
+        }
+        let mut suspicion = vec![0.0f64; data.n_samples()];
+        for run in &runs {
+            for (s, f) in suspicion.iter_mut().zip(empirical_cdf(run.detection.scores())) {
+                *s = s.max(f);
+            }
+        }
+        Ok(Report::new(runs, failures, suspicion))
+    }
+}
+
+/// Renders an error and its sources as `a: b: c`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// For every score, the share of scores that are at most it, in (0, 1].
+fn empirical_cdf(scores: &[f64]) -> Vec<f64> {
+    let n = scores.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut out = vec![0.0; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start;
+        while end + 1 < n && scores[order[end + 1]] == scores[order[start]] {
+            end += 1;
+        }
+        let f = (end + 1) as f64 / n as f64;
+        for &i in &order[start..=end] {
+            out[i] = f;
+        }
+        start = end + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn empirical_cdf_handles_ties() {
+        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![1.0, 0.25, 1.0, 0.5]);
+    }
+
+    #[test]
+    fn unknown_detector_lists_known_ones() {
+        let e = detector("nope", &DetectorOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("spectral_signature"));
+    }
+
+    #[test]
+    fn failures_are_reported_not_swallowed() {
+        let data = Dataset::new(Array2::from_elem((5, 2), 1.0f32)).unwrap();
+        let audit = Audit::new().with_detector(detector("spectral_signature", &DetectorOptions::default()).unwrap());
+        match audit.run(&data) {
+            Err(AuditError::AllFailed(f)) => {
+                assert_eq!(f.id.as_str(), "spectral_signature");
+                assert!(f.error.contains("needs labels"), "{}", f.error);
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert_eq!(Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids(), vec![]);
+        assert_eq!(Audit::new().run(&data).unwrap_err(), AuditError::NoDetectors);
+    }
+}

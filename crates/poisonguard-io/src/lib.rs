@@ -1,1 +1,32 @@
-//! placeholder
+//! Input and output of [poisonguard](https://crates.io/crates/poisonguard): reads CSV and Parquet
+//! tables into a checked [`Dataset`](poisonguard_core::Dataset) and writes the per-row report as
+//! CSV, Parquet or JSON. The only crate of the workspace that uses polars.
+//!
+//! # Overview
+//! - [`load`] with [`LoadOptions`] (label / id / source / truth columns, feature selection) returns
+//!   a [`Table`]: the dataset, the feature names and the optional ground truth.
+//! - [`write_report`] writes a [`Report`](poisonguard_core::Report) with the columns of
+//!   [`report_columns`], one row per input row, in input order.
+//!
+//! Every error names the file and, where it applies, the column and the 0-based data row.
+//!
+//! ```no_run
+//! use poisonguard_io::{load, LoadOptions};
+//! let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+//! let table = load("datasets/digits/digits.csv", &opts)?;
+//! println!("{} rows x {} features", table.dataset().n_samples(), table.dataset().n_features());
+//! # Ok::<(), poisonguard_io::Error>(())
+//! ```
+//!
+//! # Design notes
+//! Features are copied column by column into a row-major `f32` matrix (at most one column-sized
+//! temporary for the cast). Polars' `ndarray` feature is not used: from polars 0.53 it builds
+//! against another ndarray than the rest of the workspace.
+
+mod error;
+mod read;
+mod write;
+
+pub use error::{Error, Result};
+pub use read::{Format, LoadOptions, Table, load};
+pub use write::{report_columns, write_report};

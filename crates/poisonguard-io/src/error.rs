@@ -1,0 +1,162 @@
+//! Errors of reading tables and writing reports, each naming the file, and where it applies the
+//! column and the row (0-based data row, the same numbering as the report's `row` column).
+
+use poisonguard_core::DataError;
+use thiserror::Error;
+
+/// What can go wrong reading an input table or writing a report.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input file does not exist.
+    #[error("{path}: file not found")]
+    NotFound {
+        /// The file.
+        path: String,
+    },
+    /// The operating system refused a read or write.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file extension names no supported format.
+    #[error("{path}: unsupported file type {extension:?}; use {supported}")]
+    UnsupportedFormat {
+        /// The file.
+        path: String,
+        /// Its extension (empty if none).
+        extension: String,
+        /// The supported extensions.
+        supported: &'static str,
+    },
+    /// The file has zero bytes.
+    #[error("{path}: the file is empty")]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
+    /// The file has a header or schema but no data rows.
+    #[error("{path}: the table has no rows")]
+    NoRows {
+        /// The file.
+        path: String,
+    },
+    /// The file is not valid CSV or Parquet (truncated, corrupt, ragged).
+    #[error("{path}: cannot read as {format}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// "CSV" or "Parquet".
+        format: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// A named column does not exist.
+    #[error("{path}: no column {column:?} ({role}); the columns are {available}")]
+    MissingColumn {
+        /// The file.
+        path: String,
+        /// The column asked for.
+        column: String,
+        /// What it was asked for (label, id, feature, ...).
+        role: &'static str,
+        /// The columns that exist, rendered.
+        available: String,
+    },
+    /// A feature column holds non-numeric values.
+    #[error("{path}: feature column {column:?} is not numeric ({detail}); fix the value or leave the column out with --exclude {column}")]
+    NonNumericColumn {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The type found, and the first offending row and value where one can be named.
+        detail: String,
+    },
+    /// A feature, label or truth value is missing (null / empty).
+    #[error("{path}: column {column:?}, row {row}: missing value")]
+    MissingValue {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("{path}: column {column:?}, row {row}: value {value} is not finite")]
+    NonFinite {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The label column has a type that is neither integer nor string.
+    #[error("{path}: label column {column:?} holds {dtype} values; labels must be integers or strings")]
+    LabelType {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// The ground-truth column holds something other than 0/1 or true/false.
+    #[error("{path}: truth column {column:?}, row {row}: {value} is not 0 or 1")]
+    TruthValue {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+        /// The value, rendered.
+        value: String,
+    },
+    /// The same column was given two roles.
+    #[error("{path}: column {column:?} is used both as {first} and as {second}")]
+    ColumnRoleConflict {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// One role.
+        first: &'static str,
+        /// The other role.
+        second: &'static str,
+    },
+    /// Column selection left no feature column.
+    #[error("{path}: no feature columns are left after selection (columns: {available})")]
+    NoFeatures {
+        /// The file.
+        path: String,
+        /// The columns that exist, rendered.
+        available: String,
+    },
+    /// The assembled data was rejected by the core checks.
+    #[error("{path}: {source}")]
+    Data {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: DataError,
+    },
+    /// Writing the output failed.
+    #[error("{path}: cannot write: {message}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,370 @@
+//! Reading a CSV or Parquet table into a checked [`Dataset`].
+
+use std::fs::File;
+use std::path::Path;
+
+use ndarray::Array2;
+use poisonguard_core::{Dataset, LabelValue, Labels};
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// File formats, chosen by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// `.csv`: comma-separated with a header row.
+    Csv,
+    /// `.parquet` / `.pq`.
+    Parquet,
+    /// `.json`: an array of row objects (report output only).
+    Json,
+}
+
+impl Format {
+    /// The format of `path`, from its extension (case-insensitive).
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedFormat`] for any other extension.
+    pub fn of(path: &Path, allow_json: bool) -> Result<Format> {
+        let extension =
+            path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        match extension.as_str() {
+            "csv" => Ok(Format::Csv),
+            "parquet" | "pq" => Ok(Format::Parquet),
+            "json" if allow_json => Ok(Format::Json),
+            _ => Err(Error::UnsupportedFormat {
+                path: path.display().to_string(),
+                extension,
+                supported: if allow_json { ".csv, .parquet or .json" } else { ".csv or .parquet" },
+            }),
+        }
+    }
+}
+
+/// Which columns play which role. Unnamed roles are absent; by default every numeric column that
+/// has no other role is a feature.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Label column (integers or strings).
+    pub label: Option<String>,
+    /// Sample-id column (any type, kept as text).
+    pub id: Option<String>,
+    /// Data-source (contributor) column (any type, kept as text).
+    pub source: Option<String>,
+    /// Ground-truth column: 1 / true for a known poisoned row, 0 / false otherwise.
+    pub truth: Option<String>,
+    /// Exactly these feature columns, in this order (instead of the default).
+    pub features: Option<Vec<String>>,
+    /// Columns to leave out of the default feature set.
+    pub exclude: Vec<String>,
+}
+
+/// A loaded table: the checked dataset plus what io keeps beside it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    dataset: Dataset,
+    truth: Option<Vec<bool>>,
+    feature_names: Vec<String>,
+}
+
+impl Table {
+    /// The checked dataset (features, labels, ids, sources).
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// Ground truth, if a truth column was named.
+    pub fn truth(&self) -> Option<&[bool]> {
+        self.truth.as_deref()
+    }
+
+    /// Names of the feature columns, in matrix column order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Splits into the dataset and the ground truth.
+    pub fn into_parts(self) -> (Dataset, Option<Vec<bool>>) {
+        (self.dataset, self.truth)
+    }
+}
+
+/// Reads a CSV or Parquet file (by extension) into a [`Table`].
+///
+/// # Errors
+/// Every [`Error`] variant that concerns reading: missing or empty file, unreadable format,
+/// missing columns, non-numeric or non-finite features (naming column and row), bad labels or
+/// truth values, no feature left.
+///
+/// # Example: load the shipped poisoned digits
+/// ```no_run
+/// use poisonguard_io::{load, LoadOptions};
+/// let opts = LoadOptions {
+///     label: Some("label".into()),
+///     truth: Some("is_poison".into()),
+///     ..LoadOptions::default()
+/// };
+/// let table = load("datasets/poisoned/digits_badnets.parquet", &opts)?;
+/// assert_eq!(table.dataset().n_features(), 64);
+/// # Ok::<(), poisonguard_io::Error>(())
+/// ```
+pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
+    let path = path.as_ref();
+    let frame = read_frame(path)?;
+    table_from_frame(path, &frame, opts)
+}
+
+fn read_frame(path: &Path) -> Result<DataFrame> {
+    let shown = path.display().to_string();
+    let format = Format::of(path, false)?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { path: shown.clone() },
+        _ => Error::Io { path: shown.clone(), source: e },
+    })?;
+    if meta.len() == 0 {
+        return Err(Error::EmptyFile { path: shown });
+    }
+    let parse = |format: &'static str| {
+        let path = shown.clone();
+        move |e: PolarsError| Error::Parse { path, format, message: e.to_string() }
+    };
+    let frame = match format {
+        Format::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            // Infer types from every row, so that one bad value late in a column is reported as a
+            // non-numeric column (with its row) rather than as a parse failure.
+            .with_infer_schema_length(None)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(parse("CSV"))?,
+        _ => {
+            let file = File::open(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+            ParquetReader::new(file).finish().map_err(parse("Parquet"))?
+        }
+    };
+    if frame.height() == 0 {
+        return Err(Error::NoRows { path: shown });
+    }
+    Ok(frame)
+}
+
+fn column_list(frame: &DataFrame) -> String {
+    let names: Vec<&str> = frame.get_column_names().iter().map(|s| s.as_str()).collect();
+    names.join(", ")
+}
+
+fn get<'a>(frame: &'a DataFrame, path: &str, name: &str, role: &'static str) -> Result<&'a Column> {
+    frame.column(name).map_err(|_| Error::MissingColumn {
+        path: path.to_string(),
+        column: name.to_string(),
+        role,
+        available: column_list(frame),
+    })
+}
+
+fn is_numeric(dtype: &DataType) -> bool {
+    dtype.is_primitive_numeric() || dtype.is_bool()
+}
+
+fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Result<Table> {
+    let shown = path.display().to_string();
+    let p = shown.as_str();
+    // Roles must not overlap.
+    let roles: Vec<(&'static str, &String)> = [
+        ("label", &opts.label),
+        ("id", &opts.id),
+        ("source", &opts.source),
+        ("truth", &opts.truth),
+    ]
+    .into_iter()
+    .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
+    .collect();
+    for (k, (r1, c1)) in roles.iter().enumerate() {
+        get(frame, p, c1, r1)?;
+        if let Some((r2, _)) = roles[k + 1..].iter().find(|(_, c2)| c2 == c1) {
+            return Err(Error::ColumnRoleConflict {
+                path: shown.clone(),
+                column: (*c1).clone(),
+                first: r1,
+                second: r2,
+            });
+        }
+    }
+    for c in &opts.exclude {
+        get(frame, p, c, "excluded")?;
+    }
+
+    let feature_names: Vec<String> = match &opts.features {
+        Some(list) => {
+            for c in list {
+                get(frame, p, c, "feature")?;
+                if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == c) {
+                    return Err(Error::ColumnRoleConflict {
+                        path: shown.clone(),
+                        column: c.clone(),
+                        first: "feature",
+                        second: r,
+                    });
+                }
+            }
+            list.clone()
+        }
+        None => frame
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !roles.iter().any(|(_, rc)| *rc == c) && !opts.exclude.contains(c))
+            .collect(),
+    };
+    if feature_names.is_empty() {
+        return Err(Error::NoFeatures { path: shown, available: column_list(frame) });
+    }
+
+    let features = feature_matrix(p, frame, &feature_names)?;
+    let mut dataset =
+        Dataset::new(features).map_err(|source| Error::Data { path: shown.clone(), source })?;
+    let data_err = |source| Error::Data { path: shown.clone(), source };
+    if let Some(name) = &opts.label {
+        let raw = label_values(p, get(frame, p, name, "label")?)?;
+        dataset = dataset.with_labels(Labels::from_values(&raw)).map_err(data_err)?;
+    }
+    if let Some(name) = &opts.id {
+        dataset = dataset.with_ids(text_values(p, get(frame, p, name, "id")?)?).map_err(data_err)?;
+    }
+    if let Some(name) = &opts.source {
+        let sources = text_values(p, get(frame, p, name, "source")?)?;
+        dataset = dataset.with_sources(sources).map_err(data_err)?;
+    }
+    let truth = match &opts.truth {
+        Some(name) => Some(truth_values(p, get(frame, p, name, "truth")?)?),
+        None => None,
+    };
+    Ok(Table { dataset, truth, feature_names })
+}
+
+/// Fills the row-major f32 matrix one column at a time (one column-sized temporary at most).
+fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Array2<f32>> {
+    let n = frame.height();
+    let mut x = Array2::<f32>::zeros((n, names.len()));
+    for (j, name) in names.iter().enumerate() {
+        let col = get(frame, path, name, "feature")?;
+        if !is_numeric(col.dtype()) {
+            return Err(non_numeric(path, name, col));
+        }
+        let cast = col.cast(&DataType::Float32).map_err(|e| Error::NonNumericColumn {
+            path: path.to_string(),
+            column: name.clone(),
+            detail: e.to_string(),
+        })?;
+        let values = cast.f32().map_err(|e| Error::NonNumericColumn {
+            path: path.to_string(),
+            column: name.clone(),
+            detail: e.to_string(),
+        })?;
+        for (i, v) in values.iter().enumerate() {
+            let v = v.ok_or_else(|| Error::MissingValue {
+                path: path.to_string(),
+                column: name.clone(),
+                row: i,
+            })?;
+            if !v.is_finite() {
+                return Err(Error::NonFinite {
+                    path: path.to_string(),
+                    column: name.clone(),
+                    row: i,
+                    value: v,
+                });
+            }
+            x[[i, j]] = v;
+        }
+    }
+    Ok(x)
+}
+
+fn non_numeric(path: &str, name: &str, col: &Column) -> Error {
+    let mut detail = format!("type {}", col.dtype());
+    if let Ok(text) = col.str() {
+        let bad = text.iter().enumerate().find_map(|(i, v)| {
+            v.filter(|s| s.trim().parse::<f64>().is_err()).map(|s| (i, s.to_string()))
+        });
+        if let Some((row, value)) = bad {
+            detail = format!("row {row} holds {value:?}");
+        }
+    }
+    Error::NonNumericColumn { path: path.to_string(), column: name.to_string(), detail }
+}
+
+fn label_values(path: &str, col: &Column) -> Result<Vec<LabelValue>> {
+    let name = col.name().to_string();
+    let missing = |row| Error::MissingValue { path: path.to_string(), column: name.clone(), row };
+    if col.dtype().is_integer() {
+        let cast = col.cast(&DataType::Int64).map_err(|e| Error::LabelType {
+            path: path.to_string(),
+            column: name.clone(),
+            dtype: e.to_string(),
+        })?;
+        let ca = cast.i64().map_err(|e| Error::LabelType {
+            path: path.to_string(),
+            column: name.clone(),
+            dtype: e.to_string(),
+        })?;
+        ca.iter().enumerate().map(|(i, v)| v.map(LabelValue::Int).ok_or_else(|| missing(i))).collect()
+    } else if let Ok(ca) = col.str() {
+        ca.iter()
+            .enumerate()
+            .map(|(i, v)| v.map(|s| LabelValue::Str(s.to_string())).ok_or_else(|| missing(i)))
+            .collect()
+    } else {
+        Err(Error::LabelType { path: path.to_string(), column: name, dtype: col.dtype().to_string() })
+    }
+}
+
+fn text_values(path: &str, col: &Column) -> Result<Vec<String>> {
+    let name = col.name().to_string();
+    let cast = col.cast(&DataType::String).map_err(|e| Error::Parse {
+        path: path.to_string(),
+        format: "text",
+        message: format!("column {name:?}: {e}"),
+    })?;
+    let ca = cast.str().map_err(|e| Error::Parse {
+        path: path.to_string(),
+        format: "text",
+        message: format!("column {name:?}: {e}"),
+    })?;
+    ca.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.map(str::to_string).ok_or_else(|| Error::MissingValue {
+                path: path.to_string(),
+                column: name.clone(),
+                row: i,
+            })
+        })
+        .collect()
+}
+
+fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
+    let name = col.name().to_string();
+    let bad = |row: usize, value: String| Error::TruthValue {
+        path: path.to_string(),
+        column: name.clone(),
+        row,
+        value,
+    };
+    if !is_numeric(col.dtype()) {
+        let first = col.get(0).map(|v| v.to_string()).unwrap_or_default();
+        return Err(bad(0, first));
+    }
+    let cast = col.cast(&DataType::Float64).map_err(|e| bad(0, e.to_string()))?;
+    let ca = cast.f64().map_err(|e| bad(0, e.to_string()))?;
+    ca.iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Some(v) if v == 0.0 => Ok(false),
+            Some(v) if v == 1.0 => Ok(true),
+            Some(v) => Err(bad(i, v.to_string())),
+            None => Err(Error::MissingValue { path: path.to_string(), column: name.clone(), row: i }),
+        })
+        .collect()
+}

@@ -1,0 +1,132 @@
+//! Writing the per-row report as CSV, Parquet or JSON (by extension).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use poisonguard_core::{Dataset, LabelValue, Report};
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::read::Format;
+
+/// The report's column names, in order: `row`, `id` (if the dataset has ids), `label` (if it has
+/// labels), `<detector>_score` and `<detector>_flagged` per detector run, then `suspicion`,
+/// `flagged`, `reasons`.
+pub fn report_columns(report: &Report, data: &Dataset) -> Vec<String> {
+    let mut names = vec!["row".to_string()];
+    if data.ids().is_some() {
+        names.push("id".into());
+    }
+    if data.labels().is_some() {
+        names.push("label".into());
+    }
+    for run in report.runs() {
+        names.push(format!("{}_score", run.id));
+        names.push(format!("{}_flagged", run.id));
+    }
+    names.extend(["suspicion", "flagged", "reasons"].map(String::from));
+    names
+}
+
+/// One column of the report, typed.
+enum Values {
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Bool(Vec<bool>),
+    Text(Vec<String>),
+}
+
+fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
+    let n = report.n_samples();
+    let mut cols = vec![Values::Int((0..n as i64).collect())];
+    if let Some(ids) = data.ids() {
+        cols.push(Values::Text(ids.to_vec()));
+    }
+    if let Some(labels) = data.labels() {
+        let values: Vec<&LabelValue> = (0..n).map(|i| labels.value_of_row(i)).collect();
+        if values.iter().all(|v| matches!(v, LabelValue::Int(_))) {
+            let ints = values.iter().map(|v| if let LabelValue::Int(k) = v { *k } else { 0 });
+            cols.push(Values::Int(ints.collect()));
+        } else {
+            cols.push(Values::Text(values.iter().map(|v| v.to_string()).collect()));
+        }
+    }
+    for run in report.runs() {
+        cols.push(Values::Float(run.detection.scores().to_vec()));
+        cols.push(Values::Bool(run.detection.flagged()));
+    }
+    cols.push(Values::Float(report.suspicion().to_vec()));
+    cols.push(Values::Bool((0..n).map(|i| report.is_flagged(i)).collect()));
+    cols.push(Values::Text((0..n).map(|i| report.reasons_of_row(i)).collect()));
+    cols
+}
+
+/// Writes one row per input row, in input order, to `path` as CSV, Parquet or JSON (an array of
+/// objects) chosen by its extension. Columns: [`report_columns`].
+///
+/// # Errors
+/// [`Error::UnsupportedFormat`] for another extension, [`Error::Write`] / [`Error::Io`] when the
+/// file cannot be written.
+pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> Result<()> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let format = Format::of(path, true)?;
+    let names = report_columns(report, data);
+    let values = report_values(report, data);
+    let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
+    match format {
+        Format::Json => write_json(BufWriter::new(file), &names, &values)
+            .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() }),
+        Format::Csv | Format::Parquet => {
+            let columns: Vec<Column> = names
+                .iter()
+                .zip(values)
+                .map(|(name, v)| {
+                    let name = PlSmallStr::from(name.as_str());
+                    match v {
+                        Values::Int(v) => Column::new(name, v),
+                        Values::Float(v) => Column::new(name, v),
+                        Values::Bool(v) => Column::new(name, v),
+                        Values::Text(v) => Column::new(name, v),
+                    }
+                })
+                .collect();
+            let mut frame = DataFrame::new(report.n_samples(), columns).map_err(write_err)?;
+            if format == Format::Csv {
+                CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err)
+            } else {
+                ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err)
+            }
+        }
+    }
+}
+
+fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::io::Result<()> {
+    let n = match values.first() {
+        Some(Values::Int(v)) => v.len(),
+        _ => 0,
+    };
+    out.write_all(b"[")?;
+    for i in 0..n {
+        let mut obj = Map::new();
+        for (name, col) in names.iter().zip(values) {
+            let v = match col {
+                Values::Int(v) => Value::from(v[i]),
+                Values::Float(v) => Value::from(v[i]),
+                Values::Bool(v) => Value::from(v[i]),
+                Values::Text(v) => Value::from(v[i].as_str()),
+            };
+            obj.insert(name.clone(), v);
+        }
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut out, &obj)?;
+    }
+    out.write_all(b"\n]\n")?;
+    out.flush()
+}
