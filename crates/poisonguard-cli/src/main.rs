@@ -1,1 +1,121 @@
-fn main() {}
+//! `poisonguard`: audit a CSV or Parquet training set for data poisoning.
+//!
+//! Exit codes: 0 = ran, 1 = ran and rows were flagged (only with `--fail-on-flagged`),
+//! 2 = bad input or failure (one line on stderr naming file, column and row).
+
+mod args;
+mod summary;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use poisonguard::{Audit, AuditEvent, DetectorOptions};
+use poisonguard_io::{LoadOptions, load, write_report};
+
+use crate::args::{Cli, Command, ScanArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A spinner on stderr, drawn only when stderr is a terminal.
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn scan(args: &ScanArgs) -> Result<ExitCode> {
+    if let Some(n) = args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot configure the thread pool")?;
+    }
+    let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
+    let opts = DetectorOptions { seed: args.seed, threshold };
+    let requested = args.detector_list()?;
+
+    let bar = spinner();
+    bar.set_message(format!("reading {}", args.input.display()));
+    let load_opts = LoadOptions {
+        label: args.label.clone(),
+        id: args.id.clone(),
+        source: args.source.clone(),
+        truth: args.truth.clone(),
+        features: args.features.clone(),
+        exclude: args.exclude.clone().unwrap_or_default(),
+    };
+    let table = load(&args.input, &load_opts)?;
+    let data = table.dataset();
+
+    let audit = match &requested {
+        Some(names) => {
+            let mut audit = Audit::new();
+            for name in names {
+                audit = audit.with_detector(poisonguard::detector(name, &opts)?);
+            }
+            audit
+        }
+        None => {
+            let audit = Audit::for_dataset(data, &opts);
+            if audit.detector_ids().is_empty() {
+                match data.labels() {
+                    None => bail!(
+                        "{}: no detector applies without labels; name the label column with --label",
+                        args.input.display()
+                    ),
+                    Some(l) => bail!(
+                        "{}: label column {:?} holds a single class ({}); the detectors compare classes",
+                        args.input.display(),
+                        args.label.as_deref().unwrap_or_default(),
+                        l.value_of_row(0)
+                    ),
+                }
+            }
+            audit
+        }
+    };
+    let report = audit
+        .run_with(data, &mut |event| {
+            if let AuditEvent::Started(id) = event {
+                bar.set_message(format!("running {id}"));
+            }
+        })
+        .with_context(|| args.input.display().to_string())?;
+    if let Some(out) = &args.output {
+        bar.set_message(format!("writing {}", out.display()));
+        write_report(out, &report, data)?;
+    }
+    bar.finish_and_clear();
+
+    for failure in report.failures() {
+        eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
+    }
+    let mut stdout = std::io::stdout().lock();
+    summary::print(&mut stdout, args, &table, &report)?;
+    if args.fail_on_flagged && report.n_flagged() > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -144,16 +144,17 @@ impl Detector for SpectralSignatureValidParams {
             }
             let ratio = if eig.lambda2 > 0.0 { eig.lambda1 / eig.lambda2 } else { 0.0 };
             let explained = if eig.trace > 0.0 { eig.lambda1 / eig.trace } else { 0.0 };
+            let inflation = if fit.scale2 > 0.0 { eig.lambda1 / fit.scale2 } else { 0.0 };
             findings.push(ClassFinding::new(
                 ClassId(c as u32),
                 labels.map().values()[c].clone(),
                 rows.len(),
-                ratio,
+                inflation,
                 vec![
-                    ("top_eigenvalue", eig.lambda1),
-                    ("second_eigenvalue", eig.lambda2),
+                    ("variance_inflation", inflation),
                     ("spectral_ratio", ratio),
                     ("explained_variance", explained),
+                    ("top_eigenvalue", eig.lambda1),
                 ],
             ));
             classes.push(Some(fit));

@@ -1,0 +1,126 @@
+//! Command-line arguments, parsed in two stages: clap's syntax, then checked values.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use poisonguard::{DETECTOR_IDS, ThresholdRule};
+
+/// Audit machine-learning training data for poisoning.
+#[derive(Debug, Parser)]
+#[command(name = "poisonguard", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score every row of a CSV or Parquet table for poisoning and summarise the findings.
+    Scan(ScanArgs),
+}
+
+/// Arguments of `poisonguard scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Input table: .csv (with a header row) or .parquet.
+    pub input: PathBuf,
+    /// Label column (integers or strings).
+    #[arg(long, value_name = "COL")]
+    pub label: Option<String>,
+    /// Sample-id column, copied to the report.
+    #[arg(long, value_name = "COL")]
+    pub id: Option<String>,
+    /// Data-source (contributor) column.
+    #[arg(long, value_name = "COL")]
+    pub source: Option<String>,
+    /// Ground-truth column (1 = known poison): prints ROC-AUC, average precision and recall.
+    #[arg(long, value_name = "COL")]
+    pub truth: Option<String>,
+    /// Feature columns to use, comma-separated (default: every other numeric column).
+    #[arg(long, value_name = "A,B", value_delimiter = ',', conflicts_with = "exclude")]
+    pub features: Option<Vec<String>>,
+    /// Columns to leave out of the features, comma-separated.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub exclude: Option<Vec<String>>,
+    /// Detectors to run, comma-separated (default: every detector that applies to the data).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub detectors: Option<Vec<String>>,
+    /// Threshold rule: auto | contamination:F | fixed:X | robust-z:C | tukey:K.
+    #[arg(long, value_name = "RULE")]
+    pub threshold: Option<String>,
+    /// Write the per-row report here (.csv, .parquet or .json).
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Seed of every randomized step.
+    #[arg(long, default_value_t = poisonguard::DetectorOptions::default().seed)]
+    pub seed: u64,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Exit with code 1 when any row is flagged.
+    #[arg(long)]
+    pub fail_on_flagged: bool,
+}
+
+impl ScanArgs {
+    /// The requested detectors, checked against the known ids; `None` for the default set.
+    pub fn detector_list(&self) -> Result<Option<Vec<String>>> {
+        let Some(list) = &self.detectors else { return Ok(None) };
+        let list: Vec<String> =
+            list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if list.is_empty() {
+            bail!("--detectors is empty; known detectors: {}", DETECTOR_IDS.join(", "));
+        }
+        for name in &list {
+            if !DETECTOR_IDS.contains(&name.as_str()) {
+                bail!("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "));
+            }
+        }
+        Ok(Some(list))
+    }
+}
+
+/// Parses `auto`, `contamination:F`, `fixed:X`, `robust-z:C` or `tukey:K`, and checks the value.
+pub fn parse_threshold(text: &str) -> Result<ThresholdRule> {
+    let (kind, value) = match text.split_once(':') {
+        Some((k, v)) => (k.trim(), Some(v.trim())),
+        None => (text.trim(), None),
+    };
+    let number = |v: Option<&str>| -> Result<f64> {
+        match v.map(str::parse::<f64>) {
+            Some(Ok(x)) => Ok(x),
+            _ => bail!("--threshold {text:?}: {kind} needs a number, e.g. {kind}:0.05"),
+        }
+    };
+    let rule = match kind {
+        "auto" if value.is_none() => ThresholdRule::Auto,
+        "contamination" => ThresholdRule::Contamination(number(value)?),
+        "fixed" => ThresholdRule::Fixed(number(value)?),
+        "robust-z" => ThresholdRule::RobustZ { c: number(value)? },
+        "tukey" => ThresholdRule::Tukey { iqr_multiplier: number(value)? },
+        _ => bail!(
+            "--threshold {text:?} is not a rule; use auto, contamination:F, fixed:X, robust-z:C or tukey:K"
+        ),
+    };
+    rule.check().map_err(|e| anyhow::anyhow!("--threshold {text:?}: {e}"))?;
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_rules_parse_and_check() {
+        assert_eq!(parse_threshold("auto").unwrap(), ThresholdRule::Auto);
+        assert_eq!(parse_threshold("contamination:0.1").unwrap(), ThresholdRule::Contamination(0.1));
+        assert_eq!(parse_threshold("fixed:2.5").unwrap(), ThresholdRule::Fixed(2.5));
+        assert_eq!(parse_threshold("tukey:3").unwrap(), ThresholdRule::Tukey { iqr_multiplier: 3.0 });
+        assert!(parse_threshold("contamination:0.9").is_err());
+        assert!(parse_threshold("contamination").is_err());
+        assert!(parse_threshold("sometimes").is_err());
+    }
+}
