@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poisonguard::{Audit, AuditEvent, DetectorOptions};
-use poisonguard_io::{LoadOptions, load, write_report};
+use poisonguard_io::{Format, LoadOptions, load, write_report};
 
 use crate::args::{Cli, Command, ScanArgs};
 
@@ -55,6 +55,10 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
     let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
     let opts = DetectorOptions { seed: args.seed, threshold };
     let requested = args.detector_list()?;
+    if let Some(out) = &args.output {
+        // Fail before the work, not after it.
+        Format::of(out, true)?;
+    }
 
     let bar = spinner();
     bar.set_message(format!("reading {}", args.input.display()));

@@ -149,9 +149,17 @@ fn read_frame(path: &Path) -> Result<DataFrame> {
     Ok(frame)
 }
 
+/// Columns named in an error message before the rest is summarised as a count.
+const LISTED_COLUMNS: usize = 12;
+
 fn column_list(frame: &DataFrame) -> String {
     let names: Vec<&str> = frame.get_column_names().iter().map(|s| s.as_str()).collect();
-    names.join(", ")
+    if names.len() <= LISTED_COLUMNS {
+        names.join(", ")
+    } else {
+        let more = names.len() - LISTED_COLUMNS;
+        format!("{}, ... ({more} more)", names[..LISTED_COLUMNS].join(", "))
+    }
 }
 
 fn get<'a>(frame: &'a DataFrame, path: &str, name: &str, role: &'static str) -> Result<&'a Column> {

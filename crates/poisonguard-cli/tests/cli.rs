@@ -1,0 +1,268 @@
+//! End-to-end tests of the `poisonguard` binary on the shipped datasets and on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn datasets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets")
+}
+
+fn poisonguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poisonguard")).args(args).output().expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+mod scan {
+    use super::*;
+
+    #[test]
+    fn badnets_summary_names_class_0_and_prints_quality() {
+        let input = datasets().join("poisoned/digits_badnets.parquet");
+        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "--truth", "is_poison"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("1817 rows, 64 features, 10 classes"), "{out}");
+        // the first class listed under "most suspicious classes" is 0
+        let mut lines = out.lines().skip_while(|l| !l.starts_with("most suspicious classes"));
+        lines.next();
+        lines.next(); // header
+        let first = lines.next().expect("a class row");
+        assert_eq!(first.split_whitespace().next(), Some("0"), "{out}");
+        // quality table: spectral_signature's ROC-AUC is printed and high
+        let auc_line = out
+            .lines()
+            .skip_while(|l| !l.starts_with("detection quality"))
+            .find(|l| l.trim_start().starts_with("spectral_signature"))
+            .expect("quality row");
+        let auc: f64 = auc_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(auc >= 0.95, "{auc_line}");
+    }
+
+    #[test]
+    fn fail_on_flagged_exits_1() {
+        let input = datasets().join("poisoned/digits_badnets.csv");
+        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "--exclude", "is_poison", "--fail-on-flagged"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    }
+}
+
+mod report {
+    use super::*;
+
+    #[test]
+    fn csv_report_has_the_design_columns_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.csv");
+        let input = datasets().join("poisoned/digits_badnets.csv");
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--truth",
+            "is_poison",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "row,label,spectral_signature_score,spectral_signature_flagged,suspicion,flagged,reasons"
+        );
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), 1817);
+        for (i, line) in rows.iter().enumerate() {
+            assert!(line.starts_with(&format!("{i},")), "row {i}: {line}");
+        }
+        // a flagged row carries a reason sentence
+        let flagged = rows.iter().find(|l| l.contains(",true,")).expect("some flagged row");
+        assert!(flagged.contains("spectral_signature: lies"), "{flagged}");
+    }
+
+    #[test]
+    fn json_report_is_an_array_of_row_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.json");
+        let input = datasets().join("tabular/wine.csv");
+        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "-o", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with("[\n{\"row\":0,\"label\":0,\"spectral_signature_score\":"), "{}", &text[..80]);
+        assert_eq!(text.matches("\"row\":").count(), 178);
+    }
+}
+
+mod determinism {
+    use super::*;
+    use std::fmt::Write as _;
+
+    /// 2 classes x 300 rows x 160 features: every class takes the subspace-iteration route.
+    fn synthetic_csv(path: &Path) {
+        let mut s = String::new();
+        let header: Vec<String> = (0..160).map(|j| format!("f{j}")).chain(["label".into()]).collect();
+        writeln!(s, "{}", header.join(",")).unwrap();
+        let mut state: u64 = 42;
+        for i in 0..600 {
+            let row: Vec<String> = (0..160)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    format!("{:.5}", (state >> 11) as f64 / (1u64 << 53) as f64)
+                })
+                .chain([(i % 2).to_string()])
+                .collect();
+            writeln!(s, "{}", row.join(",")).unwrap();
+        }
+        std::fs::write(path, s).unwrap();
+    }
+
+    #[test]
+    fn same_seed_same_bytes_for_1_and_2_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("synthetic.csv");
+        synthetic_csv(&input);
+        let badnets = datasets().join("poisoned/digits_badnets_embeddings.parquet");
+        for (src, ext) in [(&input, "csv"), (&badnets, "parquet")] {
+            let mut reports = Vec::new();
+            for threads in ["1", "2"] {
+                let out = dir.path().join(format!("r{threads}.{ext}"));
+                let o = poisonguard(&[
+                    "scan",
+                    src.to_str().unwrap(),
+                    "--label",
+                    "label",
+                    "--seed",
+                    "7",
+                    "--threads",
+                    threads,
+                    "-o",
+                    out.to_str().unwrap(),
+                ]);
+                assert!(o.status.success(), "{}", stderr(&o));
+                reports.push(std::fs::read(&out).unwrap());
+            }
+            assert_eq!(reports[0], reports[1], "{ext} report differs between 1 and 2 threads");
+        }
+    }
+}
+
+mod bad_input {
+    use super::*;
+
+    /// Runs a scan that must fail: exit code 2, one line on stderr containing every `needle`.
+    fn rejects(args: &[&str], needles: &[&str]) {
+        let o = poisonguard(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{err:?} lacks {n:?}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn missing_file() {
+        rejects(&["scan", "no/such/file.csv", "--label", "label"], &["no/such/file.csv", "not found"]);
+    }
+
+    #[test]
+    fn truncated_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(datasets().join("poisoned/digits_badnets.parquet")).unwrap();
+        let p = dir.path().join("cut.parquet");
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        rejects(&["scan", p.to_str().unwrap(), "--label", "label"], &["cut.parquet", "Parquet"]);
+    }
+
+    #[test]
+    fn empty_file_and_header_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = write(dir.path(), "empty.csv", "");
+        rejects(&["scan", &empty, "--label", "label"], &["empty.csv", "empty"]);
+        let header = write(dir.path(), "header.csv", "a,b,label\n");
+        rejects(&["scan", &header, "--label", "label"], &["header.csv", "no rows"]);
+    }
+
+    #[test]
+    fn missing_label_column() {
+        let input = datasets().join("tabular/wine.csv");
+        rejects(&["scan", input.to_str().unwrap(), "--label", "class"], &["wine.csv", "\"class\"", "label"]);
+    }
+
+    #[test]
+    fn non_numeric_feature_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "text.csv", "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["text.csv", "\"b\"", "row 1", "oops"]);
+    }
+
+    #[test]
+    fn nan_and_inf_name_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "nan.csv", "a,b,label\n1,2,0\n3,4,1\n5,NaN,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["nan.csv", "\"b\"", "row 2", "NaN"]);
+        let p = write(dir.path(), "inf.csv", "a,b,label\n1,2,0\n-inf,4,1\n5,6,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["inf.csv", "\"a\"", "row 1", "inf"]);
+    }
+
+    #[test]
+    fn single_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "one.csv", "a,b,label\n1,2,7\n3,4,7\n5,6,7\n");
+        rejects(&["scan", &p, "--label", "label"], &["one.csv", "single class", "7"]);
+        rejects(
+            &["scan", &p, "--label", "label", "--detectors", "spectral_signature"],
+            &["one.csv", "at least two classes"],
+        );
+    }
+
+    #[test]
+    fn unknown_detector() {
+        let input = datasets().join("tabular/wine.csv");
+        rejects(
+            &["scan", input.to_str().unwrap(), "--label", "label", "--detectors", "spectral,lof"],
+            &["unknown detector \"spectral\"", "spectral_signature"],
+        );
+    }
+
+    #[test]
+    fn features_selected_to_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "two.csv", "a,b,label\n1,2,0\n3,4,1\n");
+        rejects(&["scan", &p, "--label", "label", "--exclude", "a,b"], &["two.csv", "no feature columns"]);
+    }
+
+    #[test]
+    fn missing_value_and_bad_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "gap.csv", "a,b,label\n1,,0\n3,4,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["gap.csv", "\"b\"", "row 0", "missing"]);
+        let p = write(dir.path(), "truth.csv", "a,t,label\n1,0,0\n3,2,1\n");
+        rejects(&["scan", &p, "--label", "label", "--truth", "t"], &["truth.csv", "\"t\"", "row 1", "not 0 or 1"]);
+    }
+
+    #[test]
+    fn bad_threshold_and_output_fail_before_work() {
+        let input = datasets().join("tabular/wine.csv");
+        let input = input.to_str().unwrap();
+        rejects(&["scan", input, "--label", "label", "--threshold", "contamination:0.9"], &["contamination"]);
+        rejects(&["scan", input, "--label", "label", "-o", "report.txt"], &["report.txt", "unsupported"]);
+        rejects(&["scan", input, "--label", "label", "--threads", "0"], &["--threads"]);
+    }
+}
