@@ -55,7 +55,10 @@ pub struct DetectorOptions {
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        Self { seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED, threshold: None }
+        Self {
+            seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED,
+            threshold: None,
+        }
     }
 }
 
@@ -71,7 +74,10 @@ pub struct UnknownDetector {
 ///
 /// # Errors
 /// [`UnknownDetector`] for a name not in [`DETECTOR_IDS`].
-pub fn detector(name: &str, opts: &DetectorOptions) -> Result<Box<dyn DynDetector>, UnknownDetector> {
+pub fn detector(
+    name: &str,
+    opts: &DetectorOptions,
+) -> Result<Box<dyn DynDetector>, UnknownDetector> {
     match name {
         "spectral_signature" => {
             let mut p = SpectralSignature::params().seed(opts.seed);
@@ -80,7 +86,9 @@ pub fn detector(name: &str, opts: &DetectorOptions) -> Result<Box<dyn DynDetecto
             }
             Ok(Box::new(p))
         }
-        _ => Err(UnknownDetector { name: name.to_string() }),
+        _ => Err(UnknownDetector {
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -183,7 +191,10 @@ impl Audit {
                     detection: fitted.training().clone(),
                     class_findings: fitted.class_findings().to_vec(),
                 }),
-                Err(e) => failures.push(DetectorFailure { id, error: error_chain(e.as_ref()) }),
+                Err(e) => failures.push(DetectorFailure {
+                    id,
+                    error: error_chain(e.as_ref()),
+                }),
             }
             on_event(AuditEvent::Finished(id, start.elapsed()));
         }
@@ -192,7 +203,10 @@ impl Audit {
         }
         let mut suspicion = vec![0.0f64; data.n_samples()];
         for run in &runs {
-            for (s, f) in suspicion.iter_mut().zip(empirical_cdf(run.detection.scores())) {
+            for (s, f) in suspicion
+                .iter_mut()
+                .zip(empirical_cdf(run.detection.scores()))
+            {
                 *s = s.max(f);
             }
         }
@@ -239,7 +253,10 @@ mod tests {
 
     #[test]
     fn empirical_cdf_handles_ties() {
-        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![1.0, 0.25, 1.0, 0.5]);
+        assert_eq!(
+            empirical_cdf(&[3.0, 1.0, 3.0, 2.0]),
+            vec![1.0, 0.25, 1.0, 0.5]
+        );
     }
 
     #[test]
@@ -251,7 +268,8 @@ mod tests {
     #[test]
     fn failures_are_reported_not_swallowed() {
         let data = Dataset::new(Array2::from_elem((5, 2), 1.0f32)).unwrap();
-        let audit = Audit::new().with_detector(detector("spectral_signature", &DetectorOptions::default()).unwrap());
+        let audit = Audit::new()
+            .with_detector(detector("spectral_signature", &DetectorOptions::default()).unwrap());
         match audit.run(&data) {
             Err(AuditError::AllFailed(f)) => {
                 assert_eq!(f.id.as_str(), "spectral_signature");
@@ -259,7 +277,13 @@ mod tests {
             }
             other => panic!("expected a failure, got {other:?}"),
         }
-        assert_eq!(Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids(), vec![]);
-        assert_eq!(Audit::new().run(&data).unwrap_err(), AuditError::NoDetectors);
+        assert_eq!(
+            Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids(),
+            vec![]
+        );
+        assert_eq!(
+            Audit::new().run(&data).unwrap_err(),
+            AuditError::NoDetectors
+        );
     }
 }

@@ -52,8 +52,15 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot configure the thread pool")?;
     }
-    let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
-    let opts = DetectorOptions { seed: args.seed, threshold };
+    let threshold = args
+        .threshold
+        .as_deref()
+        .map(args::parse_threshold)
+        .transpose()?;
+    let opts = DetectorOptions {
+        seed: args.seed,
+        threshold,
+    };
     let requested = args.detector_list()?;
     if let Some(out) = &args.output {
         // Fail before the work, not after it.

@@ -8,7 +8,10 @@ fn datasets() -> PathBuf {
 }
 
 fn poisonguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_poisonguard")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_poisonguard"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -25,12 +28,21 @@ mod scan {
     #[test]
     fn badnets_summary_names_class_0_and_prints_quality() {
         let input = datasets().join("poisoned/digits_badnets.parquet");
-        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "--truth", "is_poison"]);
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--truth",
+            "is_poison",
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let out = stdout(&o);
         assert!(out.contains("1817 rows, 64 features, 10 classes"), "{out}");
         // the first class listed under "most suspicious classes" is 0
-        let mut lines = out.lines().skip_while(|l| !l.starts_with("most suspicious classes"));
+        let mut lines = out
+            .lines()
+            .skip_while(|l| !l.starts_with("most suspicious classes"));
         lines.next();
         lines.next(); // header
         let first = lines.next().expect("a class row");
@@ -48,7 +60,15 @@ mod scan {
     #[test]
     fn fail_on_flagged_exits_1() {
         let input = datasets().join("poisoned/digits_badnets.csv");
-        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "--exclude", "is_poison", "--fail-on-flagged"]);
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--exclude",
+            "is_poison",
+            "--fail-on-flagged",
+        ]);
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     }
 }
@@ -84,7 +104,10 @@ mod report {
             assert!(line.starts_with(&format!("{i},")), "row {i}: {line}");
         }
         // a flagged row carries a reason sentence
-        let flagged = rows.iter().find(|l| l.contains(",true,")).expect("some flagged row");
+        let flagged = rows
+            .iter()
+            .find(|l| l.contains(",true,"))
+            .expect("some flagged row");
         assert!(flagged.contains("spectral_signature: lies"), "{flagged}");
     }
 
@@ -93,10 +116,21 @@ mod report {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.json");
         let input = datasets().join("tabular/wine.csv");
-        let o = poisonguard(&["scan", input.to_str().unwrap(), "--label", "label", "-o", out.to_str().unwrap()]);
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let text = std::fs::read_to_string(&out).unwrap();
-        assert!(text.starts_with("[\n{\"row\":0,\"label\":0,\"spectral_signature_score\":"), "{}", &text[..80]);
+        assert!(
+            text.starts_with("[\n{\"row\":0,\"label\":0,\"spectral_signature_score\":"),
+            "{}",
+            &text[..80]
+        );
         assert_eq!(text.matches("\"row\":").count(), 178);
     }
 }
@@ -108,13 +142,18 @@ mod determinism {
     /// 2 classes x 300 rows x 160 features: every class takes the subspace-iteration route.
     fn synthetic_csv(path: &Path) {
         let mut s = String::new();
-        let header: Vec<String> = (0..160).map(|j| format!("f{j}")).chain(["label".into()]).collect();
+        let header: Vec<String> = (0..160)
+            .map(|j| format!("f{j}"))
+            .chain(["label".into()])
+            .collect();
         writeln!(s, "{}", header.join(",")).unwrap();
         let mut state: u64 = 42;
         for i in 0..600 {
             let row: Vec<String> = (0..160)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     format!("{:.5}", (state >> 11) as f64 / (1u64 << 53) as f64)
                 })
                 .chain([(i % 2).to_string()])
@@ -149,7 +188,10 @@ mod determinism {
                 assert!(o.status.success(), "{}", stderr(&o));
                 reports.push(std::fs::read(&out).unwrap());
             }
-            assert_eq!(reports[0], reports[1], "{ext} report differs between 1 and 2 threads");
+            assert_eq!(
+                reports[0], reports[1],
+                "{ext} report differs between 1 and 2 threads"
+            );
         }
     }
 }
@@ -162,7 +204,11 @@ mod bad_input {
         let o = poisonguard(args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line expected: {err}"
+        );
         assert!(err.starts_with("error: "), "{err}");
         for n in needles {
             assert!(err.contains(n), "{err:?} lacks {n:?}");
@@ -178,7 +224,10 @@ mod bad_input {
 
     #[test]
     fn missing_file() {
-        rejects(&["scan", "no/such/file.csv", "--label", "label"], &["no/such/file.csv", "not found"]);
+        rejects(
+            &["scan", "no/such/file.csv", "--label", "label"],
+            &["no/such/file.csv", "not found"],
+        );
     }
 
     #[test]
@@ -187,47 +236,90 @@ mod bad_input {
         let bytes = std::fs::read(datasets().join("poisoned/digits_badnets.parquet")).unwrap();
         let p = dir.path().join("cut.parquet");
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-        rejects(&["scan", p.to_str().unwrap(), "--label", "label"], &["cut.parquet", "Parquet"]);
+        rejects(
+            &["scan", p.to_str().unwrap(), "--label", "label"],
+            &["cut.parquet", "Parquet"],
+        );
     }
 
     #[test]
     fn empty_file_and_header_only() {
         let dir = tempfile::tempdir().unwrap();
         let empty = write(dir.path(), "empty.csv", "");
-        rejects(&["scan", &empty, "--label", "label"], &["empty.csv", "empty"]);
+        rejects(
+            &["scan", &empty, "--label", "label"],
+            &["empty.csv", "empty"],
+        );
         let header = write(dir.path(), "header.csv", "a,b,label\n");
-        rejects(&["scan", &header, "--label", "label"], &["header.csv", "no rows"]);
+        rejects(
+            &["scan", &header, "--label", "label"],
+            &["header.csv", "no rows"],
+        );
     }
 
     #[test]
     fn missing_label_column() {
         let input = datasets().join("tabular/wine.csv");
-        rejects(&["scan", input.to_str().unwrap(), "--label", "class"], &["wine.csv", "\"class\"", "label"]);
+        rejects(
+            &["scan", input.to_str().unwrap(), "--label", "class"],
+            &["wine.csv", "\"class\"", "label"],
+        );
     }
 
     #[test]
     fn non_numeric_feature_column() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "text.csv", "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n");
-        rejects(&["scan", &p, "--label", "label"], &["text.csv", "\"b\"", "row 1", "oops"]);
+        let p = write(
+            dir.path(),
+            "text.csv",
+            "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n",
+        );
+        rejects(
+            &["scan", &p, "--label", "label"],
+            &["text.csv", "\"b\"", "row 1", "oops"],
+        );
     }
 
     #[test]
     fn nan_and_inf_name_row_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "nan.csv", "a,b,label\n1,2,0\n3,4,1\n5,NaN,0\n6,7,1\n");
-        rejects(&["scan", &p, "--label", "label"], &["nan.csv", "\"b\"", "row 2", "NaN"]);
-        let p = write(dir.path(), "inf.csv", "a,b,label\n1,2,0\n-inf,4,1\n5,6,0\n6,7,1\n");
-        rejects(&["scan", &p, "--label", "label"], &["inf.csv", "\"a\"", "row 1", "inf"]);
+        let p = write(
+            dir.path(),
+            "nan.csv",
+            "a,b,label\n1,2,0\n3,4,1\n5,NaN,0\n6,7,1\n",
+        );
+        rejects(
+            &["scan", &p, "--label", "label"],
+            &["nan.csv", "\"b\"", "row 2", "NaN"],
+        );
+        let p = write(
+            dir.path(),
+            "inf.csv",
+            "a,b,label\n1,2,0\n-inf,4,1\n5,6,0\n6,7,1\n",
+        );
+        rejects(
+            &["scan", &p, "--label", "label"],
+            &["inf.csv", "\"a\"", "row 1", "inf"],
+        );
     }
 
     #[test]
     fn single_class() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "one.csv", "a,b,label\n1,2,7\n3,4,7\n5,6,7\n");
-        rejects(&["scan", &p, "--label", "label"], &["one.csv", "single class", "7"]);
         rejects(
-            &["scan", &p, "--label", "label", "--detectors", "spectral_signature"],
+            &["scan", &p, "--label", "label"],
+            &["one.csv", "single class", "7"],
+        );
+        rejects(
+            &[
+                "scan",
+                &p,
+                "--label",
+                "label",
+                "--detectors",
+                "spectral_signature",
+            ],
             &["one.csv", "at least two classes"],
         );
     }
@@ -236,7 +328,14 @@ mod bad_input {
     fn unknown_detector() {
         let input = datasets().join("tabular/wine.csv");
         rejects(
-            &["scan", input.to_str().unwrap(), "--label", "label", "--detectors", "spectral,lof"],
+            &[
+                "scan",
+                input.to_str().unwrap(),
+                "--label",
+                "label",
+                "--detectors",
+                "spectral,lof",
+            ],
             &["unknown detector \"spectral\"", "spectral_signature"],
         );
     }
@@ -245,24 +344,49 @@ mod bad_input {
     fn features_selected_to_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "two.csv", "a,b,label\n1,2,0\n3,4,1\n");
-        rejects(&["scan", &p, "--label", "label", "--exclude", "a,b"], &["two.csv", "no feature columns"]);
+        rejects(
+            &["scan", &p, "--label", "label", "--exclude", "a,b"],
+            &["two.csv", "no feature columns"],
+        );
     }
 
     #[test]
     fn missing_value_and_bad_truth() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "gap.csv", "a,b,label\n1,,0\n3,4,1\n");
-        rejects(&["scan", &p, "--label", "label"], &["gap.csv", "\"b\"", "row 0", "missing"]);
+        rejects(
+            &["scan", &p, "--label", "label"],
+            &["gap.csv", "\"b\"", "row 0", "missing"],
+        );
         let p = write(dir.path(), "truth.csv", "a,t,label\n1,0,0\n3,2,1\n");
-        rejects(&["scan", &p, "--label", "label", "--truth", "t"], &["truth.csv", "\"t\"", "row 1", "not 0 or 1"]);
+        rejects(
+            &["scan", &p, "--label", "label", "--truth", "t"],
+            &["truth.csv", "\"t\"", "row 1", "not 0 or 1"],
+        );
     }
 
     #[test]
     fn bad_threshold_and_output_fail_before_work() {
         let input = datasets().join("tabular/wine.csv");
         let input = input.to_str().unwrap();
-        rejects(&["scan", input, "--label", "label", "--threshold", "contamination:0.9"], &["contamination"]);
-        rejects(&["scan", input, "--label", "label", "-o", "report.txt"], &["report.txt", "unsupported"]);
-        rejects(&["scan", input, "--label", "label", "--threads", "0"], &["--threads"]);
+        rejects(
+            &[
+                "scan",
+                input,
+                "--label",
+                "label",
+                "--threshold",
+                "contamination:0.9",
+            ],
+            &["contamination"],
+        );
+        rejects(
+            &["scan", input, "--label", "label", "-o", "report.txt"],
+            &["report.txt", "unsupported"],
+        );
+        rejects(
+            &["scan", input, "--label", "label", "--threads", "0"],
+            &["--threads"],
+        );
     }
 }

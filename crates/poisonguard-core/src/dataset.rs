@@ -51,7 +51,9 @@ impl LabelMap {
     pub fn new(mut values: Vec<LabelValue>) -> Result<Self, DataError> {
         values.sort();
         if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
-            return Err(DataError::DuplicateLabel { label: w[0].to_string() });
+            return Err(DataError::DuplicateLabel {
+                label: w[0].to_string(),
+            });
         }
         Ok(Self { values })
     }
@@ -109,8 +111,16 @@ impl Labels {
     /// # Errors
     /// [`DataError::UnknownClass`] for the first id outside the map.
     pub fn new(ids: Vec<ClassId>, map: LabelMap) -> Result<Self, DataError> {
-        if let Some((row, c)) = ids.iter().enumerate().find(|(_, c)| c.index() >= map.n_classes()) {
-            return Err(DataError::UnknownClass { row, class: c.0, n_classes: map.n_classes() });
+        if let Some((row, c)) = ids
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.index() >= map.n_classes())
+        {
+            return Err(DataError::UnknownClass {
+                row,
+                class: c.0,
+                n_classes: map.n_classes(),
+            });
         }
         Ok(Self { ids, map })
     }
@@ -150,7 +160,10 @@ impl Labels {
 
     /// Number of classes that have at least one row.
     pub fn n_present_classes(&self) -> usize {
-        self.rows_by_class().iter().filter(|r| !r.is_empty()).count()
+        self.rows_by_class()
+            .iter()
+            .filter(|r| !r.is_empty())
+            .count()
     }
 }
 
@@ -199,7 +212,13 @@ impl Dataset {
                 return Err(DataError::NonFinite { row, col, value });
             }
         }
-        Ok(Self { features, labels: None, ids: None, sources: None, pred_probs: None })
+        Ok(Self {
+            features,
+            labels: None,
+            ids: None,
+            sources: None,
+            pred_probs: None,
+        })
     }
 
     /// Attaches labels, one per row.
@@ -241,15 +260,24 @@ impl Dataset {
     pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
         let n_classes = match &self.labels {
             Some(l) => l.map.n_classes(),
-            None => return Err(DataError::LabelsRequired { detector: "pred_probs" }),
+            None => {
+                return Err(DataError::LabelsRequired {
+                    detector: "pred_probs",
+                });
+            }
         };
         self.check_len("predicted probabilities", probs.nrows())?;
         if probs.ncols() != n_classes {
-            return Err(DataError::ProbabilityColumns { expected: n_classes, actual: probs.ncols() });
+            return Err(DataError::ProbabilityColumns {
+                expected: n_classes,
+                actual: probs.ncols(),
+            });
         }
         for (row, r) in probs.rows().into_iter().enumerate() {
-            if let Some((col, &value)) =
-                r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+            if let Some((col, &value)) = r
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
             {
                 return Err(DataError::InvalidProbability { row, col, value });
             }
@@ -263,7 +291,11 @@ impl Dataset {
         if actual == expected {
             Ok(())
         } else {
-            Err(DataError::LengthMismatch { what, expected, actual })
+            Err(DataError::LengthMismatch {
+                what,
+                expected,
+                actual,
+            })
         }
     }
 
@@ -308,7 +340,9 @@ impl Dataset {
     /// # Errors
     /// As described.
     pub fn require_classes(&self, detector: &'static str) -> Result<&Labels, DataError> {
-        let labels = self.labels().ok_or(DataError::LabelsRequired { detector })?;
+        let labels = self
+            .labels()
+            .ok_or(DataError::LabelsRequired { detector })?;
         if labels.n_present_classes() < 2 {
             let label = labels.value_of_row(0).to_string();
             return Err(DataError::SingleClass { detector, label });
@@ -324,15 +358,28 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_non_finite() {
-        assert_eq!(Dataset::new(Array2::zeros((0, 3))).unwrap_err(), DataError::NoRows);
-        assert_eq!(Dataset::new(Array2::zeros((3, 0))).unwrap_err(), DataError::NoFeatures);
+        assert_eq!(
+            Dataset::new(Array2::zeros((0, 3))).unwrap_err(),
+            DataError::NoRows
+        );
+        assert_eq!(
+            Dataset::new(Array2::zeros((3, 0))).unwrap_err(),
+            DataError::NoFeatures
+        );
         let x = array![[0.0f32, 1.0], [1.0, f32::INFINITY]];
         assert_eq!(
             Dataset::new(x).unwrap_err(),
-            DataError::NonFinite { row: 1, col: 1, value: f32::INFINITY }
+            DataError::NonFinite {
+                row: 1,
+                col: 1,
+                value: f32::INFINITY
+            }
         );
         let x = array![[f32::NAN, 1.0]];
-        assert!(matches!(Dataset::new(x), Err(DataError::NonFinite { row: 0, col: 0, .. })));
+        assert!(matches!(
+            Dataset::new(x),
+            Err(DataError::NonFinite { row: 0, col: 0, .. })
+        ));
     }
 
     #[test]
@@ -341,7 +388,11 @@ mod tests {
         let y = Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]);
         assert_eq!(
             d.with_labels(y).unwrap_err(),
-            DataError::LengthMismatch { what: "labels", expected: 3, actual: 2 }
+            DataError::LengthMismatch {
+                what: "labels",
+                expected: 3,
+                actual: 2
+            }
         );
     }
 
@@ -358,21 +409,33 @@ mod tests {
     fn single_class_is_rejected_where_classes_are_needed() {
         let d = Dataset::new(Array2::zeros((2, 2)))
             .unwrap()
-            .with_labels(Labels::from_values(&[LabelValue::Int(4), LabelValue::Int(4)]))
+            .with_labels(Labels::from_values(&[
+                LabelValue::Int(4),
+                LabelValue::Int(4),
+            ]))
             .unwrap();
         assert_eq!(
             d.require_classes("x").unwrap_err(),
-            DataError::SingleClass { detector: "x", label: "4".into() }
+            DataError::SingleClass {
+                detector: "x",
+                label: "4".into()
+            }
         );
         let d = Dataset::new(Array2::zeros((2, 2))).unwrap();
-        assert_eq!(d.require_classes("x").unwrap_err(), DataError::LabelsRequired { detector: "x" });
+        assert_eq!(
+            d.require_classes("x").unwrap_err(),
+            DataError::LabelsRequired { detector: "x" }
+        );
     }
 
     #[test]
     fn checks_probabilities() {
         let d = Dataset::new(Array2::zeros((2, 1)))
             .unwrap()
-            .with_labels(Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]))
+            .with_labels(Labels::from_values(&[
+                LabelValue::Int(0),
+                LabelValue::Int(1),
+            ]))
             .unwrap();
         let p = array![[0.5f32, 0.5], [1.5, -0.5]];
         assert!(matches!(

@@ -141,7 +141,13 @@ impl ClassFinding {
         score: f64,
         statistics: Vec<(&'static str, f64)>,
     ) -> Self {
-        Self { class, label, n_samples, score, statistics }
+        Self {
+            class,
+            label,
+            n_samples,
+            score,
+            statistics,
+        }
     }
 
     /// The class id.
@@ -172,6 +178,9 @@ impl ClassFinding {
 
     /// One named statistic.
     pub fn statistic(&self, name: &str) -> Option<f64> {
-        self.statistics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.statistics
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }

@@ -107,7 +107,9 @@ pub enum DataError {
         value: f64,
     },
     /// A metric was asked of ground truth that holds only one kind of row.
-    #[error("ground truth has {positives} positive and {negatives} negative rows; the metric needs both")]
+    #[error(
+        "ground truth has {positives} positive and {negatives} negative rows; the metric needs both"
+    )]
     DegenerateTruth {
         /// Number of positive (poisoned) rows.
         positives: usize,

@@ -67,7 +67,9 @@ pub enum Error {
         available: String,
     },
     /// A feature column holds non-numeric values.
-    #[error("{path}: feature column {column:?} is not numeric ({detail}); fix the value or leave the column out with --exclude {column}")]
+    #[error(
+        "{path}: feature column {column:?} is not numeric ({detail}); fix the value or leave the column out with --exclude {column}"
+    )]
     NonNumericColumn {
         /// The file.
         path: String,
@@ -99,7 +101,9 @@ pub enum Error {
         value: f32,
     },
     /// The label column has a type that is neither integer nor string.
-    #[error("{path}: label column {column:?} holds {dtype} values; labels must be integers or strings")]
+    #[error(
+        "{path}: label column {column:?} holds {dtype} values; labels must be integers or strings"
+    )]
     LabelType {
         /// The file.
         path: String,

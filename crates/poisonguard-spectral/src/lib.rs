@@ -33,4 +33,6 @@ mod linalg;
 pub mod spectral_signature;
 
 pub use error::{Error, Result};
-pub use spectral_signature::{SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams};
+pub use spectral_signature::{
+    SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
+};

@@ -95,7 +95,11 @@ impl ParamGuard for SpectralSignatureParams {
             });
         }
         if !(p.tol > 0.0 && p.tol < 1.0) {
-            return Err(ParamError::OutOfRange { name: "tol", value: p.tol, allowed: "(0, 1)" });
+            return Err(ParamError::OutOfRange {
+                name: "tol",
+                value: p.tol,
+                allowed: "(0, 1)",
+            });
         }
         p.threshold.check()?;
         Ok(p)
@@ -117,12 +121,21 @@ mod tests {
         assert!(p.clone().check().is_ok());
         assert!(matches!(
             p.clone().max_iter(0).check(),
-            Err(ParamError::CountOutOfRange { name: "max_iter", .. })
+            Err(ParamError::CountOutOfRange {
+                name: "max_iter",
+                ..
+            })
         ));
-        assert!(matches!(p.clone().tol(0.0).check(), Err(ParamError::OutOfRange { name: "tol", .. })));
+        assert!(matches!(
+            p.clone().tol(0.0).check(),
+            Err(ParamError::OutOfRange { name: "tol", .. })
+        ));
         assert!(matches!(
             p.threshold(ThresholdRule::Contamination(2.0)).check(),
-            Err(ParamError::OutOfRange { name: "contamination", .. })
+            Err(ParamError::OutOfRange {
+                name: "contamination",
+                ..
+            })
         ));
     }
 }
