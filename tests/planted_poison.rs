@@ -1,5 +1,7 @@
 //! Detection quality on planted poison with known ground truth (the shipped `datasets/poisoned`).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use poisonguard::metrics::{recall_at_k, roc_auc};

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `poisonguard` binary on the shipped datasets and on bad input.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

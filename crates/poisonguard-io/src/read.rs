@@ -433,8 +433,8 @@ fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
     ca.iter()
         .enumerate()
         .map(|(i, v)| match v {
-            Some(v) if v == 0.0 => Ok(false),
-            Some(v) if v == 1.0 => Ok(true),
+            Some(0.0) => Ok(false),
+            Some(1.0) => Ok(true),
             Some(v) => Err(bad(i, v.to_string())),
             None => Err(Error::MissingValue {
                 path: path.to_string(),

@@ -1,5 +1,7 @@
 //! Reading tables and writing reports: column roles, label types, formats.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use poisonguard_core::{
