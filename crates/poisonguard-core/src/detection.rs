@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::dataset::LabelValue;
 use crate::error::DataError;
-use crate::threshold::{ThresholdRule, check_finite};
+use crate::threshold::{ScoreNull, ThresholdRule, check_finite};
 
 /// The stable snake_case id of a detector; the single source of report column names
 /// (`<id>_score`, `<id>_flagged`).
@@ -98,7 +98,21 @@ impl Detection {
         rule: &ThresholdRule,
         explain: impl Fn(usize, f64) -> Reason,
     ) -> Result<Self, DataError> {
-        let threshold = rule.fit(&scores)?;
+        Self::with_null(scores, rule, None, explain)
+    }
+
+    /// As [`Detection::new`], for a detector whose clean-row scores follow `null`
+    /// (see [`ThresholdRule::Auto`]).
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
+    pub fn with_null(
+        scores: Vec<f64>,
+        rule: &ThresholdRule,
+        null: Option<&ScoreNull>,
+        explain: impl Fn(usize, f64) -> Reason,
+    ) -> Result<Self, DataError> {
+        let threshold = rule.fit_with_null(&scores, null)?;
         Self::with_threshold(scores, threshold, explain)
     }
 

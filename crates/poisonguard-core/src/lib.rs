@@ -40,4 +40,4 @@ pub use detection::{Detection, DetectorId, Reason};
 pub use detector::{BoxError, ClassFinding, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
 pub use report::{DetectorFailure, DetectorRun, Report};
-pub use threshold::{AUTO_ROBUST_Z, ThresholdRule, quantile_sorted};
+pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

@@ -4,6 +4,35 @@ use crate::error::{DataError, ParamError};
 
 /// Cut-off of the modified z-score used by [`ThresholdRule::Auto`] (Iglewicz & Hoaglin, 1993).
 pub const AUTO_ROBUST_Z: f64 = 3.5;
+/// Per-row false-flag rate of [`ThresholdRule::Auto`] for detectors that state a [`ScoreNull`].
+pub const AUTO_ALPHA: f64 = 0.01;
+
+/// The distribution a detector's score follows on clean rows under the detector's model, when
+/// the detector can state one. [`ThresholdRule::Auto`] then flags at its upper
+/// `1 - AUTO_ALPHA` quantile instead of using the robust z-score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum ScoreNull {
+    /// Chi-square with `dof` degrees of freedom: squared standardized distances or projections
+    /// of Gaussian data.
+    ChiSquared {
+        /// Degrees of freedom, > 0.
+        dof: f64,
+    },
+}
+
+impl ScoreNull {
+    /// The upper `1 - alpha` quantile of the distribution.
+    pub fn upper_quantile(&self, alpha: f64) -> f64 {
+        use statrs::distribution::{ChiSquared, ContinuousCDF};
+        match *self {
+            // `ChiSquared::new` fails only for dof <= 0 or NaN; detectors pass a positive count.
+            ScoreNull::ChiSquared { dof } => ChiSquared::new(dof)
+                .map(|d| d.inverse_cdf(1.0 - alpha))
+                .unwrap_or(f64::INFINITY),
+        }
+    }
+}
 
 /// Consistency constant that makes the MAD estimate the standard deviation of a normal sample.
 const MAD_TO_SD: f64 = 1.482_602_218_505_602;
@@ -17,9 +46,12 @@ const MEANAD_TO_SD: f64 = 1.253_314_137_315_500_3;
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum ThresholdRule {
-    /// Robust z-score with the cut-off [`AUTO_ROBUST_Z`] = 3.5: `median + 3.5 * 1.4826 * MAD`.
+    /// The automatic rule. For a detector that states the null distribution of its score
+    /// ([`ScoreNull`]), its upper `1 - AUTO_ALPHA` = 99% quantile: about 1% of rows that fit the
+    /// detector's model of clean data are flagged, whatever the poison rate. Otherwise the robust
+    /// z-score with the cut-off [`AUTO_ROBUST_Z`] = 3.5: `median + 3.5 * 1.4826 * MAD`.
     ///
-    /// This is Iglewicz & Hoaglin's modified z-score rule (1993), which keeps a breakdown point of
+    /// The robust z-score rule is Iglewicz & Hoaglin's modified z-score rule (1993), which keeps a breakdown point of
     /// 50%: up to half of the rows can be poisoned without moving the threshold arbitrarily.
     /// When more than half of the scores are equal (MAD = 0) the mean absolute deviation from the
     /// median (times sqrt(pi/2)) replaces `1.4826 * MAD`; when all scores are equal nothing is
@@ -87,6 +119,28 @@ impl ThresholdRule {
     /// # Ok::<(), poisonguard_core::DataError>(())
     /// ```
     pub fn fit(&self, scores: &[f64]) -> Result<f64, DataError> {
+        self.fit_with_null(scores, None)
+    }
+
+    /// Fits the threshold on training scores whose clean-row distribution is `null` (used only by
+    /// [`ThresholdRule::Auto`]).
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] for no scores, [`DataError::NonFiniteScore`] for a NaN or infinite
+    /// score.
+    ///
+    /// # Example: a chi-square(1) null flags at its 99% quantile
+    /// ```
+    /// use poisonguard_core::{ScoreNull, ThresholdRule};
+    /// let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.5, 2.0], Some(&ScoreNull::ChiSquared { dof: 1.0 }))?;
+    /// assert!((t - 6.6349).abs() < 1e-3);
+    /// # Ok::<(), poisonguard_core::DataError>(())
+    /// ```
+    pub fn fit_with_null(
+        &self,
+        scores: &[f64],
+        null: Option<&ScoreNull>,
+    ) -> Result<f64, DataError> {
         if scores.is_empty() {
             return Err(DataError::NoRows);
         }
@@ -94,7 +148,10 @@ impl ThresholdRule {
         let mut sorted = scores.to_vec();
         sorted.sort_by(f64::total_cmp);
         Ok(match *self {
-            ThresholdRule::Auto => robust_z(&sorted, AUTO_ROBUST_Z),
+            ThresholdRule::Auto => match null {
+                Some(null) => null.upper_quantile(AUTO_ALPHA),
+                None => robust_z(&sorted, AUTO_ROBUST_Z),
+            },
             ThresholdRule::RobustZ { c } => robust_z(&sorted, c),
             ThresholdRule::Contamination(f) => quantile_sorted(&sorted, 1.0 - f),
             ThresholdRule::Fixed(x) => x,
@@ -167,6 +224,24 @@ mod tests {
         assert!((t - 3.5 * MEANAD_TO_SD * 2.0).abs() < 1e-12);
         // all equal: nothing can exceed the threshold
         assert_eq!(ThresholdRule::Auto.fit(&[2.0; 4]).unwrap(), 2.0);
+    }
+
+    #[test]
+    fn auto_uses_the_stated_null() {
+        // chi-square(1) 99% quantile = 1.959964^2 * ... = 6.634897
+        let null = ScoreNull::ChiSquared { dof: 1.0 };
+        let t = ThresholdRule::Auto
+            .fit_with_null(&[1.0, 2.0, 100.0], Some(&null))
+            .unwrap();
+        assert!((t - 6.634_896_6).abs() < 1e-6, "{t}");
+        // chi-square(10) 99% quantile = 23.209251
+        let t = ScoreNull::ChiSquared { dof: 10.0 }.upper_quantile(0.01);
+        assert!((t - 23.209_251).abs() < 1e-5, "{t}");
+        // other rules ignore it
+        let t = ThresholdRule::Fixed(3.0)
+            .fit_with_null(&[1.0], Some(&null))
+            .unwrap();
+        assert_eq!(t, 3.0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use faer::Mat;
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, Reason,
+    LabelMap, Reason, ScoreNull,
 };
 
 use super::hyperparams::{SpectralSignatureParams, SpectralSignatureValidParams};
@@ -192,11 +192,12 @@ impl Detector for SpectralSignatureValidParams {
             ));
             classes.push(Some(fit));
         }
-        let training =
-            Detection::new(scores, &self.threshold, |i, _| Reason::SpectralProjection {
-                class: labels.value_of_row(i).clone(),
-                z: z[i],
-            })?;
+        let null = ScoreNull::ChiSquared { dof: 1.0 };
+        let explain = |i, _| Reason::SpectralProjection {
+            class: labels.value_of_row(i).clone(),
+            z: z[i],
+        };
+        let training = Detection::with_null(scores, &self.threshold, Some(&null), explain)?;
         Ok(SpectralSignature {
             classes,
             label_map: labels.map().clone(),

@@ -20,6 +20,10 @@
 //! classes: a clean, roughly Gaussian class scores like a chi-square(1). Classes with fewer than
 //! three rows score 0.
 //!
+//! Threshold: the default [`ThresholdRule::Auto`](poisonguard_core::ThresholdRule::Auto) uses
+//! that chi-square(1) null and flags above its 99% quantile (6.63, |projection| > 2.58 robust
+//! sd): about 1% of the rows of a clean Gaussian class, whatever the poison rate.
+//!
 //! Class-level findings: `top_eigenvalue` (lambda_1), `second_eigenvalue`, `spectral_ratio`
 //! (lambda_1 / lambda_2, the gap a planted direction opens) and `explained_variance`
 //! (lambda_1 / trace). Classes are ranked by `spectral_ratio`.

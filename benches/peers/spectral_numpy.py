@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Spectral signatures: poisonguard against a numpy reference on the same Parquet files.
+
+The reference is Tran et al.'s algorithm written the obvious way: per class, centre, take
+`numpy.linalg.svd(full_matrices=False)`, score = squared projection on the top right singular
+vector. For each shape it
+  1. writes a seeded Parquet file (10 classes, 5% of class 0 shifted along 8 features, as
+     benches/spectral_signature.rs) into a temporary folder,
+  2. times the numpy reference in-process (read excluded) and whole-process,
+  3. times `poisonguard scan FILE --label label --detectors spectral_signature` whole-process,
+  4. checks that both rank rows the same way (Spearman correlation of scores within class 0).
+
+Run by hand (never in CI), with a release build:
+    cargo build --release -p poisonguard-cli
+    python benches/peers/spectral_numpy.py [--repeats 5] [--shapes 10000x64,10000x512,100000x64,100000x512]
+Prints medians and ratios (numpy / poisonguard).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+BINARY = os.path.join(ROOT, "target", "release", "poisonguard")
+N_CLASSES = 10
+
+REFERENCE = r"""
+import sys, numpy as np, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+y = t.column("label").to_numpy()
+x = np.column_stack([t.column(n).to_numpy() for n in t.schema.names if n != "label"]).astype(np.float32)
+scores = np.zeros(len(y))
+for c in np.unique(y):
+    idx = np.flatnonzero(y == c)
+    xc = x[idx] - x[idx].mean(axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    scores[idx] = (xc @ vt[0]) ** 2
+np.save(sys.argv[2], scores)
+"""
+
+
+def make(n, d, path):
+    rng = np.random.default_rng(2018)
+    scale = 1.0 / np.sqrt(1.0 + np.arange(d))
+    x = (rng.uniform(-1, 1, size=(n, d)) * scale).astype(np.float32)
+    y = np.arange(n) % N_CLASSES
+    poisoned = np.flatnonzero(y == 0)[: n // N_CLASSES // 20]
+    x[np.ix_(poisoned, np.arange(min(d, 8)))] += 2.0
+    cols = {f"f{j}": x[:, j] for j in range(d)}
+    cols["label"] = y.astype(np.int64)
+    pq.write_table(pa.table(cols), path, compression="zstd")
+    return x, y
+
+
+def reference_scores(x, y):
+    scores = np.zeros(len(y))
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        xc = x[idx] - x[idx].mean(axis=0)
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        scores[idx] = (xc @ vt[0]) ** 2
+    return scores
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def spearman(a, b):
+    ra = np.argsort(np.argsort(a))
+    rb = np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--shapes", default="10000x64,10000x512,100000x64,100000x512")
+    args = ap.parse_args()
+    if not os.path.exists(BINARY):
+        sys.exit(f"{BINARY} missing: cargo build --release -p poisonguard-cli")
+    print(f"numpy {np.__version__}, cores {os.cpu_count()}, repeats {args.repeats} (medians)")
+    print(f"{'shape':>12} {'numpy svd':>10} {'numpy proc':>11} {'pg proc':>9} {'proc ratio':>10} {'spearman c0':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape in args.shapes.split(","):
+            n, d = (int(v) for v in shape.split("x"))
+            path = os.path.join(tmp, f"spectral_{n}x{d}.parquet")
+            x, y = make(n, d, path)
+            ref = reference_scores(x, y)
+            t_svd = timed(lambda: reference_scores(x, y), args.repeats)
+            npy = os.path.join(tmp, "ref.npy")
+            t_np_proc = timed(
+                lambda: subprocess.run([sys.executable, "-c", REFERENCE, path, npy], check=True),
+                args.repeats,
+            )
+            out = os.path.join(tmp, "report.parquet")
+            cmd = [BINARY, "scan", path, "--label", "label", "--detectors", "spectral_signature", "-o", out]
+            t_pg = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), args.repeats)
+            ours = pq.read_table(out).column("spectral_signature_score").to_numpy()
+            c0 = y == 0
+            rho = spearman(ours[c0], ref[c0])
+            print(f"{shape:>12} {t_svd:>9.3f}s {t_np_proc:>10.3f}s {t_pg:>8.3f}s {t_np_proc / t_pg:>9.1f}x {rho:>11.4f}")
+
+
+if __name__ == "__main__":
+    main()
