@@ -83,8 +83,15 @@ fn csv_and_parquet_give_the_same_scores() {
 #[test]
 fn default_threshold_flags_few_rows_of_clean_data() {
     // measured: digits 0.4%, wine 1.1%, breast_cancer 1.2% (chi-square(1) null at 99%)
-    for name in ["digits/digits.parquet", "tabular/wine.parquet", "tabular/breast_cancer.parquet"] {
-        let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+    for name in [
+        "digits/digits.parquet",
+        "tabular/wine.parquet",
+        "tabular/breast_cancer.parquet",
+    ] {
+        let opts = LoadOptions {
+            label: Some("label".into()),
+            ..LoadOptions::default()
+        };
         let data = load(dataset(name), &opts).unwrap().into_parts().0;
         let fit = SpectralSignature::params().fit(&data).unwrap();
         let rate = fit.training().n_flagged() as f64 / data.n_samples() as f64;

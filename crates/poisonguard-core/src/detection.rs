@@ -25,7 +25,7 @@ impl DetectorId {
 
 impl fmt::Display for DetectorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.pad(self.0)
     }
 }
 
