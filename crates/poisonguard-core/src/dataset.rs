@@ -30,8 +30,8 @@ pub enum LabelValue {
 impl fmt::Display for LabelValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LabelValue::Int(v) => write!(f, "{v}"),
-            LabelValue::Str(s) => write!(f, "{s}"),
+            LabelValue::Int(v) => f.pad(&v.to_string()),
+            LabelValue::Str(s) => f.pad(s),
         }
     }
 }

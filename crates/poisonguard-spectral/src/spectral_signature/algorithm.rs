@@ -413,3 +413,18 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod autotraits {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn params_models_and_errors_are_send_and_sync() {
+        send_sync::<SpectralSignatureParams>();
+        send_sync::<SpectralSignatureValidParams>();
+        send_sync::<SpectralSignature>();
+        send_sync::<Error>();
+    }
+}
