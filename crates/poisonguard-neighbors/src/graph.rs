@@ -1,0 +1,69 @@
+//! [`KnnGraph`]: the k nearest neighbours of every row, shared by several detectors.
+
+/// The `k` nearest neighbours of every row (self excluded), ascending by distance, ties by index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnnGraph {
+    n_samples: usize,
+    k: usize,
+    indices: Vec<u32>,
+    distances: Vec<f32>,
+}
+
+impl KnnGraph {
+    /// Wraps row-major `n_samples x k` neighbour indices and Euclidean distances.
+    ///
+    /// # Panics
+    /// If the lengths are not `n_samples * k` (a programming error of the builder).
+    pub(crate) fn new(n_samples: usize, k: usize, indices: Vec<u32>, distances: Vec<f32>) -> Self {
+        assert_eq!(indices.len(), n_samples * k, "indices length");
+        assert_eq!(distances.len(), n_samples * k, "distances length");
+        Self {
+            n_samples,
+            k,
+            indices,
+            distances,
+        }
+    }
+
+    /// Rows.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// Neighbours per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Neighbour indices of row `i`, nearest first.
+    ///
+    /// # Panics
+    /// If `i >= n_samples`.
+    pub fn neighbors(&self, i: usize) -> &[u32] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+
+    /// Euclidean distances of row `i`'s neighbours, ascending.
+    ///
+    /// # Panics
+    /// If `i >= n_samples`.
+    pub fn distances(&self, i: usize) -> &[f32] {
+        &self.distances[i * self.k..(i + 1) * self.k]
+    }
+
+    /// The graph restricted to the first `k` neighbours of every row (`k <= self.k()`), so that
+    /// one search serves detectors with different `k`.
+    ///
+    /// # Panics
+    /// If `k` is 0 or larger than [`KnnGraph::k`].
+    pub fn truncate(&self, k: usize) -> KnnGraph {
+        assert!(k >= 1 && k <= self.k, "truncate to {k} of {}", self.k);
+        let mut indices = Vec::with_capacity(self.n_samples * k);
+        let mut distances = Vec::with_capacity(self.n_samples * k);
+        for i in 0..self.n_samples {
+            indices.extend_from_slice(&self.neighbors(i)[..k]);
+            distances.extend_from_slice(&self.distances(i)[..k]);
+        }
+        KnnGraph::new(self.n_samples, k, indices, distances)
+    }
+}

@@ -1,0 +1,90 @@
+//! The blocked kNN against a naive O(n^2) oracle, on seeded data and degenerate cases.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use ndarray::Array2;
+use poisonguard_neighbors::{Error, exact_knn};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Naive search: every pair, f64 distances, ties by index.
+fn naive(x: &Array2<f32>, k: usize) -> Vec<Vec<(u32, f64)>> {
+    let n = x.nrows();
+    (0..n)
+        .map(|i| {
+            let mut all: Vec<(u32, f64)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let d2: f64 = x
+                        .row(i)
+                        .iter()
+                        .zip(x.row(j))
+                        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                        .sum();
+                    (j as u32, d2.sqrt())
+                })
+                .collect();
+            all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            all
+        })
+        .collect()
+}
+
+fn check(x: &Array2<f32>, k: usize) {
+    let g = exact_knn(x.view(), k).unwrap();
+    let oracle = naive(x, k);
+    for (i, want) in oracle.iter().enumerate() {
+        let got: Vec<u32> = g.neighbors(i).to_vec();
+        let want_idx: Vec<u32> = want.iter().map(|w| w.0).collect();
+        assert_eq!(got, want_idx, "row {i}");
+        for (d, w) in g.distances(i).iter().zip(want) {
+            assert!(
+                (f64::from(*d) - w.1).abs() <= 1e-5 * (1.0 + w.1),
+                "row {i}: {d} vs {}",
+                w.1
+            );
+        }
+    }
+}
+
+#[test]
+fn matches_naive_across_block_boundaries() {
+    // 2300 rows: several query blocks (128) and two reference blocks (2048)
+    let mut rng = SmallRng::seed_from_u64(1);
+    let x = Array2::from_shape_fn((2300, 7), |_| rng.random_range(-1.0f32..1.0));
+    check(&x, 10);
+}
+
+#[test]
+fn matches_naive_in_higher_dimension_with_offset() {
+    // large common offset: the norm-expansion cancels badly without the exact re-rank
+    let mut rng = SmallRng::seed_from_u64(2);
+    let x = Array2::from_shape_fn((300, 64), |_| 1000.0 + rng.random_range(-1.0f32..1.0));
+    check(&x, 5);
+}
+
+#[test]
+fn duplicates_and_ties_break_by_index() {
+    let x = Array2::from_shape_fn((6, 2), |(i, _)| (i / 3) as f32); // two groups of 3 equal rows
+    let g = exact_knn(x.view(), 3).unwrap();
+    assert_eq!(g.neighbors(0), &[1, 2, 3]);
+    assert_eq!(g.distances(0), &[0.0, 0.0, std::f32::consts::SQRT_2]);
+    assert_eq!(g.neighbors(4), &[3, 5, 0]);
+    check(&x, 5);
+}
+
+#[test]
+fn constant_column_and_k_limits() {
+    let x = Array2::from_shape_fn((4, 2), |(i, j)| if j == 0 { 5.0 } else { i as f32 });
+    let g = exact_knn(x.view(), 3).unwrap();
+    assert_eq!(g.neighbors(3), &[2, 1, 0]);
+    assert_eq!(
+        exact_knn(x.view(), 4).unwrap_err(),
+        Error::KTooLarge { k: 4, n_samples: 4 }
+    );
+    assert_eq!(exact_knn(x.view(), 0).unwrap_err(), Error::ZeroK);
+    let t = g.truncate(1);
+    assert_eq!(t.k(), 1);
+    assert_eq!(t.neighbors(3), &[2]);
+}
