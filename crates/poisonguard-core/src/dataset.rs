@@ -192,6 +192,7 @@ pub struct Dataset {
     ids: Option<Vec<String>>,
     sources: Option<Vec<String>>,
     pred_probs: Option<Array2<f32>>,
+    feature_names: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -218,6 +219,7 @@ impl Dataset {
             ids: None,
             sources: None,
             pred_probs: None,
+            feature_names: None,
         })
     }
 
@@ -249,6 +251,58 @@ impl Dataset {
         self.check_len("sources", sources.len())?;
         self.sources = Some(sources);
         Ok(self)
+    }
+
+    /// Attaches the names of the feature columns (used in reasons).
+    ///
+    /// # Errors
+    /// [`DataError::LengthMismatch`] when the count differs from the number of features.
+    pub fn with_feature_names(mut self, names: Vec<String>) -> Result<Self, DataError> {
+        if names.len() != self.n_features() {
+            return Err(DataError::LengthMismatch {
+                what: "feature names",
+                expected: self.n_features(),
+                actual: names.len(),
+            });
+        }
+        self.feature_names = Some(names);
+        Ok(self)
+    }
+
+    /// Name of feature `j`: its column name when known, else `#j`.
+    pub fn feature_name(&self, j: usize) -> String {
+        match &self.feature_names {
+            Some(names) if j < names.len() => names[j].clone(),
+            _ => format!("#{j}"),
+        }
+    }
+
+    /// Feature names, if attached.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_deref()
+    }
+
+    /// A new dataset of the given rows (features, labels, ids, sources, probabilities and
+    /// feature names follow), e.g. one class.
+    ///
+    /// # Panics
+    /// If a row index is out of bounds.
+    pub fn select_rows(&self, rows: &[usize]) -> Dataset {
+        let pick = |v: &Vec<String>| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        Dataset {
+            features: self.features.select(ndarray::Axis(0), rows),
+            labels: self.labels.as_ref().map(|l| Labels {
+                ids: rows.iter().map(|&i| l.ids[i]).collect(),
+                map: l.map.clone(),
+            }),
+            ids: self.ids.as_ref().map(pick),
+            sources: self.sources.as_ref().map(pick),
+            pred_probs: self
+                .pred_probs
+                .as_ref()
+                .map(|p| p.select(ndarray::Axis(0), rows)),
+            feature_names: self.feature_names.clone(),
+        }
     }
 
     /// Attaches out-of-sample predicted probabilities, `n_samples x n_classes`, columns in

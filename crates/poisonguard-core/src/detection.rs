@@ -41,6 +41,43 @@ pub enum Reason {
         /// deviations of the class along it.
         z: f64,
     },
+    /// The row is far from its nearest neighbours (kNN distance).
+    FarFromNeighbors {
+        /// Neighbours considered.
+        k: usize,
+        /// The distance statistic: "k-th", "mean" or "median".
+        statistic: &'static str,
+        /// The distance.
+        distance: f64,
+    },
+    /// The row's local density is lower than its neighbours' (local outlier factor).
+    LowLocalDensity {
+        /// Neighbours considered.
+        k: usize,
+        /// The local outlier factor (1 = as dense as its neighbours).
+        lof: f64,
+    },
+    /// The row is isolated by few random splits (isolation forest).
+    ShortIsolationPath {
+        /// Mean path length over the trees.
+        mean_path: f64,
+        /// Average path length of an unsuccessful search in a tree of the subsample size.
+        expected: f64,
+    },
+    /// The row's values lie in the tails of the feature distributions (ECOD).
+    TailProbability {
+        /// The feature contributing most.
+        feature: String,
+        /// Its contribution, `-log` of its tail probability.
+        contribution: f64,
+    },
+    /// The row is far from the robust centre (robust Mahalanobis distance).
+    RobustDistance {
+        /// Squared robust Mahalanobis distance.
+        d2: f64,
+        /// Features (degrees of freedom of its chi-square reference).
+        dof: usize,
+    },
     /// A score above the threshold, with no more specific explanation.
     Score {
         /// The row's score.
@@ -56,6 +93,36 @@ impl fmt::Display for Reason {
             Reason::SpectralProjection { class, z } => write!(
                 f,
                 "lies {z:+.1} robust sd along the top spectral direction of class {class}"
+            ),
+            Reason::FarFromNeighbors {
+                k,
+                statistic,
+                distance,
+            } => write!(
+                f,
+                "{statistic} distance to its {k} nearest neighbours is {distance:.4}"
+            ),
+            Reason::LowLocalDensity { k, lof } => write!(
+                f,
+                "local density is {lof:.2} times lower than that of its {k} nearest neighbours"
+            ),
+            Reason::ShortIsolationPath {
+                mean_path,
+                expected,
+            } => write!(
+                f,
+                "isolated after {mean_path:.1} random splits on average (a typical row: {expected:.1})"
+            ),
+            Reason::TailProbability {
+                feature,
+                contribution,
+            } => write!(
+                f,
+                "lies in the tail of feature {feature} (-log tail probability {contribution:.2})"
+            ),
+            Reason::RobustDistance { d2, dof } => write!(
+                f,
+                "squared robust Mahalanobis distance {d2:.2} over {dof} features"
             ),
             Reason::Score { score, threshold } => {
                 write!(f, "score {score:.4} exceeds threshold {threshold:.4}")

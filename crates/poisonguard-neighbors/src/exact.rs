@@ -67,6 +67,132 @@ fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
+/// Rows of a matrix, centred by given column means, with their squared norms.
+struct Centred {
+    data: Vec<f32>,
+    norms: Vec<f32>,
+    n: usize,
+    d: usize,
+}
+
+impl Centred {
+    fn new(x: ArrayView2<'_, f32>, mean: &[f64]) -> Self {
+        let (n, d) = (x.nrows(), x.ncols());
+        let mut data = Vec::with_capacity(n * d);
+        for row in x.rows() {
+            data.extend(
+                row.iter()
+                    .zip(mean)
+                    .map(|(&v, &m)| (f64::from(v) - m) as f32),
+            );
+        }
+        let norms = data
+            .chunks_exact(d.max(1))
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        Self { data, norms, n, d }
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    fn mat(&self) -> MatRef<'_, f32> {
+        MatRef::from_row_major_slice(&self.data, self.n, self.d)
+    }
+}
+
+fn column_means(x: ArrayView2<'_, f32>) -> Vec<f64> {
+    let mut mean = vec![0.0f64; x.ncols()];
+    for row in x.rows() {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= x.nrows().max(1) as f64);
+    mean
+}
+
+/// The blocked search: `k` nearest reference rows of every query row; with `exclude_self`
+/// (queries = reference) a row is not its own neighbour.
+fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) -> KnnGraph {
+    let (n_ref, n_q) = (reference.n, queries.n);
+    let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
+    let data = reference.mat();
+    let qmat = queries.mat();
+
+    let block = |start: usize| -> Vec<(u32, f32)> {
+        let end = (start + QUERY_BLOCK).min(n_q);
+        let q = qmat.subrows(start, end - start);
+        let mut tops: Vec<TopK> = (start..end).map(|_| TopK::new(cap)).collect();
+        let mut g = Mat::<f32>::zeros(end - start, REF_BLOCK.min(n_ref));
+        let mut r0 = 0;
+        while r0 < n_ref {
+            let r1 = (r0 + REF_BLOCK).min(n_ref);
+            let r = data.subrows(r0, r1 - r0);
+            matmul(
+                g.as_mut().subcols_mut(0, r1 - r0),
+                Accum::Replace,
+                q,
+                r.transpose(),
+                1.0f32,
+                Par::Seq,
+            );
+            let gv = g.as_ref();
+            for (qi, top) in tops.iter_mut().enumerate() {
+                let i = start + qi;
+                let nq = queries.norms[i];
+                let mut worst = top.worst();
+                for (rj, j) in (r0..r1).enumerate() {
+                    let d2 = (nq + reference.norms[j] - 2.0 * gv[(qi, rj)]).max(0.0);
+                    if d2 <= worst && !(exclude_self && j == i) {
+                        top.push(d2, j as u32);
+                        worst = top.worst();
+                    }
+                }
+            }
+            r0 = r1;
+        }
+        // Exact re-rank of the candidates.
+        let mut out = Vec::with_capacity((end - start) * k);
+        for (qi, top) in tops.into_iter().enumerate() {
+            let row = queries.row(start + qi);
+            let mut cands: Vec<(f64, u32)> = top
+                .items
+                .iter()
+                .map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j))
+                .collect();
+            cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            out.extend(cands.iter().take(k).map(|&(d2, j)| (j, d2.sqrt() as f32)));
+        }
+        out
+    };
+
+    let starts: Vec<usize> = (0..n_q).step_by(QUERY_BLOCK).collect();
+    #[cfg(feature = "parallel")]
+    let blocks: Vec<Vec<(u32, f32)>> = {
+        use rayon::prelude::*;
+        starts.par_iter().map(|&s| block(s)).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let blocks: Vec<Vec<(u32, f32)>> = starts.iter().map(|&s| block(s)).collect();
+
+    let mut indices = Vec::with_capacity(n_q * k);
+    let mut distances = Vec::with_capacity(n_q * k);
+    for (j, dist) in blocks.into_iter().flatten() {
+        indices.push(j);
+        distances.push(dist);
+    }
+    KnnGraph::new(n_q, k, indices, distances)
+}
+
+fn check_rows(n: usize) -> Result<()> {
+    if n > u32::MAX as usize {
+        return Err(Error::TooManyRows { n_samples: n });
+    }
+    Ok(())
+}
+
 /// The `k` nearest neighbours of every row of `x` (Euclidean, self excluded, ties broken by the
 /// lower index), by blocked matrix products: never an `n x n` matrix in memory; query blocks in
 /// parallel with the `parallel` feature; identical results for any thread count.
@@ -92,107 +218,44 @@ pub fn exact_knn(x: ArrayView2<'_, f32>, k: usize) -> Result<KnnGraph> {
     if k >= n {
         return Err(Error::KTooLarge { k, n_samples: n });
     }
-    if n > u32::MAX as usize {
-        return Err(Error::TooManyRows { n_samples: n });
-    }
-    let x = x.as_standard_layout();
-    let d = x.ncols();
-    let flat = x.as_slice().unwrap_or(&[]);
+    check_rows(n)?;
     // Distances are translation invariant; centring first keeps `|a|^2 + |b|^2 - 2ab` from
     // cancelling catastrophically when the data sit far from the origin.
-    let mut mean = vec![0.0f64; d];
-    for row in flat.chunks_exact(d.max(1)) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += f64::from(v);
-        }
+    let centred = Centred::new(x, &column_means(x));
+    Ok(search(&centred, &centred, k, true))
+}
+
+/// The `k` nearest rows of `reference` for every row of `queries` (no row is excluded: a query
+/// equal to a reference row has it as neighbour at distance 0). Same method and guarantees as
+/// [`exact_knn`].
+///
+/// # Errors
+/// [`Error::ZeroK`], [`Error::KTooLarge`] when `k > reference rows`,
+/// [`Error::DimensionMismatch`], [`Error::TooManyRows`].
+pub fn exact_knn_query(
+    reference: ArrayView2<'_, f32>,
+    queries: ArrayView2<'_, f32>,
+    k: usize,
+) -> Result<KnnGraph> {
+    if k == 0 {
+        return Err(Error::ZeroK);
     }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let centred: Vec<f32> = flat
-        .chunks_exact(d.max(1))
-        .flat_map(|row| {
-            row.iter()
-                .zip(&mean)
-                .map(|(&v, &m)| (f64::from(v) - m) as f32)
-        })
-        .collect();
-    let data = MatRef::from_row_major_slice(&centred, n, d);
-    let norms: Vec<f32> = centred
-        .chunks_exact(d.max(1))
-        .map(|row| {
-            row.iter()
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum::<f64>() as f32
-        })
-        .collect();
-    let cap = (k + RERANK_EXTRA).min(n - 1);
-
-    let block = |start: usize| -> Vec<(u32, f32)> {
-        let end = (start + QUERY_BLOCK).min(n);
-        let q = data.subrows(start, end - start);
-        let mut tops: Vec<TopK> = (start..end).map(|_| TopK::new(cap)).collect();
-        let mut g = Mat::<f32>::zeros(end - start, REF_BLOCK.min(n));
-        let mut r0 = 0;
-        while r0 < n {
-            let r1 = (r0 + REF_BLOCK).min(n);
-            let r = data.subrows(r0, r1 - r0);
-            matmul(
-                g.as_mut().subcols_mut(0, r1 - r0),
-                Accum::Replace,
-                q,
-                r.transpose(),
-                1.0f32,
-                Par::Seq,
-            );
-            let gv = g.as_ref();
-            for (qi, top) in tops.iter_mut().enumerate() {
-                let i = start + qi;
-                let nq = norms[i];
-                let mut worst = top.worst();
-                for (rj, j) in (r0..r1).enumerate() {
-                    let d2 = (nq + norms[j] - 2.0 * gv[(qi, rj)]).max(0.0);
-                    if d2 <= worst && j != i {
-                        top.push(d2, j as u32);
-                        worst = top.worst();
-                    }
-                }
-            }
-            r0 = r1;
-        }
-        // Exact re-rank of the candidates.
-        let mut out = Vec::with_capacity((end - start) * k);
-        for (qi, top) in tops.into_iter().enumerate() {
-            let i = start + qi;
-            let row = &flat[i * d..(i + 1) * d];
-            let mut cands: Vec<(f64, u32)> = top
-                .items
-                .iter()
-                .map(|&(_, j)| {
-                    (
-                        exact_d2(row, &flat[j as usize * d..(j as usize + 1) * d]),
-                        j,
-                    )
-                })
-                .collect();
-            cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            out.extend(cands.iter().take(k).map(|&(d2, j)| (j, d2.sqrt() as f32)));
-        }
-        out
-    };
-
-    let starts: Vec<usize> = (0..n).step_by(QUERY_BLOCK).collect();
-    #[cfg(feature = "parallel")]
-    let blocks: Vec<Vec<(u32, f32)>> = {
-        use rayon::prelude::*;
-        starts.par_iter().map(|&s| block(s)).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let blocks: Vec<Vec<(u32, f32)>> = starts.iter().map(|&s| block(s)).collect();
-
-    let mut indices = Vec::with_capacity(n * k);
-    let mut distances = Vec::with_capacity(n * k);
-    for (j, dist) in blocks.into_iter().flatten() {
-        indices.push(j);
-        distances.push(dist);
+    if k > reference.nrows() {
+        return Err(Error::KTooLarge {
+            k,
+            n_samples: reference.nrows(),
+        });
     }
-    Ok(KnnGraph::new(n, k, indices, distances))
+    if reference.ncols() != queries.ncols() {
+        return Err(Error::DimensionMismatch {
+            reference: reference.ncols(),
+            queries: queries.ncols(),
+        });
+    }
+    check_rows(reference.nrows())?;
+    check_rows(queries.nrows())?;
+    let mean = column_means(reference);
+    let r = Centred::new(reference, &mean);
+    let q = Centred::new(queries, &mean);
+    Ok(search(&r, &q, k, false))
 }

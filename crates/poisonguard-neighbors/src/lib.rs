@@ -22,5 +22,5 @@ mod exact;
 mod graph;
 
 pub use error::{Error, Result};
-pub use exact::exact_knn;
+pub use exact::{exact_knn, exact_knn_query};
 pub use graph::KnnGraph;

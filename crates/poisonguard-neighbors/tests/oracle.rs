@@ -88,3 +88,41 @@ fn constant_column_and_k_limits() {
     assert_eq!(t.k(), 1);
     assert_eq!(t.neighbors(3), &[2]);
 }
+
+#[test]
+fn query_matches_naive_and_keeps_equal_rows() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let reference = Array2::from_shape_fn((500, 5), |_| rng.random_range(-1.0f32..1.0));
+    let queries = Array2::from_shape_fn((40, 5), |_| rng.random_range(-1.0f32..1.0));
+    let g = poisonguard_neighbors::exact_knn_query(reference.view(), queries.view(), 4).unwrap();
+    for (i, q) in queries.rows().into_iter().enumerate() {
+        let mut all: Vec<(u32, f64)> = reference
+            .rows()
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let d2: f64 = q
+                    .iter()
+                    .zip(r)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum();
+                (j as u32, d2)
+            })
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let want: Vec<u32> = all[..4].iter().map(|a| a.0).collect();
+        assert_eq!(g.neighbors(i), want.as_slice(), "query {i}");
+    }
+    // a query equal to a reference row finds it at distance 0
+    let g = poisonguard_neighbors::exact_knn_query(
+        reference.view(),
+        reference.select(ndarray::Axis(0), &[7]).view(),
+        1,
+    )
+    .unwrap();
+    assert_eq!((g.neighbors(0)[0], g.distances(0)[0]), (7, 0.0));
+    assert!(matches!(
+        poisonguard_neighbors::exact_knn_query(reference.view(), Array2::zeros((1, 3)).view(), 1),
+        Err(Error::DimensionMismatch { .. })
+    ));
+}
