@@ -19,21 +19,14 @@ fn data(n: usize, d: usize) -> Dataset {
     let mut rng = SmallRng::seed_from_u64(2018);
     let scale: Vec<f32> = (0..d).map(|j| 1.0 / (1.0 + j as f32).sqrt()).collect();
     let mut x = Array2::from_shape_fn((n, d), |(_, j)| rng.random_range(-1.0f32..1.0) * scale[j]);
-    let labels: Vec<LabelValue> = (0..n)
-        .map(|i| LabelValue::Int((i % N_CLASSES) as i64))
-        .collect();
-    let poisoned = (0..n)
-        .filter(|i| i % N_CLASSES == 0)
-        .take(n / N_CLASSES / 20);
+    let labels: Vec<LabelValue> = (0..n).map(|i| LabelValue::Int((i % N_CLASSES) as i64)).collect();
+    let poisoned = (0..n).filter(|i| i % N_CLASSES == 0).take(n / N_CLASSES / 20);
     for i in poisoned {
         for j in 0..d.min(8) {
             x[[i, j]] += 2.0;
         }
     }
-    Dataset::new(x)
-        .unwrap()
-        .with_labels(Labels::from_values(&labels))
-        .unwrap()
+    Dataset::new(x).unwrap().with_labels(Labels::from_values(&labels)).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -25,26 +25,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut classes = fitted.class_findings().to_vec();
     classes.sort_by(|a, b| b.score().total_cmp(&a.score()));
-    println!(
-        "{path}: {} rows x {} features",
-        data.n_samples(),
-        data.n_features()
-    );
+    println!("{path}: {} rows x {} features", data.n_samples(), data.n_features());
     println!("classes by variance inflation along their top singular direction:");
     for c in classes.iter().take(3) {
-        println!(
-            "  class {:>3}: {:.3} ({} rows)",
-            c.label(),
-            c.score(),
-            c.n_samples()
-        );
+        println!("  class {:>3}: {:.3} ({} rows)", c.label(), c.score(), c.n_samples());
     }
     let detection = fitted.training();
-    println!(
-        "flagged {} rows at threshold {:.3}",
-        detection.n_flagged(),
-        detection.threshold()
-    );
+    println!("flagged {} rows at threshold {:.3}", detection.n_flagged(), detection.threshold());
     if let Some(truth) = truth {
         let n_poison = truth.iter().filter(|&&t| t).count();
         let k = (1.5 * n_poison as f64).round() as usize;

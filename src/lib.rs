@@ -26,6 +26,11 @@
 //! | id | family | paper |
 //! | --- | --- | --- |
 //! | `spectral_signature` | spectral | Tran, Li, Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018 |
+//! | `isolation_forest` | outlier | Liu, Ting, Zhou. Isolation Forest. ICDM 2008 |
+//! | `knn_distance` | outlier | Ramaswamy, Rastogi, Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000 |
+//! | `lof` | outlier | Breunig, Kriegel, Ng, Sander. LOF: Identifying Density-Based Local Outliers. SIGMOD 2000 |
+//! | `ecod` | outlier | Li, Zhao, Hu, Botta, Ionescu, Chen. ECOD. IEEE TKDE 2022 |
+//! | `pca` | outlier | Shyu, Chen, Sarinnapakorn, Chang. ICDM 2003 (PyOD's PCA detector) |
 //!
 //! # Design notes
 //! The algorithms live in one crate per family (`poisonguard-spectral`, ...) and the data model
@@ -39,10 +44,25 @@ pub use poisonguard_core::{
     DetectorRun, DynDetector, FittedDetector, LabelMap, LabelValue, Labels, ParamError, Reason,
     Report, ThresholdRule, metrics,
 };
+pub use poisonguard_outlier::{
+    Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
+    KnnStatistic, Lof, LofParams, Pca, PcaParams,
+};
 pub use poisonguard_spectral::{SpectralSignature, SpectralSignatureParams};
 
-/// Ids of every detector this build offers, in the order they run by default.
-pub const DETECTOR_IDS: &[&str] = &["spectral_signature"];
+/// Ids of every detector this build offers.
+pub const DETECTOR_IDS: &[&str] =
+    &["spectral_signature", "isolation_forest", "knn_distance", "lof", "ecod", "pca"];
+
+/// Detectors an audit runs when none are named: the O(n) outlier detectors on every dataset,
+/// plus the per-class spectral detector when there are labels. The kNN-based and PCA detectors
+/// are quadratic in rows or cubic in features and run only on request.
+pub const DEFAULT_DETECTORS: &[&str] = &["spectral_signature", "isolation_forest", "ecod"];
+
+/// Whether a detector needs labels.
+fn needs_labels(name: &str) -> bool {
+    name == "spectral_signature"
+}
 
 /// Settings shared by every detector an audit builds.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +71,8 @@ pub struct DetectorOptions {
     pub seed: u64,
     /// Threshold rule for every detector; `None` keeps each detector's default.
     pub threshold: Option<ThresholdRule>,
+    /// Fit the outlier detectors within each class (needs labels).
+    pub per_class: bool,
 }
 
 impl Default for DetectorOptions {
@@ -58,6 +80,7 @@ impl Default for DetectorOptions {
         Self {
             seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED,
             threshold: None,
+            per_class: false,
         }
     }
 }
@@ -68,6 +91,17 @@ impl Default for DetectorOptions {
 pub struct UnknownDetector {
     /// The name given.
     pub name: String,
+}
+
+/// Applies the shared options to an outlier detector's params and boxes them.
+macro_rules! outlier {
+    ($params:expr, $opts:expr) => {{
+        let mut p = $params.seed($opts.seed).per_class($opts.per_class);
+        if let Some(rule) = $opts.threshold {
+            p = p.threshold(rule);
+        }
+        Box::new(p)
+    }};
 }
 
 /// Builds the detector with id `name`.
@@ -86,9 +120,12 @@ pub fn detector(
             }
             Ok(Box::new(p))
         }
-        _ => Err(UnknownDetector {
-            name: name.to_string(),
-        }),
+        "isolation_forest" => Ok(outlier!(IsolationForestParams::default(), opts)),
+        "knn_distance" => Ok(outlier!(KnnDistanceParams::default(), opts)),
+        "lof" => Ok(outlier!(LofParams::default(), opts)),
+        "ecod" => Ok(outlier!(EcodParams::default(), opts)),
+        "pca" => Ok(outlier!(PcaParams::default(), opts)),
+        _ => Err(UnknownDetector { name: name.to_string() }),
     }
 }
 
@@ -132,14 +169,13 @@ impl Audit {
         self
     }
 
-    /// The default set for what `data` has: per-class detectors only when it has labels with at
-    /// least two classes.
+    /// The default set ([`DEFAULT_DETECTORS`]) for what `data` has: detectors that need labels
+    /// only when it has labels with at least two classes.
     pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {
         let labelled = data.labels().is_some_and(|l| l.n_present_classes() >= 2);
         let mut audit = Self::new();
-        for &name in DETECTOR_IDS {
-            let needs_labels = matches!(name, "spectral_signature");
-            if labelled || !needs_labels {
+        for &name in DEFAULT_DETECTORS {
+            if labelled || !needs_labels(name) {
                 if let Ok(d) = detector(name, opts) {
                     audit = audit.with_detector(d);
                 }
@@ -191,10 +227,7 @@ impl Audit {
                     detection: fitted.training().clone(),
                     class_findings: fitted.class_findings().to_vec(),
                 }),
-                Err(e) => failures.push(DetectorFailure {
-                    id,
-                    error: error_chain(e.as_ref()),
-                }),
+                Err(e) => failures.push(DetectorFailure { id, error: error_chain(e.as_ref()) }),
             }
             on_event(AuditEvent::Finished(id, start.elapsed()));
         }
@@ -203,10 +236,7 @@ impl Audit {
         }
         let mut suspicion = vec![0.0f64; data.n_samples()];
         for run in &runs {
-            for (s, f) in suspicion
-                .iter_mut()
-                .zip(empirical_cdf(run.detection.scores()))
-            {
+            for (s, f) in suspicion.iter_mut().zip(empirical_cdf(run.detection.scores())) {
                 *s = s.max(f);
             }
         }
@@ -253,10 +283,7 @@ mod tests {
 
     #[test]
     fn empirical_cdf_handles_ties() {
-        assert_eq!(
-            empirical_cdf(&[3.0, 1.0, 3.0, 2.0]),
-            vec![1.0, 0.25, 1.0, 0.5]
-        );
+        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![1.0, 0.25, 1.0, 0.5]);
     }
 
     #[test]
@@ -277,13 +304,23 @@ mod tests {
             }
             other => panic!("expected a failure, got {other:?}"),
         }
-        assert_eq!(
-            Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids(),
-            vec![]
-        );
-        assert_eq!(
-            Audit::new().run(&data).unwrap_err(),
-            AuditError::NoDetectors
+        let ids = Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids();
+        let ids: Vec<&str> = ids.iter().map(|d| d.as_str()).collect();
+        assert_eq!(ids, vec!["isolation_forest", "ecod"]);
+        assert_eq!(Audit::new().run(&data).unwrap_err(), AuditError::NoDetectors);
+
+        // one detector fails (LOF's k = 20 needs 21 rows), the other still runs
+        let opts = DetectorOptions::default();
+        let audit = Audit::new()
+            .with_detector(detector("lof", &opts).unwrap())
+            .with_detector(detector("ecod", &opts).unwrap());
+        let report = audit.run(&data).unwrap();
+        assert_eq!(report.runs().len(), 1);
+        assert_eq!(report.failures()[0].id.as_str(), "lof");
+        assert!(
+            report.failures()[0].error.contains("at least 21 rows"),
+            "{}",
+            report.failures()[0].error
         );
     }
 }

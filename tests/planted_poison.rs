@@ -9,9 +9,7 @@ use poisonguard::{Detector, FittedDetector, SpectralSignature};
 use poisonguard_io::{LoadOptions, load};
 
 fn dataset(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("datasets")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(name)
 }
 
 fn labelled(name: &str) -> (poisonguard::Dataset, Vec<bool>) {
@@ -20,9 +18,7 @@ fn labelled(name: &str) -> (poisonguard::Dataset, Vec<bool>) {
         truth: Some("is_poison".into()),
         ..LoadOptions::default()
     };
-    let (data, truth) = load(dataset(name), &opts)
-        .expect("shipped dataset loads")
-        .into_parts();
+    let (data, truth) = load(dataset(name), &opts).expect("shipped dataset loads").into_parts();
     (data, truth.expect("truth column"))
 }
 
@@ -36,25 +32,16 @@ fn check_badnets(name: &str, min_auc: f64, min_recall: f64) {
     assert!(auc >= min_auc, "{name}: ROC-AUC {auc:.4} < {min_auc}");
 
     let labels = data.labels().unwrap();
-    let target: Vec<usize> = (0..data.n_samples())
-        .filter(|&i| labels.ids()[i].0 == 0)
-        .collect();
+    let target: Vec<usize> = (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
     let s: Vec<f64> = target.iter().map(|&i| scores[i]).collect();
     let t: Vec<bool> = target.iter().map(|&i| truth[i]).collect();
     let n_poison = t.iter().filter(|&&p| p).count();
     let recall = recall_at_k(&s, &t, (1.5 * n_poison as f64).round() as usize).unwrap();
-    assert!(
-        recall >= min_recall,
-        "{name}: recall {recall:.3} < {min_recall}"
-    );
+    assert!(recall >= min_recall, "{name}: recall {recall:.3} < {min_recall}");
 
     println!("{name}: ROC-AUC {auc:.4}, recall in target class {recall:.3}");
     // the attacked class is the most suspicious one
-    let top = fit
-        .class_findings()
-        .iter()
-        .max_by(|a, b| a.score().total_cmp(&b.score()))
-        .unwrap();
+    let top = fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
     assert_eq!(top.label().to_string(), "0", "{name}");
 }
 
@@ -83,15 +70,8 @@ fn csv_and_parquet_give_the_same_scores() {
 #[test]
 fn default_threshold_flags_few_rows_of_clean_data() {
     // measured: digits 0.4%, wine 1.1%, breast_cancer 1.2% (chi-square(1) null at 99%)
-    for name in [
-        "digits/digits.parquet",
-        "tabular/wine.parquet",
-        "tabular/breast_cancer.parquet",
-    ] {
-        let opts = LoadOptions {
-            label: Some("label".into()),
-            ..LoadOptions::default()
-        };
+    for name in ["digits/digits.parquet", "tabular/wine.parquet", "tabular/breast_cancer.parquet"] {
+        let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
         let data = load(dataset(name), &opts).unwrap().into_parts().0;
         let fit = SpectralSignature::params().fit(&data).unwrap();
         let rate = fit.training().n_flagged() as f64 / data.n_samples() as f64;

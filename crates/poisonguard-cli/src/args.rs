@@ -40,19 +40,19 @@ pub struct ScanArgs {
     #[arg(long, value_name = "COL")]
     pub truth: Option<String>,
     /// Feature columns to use, comma-separated (default: every other numeric column).
-    #[arg(
-        long,
-        value_name = "A,B",
-        value_delimiter = ',',
-        conflicts_with = "exclude"
-    )]
+    #[arg(long, value_name = "A,B", value_delimiter = ',', conflicts_with = "exclude")]
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the features, comma-separated.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,
-    /// Detectors to run, comma-separated (default: every detector that applies to the data).
+    /// Detectors to run, comma-separated (default: spectral_signature when labelled,
+    /// isolation_forest, ecod). Known: spectral_signature, isolation_forest, knn_distance, lof,
+    /// ecod, pca.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub detectors: Option<Vec<String>>,
+    /// Fit the outlier detectors within each class and score each row against its own class.
+    #[arg(long, requires = "label")]
+    pub per_class: bool,
     /// Threshold rule: auto | contamination:F | fixed:X | robust-z:C | tukey:K.
     #[arg(long, value_name = "RULE")]
     pub threshold: Option<String>,
@@ -76,23 +76,14 @@ impl ScanArgs {
         let Some(list) = &self.detectors else {
             return Ok(None);
         };
-        let list: Vec<String> = list
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let list: Vec<String> =
+            list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         if list.is_empty() {
-            bail!(
-                "--detectors is empty; known detectors: {}",
-                DETECTOR_IDS.join(", ")
-            );
+            bail!("--detectors is empty; known detectors: {}", DETECTOR_IDS.join(", "));
         }
         for name in &list {
             if !DETECTOR_IDS.contains(&name.as_str()) {
-                bail!(
-                    "unknown detector {name:?}; known detectors: {}",
-                    DETECTOR_IDS.join(", ")
-                );
+                bail!("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "));
             }
         }
         Ok(Some(list))
@@ -116,15 +107,12 @@ pub fn parse_threshold(text: &str) -> Result<ThresholdRule> {
         "contamination" => ThresholdRule::Contamination(number(value)?),
         "fixed" => ThresholdRule::Fixed(number(value)?),
         "robust-z" => ThresholdRule::RobustZ { c: number(value)? },
-        "tukey" => ThresholdRule::Tukey {
-            iqr_multiplier: number(value)?,
-        },
+        "tukey" => ThresholdRule::Tukey { iqr_multiplier: number(value)? },
         _ => bail!(
             "--threshold {text:?} is not a rule; use auto, contamination:F, fixed:X, robust-z:C or tukey:K"
         ),
     };
-    rule.check()
-        .map_err(|e| anyhow::anyhow!("--threshold {text:?}: {e}"))?;
+    rule.check().map_err(|e| anyhow::anyhow!("--threshold {text:?}: {e}"))?;
     Ok(rule)
 }
 
@@ -139,15 +127,10 @@ mod tests {
             parse_threshold("contamination:0.1").unwrap(),
             ThresholdRule::Contamination(0.1)
         );
-        assert_eq!(
-            parse_threshold("fixed:2.5").unwrap(),
-            ThresholdRule::Fixed(2.5)
-        );
+        assert_eq!(parse_threshold("fixed:2.5").unwrap(), ThresholdRule::Fixed(2.5));
         assert_eq!(
             parse_threshold("tukey:3").unwrap(),
-            ThresholdRule::Tukey {
-                iqr_multiplier: 3.0
-            }
+            ThresholdRule::Tukey { iqr_multiplier: 3.0 }
         );
         assert!(parse_threshold("contamination:0.9").is_err());
         assert!(parse_threshold("contamination").is_err());

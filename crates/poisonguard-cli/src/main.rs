@@ -61,15 +61,8 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot configure the thread pool")?;
     }
-    let threshold = args
-        .threshold
-        .as_deref()
-        .map(args::parse_threshold)
-        .transpose()?;
-    let opts = DetectorOptions {
-        seed: args.seed,
-        threshold,
-    };
+    let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
+    let opts = DetectorOptions { seed: args.seed, threshold, per_class: args.per_class };
     let requested = args.detector_list()?;
     if let Some(out) = &args.output {
         // Fail before the work, not after it.
@@ -88,6 +81,15 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
     };
     let table = load(&args.input, &load_opts)?;
     let data = table.dataset();
+    if let (Some(labels), Some(column)) = (data.labels(), &args.label) {
+        if labels.n_present_classes() < 2 {
+            bail!(
+                "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
+                args.input.display(),
+                labels.value_of_row(0)
+            );
+        }
+    }
 
     let audit = match &requested {
         Some(names) => {
@@ -97,24 +99,7 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
             }
             audit
         }
-        None => {
-            let audit = Audit::for_dataset(data, &opts);
-            if audit.detector_ids().is_empty() {
-                match data.labels() {
-                    None => bail!(
-                        "{}: no detector applies without labels; name the label column with --label",
-                        args.input.display()
-                    ),
-                    Some(l) => bail!(
-                        "{}: label column {:?} holds a single class ({}); the detectors compare classes",
-                        args.input.display(),
-                        args.label.as_deref().unwrap_or_default(),
-                        l.value_of_row(0)
-                    ),
-                }
-            }
-            audit
-        }
+        None => Audit::for_dataset(data, &opts),
     };
     let report = audit
         .run_with(data, &mut |event| {

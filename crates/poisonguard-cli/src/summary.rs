@@ -20,33 +20,17 @@ fn pct(part: usize, whole: usize) -> f64 {
 pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Report) -> Result<()> {
     let data = table.dataset();
     let n = data.n_samples();
-    write!(
-        out,
-        "{}: {} rows, {} features",
-        args.input.display(),
-        n,
-        data.n_features()
-    )?;
+    write!(out, "{}: {} rows, {} features", args.input.display(), n, data.n_features())?;
     if let Some(labels) = data.labels() {
         write!(out, ", {} classes", labels.n_present_classes())?;
     }
     writeln!(out)?;
 
-    writeln!(
-        out,
-        "\n{:<22} {:>12} {:>16}",
-        "detector", "threshold", "flagged"
-    )?;
+    writeln!(out, "\n{:<22} {:>12} {:>16}", "detector", "threshold", "flagged")?;
     for run in report.runs() {
         let k = run.detection.n_flagged();
         let flagged = format!("{k} ({:.1}%)", pct(k, n));
-        writeln!(
-            out,
-            "{:<22} {:>12.4} {:>16}",
-            run.id,
-            run.detection.threshold(),
-            flagged
-        )?;
+        writeln!(out, "{:<22} {:>12.4} {:>16}", run.id, run.detection.threshold(), flagged)?;
     }
     for f in report.failures() {
         writeln!(out, "{:<22} failed: {}", f.id, f.error)?;
@@ -54,19 +38,11 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
     let k = report.n_flagged();
     writeln!(out, "rows flagged by any detector: {k} ({:.1}%)", pct(k, n))?;
 
-    for run in report
-        .runs()
-        .iter()
-        .filter(|r| !r.class_findings.is_empty())
-    {
+    for run in report.runs().iter().filter(|r| !r.class_findings.is_empty()) {
         let mut findings: Vec<_> = run.class_findings.iter().collect();
         findings.sort_by(|a, b| b.score().total_cmp(&a.score()));
         writeln!(out, "\nmost suspicious classes ({}):", run.id)?;
-        let stats: Vec<&str> = findings[0]
-            .statistics()
-            .iter()
-            .map(|(name, _)| *name)
-            .collect();
+        let stats: Vec<&str> = findings[0].statistics().iter().map(|(name, _)| *name).collect();
         write!(out, "  {:<12} {:>7} {:>8}", "class", "rows", "flagged")?;
         for s in &stats {
             write!(out, " {s:>18}")?;
@@ -81,13 +57,7 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
                     .filter(|(i, c)| **c == f.class() && run.detection.is_flagged(*i))
                     .count()
             });
-            write!(
-                out,
-                "  {:<12} {:>7} {:>8}",
-                f.label().to_string(),
-                f.n_samples(),
-                flagged
-            )?;
+            write!(out, "  {:<12} {:>7} {:>8}", f.label().to_string(), f.n_samples(), flagged)?;
             for s in &stats {
                 write!(out, " {:>18.4}", f.statistic(s).unwrap_or(f64::NAN))?;
             }
@@ -107,11 +77,8 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
             "  {:<22} {:>8} {:>14} {:>10}",
             "scores", "roc_auc", "avg_precision", "recall"
         )?;
-        let mut rows: Vec<(String, &[f64])> = report
-            .runs()
-            .iter()
-            .map(|r| (r.id.to_string(), r.detection.scores()))
-            .collect();
+        let mut rows: Vec<(String, &[f64])> =
+            report.runs().iter().map(|r| (r.id.to_string(), r.detection.scores())).collect();
         rows.push(("suspicion".into(), report.suspicion()));
         for (name, scores) in rows {
             let auc = metrics::roc_auc(scores, truth);

@@ -10,10 +10,7 @@ fn datasets() -> PathBuf {
 }
 
 fn poisonguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_poisonguard"))
-        .args(args)
-        .output()
-        .expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_poisonguard")).args(args).output().expect("binary runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -42,9 +39,7 @@ mod scan {
         let out = stdout(&o);
         assert!(out.contains("1817 rows, 64 features, 10 classes"), "{out}");
         // the first class listed under "most suspicious classes" is 0
-        let mut lines = out
-            .lines()
-            .skip_while(|l| !l.starts_with("most suspicious classes"));
+        let mut lines = out.lines().skip_while(|l| !l.starts_with("most suspicious classes"));
         lines.next();
         lines.next(); // header
         let first = lines.next().expect("a class row");
@@ -90,6 +85,8 @@ mod report {
             "label",
             "--truth",
             "is_poison",
+            "--detectors",
+            "spectral_signature",
             "--output",
             out.to_str().unwrap(),
         ]);
@@ -106,11 +103,30 @@ mod report {
             assert!(line.starts_with(&format!("{i},")), "row {i}: {line}");
         }
         // a flagged row carries a reason sentence
-        let flagged = rows
-            .iter()
-            .find(|l| l.contains(",true,"))
-            .expect("some flagged row");
+        let flagged = rows.iter().find(|l| l.contains(",true,")).expect("some flagged row");
         assert!(flagged.contains("spectral_signature: lies"), "{flagged}");
+    }
+
+    #[test]
+    fn default_detectors_without_labels_are_the_outlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.csv");
+        let input = datasets().join("adbench/14_glass.parquet");
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--truth",
+            "is_outlier",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "row,isolation_forest_score,isolation_forest_flagged,ecod_score,ecod_flagged,suspicion,flagged,reasons"
+        );
+        assert_eq!(text.lines().count(), 215);
     }
 
     #[test]
@@ -144,18 +160,15 @@ mod determinism {
     /// 2 classes x 300 rows x 160 features: every class takes the subspace-iteration route.
     fn synthetic_csv(path: &Path) {
         let mut s = String::new();
-        let header: Vec<String> = (0..160)
-            .map(|j| format!("f{j}"))
-            .chain(["label".into()])
-            .collect();
+        let header: Vec<String> =
+            (0..160).map(|j| format!("f{j}")).chain(["label".into()]).collect();
         writeln!(s, "{}", header.join(",")).unwrap();
         let mut state: u64 = 42;
         for i in 0..600 {
             let row: Vec<String> = (0..160)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    state =
+                        state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     format!("{:.5}", (state >> 11) as f64 / (1u64 << 53) as f64)
                 })
                 .chain([(i % 2).to_string()])
@@ -190,10 +203,7 @@ mod determinism {
                 assert!(o.status.success(), "{}", stderr(&o));
                 reports.push(std::fs::read(&out).unwrap());
             }
-            assert_eq!(
-                reports[0], reports[1],
-                "{ext} report differs between 1 and 2 threads"
-            );
+            assert_eq!(reports[0], reports[1], "{ext} report differs between 1 and 2 threads");
         }
     }
 }
@@ -206,11 +216,7 @@ mod bad_input {
         let o = poisonguard(args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "args {args:?}: stderr {err}");
-        assert_eq!(
-            err.trim_end().lines().count(),
-            1,
-            "one line expected: {err}"
-        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
         assert!(err.starts_with("error: "), "{err}");
         for n in needles {
             assert!(err.contains(n), "{err:?} lacks {n:?}");
@@ -238,25 +244,16 @@ mod bad_input {
         let bytes = std::fs::read(datasets().join("poisoned/digits_badnets.parquet")).unwrap();
         let p = dir.path().join("cut.parquet");
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-        rejects(
-            &["scan", p.to_str().unwrap(), "--label", "label"],
-            &["cut.parquet", "Parquet"],
-        );
+        rejects(&["scan", p.to_str().unwrap(), "--label", "label"], &["cut.parquet", "Parquet"]);
     }
 
     #[test]
     fn empty_file_and_header_only() {
         let dir = tempfile::tempdir().unwrap();
         let empty = write(dir.path(), "empty.csv", "");
-        rejects(
-            &["scan", &empty, "--label", "label"],
-            &["empty.csv", "empty"],
-        );
+        rejects(&["scan", &empty, "--label", "label"], &["empty.csv", "empty"]);
         let header = write(dir.path(), "header.csv", "a,b,label\n");
-        rejects(
-            &["scan", &header, "--label", "label"],
-            &["header.csv", "no rows"],
-        );
+        rejects(&["scan", &header, "--label", "label"], &["header.csv", "no rows"]);
     }
 
     #[test]
@@ -271,58 +268,27 @@ mod bad_input {
     #[test]
     fn non_numeric_feature_column() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(
-            dir.path(),
-            "text.csv",
-            "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n",
-        );
-        rejects(
-            &["scan", &p, "--label", "label"],
-            &["text.csv", "\"b\"", "row 1", "oops"],
-        );
+        let p = write(dir.path(), "text.csv", "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["text.csv", "\"b\"", "row 1", "oops"]);
     }
 
     #[test]
     fn nan_and_inf_name_row_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(
-            dir.path(),
-            "nan.csv",
-            "a,b,label\n1,2,0\n3,4,1\n5,NaN,0\n6,7,1\n",
-        );
-        rejects(
-            &["scan", &p, "--label", "label"],
-            &["nan.csv", "\"b\"", "row 2", "NaN"],
-        );
-        let p = write(
-            dir.path(),
-            "inf.csv",
-            "a,b,label\n1,2,0\n-inf,4,1\n5,6,0\n6,7,1\n",
-        );
-        rejects(
-            &["scan", &p, "--label", "label"],
-            &["inf.csv", "\"a\"", "row 1", "inf"],
-        );
+        let p = write(dir.path(), "nan.csv", "a,b,label\n1,2,0\n3,4,1\n5,NaN,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["nan.csv", "\"b\"", "row 2", "NaN"]);
+        let p = write(dir.path(), "inf.csv", "a,b,label\n1,2,0\n-inf,4,1\n5,6,0\n6,7,1\n");
+        rejects(&["scan", &p, "--label", "label"], &["inf.csv", "\"a\"", "row 1", "inf"]);
     }
 
     #[test]
     fn single_class() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "one.csv", "a,b,label\n1,2,7\n3,4,7\n5,6,7\n");
+        rejects(&["scan", &p, "--label", "label"], &["one.csv", "single class", "7"]);
         rejects(
-            &["scan", &p, "--label", "label"],
-            &["one.csv", "single class", "7"],
-        );
-        rejects(
-            &[
-                "scan",
-                &p,
-                "--label",
-                "label",
-                "--detectors",
-                "spectral_signature",
-            ],
-            &["one.csv", "at least two classes"],
+            &["scan", &p, "--label", "label", "--detectors", "isolation_forest"],
+            &["one.csv", "single class"],
         );
     }
 
@@ -330,14 +296,7 @@ mod bad_input {
     fn unknown_detector() {
         let input = datasets().join("tabular/wine.csv");
         rejects(
-            &[
-                "scan",
-                input.to_str().unwrap(),
-                "--label",
-                "label",
-                "--detectors",
-                "spectral,lof",
-            ],
+            &["scan", input.to_str().unwrap(), "--label", "label", "--detectors", "spectral,lof"],
             &["unknown detector \"spectral\"", "spectral_signature"],
         );
     }
@@ -356,10 +315,7 @@ mod bad_input {
     fn missing_value_and_bad_truth() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "gap.csv", "a,b,label\n1,,0\n3,4,1\n");
-        rejects(
-            &["scan", &p, "--label", "label"],
-            &["gap.csv", "\"b\"", "row 0", "missing"],
-        );
+        rejects(&["scan", &p, "--label", "label"], &["gap.csv", "\"b\"", "row 0", "missing"]);
         let p = write(dir.path(), "truth.csv", "a,t,label\n1,0,0\n3,2,1\n");
         rejects(
             &["scan", &p, "--label", "label", "--truth", "t"],
@@ -372,23 +328,13 @@ mod bad_input {
         let input = datasets().join("tabular/wine.csv");
         let input = input.to_str().unwrap();
         rejects(
-            &[
-                "scan",
-                input,
-                "--label",
-                "label",
-                "--threshold",
-                "contamination:0.9",
-            ],
+            &["scan", input, "--label", "label", "--threshold", "contamination:0.9"],
             &["contamination"],
         );
         rejects(
             &["scan", input, "--label", "label", "-o", "report.txt"],
             &["report.txt", "unsupported"],
         );
-        rejects(
-            &["scan", input, "--label", "label", "--threads", "0"],
-            &["--threads"],
-        );
+        rejects(&["scan", input, "--label", "label", "--threads", "0"], &["--threads"]);
     }
 }

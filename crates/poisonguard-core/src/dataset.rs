@@ -51,9 +51,7 @@ impl LabelMap {
     pub fn new(mut values: Vec<LabelValue>) -> Result<Self, DataError> {
         values.sort();
         if let Some(w) = values.windows(2).find(|w| w[0] == w[1]) {
-            return Err(DataError::DuplicateLabel {
-                label: w[0].to_string(),
-            });
+            return Err(DataError::DuplicateLabel { label: w[0].to_string() });
         }
         Ok(Self { values })
     }
@@ -111,16 +109,8 @@ impl Labels {
     /// # Errors
     /// [`DataError::UnknownClass`] for the first id outside the map.
     pub fn new(ids: Vec<ClassId>, map: LabelMap) -> Result<Self, DataError> {
-        if let Some((row, c)) = ids
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.index() >= map.n_classes())
-        {
-            return Err(DataError::UnknownClass {
-                row,
-                class: c.0,
-                n_classes: map.n_classes(),
-            });
+        if let Some((row, c)) = ids.iter().enumerate().find(|(_, c)| c.index() >= map.n_classes()) {
+            return Err(DataError::UnknownClass { row, class: c.0, n_classes: map.n_classes() });
         }
         Ok(Self { ids, map })
     }
@@ -160,10 +150,7 @@ impl Labels {
 
     /// Number of classes that have at least one row.
     pub fn n_present_classes(&self) -> usize {
-        self.rows_by_class()
-            .iter()
-            .filter(|r| !r.is_empty())
-            .count()
+        self.rows_by_class().iter().filter(|r| !r.is_empty()).count()
     }
 }
 
@@ -297,10 +284,7 @@ impl Dataset {
             }),
             ids: self.ids.as_ref().map(pick),
             sources: self.sources.as_ref().map(pick),
-            pred_probs: self
-                .pred_probs
-                .as_ref()
-                .map(|p| p.select(ndarray::Axis(0), rows)),
+            pred_probs: self.pred_probs.as_ref().map(|p| p.select(ndarray::Axis(0), rows)),
             feature_names: self.feature_names.clone(),
         }
     }
@@ -315,9 +299,7 @@ impl Dataset {
         let n_classes = match &self.labels {
             Some(l) => l.map.n_classes(),
             None => {
-                return Err(DataError::LabelsRequired {
-                    detector: "pred_probs",
-                });
+                return Err(DataError::LabelsRequired { detector: "pred_probs" });
             }
         };
         self.check_len("predicted probabilities", probs.nrows())?;
@@ -328,10 +310,8 @@ impl Dataset {
             });
         }
         for (row, r) in probs.rows().into_iter().enumerate() {
-            if let Some((col, &value)) = r
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+            if let Some((col, &value)) =
+                r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
             {
                 return Err(DataError::InvalidProbability { row, col, value });
             }
@@ -345,11 +325,7 @@ impl Dataset {
         if actual == expected {
             Ok(())
         } else {
-            Err(DataError::LengthMismatch {
-                what,
-                expected,
-                actual,
-            })
+            Err(DataError::LengthMismatch { what, expected, actual })
         }
     }
 
@@ -394,9 +370,7 @@ impl Dataset {
     /// # Errors
     /// As described.
     pub fn require_classes(&self, detector: &'static str) -> Result<&Labels, DataError> {
-        let labels = self
-            .labels()
-            .ok_or(DataError::LabelsRequired { detector })?;
+        let labels = self.labels().ok_or(DataError::LabelsRequired { detector })?;
         if labels.n_present_classes() < 2 {
             let label = labels.value_of_row(0).to_string();
             return Err(DataError::SingleClass { detector, label });
@@ -412,28 +386,15 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_non_finite() {
-        assert_eq!(
-            Dataset::new(Array2::zeros((0, 3))).unwrap_err(),
-            DataError::NoRows
-        );
-        assert_eq!(
-            Dataset::new(Array2::zeros((3, 0))).unwrap_err(),
-            DataError::NoFeatures
-        );
+        assert_eq!(Dataset::new(Array2::zeros((0, 3))).unwrap_err(), DataError::NoRows);
+        assert_eq!(Dataset::new(Array2::zeros((3, 0))).unwrap_err(), DataError::NoFeatures);
         let x = array![[0.0f32, 1.0], [1.0, f32::INFINITY]];
         assert_eq!(
             Dataset::new(x).unwrap_err(),
-            DataError::NonFinite {
-                row: 1,
-                col: 1,
-                value: f32::INFINITY
-            }
+            DataError::NonFinite { row: 1, col: 1, value: f32::INFINITY }
         );
         let x = array![[f32::NAN, 1.0]];
-        assert!(matches!(
-            Dataset::new(x),
-            Err(DataError::NonFinite { row: 0, col: 0, .. })
-        ));
+        assert!(matches!(Dataset::new(x), Err(DataError::NonFinite { row: 0, col: 0, .. })));
     }
 
     #[test]
@@ -442,11 +403,7 @@ mod tests {
         let y = Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]);
         assert_eq!(
             d.with_labels(y).unwrap_err(),
-            DataError::LengthMismatch {
-                what: "labels",
-                expected: 3,
-                actual: 2
-            }
+            DataError::LengthMismatch { what: "labels", expected: 3, actual: 2 }
         );
     }
 
@@ -463,17 +420,11 @@ mod tests {
     fn single_class_is_rejected_where_classes_are_needed() {
         let d = Dataset::new(Array2::zeros((2, 2)))
             .unwrap()
-            .with_labels(Labels::from_values(&[
-                LabelValue::Int(4),
-                LabelValue::Int(4),
-            ]))
+            .with_labels(Labels::from_values(&[LabelValue::Int(4), LabelValue::Int(4)]))
             .unwrap();
         assert_eq!(
             d.require_classes("x").unwrap_err(),
-            DataError::SingleClass {
-                detector: "x",
-                label: "4".into()
-            }
+            DataError::SingleClass { detector: "x", label: "4".into() }
         );
         let d = Dataset::new(Array2::zeros((2, 2))).unwrap();
         assert_eq!(
@@ -486,10 +437,7 @@ mod tests {
     fn checks_probabilities() {
         let d = Dataset::new(Array2::zeros((2, 1)))
             .unwrap()
-            .with_labels(Labels::from_values(&[
-                LabelValue::Int(0),
-                LabelValue::Int(1),
-            ]))
+            .with_labels(Labels::from_values(&[LabelValue::Int(0), LabelValue::Int(1)]))
             .unwrap();
         let p = array![[0.5f32, 0.5], [1.5, -0.5]];
         assert!(matches!(

@@ -94,36 +94,24 @@ impl fmt::Display for Reason {
                 f,
                 "lies {z:+.1} robust sd along the top spectral direction of class {class}"
             ),
-            Reason::FarFromNeighbors {
-                k,
-                statistic,
-                distance,
-            } => write!(
-                f,
-                "{statistic} distance to its {k} nearest neighbours is {distance:.4}"
-            ),
+            Reason::FarFromNeighbors { k, statistic, distance } => {
+                write!(f, "{statistic} distance to its {k} nearest neighbours is {distance:.4}")
+            }
             Reason::LowLocalDensity { k, lof } => write!(
                 f,
                 "local density is {lof:.2} times lower than that of its {k} nearest neighbours"
             ),
-            Reason::ShortIsolationPath {
-                mean_path,
-                expected,
-            } => write!(
+            Reason::ShortIsolationPath { mean_path, expected } => write!(
                 f,
                 "isolated after {mean_path:.1} random splits on average (a typical row: {expected:.1})"
             ),
-            Reason::TailProbability {
-                feature,
-                contribution,
-            } => write!(
+            Reason::TailProbability { feature, contribution } => write!(
                 f,
                 "lies in the tail of feature {feature} (-log tail probability {contribution:.2})"
             ),
-            Reason::RobustDistance { d2, dof } => write!(
-                f,
-                "squared robust Mahalanobis distance {d2:.2} over {dof} features"
-            ),
+            Reason::RobustDistance { d2, dof } => {
+                write!(f, "squared robust Mahalanobis distance {d2:.2} over {dof} features")
+            }
             Reason::Score { score, threshold } => {
                 write!(f, "score {score:.4} exceeds threshold {threshold:.4}")
             }
@@ -202,11 +190,7 @@ impl Detection {
             .filter(|(_, s)| **s > threshold)
             .map(|(i, &s)| (i, explain(i, s)))
             .collect();
-        Ok(Self {
-            scores,
-            threshold,
-            reasons,
-        })
+        Ok(Self { scores, threshold, reasons })
     }
 
     /// One score per row; higher = more suspicious.
@@ -239,10 +223,7 @@ impl Detection {
 
     /// The reason of row `i`, if it is flagged.
     pub fn reason(&self, i: usize) -> Option<&Reason> {
-        self.reasons
-            .binary_search_by_key(&i, |(row, _)| *row)
-            .ok()
-            .map(|k| &self.reasons[k].1)
+        self.reasons.binary_search_by_key(&i, |(row, _)| *row).ok().map(|k| &self.reasons[k].1)
     }
 
     /// `(row, reason)` of every flagged row, ascending by row.
@@ -256,10 +237,7 @@ mod tests {
     use super::*;
 
     fn reason(_: usize, score: f64) -> Reason {
-        Reason::Score {
-            score,
-            threshold: 0.0,
-        }
+        Reason::Score { score, threshold: 0.0 }
     }
 
     #[test]
@@ -268,17 +246,8 @@ mod tests {
         assert_eq!(d.flagged(), vec![false, true, false, true]);
         assert_eq!(d.n_flagged(), 2);
         assert!(d.reason(0).is_none());
-        assert_eq!(
-            d.reason(3),
-            Some(&Reason::Score {
-                score: 3.0,
-                threshold: 0.0
-            })
-        );
-        assert_eq!(
-            d.reasons().iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
+        assert_eq!(d.reason(3), Some(&Reason::Score { score: 3.0, threshold: 0.0 }));
+        assert_eq!(d.reasons().iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 3]);
     }
 
     #[test]
@@ -287,18 +256,12 @@ mod tests {
             Detection::with_threshold(vec![0.0, f64::INFINITY], 1.0, reason),
             Err(DataError::NonFiniteScore { row: 1, .. })
         ));
-        assert_eq!(
-            Detection::with_threshold(vec![], 1.0, reason).unwrap_err(),
-            DataError::NoRows
-        );
+        assert_eq!(Detection::with_threshold(vec![], 1.0, reason).unwrap_err(), DataError::NoRows);
     }
 
     #[test]
     fn reasons_read_as_sentences() {
-        let r = Reason::SpectralProjection {
-            class: LabelValue::Int(7),
-            z: 4.26,
-        };
+        let r = Reason::SpectralProjection { class: LabelValue::Int(7), z: 4.26 };
         assert_eq!(
             r.to_string(),
             "lies +4.3 robust sd along the top spectral direction of class 7"

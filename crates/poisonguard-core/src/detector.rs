@@ -141,13 +141,7 @@ impl ClassFinding {
         score: f64,
         statistics: Vec<(&'static str, f64)>,
     ) -> Self {
-        Self {
-            class,
-            label,
-            n_samples,
-            score,
-            statistics,
-        }
+        Self { class, label, n_samples, score, statistics }
     }
 
     /// The class id.
@@ -178,9 +172,6 @@ impl ClassFinding {
 
     /// One named statistic.
     pub fn statistic(&self, name: &str) -> Option<f64> {
-        self.statistics
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        self.statistics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }

@@ -98,6 +98,14 @@ pub enum DataError {
         /// Features now.
         actual: usize,
     },
+    /// A fitted detector could not score new rows for a reason other than the data's shape.
+    #[error("detector {detector} cannot score the rows: {message}")]
+    Detector {
+        /// The detector.
+        detector: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// A score vector handed to the thresholding or to a metric holds a non-finite value.
     #[error("score at row {row} is not finite ({value})")]
     NonFiniteScore {

@@ -17,10 +17,7 @@ fn check(scores: &[f64], truth: &[bool]) -> Result<(usize, usize), DataError> {
     let positives = truth.iter().filter(|&&t| t).count();
     let negatives = truth.len() - positives;
     if positives == 0 || negatives == 0 {
-        return Err(DataError::DegenerateTruth {
-            positives,
-            negatives,
-        });
+        return Err(DataError::DegenerateTruth { positives, negatives });
     }
     Ok((positives, negatives))
 }
@@ -139,15 +136,9 @@ mod tests {
 
     #[test]
     fn auc_counts_ties_as_half() {
-        assert_eq!(
-            roc_auc(&[1.0, 1.0, 1.0], &[true, false, false]).unwrap(),
-            0.5
-        );
+        assert_eq!(roc_auc(&[1.0, 1.0, 1.0], &[true, false, false]).unwrap(), 0.5);
         // positive 1.0 ties one negative and beats one: (1 + 0.5) / 2
-        assert_eq!(
-            roc_auc(&[1.0, 1.0, 0.0], &[true, false, false]).unwrap(),
-            0.75
-        );
+        assert_eq!(roc_auc(&[1.0, 1.0, 0.0], &[true, false, false]).unwrap(), 0.75);
     }
 
     #[test]
@@ -166,24 +157,15 @@ mod tests {
         assert_eq!(recall_at_k(&S, &T, 100).unwrap(), 1.0);
         assert_eq!(precision_at_k(&S, &T, 0).unwrap(), 0.0);
         // ties broken by row order: row 1 (clean) comes before row 2 (poison)
-        assert_eq!(
-            recall_at_k(&[0.0, 1.0, 1.0], &[false, false, true], 1).unwrap(),
-            0.0
-        );
+        assert_eq!(recall_at_k(&[0.0, 1.0, 1.0], &[false, false, true], 1).unwrap(), 0.0);
     }
 
     #[test]
     fn metric_errors() {
-        assert!(matches!(
-            roc_auc(&[1.0], &[true, false]),
-            Err(DataError::LengthMismatch { .. })
-        ));
+        assert!(matches!(roc_auc(&[1.0], &[true, false]), Err(DataError::LengthMismatch { .. })));
         assert_eq!(
             roc_auc(&[1.0, 2.0], &[true, true]).unwrap_err(),
-            DataError::DegenerateTruth {
-                positives: 2,
-                negatives: 0
-            }
+            DataError::DegenerateTruth { positives: 2, negatives: 0 }
         );
         assert!(matches!(
             average_precision(&[f64::NAN, 1.0], &[true, false]),

@@ -45,18 +45,9 @@ impl Report {
         suspicion: Vec<f64>,
     ) -> Self {
         for r in &runs {
-            assert_eq!(
-                r.detection.scores().len(),
-                suspicion.len(),
-                "detector {} row count",
-                r.id
-            );
+            assert_eq!(r.detection.scores().len(), suspicion.len(), "detector {} row count", r.id);
         }
-        Self {
-            runs,
-            failures,
-            suspicion,
-        }
+        Self { runs, failures, suspicion }
     }
 
     /// Number of rows.
@@ -94,9 +85,7 @@ impl Report {
 
     /// Number of rows flagged by at least one detector.
     pub fn n_flagged(&self) -> usize {
-        (0..self.n_samples())
-            .filter(|&i| self.is_flagged(i))
-            .count()
+        (0..self.n_samples()).filter(|&i| self.is_flagged(i)).count()
     }
 
     /// The reasons of row `i`, one `"<detector>: <sentence>"` per flagging detector, joined by

@@ -27,9 +27,9 @@ impl ScoreNull {
         use statrs::distribution::{ChiSquared, ContinuousCDF};
         match *self {
             // `ChiSquared::new` fails only for dof <= 0 or NaN; detectors pass a positive count.
-            ScoreNull::ChiSquared { dof } => ChiSquared::new(dof)
-                .map(|d| d.inverse_cdf(1.0 - alpha))
-                .unwrap_or(f64::INFINITY),
+            ScoreNull::ChiSquared { dof } => {
+                ChiSquared::new(dof).map(|d| d.inverse_cdf(1.0 - alpha)).unwrap_or(f64::INFINITY)
+            }
         }
     }
 }
@@ -81,13 +81,7 @@ impl ThresholdRule {
     /// # Errors
     /// [`ParamError::OutOfRange`] naming the parameter.
     pub fn check(&self) -> Result<(), ParamError> {
-        let bad = |name, value, allowed| {
-            Err(ParamError::OutOfRange {
-                name,
-                value,
-                allowed,
-            })
-        };
+        let bad = |name, value, allowed| Err(ParamError::OutOfRange { name, value, allowed });
         match *self {
             ThresholdRule::Auto => Ok(()),
             ThresholdRule::RobustZ { c } if !(c.is_finite() && c > 0.0) => {
@@ -209,18 +203,14 @@ mod tests {
     #[test]
     fn auto_is_median_plus_scaled_mad() {
         // median 3, |dev| = [2, 1, 0, 1, 97] -> MAD 1
-        let t = ThresholdRule::Auto
-            .fit(&[1.0, 2.0, 3.0, 4.0, 100.0])
-            .unwrap();
+        let t = ThresholdRule::Auto.fit(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap();
         assert!((t - (3.0 + 3.5 * MAD_TO_SD)).abs() < 1e-12);
     }
 
     #[test]
     fn auto_falls_back_to_mean_deviation_when_mad_is_zero() {
         // median 0, MAD 0, mean |dev| = 10/5 = 2
-        let t = ThresholdRule::Auto
-            .fit(&[0.0, 0.0, 0.0, 0.0, 10.0])
-            .unwrap();
+        let t = ThresholdRule::Auto.fit(&[0.0, 0.0, 0.0, 0.0, 10.0]).unwrap();
         assert!((t - 3.5 * MEANAD_TO_SD * 2.0).abs() < 1e-12);
         // all equal: nothing can exceed the threshold
         assert_eq!(ThresholdRule::Auto.fit(&[2.0; 4]).unwrap(), 2.0);
@@ -230,17 +220,13 @@ mod tests {
     fn auto_uses_the_stated_null() {
         // chi-square(1) 99% quantile = 1.959964^2 * ... = 6.634897
         let null = ScoreNull::ChiSquared { dof: 1.0 };
-        let t = ThresholdRule::Auto
-            .fit_with_null(&[1.0, 2.0, 100.0], Some(&null))
-            .unwrap();
+        let t = ThresholdRule::Auto.fit_with_null(&[1.0, 2.0, 100.0], Some(&null)).unwrap();
         assert!((t - 6.634_896_6).abs() < 1e-6, "{t}");
         // chi-square(10) 99% quantile = 23.209251
         let t = ScoreNull::ChiSquared { dof: 10.0 }.upper_quantile(0.01);
         assert!((t - 23.209_251).abs() < 1e-5, "{t}");
         // other rules ignore it
-        let t = ThresholdRule::Fixed(3.0)
-            .fit_with_null(&[1.0], Some(&null))
-            .unwrap();
+        let t = ThresholdRule::Fixed(3.0).fit_with_null(&[1.0], Some(&null)).unwrap();
         assert_eq!(t, 3.0);
     }
 
@@ -255,11 +241,8 @@ mod tests {
     #[test]
     fn tukey_and_fixed() {
         // Q1 = 2, Q3 = 4 for [1..5]
-        let t = ThresholdRule::Tukey {
-            iqr_multiplier: 1.5,
-        }
-        .fit(&[1.0, 2.0, 3.0, 4.0, 5.0])
-        .unwrap();
+        let t =
+            ThresholdRule::Tukey { iqr_multiplier: 1.5 }.fit(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
         assert!((t - 7.0).abs() < 1e-12);
         assert_eq!(ThresholdRule::Fixed(0.5).fit(&[1.0]).unwrap(), 0.5);
     }
@@ -271,13 +254,7 @@ mod tests {
         assert!(ThresholdRule::Contamination(0.5).check().is_ok());
         assert!(ThresholdRule::RobustZ { c: -1.0 }.check().is_err());
         assert!(ThresholdRule::Fixed(f64::NAN).check().is_err());
-        assert!(
-            ThresholdRule::Tukey {
-                iqr_multiplier: 0.0
-            }
-            .check()
-            .is_err()
-        );
+        assert!(ThresholdRule::Tukey { iqr_multiplier: 0.0 }.check().is_err());
         assert_eq!(ThresholdRule::Auto.fit(&[]).unwrap_err(), DataError::NoRows);
         assert!(matches!(
             ThresholdRule::Auto.fit(&[1.0, f64::NAN]),

@@ -27,11 +27,8 @@ impl Format {
     /// # Errors
     /// [`Error::UnsupportedFormat`] for any other extension.
     pub fn of(path: &Path, allow_json: bool) -> Result<Format> {
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let extension =
+            path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
         match extension.as_str() {
             "csv" => Ok(Format::Csv),
             "parquet" | "pq" => Ok(Format::Parquet),
@@ -39,11 +36,7 @@ impl Format {
             _ => Err(Error::UnsupportedFormat {
                 path: path.display().to_string(),
                 extension,
-                supported: if allow_json {
-                    ".csv, .parquet or .json"
-                } else {
-                    ".csv or .parquet"
-                },
+                supported: if allow_json { ".csv, .parquet or .json" } else { ".csv or .parquet" },
             }),
         }
     }
@@ -126,24 +119,15 @@ fn read_frame(path: &Path) -> Result<DataFrame> {
     let shown = path.display().to_string();
     let format = Format::of(path, false)?;
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound {
-            path: shown.clone(),
-        },
-        _ => Error::Io {
-            path: shown.clone(),
-            source: e,
-        },
+        std::io::ErrorKind::NotFound => Error::NotFound { path: shown.clone() },
+        _ => Error::Io { path: shown.clone(), source: e },
     })?;
     if meta.len() == 0 {
         return Err(Error::EmptyFile { path: shown });
     }
     let parse = |format: &'static str| {
         let path = shown.clone();
-        move |e: PolarsError| Error::Parse {
-            path,
-            format,
-            message: e.to_string(),
-        }
+        move |e: PolarsError| Error::Parse { path, format, message: e.to_string() }
     };
     let frame = match format {
         Format::Csv => CsvReadOptions::default()
@@ -155,13 +139,9 @@ fn read_frame(path: &Path) -> Result<DataFrame> {
             .and_then(|r| r.finish())
             .map_err(parse("CSV"))?,
         _ => {
-            let file = File::open(path).map_err(|e| Error::Io {
-                path: shown.clone(),
-                source: e,
-            })?;
-            ParquetReader::new(file)
-                .finish()
-                .map_err(parse("Parquet"))?
+            let file =
+                File::open(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+            ParquetReader::new(file).finish().map_err(parse("Parquet"))?
         }
     };
     if frame.height() == 0 {
@@ -174,11 +154,7 @@ fn read_frame(path: &Path) -> Result<DataFrame> {
 const LISTED_COLUMNS: usize = 12;
 
 fn column_list(frame: &DataFrame) -> String {
-    let names: Vec<&str> = frame
-        .get_column_names()
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
+    let names: Vec<&str> = frame.get_column_names().iter().map(|s| s.as_str()).collect();
     if names.len() <= LISTED_COLUMNS {
         names.join(", ")
     } else {
@@ -251,31 +227,20 @@ fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Resul
             .collect(),
     };
     if feature_names.is_empty() {
-        return Err(Error::NoFeatures {
-            path: shown,
-            available: column_list(frame),
-        });
+        return Err(Error::NoFeatures { path: shown, available: column_list(frame) });
     }
 
     let features = feature_matrix(p, frame, &feature_names)?;
-    let mut dataset = Dataset::new(features).map_err(|source| Error::Data {
-        path: shown.clone(),
-        source,
-    })?;
-    let data_err = |source| Error::Data {
-        path: shown.clone(),
-        source,
-    };
+    let mut dataset =
+        Dataset::new(features).map_err(|source| Error::Data { path: shown.clone(), source })?;
+    let data_err = |source| Error::Data { path: shown.clone(), source };
     if let Some(name) = &opts.label {
         let raw = label_values(p, get(frame, p, name, "label")?)?;
-        dataset = dataset
-            .with_labels(Labels::from_values(&raw))
-            .map_err(data_err)?;
+        dataset = dataset.with_labels(Labels::from_values(&raw)).map_err(data_err)?;
     }
     if let Some(name) = &opts.id {
-        dataset = dataset
-            .with_ids(text_values(p, get(frame, p, name, "id")?)?)
-            .map_err(data_err)?;
+        dataset =
+            dataset.with_ids(text_values(p, get(frame, p, name, "id")?)?).map_err(data_err)?;
     }
     if let Some(name) = &opts.source {
         let sources = text_values(p, get(frame, p, name, "source")?)?;
@@ -285,11 +250,7 @@ fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Resul
         Some(name) => Some(truth_values(p, get(frame, p, name, "truth")?)?),
         None => None,
     };
-    Ok(Table {
-        dataset,
-        truth,
-        feature_names,
-    })
+    Ok(Table { dataset, truth, feature_names })
 }
 
 /// Fills the row-major f32 matrix one column at a time (one column-sized temporary at most).
@@ -301,13 +262,11 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
         if !is_numeric(col.dtype()) {
             return Err(non_numeric(path, name, col));
         }
-        let cast = col
-            .cast(&DataType::Float32)
-            .map_err(|e| Error::NonNumericColumn {
-                path: path.to_string(),
-                column: name.clone(),
-                detail: e.to_string(),
-            })?;
+        let cast = col.cast(&DataType::Float32).map_err(|e| Error::NonNumericColumn {
+            path: path.to_string(),
+            column: name.clone(),
+            detail: e.to_string(),
+        })?;
         let values = cast.f32().map_err(|e| Error::NonNumericColumn {
             path: path.to_string(),
             column: name.clone(),
@@ -337,27 +296,18 @@ fn non_numeric(path: &str, name: &str, col: &Column) -> Error {
     let mut detail = format!("type {}", col.dtype());
     if let Ok(text) = col.str() {
         let bad = text.iter().enumerate().find_map(|(i, v)| {
-            v.filter(|s| s.trim().parse::<f64>().is_err())
-                .map(|s| (i, s.to_string()))
+            v.filter(|s| s.trim().parse::<f64>().is_err()).map(|s| (i, s.to_string()))
         });
         if let Some((row, value)) = bad {
             detail = format!("row {row} holds {value:?}");
         }
     }
-    Error::NonNumericColumn {
-        path: path.to_string(),
-        column: name.to_string(),
-        detail,
-    }
+    Error::NonNumericColumn { path: path.to_string(), column: name.to_string(), detail }
 }
 
 fn label_values(path: &str, col: &Column) -> Result<Vec<LabelValue>> {
     let name = col.name().to_string();
-    let missing = |row| Error::MissingValue {
-        path: path.to_string(),
-        column: name.clone(),
-        row,
-    };
+    let missing = |row| Error::MissingValue { path: path.to_string(), column: name.clone(), row };
     if col.dtype().is_integer() {
         let cast = col.cast(&DataType::Int64).map_err(|e| Error::LabelType {
             path: path.to_string(),
@@ -376,10 +326,7 @@ fn label_values(path: &str, col: &Column) -> Result<Vec<LabelValue>> {
     } else if let Ok(ca) = col.str() {
         ca.iter()
             .enumerate()
-            .map(|(i, v)| {
-                v.map(|s| LabelValue::Str(s.to_string()))
-                    .ok_or_else(|| missing(i))
-            })
+            .map(|(i, v)| v.map(|s| LabelValue::Str(s.to_string())).ok_or_else(|| missing(i)))
             .collect()
     } else {
         Err(Error::LabelType {
@@ -426,9 +373,7 @@ fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
         let first = col.get(0).map(|v| v.to_string()).unwrap_or_default();
         return Err(bad(0, first));
     }
-    let cast = col
-        .cast(&DataType::Float64)
-        .map_err(|e| bad(0, e.to_string()))?;
+    let cast = col.cast(&DataType::Float64).map_err(|e| bad(0, e.to_string()))?;
     let ca = cast.f64().map_err(|e| bad(0, e.to_string()))?;
     ca.iter()
         .enumerate()
@@ -436,11 +381,9 @@ fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
             Some(0.0) => Ok(false),
             Some(1.0) => Ok(true),
             Some(v) => Err(bad(i, v.to_string())),
-            None => Err(Error::MissingValue {
-                path: path.to_string(),
-                column: name.clone(),
-                row: i,
-            }),
+            None => {
+                Err(Error::MissingValue { path: path.to_string(), column: name.clone(), row: i })
+            }
         })
         .collect()
 }

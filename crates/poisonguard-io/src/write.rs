@@ -47,9 +47,7 @@ fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
     if let Some(labels) = data.labels() {
         let values: Vec<&LabelValue> = (0..n).map(|i| labels.value_of_row(i)).collect();
         if values.iter().all(|v| matches!(v, LabelValue::Int(_))) {
-            let ints = values
-                .iter()
-                .map(|v| if let LabelValue::Int(k) = v { *k } else { 0 });
+            let ints = values.iter().map(|v| if let LabelValue::Int(k) = v { *k } else { 0 });
             cols.push(Values::Int(ints.collect()));
         } else {
             cols.push(Values::Text(values.iter().map(|v| v.to_string()).collect()));
@@ -61,9 +59,7 @@ fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
     }
     cols.push(Values::Float(report.suspicion().to_vec()));
     cols.push(Values::Bool((0..n).map(|i| report.is_flagged(i)).collect()));
-    cols.push(Values::Text(
-        (0..n).map(|i| report.reasons_of_row(i)).collect(),
-    ));
+    cols.push(Values::Text((0..n).map(|i| report.reasons_of_row(i)).collect()));
     cols
 }
 
@@ -79,21 +75,11 @@ pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> 
     let format = Format::of(path, true)?;
     let names = report_columns(report, data);
     let values = report_values(report, data);
-    let file = File::create(path).map_err(|e| Error::Io {
-        path: shown.clone(),
-        source: e,
-    })?;
-    let write_err = |e: PolarsError| Error::Write {
-        path: shown.clone(),
-        message: e.to_string(),
-    };
+    let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
     match format {
-        Format::Json => {
-            write_json(BufWriter::new(file), &names, &values).map_err(|e| Error::Write {
-                path: shown.clone(),
-                message: e.to_string(),
-            })
-        }
+        Format::Json => write_json(BufWriter::new(file), &names, &values)
+            .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() }),
         Format::Csv | Format::Parquet => {
             let columns: Vec<Column> = names
                 .iter()
@@ -110,14 +96,9 @@ pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> 
                 .collect();
             let mut frame = DataFrame::new(report.n_samples(), columns).map_err(write_err)?;
             if format == Format::Csv {
-                CsvWriter::new(BufWriter::new(file))
-                    .finish(&mut frame)
-                    .map_err(write_err)
+                CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err)
             } else {
-                ParquetWriter::new(file)
-                    .finish(&mut frame)
-                    .map(|_| ())
-                    .map_err(write_err)
+                ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err)
             }
         }
     }

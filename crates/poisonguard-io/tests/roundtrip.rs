@@ -53,27 +53,15 @@ fn explicit_features_exclude_string_labels_ids_and_sources() {
     assert_eq!(t.feature_names(), &["x".to_string(), "y".to_string()]);
     let d = t.dataset();
     assert_eq!(d.features().row(1).to_vec(), vec![2.5f32, 3.0]);
-    assert_eq!(
-        d.labels().unwrap().value_of_row(1),
-        &LabelValue::Str("dog".into())
-    );
+    assert_eq!(d.labels().unwrap().value_of_row(1), &LabelValue::Str("dog".into()));
     assert_eq!(d.ids().unwrap()[2], "a3");
     assert_eq!(d.sources().unwrap()[1], "v2");
 
-    let only = LoadOptions {
-        features: Some(vec!["y".into()]),
-        ..opts.clone()
-    };
+    let only = LoadOptions { features: Some(vec!["y".into()]), ..opts.clone() };
     assert_eq!(load(&p, &only).unwrap().feature_names(), &["y".to_string()]);
 
     // the string id column would be a non-numeric feature if it had no role
-    let err = load(
-        &p,
-        &LoadOptions {
-            label: Some("species".into()),
-            ..LoadOptions::default()
-        },
-    );
+    let err = load(&p, &LoadOptions { label: Some("species".into()), ..LoadOptions::default() });
     assert!(matches!(err, Err(Error::NonNumericColumn { ref column, .. }) if column == "id"));
 }
 
@@ -81,20 +69,14 @@ fn explicit_features_exclude_string_labels_ids_and_sources() {
 fn float_labels_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "f.csv", "x,label\n1,0.5\n2,1.5\n");
-    let opts = LoadOptions {
-        label: Some("label".into()),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
     assert!(matches!(load(&p, &opts), Err(Error::LabelType { .. })));
 }
 
 #[test]
 fn unsupported_input_extension() {
     let opts = LoadOptions::default();
-    assert!(matches!(
-        load("table.xlsx", &opts),
-        Err(Error::UnsupportedFormat { .. })
-    ));
+    assert!(matches!(load("table.xlsx", &opts), Err(Error::UnsupportedFormat { .. })));
 }
 
 fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
@@ -106,17 +88,10 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
     };
     let data = load(&p, &opts).unwrap().into_parts().0;
     let det = Detection::new(vec![0.1, 0.2, 5.0], &ThresholdRule::Fixed(1.0), |_, s| {
-        Reason::Score {
-            score: s,
-            threshold: 1.0,
-        }
+        Reason::Score { score: s, threshold: 1.0 }
     })
     .unwrap();
-    let run = DetectorRun {
-        id: DetectorId::new("demo"),
-        detection: det,
-        class_findings: vec![],
-    };
+    let run = DetectorRun { id: DetectorId::new("demo"), detection: det, class_findings: vec![] };
     (Report::new(vec![run], vec![], vec![0.33, 0.67, 1.0]), data)
 }
 
@@ -124,37 +99,21 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
 fn parquet_csv_and_json_reports_round_trip_with_types() {
     let dir = tempfile::tempdir().unwrap();
     let (report, data) = small_report(dir.path());
-    let expected = [
-        "row",
-        "id",
-        "label",
-        "demo_score",
-        "demo_flagged",
-        "suspicion",
-        "flagged",
-        "reasons",
-    ];
+    let expected =
+        ["row", "id", "label", "demo_score", "demo_flagged", "suspicion", "flagged", "reasons"];
     assert_eq!(report_columns(&report, &data), expected);
 
     let pq = dir.path().join("r.parquet");
     write_report(&pq, &report, &data).unwrap();
-    let df = ParquetReader::new(std::fs::File::open(&pq).unwrap())
-        .finish()
-        .unwrap();
+    let df = ParquetReader::new(std::fs::File::open(&pq).unwrap()).finish().unwrap();
     let names: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
     assert_eq!(names, expected);
     assert_eq!(df.height(), 3);
     assert_eq!(df.column("row").unwrap().dtype(), &DataType::Int64);
     assert_eq!(df.column("label").unwrap().dtype(), &DataType::String);
-    assert_eq!(
-        df.column("demo_flagged").unwrap().dtype(),
-        &DataType::Boolean
-    );
+    assert_eq!(df.column("demo_flagged").unwrap().dtype(), &DataType::Boolean);
     let reasons = df.column("reasons").unwrap();
-    assert_eq!(
-        reasons.str().unwrap().get(2),
-        Some("demo: score 5.0000 exceeds threshold 1.0000")
-    );
+    assert_eq!(reasons.str().unwrap().get(2), Some("demo: score 5.0000 exceeds threshold 1.0000"));
     assert_eq!(reasons.str().unwrap().get(0), Some(""));
 
     let csv = dir.path().join("r.csv");
@@ -162,13 +121,7 @@ fn parquet_csv_and_json_reports_round_trip_with_types() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().next().unwrap(), expected.join(","));
     assert_eq!(text.lines().count(), 4);
-    assert!(
-        text.lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("0,r0,a,0.1,false,0.33,false,"),
-        "{text}"
-    );
+    assert!(text.lines().nth(1).unwrap().starts_with("0,r0,a,0.1,false,0.33,false,"), "{text}");
 
     let json = dir.path().join("r.json");
     write_report(&json, &report, &data).unwrap();

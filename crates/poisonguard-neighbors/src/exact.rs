@@ -24,19 +24,12 @@ struct TopK {
 
 impl TopK {
     fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            items: Vec::with_capacity(cap + 1),
-        }
+        Self { cap, items: Vec::with_capacity(cap + 1) }
     }
 
     #[inline]
     fn worst(&self) -> f32 {
-        if self.items.len() < self.cap {
-            f32::INFINITY
-        } else {
-            self.items[self.cap - 1].0
-        }
+        if self.items.len() < self.cap { f32::INFINITY } else { self.items[self.cap - 1].0 }
     }
 
     #[inline]
@@ -47,9 +40,7 @@ impl TopK {
                 return;
             }
         }
-        let pos = self
-            .items
-            .partition_point(|&(d, i)| d < d2 || (d == d2 && i < idx));
+        let pos = self.items.partition_point(|&(d, i)| d < d2 || (d == d2 && i < idx));
         self.items.insert(pos, (d2, idx));
         self.items.truncate(self.cap);
     }
@@ -80,11 +71,7 @@ impl Centred {
         let (n, d) = (x.nrows(), x.ncols());
         let mut data = Vec::with_capacity(n * d);
         for row in x.rows() {
-            data.extend(
-                row.iter()
-                    .zip(mean)
-                    .map(|(&v, &m)| (f64::from(v) - m) as f32),
-            );
+            data.extend(row.iter().zip(mean).map(|(&v, &m)| (f64::from(v) - m) as f32));
         }
         let norms = data
             .chunks_exact(d.max(1))
@@ -241,10 +228,7 @@ pub fn exact_knn_query(
         return Err(Error::ZeroK);
     }
     if k > reference.nrows() {
-        return Err(Error::KTooLarge {
-            k,
-            n_samples: reference.nrows(),
-        });
+        return Err(Error::KTooLarge { k, n_samples: reference.nrows() });
     }
     if reference.ncols() != queries.ncols() {
         return Err(Error::DimensionMismatch {

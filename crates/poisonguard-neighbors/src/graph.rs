@@ -17,12 +17,7 @@ impl KnnGraph {
     pub(crate) fn new(n_samples: usize, k: usize, indices: Vec<u32>, distances: Vec<f32>) -> Self {
         assert_eq!(indices.len(), n_samples * k, "indices length");
         assert_eq!(distances.len(), n_samples * k, "distances length");
-        Self {
-            n_samples,
-            k,
-            indices,
-            distances,
-        }
+        Self { n_samples, k, indices, distances }
     }
 
     /// Rows.

@@ -39,11 +39,7 @@ fn check(x: &Array2<f32>, k: usize) {
         let want_idx: Vec<u32> = want.iter().map(|w| w.0).collect();
         assert_eq!(got, want_idx, "row {i}");
         for (d, w) in g.distances(i).iter().zip(want) {
-            assert!(
-                (f64::from(*d) - w.1).abs() <= 1e-5 * (1.0 + w.1),
-                "row {i}: {d} vs {}",
-                w.1
-            );
+            assert!((f64::from(*d) - w.1).abs() <= 1e-5 * (1.0 + w.1), "row {i}: {d} vs {}", w.1);
         }
     }
 }
@@ -79,10 +75,7 @@ fn constant_column_and_k_limits() {
     let x = Array2::from_shape_fn((4, 2), |(i, j)| if j == 0 { 5.0 } else { i as f32 });
     let g = exact_knn(x.view(), 3).unwrap();
     assert_eq!(g.neighbors(3), &[2, 1, 0]);
-    assert_eq!(
-        exact_knn(x.view(), 4).unwrap_err(),
-        Error::KTooLarge { k: 4, n_samples: 4 }
-    );
+    assert_eq!(exact_knn(x.view(), 4).unwrap_err(), Error::KTooLarge { k: 4, n_samples: 4 });
     assert_eq!(exact_knn(x.view(), 0).unwrap_err(), Error::ZeroK);
     let t = g.truncate(1);
     assert_eq!(t.k(), 1);
@@ -101,11 +94,8 @@ fn query_matches_naive_and_keeps_equal_rows() {
             .into_iter()
             .enumerate()
             .map(|(j, r)| {
-                let d2: f64 = q
-                    .iter()
-                    .zip(r)
-                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                    .sum();
+                let d2: f64 =
+                    q.iter().zip(r).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
                 (j as u32, d2)
             })
             .collect();

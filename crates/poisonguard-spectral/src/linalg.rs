@@ -64,14 +64,7 @@ fn sym_eigen(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
 /// `a^T b`, single-threaded.
 fn at_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
     let mut out = Mat::zeros(a.ncols(), b.ncols());
-    matmul(
-        out.as_mut(),
-        Accum::Replace,
-        a.transpose(),
-        b,
-        1.0,
-        Par::Seq,
-    );
+    matmul(out.as_mut(), Accum::Replace, a.transpose(), b, 1.0, Par::Seq);
     out
 }
 
@@ -87,18 +80,10 @@ fn a_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
 pub(crate) fn top_eigen(x: MatRef<'_, f64>, it: Iteration) -> Option<TopEigen> {
     let (n, d) = (x.nrows(), x.ncols());
     let trace = x.squared_norm_l2() / n as f64;
-    let (lambda1, lambda2, mut vector) = if n.min(d) <= EXACT_MAX_DIM {
-        exact(x)?
-    } else {
-        subspace(x, it)?
-    };
+    let (lambda1, lambda2, mut vector) =
+        if n.min(d) <= EXACT_MAX_DIM { exact(x)? } else { subspace(x, it)? };
     fix_sign(&mut vector);
-    Some(TopEigen {
-        lambda1,
-        lambda2,
-        trace,
-        vector,
-    })
+    Some(TopEigen { lambda1, lambda2, trace, vector })
 }
 
 fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
@@ -110,11 +95,7 @@ fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
         let (vals, vecs) = sym_eigen(c.as_ref())?;
         let l1 = vals[d - 1];
         let l2 = if d > 1 { vals[d - 2] } else { 0.0 };
-        Some((
-            l1.max(0.0),
-            l2.max(0.0),
-            vecs.col(d - 1).iter().copied().collect(),
-        ))
+        Some((l1.max(0.0), l2.max(0.0), vecs.col(d - 1).iter().copied().collect()))
     } else {
         // Gram route: X X^T u = lambda u  =>  v = X^T u / |X^T u|.
         let mut g = a_b(x, x.transpose());
@@ -146,11 +127,7 @@ fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
         let (vals, w) = sym_eigen(t.as_ref())?;
         let (l1, l2) = (vals[b - 1], if b > 1 { vals[b - 2] } else { 0.0 });
         let v = a_b(q.as_ref(), w.col(b - 1).as_mat());
-        ritz = Some((
-            l1.max(0.0),
-            l2.max(0.0),
-            v.col(0).iter().copied().collect::<Vec<f64>>(),
-        ));
+        ritz = Some((l1.max(0.0), l2.max(0.0), v.col(0).iter().copied().collect::<Vec<f64>>()));
         let close = |a: f64, p: f64| (a - p).abs() <= it.tol * l1.abs().max(f64::MIN_POSITIVE);
         if close(l1, prev.0) && close(l2, prev.1) {
             break;
@@ -215,9 +192,8 @@ mod tests {
 
     fn centred(n: usize, d: usize, seed: u64, spike: f64) -> Mat<f64> {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let mut x = Mat::from_fn(n, d, |_, j| {
-            rng.random_range(-1.0..1.0) / (1.0 + j as f64).sqrt()
-        });
+        let mut x =
+            Mat::from_fn(n, d, |_, j| rng.random_range(-1.0..1.0) / (1.0 + j as f64).sqrt());
         // a spike along e_0 + e_1 for the first tenth of the rows
         for i in 0..n / 10 {
             x[(i, 0)] += spike;
@@ -234,11 +210,7 @@ mod tests {
 
     #[test]
     fn subspace_iteration_matches_exact() {
-        let it = Iteration {
-            max_iter: 500,
-            tol: 1e-13,
-            seed: 7,
-        };
+        let it = Iteration { max_iter: 500, tol: 1e-13, seed: 7 };
         for (n, d) in [(300, 200), (150, 400)] {
             let x = centred(n, d, 3, 4.0);
             let (e1, e2, ev) = exact(x.as_ref()).unwrap();
@@ -253,15 +225,7 @@ mod tests {
     #[test]
     fn finds_the_planted_direction() {
         let x = centred(400, 20, 1, 5.0);
-        let t = top_eigen(
-            x.as_ref(),
-            Iteration {
-                max_iter: 100,
-                tol: 1e-10,
-                seed: 0,
-            },
-        )
-        .unwrap();
+        let t = top_eigen(x.as_ref(), Iteration { max_iter: 100, tol: 1e-10, seed: 0 }).unwrap();
         let s = std::f64::consts::FRAC_1_SQRT_2;
         assert!(
             t.vector[0] > 0.65 && (t.vector[0] - s).abs() < 0.05 && (t.vector[1] - s).abs() < 0.05

@@ -24,18 +24,11 @@ struct ClassFit {
 
 impl ClassFit {
     fn projection(&self, row: impl Iterator<Item = f32>) -> f64 {
-        row.zip(&self.mean)
-            .zip(&self.direction)
-            .map(|((x, m), v)| (f64::from(x) - m) * v)
-            .sum()
+        row.zip(&self.mean).zip(&self.direction).map(|((x, m), v)| (f64::from(x) - m) * v).sum()
     }
 
     fn score(&self, p: f64) -> f64 {
-        if self.scale2 > 0.0 {
-            p * p / self.scale2
-        } else {
-            0.0
-        }
+        if self.scale2 > 0.0 { p * p / self.scale2 } else { 0.0 }
     }
 }
 
@@ -97,26 +90,17 @@ fn fit_class(
     }
     mean.iter_mut().for_each(|m| *m /= n);
     let centred = Mat::from_fn(rows.len(), d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
-    let it = Iteration {
-        max_iter: p.max_iter,
-        tol: p.tol,
-        seed: mix(p.seed, class as u64),
-    };
+    let it = Iteration { max_iter: p.max_iter, tol: p.tol, seed: mix(p.seed, class as u64) };
     let eig = top_eigen(centred.as_ref(), it)?;
-    let proj: Vec<f64> = (0..rows.len())
-        .map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum())
-        .collect();
+    let proj: Vec<f64> =
+        (0..rows.len()).map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum()).collect();
     let mut sq: Vec<f64> = proj.iter().map(|p| p * p).collect();
     sq.sort_by(f64::total_cmp);
     let mut scale2 = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
     if scale2 <= 0.0 {
         scale2 = eig.lambda1;
     }
-    let fit = ClassFit {
-        mean,
-        direction: eig.vector.clone(),
-        scale2,
-    };
+    let fit = ClassFit { mean, direction: eig.vector.clone(), scale2 };
     Some((fit, eig, proj))
 }
 
@@ -132,11 +116,9 @@ impl Detector for SpectralSignatureValidParams {
             if rows.len() < MIN_CLASS_ROWS {
                 return Ok(None);
             }
-            fit_class(data, rows, self, c)
-                .map(Some)
-                .ok_or_else(|| Error::EigenNotConverged {
-                    class: labels.map().values()[c].to_string(),
-                })
+            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
+                class: labels.map().values()[c].to_string(),
+            })
         };
         #[cfg(feature = "parallel")]
         let fitted: Vec<Result<_>> = {
@@ -157,27 +139,11 @@ impl Detector for SpectralSignatureValidParams {
             };
             for (&i, &p) in rows.iter().zip(&proj) {
                 scores[i] = fit.score(p);
-                z[i] = if fit.scale2 > 0.0 {
-                    p / fit.scale2.sqrt()
-                } else {
-                    0.0
-                };
+                z[i] = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
             }
-            let ratio = if eig.lambda2 > 0.0 {
-                eig.lambda1 / eig.lambda2
-            } else {
-                0.0
-            };
-            let explained = if eig.trace > 0.0 {
-                eig.lambda1 / eig.trace
-            } else {
-                0.0
-            };
-            let inflation = if fit.scale2 > 0.0 {
-                eig.lambda1 / fit.scale2
-            } else {
-                0.0
-            };
+            let ratio = if eig.lambda2 > 0.0 { eig.lambda1 / eig.lambda2 } else { 0.0 };
+            let explained = if eig.trace > 0.0 { eig.lambda1 / eig.trace } else { 0.0 };
+            let inflation = if fit.scale2 > 0.0 { eig.lambda1 / fit.scale2 } else { 0.0 };
             findings.push(ClassFinding::new(
                 ClassId(c as u32),
                 labels.map().values()[c].clone(),
@@ -193,10 +159,8 @@ impl Detector for SpectralSignatureValidParams {
             classes.push(Some(fit));
         }
         let null = ScoreNull::ChiSquared { dof: 1.0 };
-        let explain = |i, _| Reason::SpectralProjection {
-            class: labels.value_of_row(i).clone(),
-            z: z[i],
-        };
+        let explain =
+            |i, _| Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] };
         let training = Detection::with_null(scores, &self.threshold, Some(&null), explain)?;
         Ok(SpectralSignature {
             classes,
@@ -228,28 +192,22 @@ impl FittedDetector for SpectralSignature {
                 actual: data.n_features(),
             });
         }
-        let labels = data.labels().ok_or(DataError::LabelsRequired {
-            detector: Self::ID.as_str(),
-        })?;
+        let labels =
+            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
         let x = data.features();
         let mut scores = Vec::with_capacity(data.n_samples());
         let mut z = Vec::with_capacity(data.n_samples());
         for (i, row) in x.rows().into_iter().enumerate() {
             let value = labels.value_of_row(i);
-            let class = self.label_map.values().binary_search(value).map_err(|_| {
-                DataError::UnseenLabel {
-                    row: i,
-                    label: value.to_string(),
-                }
-            })?;
+            let class = self
+                .label_map
+                .values()
+                .binary_search(value)
+                .map_err(|_| DataError::UnseenLabel { row: i, label: value.to_string() })?;
             let (s, zi) = match &self.classes[class] {
                 Some(fit) => {
                     let p = fit.projection(row.iter().copied());
-                    let zi = if fit.scale2 > 0.0 {
-                        p / fit.scale2.sqrt()
-                    } else {
-                        0.0
-                    };
+                    let zi = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
                     (fit.score(p), zi)
                 }
                 None => (0.0, 0.0),
@@ -258,10 +216,7 @@ impl FittedDetector for SpectralSignature {
             z.push(zi);
         }
         Detection::with_threshold(scores, self.training.threshold(), |i, _| {
-            Reason::SpectralProjection {
-                class: labels.value_of_row(i).clone(),
-                z: z[i],
-            }
+            Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
         })
     }
 }
@@ -301,13 +256,9 @@ mod tests {
                 x[[i, j]] += delta * dir[j];
             }
         }
-        let y: Vec<LabelValue> = (0..n)
-            .map(|i| LabelValue::Int((i >= n_per_class) as i64))
-            .collect();
-        let data = Dataset::new(x)
-            .unwrap()
-            .with_labels(Labels::from_values(&y))
-            .unwrap();
+        let y: Vec<LabelValue> =
+            (0..n).map(|i| LabelValue::Int((i >= n_per_class) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
         (data, truth)
     }
 
@@ -320,11 +271,8 @@ mod tests {
             let auc = roc_auc(fit.training().scores(), &truth).unwrap();
             assert!(auc > 0.98, "d = {d}: auc {auc}");
             // the attacked class ranks first
-            let top = fit
-                .class_findings()
-                .iter()
-                .max_by(|a, b| a.score().total_cmp(&b.score()))
-                .unwrap();
+            let top =
+                fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
             assert_eq!(top.label(), &LabelValue::Int(0));
         }
     }
@@ -347,22 +295,14 @@ mod tests {
         let n = data.n_samples();
         let perm: Vec<usize> = (0..n).rev().collect();
         let x = data.features().select(ndarray::Axis(0), &perm);
-        let y: Vec<LabelValue> = perm
-            .iter()
-            .map(|&i| data.labels().unwrap().value_of_row(i).clone())
-            .collect();
-        let permuted = Dataset::new(x)
-            .unwrap()
-            .with_labels(Labels::from_values(&y))
-            .unwrap();
+        let y: Vec<LabelValue> =
+            perm.iter().map(|&i| data.labels().unwrap().value_of_row(i).clone()).collect();
+        let permuted = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
         let a = SpectralSignature::params().fit(&data).unwrap();
         let b = SpectralSignature::params().fit(&permuted).unwrap();
         for (k, &i) in perm.iter().enumerate() {
             let (s, t) = (a.training().scores()[i], b.training().scores()[k]);
-            assert!(
-                (s - t).abs() <= 1e-8 * (1.0 + s.abs()),
-                "row {i}: {s} vs {t}"
-            );
+            assert!((s - t).abs() <= 1e-8 * (1.0 + s.abs()), "row {i}: {s} vs {t}");
         }
     }
 
@@ -371,20 +311,14 @@ mod tests {
         // constant features: every score 0, nothing flagged
         let x = Array2::from_elem((10, 3), 1.5f32);
         let y: Vec<LabelValue> = (0..10).map(|i| LabelValue::Int(i % 2)).collect();
-        let data = Dataset::new(x)
-            .unwrap()
-            .with_labels(Labels::from_values(&y))
-            .unwrap();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
         let fit = SpectralSignature::params().fit(&data).unwrap();
         assert!(fit.training().scores().iter().all(|&s| s == 0.0));
         assert_eq!(fit.training().n_flagged(), 0);
         // a class with two rows is left unscored; duplicates are fine
         let x = Array2::from_shape_fn((7, 2), |(i, j)| (i / 2 + j) as f32);
         let y: Vec<LabelValue> = [0, 0, 0, 0, 0, 1, 1].map(LabelValue::Int).to_vec();
-        let data = Dataset::new(x)
-            .unwrap()
-            .with_labels(Labels::from_values(&y))
-            .unwrap();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
         let fit = SpectralSignature::params().fit(&data).unwrap();
         assert_eq!(&fit.training().scores()[5..], &[0.0, 0.0]);
         assert_eq!(fit.class_findings().len(), 1);
@@ -398,17 +332,13 @@ mod tests {
             SpectralSignature::params().fit(&unlabeled),
             Err(Error::Data(DataError::LabelsRequired { .. }))
         ));
-        let one = unlabeled
-            .with_labels(Labels::from_values(&vec![LabelValue::Int(1); 4]))
-            .unwrap();
+        let one = unlabeled.with_labels(Labels::from_values(&vec![LabelValue::Int(1); 4])).unwrap();
         assert!(matches!(
             SpectralSignature::params().fit(&one),
             Err(Error::Data(DataError::SingleClass { .. }))
         ));
         assert!(matches!(
-            SpectralSignature::params()
-                .threshold(ThresholdRule::Fixed(f64::NAN))
-                .fit(&one),
+            SpectralSignature::params().threshold(ThresholdRule::Fixed(f64::NAN)).fit(&one),
             Err(Error::Param(_))
         ));
     }

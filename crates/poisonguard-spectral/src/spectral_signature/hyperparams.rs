@@ -95,11 +95,7 @@ impl ParamGuard for SpectralSignatureParams {
             });
         }
         if !(p.tol > 0.0 && p.tol < 1.0) {
-            return Err(ParamError::OutOfRange {
-                name: "tol",
-                value: p.tol,
-                allowed: "(0, 1)",
-            });
+            return Err(ParamError::OutOfRange { name: "tol", value: p.tol, allowed: "(0, 1)" });
         }
         p.threshold.check()?;
         Ok(p)
@@ -121,10 +117,7 @@ mod tests {
         assert!(p.clone().check().is_ok());
         assert!(matches!(
             p.clone().max_iter(0).check(),
-            Err(ParamError::CountOutOfRange {
-                name: "max_iter",
-                ..
-            })
+            Err(ParamError::CountOutOfRange { name: "max_iter", .. })
         ));
         assert!(matches!(
             p.clone().tol(0.0).check(),
@@ -132,10 +125,7 @@ mod tests {
         ));
         assert!(matches!(
             p.threshold(ThresholdRule::Contamination(2.0)).check(),
-            Err(ParamError::OutOfRange {
-                name: "contamination",
-                ..
-            })
+            Err(ParamError::OutOfRange { name: "contamination", .. })
         ));
     }
 }

@@ -1,0 +1,26 @@
+//! ECOD: empirical-cumulative-distribution-based outlier detection (Li, Zhao, Hu, Botta,
+//! Ionescu, Chen, TKDE 2022). Parameter-free.
+//!
+//! # Algorithm
+//! Per feature `j` (features in parallel), from the empirical CDF of the training column:
+//! left and right tail probabilities `F_l(x) = P(X_j <= x)` and `F_r(x) = P(X_j >= x)` (ties
+//! count fully), `U_l = -ln F_l`, `U_r = -ln F_r`; with `s_j` the sign of the column's skewness,
+//! the skew-corrected term is `U_l` for left-skewed (s < 0), `U_r` for right-skewed (s > 0) and
+//! `U_l + U_r` for symmetric columns; the feature's contribution is
+//! `O_j = max(skew-corrected, U_l, U_r)`. This is PyOD 3.x's `ECOD` (the maximum is taken per
+//! feature; the paper's Algorithm 1 takes it after summing over features).
+//!
+//! # Score
+//! `sum_j O_j`: a sum of `-ln` tail probabilities, >= 0; higher = more extreme in more features =
+//! more suspicious. New rows are scored, as PyOD does, on the ECDFs of the training rows together
+//! with the new rows. The reason names the feature with the largest contribution.
+//!
+//! # References
+//! Z. Li, Y. Zhao, X. Hu, N. Botta, C. Ionescu, G. H. Chen. *ECOD: Unsupervised Outlier Detection
+//! Using Empirical Cumulative Distribution Functions.* IEEE TKDE 2022.
+
+mod algorithm;
+mod hyperparams;
+
+pub use algorithm::{Ecod, EcodModel};
+pub use hyperparams::{EcodParams, EcodValidParams};

@@ -1,0 +1,40 @@
+//! Errors of the outlier detectors.
+
+use poisonguard_core::{DataError, ParamError};
+use thiserror::Error;
+
+/// What can go wrong in an outlier detector.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data cannot be used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A hyperparameter is out of range.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The neighbour search refused the data (e.g. `k >= n_samples`).
+    #[error(transparent)]
+    Neighbors(#[from] poisonguard_neighbors::Error),
+    /// Too few rows to fit (e.g. in one class in per-class mode).
+    #[error("{detector} needs at least {needed} rows, but {what} has {actual}")]
+    TooFewRows {
+        /// The detector.
+        detector: &'static str,
+        /// Rows needed.
+        needed: usize,
+        /// Where ("the dataset" or "class 3").
+        what: String,
+        /// Rows available.
+        actual: usize,
+    },
+    /// The symmetric eigensolver failed.
+    #[error("{detector}: eigendecomposition did not converge")]
+    EigenNotConverged {
+        /// The detector.
+        detector: &'static str,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,212 @@
+use ndarray::{ArrayView1, ArrayView2};
+use poisonguard_core::{DetectorId, Reason};
+use rand::rngs::SmallRng;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+
+use super::hyperparams::IsolationForestModelParams;
+use crate::error::Result;
+use crate::model::{Outlier, OutlierModel, mix};
+
+/// A fitted isolation forest; see the [module docs](crate::isolation_forest).
+pub type IsolationForest = Outlier<IsolationForestModel>;
+
+/// Marks a leaf in [`Node::feature`].
+const LEAF: u32 = u32::MAX;
+/// Euler-Mascheroni constant.
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// A tree node: a split (`x[feature] <= threshold` goes to `left`), or a leaf holding `size`
+/// training rows (`feature == LEAF`, `left` = size).
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    feature: u32,
+    threshold: f32,
+    left: u32,
+    right: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+/// Average path length of an unsuccessful search in a binary search tree of `m` keys.
+pub(crate) fn c(m: usize) -> f64 {
+    match m {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let m = m as f64;
+            2.0 * ((m - 1.0).ln() + EULER_GAMMA) - 2.0 * (m - 1.0) / m
+        }
+    }
+}
+
+impl Tree {
+    fn grow(
+        x: ArrayView2<'_, f32>,
+        rows: Vec<usize>,
+        max_depth: usize,
+        rng: &mut SmallRng,
+    ) -> Tree {
+        let mut nodes: Vec<Node> = Vec::new();
+        // (node index, rows, depth)
+        let mut stack = vec![(0usize, rows, 0usize)];
+        nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0 });
+        let d = x.ncols();
+        while let Some((id, rows, depth)) = stack.pop() {
+            let leaf = Node { feature: LEAF, threshold: 0.0, left: rows.len() as u32, right: 0 };
+            if rows.len() < 2 || depth >= max_depth {
+                nodes[id] = leaf;
+                continue;
+            }
+            // draw features without replacement until one is not constant in the node
+            let mut candidates: Vec<usize> = (0..d).collect();
+            let mut split = None;
+            while !candidates.is_empty() {
+                let f = candidates.swap_remove(rng.random_range(0..candidates.len()));
+                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                for &i in &rows {
+                    let v = x[[i, f]];
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+                if hi > lo {
+                    let mut t = rng.random_range(lo..hi);
+                    if t >= hi {
+                        t = lo;
+                    }
+                    split = Some((f, t));
+                    break;
+                }
+            }
+            let Some((f, t)) = split else {
+                nodes[id] = leaf;
+                continue;
+            };
+            let (left, right): (Vec<usize>, Vec<usize>) =
+                rows.iter().partition(|&&i| x[[i, f]] <= t);
+            let (l, r) = (nodes.len(), nodes.len() + 1);
+            nodes.push(leaf);
+            nodes.push(leaf);
+            nodes[id] = Node { feature: f as u32, threshold: t, left: l as u32, right: r as u32 };
+            stack.push((r, right, depth + 1));
+            stack.push((l, left, depth + 1));
+        }
+        Tree { nodes }
+    }
+
+    fn path_length(&self, row: ArrayView1<'_, f32>) -> f64 {
+        let mut id = 0usize;
+        let mut depth = 0usize;
+        loop {
+            let node = self.nodes[id];
+            if node.feature == LEAF {
+                return depth as f64 + c(node.left as usize);
+            }
+            id = if row[node.feature as usize] <= node.threshold { node.left } else { node.right }
+                as usize;
+            depth += 1;
+        }
+    }
+}
+
+/// One fitted group of [`IsolationForest`]: its trees.
+#[derive(Debug, Clone)]
+pub struct IsolationForestModel {
+    trees: Vec<Tree>,
+    /// `c(max_samples)`: the normaliser of the mean path length.
+    c_psi: f64,
+}
+
+impl IsolationForestModel {
+    fn mean_path(&self, row: ArrayView1<'_, f32>) -> f64 {
+        self.trees.iter().map(|t| t.path_length(row)).sum::<f64>() / self.trees.len() as f64
+    }
+
+    fn scores(&self, x: ArrayView2<'_, f32>) -> Vec<f64> {
+        let score = |i: usize| 2f64.powf(-self.mean_path(x.row(i)) / self.c_psi);
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            (0..x.nrows()).into_par_iter().map(score).collect()
+        }
+        #[cfg(not(feature = "parallel"))]
+        (0..x.nrows()).map(score).collect()
+    }
+}
+
+impl OutlierModel for IsolationForestModel {
+    type Params = IsolationForestModelParams;
+    const ID: DetectorId = DetectorId::new("isolation_forest");
+
+    fn min_rows(_: &Self::Params) -> usize {
+        2
+    }
+
+    fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)> {
+        let n = x.nrows();
+        let psi = params.max_samples.min(n);
+        let max_depth = (psi as f64).log2().ceil() as usize;
+        let grow = |t: usize| {
+            let mut rng = SmallRng::seed_from_u64(mix(seed, t as u64));
+            let rows = sample(&mut rng, n, psi).into_vec();
+            Tree::grow(x, rows, max_depth, &mut rng)
+        };
+        #[cfg(feature = "parallel")]
+        let trees: Vec<Tree> = {
+            use rayon::prelude::*;
+            (0..params.n_trees).into_par_iter().map(grow).collect()
+        };
+        #[cfg(not(feature = "parallel"))]
+        let trees: Vec<Tree> = (0..params.n_trees).map(grow).collect();
+        let model = Self { trees, c_psi: c(psi) };
+        let scores = model.scores(x);
+        Ok((model, scores))
+    }
+
+    fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        Ok(self.scores(x))
+    }
+
+    fn explain(
+        &self,
+        row: ArrayView1<'_, f32>,
+        _: f64,
+        _: &dyn Fn(usize) -> String,
+    ) -> Option<Reason> {
+        Some(Reason::ShortIsolationPath { mean_path: self.mean_path(row), expected: self.c_psi })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn average_path_length_by_hand() {
+        assert_eq!(c(1), 0.0);
+        assert_eq!(c(2), 1.0);
+        // c(256) = 2 (ln 255 + gamma) - 2 * 255 / 256 = 10.2448
+        assert!((c(256) - 10.244_770_920_116_851).abs() < 1e-9, "{}", c(256));
+    }
+
+    #[test]
+    fn isolates_a_far_point_and_is_seeded() {
+        let mut x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * 17 + j * 5) % 29) as f32 / 29.0);
+        x.row_mut(7).fill(9.0);
+        let p = IsolationForestModelParams { n_trees: 50, max_samples: 256 };
+        let (_, a) = IsolationForestModel::fit(&p, x.view(), 1).unwrap();
+        let (_, b) = IsolationForestModel::fit(&p, x.view(), 1).unwrap();
+        assert_eq!(a, b);
+        let max = a.iter().cloned().fold(f64::MIN, f64::max);
+        assert_eq!(a[7], max);
+        assert!(a[7] > 0.7, "{}", a[7]);
+        // constant data: every tree is a single leaf of 256 rows; all scores equal
+        let flat = Array2::from_elem((300, 2), 1.0f32);
+        let (_, s) = IsolationForestModel::fit(&p, flat.view(), 1).unwrap();
+        assert!(s.iter().all(|&v| (v - 0.5).abs() < 1e-12), "{}", s[0]);
+    }
+}

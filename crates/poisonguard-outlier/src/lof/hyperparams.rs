@@ -1,0 +1,57 @@
+use poisonguard_core::ParamError;
+
+use crate::model::{Common, outlier_detector};
+
+/// Default number of neighbours (PyOD's `LOF(n_neighbors=20)`).
+pub const DEFAULT_K: usize = 20;
+
+/// Model hyperparameters of LOF.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LofModelParams {
+    pub(crate) k: usize,
+}
+
+/// Checked hyperparameters of [`Lof`](super::Lof).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LofValidParams {
+    pub(crate) model: LofModelParams,
+    pub(crate) common: Common,
+}
+
+impl LofValidParams {
+    /// Neighbours per row.
+    pub fn k(&self) -> usize {
+        self.model.k
+    }
+
+    fn check_model(&self) -> Result<(), ParamError> {
+        if self.model.k == 0 {
+            return Err(ParamError::CountOutOfRange {
+                name: "k",
+                value: 0,
+                allowed: "[1, n_samples)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Unchecked hyperparameters of [`Lof`](super::Lof): `k` = 20, global fit, automatic threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LofParams(pub(crate) LofValidParams);
+
+impl Default for LofParams {
+    fn default() -> Self {
+        Self(LofValidParams { model: LofModelParams { k: DEFAULT_K }, common: Common::default() })
+    }
+}
+
+impl LofParams {
+    /// Sets the number of neighbours (>= 1, < rows).
+    pub fn k(mut self, k: usize) -> Self {
+        self.0.model.k = k;
+        self
+    }
+}
+
+outlier_detector!(LofParams, LofValidParams, super::algorithm::LofModel);

@@ -1,0 +1,331 @@
+//! The machinery every outlier detector shares: fitting one model on all rows or one per class,
+//! thresholding once, explaining flagged rows, and scoring new rows against the fit.
+
+use std::fmt::Debug;
+
+use ndarray::{ArrayView1, ArrayView2};
+use poisonguard_core::{
+    DataError, Dataset, Detection, DetectorId, FittedDetector, LabelMap, Reason, ScoreNull,
+    ThresholdRule,
+};
+
+use crate::error::{Error, Result};
+
+/// Settings every outlier detector has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Common {
+    /// Fit within each label's rows and score each row against its own class.
+    pub per_class: bool,
+    /// Seed of every randomized step (per-class seeds are derived from it and the class).
+    pub seed: u64,
+    /// Threshold rule.
+    pub threshold: ThresholdRule,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self { per_class: false, seed: DEFAULT_SEED, threshold: ThresholdRule::Auto }
+    }
+}
+
+/// Default seed of the randomized detectors.
+pub const DEFAULT_SEED: u64 = 0x0D17_5EED;
+
+/// One fitted group (all rows, or one class) of an outlier detector.
+///
+/// Implemented by this crate's detectors; [`Outlier`] wraps it with per-class routing,
+/// thresholding and reasons.
+pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
+    /// Hyperparameters the model needs.
+    type Params: Sync;
+
+    /// The detector id.
+    const ID: DetectorId;
+
+    /// Fewest rows the model can be fitted on.
+    fn min_rows(params: &Self::Params) -> usize;
+
+    /// Fits on `x` and returns the model with the in-sample score of every row.
+    ///
+    /// # Errors
+    /// When the rows cannot be fitted.
+    fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)>;
+
+    /// Scores new rows against the fit.
+    ///
+    /// # Errors
+    /// When the rows cannot be scored.
+    fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>>;
+
+    /// Why a flagged row is suspicious, when the model can say more than "score above
+    /// threshold". `feature_name(j)` names feature `j`.
+    fn explain(
+        &self,
+        row: ArrayView1<'_, f32>,
+        score: f64,
+        feature_name: &dyn Fn(usize) -> String,
+    ) -> Option<Reason>;
+
+    /// The distribution of a clean row's score under the model, if known (see
+    /// [`ThresholdRule::Auto`]).
+    fn null(&self) -> Option<ScoreNull> {
+        None
+    }
+}
+
+/// A splitmix64 step: decorrelates per-class seeds derived from one user seed.
+pub(crate) fn mix(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A fitted group and its in-sample scores; `None` for a class too small to fit.
+type GroupFit<M> = Result<Option<(M, Vec<f64>)>>;
+
+#[derive(Debug, Clone)]
+enum Groups<M> {
+    Global(M),
+    /// One model per class id; `None` for classes too small to fit (their rows score 0).
+    PerClass {
+        map: LabelMap,
+        models: Vec<Option<M>>,
+    },
+}
+
+/// A fitted outlier detector: one model for all rows or one per class, with its training
+/// detection. The public detector types (`KnnDistance`, `Lof`, ...) are this type.
+#[derive(Debug, Clone)]
+pub struct Outlier<M: OutlierModel> {
+    groups: Groups<M>,
+    n_features: usize,
+    training: Detection,
+}
+
+fn explain_row<M: OutlierModel>(
+    model: Option<&M>,
+    data: &Dataset,
+    i: usize,
+    score: f64,
+    threshold: f64,
+) -> Reason {
+    model
+        .and_then(|m| m.explain(data.features().row(i), score, &|j| data.feature_name(j)))
+        .unwrap_or(Reason::Score { score, threshold })
+}
+
+/// Fits `M` on `data` (all rows, or per class) and thresholds the scores.
+pub(crate) fn fit<M: OutlierModel>(
+    params: &M::Params,
+    common: &Common,
+    data: &Dataset,
+) -> Result<Outlier<M>> {
+    let n = data.n_samples();
+    let min = M::min_rows(params);
+    if !common.per_class {
+        if n < min {
+            return Err(Error::TooFewRows {
+                detector: M::ID.as_str(),
+                needed: min,
+                what: "the dataset".into(),
+                actual: n,
+            });
+        }
+        let (model, scores) = M::fit(params, data.features(), common.seed)?;
+        let null = model.null();
+        let rule = common.threshold;
+        let threshold = rule.fit_with_null(&scores, null.as_ref())?;
+        let training = Detection::with_threshold(scores, threshold, |i, s| {
+            explain_row(Some(&model), data, i, s, threshold)
+        })?;
+        return Ok(Outlier {
+            groups: Groups::Global(model),
+            n_features: data.n_features(),
+            training,
+        });
+    }
+
+    let labels = data.require_classes(M::ID.as_str())?;
+    let by_class = labels.rows_by_class();
+    let work = |(c, rows): (usize, &Vec<usize>)| -> GroupFit<M> {
+        if rows.len() < min {
+            return Ok(None);
+        }
+        let x = data.features().select(ndarray::Axis(0), rows);
+        M::fit(params, x.view(), mix(common.seed, c as u64)).map(Some)
+    };
+    #[cfg(feature = "parallel")]
+    let fitted: Vec<GroupFit<M>> = {
+        use rayon::prelude::*;
+        by_class.par_iter().enumerate().map(work).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let fitted: Vec<GroupFit<M>> =
+        by_class.iter().enumerate().map(work).collect();
+
+    let mut scores = vec![0.0f64; n];
+    let mut models = Vec::with_capacity(by_class.len());
+    let mut null = None;
+    for (result, rows) in fitted.into_iter().zip(&by_class) {
+        match result? {
+            Some((model, s)) => {
+                for (&i, v) in rows.iter().zip(s) {
+                    scores[i] = v;
+                }
+                null = null.or(model.null());
+                models.push(Some(model));
+            }
+            None => models.push(None),
+        }
+    }
+    let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
+    let training = Detection::with_threshold(scores, threshold, |i, s| {
+        let model = models[labels.ids()[i].index()].as_ref();
+        explain_row(model, data, i, s, threshold)
+    })?;
+    Ok(Outlier {
+        groups: Groups::PerClass { map: labels.map().clone(), models },
+        n_features: data.n_features(),
+        training,
+    })
+}
+
+impl<M: OutlierModel> Outlier<M> {
+    fn detect_impl(&self, data: &Dataset) -> Result<Detection> {
+        if data.n_features() != self.n_features {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.n_features,
+                actual: data.n_features(),
+            }
+            .into());
+        }
+        let threshold = self.training.threshold();
+        match &self.groups {
+            Groups::Global(model) => {
+                let scores = model.score(data.features())?;
+                Ok(Detection::with_threshold(scores, threshold, |i, s| {
+                    explain_row(Some(model), data, i, s, threshold)
+                })?)
+            }
+            Groups::PerClass { map, models } => {
+                let labels =
+                    data.labels().ok_or(DataError::LabelsRequired { detector: M::ID.as_str() })?;
+                let mut class_of = Vec::with_capacity(data.n_samples());
+                for i in 0..data.n_samples() {
+                    let value = labels.value_of_row(i);
+                    let c = map
+                        .values()
+                        .binary_search(value)
+                        .map_err(|_| DataError::UnseenLabel { row: i, label: value.to_string() })?;
+                    class_of.push(c);
+                }
+                let mut scores = vec![0.0f64; data.n_samples()];
+                for (c, model) in models.iter().enumerate() {
+                    let Some(model) = model else { continue };
+                    let rows: Vec<usize> =
+                        (0..data.n_samples()).filter(|&i| class_of[i] == c).collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let x = data.features().select(ndarray::Axis(0), &rows);
+                    for (&i, s) in rows.iter().zip(model.score(x.view())?) {
+                        scores[i] = s;
+                    }
+                }
+                Ok(Detection::with_threshold(scores, threshold, |i, s| {
+                    explain_row(models[class_of[i]].as_ref(), data, i, s, threshold)
+                })?)
+            }
+        }
+    }
+}
+
+impl<M: OutlierModel + 'static> FittedDetector for Outlier<M> {
+    fn id(&self) -> DetectorId {
+        M::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        self.detect_impl(data).map_err(|e| match e {
+            Error::Data(d) => d,
+            other => DataError::Detector { detector: M::ID.as_str(), message: other.to_string() },
+        })
+    }
+}
+
+/// Implements the parameter plumbing every outlier detector shares: the common setters on the
+/// unchecked params, [`ParamGuard`](poisonguard_core::ParamGuard), and
+/// [`Detector`](poisonguard_core::Detector) on the checked params through [`fit`].
+macro_rules! outlier_detector {
+    ($params:ident, $valid:ident, $model:ty) => {
+        impl $params {
+            /// Fits within each label's rows and scores each row against its own class (classes
+            /// in parallel); classes too small to fit score 0.
+            pub fn per_class(mut self, per_class: bool) -> Self {
+                self.0.common.per_class = per_class;
+                self
+            }
+
+            /// Sets the seed of every randomized step.
+            pub fn seed(mut self, seed: u64) -> Self {
+                self.0.common.seed = seed;
+                self
+            }
+
+            /// Sets the threshold rule.
+            pub fn threshold(mut self, rule: poisonguard_core::ThresholdRule) -> Self {
+                self.0.common.threshold = rule;
+                self
+            }
+        }
+
+        impl $valid {
+            /// Whether the detector fits per class.
+            pub fn is_per_class(&self) -> bool {
+                self.common.per_class
+            }
+
+            /// The seed.
+            pub fn seed(&self) -> u64 {
+                self.common.seed
+            }
+
+            /// The threshold rule.
+            pub fn threshold(&self) -> poisonguard_core::ThresholdRule {
+                self.common.threshold
+            }
+        }
+
+        impl poisonguard_core::ParamGuard for $params {
+            type Checked = $valid;
+            type Error = poisonguard_core::ParamError;
+
+            fn check_ref(&self) -> std::result::Result<&$valid, poisonguard_core::ParamError> {
+                self.0.common.threshold.check()?;
+                self.0.check_model()?;
+                Ok(&self.0)
+            }
+
+            fn check(self) -> std::result::Result<$valid, poisonguard_core::ParamError> {
+                self.check_ref()?;
+                Ok(self.0)
+            }
+        }
+
+        impl poisonguard_core::Detector for $valid {
+            type Fitted = crate::model::Outlier<$model>;
+            type Error = crate::error::Error;
+            const ID: poisonguard_core::DetectorId = <$model as crate::model::OutlierModel>::ID;
+
+            fn fit(&self, data: &poisonguard_core::Dataset) -> crate::error::Result<Self::Fitted> {
+                crate::model::fit::<$model>(&self.model, &self.common, data)
+            }
+        }
+    };
+}
+pub(crate) use outlier_detector;

@@ -1,0 +1,107 @@
+use faer::Mat;
+use ndarray::{ArrayView1, ArrayView2};
+use poisonguard_core::{DetectorId, Reason};
+
+use super::hyperparams::PcaModelParams;
+use crate::error::{Error, Result};
+use crate::linalg::{gram, mul, sym_eigen};
+use crate::model::{Outlier, OutlierModel};
+
+/// A fitted PCA detector; see the [module docs](crate::pca).
+pub type Pca = Outlier<PcaModel>;
+
+/// Explained-variance ratios are floored at this share of the total variance, so that
+/// numerically null components (rank-deficient data) weigh heavily but finitely.
+const MIN_RATIO: f64 = 1e-12;
+
+/// One fitted group of [`Pca`]: standardization, principal axes and their weights.
+#[derive(Debug, Clone)]
+pub struct PcaModel {
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    /// `d x m`: the principal axes as columns.
+    axes: Mat<f64>,
+    /// Explained-variance ratio of each axis.
+    ratio: Vec<f64>,
+}
+
+impl PcaModel {
+    fn standardized(&self, x: ArrayView2<'_, f32>) -> Mat<f64> {
+        Mat::from_fn(x.nrows(), x.ncols(), |i, j| {
+            (f64::from(x[[i, j]]) - self.mean[j]) / self.scale[j]
+        })
+    }
+
+    fn scores(&self, x: ArrayView2<'_, f32>) -> Vec<f64> {
+        let z = self.standardized(x);
+        let proj = mul(z.as_ref(), self.axes.as_ref()); // n x m
+        (0..z.nrows())
+            .map(|i| {
+                let norm2: f64 = (0..z.ncols()).map(|j| z[(i, j)] * z[(i, j)]).sum();
+                (0..self.ratio.len())
+                    .map(|c| (norm2 - 2.0 * proj[(i, c)] + 1.0).max(0.0).sqrt() / self.ratio[c])
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+impl OutlierModel for PcaModel {
+    type Params = PcaModelParams;
+    const ID: DetectorId = DetectorId::new("pca");
+
+    fn min_rows(_: &Self::Params) -> usize {
+        2
+    }
+
+    fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
+        let (n, d) = (x.nrows(), x.ncols());
+        let mut mean = vec![0.0f64; d];
+        for row in x.rows() {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut scale = vec![1.0f64; d];
+        if params.standardize {
+            for (j, s) in scale.iter_mut().enumerate() {
+                let var =
+                    x.column(j).iter().map(|&v| (f64::from(v) - mean[j]).powi(2)).sum::<f64>()
+                        / n as f64;
+                // scikit-learn's StandardScaler leaves constant features unscaled
+                *s = if var > 0.0 { var.sqrt() } else { 1.0 };
+            }
+        }
+        let mut model = Self { mean, scale, axes: Mat::zeros(d, 0), ratio: Vec::new() };
+        let z = model.standardized(x);
+        let mut cov = gram(z.as_ref());
+        cov *= faer::Scale(1.0 / (n as f64 - 1.0));
+        let (vals, vecs) =
+            sym_eigen(cov.as_ref()).ok_or(Error::EigenNotConverged { detector: "pca" })?;
+        let total: f64 = vals.iter().map(|v| v.max(0.0)).sum();
+        let m = n.min(d);
+        // eigenvalues ascending: the top m are the last m
+        let order: Vec<usize> = (d - m..d).rev().collect();
+        model.axes = Mat::from_fn(d, m, |r, c| vecs[(r, order[c])]);
+        model.ratio = order
+            .iter()
+            .map(|&k| if total > 0.0 { (vals[k].max(0.0) / total).max(MIN_RATIO) } else { 1.0 })
+            .collect();
+        let scores = model.scores(x);
+        Ok((model, scores))
+    }
+
+    fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        Ok(self.scores(x))
+    }
+
+    fn explain(
+        &self,
+        _row: ArrayView1<'_, f32>,
+        _score: f64,
+        _: &dyn Fn(usize) -> String,
+    ) -> Option<Reason> {
+        None
+    }
+}
