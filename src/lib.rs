@@ -30,6 +30,7 @@
 //! | `knn_distance` | outlier | Ramaswamy, Rastogi, Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000 |
 //! | `lof` | outlier | Breunig, Kriegel, Ng, Sander. LOF: Identifying Density-Based Local Outliers. SIGMOD 2000 |
 //! | `ecod` | outlier | Li, Zhao, Hu, Botta, Ionescu, Chen. ECOD. IEEE TKDE 2022 |
+//! | `mahalanobis` | outlier | Rousseeuw, Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999 |
 //! | `pca` | outlier | Shyu, Chen, Sarinnapakorn, Chang. ICDM 2003 (PyOD's PCA detector) |
 //!
 //! # Design notes
@@ -46,13 +47,20 @@ pub use poisonguard_core::{
 };
 pub use poisonguard_outlier::{
     Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
-    KnnStatistic, Lof, LofParams, Pca, PcaParams,
+    KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
 };
 pub use poisonguard_spectral::{SpectralSignature, SpectralSignatureParams};
 
 /// Ids of every detector this build offers.
-pub const DETECTOR_IDS: &[&str] =
-    &["spectral_signature", "isolation_forest", "knn_distance", "lof", "ecod", "pca"];
+pub const DETECTOR_IDS: &[&str] = &[
+    "spectral_signature",
+    "isolation_forest",
+    "knn_distance",
+    "lof",
+    "ecod",
+    "mahalanobis",
+    "pca",
+];
 
 /// Detectors an audit runs when none are named: the O(n) outlier detectors on every dataset,
 /// plus the per-class spectral detector when there are labels. The kNN-based and PCA detectors
@@ -124,6 +132,7 @@ pub fn detector(
         "knn_distance" => Ok(outlier!(KnnDistanceParams::default(), opts)),
         "lof" => Ok(outlier!(LofParams::default(), opts)),
         "ecod" => Ok(outlier!(EcodParams::default(), opts)),
+        "mahalanobis" => Ok(outlier!(MahalanobisParams::default(), opts)),
         "pca" => Ok(outlier!(PcaParams::default(), opts)),
         _ => Err(UnknownDetector { name: name.to_string() }),
     }

@@ -13,7 +13,8 @@ Two modes, run by hand (never in CI) after `cargo build --release -p poisonguard
       python benches/peers/outlier_pyod.py speed FILE [FILE ...] [--repeats 3]
 
 The PyOD detectors use the same parameters as ours: IForest(n_estimators=100, max_samples=256,
-random_state=0), KNN(n_neighbors=5, method='largest'), LOF(n_neighbors=20), ECOD(), PCA().
+random_state=0), KNN(n_neighbors=5, method='largest'), LOF(n_neighbors=20), ECOD(),
+MCD(random_state=0), PCA().
 Requirements: benches/peers/requirements.txt.
 """
 import argparse
@@ -32,14 +33,15 @@ from sklearn.metrics import roc_auc_score
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BINARY = os.path.join(ROOT, "target", "release", "poisonguard")
-DETECTORS = ["isolation_forest", "knn_distance", "lof", "ecod", "pca"]
-RANDOMIZED = {"isolation_forest"}
+DETECTORS = ["isolation_forest", "knn_distance", "lof", "ecod", "mahalanobis", "pca"]
+RANDOMIZED = {"isolation_forest", "mahalanobis"}
 
 PYOD = {
     "isolation_forest": "from pyod.models.iforest import IForest as C; kw = dict(n_estimators=100, max_samples=256, random_state=0)",
     "knn_distance": "from pyod.models.knn import KNN as C; kw = dict(n_neighbors=5, method='largest')",
     "lof": "from pyod.models.lof import LOF as C; kw = dict(n_neighbors=20)",
     "ecod": "from pyod.models.ecod import ECOD as C; kw = dict()",
+    "mahalanobis": "from pyod.models.mcd import MCD as C; kw = dict(random_state=0)",
     "pca": "from pyod.models.pca import PCA as C; kw = dict()",
 }
 

@@ -47,7 +47,7 @@ pub struct ScanArgs {
     pub exclude: Option<Vec<String>>,
     /// Detectors to run, comma-separated (default: spectral_signature when labelled,
     /// isolation_forest, ecod). Known: spectral_signature, isolation_forest, knn_distance, lof,
-    /// ecod, pca.
+    /// ecod, mahalanobis, pca.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub detectors: Option<Vec<String>>,
     /// Fit the outlier detectors within each class and score each row against its own class.

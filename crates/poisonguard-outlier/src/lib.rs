@@ -8,6 +8,7 @@
 //! | [`KnnDistance`] (Ramaswamy 2000) | [`knn_distance`] | distance to the k-th neighbour |
 //! | [`Lof`] (Breunig 2000) | [`lof`] | local outlier factor |
 //! | [`Ecod`] (Li 2022) | [`ecod`] | sum of `-ln` tail probabilities |
+//! | [`Mahalanobis`] (Rousseeuw 1999) | [`mahalanobis`] | squared robust (MCD) Mahalanobis distance |
 //! | [`Pca`] (PyOD) | [`pca`] | weighted distance to the principal axes |
 //!
 //! Every detector follows the `poisonguard-core` contract (`X::params()` -> `fit(&Dataset)` ->
@@ -38,6 +39,7 @@ pub mod isolation_forest;
 pub mod knn_distance;
 mod linalg;
 pub mod lof;
+pub mod mahalanobis;
 mod model;
 pub mod pca;
 
@@ -46,5 +48,6 @@ pub use error::{Error, Result};
 pub use isolation_forest::{IsolationForest, IsolationForestParams};
 pub use knn_distance::{KnnDistance, KnnDistanceParams, KnnStatistic};
 pub use lof::{Lof, LofParams};
+pub use mahalanobis::{Mahalanobis, MahalanobisParams};
 pub use model::{Common, DEFAULT_SEED, Outlier, OutlierModel};
 pub use pca::{Pca, PcaParams};

@@ -161,8 +161,7 @@ pub(crate) fn fit<M: OutlierModel>(
         by_class.par_iter().enumerate().map(work).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let fitted: Vec<GroupFit<M>> =
-        by_class.iter().enumerate().map(work).collect();
+    let fitted: Vec<GroupFit<M>> = by_class.iter().enumerate().map(work).collect();
 
     let mut scores = vec![0.0f64; n];
     let mut models = Vec::with_capacity(by_class.len());

@@ -6,7 +6,9 @@
 use ndarray::Array2;
 use poisonguard_core::metrics::roc_auc;
 use poisonguard_core::{Dataset, Detector, FittedDetector, LabelValue, Labels};
-use poisonguard_outlier::{EcodParams, IsolationForestParams, KnnDistanceParams, LofParams, PcaParams};
+use poisonguard_outlier::{
+    EcodParams, IsolationForestParams, KnnDistanceParams, LofParams, MahalanobisParams, PcaParams,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -78,7 +80,8 @@ macro_rules! conformance {
                 let (data, _) = planted(3);
                 let n = data.n_samples();
                 let perm: Vec<usize> = (0..n).map(|i| (i * 11 + 3) % n).collect(); // 11 is coprime with 420
-                let permuted = Dataset::new(data.features().select(ndarray::Axis(0), &perm)).unwrap();
+                let permuted =
+                    Dataset::new(data.features().select(ndarray::Axis(0), &perm)).unwrap();
                 let a = $params.fit(&data).unwrap();
                 let b = $params.fit(&permuted).unwrap();
                 for (k, &i) in perm.iter().enumerate() {
@@ -90,7 +93,10 @@ macro_rules! conformance {
             #[test]
             fn degenerate_data_is_scored_or_rejected_cleanly() {
                 // identical rows, a constant column
-                let x = Array2::from_shape_fn((40, 3), |(i, j)| if j == 0 { 1.0 } else { (i % 2) as f32 });
+                let x = Array2::from_shape_fn(
+                    (40, 3),
+                    |(i, j)| if j == 0 { 1.0 } else { (i % 2) as f32 },
+                );
                 let fit = $params.fit(&Dataset::new(x).unwrap()).unwrap();
                 assert!(fit.training().scores().iter().all(|s| s.is_finite()));
                 // too few rows for the detector: an error, not a panic
@@ -105,14 +111,16 @@ macro_rules! conformance {
                 let (base, _) = planted(4);
                 let mut x = base.features().to_owned();
                 let n = x.nrows();
-                let labels: Vec<LabelValue> = (0..n).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+                let labels: Vec<LabelValue> =
+                    (0..n).map(|i| LabelValue::Int((i % 2) as i64)).collect();
                 for i in 0..n {
                     if i % 2 == 1 {
                         x.row_mut(i).mapv_inplace(|v| v + 40.0);
                     }
                 }
                 x.row_mut(0).fill(20.0);
-                let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&labels)).unwrap();
+                let data =
+                    Dataset::new(x).unwrap().with_labels(Labels::from_values(&labels)).unwrap();
                 let fit = $params.per_class(true).fit(&data).unwrap();
                 let s = fit.training().scores();
                 let rank = s.iter().filter(|&&v| v > s[0]).count();
@@ -130,6 +138,7 @@ conformance!(knn_distance, KnnDistanceParams::default(), 0.95, true);
 conformance!(lof, LofParams::default(), 0.9, true);
 conformance!(ecod, EcodParams::default(), 0.9, true);
 conformance!(pca, PcaParams::default(), 0.9, true);
+conformance!(mahalanobis, MahalanobisParams::default(), 0.95, false);
 
 #[test]
 fn k_at_least_n_is_an_error() {
