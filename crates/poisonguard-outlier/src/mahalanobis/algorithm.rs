@@ -91,7 +91,7 @@ fn c_steps(x: &Mat<f64>, h: usize, start: Start, iterations: usize) -> Option<Es
     let mut previous: Option<Estimate> = None;
     while remaining > 0 && current.log_det.is_finite() {
         if let Some(p) = &previous {
-            if !(current.log_det < p.log_det) {
+            if current.log_det >= p.log_det {
                 break;
             }
         }
