@@ -206,6 +206,32 @@ mod determinism {
             assert_eq!(reports[0], reports[1], "{ext} report differs between 1 and 2 threads");
         }
     }
+
+    #[test]
+    fn outlier_detectors_same_bytes_for_1_and_2_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = datasets().join("adbench/6_cardio.parquet");
+        let detectors = "isolation_forest,knn_distance,lof,ecod,mahalanobis,pca";
+        let mut reports = Vec::new();
+        for threads in ["1", "2"] {
+            let out = dir.path().join(format!("r{threads}.csv"));
+            let o = poisonguard(&[
+                "scan",
+                input.to_str().unwrap(),
+                "--exclude",
+                "is_outlier",
+                "--detectors",
+                detectors,
+                "--threads",
+                threads,
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            reports.push(std::fs::read(&out).unwrap());
+        }
+        assert_eq!(reports[0], reports[1], "report differs between 1 and 2 threads");
+    }
 }
 
 mod bad_input {
