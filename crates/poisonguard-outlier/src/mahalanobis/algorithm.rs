@@ -165,7 +165,7 @@ fn fast_mcd(x: &Mat<f64>, h: usize, rng: &mut SmallRng) -> Option<Estimate> {
     let merged = rows_of(x, &merged_rows);
     let select = if n > 1500 { 10 } else { 1 };
     let starts = pooled.into_iter().map(Start::Estimate).collect();
-    let best = select_candidates(&merged, h_merged, starts, select, 2)?;
+    let best = select_candidates(&merged, h_merged, starts, select, 30)?;
     let starts = best.into_iter().map(Start::Estimate).collect();
     select_candidates(x, h, starts, 1, 30)?.pop()
 }
@@ -200,24 +200,24 @@ impl OutlierModel for MahalanobisModel {
         .min(n);
         let mut rng = SmallRng::seed_from_u64(seed);
         let raw = fast_mcd(&x, h, &mut rng).ok_or_else(fail)?;
-        // consistency correction at the normal model
+        // consistency at the normal model: the raw MCD covariance of the h = alpha n most central
+        // rows underestimates the scatter by the factor of Croux & Haesbroeck (1999)
         let chi2 = ChiSquared::new(d as f64).map_err(|_| fail())?;
-        let mut dist = raw.distances(&x);
-        let mut sorted = dist.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = poisonguard_core::quantile_sorted(&sorted, 0.5);
-        let correction = median / chi2.inverse_cdf(0.5);
-        if correction > 0.0 {
-            dist.iter_mut().for_each(|v| *v /= correction);
-        }
-        // re-weighting: the rows inside the 97.5% chi-square quantile
+        let chi2_2 = ChiSquared::new(d as f64 + 2.0).map_err(|_| fail())?;
+        let consistency = |alpha: f64| alpha / chi2_2.cdf(chi2.inverse_cdf(alpha));
+        let factor = consistency(h as f64 / n as f64);
+        let dist: Vec<f64> = raw.distances(&x).into_iter().map(|v| v / factor).collect();
+        // re-weighting: the rows inside the 97.5% chi-square quantile, again made consistent
         let cut = chi2.inverse_cdf(0.975);
         let keep: Vec<usize> = (0..n).filter(|&i| dist[i] < cut).collect();
         let estimate = if keep.len() >= 2 {
-            Estimate::of_rows(&x, &keep).ok_or_else(fail)?
+            let kept = Estimate::of_rows(&x, &keep).ok_or_else(fail)?;
+            let mut cov = kept.covariance;
+            cov *= faer::Scale(consistency(0.975));
+            Estimate::new(kept.location, cov).ok_or_else(fail)?
         } else {
             let mut cov = raw.covariance.clone();
-            cov *= faer::Scale(correction.max(f64::MIN_POSITIVE));
+            cov *= faer::Scale(factor);
             Estimate::new(raw.location.clone(), cov).ok_or_else(fail)?
         };
         let scores = estimate.distances(&x);

@@ -7,9 +7,11 @@
 //! estimate, which never increases the determinant). Up to 500 rows: 30 random starts, 2
 //! C-steps each, the best 10 refined to convergence. Above: up to 5 disjoint subsets of 300 rows
 //! with 100 starts each, the best 10 of each pooled on at most 1500 rows, then refined on all
-//! rows. The raw estimate is rescaled for consistency at the normal model
-//! (`median(d^2) / chi2_d.median`) and re-weighted: location and covariance of the rows with
-//! `d^2 < chi2_d(0.975)`. Singular covariances use the pseudo-inverse.
+//! rows. The raw estimate is rescaled for consistency at the normal model with Croux &
+//! Haesbroeck's factor `alpha / F_{chi2(d+2)}(chi2_d^{-1}(alpha))`, `alpha = h / n`, and
+//! re-weighted: location and covariance of the rows with `d^2 < chi2_d(0.975)`, rescaled with the
+//! same factor at `alpha = 0.975` (as scikit-learn 1.9). Singular covariances use the
+//! pseudo-inverse.
 //!
 //! # Score
 //! The squared robust Mahalanobis distance `(x - mu)^T Sigma^+ (x - mu)`, >= 0; higher = farther
