@@ -17,23 +17,30 @@ const REF_BLOCK: usize = 2048;
 const RERANK_EXTRA: usize = 8;
 
 /// A bounded list of the `cap` smallest `(distance^2, index)` pairs, sorted ascending.
-struct TopK {
+pub(crate) struct TopK<T> {
     cap: usize,
-    items: Vec<(f32, u32)>,
+    pub(crate) items: Vec<(T, u32)>,
 }
 
-impl TopK {
-    fn new(cap: usize) -> Self {
+impl<T: Copy + PartialOrd> TopK<T> {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { cap, items: Vec::with_capacity(cap + 1) }
     }
 
+    /// The largest kept distance, or `None` while the list is not full.
     #[inline]
-    fn worst(&self) -> f32 {
-        if self.items.len() < self.cap { f32::INFINITY } else { self.items[self.cap - 1].0 }
+    pub(crate) fn worst(&self) -> Option<T> {
+        if self.items.len() < self.cap { None } else { Some(self.items[self.cap - 1].0) }
+    }
+
+    /// Whether `d2` could enter the list (ignoring the index tie-break).
+    #[inline]
+    pub(crate) fn admits(&self, d2: T) -> bool {
+        self.worst().is_none_or(|w| d2 <= w)
     }
 
     #[inline]
-    fn push(&mut self, d2: f32, idx: u32) {
+    pub(crate) fn push(&mut self, d2: T, idx: u32) {
         if self.items.len() == self.cap {
             let (wd, wi) = self.items[self.cap - 1];
             if d2 > wd || (d2 == wd && idx > wi) {
@@ -48,7 +55,7 @@ impl TopK {
 
 /// Exact squared Euclidean distance, accumulated in f64.
 #[inline]
-fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
+pub(crate) fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(&x, &y)| {
@@ -59,15 +66,15 @@ fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Rows of a matrix, centred by given column means, with their squared norms.
-struct Centred {
+pub(crate) struct Centred {
     data: Vec<f32>,
     norms: Vec<f32>,
-    n: usize,
-    d: usize,
+    pub(crate) n: usize,
+    pub(crate) d: usize,
 }
 
 impl Centred {
-    fn new(x: ArrayView2<'_, f32>, mean: &[f64]) -> Self {
+    pub(crate) fn new(x: ArrayView2<'_, f32>, mean: &[f64]) -> Self {
         let (n, d) = (x.nrows(), x.ncols());
         let mut data = Vec::with_capacity(n * d);
         for row in x.rows() {
@@ -80,7 +87,7 @@ impl Centred {
         Self { data, norms, n, d }
     }
 
-    fn row(&self, i: usize) -> &[f32] {
+    pub(crate) fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
@@ -89,7 +96,7 @@ impl Centred {
     }
 }
 
-fn column_means(x: ArrayView2<'_, f32>) -> Vec<f64> {
+pub(crate) fn column_means(x: ArrayView2<'_, f32>) -> Vec<f64> {
     let mut mean = vec![0.0f64; x.ncols()];
     for row in x.rows() {
         for (m, &v) in mean.iter_mut().zip(row) {
@@ -100,18 +107,37 @@ fn column_means(x: ArrayView2<'_, f32>) -> Vec<f64> {
     mean
 }
 
+/// Up to this many features a k-d tree answers the queries; above, blocked matrix products.
+pub(crate) const KDTREE_MAX_DIM: usize = 16;
+
+/// `k` nearest reference rows of every query row; with `exclude_self` (queries = reference) a
+/// row is not its own neighbour. A k-d tree in low dimension, blocked GEMM otherwise.
+fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) -> KnnGraph {
+    if reference.d <= KDTREE_MAX_DIM {
+        crate::kdtree::search(reference, queries, k, exclude_self)
+    } else {
+        gemm_search(reference, queries, k, exclude_self)
+    }
+}
+
 /// The blocked search: `k` nearest reference rows of every query row; with `exclude_self`
 /// (queries = reference) a row is not its own neighbour.
-fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) -> KnnGraph {
+pub(crate) fn gemm_search(
+    reference: &Centred,
+    queries: &Centred,
+    k: usize,
+    exclude_self: bool,
+) -> KnnGraph {
     let (n_ref, n_q) = (reference.n, queries.n);
     let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
     let data = reference.mat();
     let qmat = queries.mat();
+    let max_norm = reference.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)));
 
     let block = |start: usize| -> Vec<(u32, f32)> {
         let end = (start + QUERY_BLOCK).min(n_q);
         let q = qmat.subrows(start, end - start);
-        let mut tops: Vec<TopK> = (start..end).map(|_| TopK::new(cap)).collect();
+        let mut tops: Vec<TopK<f32>> = (start..end).map(|_| TopK::new(cap)).collect();
         let mut g = Mat::<f32>::zeros(end - start, REF_BLOCK.min(n_ref));
         let mut r0 = 0;
         while r0 < n_ref {
@@ -129,28 +155,51 @@ fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) 
             for (qi, top) in tops.iter_mut().enumerate() {
                 let i = start + qi;
                 let nq = queries.norms[i];
-                let mut worst = top.worst();
+                let mut worst = top.worst().unwrap_or(f32::INFINITY);
                 for (rj, j) in (r0..r1).enumerate() {
                     let d2 = (nq + reference.norms[j] - 2.0 * gv[(qi, rj)]).max(0.0);
                     if d2 <= worst && !(exclude_self && j == i) {
                         top.push(d2, j as u32);
-                        worst = top.worst();
+                        worst = top.worst().unwrap_or(f32::INFINITY);
                     }
                 }
             }
             r0 = r1;
         }
-        // Exact re-rank of the candidates.
+        // Exact re-rank of the candidates. A reference row left out of the list had an
+        // approximate distance of at least the list's worst, so its true distance is at least
+        // that minus the rounding bound of the GEMM expression; when this does not clear the k-th
+        // exact distance (massive ties, duplicates), the row is searched exhaustively.
         let mut out = Vec::with_capacity((end - start) * k);
         for (qi, top) in tops.into_iter().enumerate() {
-            let row = queries.row(start + qi);
+            let i = start + qi;
+            let row = queries.row(i);
+            let rank = |cands: &mut Vec<(f64, u32)>| {
+                cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                cands.truncate(k);
+            };
             let mut cands: Vec<(f64, u32)> = top
                 .items
                 .iter()
                 .map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j))
                 .collect();
-            cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            out.extend(cands.iter().take(k).map(|&(d2, j)| (j, d2.sqrt() as f32)));
+            rank(&mut cands);
+            let complete = top.items.len() < cap || {
+                let tol = 2.0
+                    * (queries.d as f64 + 4.0)
+                    * f64::from(f32::EPSILON)
+                    * (f64::from(queries.norms[i]) + max_norm);
+                top.worst().is_none_or(|w| f64::from(w) - tol > cands[k - 1].0)
+            };
+            if !complete {
+                let mut all: Vec<(f64, u32)> = (0..n_ref)
+                    .filter(|&j| !(exclude_self && j == i))
+                    .map(|j| (exact_d2(row, reference.row(j)), j as u32))
+                    .collect();
+                rank(&mut all);
+                cands = all;
+            }
+            out.extend(cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)));
         }
         out
     };

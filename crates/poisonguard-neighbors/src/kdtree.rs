@@ -1,0 +1,166 @@
+//! Exact kNN with a k-d tree, for low-dimensional data where matrix products waste their work.
+
+use crate::exact::{Centred, TopK, exact_d2};
+use crate::graph::KnnGraph;
+
+/// Rows per leaf.
+const LEAF_SIZE: usize = 32;
+
+/// A node: a split on `dim` at `value` over `rows[start..end]` (left: `start..mid`), or a leaf.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    start: u32,
+    end: u32,
+    dim: u32,
+    value: f32,
+    /// Child node indices; `u32::MAX` for a leaf.
+    left: u32,
+    right: u32,
+}
+
+/// A k-d tree over the reference rows: median splits on the dimension of largest spread.
+pub(crate) struct KdTree<'a> {
+    data: &'a Centred,
+    order: Vec<u32>,
+    nodes: Vec<Node>,
+}
+
+impl<'a> KdTree<'a> {
+    pub(crate) fn new(data: &'a Centred) -> Self {
+        let mut order: Vec<u32> = (0..data.n as u32).collect();
+        let mut nodes = Vec::new();
+        Self::build(data, &mut order, 0, data.n, &mut nodes);
+        Self { data, order, nodes }
+    }
+
+    fn build(
+        data: &Centred,
+        order: &mut [u32],
+        start: usize,
+        end: usize,
+        nodes: &mut Vec<Node>,
+    ) -> u32 {
+        let id = nodes.len();
+        nodes.push(Node {
+            start: start as u32,
+            end: end as u32,
+            dim: 0,
+            value: 0.0,
+            left: u32::MAX,
+            right: u32::MAX,
+        });
+        if end - start <= LEAF_SIZE {
+            return id as u32;
+        }
+        // dimension of largest spread
+        let (mut best_dim, mut best_spread) = (0usize, -1.0f32);
+        for j in 0..data.d {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for &i in &order[start..end] {
+                let v = data.row(i as usize)[j];
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            if hi - lo > best_spread {
+                best_spread = hi - lo;
+                best_dim = j;
+            }
+        }
+        if best_spread <= 0.0 {
+            return id as u32; // all rows equal: a leaf, however large
+        }
+        let mid = start + (end - start) / 2;
+        let slice = &mut order[start..end];
+        slice.select_nth_unstable_by(mid - start, |&a, &b| {
+            let (va, vb) = (data.row(a as usize)[best_dim], data.row(b as usize)[best_dim]);
+            va.total_cmp(&vb).then(a.cmp(&b))
+        });
+        let value = data.row(order[mid] as usize)[best_dim];
+        let left = Self::build(data, order, start, mid, nodes);
+        let right = Self::build(data, order, mid, end, nodes);
+        nodes[id] =
+            Node { start: start as u32, end: end as u32, dim: best_dim as u32, value, left, right };
+        id as u32
+    }
+
+    /// The `k` nearest reference rows of `query` (exact, ties by index); `skip` is excluded.
+    pub(crate) fn query(&self, query: &[f32], k: usize, skip: Option<usize>) -> Vec<(u32, f32)> {
+        let mut top = TopK::<f64>::new(k);
+        self.search(0, query, skip, &mut top);
+        top.items.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect()
+    }
+
+    fn search(&self, id: usize, q: &[f32], skip: Option<usize>, top: &mut TopK<f64>) {
+        let node = self.nodes[id];
+        if node.left == u32::MAX {
+            for &j in &self.order[node.start as usize..node.end as usize] {
+                if Some(j as usize) == skip {
+                    continue;
+                }
+                let d2 = exact_d2(q, self.data.row(j as usize));
+                if top.admits(d2) {
+                    top.push(d2, j);
+                }
+            }
+            return;
+        }
+        let diff = f64::from(q[node.dim as usize]) - f64::from(node.value);
+        let (near, far) =
+            if diff <= 0.0 { (node.left, node.right) } else { (node.right, node.left) };
+        self.search(near as usize, q, skip, top);
+        // rows equal to the split value can sit on either side: visit the far side on ties
+        if top.admits(diff * diff) {
+            self.search(far as usize, q, skip, top);
+        }
+    }
+}
+
+/// kNN of every query row against the reference rows through a k-d tree.
+pub(crate) fn search(
+    reference: &Centred,
+    queries: &Centred,
+    k: usize,
+    exclude_self: bool,
+) -> KnnGraph {
+    let tree = KdTree::new(reference);
+    let one = |i: usize| tree.query(queries.row(i), k, exclude_self.then_some(i));
+    #[cfg(feature = "parallel")]
+    let rows: Vec<Vec<(u32, f32)>> = {
+        use rayon::prelude::*;
+        (0..queries.n).into_par_iter().map(one).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let rows: Vec<Vec<(u32, f32)>> = (0..queries.n).map(one).collect();
+    let mut indices = Vec::with_capacity(queries.n * k);
+    let mut distances = Vec::with_capacity(queries.n * k);
+    for (j, d) in rows.into_iter().flatten() {
+        indices.push(j);
+        distances.push(d);
+    }
+    KnnGraph::new(queries.n, k, indices, distances)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::{column_means, gemm_search};
+    use ndarray::Array2;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn tree_and_matrix_products_agree() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        // integer-valued data: many exact ties, which both paths must break by index
+        let x = Array2::from_shape_fn((3000, 6), |_| rng.random_range(0..4) as f32);
+        let c = Centred::new(x.view(), &column_means(x.view()));
+        let a = search(&c, &c, 7, true);
+        let b = gemm_search(&c, &c, 7, true);
+        for i in 0..3000 {
+            let d = |j: u32| exact_d2(c.row(i), c.row(j as usize));
+            let da: Vec<f64> = a.neighbors(i).iter().map(|&j| d(j)).collect();
+            let db: Vec<f64> = b.neighbors(i).iter().map(|&j| d(j)).collect();
+            assert_eq!(a.neighbors(i), b.neighbors(i), "row {i}: {da:?} vs {db:?}");
+        }
+    }
+}
