@@ -1,0 +1,47 @@
+//! Criterion benches of the outlier detectors and the exact kNN search: fit on seeded Gaussian
+//! data at n = 1k / 10k / 100k rows and d = 16 / 128 (kNN-based detectors are quadratic in n
+//! above 16 features and stop at 10k there). Ids: `<detector>/fit/n{n}_d{d}`.
+//!
+//! Run: `cargo bench --bench outlier` (or `-- lof` for one detector).
+
+#![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed bench
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::Array2;
+use poisonguard::{Dataset, DetectorOptions, detector};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+fn data(n: usize, d: usize) -> Dataset {
+    let mut rng = SmallRng::seed_from_u64(2000);
+    let x =
+        Array2::from_shape_fn((n, d), |_| (0..4).map(|_| rng.random::<f32>()).sum::<f32>() - 2.0);
+    Dataset::new(x).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let sizes =
+        [(1_000, 16), (10_000, 16), (100_000, 16), (1_000, 128), (10_000, 128), (100_000, 128)];
+    for id in ["isolation_forest", "ecod", "pca", "mahalanobis", "knn_distance", "lof"] {
+        let mut group = c.benchmark_group(id);
+        group.sample_size(10);
+        for &(n, d) in &sizes {
+            let quadratic = matches!(id, "knn_distance" | "lof");
+            if quadratic && d > 16 && n > 10_000 {
+                continue;
+            }
+            let dataset = data(n, d);
+            let det = detector(id, &DetectorOptions::default()).unwrap();
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(
+                BenchmarkId::new("fit", format!("n{n}_d{d}")),
+                &dataset,
+                |b, ds| b.iter(|| det.fit_boxed(ds).unwrap()),
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
