@@ -55,8 +55,9 @@ impl Estimate {
             f64::NEG_INFINITY
         };
         let inv: Vec<f64> = vals.iter().map(|&v| if v > cutoff { 1.0 / v } else { 0.0 }).collect();
-        let precision =
-            Mat::from_fn(d, d, |a, b| (0..d).map(|k| vecs[(a, k)] * inv[k] * vecs[(b, k)]).sum());
+        // pseudo-inverse V diag(inv) V^T
+        let scaled = Mat::from_fn(d, d, |a, k| vecs[(a, k)] * inv[k]);
+        let precision = crate::linalg::mul(scaled.as_ref(), vecs.transpose());
         Some(Estimate { location, covariance, precision, log_det })
     }
 
@@ -118,10 +119,16 @@ fn select_candidates(
     select: usize,
     iterations: usize,
 ) -> Option<Vec<Estimate>> {
-    let mut found = Vec::with_capacity(starts.len());
-    for s in starts {
-        found.push(c_steps(x, h, s, iterations)?);
-    }
+    // starts are independent: run them in parallel, collected in order (deterministic)
+    #[cfg(feature = "parallel")]
+    let found: Option<Vec<Estimate>> = {
+        use rayon::prelude::*;
+        starts.into_par_iter().map(|s| c_steps(x, h, s, iterations)).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let found: Option<Vec<Estimate>> =
+        starts.into_iter().map(|s| c_steps(x, h, s, iterations)).collect();
+    let mut found = found?;
     // stable sort: ties keep the order of the starts, so the result is deterministic
     found.sort_by(|a, b| a.log_det.total_cmp(&b.log_det));
     found.truncate(select);
