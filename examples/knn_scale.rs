@@ -1,32 +1,44 @@
-//! Exact kNN at scale: builds a seeded `N x D` f32 Gaussian matrix and finds every row's `K`
-//! nearest neighbours, printing the time. Used to measure peak memory above the input, e.g.
-//! `/usr/bin/time -v target/release/examples/knn_scale 200000 128 10`.
+//! Exact kNN at scale, timed in-process. Either a seeded `N x D` f32 uniform matrix, or the
+//! numeric columns of a CSV / Parquet file (minus one excluded column, e.g. `is_outlier`).
+//! Used for peak memory above the input (`/usr/bin/time -v`) and for the comparison with
+//! scikit-learn's brute-force `NearestNeighbors` in `benches/peers/outlier_pyod.py knn`.
 //!
-//! Run: `cargo run --release --example knn_scale [N] [D] [K]` (default 20000 128 10).
+//! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]]`
+//! (default 20000 x 128, K = 10).
 
 use std::error::Error;
 use std::time::Instant;
 
 use ndarray::Array2;
+use poisonguard_io::{LoadOptions, load};
 use poisonguard_neighbors::exact_knn;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-fn arg(i: usize, default: usize) -> Result<usize, Box<dyn Error>> {
-    Ok(match std::env::args().nth(i) {
-        Some(v) => v.parse()?,
-        None => default,
-    })
-}
-
 fn main() -> Result<(), Box<dyn Error>> {
-    let (n, d, k) = (arg(1, 20_000)?, arg(2, 128)?, arg(3, 10)?);
-    let mut rng = SmallRng::seed_from_u64(7);
-    let x = Array2::from_shape_fn((n, d), |_| rng.random::<f32>() - 0.5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let is_file = args.first().is_some_and(|a| a.ends_with(".parquet") || a.ends_with(".csv"));
+    let (x, k) = if is_file {
+        // FILE [K [EXCLUDED_COLUMN]]
+        let mut opts = LoadOptions::default();
+        if let Some(col) = args.get(2) {
+            opts.exclude.push(col.clone());
+        }
+        let table = load(&args[0], &opts)?;
+        let k = args.get(1).map(|v| v.parse()).transpose()?.unwrap_or(10);
+        (table.dataset().features().to_owned(), k)
+    } else {
+        let n = args.first().map(|v| v.parse()).transpose()?.unwrap_or(20_000);
+        let d = args.get(1).map(|v| v.parse()).transpose()?.unwrap_or(128);
+        let k = args.get(2).map(|v| v.parse()).transpose()?.unwrap_or(10);
+        let mut rng = SmallRng::seed_from_u64(7);
+        (Array2::from_shape_fn((n, d), |_| rng.random::<f32>() - 0.5), k)
+    };
+    let (n, d) = x.dim();
     println!("input: {n} x {d} f32 = {:.1} MiB", (n * d * 4) as f64 / (1 << 20) as f64);
     let start = Instant::now();
     let graph = exact_knn(x.view(), k)?;
-    println!("exact {k}-NN of every row: {:.2} s", start.elapsed().as_secs_f64());
+    println!("seconds: {:.4}", start.elapsed().as_secs_f64());
     println!("row 0: neighbours {:?}", graph.neighbors(0));
     Ok(())
 }
