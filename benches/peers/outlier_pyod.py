@@ -8,7 +8,7 @@ Two modes, run by hand (never in CI) after `cargo build --release -p poisonguard
            is the mean over --seeds seeds on both sides.
       python benches/peers/outlier_pyod.py quality [--data-dir DIR] [--skip-large]
   speed    whole-process time, median of --repeats runs, per detector, on the given files:
-           `poisonguard scan FILE --detectors D -o report.parquet` against
+           `poisonguard scan FILE --detectors D` (summary only) against
            `python -c "read the Parquet file with pyarrow; PyOD detector fit"`.
       python benches/peers/outlier_pyod.py speed FILE [FILE ...] [--repeats 3]
 
@@ -128,7 +128,8 @@ def speed(args):
         print(f"{'file':<20} {'detector':<18} {'poisonguard':>12} {'pyod':>10} {'ratio':>8}")
         for path in args.files:
             for det in args.detectors.split(","):
-                ours_cmd = [BINARY, "scan", path, "--exclude", "is_outlier", "--detectors", det, "-o", out]
+                # no report file: the PyOD process writes nothing either
+                ours_cmd = [BINARY, "scan", path, "--exclude", "is_outlier", "--detectors", det]
                 t_ours = timed(ours_cmd, args.repeats)
                 code = PROCESS.format(imp=PYOD[det])
                 t_pyod = timed([sys.executable, "-c", code, path], args.repeats)

@@ -115,7 +115,13 @@ impl<'a> KdTree<'a> {
     }
 }
 
-/// kNN of every query row against the reference rows through a k-d tree.
+/// Queries answered per parallel task.
+const QUERY_CHUNK: usize = 1024;
+
+/// kNN of every query row against the reference rows through a k-d tree. When the queries are
+/// the reference rows, they are answered in the tree's leaf order, so that consecutive queries
+/// touch the same leaves (cache locality); results are stored by row, so the order of work does
+/// not change them.
 pub(crate) fn search(
     reference: &Centred,
     queries: &Centred,
@@ -123,19 +129,28 @@ pub(crate) fn search(
     exclude_self: bool,
 ) -> KnnGraph {
     let tree = KdTree::new(reference);
-    let one = |i: usize| tree.query(queries.row(i), k, exclude_self.then_some(i));
+    let sequence: Vec<u32> =
+        if exclude_self { tree.order.clone() } else { (0..queries.n as u32).collect() };
+    let chunk = |ids: &[u32]| -> Vec<Vec<(u32, f32)>> {
+        ids.iter()
+            .map(|&i| tree.query(queries.row(i as usize), k, exclude_self.then_some(i as usize)))
+            .collect()
+    };
     #[cfg(feature = "parallel")]
-    let rows: Vec<Vec<(u32, f32)>> = {
+    let answers: Vec<Vec<Vec<(u32, f32)>>> = {
         use rayon::prelude::*;
-        (0..queries.n).into_par_iter().map(one).collect()
+        sequence.par_chunks(QUERY_CHUNK).map(chunk).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let rows: Vec<Vec<(u32, f32)>> = (0..queries.n).map(one).collect();
-    let mut indices = Vec::with_capacity(queries.n * k);
-    let mut distances = Vec::with_capacity(queries.n * k);
-    for (j, d) in rows.into_iter().flatten() {
-        indices.push(j);
-        distances.push(d);
+    let answers: Vec<Vec<Vec<(u32, f32)>>> = sequence.chunks(QUERY_CHUNK).map(chunk).collect();
+    let mut indices = vec![0u32; queries.n * k];
+    let mut distances = vec![0.0f32; queries.n * k];
+    for (&i, answer) in sequence.iter().zip(answers.into_iter().flatten()) {
+        let at = i as usize * k;
+        for (slot, (j, d)) in answer.into_iter().enumerate() {
+            indices[at + slot] = j;
+            distances[at + slot] = d;
+        }
     }
     KnnGraph::new(queries.n, k, indices, distances)
 }

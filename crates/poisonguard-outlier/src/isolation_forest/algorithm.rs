@@ -97,7 +97,7 @@ impl Tree {
         Tree { nodes }
     }
 
-    fn path_length(&self, row: ArrayView1<'_, f32>) -> f64 {
+    fn path_length(&self, row: &[f32]) -> f64 {
         let mut id = 0usize;
         let mut depth = 0usize;
         loop {
@@ -120,20 +120,38 @@ pub struct IsolationForestModel {
     c_psi: f64,
 }
 
+/// Rows scored together, tree by tree, so that each tree stays in cache.
+const ROW_BLOCK: usize = 512;
+
 impl IsolationForestModel {
-    fn mean_path(&self, row: ArrayView1<'_, f32>) -> f64 {
+    fn mean_path(&self, row: &[f32]) -> f64 {
         self.trees.iter().map(|t| t.path_length(row)).sum::<f64>() / self.trees.len() as f64
     }
 
     fn scores(&self, x: ArrayView2<'_, f32>) -> Vec<f64> {
-        let score = |i: usize| 2f64.powf(-self.mean_path(x.row(i)) / self.c_psi);
+        let x = x.as_standard_layout();
+        let d = x.ncols();
+        let flat = x.as_slice().unwrap_or(&[]);
+        let n_trees = self.trees.len() as f64;
+        // each row sums its path lengths in tree order, as `mean_path` does
+        let block = |rows: &[f32]| -> Vec<f64> {
+            let mut sums = vec![0.0f64; rows.len() / d.max(1)];
+            for tree in &self.trees {
+                for (s, row) in sums.iter_mut().zip(rows.chunks_exact(d.max(1))) {
+                    *s += tree.path_length(row);
+                }
+            }
+            sums.into_iter().map(|s| 2f64.powf(-(s / n_trees) / self.c_psi)).collect()
+        };
+        let chunks = flat.chunks(ROW_BLOCK * d.max(1));
         #[cfg(feature = "parallel")]
-        {
+        let parts: Vec<Vec<f64>> = {
             use rayon::prelude::*;
-            (0..x.nrows()).into_par_iter().map(score).collect()
-        }
+            chunks.collect::<Vec<_>>().into_par_iter().map(block).collect()
+        };
         #[cfg(not(feature = "parallel"))]
-        (0..x.nrows()).map(score).collect()
+        let parts: Vec<Vec<f64>> = chunks.map(block).collect();
+        parts.into_iter().flatten().collect()
     }
 }
 
@@ -176,7 +194,8 @@ impl OutlierModel for IsolationForestModel {
         _: f64,
         _: &dyn Fn(usize) -> String,
     ) -> Option<Reason> {
-        Some(Reason::ShortIsolationPath { mean_path: self.mean_path(row), expected: self.c_psi })
+        let row: Vec<f32> = row.to_vec();
+        Some(Reason::ShortIsolationPath { mean_path: self.mean_path(&row), expected: self.c_psi })
     }
 }
 
