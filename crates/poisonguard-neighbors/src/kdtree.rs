@@ -86,31 +86,57 @@ impl<'a> KdTree<'a> {
     /// The `k` nearest reference rows of `query` (exact, ties by index); `skip` is excluded.
     pub(crate) fn query(&self, query: &[f32], k: usize, skip: Option<usize>) -> Vec<(u32, f32)> {
         let mut top = TopK::<f64>::new(k);
-        self.search(0, query, skip, &mut top);
+        let mut offsets = vec![0.0f64; self.data.d];
+        self.search(0, query, skip, 0.0, &mut offsets, &mut top);
         top.items.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect()
     }
 
-    fn search(&self, id: usize, q: &[f32], skip: Option<usize>, top: &mut TopK<f64>) {
+    /// Depth-first search with the incremental distance to each node's cell (Arya & Mount
+    /// 1993): `offsets[j]` is the query's offset from the cell along dimension `j` and
+    /// `lower = sum_j offsets[j]^2` a lower bound on the distance to any row in the cell.
+    fn search(
+        &self,
+        id: usize,
+        q: &[f32],
+        skip: Option<usize>,
+        lower: f64,
+        offsets: &mut [f64],
+        top: &mut TopK<f64>,
+    ) {
         let node = self.nodes[id];
         if node.left == u32::MAX {
             for &j in &self.order[node.start as usize..node.end as usize] {
                 if Some(j as usize) == skip {
                     continue;
                 }
-                let d2 = exact_d2(q, self.data.row(j as usize));
+                let row = self.data.row(j as usize);
+                // a cheap f32 distance rejects most rows; its relative error is below
+                // (d + 2) * eps_f32 (non-negative terms), far inside the 1e-4 margin
+                if let Some(worst) = top.worst() {
+                    let approx: f32 = q.iter().zip(row).map(|(a, b)| (a - b) * (a - b)).sum();
+                    if f64::from(approx) > worst * (1.0 + 1e-4) {
+                        continue;
+                    }
+                }
+                let d2 = exact_d2(q, row);
                 if top.admits(d2) {
                     top.push(d2, j);
                 }
             }
             return;
         }
-        let diff = f64::from(q[node.dim as usize]) - f64::from(node.value);
+        let dim = node.dim as usize;
+        let diff = f64::from(q[dim]) - f64::from(node.value);
         let (near, far) =
             if diff <= 0.0 { (node.left, node.right) } else { (node.right, node.left) };
-        self.search(near as usize, q, skip, top);
-        // rows equal to the split value can sit on either side: visit the far side on ties
-        if top.admits(diff * diff) {
-            self.search(far as usize, q, skip, top);
+        self.search(near as usize, q, skip, lower, offsets, top);
+        // rows equal to the split value can sit on either side: `admits` keeps ties
+        let old = offsets[dim];
+        let far_lower = lower - old * old + diff * diff;
+        if top.admits(far_lower) {
+            offsets[dim] = diff;
+            self.search(far as usize, q, skip, far_lower, offsets, top);
+            offsets[dim] = old;
         }
     }
 }
