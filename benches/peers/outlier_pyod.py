@@ -11,6 +11,9 @@ Two modes, run by hand (never in CI) after `cargo build --release -p poisonguard
            `poisonguard scan FILE --detectors D` (summary only) against
            `python -c "read the Parquet file with pyarrow; PyOD detector fit"`.
       python benches/peers/outlier_pyod.py speed FILE [FILE ...] [--repeats 3]
+  knn      exact k-NN (k = 10, self excluded), in-process: scikit-learn's NearestNeighbors
+           brute force against poisonguard's (`cargo build --release --example knn_scale`).
+      python benches/peers/outlier_pyod.py knn FILE [FILE ...]
 
 The PyOD detectors use the same parameters as ours: IForest(n_estimators=100, max_samples=256,
 random_state=0), KNN(n_neighbors=5, method='largest'), LOF(n_neighbors=20), ECOD(),
@@ -137,6 +140,33 @@ def speed(args):
                 print(f"{name:<20} {det:<18} {t_ours:>11.3f}s {t_pyod:>9.3f}s {t_pyod / t_ours:>7.1f}x", flush=True)
 
 
+def knn(args):
+    """Exact k-NN of every row (self excluded): scikit-learn's brute force against
+    poisonguard's, both timed in-process on data already in memory (median of --repeats)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    example = os.path.join(ROOT, "target", "release", "examples", "knn_scale")
+    if not os.path.exists(example):
+        sys.exit(f"{example} missing: cargo build --release --example knn_scale")
+    print(f"{'file':<20} {'n':>7} {'d':>4} {'poisonguard':>12} {'sklearn brute':>14} {'ratio':>8}")
+    for path in args.files:
+        x, _ = load(path)
+        x = x.astype(np.float32)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            NearestNeighbors(n_neighbors=args.k, algorithm="brute").fit(x).kneighbors()
+            times.append(time.perf_counter() - t0)
+        t_sk = statistics.median(times)
+        ours_t = []
+        for _ in range(args.repeats):
+            out = subprocess.run([example, path, str(args.k), "is_outlier"], check=True, capture_output=True, text=True).stdout
+            ours_t.append(float(next(l for l in out.splitlines() if l.startswith("seconds:")).split()[1]))
+        t_pg = statistics.median(ours_t)
+        name = os.path.basename(path)[:-8]
+        print(f"{name:<20} {x.shape[0]:>7} {x.shape[1]:>4} {t_pg:>11.3f}s {t_sk:>13.3f}s {t_sk / t_pg:>7.1f}x", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -148,10 +178,14 @@ def main():
     s.add_argument("files", nargs="+")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--detectors", default=",".join(DETECTORS))
+    kn = sub.add_parser("knn")
+    kn.add_argument("files", nargs="+")
+    kn.add_argument("--k", type=int, default=10)
+    kn.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if not os.path.exists(BINARY):
         sys.exit(f"{BINARY} missing: cargo build --release -p poisonguard-cli")
-    quality(args) if args.mode == "quality" else speed(args)
+    {"quality": quality, "speed": speed, "knn": knn}[args.mode](args)
 
 
 if __name__ == "__main__":
