@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 pub use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorFailure, DetectorId,
-    DetectorRun, DynDetector, FittedDetector, LabelMap, LabelValue, Labels, ParamError, Reason,
-    Report, ThresholdRule, metrics,
+    DetectorRun, DynDetector, FitContext, FittedDetector, KnnGraph, LabelMap, LabelValue, Labels,
+    ParamError, Reason, Report, ThresholdRule, metrics,
 };
 pub use poisonguard_outlier::{
     Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
@@ -142,6 +142,8 @@ pub fn detector(
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum AuditEvent {
+    /// The kNN graph shared by several detectors is being built, with this many neighbours.
+    SharedKnn(usize),
     /// A detector starts fitting.
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
@@ -224,13 +226,24 @@ impl Audit {
         if self.detectors.is_empty() {
             return Err(AuditError::NoDetectors);
         }
+        // One exact kNN graph for every detector that reads neighbours, when several do. If it
+        // cannot be built (too few rows), each detector reports its own error.
+        let ks: Vec<usize> = self.detectors.iter().filter_map(|d| d.knn_k()).collect();
+        let shared = match ks.iter().max() {
+            Some(&k) if ks.len() >= 2 => {
+                on_event(AuditEvent::SharedKnn(k));
+                poisonguard_neighbors::exact_knn(data.features(), k).ok()
+            }
+            _ => None,
+        };
+        let ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
         let mut runs = Vec::new();
         let mut failures = Vec::new();
         for d in &self.detectors {
             let id = d.id();
             on_event(AuditEvent::Started(id));
             let start = Instant::now();
-            match d.fit_boxed(data) {
+            match d.fit_boxed_in(data, &ctx) {
                 Ok(fitted) => runs.push(DetectorRun {
                     id,
                     detection: fitted.training().clone(),
@@ -289,6 +302,30 @@ fn empirical_cdf(scores: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    #[test]
+    fn detectors_sharing_one_knn_graph_score_as_alone() {
+        let x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * 37 + j * 11) % 101) as f32);
+        let data = Dataset::new(x).unwrap();
+        let opts = DetectorOptions::default();
+        let audit = Audit::new()
+            .with_detector(detector("knn_distance", &opts).unwrap())
+            .with_detector(detector("lof", &opts).unwrap());
+        let mut shared_k = None;
+        let report = audit
+            .run_with(&data, &mut |e| {
+                if let AuditEvent::SharedKnn(k) = e {
+                    shared_k = Some(k);
+                }
+            })
+            .unwrap();
+        assert_eq!(shared_k, Some(20));
+        for name in ["knn_distance", "lof"] {
+            let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
+            let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
+            assert_eq!(run.detection.scores(), alone.training().scores(), "{name}");
+        }
+    }
 
     #[test]
     fn empirical_cdf_handles_ties() {

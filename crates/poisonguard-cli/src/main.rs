@@ -102,10 +102,10 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         None => Audit::for_dataset(data, &opts),
     };
     let report = audit
-        .run_with(data, &mut |event| {
-            if let AuditEvent::Started(id) = event {
-                bar.set_message(format!("running {id}"));
-            }
+        .run_with(data, &mut |event| match event {
+            AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
+            AuditEvent::Started(id) => bar.set_message(format!("running {id}")),
+            _ => {}
         })
         .with_context(|| args.input.display().to_string())?;
     if let Some(out) = &args.output {

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::dataset::{ClassId, Dataset, LabelValue};
 use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
+use crate::knn::FitContext;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
 ///
@@ -46,6 +47,20 @@ pub trait Detector {
     /// Data the detector cannot use (e.g. no labels for a per-class detector) or an algorithm
     /// failure.
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error>;
+
+    /// Neighbours per row this detector needs from a shared kNN graph, if it uses one.
+    fn knn_k(&self) -> Option<usize> {
+        None
+    }
+
+    /// Fits with what an audit shares (a kNN graph); by default the context is ignored.
+    ///
+    /// # Errors
+    /// As [`Detector::fit`].
+    fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Self::Fitted, Self::Error> {
+        let _ = ctx;
+        self.fit(data)
+    }
 }
 
 impl<P> Detector for P
@@ -61,6 +76,14 @@ where
 
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error> {
         self.check_ref()?.fit(data)
+    }
+
+    fn knn_k(&self) -> Option<usize> {
+        self.check_ref().ok().and_then(|c| c.knn_k())
+    }
+
+    fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Self::Fitted, Self::Error> {
+        self.check_ref()?.fit_in(data, ctx)
     }
 }
 
@@ -102,7 +125,22 @@ pub trait DynDetector: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// The detector's fit error, boxed.
-    fn fit_boxed(&self, data: &Dataset) -> Result<Box<dyn FittedDetector>, BoxError>;
+    fn fit_boxed(&self, data: &Dataset) -> Result<Box<dyn FittedDetector>, BoxError> {
+        self.fit_boxed_in(data, &FitContext::default())
+    }
+
+    /// Fits with a shared context and boxes the result.
+    ///
+    /// # Errors
+    /// The detector's fit error, boxed.
+    fn fit_boxed_in(
+        &self,
+        data: &Dataset,
+        ctx: &FitContext<'_>,
+    ) -> Result<Box<dyn FittedDetector>, BoxError>;
+
+    /// Neighbours per row this detector needs from a shared kNN graph, if it uses one.
+    fn knn_k(&self) -> Option<usize>;
 }
 
 impl<D> DynDetector for D
@@ -113,11 +151,19 @@ where
         D::ID
     }
 
-    fn fit_boxed(&self, data: &Dataset) -> Result<Box<dyn FittedDetector>, BoxError> {
-        match self.fit(data) {
+    fn fit_boxed_in(
+        &self,
+        data: &Dataset,
+        ctx: &FitContext<'_>,
+    ) -> Result<Box<dyn FittedDetector>, BoxError> {
+        match self.fit_in(data, ctx) {
             Ok(f) => Ok(Box::new(f)),
             Err(e) => Err(Box::new(e)),
         }
+    }
+
+    fn knn_k(&self) -> Option<usize> {
+        Detector::knn_k(self)
     }
 }
 

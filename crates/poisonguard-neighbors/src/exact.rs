@@ -5,7 +5,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::graph::KnnGraph;
+use poisonguard_core::KnnGraph;
 
 /// Query rows per task (one GEMM panel of `QUERY_BLOCK x REF_BLOCK` f32 = 1 MiB).
 const QUERY_BLOCK: usize = 128;

@@ -1,7 +1,7 @@
 //! Exact kNN with a k-d tree, for low-dimensional data where matrix products waste their work.
 
 use crate::exact::{Centred, TopK, exact_d2};
-use crate::graph::KnnGraph;
+use poisonguard_core::KnnGraph;
 
 /// Rows per leaf.
 const LEAF_SIZE: usize = 32;

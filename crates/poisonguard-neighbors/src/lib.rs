@@ -21,9 +21,8 @@
 
 mod error;
 mod exact;
-mod graph;
 mod kdtree;
 
 pub use error::{Error, Result};
 pub use exact::{exact_knn, exact_knn_query};
-pub use graph::KnnGraph;
+pub use poisonguard_core::KnnGraph;

@@ -5,8 +5,8 @@ use std::fmt::Debug;
 
 use ndarray::{ArrayView1, ArrayView2};
 use poisonguard_core::{
-    DataError, Dataset, Detection, DetectorId, FittedDetector, LabelMap, Reason, ScoreNull,
-    ThresholdRule,
+    DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph, LabelMap,
+    Reason, ScoreNull, ThresholdRule,
 };
 
 use crate::error::{Error, Result};
@@ -50,6 +50,26 @@ pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
     /// # Errors
     /// When the rows cannot be fitted.
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)>;
+
+    /// Neighbours per row the model reads from a kNN graph of its rows, if it uses one.
+    fn knn_k(params: &Self::Params) -> Option<usize> {
+        let _ = params;
+        None
+    }
+
+    /// Fits from a precomputed kNN graph of `x`'s rows (at least [`OutlierModel::knn_k`]
+    /// neighbours); `None` for models that do not use one.
+    ///
+    /// # Errors
+    /// When the rows cannot be fitted.
+    fn fit_graph(
+        params: &Self::Params,
+        x: ArrayView2<'_, f32>,
+        graph: &KnnGraph,
+    ) -> Option<Result<(Self, Vec<f64>)>> {
+        let _ = (params, x, graph);
+        None
+    }
 
     /// Scores new rows against the fit.
     ///
@@ -115,11 +135,13 @@ fn explain_row<M: OutlierModel>(
         .unwrap_or(Reason::Score { score, threshold })
 }
 
-/// Fits `M` on `data` (all rows, or per class) and thresholds the scores.
+/// Fits `M` on `data` (all rows, or per class) and thresholds the scores. A global fit uses the
+/// context's kNN graph when it has one that covers the rows.
 pub(crate) fn fit<M: OutlierModel>(
     params: &M::Params,
     common: &Common,
     data: &Dataset,
+    ctx: &FitContext<'_>,
 ) -> Result<Outlier<M>> {
     let n = data.n_samples();
     let min = M::min_rows(params);
@@ -132,7 +154,13 @@ pub(crate) fn fit<M: OutlierModel>(
                 actual: n,
             });
         }
-        let (model, scores) = M::fit(params, data.features(), common.seed)?;
+        let shared = M::knn_k(params)
+            .and_then(|k| ctx.knn_for(n, k))
+            .and_then(|g| M::fit_graph(params, data.features(), g));
+        let (model, scores) = match shared {
+            Some(fitted) => fitted?,
+            None => M::fit(params, data.features(), common.seed)?,
+        };
         let null = model.null();
         let rule = common.threshold;
         let threshold = rule.fit_with_null(&scores, null.as_ref())?;
@@ -322,7 +350,23 @@ macro_rules! outlier_detector {
             const ID: poisonguard_core::DetectorId = <$model as crate::model::OutlierModel>::ID;
 
             fn fit(&self, data: &poisonguard_core::Dataset) -> crate::error::Result<Self::Fitted> {
-                crate::model::fit::<$model>(&self.model, &self.common, data)
+                self.fit_in(data, &poisonguard_core::FitContext::default())
+            }
+
+            fn knn_k(&self) -> Option<usize> {
+                if self.common.per_class {
+                    None
+                } else {
+                    <$model as crate::model::OutlierModel>::knn_k(&self.model)
+                }
+            }
+
+            fn fit_in(
+                &self,
+                data: &poisonguard_core::Dataset,
+                ctx: &poisonguard_core::FitContext<'_>,
+            ) -> crate::error::Result<Self::Fitted> {
+                crate::model::fit::<$model>(&self.model, &self.common, data, ctx)
             }
         }
     };

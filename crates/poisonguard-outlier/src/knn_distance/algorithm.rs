@@ -1,6 +1,6 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason};
-use poisonguard_neighbors::{KnnGraph, exact_knn, exact_knn_query};
+use poisonguard_core::{DetectorId, KnnGraph, Reason};
+use poisonguard_neighbors::{exact_knn, exact_knn_query};
 
 use super::hyperparams::{KnnDistanceModelParams, KnnStatistic};
 use crate::error::Result;
@@ -45,6 +45,19 @@ impl OutlierModel for KnnDistanceModel {
         let graph = exact_knn(x, params.k)?;
         let s = scores(&graph, params.statistic);
         Ok((Self { train: x.to_owned(), params: *params }, s))
+    }
+
+    fn knn_k(params: &Self::Params) -> Option<usize> {
+        Some(params.k)
+    }
+
+    fn fit_graph(
+        params: &Self::Params,
+        x: ArrayView2<'_, f32>,
+        graph: &KnnGraph,
+    ) -> Option<Result<(Self, Vec<f64>)>> {
+        let s = scores(&graph.truncate(params.k), params.statistic);
+        Some(Ok((Self { train: x.to_owned(), params: *params }, s)))
     }
 
     fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {

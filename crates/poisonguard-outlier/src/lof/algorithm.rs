@@ -1,6 +1,6 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason};
-use poisonguard_neighbors::{KnnGraph, exact_knn, exact_knn_query};
+use poisonguard_core::{DetectorId, KnnGraph, Reason};
+use poisonguard_neighbors::{exact_knn, exact_knn_query};
 
 use super::hyperparams::LofModelParams;
 use crate::error::Result;
@@ -46,12 +46,19 @@ impl OutlierModel for LofModel {
     }
 
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
-        let graph = exact_knn(x, params.k)?;
-        let n = graph.n_samples();
-        let kdist: Vec<f64> = (0..n).map(|i| f64::from(graph.distances(i)[params.k - 1])).collect();
-        let lrd: Vec<f64> = (0..n).map(|i| lrd_of(&graph, i, &kdist)).collect();
-        let scores = (0..n).map(|i| lof_of(&graph, i, lrd[i], &lrd)).collect();
-        Ok((Self { train: x.to_owned(), k: params.k, kdist, lrd }, scores))
+        Ok(Self::from_graph(params, x, &exact_knn(x, params.k)?))
+    }
+
+    fn knn_k(params: &Self::Params) -> Option<usize> {
+        Some(params.k)
+    }
+
+    fn fit_graph(
+        params: &Self::Params,
+        x: ArrayView2<'_, f32>,
+        graph: &KnnGraph,
+    ) -> Option<Result<(Self, Vec<f64>)>> {
+        Some(Ok(Self::from_graph(params, x, &graph.truncate(params.k))))
     }
 
     fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
@@ -68,5 +75,20 @@ impl OutlierModel for LofModel {
         _: &dyn Fn(usize) -> String,
     ) -> Option<Reason> {
         Some(Reason::LowLocalDensity { k: self.k, lof: score })
+    }
+}
+
+impl LofModel {
+    /// The model and the training LOF of every row, from the graph of its `k` neighbours.
+    fn from_graph(
+        params: &LofModelParams,
+        x: ArrayView2<'_, f32>,
+        graph: &KnnGraph,
+    ) -> (Self, Vec<f64>) {
+        let n = graph.n_samples();
+        let kdist: Vec<f64> = (0..n).map(|i| f64::from(graph.distances(i)[params.k - 1])).collect();
+        let lrd: Vec<f64> = (0..n).map(|i| lrd_of(graph, i, &kdist)).collect();
+        let scores = (0..n).map(|i| lof_of(graph, i, lrd[i], &lrd)).collect();
+        (Self { train: x.to_owned(), k: params.k, kdist, lrd }, scores)
     }
 }

@@ -1,4 +1,5 @@
-//! [`KnnGraph`]: the k nearest neighbours of every row, shared by several detectors.
+//! [`KnnGraph`]: the k nearest neighbours of every row, shared by several detectors, and the
+//! [`FitContext`] that carries it to them.
 
 /// The `k` nearest neighbours of every row (self excluded), ascending by distance, ties by index.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,11 +11,12 @@ pub struct KnnGraph {
 }
 
 impl KnnGraph {
-    /// Wraps row-major `n_samples x k` neighbour indices and Euclidean distances.
+    /// Wraps row-major `n_samples x k` neighbour indices and Euclidean distances (built by
+    /// `poisonguard-neighbors`).
     ///
     /// # Panics
     /// If the lengths are not `n_samples * k` (a programming error of the builder).
-    pub(crate) fn new(n_samples: usize, k: usize, indices: Vec<u32>, distances: Vec<f32>) -> Self {
+    pub fn new(n_samples: usize, k: usize, indices: Vec<u32>, distances: Vec<f32>) -> Self {
         assert_eq!(indices.len(), n_samples * k, "indices length");
         assert_eq!(distances.len(), n_samples * k, "distances length");
         Self { n_samples, k, indices, distances }
@@ -60,5 +62,26 @@ impl KnnGraph {
             distances.extend_from_slice(&self.distances(i)[..k]);
         }
         KnnGraph::new(self.n_samples, k, indices, distances)
+    }
+}
+
+/// What an audit shares with the detectors it fits: a kNN graph of the dataset's rows, computed
+/// once for every detector that needs neighbours.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct FitContext<'a> {
+    /// The exact kNN graph of the dataset's rows (self excluded), if one was computed.
+    pub knn: Option<&'a KnnGraph>,
+}
+
+impl<'a> FitContext<'a> {
+    /// A context carrying `graph`.
+    pub fn with_knn(graph: &'a KnnGraph) -> Self {
+        Self { knn: Some(graph) }
+    }
+
+    /// The shared graph when it covers `n_samples` rows with at least `k` neighbours.
+    pub fn knn_for(&self, n_samples: usize, k: usize) -> Option<&'a KnnGraph> {
+        self.knn.filter(|g| g.n_samples() == n_samples && g.k() >= k)
     }
 }
