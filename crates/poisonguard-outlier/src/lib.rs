@@ -37,7 +37,6 @@ pub mod ecod;
 mod error;
 pub mod isolation_forest;
 pub mod knn_distance;
-mod linalg;
 pub mod lof;
 pub mod mahalanobis;
 mod model;

@@ -93,14 +93,6 @@ pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
     }
 }
 
-/// A splitmix64 step: decorrelates per-class seeds derived from one user seed.
-pub(crate) fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A fitted group and its in-sample scores; `None` for a class too small to fit.
 type GroupFit<M> = Result<Option<(M, Vec<f64>)>>;
 
@@ -181,7 +173,7 @@ pub(crate) fn fit<M: OutlierModel>(
             return Ok(None);
         }
         let x = data.features().select(ndarray::Axis(0), rows);
-        M::fit(params, x.view(), mix(common.seed, c as u64)).map(Some)
+        M::fit(params, x.view(), poisonguard_core::derive_seed(common.seed, c as u64)).map(Some)
     };
     #[cfg(feature = "parallel")]
     let fitted: Vec<GroupFit<M>> = {

@@ -3,11 +3,8 @@
 //! Everything here runs single-threaded (`Par::Seq`): classes run in parallel one level up, and
 //! a fixed operation order makes the results bit-identical for any thread count.
 
-use faer::diag::Diag;
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Mat, MatRef};
+use poisonguard_linalg::{a_b, at_b, sym_eigen};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,45 +31,6 @@ pub(crate) struct Iteration {
     pub max_iter: usize,
     pub tol: f64,
     pub seed: u64,
-}
-
-/// Symmetric eigendecomposition, eigenvalues ascending. `None` if the solver fails.
-fn sym_eigen(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
-    let n = a.nrows();
-    let mut s = Diag::<f64>::zeros(n);
-    let mut u = Mat::<f64>::zeros(n, n);
-    let par = Par::Seq;
-    let mut buf = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
-        n,
-        ComputeEigenvectors::Yes,
-        par,
-        Default::default(),
-    ));
-    self_adjoint_evd(
-        a,
-        s.as_mut(),
-        Some(u.as_mut()),
-        par,
-        MemStack::new(&mut buf),
-        Default::default(),
-    )
-    .ok()?;
-    let values = (0..n).map(|i| s[i]).collect();
-    Some((values, u))
-}
-
-/// `a^T b`, single-threaded.
-fn at_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
-    let mut out = Mat::zeros(a.ncols(), b.ncols());
-    matmul(out.as_mut(), Accum::Replace, a.transpose(), b, 1.0, Par::Seq);
-    out
-}
-
-/// `a b`, single-threaded.
-fn a_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
-    let mut out = Mat::zeros(a.nrows(), b.ncols());
-    matmul(out.as_mut(), Accum::Replace, a, b, 1.0, Par::Seq);
-    out
 }
 
 /// Top eigenpairs of `X^T X / n` for a centred `n x d` matrix `x` (n >= 1, d >= 1).

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 
 use super::hyperparams::IsolationForestModelParams;
 use crate::error::Result;
-use crate::model::{Outlier, OutlierModel, mix};
+use crate::model::{Outlier, OutlierModel};
 
 /// A fitted isolation forest; see the [module docs](crate::isolation_forest).
 pub type IsolationForest = Outlier<IsolationForestModel>;
@@ -168,7 +168,7 @@ impl OutlierModel for IsolationForestModel {
         let psi = params.max_samples.min(n);
         let max_depth = (psi as f64).log2().ceil() as usize;
         let grow = |t: usize| {
-            let mut rng = SmallRng::seed_from_u64(mix(seed, t as u64));
+            let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, t as u64));
             let rows = sample(&mut rng, n, psi).into_vec();
             Tree::grow(x, rows, max_depth, &mut rng)
         };

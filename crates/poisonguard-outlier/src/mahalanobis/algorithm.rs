@@ -9,8 +9,8 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use super::hyperparams::MahalanobisModelParams;
 use crate::error::{Error, Result};
-use crate::linalg::sym_eigen;
 use crate::model::{Outlier, OutlierModel};
+use poisonguard_linalg::{a_b, at_b, sym_eigen};
 
 /// A fitted robust Mahalanobis detector; see the [module docs](crate::mahalanobis).
 pub type Mahalanobis = Outlier<MahalanobisModel>;
@@ -38,7 +38,7 @@ impl Estimate {
         }
         location.iter_mut().for_each(|m| *m /= h);
         let centred = Mat::from_fn(rows.len(), d, |r, j| x[(rows[r], j)] - location[j]);
-        let mut covariance = crate::linalg::gram(centred.as_ref());
+        let mut covariance = at_b(centred.as_ref(), centred.as_ref());
         covariance *= faer::Scale(1.0 / h);
         Estimate::new(location, covariance)
     }
@@ -57,7 +57,7 @@ impl Estimate {
         let inv: Vec<f64> = vals.iter().map(|&v| if v > cutoff { 1.0 / v } else { 0.0 }).collect();
         // pseudo-inverse V diag(inv) V^T
         let scaled = Mat::from_fn(d, d, |a, k| vecs[(a, k)] * inv[k]);
-        let precision = crate::linalg::mul(scaled.as_ref(), vecs.transpose());
+        let precision = a_b(scaled.as_ref(), vecs.transpose());
         Some(Estimate { location, covariance, precision, log_det })
     }
 
@@ -65,7 +65,7 @@ impl Estimate {
     fn distances(&self, x: &Mat<f64>) -> Vec<f64> {
         let d = x.ncols();
         let centred = Mat::from_fn(x.nrows(), d, |i, j| x[(i, j)] - self.location[j]);
-        let cp = crate::linalg::mul(centred.as_ref(), self.precision.as_ref());
+        let cp = a_b(centred.as_ref(), self.precision.as_ref());
         (0..x.nrows())
             .map(|i| (0..d).map(|j| cp[(i, j)] * centred[(i, j)]).sum::<f64>().max(0.0))
             .collect()

@@ -4,8 +4,8 @@ use poisonguard_core::{DetectorId, Reason};
 
 use super::hyperparams::PcaModelParams;
 use crate::error::{Error, Result};
-use crate::linalg::{gram, mul, sym_eigen};
 use crate::model::{Outlier, OutlierModel};
+use poisonguard_linalg::{a_b, at_b, sym_eigen};
 
 /// A fitted PCA detector; see the [module docs](crate::pca).
 pub type Pca = Outlier<PcaModel>;
@@ -34,7 +34,7 @@ impl PcaModel {
 
     fn scores(&self, x: ArrayView2<'_, f32>) -> Vec<f64> {
         let z = self.standardized(x);
-        let proj = mul(z.as_ref(), self.axes.as_ref()); // n x m
+        let proj = a_b(z.as_ref(), self.axes.as_ref()); // n x m
         (0..z.nrows())
             .map(|i| {
                 let norm2: f64 = (0..z.ncols()).map(|j| z[(i, j)] * z[(i, j)]).sum();
@@ -75,7 +75,7 @@ impl OutlierModel for PcaModel {
         }
         let mut model = Self { mean, scale, axes: Mat::zeros(d, 0), ratio: Vec::new() };
         let z = model.standardized(x);
-        let mut cov = gram(z.as_ref());
+        let mut cov = at_b(z.as_ref(), z.as_ref());
         cov *= faer::Scale(1.0 / (n as f64 - 1.0));
         let (vals, vecs) =
             sym_eigen(cov.as_ref()).ok_or(Error::EigenNotConverged { detector: "pca" })?;

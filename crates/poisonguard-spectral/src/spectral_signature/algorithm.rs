@@ -65,14 +65,6 @@ impl SpectralSignature {
     }
 }
 
-/// A splitmix64 step: decorrelates per-class seeds derived from one user seed.
-fn mix(seed: u64, class: u64) -> u64 {
-    let mut z = seed ^ class.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn fit_class(
     data: &Dataset,
     rows: &[usize],
@@ -90,7 +82,11 @@ fn fit_class(
     }
     mean.iter_mut().for_each(|m| *m /= n);
     let centred = Mat::from_fn(rows.len(), d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
-    let it = Iteration { max_iter: p.max_iter, tol: p.tol, seed: mix(p.seed, class as u64) };
+    let it = Iteration {
+        max_iter: p.max_iter,
+        tol: p.tol,
+        seed: poisonguard_core::derive_seed(p.seed, class as u64),
+    };
     let eig = top_eigen(centred.as_ref(), it)?;
     let proj: Vec<f64> =
         (0..rows.len()).map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum()).collect();
