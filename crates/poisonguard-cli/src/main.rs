@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use poisonguard::{Audit, AuditEvent, DetectorOptions};
-use poisonguard_io::{Format, LoadOptions, load, write_report};
+use poisonguard::{Audit, AuditEvent, DetectorOptions, Report};
+use poisonguard_io::{Format, LoadOptions, Table, load, write_report};
 
 use crate::args::{Cli, Command, ScanArgs};
 
@@ -70,6 +70,29 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
     }
 
     let bar = spinner();
+    // The spinner is cleared on every path, so an error line never follows a stale spinner.
+    let outcome = load_and_audit(args, &opts, requested.as_deref(), &bar);
+    bar.finish_and_clear();
+    let (table, report) = outcome?;
+
+    for failure in report.failures() {
+        eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
+    }
+    let mut stdout = std::io::stdout().lock();
+    summary::print(&mut stdout, args, &table, &report)?;
+    if args.fail_on_flagged && report.n_flagged() > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the input, runs the audit and writes the report, reporting stages on `bar`.
+fn load_and_audit(
+    args: &ScanArgs,
+    opts: &DetectorOptions,
+    requested: Option<&[String]>,
+    bar: &ProgressBar,
+) -> Result<(Table, Report)> {
     bar.set_message(format!("reading {}", args.input.display()));
     let load_opts = LoadOptions {
         label: args.label.clone(),
@@ -91,15 +114,15 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         }
     }
 
-    let audit = match &requested {
+    let audit = match requested {
         Some(names) => {
             let mut audit = Audit::new();
             for name in names {
-                audit = audit.with_detector(poisonguard::detector(name, &opts)?);
+                audit = audit.with_detector(poisonguard::detector(name, opts)?);
             }
             audit
         }
-        None => Audit::for_dataset(data, &opts),
+        None => Audit::for_dataset(data, opts),
     };
     let report = audit
         .run_with(data, &mut |event| match event {
@@ -112,15 +135,5 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         bar.set_message(format!("writing {}", out.display()));
         write_report(out, &report, data)?;
     }
-    bar.finish_and_clear();
-
-    for failure in report.failures() {
-        eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
-    }
-    let mut stdout = std::io::stdout().lock();
-    summary::print(&mut stdout, args, &table, &report)?;
-    if args.fail_on_flagged && report.n_flagged() > 0 {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((table, report))
 }
