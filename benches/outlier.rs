@@ -1,6 +1,6 @@
 //! Criterion benches of the outlier detectors and the exact kNN search: fit on seeded Gaussian
 //! data at n = 1k / 10k / 100k rows and d = 16 / 128 (kNN-based detectors are quadratic in n
-//! above 16 features and stop at 10k there). Ids: `<detector>/fit/n{n}_d{d}`.
+//! above 12 features and stop at 10k there). Ids: `<detector>/fit/n{n}_d{d}`.
 //!
 //! Run: `cargo bench --bench outlier` (or `-- lof` for one detector).
 
@@ -27,7 +27,7 @@ fn bench(c: &mut Criterion) {
         group.sample_size(10);
         for &(n, d) in &sizes {
             let quadratic = matches!(id, "knn_distance" | "lof");
-            if quadratic && d > 16 && n > 10_000 {
+            if quadratic && d > 12 && n > 10_000 {
                 continue;
             }
             let dataset = data(n, d);

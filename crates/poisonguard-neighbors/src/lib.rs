@@ -5,7 +5,7 @@
 //! [`exact_knn`] computes distances by blocked matrix products (`|a|^2 + |b|^2 - 2ab`, f32 GEMM
 //! from faer) with a bounded top-k list per query row, never an `n x n` matrix; candidates are
 //! re-ranked with exact differences (f64 accumulation), so results match a naive O(n^2) search.
-//! Up to 16 features a k-d tree (median splits on the widest dimension, leaves of 32 rows)
+//! Up to 12 features a k-d tree (median splits on the widest dimension, leaves of 32 rows)
 //! answers the same queries exactly, without the quadratic cost.
 //! Query blocks run in parallel; results do not depend on the thread count.
 //!
