@@ -32,21 +32,6 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BINARY = os.path.join(ROOT, "target", "release", "poisonguard")
 N_CLASSES = 10
 
-REFERENCE = r"""
-import sys, numpy as np, pyarrow.parquet as pq
-t = pq.read_table(sys.argv[1])
-y = t.column("label").to_numpy()
-x = np.column_stack([t.column(n).to_numpy() for n in t.schema.names if n != "label"]).astype(np.float32)
-scores = np.zeros(len(y))
-for c in np.unique(y):
-    idx = np.flatnonzero(y == c)
-    xc = x[idx] - x[idx].mean(axis=0)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    scores[idx] = (xc @ vt[0]) ** 2
-np.save(sys.argv[2], scores)
-"""
-
-
 def make(n, d, path):
     rng = np.random.default_rng(2018)
     scale = 1.0 / np.sqrt(1.0 + np.arange(d))
@@ -85,7 +70,16 @@ def spearman(a, b):
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def reference_process(path, out):
+    t = pq.read_table(path)
+    y = t.column("label").to_numpy()
+    x = np.column_stack([t.column(n).to_numpy() for n in t.schema.names if n != "label"]).astype(np.float32)
+    np.save(out, reference_scores(x, y))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--reference":
+        return reference_process(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--shapes", default="10000x64,10000x512,100000x64,100000x512")
@@ -102,8 +96,9 @@ def main():
             ref = reference_scores(x, y)
             t_svd = timed(lambda: reference_scores(x, y), args.repeats)
             npy = os.path.join(tmp, "ref.npy")
+            # the same reference in a fresh process that reads the file itself
             t_np_proc = timed(
-                lambda: subprocess.run([sys.executable, "-c", REFERENCE, path, npy], check=True),
+                lambda: subprocess.run([sys.executable, __file__, "--reference", path, npy], check=True),
                 args.repeats,
             )
             out = os.path.join(tmp, "report.parquet")

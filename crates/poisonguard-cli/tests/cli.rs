@@ -13,6 +13,15 @@ fn poisonguard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_poisonguard")).args(args).output().expect("binary runs")
 }
 
+/// Runs a scan that must succeed with `-o out` appended and returns the report's bytes.
+fn scan_report(args: &[&str], out: &Path) -> Vec<u8> {
+    let mut all = args.to_vec();
+    all.extend(["-o", out.to_str().unwrap()]);
+    let o = poisonguard(&all);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::read(out).unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -78,20 +87,9 @@ mod report {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.csv");
         let input = datasets().join("poisoned/digits_badnets.csv");
-        let o = poisonguard(&[
-            "scan",
-            input.to_str().unwrap(),
-            "--label",
-            "label",
-            "--truth",
-            "is_poison",
-            "--detectors",
-            "spectral_signature",
-            "--output",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let text = std::fs::read_to_string(&out).unwrap();
+        let args = ["scan", input.to_str().unwrap(), "--label", "label", "--truth", "is_poison"];
+        let args = [&args[..], &["--detectors", "spectral_signature"]].concat();
+        let text = String::from_utf8(scan_report(&args, &out)).unwrap();
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
@@ -112,16 +110,8 @@ mod report {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.csv");
         let input = datasets().join("adbench/14_glass.parquet");
-        let o = poisonguard(&[
-            "scan",
-            input.to_str().unwrap(),
-            "--truth",
-            "is_outlier",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let text = std::fs::read_to_string(&out).unwrap();
+        let args = ["scan", input.to_str().unwrap(), "--truth", "is_outlier"];
+        let text = String::from_utf8(scan_report(&args, &out)).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
             "row,isolation_forest_score,isolation_forest_flagged,ecod_score,ecod_flagged,suspicion,flagged,reasons"
@@ -134,16 +124,8 @@ mod report {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.json");
         let input = datasets().join("tabular/wine.csv");
-        let o = poisonguard(&[
-            "scan",
-            input.to_str().unwrap(),
-            "--label",
-            "label",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let text = std::fs::read_to_string(&out).unwrap();
+        let args = ["scan", input.to_str().unwrap(), "--label", "label"];
+        let text = String::from_utf8(scan_report(&args, &out)).unwrap();
         assert!(
             text.starts_with("[\n{\"row\":0,\"label\":0,\"spectral_signature_score\":"),
             "{}",
@@ -188,7 +170,7 @@ mod determinism {
             let mut reports = Vec::new();
             for threads in ["1", "2"] {
                 let out = dir.path().join(format!("r{threads}.{ext}"));
-                let o = poisonguard(&[
+                let args = [
                     "scan",
                     src.to_str().unwrap(),
                     "--label",
@@ -197,11 +179,8 @@ mod determinism {
                     "7",
                     "--threads",
                     threads,
-                    "-o",
-                    out.to_str().unwrap(),
-                ]);
-                assert!(o.status.success(), "{}", stderr(&o));
-                reports.push(std::fs::read(&out).unwrap());
+                ];
+                reports.push(scan_report(&args, &out));
             }
             assert_eq!(reports[0], reports[1], "{ext} report differs between 1 and 2 threads");
         }
@@ -215,7 +194,7 @@ mod determinism {
         let mut reports = Vec::new();
         for threads in ["1", "2"] {
             let out = dir.path().join(format!("r{threads}.csv"));
-            let o = poisonguard(&[
+            let args = [
                 "scan",
                 input.to_str().unwrap(),
                 "--exclude",
@@ -224,11 +203,8 @@ mod determinism {
                 detectors,
                 "--threads",
                 threads,
-                "-o",
-                out.to_str().unwrap(),
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
-            reports.push(std::fs::read(&out).unwrap());
+            ];
+            reports.push(scan_report(&args, &out));
         }
         assert_eq!(reports[0], reports[1], "report differs between 1 and 2 threads");
     }
