@@ -6,7 +6,8 @@
 //! from faer) with a bounded top-k list per query row, never an `n x n` matrix; candidates are
 //! re-ranked with exact differences (f64 accumulation), so results match a naive O(n^2) search.
 //! Up to 12 features a k-d tree (median splits on the widest dimension, leaves of 32 rows)
-//! answers the same queries exactly, without the quadratic cost.
+//! answers the same queries exactly, without the quadratic cost. For large n where an
+//! approximate graph will do, [`approximate_knn`] runs NN-Descent (Dong et al. 2011).
 //! Query blocks run in parallel; results do not depend on the thread count.
 //!
 //! ```
@@ -19,10 +20,12 @@
 //! # Ok::<(), poisonguard_neighbors::Error>(())
 //! ```
 
+mod approx;
 mod error;
 mod exact;
 mod kdtree;
 
+pub use approx::{ApproxParams, approximate_knn};
 pub use error::{Error, Result};
 pub use exact::{exact_knn, exact_knn_query};
 pub use poisonguard_core::KnnGraph;

@@ -116,3 +116,31 @@ fn query_matches_naive_and_keeps_equal_rows() {
         Err(Error::DimensionMismatch { .. })
     ));
 }
+
+#[test]
+fn approximate_graph_recall_against_exact() {
+    use poisonguard_neighbors::{ApproxParams, approximate_knn};
+    let mut rng = SmallRng::seed_from_u64(5);
+    // clustered data in 24 dimensions: 20 centres, 200 rows each
+    let centres = Array2::from_shape_fn((20, 24), |_| rng.random_range(-4.0f32..4.0));
+    let x = Array2::from_shape_fn((4000, 24), |(i, j)| {
+        centres[[i % 20, j]] + rng.random_range(-1.0f32..1.0)
+    });
+    let k = 10;
+    let exact = exact_knn(x.view(), k).unwrap();
+    let approx = approximate_knn(x.view(), k, ApproxParams::default()).unwrap();
+    let hits: usize = (0..x.nrows())
+        .map(|i| approx.neighbors(i).iter().filter(|j| exact.neighbors(i).contains(j)).count())
+        .sum();
+    let recall = hits as f64 / (x.nrows() * k) as f64;
+    println!("NN-Descent recall@{k}: {recall:.4}");
+    assert!(recall >= 0.9, "recall {recall:.4}");
+    // seeded: the same graph twice; rows never list themselves
+    let again = approximate_knn(x.view(), k, ApproxParams::default()).unwrap();
+    assert_eq!(approx, again);
+    assert!((0..x.nrows()).all(|i| !approx.neighbors(i).contains(&(i as u32))));
+    assert_eq!(
+        approximate_knn(x.view(), 4000, ApproxParams::default()).unwrap_err(),
+        Error::KTooLarge { k: 4000, n_samples: 4000 }
+    );
+}
