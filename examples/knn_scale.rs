@@ -3,20 +3,23 @@
 //! Used for peak memory above the input (`/usr/bin/time -v`) and for the comparison with
 //! scikit-learn's brute-force `NearestNeighbors` in `benches/peers/outlier_pyod.py knn`.
 //!
-//! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]]`
-//! (default 20000 x 128, K = 10).
+//! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]] [--approx]`
+//! (default 20000 x 128, K = 10). `--approx` also times the approximate graph and prints its
+//! recall against the exact one.
 
 use std::error::Error;
 use std::time::Instant;
 
 use ndarray::Array2;
 use poisonguard_io::{LoadOptions, load};
-use poisonguard_neighbors::exact_knn;
+use poisonguard_neighbors::{ApproxParams, approximate_knn, exact_knn};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let approx = all.iter().any(|a| a == "--approx");
+    let args: Vec<String> = all.into_iter().filter(|a| a != "--approx").collect();
     let is_file = args.first().is_some_and(|a| a.ends_with(".parquet") || a.ends_with(".csv"));
     let (x, k) = if is_file {
         // FILE [K [EXCLUDED_COLUMN]]
@@ -40,5 +43,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     let graph = exact_knn(x.view(), k)?;
     println!("seconds: {:.4}", start.elapsed().as_secs_f64());
     println!("row 0: neighbours {:?}", graph.neighbors(0));
+    if approx {
+        let start = Instant::now();
+        let fast = approximate_knn(x.view(), k, ApproxParams::default())?;
+        let hits: usize = (0..n)
+            .map(|i| fast.neighbors(i).iter().filter(|j| graph.neighbors(i).contains(j)).count())
+            .sum();
+        println!(
+            "approximate (NN-Descent): {:.4} s, recall@{k} {:.4}",
+            start.elapsed().as_secs_f64(),
+            hits as f64 / (n * k) as f64
+        );
+    }
     Ok(())
 }

@@ -34,7 +34,11 @@ const MAX_REVERSE: usize = 2;
 /// Start from `k` random neighbours per row (seeded per row), then repeat: every row's candidate
 /// set is its neighbours, up to `2k` reverse neighbours, and their neighbours; keep the `k`
 /// closest (exact distances, ties by index). Rounds read only the previous round's graph, so the
-/// result is identical for any thread count. Each round costs about `n * (3k)^2` distances.
+/// result is identical for any thread count. Each round costs about `n * (3k)^2` distances,
+/// against `n^2` for the exact search: it pays off only for large n. Measured with
+/// `examples/knn_scale --approx`, k = 10: CIFAR10_0 embeddings (5,263 x 512) recall 0.90 in
+/// 3.15 s against 0.16 s exact; 50k uniform rows in 128 dimensions (no neighbourhood structure)
+/// recall 0.17. Use the exact search unless n makes it impractical.
 ///
 /// # Errors
 /// [`Error::ZeroK`], [`Error::KTooLarge`] when `k >= n_samples`.
