@@ -48,8 +48,11 @@ const MEANAD_TO_SD: f64 = 1.253_314_137_315_500_3;
 pub enum ThresholdRule {
     /// The automatic rule. For a detector that states the null distribution of its score
     /// ([`ScoreNull`]), its upper `1 - AUTO_ALPHA` = 99% quantile: about 1% of rows that fit the
-    /// detector's model of clean data are flagged, whatever the poison rate. Otherwise the robust
-    /// z-score with the cut-off [`AUTO_ROBUST_Z`] = 3.5: `median + 3.5 * 1.4826 * MAD`.
+    /// detector's model of clean data are flagged, whatever the poison rate. When the median
+    /// score exceeds the null's median (the scores are inflated against the model, e.g. robust
+    /// distances from a small sample), the quantile is multiplied by that ratio, never reduced.
+    /// Otherwise the robust z-score with the cut-off [`AUTO_ROBUST_Z`] = 3.5:
+    /// `median + 3.5 * 1.4826 * MAD`.
     ///
     /// The robust z-score rule is Iglewicz & Hoaglin's modified z-score rule (1993), which keeps a breakdown point of
     /// 50%: up to half of the rows can be poisoned without moving the threshold arbitrarily.
@@ -126,7 +129,7 @@ impl ThresholdRule {
     /// # Example: a chi-square(1) null flags at its 99% quantile
     /// ```
     /// use poisonguard_core::{ScoreNull, ThresholdRule};
-    /// let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.5, 2.0], Some(&ScoreNull::ChiSquared { dof: 1.0 }))?;
+    /// let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.3, 2.0], Some(&ScoreNull::ChiSquared { dof: 1.0 }))?;
     /// assert!((t - 6.6349).abs() < 1e-3);
     /// # Ok::<(), poisonguard_core::DataError>(())
     /// ```
@@ -143,7 +146,13 @@ impl ThresholdRule {
         sorted.sort_by(f64::total_cmp);
         Ok(match *self {
             ThresholdRule::Auto => match null {
-                Some(null) => null.upper_quantile(AUTO_ALPHA),
+                // The null's scale is checked against the bulk of the data: when the median score
+                // exceeds the null's median (e.g. robust distances inflated by a small sample), the
+                // quantile is scaled up by that ratio; never down.
+                Some(null) => {
+                    let inflation = quantile_sorted(&sorted, 0.5) / null.upper_quantile(0.5);
+                    null.upper_quantile(AUTO_ALPHA) * inflation.max(1.0)
+                }
                 None => robust_z(&sorted, AUTO_ROBUST_Z),
             },
             ThresholdRule::RobustZ { c } => robust_z(&sorted, c),
@@ -218,9 +227,10 @@ mod tests {
 
     #[test]
     fn auto_uses_the_stated_null() {
-        // chi-square(1) 99% quantile = 1.959964^2 * ... = 6.634897
+        // chi-square(1) 99% quantile = 2.575829^2 = 6.634897; the median score (0.2) is below
+        // the null's median (0.4549), so the quantile is used as it is
         let null = ScoreNull::ChiSquared { dof: 1.0 };
-        let t = ThresholdRule::Auto.fit_with_null(&[1.0, 2.0, 100.0], Some(&null)).unwrap();
+        let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.2, 100.0], Some(&null)).unwrap();
         assert!((t - 6.634_896_6).abs() < 1e-6, "{t}");
         // chi-square(10) 99% quantile = 23.209251
         let t = ScoreNull::ChiSquared { dof: 10.0 }.upper_quantile(0.01);
@@ -228,6 +238,10 @@ mod tests {
         // other rules ignore it
         let t = ThresholdRule::Fixed(3.0).fit_with_null(&[1.0], Some(&null)).unwrap();
         assert_eq!(t, 3.0);
+        // scores whose median is twice the null's median: the quantile is doubled
+        let med = null.upper_quantile(0.5);
+        let t = ThresholdRule::Auto.fit_with_null(&[0.0, 2.0 * med, 50.0], Some(&null)).unwrap();
+        assert!((t - 2.0 * 6.634_896_6).abs() < 1e-5, "{t}");
     }
 
     #[test]
