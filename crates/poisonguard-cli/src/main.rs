@@ -40,9 +40,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// A spinner on stderr, drawn only when stderr is a terminal.
+/// Work shorter than this shows no progress at all.
+const PROGRESS_DELAY: Duration = Duration::from_secs(1);
+
+/// A spinner on stderr, drawn only when stderr is a terminal and only once the work has taken
+/// longer than [`PROGRESS_DELAY`].
 fn spinner() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    let delayed = bar.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(PROGRESS_DELAY);
+        if !delayed.is_finished() {
+            delayed.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    });
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
