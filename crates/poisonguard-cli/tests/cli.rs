@@ -272,6 +272,11 @@ mod bad_input {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "text.csv", "a,b,label\n1,2,0\n3,oops,1\n4,5,0\n6,7,1\n");
         rejects(&["scan", &p, "--label", "label"], &["text.csv", "\"b\"", "row 1", "oops"]);
+        let p = write(dir.path(), "empty_column.csv", "a,b,label\n1,,0\n3,,1\n");
+        rejects(
+            &["scan", &p, "--label", "label"],
+            &["empty_column.csv", "\"b\"", "every value is missing"],
+        );
     }
 
     #[test]

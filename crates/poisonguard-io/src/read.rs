@@ -294,7 +294,9 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
 
 fn non_numeric(path: &str, name: &str, col: &Column) -> Error {
     let mut detail = format!("type {}", col.dtype());
-    if let Ok(text) = col.str() {
+    if col.null_count() == col.len() {
+        detail = "every value is missing".into();
+    } else if let Ok(text) = col.str() {
         let bad = text.iter().enumerate().find_map(|(i, v)| {
             v.filter(|s| s.trim().parse::<f64>().is_err()).map(|s| (i, s.to_string()))
         });
