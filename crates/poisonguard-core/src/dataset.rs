@@ -150,7 +150,11 @@ impl Labels {
 
     /// Number of classes that have at least one row.
     pub fn n_present_classes(&self) -> usize {
-        self.rows_by_class().iter().filter(|r| !r.is_empty()).count()
+        let mut seen = vec![false; self.map.n_classes()];
+        for c in &self.ids {
+            seen[c.index()] = true;
+        }
+        seen.iter().filter(|&&s| s).count()
     }
 }
 

@@ -28,6 +28,18 @@ impl Default for Common {
     }
 }
 
+/// Checks a neighbour count: at least 1 (the upper bound, below the row count, is checked at fit).
+pub(crate) fn check_k(k: usize) -> std::result::Result<(), poisonguard_core::ParamError> {
+    if k == 0 {
+        return Err(poisonguard_core::ParamError::CountOutOfRange {
+            name: "k",
+            value: 0,
+            allowed: "[1, n_samples)",
+        });
+    }
+    Ok(())
+}
+
 /// Default seed of the randomized detectors.
 pub const DEFAULT_SEED: u64 = 0x0D17_5EED;
 

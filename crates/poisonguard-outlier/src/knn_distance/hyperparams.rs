@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::{Common, check_k, outlier_detector};
 
 /// Default number of neighbours (PyOD's `KNN(n_neighbors=5)`).
 pub const DEFAULT_K: usize = 5;
@@ -54,14 +54,7 @@ impl KnnDistanceValidParams {
     }
 
     fn check_model(&self) -> Result<(), ParamError> {
-        if self.model.k == 0 {
-            return Err(ParamError::CountOutOfRange {
-                name: "k",
-                value: 0,
-                allowed: "[1, n_samples)",
-            });
-        }
-        Ok(())
+        check_k(self.model.k)
     }
 }
 

@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::{Common, check_k, outlier_detector};
 
 /// Default number of neighbours (PyOD's `LOF(n_neighbors=20)`).
 pub const DEFAULT_K: usize = 20;
@@ -25,14 +25,7 @@ impl LofValidParams {
     }
 
     fn check_model(&self) -> Result<(), ParamError> {
-        if self.model.k == 0 {
-            return Err(ParamError::CountOutOfRange {
-                name: "k",
-                value: 0,
-                allowed: "[1, n_samples)",
-            });
-        }
-        Ok(())
+        check_k(self.model.k)
     }
 }
 
