@@ -148,6 +148,25 @@ impl Labels {
         rows
     }
 
+    /// Every row's class id in another label map (the one a detector was fitted with), so that
+    /// new data is scored against the fit's classes.
+    ///
+    /// # Errors
+    /// [`DataError::UnseenLabel`] for the first row whose label `map` does not hold.
+    pub fn ids_in(&self, map: &LabelMap) -> Result<Vec<ClassId>, DataError> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(row, c)| {
+                let value = &self.map.values[c.index()];
+                map.values
+                    .binary_search(value)
+                    .map(|pos| ClassId(pos as u32))
+                    .map_err(|_| DataError::UnseenLabel { row, label: value.to_string() })
+            })
+            .collect()
+    }
+
     /// Number of classes that have at least one row.
     pub fn n_present_classes(&self) -> usize {
         let mut seen = vec![false; self.map.n_classes()];

@@ -78,6 +78,37 @@ pub enum Reason {
         /// Features (degrees of freedom of its chi-square reference).
         dof: usize,
     },
+    /// Most of the row's nearest neighbours carry another label (Deep k-NN).
+    NeighborLabelDisagreement {
+        /// Neighbours considered.
+        k: usize,
+        /// The most common label among the neighbours.
+        plurality: LabelValue,
+        /// Share of the neighbours with the plurality label.
+        plurality_share: f64,
+        /// Share of the neighbours with the row's own label.
+        own_share: f64,
+    },
+    /// An out-of-sample classifier confidently predicts another label (confident learning).
+    LikelyMislabeled {
+        /// The label the row carries.
+        given: LabelValue,
+        /// The label the classifier confidently predicts.
+        likely: LabelValue,
+        /// Out-of-sample probability of the given label.
+        given_probability: f64,
+        /// Out-of-sample probability of the likely label.
+        likely_probability: f64,
+    },
+    /// The row belongs to a group of near-duplicates with conflicting labels or of unusual size.
+    NearDuplicateGroup {
+        /// Group id (0-based, in order of the group's first row).
+        group: usize,
+        /// Rows in the group.
+        size: usize,
+        /// Distinct labels in the group (1 when the labels agree or the data is unlabelled).
+        distinct_labels: usize,
+    },
     /// A score above the threshold, with no more specific explanation.
     Score {
         /// The row's score.
@@ -111,6 +142,31 @@ impl fmt::Display for Reason {
             ),
             Reason::RobustDistance { d2, dof } => {
                 write!(f, "squared robust Mahalanobis distance {d2:.2} over {dof} features")
+            }
+            Reason::NeighborLabelDisagreement { k, plurality, plurality_share, own_share } => {
+                write!(
+                    f,
+                    "{:.0}% of its {k} nearest neighbours are labelled {plurality}, {:.0}% share its label",
+                    100.0 * plurality_share,
+                    100.0 * own_share
+                )
+            }
+            Reason::LikelyMislabeled { given, likely, given_probability, likely_probability } => {
+                write!(
+                    f,
+                    "labelled {given} but an out-of-sample classifier says {likely} \
+                     (p = {likely_probability:.2} vs {given_probability:.2})"
+                )
+            }
+            Reason::NearDuplicateGroup { group, size, distinct_labels } => {
+                if *distinct_labels > 1 {
+                    write!(
+                        f,
+                        "near-duplicate group {group} of {size} rows carries {distinct_labels} different labels"
+                    )
+                } else {
+                    write!(f, "near-duplicate group {group} of {size} rows is unusually large")
+                }
             }
             Reason::Score { score, threshold } => {
                 write!(f, "score {score:.4} exceeds threshold {threshold:.4}")

@@ -7,6 +7,7 @@ use std::fmt;
 use crate::dataset::{ClassId, Dataset, LabelValue};
 use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
+use crate::findings::NoiseMatrix;
 use crate::knn::FitContext;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
@@ -103,6 +104,11 @@ pub trait FittedDetector: Send + Sync + fmt::Debug {
     /// Class-level findings (which classes look attacked); empty for detectors without any.
     fn class_findings(&self) -> &[ClassFinding] {
         &[]
+    }
+
+    /// The estimated noise matrix (given label x true label), for detectors that estimate one.
+    fn noise_matrix(&self) -> Option<&NoiseMatrix> {
+        None
     }
 
     /// Scores new rows against the fit, with the same threshold.

@@ -3,6 +3,7 @@
 
 use crate::detection::{Detection, DetectorId};
 use crate::detector::ClassFinding;
+use crate::findings::{NoiseMatrix, SourceFinding};
 
 /// One detector's successful run.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,11 @@ pub struct DetectorRun {
     pub detection: Detection,
     /// Its class-level findings.
     pub class_findings: Vec<ClassFinding>,
+    /// Its estimated noise matrix, if it estimates one.
+    pub noise_matrix: Option<NoiseMatrix>,
+    /// Its flags aggregated by data source (empty without a source column), ascending by
+    /// adjusted p-value.
+    pub source_findings: Vec<SourceFinding>,
 }
 
 /// A detector that failed, with its error rendered (the others still ran).

@@ -91,7 +91,13 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
         Reason::Score { score: s, threshold: 1.0 }
     })
     .unwrap();
-    let run = DetectorRun { id: DetectorId::new("demo"), detection: det, class_findings: vec![] };
+    let run = DetectorRun {
+        id: DetectorId::new("demo"),
+        detection: det,
+        class_findings: vec![],
+        noise_matrix: None,
+        source_findings: vec![],
+    };
     (Report::new(vec![run], vec![], vec![0.33, 0.67, 1.0]), data)
 }
 

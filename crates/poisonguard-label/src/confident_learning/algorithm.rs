@@ -1,0 +1,423 @@
+use ndarray::{Array2, ArrayView2};
+use poisonguard_core::{
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
+    LabelMap, NoiseMatrix, Reason, ThresholdRule,
+};
+
+use super::logistic::{LogisticSettings, ScaledLogistic, cross_val_proba};
+use super::{ConfidentLearningParams, ConfidentLearningValidParams, Ranking};
+use crate::error::{Error, Result};
+
+/// cleanlab's fuzz for probability comparisons.
+const FUZZ: f64 = 1e-6;
+/// cleanlab's lower bound on the per-class thresholds.
+const MIN_THRESHOLD: f64 = 2e-6;
+
+/// A fitted confident-learning detector; see the [module docs](crate::confident_learning).
+#[derive(Debug, Clone)]
+pub struct ConfidentLearning {
+    thresholds: Vec<f64>,
+    ranking: Ranking,
+    model: Option<ScaledLogistic>,
+    label_map: LabelMap,
+    training: Detection,
+    noise: NoiseMatrix,
+    findings: Vec<ClassFinding>,
+    probabilities: Array2<f64>,
+}
+
+impl ConfidentLearning {
+    /// The detector's id, `confident_learning`.
+    pub const ID: DetectorId = DetectorId::new("confident_learning");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example: two classes, three flipped labels
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_label::ConfidentLearning;
+    /// let x = Array2::from_shape_fn((80, 2), |(i, j)| (i % 2) as f32 * 4.0 + ((i * 7 + j * 5) % 9) as f32 * 0.2);
+    /// let mut y: Vec<LabelValue> = (0..80).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+    /// for i in [0, 10, 20] { y[i] = LabelValue::Int(1); }
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = ConfidentLearning::params().fit(&data)?;
+    /// assert!([0, 10, 20].iter().all(|&i| fitted.training().is_flagged(i)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> ConfidentLearningParams {
+        ConfidentLearningParams::default()
+    }
+
+    /// The out-of-sample probabilities the fit used, `rows x classes`.
+    pub fn probabilities(&self) -> ArrayView2<'_, f64> {
+        self.probabilities.view()
+    }
+
+    /// The per-class confidence thresholds `t_j`.
+    pub fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+}
+
+/// Label quality of one row (lower = worse), as cleanlab's ranking methods.
+fn quality(ranking: Ranking, p: &[f64], given: usize) -> f64 {
+    let own = p[given];
+    match ranking {
+        Ranking::SelfConfidence => own,
+        Ranking::NormalizedMargin => {
+            let other = p
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != given)
+                .map(|(_, &v)| v)
+                .fold(f64::NEG_INFINITY, f64::max);
+            (own - other + 1.0) / 2.0
+        }
+        Ranking::ConfidenceWeightedEntropy => {
+            let k = p.len() as f64;
+            let h: f64 = -p.iter().map(|&v| v.max(1e-6) * v.max(1e-6).ln()).sum::<f64>() / k.ln();
+            let s = h / own.max(1e-6);
+            (1.0 + s).ln() / s.max(1e-6)
+        }
+    }
+}
+
+/// The class a row confidently belongs to: among classes with `p(j) >= t_j`, the largest `p`.
+fn confident_class(p: &[f64], thresholds: &[f64]) -> Option<usize> {
+    let above: Vec<usize> = (0..p.len()).filter(|&j| p[j] >= thresholds[j] - FUZZ).collect();
+    match above.len() {
+        0 => None,
+        1 => Some(above[0]),
+        _ => Some(argmax(p)),
+    }
+}
+
+fn argmax(p: &[f64]) -> usize {
+    // first maximum, as numpy
+    let mut best = 0;
+    for j in 1..p.len() {
+        if p[j] > p[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// The argmax with the given label favoured by the fuzz: `true` when the given label wins.
+fn given_is_top(p: &[f64], given: usize) -> bool {
+    let mut q = p.to_vec();
+    q[given] += FUZZ;
+    argmax(&q) == given
+}
+
+/// Integers with the same (rounded) sum as `row`, as cleanlab's `round_preserving_sum`.
+fn round_preserving_sum(row: &[f64]) -> Vec<i64> {
+    let mut ints: Vec<f64> = row.iter().map(|v| v.round()).collect();
+    let target = row.iter().sum::<f64>().round();
+    loop {
+        let diff = target - ints.iter().sum::<f64>();
+        if diff.abs() < 0.5 {
+            break;
+        }
+        let inc = if diff < 0.0 { -1.0 } else { 1.0 };
+        let changes = (diff.abs() as usize).min(row.len());
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        // largest residual first when adding, smallest first when removing
+        order.sort_by(|&a, &b| {
+            let (ra, rb) = (row[a] - ints[a], row[b] - ints[b]);
+            if inc > 0.0 { rb.total_cmp(&ra) } else { ra.total_cmp(&rb) }
+        });
+        for &j in order.iter().take(changes) {
+            ints[j] += inc;
+        }
+    }
+    ints.iter().map(|&v| v as i64).collect()
+}
+
+/// The calibrated confident joint (given x true, counts) from probabilities and thresholds.
+fn confident_joint(probs: &Array2<f64>, given: &[usize], thresholds: &[f64]) -> Vec<Vec<i64>> {
+    let k = probs.ncols();
+    let mut cj = vec![vec![0.0f64; k]; k];
+    let mut label_counts = vec![0.0f64; k];
+    for (i, p) in probs.rows().into_iter().enumerate() {
+        let p = p.as_slice().unwrap_or(&[]);
+        label_counts[given[i]] += 1.0;
+        if let Some(t) = confident_class(p, thresholds) {
+            cj[given[i]][t] += 1.0;
+        }
+    }
+    for (c, row) in cj.iter_mut().enumerate() {
+        row[c] = row[c].max(1.0);
+    }
+    // rows to the label counts, then the whole to n
+    for (row, &count) in cj.iter_mut().zip(&label_counts) {
+        let s: f64 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v = *v / s.max(1e-100) * count);
+    }
+    let total: f64 = cj.iter().flatten().sum();
+    let n: f64 = label_counts.iter().sum();
+    cj.iter()
+        .map(|row| round_preserving_sum(&row.iter().map(|v| v / total * n).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// cleanlab's `_keep_at_least_n_per_class` (n = 1, frac_noise = 1) on the transposed joint:
+/// returns `prune[given][true]`, rows to remove per off-diagonal pair.
+fn prune_counts(cj: &[Vec<i64>]) -> Vec<Vec<f64>> {
+    let k = cj.len();
+    // column `given` of the transposed matrix is row `given` of the joint
+    let mut out = vec![vec![0.0f64; k]; k];
+    for (g, row) in cj.iter().enumerate() {
+        let diag = row[g] as f64;
+        let new_diag = diag.max(1.0);
+        let diff = new_diag - diag;
+        let nonzero = row.iter().filter(|&&v| v != 0).count() as f64;
+        let per = diff / (nonzero - 1.0).max(1.0);
+        for t in 0..k {
+            out[g][t] = if t == g { new_diag } else { (row[t] as f64 - per).max(0.0) };
+        }
+    }
+    out
+}
+
+impl ConfidentLearningValidParams {
+    fn settings(&self) -> LogisticSettings {
+        LogisticSettings { c: self.c, max_iter: self.max_iter, gtol: 1e-4 }
+    }
+}
+
+impl Detector for ConfidentLearningValidParams {
+    type Fitted = ConfidentLearning;
+    type Error = Error;
+    const ID: DetectorId = ConfidentLearning::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<ConfidentLearning> {
+        let id = Self::ID.as_str();
+        let labels = data.require_classes(id)?;
+        let n = data.n_samples();
+        let k = labels.map().n_classes();
+        let given: Vec<usize> = labels.ids().iter().map(|c| c.index()).collect();
+        let (probs, model) = match data.pred_probs() {
+            Some(p) => (p.mapv(f64::from), None),
+            None => {
+                if n < self.folds {
+                    return Err(Error::TooFewRows { detector: id, needed: self.folds, actual: n });
+                }
+                let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
+                let all: Vec<usize> = (0..n).collect();
+                let x = data.features();
+                let s = self.settings();
+                let (probs, model) = crate::join(
+                    || cross_val_proba(x, &classes, k, self.folds, self.seed, s),
+                    || ScaledLogistic::fit(x, &classes, &all, k, s),
+                );
+                (probs, Some(model))
+            }
+        };
+        let mut thresholds = vec![2.0f64; k];
+        let mut counts = vec![0usize; k];
+        for (i, &g) in given.iter().enumerate() {
+            counts[g] += 1;
+            if thresholds[g] == 2.0 {
+                thresholds[g] = 0.0;
+            }
+            thresholds[g] += probs[[i, g]];
+        }
+        for (t, &c) in thresholds.iter_mut().zip(&counts) {
+            if c > 0 {
+                *t = (*t / c as f64).max(MIN_THRESHOLD);
+            }
+        }
+        let cj = confident_joint(&probs, &given, &thresholds);
+        let prune = prune_counts(&cj);
+
+        let mut issue = vec![false; n];
+        let by_class = labels.rows_by_class();
+        for (g, rows) in by_class.iter().enumerate() {
+            if rows.len() <= 1 {
+                continue;
+            }
+            for t in (0..k).filter(|&t| t != g) {
+                let m = prune[g][t].round() as usize;
+                if m == 0 {
+                    continue;
+                }
+                let mut order: Vec<(f64, usize)> =
+                    rows.iter().map(|&i| (probs[[i, t]] - probs[[i, g]], i)).collect();
+                order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for &(_, i) in order.iter().take(m) {
+                    issue[i] = true;
+                }
+            }
+        }
+        let rowp = |i: usize| -> Vec<f64> { probs.row(i).to_vec() };
+        for (i, flag) in issue.iter_mut().enumerate() {
+            if *flag && given_is_top(&rowp(i), given[i]) {
+                *flag = false;
+            }
+        }
+        let scores: Vec<f64> = (0..n)
+            .map(|i| {
+                1.0 - quality(self.ranking, &rowp(i), given[i]) + f64::from(u8::from(issue[i]))
+            })
+            .collect();
+        let map = labels.map().clone();
+        let rule = match self.threshold {
+            ThresholdRule::Auto => ThresholdRule::Fixed(1.0),
+            r => r,
+        };
+        let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
+        let training = Detection::new(scores, &rule, explain)?;
+
+        let noise = NoiseMatrix::new(
+            map.values().to_vec(),
+            cj.iter().flatten().map(|&v| v.max(0) as usize).collect(),
+        );
+        let findings = by_class
+            .iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(c, rows)| {
+                let rate = noise.noise_rate(c);
+                let flagged = rows.iter().filter(|&&i| training.is_flagged(i)).count() as f64
+                    / rows.len() as f64;
+                ClassFinding::new(
+                    ClassId(c as u32),
+                    map.values()[c].clone(),
+                    rows.len(),
+                    rate,
+                    vec![("estimated_noise_rate", rate), ("flagged_share", flagged)],
+                )
+            })
+            .collect();
+        Ok(ConfidentLearning {
+            thresholds,
+            ranking: self.ranking,
+            model,
+            label_map: map,
+            training,
+            noise,
+            findings,
+            probabilities: probs,
+        })
+    }
+}
+
+fn explain_row(map: &LabelMap, p: &[f64], given: usize) -> Reason {
+    let likely =
+        (0..p.len()).filter(|&j| j != given).max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)));
+    let likely = likely.unwrap_or(given);
+    Reason::LikelyMislabeled {
+        given: map.values()[given].clone(),
+        likely: map.values()[likely].clone(),
+        given_probability: p[given],
+        likely_probability: p[likely],
+    }
+}
+
+impl FittedDetector for ConfidentLearning {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn class_findings(&self) -> &[ClassFinding] {
+        &self.findings
+    }
+
+    fn noise_matrix(&self) -> Option<&NoiseMatrix> {
+        Some(&self.noise)
+    }
+
+    /// Scores new labelled rows with their own `pred_probs` if they carry them, else with the
+    /// classifier fitted on all training rows; a row is a label issue when it confidently
+    /// belongs to another class (`p(j) >= t_j`) and its given label is not the top prediction.
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        let id = Self::ID.as_str();
+        let labels = data.labels().ok_or(DataError::LabelsRequired { detector: id })?;
+        let given: Vec<usize> = labels.ids_in(&self.label_map)?.iter().map(|c| c.index()).collect();
+        let k = self.label_map.n_classes();
+        let probs = match (data.pred_probs(), &self.model) {
+            (Some(p), _) => {
+                if p.ncols() != k {
+                    return Err(DataError::ProbabilityColumns { expected: k, actual: p.ncols() });
+                }
+                p.mapv(f64::from)
+            }
+            (None, Some(model)) => {
+                if data.n_features() != model.n_features() {
+                    return Err(DataError::FeatureCountMismatch {
+                        expected: model.n_features(),
+                        actual: data.n_features(),
+                    });
+                }
+                let rows: Vec<usize> = (0..data.n_samples()).collect();
+                let flat = model.predict(data.features(), &rows);
+                Array2::from_shape_vec((rows.len(), k), flat)
+                    .map_err(|e| DataError::Detector { detector: id, message: e.to_string() })?
+            }
+            (None, None) => {
+                return Err(DataError::Detector {
+                    detector: id,
+                    message: "fitted on given probabilities; new rows need pred_probs too".into(),
+                });
+            }
+        };
+        let scores: Vec<f64> = (0..data.n_samples())
+            .map(|i| {
+                let p = probs.row(i).to_vec();
+                let confident_other =
+                    confident_class(&p, &self.thresholds).is_some_and(|t| t != given[i]);
+                let issue = confident_other && !given_is_top(&p, given[i]);
+                1.0 - quality(self.ranking, &p, given[i]) + f64::from(u8::from(issue))
+            })
+            .collect();
+        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+            explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_preserves_the_sum() {
+        assert_eq!(round_preserving_sum(&[0.4, 0.4, 0.2]), vec![1, 0, 0]);
+        assert_eq!(round_preserving_sum(&[2.6, 2.6, 0.8]).iter().sum::<i64>(), 6);
+        assert_eq!(round_preserving_sum(&[1.0, 2.0]), vec![1, 2]);
+    }
+
+    #[test]
+    fn quality_scores_match_cleanlab_formulas() {
+        let p = [0.2, 0.7, 0.1];
+        assert!((quality(Ranking::SelfConfidence, &p, 0) - 0.2).abs() < 1e-12);
+        assert!((quality(Ranking::NormalizedMargin, &p, 0) - 0.25).abs() < 1e-12);
+        // cleanlab: get_confidence_weighted_entropy_for_each_label([0], [[0.2, 0.7, 0.1]])
+        let h = -(0.2f64 * 0.2f64.ln() + 0.7 * 0.7f64.ln() + 0.1 * 0.1f64.ln()) / 3f64.ln();
+        let s = h / 0.2;
+        let expected = (1.0 + s).ln() / s;
+        assert!((quality(Ranking::ConfidenceWeightedEntropy, &p, 0) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn confident_joint_is_calibrated() {
+        // 4 rows labelled 0, 2 labelled 1; one row labelled 0 confidently looks like class 1
+        let probs = Array2::from_shape_vec(
+            (6, 2),
+            vec![0.9, 0.1, 0.8, 0.2, 0.9, 0.1, 0.1, 0.9, 0.2, 0.8, 0.1, 0.9],
+        )
+        .unwrap();
+        let given = [0, 0, 0, 0, 1, 1];
+        let t = [0.675, 0.85];
+        let cj = confident_joint(&probs, &given, &t);
+        assert_eq!(cj, vec![vec![3, 1], vec![0, 2]]);
+        let prune = prune_counts(&cj);
+        assert_eq!(prune[0][1], 1.0);
+    }
+}

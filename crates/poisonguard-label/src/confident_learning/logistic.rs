@@ -1,0 +1,319 @@
+//! Multinomial logistic regression (L2, L-BFGS) and its stratified K-fold out-of-sample
+//! probabilities: the built-in classifier of confident learning.
+
+use faer::{Mat, MatRef};
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+
+use crate::scale::Scaler;
+
+/// Settings of the classifier (scikit-learn's `LogisticRegression` defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LogisticSettings {
+    /// Inverse L2 strength: the objective is `C * sum(log loss) + |W|^2 / 2`.
+    pub c: f64,
+    /// L-BFGS iteration cap.
+    pub max_iter: usize,
+    /// Stop when the largest gradient entry of the mean objective is below this.
+    pub gtol: f64,
+}
+
+/// A fitted multinomial logistic model: `softmax(x W + b)`.
+#[derive(Debug, Clone)]
+pub(crate) struct Logistic {
+    w: Mat<f64>,
+    b: Vec<f64>,
+}
+
+/// L-BFGS memory.
+const MEMORY: usize = 10;
+/// Relative objective decrease below which L-BFGS stops (as scikit-learn's `ftol`).
+const FTOL: f64 = 64.0 * f64::EPSILON;
+
+/// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
+/// gradient into `grad`.
+fn objective(
+    x: MatRef<'_, f64>,
+    y: &[u32],
+    k: usize,
+    c: f64,
+    theta: &[f64],
+    grad: &mut [f64],
+) -> f64 {
+    let (n, d) = (x.nrows(), x.ncols());
+    let w = MatRef::from_column_major_slice(&theta[..d * k], d, k);
+    let b = &theta[d * k..];
+    let mut z = poisonguard_linalg::a_b(x, w);
+    let mut loss = 0.0;
+    for i in 0..n {
+        let mut m = f64::NEG_INFINITY;
+        for j in 0..k {
+            z[(i, j)] += b[j];
+            m = m.max(z[(i, j)]);
+        }
+        let s: f64 = (0..k).map(|j| (z[(i, j)] - m).exp()).sum();
+        let lse = m + s.ln();
+        loss += lse - z[(i, y[i] as usize)];
+        for j in 0..k {
+            z[(i, j)] = (z[(i, j)] - lse).exp();
+        }
+        z[(i, y[i] as usize)] -= 1.0;
+    }
+    let nf = n as f64;
+    let gw = poisonguard_linalg::at_b(x, z.as_ref());
+    let mut reg = 0.0;
+    for j in 0..k {
+        for r in 0..d {
+            let wv = theta[j * d + r];
+            reg += wv * wv;
+            grad[j * d + r] = gw[(r, j)] / nf + wv / (c * nf);
+        }
+        grad[d * k + j] = (0..n).map(|i| z[(i, j)]).sum::<f64>() / nf;
+    }
+    loss / nf + reg / (2.0 * c * nf)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl Logistic {
+    /// Fits on standardized rows `x` with classes `y` in `0..k`.
+    pub(crate) fn fit(x: MatRef<'_, f64>, y: &[u32], k: usize, s: LogisticSettings) -> Self {
+        let d = x.ncols();
+        let dim = d * k + k;
+        let mut theta = vec![0.0f64; dim];
+        let mut grad = vec![0.0f64; dim];
+        let mut f = objective(x, y, k, s.c, &theta, &mut grad);
+        let mut hist_s: Vec<Vec<f64>> = Vec::new();
+        let mut hist_y: Vec<Vec<f64>> = Vec::new();
+        let mut new_grad = vec![0.0f64; dim];
+        let mut trial = vec![0.0f64; dim];
+        for iter in 0..s.max_iter {
+            if grad.iter().fold(0.0f64, |m, g| m.max(g.abs())) <= s.gtol {
+                break;
+            }
+            // Two-loop recursion: direction = -H grad.
+            let mut q = grad.clone();
+            let mut alphas = vec![0.0; hist_s.len()];
+            for t in (0..hist_s.len()).rev() {
+                let rho = 1.0 / dot(&hist_y[t], &hist_s[t]);
+                alphas[t] = rho * dot(&hist_s[t], &q);
+                q.iter_mut().zip(&hist_y[t]).for_each(|(qi, yi)| *qi -= alphas[t] * yi);
+            }
+            if let (Some(sl), Some(yl)) = (hist_s.last(), hist_y.last()) {
+                let gamma = dot(sl, yl) / dot(yl, yl);
+                q.iter_mut().for_each(|v| *v *= gamma);
+            }
+            for t in 0..hist_s.len() {
+                let rho = 1.0 / dot(&hist_y[t], &hist_s[t]);
+                let beta = rho * dot(&hist_y[t], &q);
+                q.iter_mut().zip(&hist_s[t]).for_each(|(qi, si)| *qi += (alphas[t] - beta) * si);
+            }
+            let dir: Vec<f64> = q.iter().map(|v| -v).collect();
+            let mut slope = dot(&dir, &grad);
+            let dir = if slope < 0.0 {
+                dir
+            } else {
+                // Not a descent direction: restart from steepest descent.
+                hist_s.clear();
+                hist_y.clear();
+                slope = -dot(&grad, &grad);
+                grad.iter().map(|g| -g).collect()
+            };
+            let mut step = if iter == 0 && hist_s.is_empty() {
+                1.0 / dir.iter().map(|v| v * v).sum::<f64>().sqrt().max(1.0)
+            } else {
+                1.0
+            };
+            // Backtracking (Armijo) line search.
+            let mut accepted = None;
+            for _ in 0..50 {
+                trial
+                    .iter_mut()
+                    .zip(&theta)
+                    .zip(&dir)
+                    .for_each(|((t, th), dv)| *t = th + step * dv);
+                let ft = objective(x, y, k, s.c, &trial, &mut new_grad);
+                if ft <= f + 1e-4 * step * slope {
+                    accepted = Some(ft);
+                    break;
+                }
+                step *= 0.5;
+            }
+            let Some(ft) = accepted else { break };
+            let sv: Vec<f64> = trial.iter().zip(&theta).map(|(a, b)| a - b).collect();
+            let yv: Vec<f64> = new_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
+            let decrease = (f - ft) / f.abs().max(ft.abs()).max(1.0);
+            std::mem::swap(&mut theta, &mut trial);
+            std::mem::swap(&mut grad, &mut new_grad);
+            f = ft;
+            if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(f64::MIN_POSITIVE) {
+                if hist_s.len() == MEMORY {
+                    hist_s.remove(0);
+                    hist_y.remove(0);
+                }
+                hist_s.push(sv);
+                hist_y.push(yv);
+            }
+            if decrease <= FTOL {
+                break;
+            }
+        }
+        let w = Mat::from_fn(d, k, |r, j| theta[j * d + r]);
+        Self { w, b: theta[d * k..].to_vec() }
+    }
+
+    /// Class probabilities of standardized rows `x`, `n x k` row-major.
+    pub(crate) fn predict_proba(&self, x: MatRef<'_, f64>) -> Vec<f64> {
+        let k = self.b.len();
+        let z = poisonguard_linalg::a_b(x, self.w.as_ref());
+        let mut out = vec![0.0f64; x.nrows() * k];
+        for (i, row) in out.chunks_mut(k).enumerate() {
+            let m = (0..k).map(|j| z[(i, j)] + self.b[j]).fold(f64::NEG_INFINITY, f64::max);
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = (z[(i, j)] + self.b[j] - m).exp();
+            }
+            let s: f64 = row.iter().sum();
+            row.iter_mut().for_each(|o| *o /= s);
+        }
+        out
+    }
+}
+
+/// A standardizer and a model fitted on the same rows.
+#[derive(Debug, Clone)]
+pub(crate) struct ScaledLogistic {
+    scaler: Scaler,
+    model: Logistic,
+}
+
+impl ScaledLogistic {
+    /// Fits the scaler and the model on `rows` of `x`.
+    pub(crate) fn fit(
+        x: ArrayView2<'_, f32>,
+        classes: &[u32],
+        rows: &[usize],
+        k: usize,
+        s: LogisticSettings,
+    ) -> Self {
+        let scaler = Scaler::fit_rows(x, rows);
+        let xs = scaler.transform_f64(x, rows);
+        let y: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
+        Self { model: Logistic::fit(xs.as_ref(), &y, k, s), scaler }
+    }
+
+    /// Features the model was fitted on.
+    pub(crate) fn n_features(&self) -> usize {
+        self.model.w.nrows()
+    }
+
+    /// Probabilities of `rows` of `x`, `rows.len() x k` row-major.
+    pub(crate) fn predict(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> Vec<f64> {
+        self.model.predict_proba(self.scaler.transform_f64(x, rows).as_ref())
+    }
+}
+
+/// Stratified fold of every row: each class's rows are shuffled (seeded per class) and dealt
+/// round-robin into `folds` folds.
+pub(crate) fn stratified_folds(classes: &[u32], k: usize, folds: usize, seed: u64) -> Vec<usize> {
+    let mut by_class = vec![Vec::new(); k];
+    for (i, &c) in classes.iter().enumerate() {
+        by_class[c as usize].push(i);
+    }
+    let mut fold = vec![0usize; classes.len()];
+    let mut offset = 0;
+    for (c, mut rows) in by_class.into_iter().enumerate() {
+        let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, c as u64));
+        rows.shuffle(&mut rng);
+        for (pos, i) in rows.into_iter().enumerate() {
+            fold[i] = (pos + offset) % folds;
+        }
+        // Start the next class where this one stopped, so folds stay balanced in size.
+        offset += 1;
+    }
+    fold
+}
+
+/// Out-of-sample probabilities of every row by stratified K-fold cross-validation; folds are
+/// fitted in parallel, each single-threaded, so the result does not depend on the thread count.
+pub(crate) fn cross_val_proba(
+    x: ArrayView2<'_, f32>,
+    classes: &[u32],
+    k: usize,
+    folds: usize,
+    seed: u64,
+    s: LogisticSettings,
+) -> Array2<f64> {
+    let fold = stratified_folds(classes, k, folds, seed);
+    let work = |f: usize| {
+        let (test, train): (Vec<usize>, Vec<usize>) =
+            (0..classes.len()).partition(|&i| fold[i] == f);
+        let model = ScaledLogistic::fit(x, classes, &train, k, s);
+        (test.clone(), model.predict(x, &test))
+    };
+    #[cfg(feature = "parallel")]
+    let parts: Vec<_> = {
+        use rayon::prelude::*;
+        (0..folds).into_par_iter().map(work).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let parts: Vec<_> = (0..folds).map(work).collect();
+    let mut out = Array2::zeros((classes.len(), k));
+    for (rows, probs) in parts {
+        for (r, &i) in rows.iter().enumerate() {
+            for j in 0..k {
+                out[[i, j]] = probs[r * k + j];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separable_classes_are_learned() {
+        // three classes on a line with some overlap
+        let n = 300;
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+            let c = (i % 3) as f32;
+            if j == 0 {
+                c * 3.0 + ((i * 37 % 101) as f32 / 101.0 - 0.5) * 2.0
+            } else {
+                (i * 13 % 7) as f32
+            }
+        });
+        let classes: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let s = LogisticSettings { c: 1.0, max_iter: 100, gtol: 1e-4 };
+        let m = ScaledLogistic::fit(x.view(), &classes, &rows, 3, s);
+        let p = m.predict(x.view(), &rows);
+        let correct = (0..n)
+            .filter(|&i| {
+                let row = &p[i * 3..i * 3 + 3];
+                let arg = (0..3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                arg as u32 == classes[i]
+            })
+            .count();
+        assert!(correct >= 290, "{correct}");
+        for row in p.chunks(3) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn folds_are_stratified_and_balanced() {
+        let classes: Vec<u32> = (0..103).map(|i| (i % 4) as u32).collect();
+        let fold = stratified_folds(&classes, 4, 5, 7);
+        for f in 0..5 {
+            let size = fold.iter().filter(|&&g| g == f).count();
+            assert!((19..=22).contains(&size), "fold {f}: {size}");
+        }
+        assert_eq!(fold, stratified_folds(&classes, 4, 5, 7));
+    }
+}

@@ -1,0 +1,188 @@
+//! Confident learning (Northcutt, Jiang, Chuang 2021), as cleanlab's `find_label_issues`.
+//!
+//! # Algorithm
+//! 1. Out-of-sample predicted probabilities `p(class | row)`: the dataset's own
+//!    ([`Dataset::with_pred_probs`](poisonguard_core::Dataset::with_pred_probs), which must be
+//!    out-of-sample, e.g. from cross-validation) or, when it has none, stratified `folds`-fold
+//!    cross-validation of the built-in classifier: multinomial logistic regression with L2
+//!    penalty `C` (scikit-learn's defaults: `C = 1`, 100 L-BFGS iterations) on standardized
+//!    features. Folds are seeded and fitted in parallel.
+//! 2. Per-class thresholds `t_j` = mean `p(j)` over the rows labelled `j`.
+//! 3. Confident joint `C[i][j]`: rows labelled `i` whose `p(j) >= t_j` (the largest such `p` when
+//!    several pass), calibrated so that row `i` sums to the number of rows labelled `i` and the
+//!    whole to `n`. This estimated noise matrix (given label x true label) is reported.
+//! 4. `prune_by_noise_rate` (cleanlab's default filter): for every off-diagonal pair
+//!    (given `i`, true `j`), the `C[i][j]` rows labelled `i` with the largest margin
+//!    `p(j) - p(i)` are label issues; rows whose given label is the classifier's top prediction
+//!    are then cleared.
+//!
+//! # Score
+//! `1 - quality`, where quality is the chosen ranking score of the given label (cleanlab's
+//! `get_label_quality_scores`: [`Ranking::SelfConfidence`] by default, also
+//! [`Ranking::NormalizedMargin`] and [`Ranking::ConfidenceWeightedEntropy`]), plus 1 for the
+//! label issues of step 4. So scores lie in [0, 2], higher = more suspicious, label issues rank
+//! first and each group is ordered by quality. With the default [`ThresholdRule::Auto`] the
+//! threshold is 1: exactly the label issues of step 4 are flagged, with no contamination rate.
+//!
+//! Class-level findings: per given label, `estimated_noise_rate` (off-diagonal share of its row
+//! of the noise matrix, the score classes are ranked by) and `flagged_share`.
+//!
+//! # Reference
+//! C. Northcutt, L. Jiang, I. Chuang. *Confident Learning: Estimating Uncertainty in Dataset
+//! Labels.* Journal of Artificial Intelligence Research 70, 2021.
+
+mod algorithm;
+pub(crate) mod logistic;
+
+pub use algorithm::ConfidentLearning;
+
+use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
+
+/// Default seed of the cross-validation folds.
+pub const DEFAULT_SEED: u64 = 0x00C1_EA57;
+
+/// How a row's given label is scored from its predicted probabilities (cleanlab's ranking
+/// methods; all lower = worse label, turned into `1 - quality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Ranking {
+    /// `p(given)`.
+    #[default]
+    SelfConfidence,
+    /// `(p(given) - max_{j != given} p(j) + 1) / 2`.
+    NormalizedMargin,
+    /// `log(1 + H/p(given)) / max(H/p(given), 1e-6)` with `H` the entropy normalized by
+    /// `log(classes)`.
+    ConfidenceWeightedEntropy,
+}
+
+/// Checked hyperparameters of [`ConfidentLearning`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfidentLearningValidParams {
+    pub(crate) folds: usize,
+    pub(crate) seed: u64,
+    pub(crate) c: f64,
+    pub(crate) max_iter: usize,
+    pub(crate) ranking: Ranking,
+    pub(crate) threshold: ThresholdRule,
+}
+
+impl ConfidentLearningValidParams {
+    /// Cross-validation folds of the built-in classifier.
+    pub fn folds(&self) -> usize {
+        self.folds
+    }
+
+    /// Seed of the folds.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Inverse L2 strength of the logistic regression.
+    pub fn c(&self) -> f64 {
+        self.c
+    }
+
+    /// L-BFGS iteration cap of the logistic regression.
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+
+    /// The ranking score.
+    pub fn ranking(&self) -> Ranking {
+        self.ranking
+    }
+
+    /// How the threshold is fitted.
+    pub fn threshold(&self) -> ThresholdRule {
+        self.threshold
+    }
+}
+
+/// Unchecked hyperparameters of [`ConfidentLearning`]; a consuming builder. `fit` checks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfidentLearningParams(ConfidentLearningValidParams);
+
+impl Default for ConfidentLearningParams {
+    fn default() -> Self {
+        Self(ConfidentLearningValidParams {
+            folds: 5,
+            seed: DEFAULT_SEED,
+            c: 1.0,
+            max_iter: 100,
+            ranking: Ranking::SelfConfidence,
+            threshold: ThresholdRule::Auto,
+        })
+    }
+}
+
+impl ConfidentLearningParams {
+    /// Sets the number of cross-validation folds (>= 2).
+    pub fn folds(mut self, folds: usize) -> Self {
+        self.0.folds = folds;
+        self
+    }
+
+    /// Sets the seed of the folds.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+
+    /// Sets the inverse L2 strength (> 0).
+    pub fn c(mut self, c: f64) -> Self {
+        self.0.c = c;
+        self
+    }
+
+    /// Sets the L-BFGS iteration cap (>= 1).
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.0.max_iter = max_iter;
+        self
+    }
+
+    /// Sets the ranking score.
+    pub fn ranking(mut self, ranking: Ranking) -> Self {
+        self.0.ranking = ranking;
+        self
+    }
+
+    /// Sets the threshold rule.
+    pub fn threshold(mut self, rule: ThresholdRule) -> Self {
+        self.0.threshold = rule;
+        self
+    }
+}
+
+impl ParamGuard for ConfidentLearningParams {
+    type Checked = ConfidentLearningValidParams;
+    type Error = ParamError;
+
+    fn check_ref(&self) -> Result<&Self::Checked, ParamError> {
+        let p = &self.0;
+        if p.folds < 2 {
+            return Err(ParamError::CountOutOfRange {
+                name: "folds",
+                value: p.folds,
+                allowed: "[2, n_samples]",
+            });
+        }
+        if p.max_iter == 0 {
+            return Err(ParamError::CountOutOfRange {
+                name: "max_iter",
+                value: 0,
+                allowed: "[1, inf)",
+            });
+        }
+        if !(p.c > 0.0 && p.c.is_finite()) {
+            return Err(ParamError::OutOfRange { name: "c", value: p.c, allowed: "(0, inf)" });
+        }
+        p.threshold.check()?;
+        Ok(p)
+    }
+
+    fn check(self) -> Result<Self::Checked, ParamError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}

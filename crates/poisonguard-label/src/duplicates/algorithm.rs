@@ -1,0 +1,282 @@
+use ndarray::Array2;
+use poisonguard_core::{
+    DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector, KnnGraph,
+    Reason, ThresholdRule, quantile_sorted,
+};
+
+use super::{DuplicatesParams, DuplicatesValidParams};
+use crate::error::Result;
+use crate::scale::Scaler;
+
+/// Consistency constant of the MAD for a normal sample.
+const MAD_TO_SD: f64 = 1.482_602_218_505_602;
+/// Robust z of the lower fence on log nearest-neighbour distances.
+const RADIUS_Z: f64 = 3.5;
+
+/// A fitted near-duplicate detector; see the [module docs](crate::duplicates).
+#[derive(Debug, Clone)]
+pub struct Duplicates {
+    radius: f64,
+    fence: f64,
+    scaler: Option<Scaler>,
+    reference: Array2<f32>,
+    /// Group of each training row (`None` without near-duplicates).
+    group_of: Vec<Option<usize>>,
+    /// Size and sorted distinct labels (original values rendered) of each group.
+    groups: Vec<(usize, Vec<String>)>,
+    training: Detection,
+}
+
+impl Duplicates {
+    /// The detector's id, `duplicates`.
+    pub const ID: DetectorId = DetectorId::new("duplicates");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example: one row copied under another label
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_label::Duplicates;
+    /// let mut x = Array2::from_shape_fn((50, 3), |(i, j)| ((i * 31 + j * 17) % 43) as f32);
+    /// let mut y: Vec<LabelValue> = (0..50).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+    /// for i in 45..50 {
+    ///     let row = x.row(0).to_owned();
+    ///     x.row_mut(i).assign(&row);
+    ///     y[i] = LabelValue::Int(1);
+    /// }
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = Duplicates::params().fit(&data)?;
+    /// assert!((45..50).all(|i| fitted.training().is_flagged(i)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> DuplicatesParams {
+        DuplicatesParams::default()
+    }
+
+    /// The near-duplicate radius used.
+    pub fn radius(&self) -> f64 {
+        self.radius
+    }
+
+    /// The duplicate count above which a group counts as a flood.
+    pub fn fence(&self) -> f64 {
+        self.fence
+    }
+
+    /// Number of near-duplicate groups.
+    pub fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+/// The data-derived radius: robust lower fence of the log nearest-neighbour distances.
+fn auto_radius(graph: &KnnGraph) -> f64 {
+    let mut logs: Vec<f64> = (0..graph.n_samples())
+        .map(|i| f64::from(graph.distances(i)[0]))
+        .filter(|&d| d > 0.0)
+        .map(f64::ln)
+        .collect();
+    if logs.is_empty() {
+        return 0.0;
+    }
+    logs.sort_by(f64::total_cmp);
+    let med = quantile_sorted(&logs, 0.5);
+    let mut dev: Vec<f64> = logs.iter().map(|v| (v - med).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let mad = quantile_sorted(&dev, 0.5);
+    if mad > 0.0 { (med - RADIUS_Z * MAD_TO_SD * mad).exp() } else { 0.0 }
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// Tukey's far-out fence of the rows' duplicate counts, at least 1.
+fn flood_fence(counts: &[f64]) -> f64 {
+    let mut sorted = counts.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let q1 = quantile_sorted(&sorted, 0.25);
+    let q3 = quantile_sorted(&sorted, 0.75);
+    (q3 + 3.0 * (q3 - q1)).max(1.0)
+}
+
+fn group_score(size: usize, distinct_labels: usize, fence: f64) -> f64 {
+    (size - 1) as f64 + if distinct_labels > 1 { fence } else { 0.0 }
+}
+
+impl DuplicatesValidParams {
+    fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<Duplicates> {
+        let n = data.n_samples();
+        let k = self.k.min(n.saturating_sub(1));
+        let scaler = self.standardize.then(|| Scaler::fit(data.features()));
+        let reference = match &scaler {
+            Some(s) => s.transform(data.features()),
+            None => data.features().to_owned(),
+        };
+        let graph = match shared.filter(|_| scaler.is_none()) {
+            Some(g) => g.truncate(k),
+            None => poisonguard_neighbors::exact_knn(reference.view(), k.max(1))?,
+        };
+        let radius = self.radius.unwrap_or_else(|| auto_radius(&graph));
+        let mut parent: Vec<usize> = (0..n).collect();
+        for i in 0..n {
+            for (&j, &d) in graph.neighbors(i).iter().zip(graph.distances(i)) {
+                if f64::from(d) > radius {
+                    break;
+                }
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j as usize));
+                if a != b {
+                    // the smaller root wins, so groups do not depend on visiting order
+                    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                    parent[hi] = lo;
+                }
+            }
+        }
+        let roots: Vec<usize> = (0..n).map(|i| find(&mut parent, i)).collect();
+        let mut size = vec![0usize; n];
+        for &r in &roots {
+            size[r] += 1;
+        }
+        let labels = data.labels();
+        let mut group_index = vec![usize::MAX; n];
+        let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut group_of = vec![None; n];
+        for i in 0..n {
+            let r = roots[i];
+            if size[r] < 2 {
+                continue;
+            }
+            if group_index[r] == usize::MAX {
+                group_index[r] = groups.len();
+                groups.push((size[r], Vec::new()));
+            }
+            let g = group_index[r];
+            group_of[i] = Some(g);
+            if let Some(l) = labels {
+                let v = l.value_of_row(i).to_string();
+                if let Err(pos) = groups[g].1.binary_search(&v) {
+                    groups[g].1.insert(pos, v);
+                }
+            }
+        }
+        let counts: Vec<f64> =
+            group_of.iter().map(|g| g.map_or(0.0, |g| (groups[g].0 - 1) as f64)).collect();
+        let fence = flood_fence(&counts);
+        let scores: Vec<f64> = group_of
+            .iter()
+            .map(|g| g.map_or(0.0, |g| group_score(groups[g].0, groups[g].1.len(), fence)))
+            .collect();
+        let rule = match self.threshold {
+            ThresholdRule::Auto => ThresholdRule::Fixed(fence),
+            r => r,
+        };
+        let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
+        let training = Detection::new(scores, &rule, explain)?;
+        Ok(Duplicates { radius, fence, scaler, reference, group_of, groups, training })
+    }
+}
+
+fn explain(
+    groups: &[(usize, Vec<String>)],
+    g: usize,
+    extra: usize,
+    new_label: Option<&str>,
+) -> Reason {
+    let (size, labels) = groups.get(g).map_or((1, &[][..]), |(s, l)| (*s, &l[..]));
+    let distinct =
+        labels.len() + usize::from(new_label.is_some_and(|v| !labels.iter().any(|l| l == v)));
+    Reason::NearDuplicateGroup { group: g, size: size + extra, distinct_labels: distinct.max(1) }
+}
+
+impl Detector for DuplicatesValidParams {
+    type Fitted = Duplicates;
+    type Error = crate::Error;
+    const ID: DetectorId = Duplicates::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<Duplicates> {
+        self.fit_with(data, None)
+    }
+
+    /// Reads the audit's shared graph only when the features are used as given.
+    fn knn_k(&self) -> Option<usize> {
+        (!self.standardize).then_some(self.k)
+    }
+
+    fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Duplicates> {
+        self.fit_with(data, ctx.knn_for(data.n_samples(), self.k))
+    }
+}
+
+impl FittedDetector for Duplicates {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    /// A new row joins the group of its nearest training row when it lies within the radius;
+    /// its score is that group's with the new row (and its label) added.
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        if data.n_features() != self.reference.ncols() {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.reference.ncols(),
+                actual: data.n_features(),
+            });
+        }
+        let queries = match &self.scaler {
+            Some(s) => s.transform(data.features()),
+            None => data.features().to_owned(),
+        };
+        let graph =
+            poisonguard_neighbors::exact_knn_query(self.reference.view(), queries.view(), 1)
+                .map_err(|e| DataError::Detector {
+                    detector: Self::ID.as_str(),
+                    message: e.to_string(),
+                })?;
+        let labels = data.labels();
+        // (group or usize::MAX for a new pair, nearest training row, label)
+        let joined: Vec<Option<(Option<usize>, Option<String>)>> = (0..data.n_samples())
+            .map(|i| {
+                let (j, d) = (graph.neighbors(i)[0] as usize, f64::from(graph.distances(i)[0]));
+                (d <= self.radius)
+                    .then(|| (self.group_of[j], labels.map(|l| l.value_of_row(i).to_string())))
+            })
+            .collect();
+        let scores: Vec<f64> = joined
+            .iter()
+            .map(|m| match m {
+                None => 0.0,
+                Some((g, label)) => {
+                    let Reason::NearDuplicateGroup { size, distinct_labels, .. } =
+                        explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref())
+                    else {
+                        return 0.0;
+                    };
+                    group_score(size, distinct_labels, self.fence)
+                }
+            })
+            .collect();
+        Detection::with_threshold(scores, self.training.threshold(), |i, _| match &joined[i] {
+            Some((g, label)) => explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref()),
+            None => Reason::Score { score: 0.0, threshold: self.training.threshold() },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_is_at_least_one() {
+        assert_eq!(flood_fence(&[0.0, 0.0, 0.0, 1.0]), 1.0);
+        assert_eq!(flood_fence(&[2.0; 8]), 2.0);
+    }
+}

@@ -1,0 +1,141 @@
+//! Conflicting and flooding near-duplicates.
+//!
+//! # Algorithm
+//! 1. Standardize the features (as [`knn_label`](crate::knn_label); `standardize(false)` uses
+//!    them as given) and find every row's `k` nearest neighbours (default 10).
+//! 2. The near-duplicate radius comes from the data: on the log of every row's distance to its
+//!    nearest neighbour (rows at distance 0 left out), the robust lower fence
+//!    `median - 3.5 * 1.4826 * MAD`; two rows are near-duplicates when they are neighbours at
+//!    most that far apart. Exact duplicates always are. When the MAD is 0 (most rows share one
+//!    nearest-neighbour distance, as on coarse integer data) only exact duplicates count.
+//! 3. Groups are the connected components of the near-duplicate pairs (union-find), numbered
+//!    in order of their first row.
+//! 4. A group is flagged when its labels conflict (two or more distinct labels: one of them is
+//!    wrong, or someone copied a row under another label) or when it is unusually large
+//!    (duplicate flooding): more duplicates per row than Tukey's far-out fence
+//!    `Q3 + 3 IQR` of every row's duplicate count, and never for a lone pair.
+//!
+//! # Score
+//! A row's duplicate count (group size - 1, 0 for rows without near-duplicates), plus the fence
+//! when its group's labels conflict; higher = more suspicious. The default
+//! [`ThresholdRule::Auto`] threshold is the fence, which flags exactly the groups of step 4.
+//! Works without labels (then only flooding is detected).
+//!
+//! # References
+//! The threat is ISO/IEC 27090's near-duplicate flooding; grouping by a nearest-neighbour radius
+//! follows the near-duplicate detection of A. Z. Broder, *On the resemblance and containment of
+//! documents* (1997) in metric form; the fence is J. W. Tukey's (*Exploratory Data Analysis*,
+//! 1977).
+
+mod algorithm;
+
+pub use algorithm::Duplicates;
+
+use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
+
+/// Default neighbours searched per row for near-duplicates.
+pub const DEFAULT_K: usize = 10;
+
+/// Checked hyperparameters of [`Duplicates`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicatesValidParams {
+    pub(crate) k: usize,
+    pub(crate) radius: Option<f64>,
+    pub(crate) standardize: bool,
+    pub(crate) threshold: ThresholdRule,
+}
+
+impl DuplicatesValidParams {
+    /// Neighbours searched per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// A fixed near-duplicate radius, if set (otherwise derived from the data).
+    pub fn radius(&self) -> Option<f64> {
+        self.radius
+    }
+
+    /// Whether features are standardized before the search.
+    pub fn standardize(&self) -> bool {
+        self.standardize
+    }
+
+    /// How the threshold is fitted.
+    pub fn threshold(&self) -> ThresholdRule {
+        self.threshold
+    }
+}
+
+/// Unchecked hyperparameters of [`Duplicates`]; a consuming builder. `fit` checks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicatesParams(DuplicatesValidParams);
+
+impl Default for DuplicatesParams {
+    fn default() -> Self {
+        Self(DuplicatesValidParams {
+            k: DEFAULT_K,
+            radius: None,
+            standardize: true,
+            threshold: ThresholdRule::Auto,
+        })
+    }
+}
+
+impl DuplicatesParams {
+    /// Sets the neighbours searched per row (>= 1).
+    pub fn k(mut self, k: usize) -> Self {
+        self.0.k = k;
+        self
+    }
+
+    /// Fixes the near-duplicate radius (>= 0, in the searched space's distance units).
+    pub fn radius(mut self, radius: f64) -> Self {
+        self.0.radius = Some(radius);
+        self
+    }
+
+    /// Standardizes the features before the search (default `true`).
+    pub fn standardize(mut self, on: bool) -> Self {
+        self.0.standardize = on;
+        self
+    }
+
+    /// Sets the threshold rule.
+    pub fn threshold(mut self, rule: ThresholdRule) -> Self {
+        self.0.threshold = rule;
+        self
+    }
+}
+
+impl ParamGuard for DuplicatesParams {
+    type Checked = DuplicatesValidParams;
+    type Error = ParamError;
+
+    fn check_ref(&self) -> Result<&Self::Checked, ParamError> {
+        let p = &self.0;
+        if p.k == 0 {
+            return Err(ParamError::CountOutOfRange {
+                name: "k",
+                value: 0,
+                allowed: "[1, n_samples)",
+            });
+        }
+        if let Some(r) = p.radius {
+            if !(r >= 0.0 && r.is_finite()) {
+                return Err(ParamError::OutOfRange {
+                    name: "radius",
+                    value: r,
+                    allowed: "[0, inf)",
+                });
+            }
+        }
+        p.threshold.check()?;
+        Ok(p)
+    }
+
+    fn check(self) -> Result<Self::Checked, ParamError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}

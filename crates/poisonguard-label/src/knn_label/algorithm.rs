@@ -1,0 +1,236 @@
+use ndarray::Array2;
+use poisonguard_core::{
+    ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector,
+    KnnGraph, LabelMap, Labels, Reason, ThresholdRule,
+};
+
+use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K};
+use crate::error::Result;
+use crate::scale::Scaler;
+
+/// A fitted Deep k-NN label detector; see the [module docs](crate::knn_label).
+#[derive(Debug, Clone)]
+pub struct KnnLabel {
+    k: usize,
+    scaler: Option<Scaler>,
+    reference: Array2<f32>,
+    reference_classes: Vec<u32>,
+    label_map: LabelMap,
+    training: Detection,
+    findings: Vec<ClassFinding>,
+}
+
+impl KnnLabel {
+    /// The detector's id, `knn_label`.
+    pub const ID: DetectorId = DetectorId::new("knn_label");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example: a flipped label among clean clusters
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_label::KnnLabel;
+    /// // two well separated clusters of 30 rows; row 0 sits in cluster 0 but is labelled 1
+    /// let x = Array2::from_shape_fn((60, 2), |(i, j)| (i / 30) as f32 * 10.0 + ((i * 7 + j * 3) % 5) as f32 * 0.1);
+    /// let mut y: Vec<LabelValue> = (0..60).map(|i| LabelValue::Int((i / 30) as i64)).collect();
+    /// y[0] = LabelValue::Int(1);
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = KnnLabel::params().fit(&data)?;
+    /// assert!(fitted.training().is_flagged(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> KnnLabelParams {
+        KnnLabelParams::default()
+    }
+
+    /// Neighbours per row used by the fit.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+}
+
+/// The automatic `k`: sqrt of the smallest present class's size, clamped, below `n`.
+fn auto_k(labels: &Labels, n: usize) -> usize {
+    let smallest =
+        labels.rows_by_class().iter().map(Vec::len).filter(|&s| s > 0).min().unwrap_or(1);
+    let k = (smallest as f64).sqrt().ceil() as usize;
+    k.clamp(MIN_AUTO_K, MAX_AUTO_K).min(n.saturating_sub(1)).max(1)
+}
+
+/// Vote of one row: `(margin, plurality class, plurality share, own share)`.
+fn vote(own: u32, neighbours: &[u32], classes: &[u32], counts: &mut [u32]) -> (f64, u32, f64, f64) {
+    counts.iter_mut().for_each(|c| *c = 0);
+    for &j in neighbours {
+        counts[classes[j as usize] as usize] += 1;
+    }
+    let own_votes = counts[own as usize];
+    let (mut best, mut best_votes) = (own, 0u32);
+    for (c, &v) in counts.iter().enumerate() {
+        if c as u32 != own && v > best_votes {
+            best = c as u32;
+            best_votes = v;
+        }
+    }
+    let k = neighbours.len() as f64;
+    (
+        (f64::from(best_votes) - f64::from(own_votes)) / k,
+        best,
+        f64::from(best_votes) / k,
+        f64::from(own_votes) / k,
+    )
+}
+
+/// Margins and explanations of `graph`'s rows against `classes` of the reference rows.
+fn score_rows(
+    graph: &KnnGraph,
+    own: &[u32],
+    classes: &[u32],
+    n_classes: usize,
+) -> (Vec<f64>, Vec<(u32, f64, f64)>) {
+    let mut counts = vec![0u32; n_classes];
+    (0..graph.n_samples())
+        .map(|i| {
+            let (m, best, bs, os) = vote(own[i], graph.neighbors(i), classes, &mut counts);
+            (m, (best, bs, os))
+        })
+        .unzip()
+}
+
+fn rule(p: &KnnLabelValidParams) -> ThresholdRule {
+    match p.threshold {
+        ThresholdRule::Auto => ThresholdRule::Fixed(0.0),
+        r => r,
+    }
+}
+
+impl KnnLabelValidParams {
+    fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<KnnLabel> {
+        let labels = data.require_classes(KnnLabel::ID.as_str())?;
+        let n = data.n_samples();
+        let k = self.k.unwrap_or_else(|| auto_k(labels, n));
+        let scaler = self.standardize.then(|| Scaler::fit(data.features()));
+        let reference = match &scaler {
+            Some(s) => s.transform(data.features()),
+            None => data.features().to_owned(),
+        };
+        let graph = match shared.filter(|_| scaler.is_none()) {
+            Some(g) => g.truncate(k),
+            None => poisonguard_neighbors::exact_knn(reference.view(), k)?,
+        };
+        let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
+        let n_classes = labels.map().n_classes();
+        let (scores, why) = score_rows(&graph, &classes, &classes, n_classes);
+        let map = labels.map().clone();
+        let explain = |i: usize, _| {
+            let (best, bs, os) = why[i];
+            Reason::NeighborLabelDisagreement {
+                k,
+                plurality: map.values()[best as usize].clone(),
+                plurality_share: bs,
+                own_share: os,
+            }
+        };
+        let training = Detection::new(scores, &rule(self), explain)?;
+        let findings = labels
+            .rows_by_class()
+            .iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(c, rows)| {
+                let m = rows.len() as f64;
+                let contradicted =
+                    rows.iter().filter(|&&i| training.is_flagged(i)).count() as f64 / m;
+                let agreement = rows.iter().map(|&i| why[i].2).sum::<f64>() / m;
+                ClassFinding::new(
+                    poisonguard_core::ClassId(c as u32),
+                    map.values()[c].clone(),
+                    rows.len(),
+                    contradicted,
+                    vec![("contradicted_share", contradicted), ("mean_agreement", agreement)],
+                )
+            })
+            .collect();
+        Ok(KnnLabel {
+            k,
+            scaler,
+            reference,
+            reference_classes: classes,
+            label_map: map,
+            training,
+            findings,
+        })
+    }
+}
+
+impl Detector for KnnLabelValidParams {
+    type Fitted = KnnLabel;
+    type Error = crate::Error;
+    const ID: DetectorId = KnnLabel::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<KnnLabel> {
+        self.fit_with(data, None)
+    }
+
+    /// Reads the audit's shared graph only when the features are used as given.
+    fn knn_k(&self) -> Option<usize> {
+        if self.standardize { None } else { self.k }
+    }
+
+    fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<KnnLabel> {
+        let k = match self.k {
+            Some(k) => k,
+            None => return self.fit_with(data, None),
+        };
+        self.fit_with(data, ctx.knn_for(data.n_samples(), k))
+    }
+}
+
+impl FittedDetector for KnnLabel {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn class_findings(&self) -> &[ClassFinding] {
+        &self.findings
+    }
+
+    /// Scores new labelled rows by the vote of their `k` nearest training rows.
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        if data.n_features() != self.reference.ncols() {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.reference.ncols(),
+                actual: data.n_features(),
+            });
+        }
+        let labels =
+            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
+        let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
+        let queries = match &self.scaler {
+            Some(s) => s.transform(data.features()),
+            None => data.features().to_owned(),
+        };
+        let graph =
+            poisonguard_neighbors::exact_knn_query(self.reference.view(), queries.view(), self.k)
+                .map_err(|e| DataError::Detector {
+                detector: Self::ID.as_str(),
+                message: e.to_string(),
+            })?;
+        let (scores, why) =
+            score_rows(&graph, &own, &self.reference_classes, self.label_map.n_classes());
+        let map = &self.label_map;
+        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+            let (best, bs, os) = why[i];
+            Reason::NeighborLabelDisagreement {
+                k: self.k,
+                plurality: map.values()[best as usize].clone(),
+                plurality_share: bs,
+                own_share: os,
+            }
+        })
+    }
+}

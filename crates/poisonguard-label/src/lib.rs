@@ -1,0 +1,59 @@
+//! Label-consistency family of [poisonguard](https://crates.io/crates/poisonguard) detectors:
+//! does a row's label disagree with its neighbourhood, with an out-of-sample classifier, or with
+//! its own near-duplicates, and does one data source hold too many such rows?
+//!
+//! # Overview
+//! - [`KnnLabel`] (`knn_label`, Peri et al. 2020): the plurality label of the row's nearest
+//!   neighbours is another class.
+//! - [`ConfidentLearning`] (`confident_learning`, Northcutt et al. 2021): cleanlab's
+//!   `find_label_issues`, with the dataset's out-of-sample probabilities or with a built-in
+//!   cross-validated logistic regression; reports the estimated noise matrix.
+//! - [`Duplicates`] (`duplicates`): groups of near-duplicates whose labels conflict or that are
+//!   unusually large (flooding).
+//! - [`sources::test_sources`]: which data sources hold more flagged rows than chance.
+//!
+//! Every detector follows the `poisonguard-core` contract: checked-on-fit hyperparameters,
+//! `fit(&Dataset)`, one score per row (higher = more suspicious), a threshold that needs no
+//! contamination rate, reasons for flagged rows.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+//! use poisonguard_label::KnnLabel;
+//! let x = Array2::from_shape_fn((40, 2), |(i, j)| (i % 2) as f32 * 5.0 + ((i * 3 + j) % 7) as f32 * 0.1);
+//! let y: Vec<LabelValue> = (0..40).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+//! let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+//! let fitted = KnnLabel::params().fit(&data)?;
+//! assert_eq!(fitted.training().n_flagged(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design notes
+//! The detectors standardize features by default: label consistency is a question about
+//! classes, and raw units (a feature in thousands beside one in fractions) would decide the
+//! neighbours instead. Work runs in parallel with rayon (feature `parallel`, on by default);
+//! every reduction has a fixed order, so results do not depend on the thread count.
+
+pub mod confident_learning;
+pub mod duplicates;
+mod error;
+pub mod knn_label;
+mod scale;
+pub mod sources;
+
+pub use confident_learning::{ConfidentLearning, ConfidentLearningParams, Ranking};
+pub use duplicates::{Duplicates, DuplicatesParams};
+pub use error::{Error, Result};
+pub use knn_label::{KnnLabel, KnnLabelParams};
+
+/// Runs two closures, in parallel with the `parallel` feature.
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (a(), b())
+    }
+}
