@@ -32,6 +32,13 @@
 //! | `ecod` | outlier | Li, Zhao, Hu, Botta, Ionescu, Chen. ECOD. IEEE TKDE 2022 |
 //! | `mahalanobis` | outlier | Rousseeuw, Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999 |
 //! | `pca` | outlier | Shyu, Chen, Sarinnapakorn, Chang. ICDM 2003 (PyOD's PCA detector) |
+//! | `knn_label` | label | Peri et al. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020 |
+//! | `confident_learning` | label | Northcutt, Jiang, Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021 |
+//! | `duplicates` | label | conflicting or flooding near-duplicate groups (ISO/IEC 27090 near-duplicate flooding) |
+//!
+//! With a source column, every detector's flags (and the rows flagged by any detector) are
+//! tested per source for an excess over the dataset's flag rate
+//! ([`poisonguard_label::sources`]).
 //!
 //! # Design notes
 //! The algorithms live in one crate per family (`poisonguard-spectral`, ...) and the data model
@@ -43,7 +50,11 @@ use std::time::{Duration, Instant};
 pub use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorFailure, DetectorId,
     DetectorRun, DynDetector, FitContext, FittedDetector, KnnGraph, LabelMap, LabelValue, Labels,
-    ParamError, Reason, Report, ThresholdRule, metrics,
+    NoiseMatrix, ParamError, Reason, Report, SourceFinding, Standardizer, ThresholdRule, metrics,
+};
+pub use poisonguard_label::{
+    ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
+    KnnLabelParams, Ranking,
 };
 pub use poisonguard_outlier::{
     Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
@@ -60,16 +71,26 @@ pub const DETECTOR_IDS: &[&str] = &[
     "ecod",
     "mahalanobis",
     "pca",
+    "knn_label",
+    "confident_learning",
+    "duplicates",
 ];
 
-/// Detectors an audit runs when none are named: the O(n) outlier detectors on every dataset,
-/// plus the per-class spectral detector when there are labels. The kNN-based and PCA detectors
-/// are quadratic in rows or cubic in features and run only on request.
-pub const DEFAULT_DETECTORS: &[&str] = &["spectral_signature", "isolation_forest", "ecod"];
+/// Detectors an audit runs when none are named: the O(n) outlier detectors and the duplicate
+/// groups on every dataset, plus the spectral and label-consistency detectors when there are
+/// labels. The other kNN-based outlier detectors and PCA run only on request.
+pub const DEFAULT_DETECTORS: &[&str] = &[
+    "spectral_signature",
+    "isolation_forest",
+    "ecod",
+    "knn_label",
+    "confident_learning",
+    "duplicates",
+];
 
 /// Whether a detector needs labels.
 fn needs_labels(name: &str) -> bool {
-    name == "spectral_signature"
+    matches!(name, "spectral_signature" | "knn_label" | "confident_learning")
 }
 
 /// Settings shared by every detector an audit builds.
@@ -134,6 +155,27 @@ pub fn detector(
         "ecod" => Ok(outlier!(EcodParams::default(), opts)),
         "mahalanobis" => Ok(outlier!(MahalanobisParams::default(), opts)),
         "pca" => Ok(outlier!(PcaParams::default(), opts)),
+        "knn_label" => {
+            let mut p = KnnLabel::params();
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
+        "confident_learning" => {
+            let mut p = ConfidentLearning::params().seed(opts.seed);
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
+        "duplicates" => {
+            let mut p = Duplicates::params();
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
         _ => Err(UnknownDetector { name: name.to_string() }),
     }
 }
@@ -144,6 +186,8 @@ pub fn detector(
 pub enum AuditEvent {
     /// The kNN graph shared by several detectors is being built, with this many neighbours.
     SharedKnn(usize),
+    /// The kNN graph of standardized features shared by several detectors is being built.
+    SharedStandardizedKnn(usize),
     /// A detector starts fitting.
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
@@ -211,8 +255,8 @@ impl Audit {
     /// Runs every detector, reporting progress to `on_event`. A failing detector is recorded in
     /// [`Report::failures`] and the others still run.
     ///
-    /// The combined `suspicion` of a row is the largest, over detectors, of the share of rows
-    /// whose score is at most the row's score (each detector's empirical CDF). It is rank-based,
+    /// The combined `suspicion` of a row is the largest, over detectors, of the row's normalized
+    /// rank among that detector's scores (ties take the lowest rank of their group). It is rank-based,
     /// so detectors with different score scales are comparable, and one detector's strong
     /// evidence is not diluted by the others.
     ///
@@ -236,7 +280,25 @@ impl Audit {
             }
             _ => None,
         };
-        let ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
+        let ks: Vec<usize> =
+            self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).collect();
+        let standardized = match ks.iter().max() {
+            Some(&k) if ks.len() >= 2 && k < data.n_samples() => {
+                on_event(AuditEvent::SharedStandardizedKnn(k));
+                let z = Standardizer::fit(data.features()).transform(data.features());
+                poisonguard_neighbors::exact_knn(z.view(), k).ok()
+            }
+            _ => None,
+        };
+        let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
+        if let Some(g) = &standardized {
+            ctx = ctx.and_standardized_knn(g);
+        }
+        let test_sources = |flags: &[bool]| {
+            data.sources()
+                .and_then(|s| poisonguard_label::sources::test_sources(flags, s).ok())
+                .unwrap_or_default()
+        };
         let mut runs = Vec::new();
         let mut failures = Vec::new();
         for d in &self.detectors {
@@ -248,6 +310,8 @@ impl Audit {
                     id,
                     detection: fitted.training().clone(),
                     class_findings: fitted.class_findings().to_vec(),
+                    noise_matrix: fitted.noise_matrix().cloned(),
+                    source_findings: test_sources(&fitted.training().flagged()),
                 }),
                 Err(e) => failures.push(DetectorFailure { id, error: error_chain(e.as_ref()) }),
             }
@@ -262,7 +326,9 @@ impl Audit {
                 *s = s.max(f);
             }
         }
-        Ok(Report::new(runs, failures, suspicion))
+        let report = Report::new(runs, failures, suspicion);
+        let any: Vec<bool> = (0..data.n_samples()).map(|i| report.is_flagged(i)).collect();
+        Ok(report.with_source_findings(test_sources(&any)))
     }
 }
 
@@ -277,7 +343,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// For every score, the share of scores that are at most it, in (0, 1].
+/// For every score, `(scores strictly below it + 1) / n`, in (0, 1]: the normalized minimum
+/// rank. Tied scores share the lowest rank of their group, so a detector that scores most rows
+/// alike (e.g. 0 for every row without near-duplicates) does not lift them.
 fn empirical_cdf(scores: &[f64]) -> Vec<f64> {
     let n = scores.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -289,7 +357,7 @@ fn empirical_cdf(scores: &[f64]) -> Vec<f64> {
         while end + 1 < n && scores[order[end + 1]] == scores[order[start]] {
             end += 1;
         }
-        let f = (end + 1) as f64 / n as f64;
+        let f = (start + 1) as f64 / n as f64;
         for &i in &order[start..=end] {
             out[i] = f;
         }
@@ -328,8 +396,35 @@ mod tests {
     }
 
     #[test]
+    fn label_detectors_share_one_standardized_graph() {
+        let x = Array2::from_shape_fn((200, 4), |(i, j)| {
+            ((i * 37 + j * 11) % 53) as f32 * (j + 1) as f32
+        });
+        let y: Vec<LabelValue> = (0..200).map(|i| LabelValue::Int((i % 3) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let opts = DetectorOptions::default();
+        let audit = Audit::new()
+            .with_detector(detector("knn_label", &opts).unwrap())
+            .with_detector(detector("duplicates", &opts).unwrap());
+        let mut shared_k = None;
+        let report = audit
+            .run_with(&data, &mut |e| {
+                if let AuditEvent::SharedStandardizedKnn(k) = e {
+                    shared_k = Some(k);
+                }
+            })
+            .unwrap();
+        assert_eq!(shared_k, Some(10));
+        for name in ["knn_label", "duplicates"] {
+            let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
+            let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
+            assert_eq!(run.detection.scores(), alone.training().scores(), "{name}");
+        }
+    }
+
+    #[test]
     fn empirical_cdf_handles_ties() {
-        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![1.0, 0.25, 1.0, 0.5]);
+        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![0.75, 0.25, 0.75, 0.5]);
     }
 
     #[test]
@@ -352,7 +447,7 @@ mod tests {
         }
         let ids = Audit::for_dataset(&data, &DetectorOptions::default()).detector_ids();
         let ids: Vec<&str> = ids.iter().map(|d| d.as_str()).collect();
-        assert_eq!(ids, vec!["isolation_forest", "ecod"]);
+        assert_eq!(ids, vec!["isolation_forest", "ecod", "duplicates"]);
         assert_eq!(Audit::new().run(&data).unwrap_err(), AuditError::NoDetectors);
 
         // one detector fails (LOF's k = 20 needs 21 rows), the other still runs

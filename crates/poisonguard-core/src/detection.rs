@@ -88,6 +88,8 @@ pub enum Reason {
         plurality_share: f64,
         /// Share of the neighbours with the row's own label.
         own_share: f64,
+        /// One-sided sign-test p-value of the plurality outvoting the own label.
+        p_value: f64,
     },
     /// An out-of-sample classifier confidently predicts another label (confident learning).
     LikelyMislabeled {
@@ -143,10 +145,17 @@ impl fmt::Display for Reason {
             Reason::RobustDistance { d2, dof } => {
                 write!(f, "squared robust Mahalanobis distance {d2:.2} over {dof} features")
             }
-            Reason::NeighborLabelDisagreement { k, plurality, plurality_share, own_share } => {
+            Reason::NeighborLabelDisagreement {
+                k,
+                plurality,
+                plurality_share,
+                own_share,
+                p_value,
+            } => {
                 write!(
                     f,
-                    "{:.0}% of its {k} nearest neighbours are labelled {plurality}, {:.0}% share its label",
+                    "{:.0}% of its {k} nearest neighbours are labelled {plurality}, {:.0}% share its \
+                     label (sign test p = {p_value:.2e})",
                     100.0 * plurality_share,
                     100.0 * own_share
                 )

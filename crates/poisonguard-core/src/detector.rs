@@ -54,6 +54,13 @@ pub trait Detector {
         None
     }
 
+    /// Neighbours per row this detector needs from a shared kNN graph of the *standardized*
+    /// features of `data` (see [`Standardizer`](crate::Standardizer)), if it uses one.
+    fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
+        let _ = data;
+        None
+    }
+
     /// Fits with what an audit shares (a kNN graph); by default the context is ignored.
     ///
     /// # Errors
@@ -81,6 +88,10 @@ where
 
     fn knn_k(&self) -> Option<usize> {
         self.check_ref().ok().and_then(|c| c.knn_k())
+    }
+
+    fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
+        self.check_ref().ok().and_then(|c| c.standardized_knn_k(data))
     }
 
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Self::Fitted, Self::Error> {
@@ -147,6 +158,9 @@ pub trait DynDetector: Send + Sync + fmt::Debug {
 
     /// Neighbours per row this detector needs from a shared kNN graph, if it uses one.
     fn knn_k(&self) -> Option<usize>;
+
+    /// Neighbours per row this detector needs from a shared graph of standardized features.
+    fn standardized_knn_k(&self, data: &Dataset) -> Option<usize>;
 }
 
 impl<D> DynDetector for D
@@ -170,6 +184,10 @@ where
 
     fn knn_k(&self) -> Option<usize> {
         Detector::knn_k(self)
+    }
+
+    fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
+        Detector::standardized_knn_k(self, data)
     }
 }
 

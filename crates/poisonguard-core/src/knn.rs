@@ -65,23 +65,38 @@ impl KnnGraph {
     }
 }
 
-/// What an audit shares with the detectors it fits: a kNN graph of the dataset's rows, computed
+/// What an audit shares with the detectors it fits: kNN graphs of the dataset's rows, computed
 /// once for every detector that needs neighbours.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct FitContext<'a> {
     /// The exact kNN graph of the dataset's rows (self excluded), if one was computed.
     pub knn: Option<&'a KnnGraph>,
+    /// The exact kNN graph of the dataset's standardized rows
+    /// ([`Standardizer`](crate::Standardizer)), if one was computed.
+    pub standardized_knn: Option<&'a KnnGraph>,
 }
 
 impl<'a> FitContext<'a> {
-    /// A context carrying `graph`.
+    /// A context carrying `graph` of the features as given.
     pub fn with_knn(graph: &'a KnnGraph) -> Self {
-        Self { knn: Some(graph) }
+        Self { knn: Some(graph), standardized_knn: None }
+    }
+
+    /// Adds a graph of the standardized features.
+    pub fn and_standardized_knn(mut self, graph: &'a KnnGraph) -> Self {
+        self.standardized_knn = Some(graph);
+        self
     }
 
     /// The shared graph when it covers `n_samples` rows with at least `k` neighbours.
     pub fn knn_for(&self, n_samples: usize, k: usize) -> Option<&'a KnnGraph> {
         self.knn.filter(|g| g.n_samples() == n_samples && g.k() >= k)
+    }
+
+    /// The shared graph of standardized features when it covers `n_samples` rows with at least
+    /// `k` neighbours.
+    pub fn standardized_knn_for(&self, n_samples: usize, k: usize) -> Option<&'a KnnGraph> {
+        self.standardized_knn.filter(|g| g.n_samples() == n_samples && g.k() >= k)
     }
 }

@@ -35,6 +35,7 @@ mod findings;
 mod knn;
 pub mod metrics;
 mod report;
+mod scale;
 mod threshold;
 
 /// Derives the seed of one independent stream (a class, a tree, a trial) from a user seed, so that
@@ -59,4 +60,5 @@ pub use error::{DataError, ParamError};
 pub use findings::{NoiseMatrix, SourceFinding};
 pub use knn::{FitContext, KnnGraph};
 pub use report::{DetectorFailure, DetectorRun, Report};
+pub use scale::Standardizer;
 pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

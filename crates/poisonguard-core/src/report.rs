@@ -36,6 +36,7 @@ pub struct Report {
     runs: Vec<DetectorRun>,
     failures: Vec<DetectorFailure>,
     suspicion: Vec<f64>,
+    source_findings: Vec<SourceFinding>,
 }
 
 impl Report {
@@ -53,7 +54,19 @@ impl Report {
         for r in &runs {
             assert_eq!(r.detection.scores().len(), suspicion.len(), "detector {} row count", r.id);
         }
-        Self { runs, failures, suspicion }
+        Self { runs, failures, suspicion, source_findings: Vec::new() }
+    }
+
+    /// Attaches the per-source test of the rows flagged by any detector.
+    pub fn with_source_findings(mut self, findings: Vec<SourceFinding>) -> Self {
+        self.source_findings = findings;
+        self
+    }
+
+    /// Per-source test of the rows flagged by any detector (empty without a source column),
+    /// ascending by adjusted p-value.
+    pub fn source_findings(&self) -> &[SourceFinding] {
+        &self.source_findings
     }
 
     /// Number of rows.

@@ -38,7 +38,6 @@ pub mod confident_learning;
 pub mod duplicates;
 mod error;
 pub mod knn_label;
-mod scale;
 pub mod sources;
 
 pub use confident_learning::{ConfidentLearning, ConfidentLearningParams, Ranking};

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 
-use crate::scale::Scaler;
+use poisonguard_core::Standardizer as Scaler;
 
 /// Settings of the classifier (scikit-learn's `LogisticRegression` defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -183,6 +183,11 @@ impl Logistic {
     }
 }
 
+/// The standardized `rows` of `x` as an f64 matrix.
+fn standardized(scaler: &Scaler, x: ArrayView2<'_, f32>, rows: &[usize]) -> Mat<f64> {
+    Mat::from_fn(rows.len(), x.ncols(), |r, j| scaler.z(j, x[[rows[r], j]]))
+}
+
 /// A standardizer and a model fitted on the same rows.
 #[derive(Debug, Clone)]
 pub(crate) struct ScaledLogistic {
@@ -200,7 +205,7 @@ impl ScaledLogistic {
         s: LogisticSettings,
     ) -> Self {
         let scaler = Scaler::fit_rows(x, rows);
-        let xs = scaler.transform_f64(x, rows);
+        let xs = standardized(&scaler, x, rows);
         let y: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
         Self { model: Logistic::fit(xs.as_ref(), &y, k, s), scaler }
     }
@@ -212,7 +217,7 @@ impl ScaledLogistic {
 
     /// Probabilities of `rows` of `x`, `rows.len() x k` row-major.
     pub(crate) fn predict(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> Vec<f64> {
-        self.model.predict_proba(self.scaler.transform_f64(x, rows).as_ref())
+        self.model.predict_proba(standardized(&self.scaler, x, rows).as_ref())
     }
 }
 

@@ -6,7 +6,7 @@ use poisonguard_core::{
 
 use super::{DuplicatesParams, DuplicatesValidParams};
 use crate::error::Result;
-use crate::scale::Scaler;
+use poisonguard_core::Standardizer as Scaler;
 
 /// Consistency constant of the MAD for a normal sample.
 const MAD_TO_SD: f64 = 1.482_602_218_505_602;
@@ -112,15 +112,15 @@ fn group_score(size: usize, distinct_labels: usize, fence: f64) -> f64 {
 impl DuplicatesValidParams {
     fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<Duplicates> {
         let n = data.n_samples();
-        let k = self.k.min(n.saturating_sub(1));
+        let k = self.k.min(n.saturating_sub(1)).max(1);
         let scaler = self.standardize.then(|| Scaler::fit(data.features()));
         let reference = match &scaler {
             Some(s) => s.transform(data.features()),
             None => data.features().to_owned(),
         };
-        let graph = match shared.filter(|_| scaler.is_none()) {
+        let graph = match shared {
             Some(g) => g.truncate(k),
-            None => poisonguard_neighbors::exact_knn(reference.view(), k.max(1))?,
+            None => poisonguard_neighbors::exact_knn(reference.view(), k)?,
         };
         let radius = self.radius.unwrap_or_else(|| auto_radius(&graph));
         let mut parent: Vec<usize> = (0..n).collect();
@@ -202,13 +202,23 @@ impl Detector for DuplicatesValidParams {
         self.fit_with(data, None)
     }
 
-    /// Reads the audit's shared graph only when the features are used as given.
+    /// Reads the audit's shared graph of the features as given when `standardize` is off.
     fn knn_k(&self) -> Option<usize> {
         (!self.standardize).then_some(self.k)
     }
 
+    fn standardized_knn_k(&self, _data: &Dataset) -> Option<usize> {
+        self.standardize.then_some(self.k)
+    }
+
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Duplicates> {
-        self.fit_with(data, ctx.knn_for(data.n_samples(), self.k))
+        let k = self.k.min(data.n_samples().saturating_sub(1)).max(1);
+        let shared = if self.standardize {
+            ctx.standardized_knn_for(data.n_samples(), k)
+        } else {
+            ctx.knn_for(data.n_samples(), k)
+        };
+        self.fit_with(data, shared)
     }
 }
 

@@ -4,9 +4,11 @@ use poisonguard_core::{
     KnnGraph, LabelMap, Labels, Reason, ThresholdRule,
 };
 
-use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K};
+use statrs::distribution::{Binomial, DiscreteCDF};
+
+use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K, SIGN_TEST_ALPHA};
 use crate::error::Result;
-use crate::scale::Scaler;
+use poisonguard_core::Standardizer as Scaler;
 
 /// A fitted Deep k-NN label detector; see the [module docs](crate::knn_label).
 #[derive(Debug, Clone)]
@@ -58,8 +60,43 @@ fn auto_k(labels: &Labels, n: usize) -> usize {
     k.clamp(MIN_AUTO_K, MAX_AUTO_K).min(n.saturating_sub(1)).max(1)
 }
 
-/// Vote of one row: `(margin, plurality class, plurality share, own share)`.
-fn vote(own: u32, neighbours: &[u32], classes: &[u32], counts: &mut [u32]) -> (f64, u32, f64, f64) {
+/// One-sided sign-test p-value of `other` votes outvoting `own` votes:
+/// `P(X >= other)`, `X ~ Binomial(own + other, 1/2)`.
+fn sign_test(own: u32, other: u32) -> f64 {
+    if other == 0 {
+        return 1.0;
+    }
+    Binomial::new(0.5, u64::from(own + other)).map_or(1.0, |b| b.sf(u64::from(other - 1)))
+}
+
+/// What the vote of one row's neighbours says.
+#[derive(Debug, Clone, Copy)]
+struct Vote {
+    plurality: u32,
+    plurality_share: f64,
+    own_share: f64,
+    p_value: f64,
+}
+
+impl Vote {
+    /// The score: `-log10` of the sign-test p-value.
+    fn score(&self) -> f64 {
+        -self.p_value.max(f64::MIN_POSITIVE).log10()
+    }
+
+    fn reason(&self, k: usize, map: &LabelMap) -> Reason {
+        Reason::NeighborLabelDisagreement {
+            k,
+            plurality: map.values()[self.plurality as usize].clone(),
+            plurality_share: self.plurality_share,
+            own_share: self.own_share,
+            p_value: self.p_value,
+        }
+    }
+}
+
+/// Vote of one row's neighbours.
+fn vote(own: u32, neighbours: &[u32], classes: &[u32], counts: &mut [u32]) -> Vote {
     counts.iter_mut().for_each(|c| *c = 0);
     for &j in neighbours {
         counts[classes[j as usize] as usize] += 1;
@@ -73,33 +110,23 @@ fn vote(own: u32, neighbours: &[u32], classes: &[u32], counts: &mut [u32]) -> (f
         }
     }
     let k = neighbours.len() as f64;
-    (
-        (f64::from(best_votes) - f64::from(own_votes)) / k,
-        best,
-        f64::from(best_votes) / k,
-        f64::from(own_votes) / k,
-    )
+    Vote {
+        plurality: best,
+        plurality_share: f64::from(best_votes) / k,
+        own_share: f64::from(own_votes) / k,
+        p_value: sign_test(own_votes, best_votes),
+    }
 }
 
-/// Margins and explanations of `graph`'s rows against `classes` of the reference rows.
-fn score_rows(
-    graph: &KnnGraph,
-    own: &[u32],
-    classes: &[u32],
-    n_classes: usize,
-) -> (Vec<f64>, Vec<(u32, f64, f64)>) {
+/// Votes of `graph`'s rows against `classes` of the reference rows.
+fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Vec<Vote> {
     let mut counts = vec![0u32; n_classes];
-    (0..graph.n_samples())
-        .map(|i| {
-            let (m, best, bs, os) = vote(own[i], graph.neighbors(i), classes, &mut counts);
-            (m, (best, bs, os))
-        })
-        .unzip()
+    (0..graph.n_samples()).map(|i| vote(own[i], graph.neighbors(i), classes, &mut counts)).collect()
 }
 
 fn rule(p: &KnnLabelValidParams) -> ThresholdRule {
     match p.threshold {
-        ThresholdRule::Auto => ThresholdRule::Fixed(0.0),
+        ThresholdRule::Auto => ThresholdRule::Fixed(-SIGN_TEST_ALPHA.log10()),
         r => r,
     }
 }
@@ -114,24 +141,16 @@ impl KnnLabelValidParams {
             Some(s) => s.transform(data.features()),
             None => data.features().to_owned(),
         };
-        let graph = match shared.filter(|_| scaler.is_none()) {
+        let graph = match shared {
             Some(g) => g.truncate(k),
             None => poisonguard_neighbors::exact_knn(reference.view(), k)?,
         };
         let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
         let n_classes = labels.map().n_classes();
-        let (scores, why) = score_rows(&graph, &classes, &classes, n_classes);
+        let why = votes(&graph, &classes, &classes, n_classes);
         let map = labels.map().clone();
-        let explain = |i: usize, _| {
-            let (best, bs, os) = why[i];
-            Reason::NeighborLabelDisagreement {
-                k,
-                plurality: map.values()[best as usize].clone(),
-                plurality_share: bs,
-                own_share: os,
-            }
-        };
-        let training = Detection::new(scores, &rule(self), explain)?;
+        let scores = why.iter().map(Vote::score).collect();
+        let training = Detection::new(scores, &rule(self), |i, _| why[i].reason(k, &map))?;
         let findings = labels
             .rows_by_class()
             .iter()
@@ -141,7 +160,7 @@ impl KnnLabelValidParams {
                 let m = rows.len() as f64;
                 let contradicted =
                     rows.iter().filter(|&&i| training.is_flagged(i)).count() as f64 / m;
-                let agreement = rows.iter().map(|&i| why[i].2).sum::<f64>() / m;
+                let agreement = rows.iter().map(|&i| why[i].own_share).sum::<f64>() / m;
                 ClassFinding::new(
                     poisonguard_core::ClassId(c as u32),
                     map.values()[c].clone(),
@@ -172,17 +191,25 @@ impl Detector for KnnLabelValidParams {
         self.fit_with(data, None)
     }
 
-    /// Reads the audit's shared graph only when the features are used as given.
+    /// Reads the audit's shared graph of the features as given when `standardize` is off and
+    /// `k` is set.
     fn knn_k(&self) -> Option<usize> {
         if self.standardize { None } else { self.k }
     }
 
+    fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
+        let labels = data.labels().filter(|_| self.standardize)?;
+        Some(self.k.unwrap_or_else(|| auto_k(labels, data.n_samples())))
+    }
+
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<KnnLabel> {
-        let k = match self.k {
-            Some(k) => k,
-            None => return self.fit_with(data, None),
+        let n = data.n_samples();
+        let shared = match (self.standardize, self.standardized_knn_k(data), self.k) {
+            (true, Some(k), _) => ctx.standardized_knn_for(n, k),
+            (false, _, Some(k)) => ctx.knn_for(n, k),
+            _ => None,
         };
-        self.fit_with(data, ctx.knn_for(data.n_samples(), k))
+        self.fit_with(data, shared)
     }
 }
 
@@ -220,17 +247,10 @@ impl FittedDetector for KnnLabel {
                 detector: Self::ID.as_str(),
                 message: e.to_string(),
             })?;
-        let (scores, why) =
-            score_rows(&graph, &own, &self.reference_classes, self.label_map.n_classes());
-        let map = &self.label_map;
+        let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
+        let scores = why.iter().map(Vote::score).collect();
         Detection::with_threshold(scores, self.training.threshold(), |i, _| {
-            let (best, bs, os) = why[i];
-            Reason::NeighborLabelDisagreement {
-                k: self.k,
-                plurality: map.values()[best as usize].clone(),
-                plurality_share: bs,
-                own_share: os,
-            }
+            why[i].reason(self.k, &self.label_map)
         })
     }
 }

@@ -6,9 +6,14 @@
 //!    26% of clean rows, the standardized ones on 2%). With `standardize(false)` the features
 //!    are used as given and a kNN graph shared by an audit is reused.
 //! 2. Find each row's `k` nearest neighbours (exact, self excluded, ties by index).
-//! 3. Count the neighbours' labels. The row is flagged when the most common label among them
-//!    (the plurality) is another class than the row's own, with strictly more votes, which is
-//!    the paper's rule: the row would be removed by a k-NN vote.
+//! 3. Count the neighbours' labels. The paper removes a row when the most common label among
+//!    them (the plurality) is another class. We ask in addition that the plurality outvotes the
+//!    row's own label significantly: a one-sided sign test of `b` plurality votes against `a`
+//!    own votes, `p = P(X >= b)` with `X ~ Binomial(a + b, 1/2)`, at level
+//!    [`SIGN_TEST_ALPHA`] = 0.05. A 4-to-3 vote in the overlap of two classes is a coin flip, not
+//!    evidence: the plain plurality rule flagged 3.4% of clean `wine`, 3.5% of clean
+//!    `breast_cancer` and 2.6% of clean `digits`; the test flags 0.6%, 1.4% and 0.7% with the
+//!    same ranking (ROC-AUC on 10% flips 0.993, 0.972, 0.998 either way).
 //!
 //! `k` defaults to the square root of the smallest class's size (the classic `sqrt(n)` rule
 //! for k-NN, applied per class as the paper ties `k` to the class sizes), clamped to
@@ -16,9 +21,9 @@
 //! standard error is under 7% while the search cost keeps growing.
 //!
 //! # Score
-//! The plurality margin `(votes of the plurality other label - votes of the own label) / k`, in
-//! [-1, 1], higher = more suspicious. With the default [`ThresholdRule::Auto`] rows are flagged
-//! when it is positive (the paper's rule above); any other rule applies to the margin.
+//! `-log10 p` of the sign test, >= 0, higher = more suspicious (0 when no neighbour carries
+//! another label). With the default [`ThresholdRule::Auto`] rows are flagged when
+//! `p < 0.05` (score above 1.30); any other rule applies to the score.
 //!
 //! Class-level findings: per class, `contradicted_share` (share of its rows flagged, the score
 //! classes are ranked by) and `mean_agreement` (mean share of neighbours agreeing with the
@@ -38,6 +43,8 @@ use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 pub const MIN_AUTO_K: usize = 5;
 /// Largest `k` the automatic rule picks.
 pub const MAX_AUTO_K: usize = 50;
+/// Level of the sign test behind the default threshold.
+pub const SIGN_TEST_ALPHA: f64 = 0.05;
 
 /// Checked hyperparameters of [`KnnLabel`].
 #[derive(Debug, Clone, PartialEq)]

@@ -1,24 +1,25 @@
-//! Column standardization shared by the label detectors.
+//! [`Standardizer`]: z-scores of the feature columns, shared by the detectors that standardize
+//! and by an audit that shares a kNN graph of standardized features.
 
 use ndarray::{Array2, ArrayView2};
 
-/// Per-column mean and standard deviation (f64 accumulation); a constant column gets scale 0
-/// and maps to 0.
+/// Per-column mean and standard deviation (f64 accumulation); a column without spread (sd below
+/// 1e-6 of its mean's magnitude: f32 rounding noise) maps to 0.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Scaler {
+pub struct Standardizer {
     mean: Vec<f64>,
     inv_sd: Vec<f64>,
 }
 
-impl Scaler {
+impl Standardizer {
     /// Fits on the rows of `x`.
-    pub(crate) fn fit(x: ArrayView2<'_, f32>) -> Self {
+    pub fn fit(x: ArrayView2<'_, f32>) -> Self {
         let rows: Vec<usize> = (0..x.nrows()).collect();
         Self::fit_rows(x, &rows)
     }
 
     /// Fits on `rows` of `x`.
-    pub(crate) fn fit_rows(x: ArrayView2<'_, f32>, rows: &[usize]) -> Self {
+    pub fn fit_rows(x: ArrayView2<'_, f32>, rows: &[usize]) -> Self {
         let n = rows.len().max(1) as f64;
         let d = x.ncols();
         let mut mean = vec![0.0f64; d];
@@ -48,17 +49,23 @@ impl Scaler {
     }
 
     /// The standardized copy of `x` as f32.
-    pub(crate) fn transform(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    pub fn transform(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
         Array2::from_shape_fn(x.dim(), |(i, j)| {
             ((f64::from(x[[i, j]]) - self.mean[j]) * self.inv_sd[j]) as f32
         })
     }
 
-    /// The standardized copy of `x` as f64, row-major `n x d`, for the classifier.
-    pub(crate) fn transform_f64(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> faer::Mat<f64> {
-        faer::Mat::from_fn(rows.len(), x.ncols(), |r, j| {
-            (f64::from(x[[rows[r], j]]) - self.mean[j]) * self.inv_sd[j]
-        })
+    /// The z-score of value `v` of column `j`.
+    ///
+    /// # Panics
+    /// If `j` is not a column of the fit.
+    pub fn z(&self, j: usize, v: f32) -> f64 {
+        (f64::from(v) - self.mean[j]) * self.inv_sd[j]
+    }
+
+    /// Columns of the fit.
+    pub fn n_features(&self) -> usize {
+        self.mean.len()
     }
 }
 
@@ -70,7 +77,7 @@ mod tests {
     #[test]
     fn standardizes_and_zeroes_constant_columns() {
         let x = array![[1.0f32, 5.0], [3.0, 5.0]];
-        let z = Scaler::fit(x.view()).transform(x.view());
+        let z = Standardizer::fit(x.view()).transform(x.view());
         assert_eq!(z, array![[-1.0f32, 0.0], [1.0, 0.0]]);
     }
 }
