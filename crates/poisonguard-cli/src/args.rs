@@ -39,15 +39,21 @@ pub struct ScanArgs {
     /// Ground-truth column (1 = known poison): prints ROC-AUC, average precision and recall.
     #[arg(long, value_name = "COL")]
     pub truth: Option<String>,
+    /// Out-of-sample predicted probabilities for confident_learning: a CSV or Parquet file with
+    /// one row per input row and one column per class, named as the label (`3`) or ending in
+    /// `_<label>` (`prob_3`). Without it, confident_learning cross-validates its own classifier.
+    #[arg(long, value_name = "FILE", requires = "label")]
+    pub pred_probs: Option<PathBuf>,
     /// Feature columns to use, comma-separated (default: every other numeric column).
     #[arg(long, value_name = "A,B", value_delimiter = ',', conflicts_with = "exclude")]
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the features, comma-separated.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,
-    /// Detectors to run, comma-separated (default: spectral_signature when labelled,
-    /// isolation_forest, ecod). Known: spectral_signature, isolation_forest, knn_distance, lof,
-    /// ecod, mahalanobis, pca.
+    /// Detectors to run, comma-separated (default: isolation_forest, ecod, duplicates, and with
+    /// labels spectral_signature, knn_label, confident_learning). Known: spectral_signature,
+    /// isolation_forest, knn_distance, lof, ecod, mahalanobis, pca, knn_label,
+    /// confident_learning, duplicates.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub detectors: Option<Vec<String>>,
     /// Fit the outlier detectors within each class and score each row against its own class.

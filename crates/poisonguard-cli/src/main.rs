@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poisonguard::{Audit, AuditEvent, DetectorOptions, Report};
-use poisonguard_io::{Format, LoadOptions, Table, load, write_report};
+use poisonguard_io::{Format, LoadOptions, Table, attach_pred_probs, load, write_report};
 
 use crate::args::{Cli, Command, ScanArgs};
 
@@ -113,7 +113,11 @@ fn load_and_audit(
         features: args.features.clone(),
         exclude: args.exclude.clone().unwrap_or_default(),
     };
-    let table = load(&args.input, &load_opts)?;
+    let mut table = load(&args.input, &load_opts)?;
+    if let Some(path) = &args.pred_probs {
+        bar.set_message(format!("reading {}", path.display()));
+        table = attach_pred_probs(table, path)?;
+    }
     let data = table.dataset();
     if let (Some(labels), Some(column)) = (data.labels(), &args.label) {
         if labels.n_present_classes() < 2 {
@@ -138,6 +142,9 @@ fn load_and_audit(
     let report = audit
         .run_with(data, &mut |event| match event {
             AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
+            AuditEvent::SharedStandardizedKnn(k) => {
+                bar.set_message(format!("finding {k} nearest neighbours (standardized)"))
+            }
             AuditEvent::Started(id) => bar.set_message(format!("running {id}")),
             _ => {}
         })

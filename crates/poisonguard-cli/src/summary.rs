@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use poisonguard::{Report, metrics};
+use poisonguard::{NoiseMatrix, Report, metrics};
 use poisonguard_io::Table;
 
 use crate::args::ScanArgs;
@@ -65,6 +65,15 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         }
     }
 
+    for run in report.runs() {
+        if let Some(m) = &run.noise_matrix {
+            print_noise_matrix(out, run.id.as_str(), m)?;
+        }
+    }
+    if !report.source_findings().is_empty() {
+        print_sources(out, report)?;
+    }
+
     if let (Some(truth), Some(col)) = (table.truth(), &args.truth) {
         let n_poison = truth.iter().filter(|&&t| t).count();
         let k = (1.5 * n_poison as f64).round() as usize;
@@ -96,6 +105,71 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
     }
     if let Some(path) = &args.output {
         writeln!(out, "\nreport written to {}", path.display())?;
+    }
+    Ok(())
+}
+
+/// Rows of the noise matrix shown: the given labels with the most estimated errors.
+const TOP_NOISE_ROWS: usize = 5;
+/// Sources listed.
+const TOP_SOURCES: usize = 10;
+/// Adjusted p-value below which a source is called poisoned.
+const SOURCE_ALPHA: f64 = 0.01;
+
+/// The given labels with the largest estimated error counts and where their rows truly belong.
+fn print_noise_matrix(out: &mut impl Write, id: &str, m: &NoiseMatrix) -> Result<()> {
+    let k = m.labels().len();
+    writeln!(
+        out,
+        "
+estimated label noise ({id}): about {} rows carry a wrong label",
+        m.n_mislabeled()
+    )?;
+    let mut given: Vec<usize> = (0..k).collect();
+    given.sort_by(|&a, &b| m.noise_rate(b).total_cmp(&m.noise_rate(a)).then(a.cmp(&b)));
+    for &g in given.iter().take(TOP_NOISE_ROWS).filter(|&&g| m.noise_rate(g) > 0.0) {
+        let mut parts: Vec<(usize, usize)> =
+            (0..k).filter(|&t| t != g && m.count(g, t) > 0).map(|t| (m.count(g, t), t)).collect();
+        parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let likely: Vec<String> =
+            parts.iter().take(3).map(|(c, t)| format!("{c} look like {}", m.labels()[*t])).collect();
+        writeln!(
+            out,
+            "  labelled {:<10} {:>5.1}% wrong: {}",
+            m.labels()[g].to_string(),
+            100.0 * m.noise_rate(g),
+            likely.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// Sources ranked by the test of their share of rows flagged by any detector.
+fn print_sources(out: &mut impl Write, report: &Report) -> Result<()> {
+    let findings = report.source_findings();
+    let named = findings.iter().filter(|f| f.p_adjusted < SOURCE_ALPHA).count();
+    writeln!(
+        out,
+        "
+sources ({} in all; {named} look poisoned at adjusted p < {SOURCE_ALPHA}):",
+        findings.len()
+    )?;
+    writeln!(
+        out,
+        "  {:<16} {:>7} {:>8} {:>9} {:>9} {:>11}",
+        "source", "rows", "flagged", "rate", "expected", "p_adjusted"
+    )?;
+    for f in findings.iter().take(TOP_SOURCES) {
+        writeln!(
+            out,
+            "  {:<16} {:>7} {:>8} {:>8.1}% {:>9.1} {:>11.2e}",
+            f.source,
+            f.n_samples,
+            f.n_flagged,
+            100.0 * f.flag_rate(),
+            f.expected,
+            f.p_adjusted
+        )?;
     }
     Ok(())
 }

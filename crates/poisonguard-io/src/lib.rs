@@ -28,5 +28,5 @@ mod read;
 mod write;
 
 pub use error::{Error, Result};
-pub use read::{Format, LoadOptions, Table, load};
+pub use read::{Format, LoadOptions, Table, attach_pred_probs, load};
 pub use write::{report_columns, write_report};

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::path::Path;
 
 use ndarray::Array2;
-use poisonguard_core::{Dataset, LabelValue, Labels};
+use poisonguard_core::{DataError, Dataset, LabelValue, Labels};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
@@ -388,4 +388,57 @@ fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
             }
         })
         .collect()
+}
+
+/// Reads out-of-sample predicted probabilities from a CSV or Parquet file with one row per row
+/// of `table` (same order) and one column per class, and attaches them to its dataset.
+///
+/// The column of class `c` is the one named exactly as the label (`3`, `cat`) or, failing that,
+/// the only one whose name ends in `_<label>` (`prob_3`, `p_cat`); other columns are ignored.
+///
+/// # Errors
+/// Reading errors as [`load`]; [`Error::MissingColumn`] naming the class without a column;
+/// [`Error::Data`] when the row count differs or a value lies outside [0, 1]; the table must
+/// have labels.
+pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let p = shown.as_str();
+    let frame = read_frame(path)?;
+    let Table { dataset, truth, feature_names } = table;
+    let data_err = |source| Error::Data { path: shown.clone(), source };
+    let Some(labels) = dataset.labels() else {
+        return Err(data_err(DataError::LabelsRequired { detector: "confident_learning" }));
+    };
+    let names: Vec<String> =
+        frame.get_column_names().iter().map(|s| s.as_str().to_string()).collect();
+    let mut columns = Vec::with_capacity(labels.map().n_classes());
+    for value in labels.map().values() {
+        let label = value.to_string();
+        let suffix = format!("_{label}");
+        let exact = names.iter().find(|n| **n == label);
+        let by_suffix: Vec<&String> = names.iter().filter(|n| n.ends_with(&suffix)).collect();
+        match (exact, by_suffix.as_slice()) {
+            (Some(name), _) => columns.push(name.clone()),
+            (None, [name]) => columns.push((*name).clone()),
+            _ => {
+                return Err(Error::MissingColumn {
+                    path: shown.clone(),
+                    column: label,
+                    role: "predicted probability of this class",
+                    available: column_list(&frame),
+                });
+            }
+        }
+    }
+    if frame.height() != dataset.n_samples() {
+        return Err(data_err(DataError::LengthMismatch {
+            what: "predicted probabilities",
+            expected: dataset.n_samples(),
+            actual: frame.height(),
+        }));
+    }
+    let probs = feature_matrix(p, &frame, &columns)?;
+    let dataset = dataset.with_pred_probs(probs).map_err(data_err)?;
+    Ok(Table { dataset, truth, feature_names })
 }
