@@ -405,7 +405,7 @@ mod tests {
         let opts = DetectorOptions::default();
         let audit = Audit::new()
             .with_detector(detector("knn_label", &opts).unwrap())
-            .with_detector(detector("duplicates", &opts).unwrap());
+            .with_detector(Box::new(Duplicates::params().standardize(true)));
         let mut shared_k = None;
         let report = audit
             .run_with(&data, &mut |e| {
@@ -415,10 +415,11 @@ mod tests {
             })
             .unwrap();
         assert_eq!(shared_k, Some(10));
-        for name in ["knn_label", "duplicates"] {
-            let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
+        let knn = detector("knn_label", &opts).unwrap().fit_boxed(&data).unwrap();
+        let dup = Duplicates::params().standardize(true).fit(&data).unwrap();
+        for (name, alone) in [("knn_label", knn.training()), ("duplicates", dup.training())] {
             let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
-            assert_eq!(run.detection.scores(), alone.training().scores(), "{name}");
+            assert_eq!(run.detection.scores(), alone.scores(), "{name}");
         }
     }
 

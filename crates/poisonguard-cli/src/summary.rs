@@ -131,8 +131,11 @@ estimated label noise ({id}): about {} rows carry a wrong label",
         let mut parts: Vec<(usize, usize)> =
             (0..k).filter(|&t| t != g && m.count(g, t) > 0).map(|t| (m.count(g, t), t)).collect();
         parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let likely: Vec<String> =
-            parts.iter().take(3).map(|(c, t)| format!("{c} look like {}", m.labels()[*t])).collect();
+        let likely: Vec<String> = parts
+            .iter()
+            .take(3)
+            .map(|(c, t)| format!("{c} look like {}", m.labels()[*t]))
+            .collect();
         writeln!(
             out,
             "  labelled {:<10} {:>5.1}% wrong: {}",

@@ -1,8 +1,11 @@
 //! Conflicting and flooding near-duplicates.
 //!
 //! # Algorithm
-//! 1. Standardize the features (as [`knn_label`](crate::knn_label); `standardize(false)` uses
-//!    them as given) and find every row's `k` nearest neighbours (default 10).
+//! 1. Find every row's `k` nearest neighbours (default 10) in the features as given (a kNN
+//!    graph shared by an audit is reused). Copies are copies in any units, and standardizing
+//!    would blow up a copy's small jitter in near-constant columns: on `digits`, 30 copies
+//!    jittered by +-0.25 of a pixel level were all found on the raw pixels and none after
+//!    standardization. `standardize(true)` searches z-scores instead.
 //! 2. The near-duplicate radius comes from the data: on the log of every row's distance to its
 //!    nearest neighbour (rows at distance 0 left out), the robust lower fence
 //!    `median - 3.5 * 1.4826 * MAD`; two rows are near-duplicates when they are neighbours at
@@ -76,7 +79,7 @@ impl Default for DuplicatesParams {
         Self(DuplicatesValidParams {
             k: DEFAULT_K,
             radius: None,
-            standardize: true,
+            standardize: false,
             threshold: ThresholdRule::Auto,
         })
     }
@@ -95,7 +98,7 @@ impl DuplicatesParams {
         self
     }
 
-    /// Standardizes the features before the search (default `true`).
+    /// Standardizes the features before the search (default `false`).
     pub fn standardize(mut self, on: bool) -> Self {
         self.0.standardize = on;
         self
