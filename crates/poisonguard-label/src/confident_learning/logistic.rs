@@ -233,11 +233,12 @@ pub(crate) fn stratified_folds(classes: &[u32], k: usize, folds: usize, seed: u6
     for (c, mut rows) in by_class.into_iter().enumerate() {
         let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, c as u64));
         rows.shuffle(&mut rng);
+        let len = rows.len();
         for (pos, i) in rows.into_iter().enumerate() {
             fold[i] = (pos + offset) % folds;
         }
         // Start the next class where this one stopped, so folds stay balanced in size.
-        offset += 1;
+        offset = (offset + len) % folds;
     }
     fold
 }
