@@ -62,7 +62,9 @@ if len(sys.argv) > 3:
 
 
 def run_ours(path, out=None):
-    cmd = [BINARY, "scan", path, "--label", "label", "--truth", "is_poison", "--detectors", ",".join(OURS)]
+    cmd = [BINARY, "scan", path, "--label", "label", "--detectors", ",".join(OURS)]
+    if "is_poison" in pq.read_schema(path).names:
+        cmd += ["--truth", "is_poison"]
     if out:
         cmd += ["-o", out]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
