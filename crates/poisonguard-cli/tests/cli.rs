@@ -106,7 +106,7 @@ mod report {
     }
 
     #[test]
-    fn default_detectors_without_labels_are_the_outlier_ones() {
+    fn default_detectors_without_labels_need_no_labels() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.csv");
         let input = datasets().join("adbench/14_glass.parquet");
@@ -114,7 +114,8 @@ mod report {
         let text = String::from_utf8(scan_report(&args, &out)).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "row,isolation_forest_score,isolation_forest_flagged,ecod_score,ecod_flagged,suspicion,flagged,reasons"
+            "row,isolation_forest_score,isolation_forest_flagged,ecod_score,ecod_flagged,\
+             duplicates_score,duplicates_flagged,suspicion,flagged,reasons"
         );
         assert_eq!(text.lines().count(), 215);
     }
@@ -207,6 +208,91 @@ mod determinism {
             reports.push(scan_report(&args, &out));
         }
         assert_eq!(reports[0], reports[1], "report differs between 1 and 2 threads");
+    }
+}
+
+mod label_family {
+    use super::*;
+    use std::fmt::Write as _;
+
+    /// 40 rows, two features, labels 0/1 alternating, two sources; and predicted
+    /// probabilities that put rows 0, 2 and 4 (labelled 0) confidently in class 1.
+    fn files(dir: &Path, prob_rows: usize, prob_cols: [&str; 2]) -> (String, String) {
+        let mut input = String::from("a,b,label,src\n");
+        let mut probs = format!("{},{}\n", prob_cols[0], prob_cols[1]);
+        for i in 0..40 {
+            writeln!(input, "{},{},{},s{}", i % 7, (i * 3) % 5, i % 2, i % 2).unwrap();
+        }
+        for i in 0..prob_rows {
+            let p1 = if [0, 2, 4].contains(&i) {
+                0.95
+            } else if i % 2 == 1 {
+                0.9
+            } else {
+                0.1
+            };
+            writeln!(probs, "{},{}", 1.0 - p1, p1).unwrap();
+        }
+        let a = dir.join("input.csv");
+        let b = dir.join("probs.csv");
+        std::fs::write(&a, input).unwrap();
+        std::fs::write(&b, probs).unwrap();
+        (a.to_str().unwrap().to_string(), b.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn given_probabilities_drive_confident_learning() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, probs) = files(dir.path(), 40, ["prob_0", "prob_1"]);
+        let out = dir.path().join("r.csv");
+        let args = [
+            "scan",
+            input.as_str(),
+            "--label",
+            "label",
+            "--source",
+            "src",
+            "--pred-probs",
+            probs.as_str(),
+            "--detectors",
+            "confident_learning",
+        ];
+        let text = String::from_utf8(scan_report(&args, &out)).unwrap();
+        let flagged: Vec<usize> = text
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains("confident_learning: labelled 0"))
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(flagged, vec![0, 2, 4], "{text}");
+        let o = poisonguard(&args);
+        let summary = stdout(&o);
+        assert!(summary.contains("estimated label noise (confident_learning)"), "{summary}");
+        assert!(summary.contains("sources (2 in all"), "{summary}");
+    }
+
+    #[test]
+    fn bad_probability_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rows, cols, needle) in [
+            (39, ["prob_0", "prob_1"], "has 39 entries but the dataset has 40 rows"),
+            (40, ["prob_0", "other"], "no column \"1\""),
+        ] {
+            let (input, probs) = files(dir.path(), rows, cols);
+            let o = poisonguard(&[
+                "scan",
+                &input,
+                "--label",
+                "label",
+                "--source",
+                "src",
+                "--pred-probs",
+                &probs,
+            ]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{err}");
+            assert!(err.contains("probs.csv") && err.contains(needle), "{err}");
+        }
     }
 }
 
