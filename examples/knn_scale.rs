@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|i| fast.neighbors(i).iter().filter(|j| graph.neighbors(i).contains(j)).count())
             .sum();
         println!(
-            "approximate (NN-Descent): {:.4} s, recall@{k} {:.4}",
+            "approximate (IVF): {:.4} s, recall@{k} {:.4}",
             start.elapsed().as_secs_f64(),
             hits as f64 / (n * k) as f64
         );

@@ -56,6 +56,7 @@ pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
     KnnLabelParams, Ranking,
 };
+pub use poisonguard_neighbors::{ApproxParams, KnnMode};
 pub use poisonguard_outlier::{
     Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
     KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
@@ -102,6 +103,8 @@ pub struct DetectorOptions {
     pub threshold: Option<ThresholdRule>,
     /// Fit the outlier detectors within each class (needs labels).
     pub per_class: bool,
+    /// How the audit builds the kNN graphs it shares (exact, or approximate for large n).
+    pub knn: KnnMode,
 }
 
 impl Default for DetectorOptions {
@@ -110,6 +113,7 @@ impl Default for DetectorOptions {
             seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED,
             threshold: None,
             per_class: false,
+            knn: KnnMode::Auto,
         }
     }
 }
@@ -210,6 +214,7 @@ pub enum AuditError {
 #[derive(Debug, Default)]
 pub struct Audit {
     detectors: Vec<Box<dyn DynDetector>>,
+    knn: KnnMode,
 }
 
 impl Audit {
@@ -228,7 +233,7 @@ impl Audit {
     /// only when it has labels with at least two classes.
     pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {
         let labelled = data.labels().is_some_and(|l| l.n_present_classes() >= 2);
-        let mut audit = Self::new();
+        let mut audit = Self::new().knn_mode(opts.knn);
         for &name in DEFAULT_DETECTORS {
             if labelled || !needs_labels(name) {
                 if let Ok(d) = detector(name, opts) {
@@ -237,6 +242,13 @@ impl Audit {
             }
         }
         audit
+    }
+
+    /// Sets how the shared kNN graphs are built (default [`KnnMode::Auto`]: exact up to
+    /// [`poisonguard_neighbors::AUTO_APPROX_ROWS`] rows, approximate above).
+    pub fn knn_mode(mut self, mode: KnnMode) -> Self {
+        self.knn = mode;
+        self
     }
 
     /// Ids of the detectors this audit runs.
@@ -270,23 +282,24 @@ impl Audit {
         if self.detectors.is_empty() {
             return Err(AuditError::NoDetectors);
         }
-        // One exact kNN graph for every detector that reads neighbours, when several do. If it
+        // One kNN graph (of the features as given, and one of the standardized features) for
+        // every detector that reads neighbours, built as the audit's `KnnMode` says. If it
         // cannot be built (too few rows), each detector reports its own error.
         let ks: Vec<usize> = self.detectors.iter().filter_map(|d| d.knn_k()).collect();
         let shared = match ks.iter().max() {
-            Some(&k) if ks.len() >= 2 => {
+            Some(&k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedKnn(k));
-                poisonguard_neighbors::exact_knn(data.features(), k).ok()
+                poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
             }
             _ => None,
         };
         let ks: Vec<usize> =
             self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).collect();
         let standardized = match ks.iter().max() {
-            Some(&k) if ks.len() >= 2 && k < data.n_samples() => {
+            Some(&k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedStandardizedKnn(k));
                 let z = Standardizer::fit(data.features()).transform(data.features());
-                poisonguard_neighbors::exact_knn(z.view(), k).ok()
+                poisonguard_neighbors::knn_graph(z.view(), k, self.knn).ok()
             }
             _ => None,
         };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use poisonguard::{DETECTOR_IDS, ThresholdRule};
 
 /// Audit machine-learning training data for poisoning.
@@ -65,6 +65,10 @@ pub struct ScanArgs {
     /// Write the per-row report here (.csv, .parquet or .json).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// kNN graphs shared by the detectors: exact, approximate (inverted-file index), or auto
+    /// (approximate above 50,000 rows with more than 12 features).
+    #[arg(long, value_enum, default_value_t = KnnChoice::Auto)]
+    pub knn: KnnChoice,
     /// Seed of every randomized step.
     #[arg(long, default_value_t = poisonguard::DetectorOptions::default().seed)]
     pub seed: u64,
@@ -74,6 +78,31 @@ pub struct ScanArgs {
     /// Exit with code 1 when any row is flagged.
     #[arg(long)]
     pub fail_on_flagged: bool,
+}
+
+/// `--knn` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KnnChoice {
+    /// Exact up to 50,000 rows or 12 features, approximate above.
+    Auto,
+    /// Always exact.
+    Exact,
+    /// Always approximate (exact up to 12 features).
+    Approx,
+}
+
+impl KnnChoice {
+    /// The library's mode, seeded by `seed`.
+    pub fn mode(self, seed: u64) -> poisonguard::KnnMode {
+        match self {
+            KnnChoice::Auto => poisonguard::KnnMode::Auto,
+            KnnChoice::Exact => poisonguard::KnnMode::Exact,
+            KnnChoice::Approx => poisonguard::KnnMode::Approximate(poisonguard::ApproxParams {
+                seed,
+                ..poisonguard::ApproxParams::default()
+            }),
+        }
+    }
 }
 
 impl ScanArgs {

@@ -73,7 +73,12 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
             .context("cannot configure the thread pool")?;
     }
     let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
-    let opts = DetectorOptions { seed: args.seed, threshold, per_class: args.per_class };
+    let opts = DetectorOptions {
+        seed: args.seed,
+        threshold,
+        per_class: args.per_class,
+        knn: args.knn.mode(args.seed),
+    };
     let requested = args.detector_list()?;
     if let Some(out) = &args.output {
         // Fail before the work, not after it.
@@ -131,7 +136,7 @@ fn load_and_audit(
 
     let audit = match requested {
         Some(names) => {
-            let mut audit = Audit::new();
+            let mut audit = Audit::new().knn_mode(opts.knn);
             for name in names {
                 audit = audit.with_detector(poisonguard::detector(name, opts)?);
             }

@@ -188,6 +188,33 @@ mod determinism {
     }
 
     #[test]
+    fn approximate_graphs_same_bytes_for_1_and_2_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = datasets().join("poisoned/digits_badnets_embeddings.parquet");
+        let detectors = "knn_distance,lof,knn_label,duplicates";
+        let mut reports = Vec::new();
+        for threads in ["1", "2"] {
+            let out = dir.path().join(format!("r{threads}.csv"));
+            let args = [
+                "scan",
+                input.to_str().unwrap(),
+                "--label",
+                "label",
+                "--truth",
+                "is_poison",
+                "--knn",
+                "approx",
+                "--detectors",
+                detectors,
+                "--threads",
+                threads,
+            ];
+            reports.push(scan_report(&args, &out));
+        }
+        assert_eq!(reports[0], reports[1], "report differs between 1 and 2 threads");
+    }
+
+    #[test]
     fn outlier_detectors_same_bytes_for_1_and_2_threads() {
         let dir = tempfile::tempdir().unwrap();
         let input = datasets().join("adbench/6_cardio.parquet");

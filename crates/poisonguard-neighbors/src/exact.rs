@@ -87,11 +87,36 @@ impl Centred {
         Self { data, norms, n, d }
     }
 
+    /// Rows already centred, row-major `n x d`.
+    pub(crate) fn from_rows(data: Vec<f32>, d: usize) -> Self {
+        let n = if d == 0 { 0 } else { data.len() / d };
+        let norms = data
+            .chunks_exact(d.max(1))
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        Self { data, norms, n, d }
+    }
+
+    /// A copy of the rows `idx`, in that order.
+    pub(crate) fn gather(&self, idx: &[u32]) -> Self {
+        let mut data = Vec::with_capacity(idx.len() * self.d);
+        let mut norms = Vec::with_capacity(idx.len());
+        for &i in idx {
+            data.extend_from_slice(self.row(i as usize));
+            norms.push(self.norms[i as usize]);
+        }
+        Self { data, norms, n: idx.len(), d: self.d }
+    }
+
     pub(crate) fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
-    fn mat(&self) -> MatRef<'_, f32> {
+    pub(crate) fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    pub(crate) fn mat(&self) -> MatRef<'_, f32> {
         MatRef::from_row_major_slice(&self.data, self.n, self.d)
     }
 }

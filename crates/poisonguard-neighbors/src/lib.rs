@@ -7,7 +7,8 @@
 //! re-ranked with exact differences (f64 accumulation), so results match a naive O(n^2) search.
 //! Up to 12 features a k-d tree (median splits on the widest dimension, leaves of 32 rows)
 //! answers the same queries exactly, without the quadratic cost. For large n where an
-//! approximate graph will do, [`approximate_knn`] runs NN-Descent (Dong et al. 2011).
+//! approximate graph will do, [`approximate_knn`] searches an inverted-file index (k-means cells,
+//! exact search within the nearest cells); [`knn_graph`] picks one by a [`KnnMode`].
 //! Query blocks run in parallel; results do not depend on the thread count.
 //!
 //! ```
@@ -29,3 +30,45 @@ pub use approx::{ApproxParams, approximate_knn};
 pub use error::{Error, Result};
 pub use exact::{exact_knn, exact_knn_query};
 pub use poisonguard_core::KnnGraph;
+
+/// Rows above which [`KnnMode::Auto`] switches to the approximate search (when the data have
+/// more than 12 features; below that the exact k-d tree is fast at any n). At 50,000 rows in
+/// 128 dimensions the exact search takes about 5 s on 2 cores, and it grows as n^2.
+pub const AUTO_APPROX_ROWS: usize = 50_000;
+
+/// How a kNN graph is built.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub enum KnnMode {
+    /// Exact below [`AUTO_APPROX_ROWS`] rows or up to 12 features, approximate above.
+    #[default]
+    Auto,
+    /// Always exact ([`exact_knn`]).
+    Exact,
+    /// Always approximate ([`approximate_knn`]; exact up to 12 features).
+    Approximate(ApproxParams),
+}
+
+/// The kNN graph of `x` by `mode`.
+///
+/// # Errors
+/// As [`exact_knn`].
+///
+/// ```
+/// use ndarray::Array2;
+/// use poisonguard_neighbors::{KnnMode, exact_knn, knn_graph};
+/// let x = Array2::from_shape_fn((200, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32);
+/// // small data: Auto is exact
+/// assert_eq!(knn_graph(x.view(), 5, KnnMode::Auto)?, exact_knn(x.view(), 5)?);
+/// # Ok::<(), poisonguard_neighbors::Error>(())
+/// ```
+pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
+    match mode {
+        KnnMode::Exact => exact_knn(x, k),
+        KnnMode::Approximate(p) => approximate_knn(x, k, p),
+        KnnMode::Auto if x.nrows() > AUTO_APPROX_ROWS => {
+            approximate_knn(x, k, ApproxParams::default())
+        }
+        KnnMode::Auto => exact_knn(x, k),
+    }
+}

@@ -133,7 +133,7 @@ fn approximate_graph_recall_against_exact() {
         .map(|i| approx.neighbors(i).iter().filter(|j| exact.neighbors(i).contains(j)).count())
         .sum();
     let recall = hits as f64 / (x.nrows() * k) as f64;
-    println!("NN-Descent recall@{k}: {recall:.4}");
+    println!("IVF recall@{k}: {recall:.4}");
     assert!(recall >= 0.9, "recall {recall:.4}");
     // seeded: the same graph twice; rows never list themselves
     let again = approximate_knn(x.view(), k, ApproxParams::default()).unwrap();
