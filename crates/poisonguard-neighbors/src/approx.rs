@@ -31,6 +31,9 @@ impl Default for ApproxParams {
     }
 }
 
+/// A row and its `(neighbour, distance)` list.
+type Found = (u32, Vec<(u32, f32)>);
+
 /// Training rows per cell for the k-means (FAISS samples 39 to 256 per centroid).
 const TRAIN_PER_LIST: usize = 64;
 /// Rows per block when assigning rows to cells.
@@ -88,7 +91,7 @@ pub fn approximate_knn(
         lists[c as usize].push(i as u32);
     }
 
-    let search_cell = |c: usize| -> Vec<(u32, Vec<(u32, f32)>)> {
+    let search_cell = |c: usize| -> Vec<Found> {
         let queries = &lists[c];
         if queries.is_empty() {
             return Vec::new();
@@ -135,12 +138,12 @@ pub fn approximate_knn(
             .collect()
     };
     #[cfg(feature = "parallel")]
-    let found: Vec<Vec<(u32, Vec<(u32, f32)>)>> = {
+    let found: Vec<Vec<Found>> = {
         use rayon::prelude::*;
         (0..n_lists).into_par_iter().map(search_cell).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let found: Vec<Vec<(u32, Vec<(u32, f32)>)>> = (0..n_lists).map(search_cell).collect();
+    let found: Vec<Vec<Found>> = (0..n_lists).map(search_cell).collect();
 
     let mut indices = vec![0u32; n * k];
     let mut distances = vec![0f32; n * k];

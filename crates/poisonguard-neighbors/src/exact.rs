@@ -89,7 +89,7 @@ impl Centred {
 
     /// Rows already centred, row-major `n x d`.
     pub(crate) fn from_rows(data: Vec<f32>, d: usize) -> Self {
-        let n = if d == 0 { 0 } else { data.len() / d };
+        let n = data.len().checked_div(d).unwrap_or(0);
         let norms = data
             .chunks_exact(d.max(1))
             .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
