@@ -69,6 +69,17 @@ pub struct ScanArgs {
     /// (approximate above 50,000 rows with more than 12 features).
     #[arg(long, value_enum, default_value_t = KnnChoice::Auto)]
     pub knn: KnnChoice,
+    /// Write the summary (per detector, class and source; quality with --truth) as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
+    /// Write the input rows that no detector flagged here (.csv or .parquet), every original
+    /// column kept with its type.
+    #[arg(long, value_name = "PATH")]
+    pub clean_output: Option<PathBuf>,
+    /// Write the flagged input rows here (.csv or .parquet), with `poisonguard_row` and
+    /// `poisonguard_reasons` columns added.
+    #[arg(long, value_name = "PATH")]
+    pub quarantine: Option<PathBuf>,
     /// Seed of every randomized step.
     #[arg(long, default_value_t = poisonguard::DetectorOptions::default().seed)]
     pub seed: u64,

@@ -5,6 +5,7 @@
 
 mod args;
 mod summary;
+mod summary_json;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poisonguard::{Audit, AuditEvent, DetectorOptions, Report};
-use poisonguard_io::{Format, LoadOptions, Table, attach_pred_probs, load, write_report};
+use poisonguard_io::{
+    Format, LoadOptions, Table, attach_pred_probs, load, write_report, write_rows,
+};
 
 use crate::args::{Cli, Command, ScanArgs};
 
@@ -80,9 +83,17 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         knn: args.knn.mode(args.seed),
     };
     let requested = args.detector_list()?;
+    // Fail on an output path's extension before the work, not after it.
     if let Some(out) = &args.output {
-        // Fail before the work, not after it.
         Format::of(out, true)?;
+    }
+    for out in [&args.clean_output, &args.quarantine].into_iter().flatten() {
+        Format::of(out, false)?;
+    }
+    if let Some(out) = &args.summary {
+        if out.extension().and_then(|e| e.to_str()) != Some("json") {
+            bail!("{}: the summary is written as JSON; name it *.json", out.display());
+        }
     }
 
     let bar = spinner();
@@ -157,6 +168,22 @@ fn load_and_audit(
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));
         write_report(out, &report, data)?;
+    }
+    let flagged: Vec<bool> = (0..data.n_samples()).map(|i| report.is_flagged(i)).collect();
+    if let Some(out) = &args.clean_output {
+        bar.set_message(format!("writing {}", out.display()));
+        let keep: Vec<bool> = flagged.iter().map(|f| !f).collect();
+        write_rows(&args.input, &keep, out, None)?;
+    }
+    if let Some(out) = &args.quarantine {
+        bar.set_message(format!("writing {}", out.display()));
+        let reasons: Vec<String> =
+            (0..data.n_samples()).map(|i| report.reasons_of_row(i)).collect();
+        write_rows(&args.input, &flagged, out, Some(&reasons))?;
+    }
+    if let Some(out) = &args.summary {
+        let doc = summary_json::document(&args.input, &table, &report, args.truth.as_deref());
+        summary_json::write(out, &doc)?;
     }
     Ok((table, report))
 }

@@ -323,6 +323,69 @@ mod label_family {
     }
 }
 
+mod mitigation {
+    use super::*;
+
+    #[test]
+    fn clean_output_quarantine_and_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = datasets().join("poisoned/digits_labelflip.csv");
+        let clean = dir.path().join("clean.csv");
+        let quarantine = dir.path().join("quarantine.csv");
+        let summary = dir.path().join("summary.json");
+        let report = dir.path().join("report.csv");
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--truth",
+            "is_poison",
+            "--output",
+            report.to_str().unwrap(),
+            "--clean-output",
+            clean.to_str().unwrap(),
+            "--quarantine",
+            quarantine.to_str().unwrap(),
+            "--summary",
+            summary.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let original = std::fs::read_to_string(&input).unwrap();
+        let original: Vec<&str> = original.lines().collect();
+        // the quarantine holds the flagged rows: input columns, then `poisonguard_row`
+        let q = std::fs::read_to_string(&quarantine).unwrap();
+        let header = q.lines().next().unwrap();
+        assert!(header.ends_with("is_poison,poisonguard_row,poisonguard_reasons"), "{header}");
+        let n_input_columns = original[0].split(',').count();
+        let mut flagged = vec![false; original.len() - 1];
+        for line in q.lines().skip(1) {
+            let row: usize = line.split(',').nth(n_input_columns).unwrap().parse().unwrap();
+            assert!(line.starts_with(original[row + 1]), "quarantined row {row} differs");
+            flagged[row] = true;
+        }
+        let n_flagged = flagged.iter().filter(|&&f| f).count();
+        assert!(n_flagged > 0);
+        // the clean file: the input's columns (the input quotes its header, polars does not)
+        // and its unflagged lines, byte for byte
+        let kept: Vec<&str> =
+            original[1..].iter().zip(&flagged).filter(|(_, f)| !**f).map(|(l, _)| *l).collect();
+        let clean = std::fs::read_to_string(&clean).unwrap();
+        let clean: Vec<&str> = clean.lines().collect();
+        assert_eq!(clean[0], original[0].replace('"', ""));
+        assert_eq!(clean.len(), original.len() - n_flagged);
+        assert!(clean[1..] == kept[..], "clean output differs from the unflagged input lines");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        assert_eq!(doc["rows"], 1797);
+        assert_eq!(doc["flagged"], n_flagged);
+        let cl =
+            doc["detectors"].as_array().unwrap().iter().find(|d| d["id"] == "confident_learning");
+        assert!(cl.unwrap()["noise_matrix"]["estimated_mislabeled"].as_u64().unwrap() > 100);
+        assert!(doc["quality"]["scores"]["knn_label"]["roc_auc"].as_f64().unwrap() > 0.99);
+    }
+}
+
 mod bad_input {
     use super::*;
 
@@ -441,6 +504,14 @@ mod bad_input {
             &["scan", &p, "--label", "label", "--truth", "t"],
             &["truth.csv", "\"t\"", "row 1", "not 0 or 1"],
         );
+    }
+
+    #[test]
+    fn bad_mitigation_paths_fail_before_work() {
+        let input = datasets().join("tabular/wine.csv");
+        let i = input.to_str().unwrap();
+        rejects(&["scan", i, "--clean-output", "clean.json"], &["clean.json", "unsupported"]);
+        rejects(&["scan", i, "--summary", "summary.csv"], &["summary.csv", "JSON"]);
     }
 
     #[test]

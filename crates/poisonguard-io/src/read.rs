@@ -115,7 +115,7 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     table_from_frame(path, &frame, opts)
 }
 
-fn read_frame(path: &Path) -> Result<DataFrame> {
+pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
     let shown = path.display().to_string();
     let format = Format::of(path, false)?;
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {

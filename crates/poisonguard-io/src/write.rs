@@ -130,3 +130,58 @@ fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::
     out.write_all(b"\n]\n")?;
     out.flush()
 }
+
+/// Writes the rows of the table at `input` where `keep` is true to `output` (CSV or Parquet by
+/// its extension), with every original column and its type; with `reasons` (one per input row)
+/// two columns are added: `poisonguard_row` (the 0-based input row) and `poisonguard_reasons`.
+/// Returns the number of rows written.
+///
+/// This is how the CLI writes a cleaned dataset (`--clean-output`: the rows not flagged) and a
+/// quarantine (`--quarantine`: the flagged rows with why).
+///
+/// # Errors
+/// Reading errors as [`load`](crate::load); [`Error::UnsupportedFormat`] when `output` is not
+/// `.csv` or `.parquet`; [`Error::Data`] when `keep` (or `reasons`) does not have one entry per
+/// input row; [`Error::Write`] / [`Error::Io`] when the file cannot be written.
+pub fn write_rows(
+    input: impl AsRef<Path>,
+    keep: &[bool],
+    output: impl AsRef<Path>,
+    reasons: Option<&[String]>,
+) -> Result<usize> {
+    let (input, output) = (input.as_ref(), output.as_ref());
+    let shown = output.display().to_string();
+    let format = Format::of(output, false)?;
+    let mut frame = crate::read::read_frame(input)?;
+    let n = frame.height();
+    for (what, len) in [("row mask", Some(keep.len())), ("reasons", reasons.map(<[String]>::len))] {
+        if let Some(len) = len.filter(|&l| l != n) {
+            return Err(Error::Data {
+                path: input.display().to_string(),
+                source: poisonguard_core::DataError::LengthMismatch {
+                    what,
+                    expected: n,
+                    actual: len,
+                },
+            });
+        }
+    }
+    let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
+    if let Some(reasons) = reasons {
+        let rows: Vec<i64> = (0..n as i64).collect();
+        frame.with_column(Column::new("poisonguard_row".into(), rows)).map_err(write_err)?;
+        frame
+            .with_column(Column::new("poisonguard_reasons".into(), reasons.to_vec()))
+            .map_err(write_err)?;
+    }
+    let mask = BooleanChunked::from_slice("keep".into(), keep);
+    let mut kept = frame.filter(&mask).map_err(write_err)?;
+    let file = File::create(output).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    match format {
+        Format::Csv => CsvWriter::new(BufWriter::new(file)).finish(&mut kept).map_err(write_err)?,
+        _ => {
+            ParquetWriter::new(file).finish(&mut kept).map_err(write_err)?;
+        }
+    }
+    Ok(kept.height())
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use poisonguard_core::{
     Detection, DetectorId, DetectorRun, LabelValue, Reason, Report, ThresholdRule,
 };
-use poisonguard_io::{Error, LoadOptions, load, report_columns, write_report};
+use poisonguard_io::{Error, LoadOptions, load, report_columns, write_report, write_rows};
 use polars::prelude::*;
 
 fn datasets() -> PathBuf {
@@ -136,4 +136,58 @@ fn parquet_csv_and_json_reports_round_trip_with_types() {
     assert_eq!(v[2]["id"], "r2");
     assert_eq!(v[2]["flagged"], true);
     assert_eq!(v[1]["demo_score"], 0.2);
+}
+
+#[test]
+fn kept_rows_round_trip_with_columns_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.parquet");
+    let mut frame = DataFrame::new(
+        4,
+        vec![
+            Column::new("a".into(), vec![1i64, 2, 3, 4]),
+            Column::new("b".into(), vec![0.5f32, 1.5, 2.5, 3.5]),
+            Column::new("name".into(), vec!["w", "x", "y", "z"]),
+            Column::new("ok".into(), vec![true, false, true, false]),
+            Column::new("small".into(), vec![1u8, 2, 3, 4]),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&input).unwrap()).finish(&mut frame).unwrap();
+    let keep = [true, false, true, true];
+    for ext in ["parquet", "csv"] {
+        let out = dir.path().join(format!("clean.{ext}"));
+        assert_eq!(write_rows(&input, &keep, &out, None).unwrap(), 3);
+        let back = if ext == "parquet" {
+            ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap()
+        } else {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(out.clone()))
+                .unwrap()
+                .finish()
+                .unwrap()
+        };
+        assert_eq!(back.get_column_names(), frame.get_column_names(), "{ext}");
+        assert_eq!(back.height(), 3);
+        if ext == "parquet" {
+            assert_eq!(back.schema(), frame.schema(), "types survive in Parquet");
+            let expected = frame.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
+            assert!(back.equals(&expected));
+        }
+    }
+    // quarantine: the flagged rows with their input row and reasons
+    let out = dir.path().join("q.parquet");
+    let flagged = [false, true, false, false];
+    let reasons: Vec<String> = vec!["".into(), "why".into(), "".into(), "".into()];
+    assert_eq!(write_rows(&input, &flagged, &out, Some(&reasons)).unwrap(), 1);
+    let back = ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap();
+    assert_eq!(back.column("poisonguard_row").unwrap().i64().unwrap().get(0), Some(1));
+    assert_eq!(back.column("poisonguard_reasons").unwrap().str().unwrap().get(0), Some("why"));
+    // a mask of the wrong length, a JSON target
+    assert!(matches!(write_rows(&input, &[true], &out, None), Err(Error::Data { .. })));
+    assert!(matches!(
+        write_rows(&input, &keep, dir.path().join("x.json"), None),
+        Err(Error::UnsupportedFormat { .. })
+    ));
 }

@@ -1,0 +1,123 @@
+//! The machine-readable summary written with `--summary PATH`: per detector, per class, per
+//! source, and the detection quality when ground truth is given.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use poisonguard::{LabelValue, Report, SourceFinding, metrics};
+use poisonguard_io::Table;
+use serde_json::{Map, Value, json};
+
+fn label(v: &LabelValue) -> Value {
+    match v {
+        LabelValue::Int(k) => json!(k),
+        LabelValue::Str(s) => json!(s),
+    }
+}
+
+fn sources(findings: &[SourceFinding]) -> Value {
+    findings
+        .iter()
+        .map(|f| {
+            json!({
+                "source": f.source,
+                "rows": f.n_samples,
+                "flagged": f.n_flagged,
+                "flag_rate": f.flag_rate(),
+                "expected": f.expected,
+                "p_value": f.p_value,
+                "p_adjusted": f.p_adjusted,
+            })
+        })
+        .collect()
+}
+
+/// Builds the summary document.
+pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Option<&str>) -> Value {
+    let data = table.dataset();
+    let n = data.n_samples();
+    let detectors: Vec<Value> = report
+        .runs()
+        .iter()
+        .map(|run| {
+            let classes: Vec<Value> = run
+                .class_findings
+                .iter()
+                .map(|f| {
+                    let mut o = Map::new();
+                    o.insert("label".into(), label(f.label()));
+                    o.insert("rows".into(), json!(f.n_samples()));
+                    o.insert("score".into(), json!(f.score()));
+                    for (name, v) in f.statistics() {
+                        o.insert((*name).into(), json!(v));
+                    }
+                    Value::Object(o)
+                })
+                .collect();
+            let mut o = Map::new();
+            o.insert("id".into(), json!(run.id.as_str()));
+            o.insert("threshold".into(), json!(run.detection.threshold()));
+            o.insert("flagged".into(), json!(run.detection.n_flagged()));
+            o.insert("classes".into(), Value::Array(classes));
+            if let Some(m) = &run.noise_matrix {
+                let k = m.labels().len();
+                let counts: Vec<Vec<usize>> =
+                    (0..k).map(|g| (0..k).map(|t| m.count(g, t)).collect()).collect();
+                o.insert(
+                    "noise_matrix".into(),
+                    json!({
+                        "labels": m.labels().iter().map(label).collect::<Vec<_>>(),
+                        "given_by_true_counts": counts,
+                        "estimated_mislabeled": m.n_mislabeled(),
+                    }),
+                );
+            }
+            if !run.source_findings.is_empty() {
+                o.insert("sources".into(), sources(&run.source_findings));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let failures: Vec<Value> =
+        report.failures().iter().map(|f| json!({"id": f.id.as_str(), "error": f.error})).collect();
+    let mut doc = Map::new();
+    doc.insert("input".into(), json!(input.display().to_string()));
+    doc.insert("rows".into(), json!(n));
+    doc.insert("features".into(), json!(data.n_features()));
+    if let Some(l) = data.labels() {
+        doc.insert("classes".into(), json!(l.n_present_classes()));
+    }
+    doc.insert("flagged".into(), json!(report.n_flagged()));
+    doc.insert("detectors".into(), Value::Array(detectors));
+    doc.insert("failures".into(), Value::Array(failures));
+    if !report.source_findings().is_empty() {
+        doc.insert("sources".into(), sources(report.source_findings()));
+    }
+    if let (Some(truth), Some(col)) = (table.truth(), truth_column) {
+        let n_poison = truth.iter().filter(|&&t| t).count();
+        let k = (1.5 * n_poison as f64).round() as usize;
+        let mut q = Map::new();
+        let mut rows: Vec<(String, &[f64])> =
+            report.runs().iter().map(|r| (r.id.to_string(), r.detection.scores())).collect();
+        rows.push(("suspicion".into(), report.suspicion()));
+        for (name, scores) in rows {
+            let (auc, ap, rec) = (
+                metrics::roc_auc(scores, truth).ok(),
+                metrics::average_precision(scores, truth).ok(),
+                metrics::recall_at_k(scores, truth, k).ok(),
+            );
+            q.insert(name, json!({"roc_auc": auc, "average_precision": ap, "recall_at_1.5x": rec}));
+        }
+        doc.insert(
+            "quality".into(),
+            json!({"truth_column": col, "poisoned_rows": n_poison, "scores": q}),
+        );
+    }
+    Value::Object(doc)
+}
+
+/// Writes the summary document as pretty JSON.
+pub fn write(path: &Path, doc: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc).context("cannot render the summary")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("{}: cannot write", path.display()))
+}
