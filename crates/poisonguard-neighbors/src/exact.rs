@@ -7,10 +7,12 @@ use ndarray::ArrayView2;
 use crate::error::{Error, Result};
 use poisonguard_core::KnnGraph;
 
-/// Query rows per task (one GEMM panel of `QUERY_BLOCK x REF_BLOCK` f32 = 1 MiB).
-const QUERY_BLOCK: usize = 128;
+/// Query rows per task (one GEMM panel of `REF_BLOCK x QUERY_BLOCK` f32 = 2 MiB).
+const QUERY_BLOCK: usize = 256;
 /// Reference rows per GEMM.
 const REF_BLOCK: usize = 2048;
+/// Reference rows tested at once in the scan of one query's products.
+const SCAN_CHUNK: usize = 32;
 /// Extra candidates kept from the GEMM distances and re-ranked with exact differences, so that
 /// rounding in `|a|^2 + |b|^2 - 2ab` cannot change which neighbours are returned (up to ties
 /// closer than f32 resolution, which are broken by index).
@@ -165,30 +167,44 @@ pub(crate) fn gemm_search(
         let end = (start + QUERY_BLOCK).min(n_q);
         let q = qmat.subrows(start, end - start);
         let mut tops: Vec<TopK<f32>> = (start..end).map(|_| TopK::new(cap)).collect();
-        let mut g = Mat::<f32>::zeros(end - start, REF_BLOCK.min(n_ref));
+        // g = R Q^T, so that each query's products with the reference block are one contiguous
+        // column and the scan below reads memory in order.
+        let mut g = Mat::<f32>::zeros(REF_BLOCK.min(n_ref), end - start);
         let mut r0 = 0;
         while r0 < n_ref {
             let r1 = (r0 + REF_BLOCK).min(n_ref);
             let r = data.subrows(r0, r1 - r0);
             matmul(
-                g.as_mut().subcols_mut(0, r1 - r0),
+                g.as_mut().subrows_mut(0, r1 - r0),
                 Accum::Replace,
-                q,
-                r.transpose(),
+                r,
+                q.transpose(),
                 1.0f32,
                 Par::Seq,
             );
-            let gv = g.as_ref();
+            let ref_norms = &reference.norms[r0..r1];
             for (qi, top) in tops.iter_mut().enumerate() {
                 let i = start + qi;
                 let nq = queries.norms[i];
-                let mut worst = top.worst().unwrap_or(f32::INFINITY);
-                for (rj, j) in (r0..r1).enumerate() {
-                    let d2 = (nq + reference.norms[j] - 2.0 * gv[(qi, rj)]).max(0.0);
-                    if d2 <= worst && !(exclude_self && j == i) {
-                        top.push(d2, j as u32);
-                        worst = top.worst().unwrap_or(f32::INFINITY);
+                let col = &g.col_as_slice(qi)[..r1 - r0];
+                // `nq + |r|^2 - 2 q.r <= worst`, with the query's norm moved to the bound
+                let mut bound = top.worst().unwrap_or(f32::INFINITY) - nq;
+                // Chunks of SCAN_CHUNK: a branch-free test of the whole chunk (vectorized),
+                // then the rare chunk with a candidate is scanned element by element.
+                let mut base = 0;
+                for (gc, nc) in col.chunks(SCAN_CHUNK).zip(ref_norms.chunks(SCAN_CHUNK)) {
+                    let hit =
+                        gc.iter().zip(nc).fold(false, |h, (&gj, &nj)| h | (nj - 2.0 * gj <= bound));
+                    if hit {
+                        for (t, (&gj, &nj)) in gc.iter().zip(nc).enumerate() {
+                            let j = r0 + base + t;
+                            if nj - 2.0 * gj <= bound && !(exclude_self && j == i) {
+                                top.push((nq + nj - 2.0 * gj).max(0.0), j as u32);
+                                bound = top.worst().unwrap_or(f32::INFINITY) - nq;
+                            }
+                        }
                     }
+                    base += gc.len();
                 }
             }
             r0 = r1;
