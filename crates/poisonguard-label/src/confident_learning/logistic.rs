@@ -1,7 +1,8 @@
 //! Multinomial logistic regression (L2, L-BFGS) and its stratified K-fold out-of-sample
 //! probabilities: the built-in classifier of confident learning.
 
-use faer::{Mat, MatRef};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -34,6 +35,9 @@ const FTOL: f64 = 64.0 * f64::EPSILON;
 
 /// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
 /// gradient into `grad`.
+///
+/// The logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
+/// contiguous for the softmax, and the gradient as `(P - Y)^T X`.
 fn objective(
     x: MatRef<'_, f64>,
     y: &[u32],
@@ -45,32 +49,44 @@ fn objective(
     let (n, d) = (x.nrows(), x.ncols());
     let w = MatRef::from_column_major_slice(&theta[..d * k], d, k);
     let b = &theta[d * k..];
-    let mut z = poisonguard_linalg::a_b(x, w);
+    let mut zt = Mat::<f64>::zeros(k, n);
+    matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
+    let mut bias_grad = vec![0.0f64; k];
     for i in 0..n {
+        let z = zt.col_as_slice_mut(i);
         let mut m = f64::NEG_INFINITY;
-        for j in 0..k {
-            z[(i, j)] += b[j];
-            m = m.max(z[(i, j)]);
+        for (zj, bj) in z.iter_mut().zip(b) {
+            *zj += bj;
+            m = m.max(*zj);
         }
-        let s: f64 = (0..k).map(|j| (z[(i, j)] - m).exp()).sum();
-        let lse = m + s.ln();
-        loss += lse - z[(i, y[i] as usize)];
-        for j in 0..k {
-            z[(i, j)] = (z[(i, j)] - lse).exp();
+        let yi = y[i] as usize;
+        let own = z[yi];
+        let mut s = 0.0;
+        for zj in z.iter_mut() {
+            *zj = (*zj - m).exp();
+            s += *zj;
         }
-        z[(i, y[i] as usize)] -= 1.0;
+        loss += m + s.ln() - own;
+        for zj in z.iter_mut() {
+            *zj /= s;
+        }
+        z[yi] -= 1.0;
+        for (g, zj) in bias_grad.iter_mut().zip(z.iter()) {
+            *g += zj;
+        }
     }
     let nf = n as f64;
-    let gw = poisonguard_linalg::at_b(x, z.as_ref());
+    let mut gt = Mat::<f64>::zeros(k, d);
+    matmul(gt.as_mut(), Accum::Replace, zt.as_ref(), x, 1.0, Par::Seq);
     let mut reg = 0.0;
     for j in 0..k {
         for r in 0..d {
             let wv = theta[j * d + r];
             reg += wv * wv;
-            grad[j * d + r] = gw[(r, j)] / nf + wv / (c * nf);
+            grad[j * d + r] = gt[(j, r)] / nf + wv / (c * nf);
         }
-        grad[d * k + j] = (0..n).map(|i| z[(i, j)]).sum::<f64>() / nf;
+        grad[d * k + j] = bias_grad[j] / nf;
     }
     loss / nf + reg / (2.0 * c * nf)
 }
