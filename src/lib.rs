@@ -47,6 +47,8 @@
 
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 pub use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorFailure, DetectorId,
     DetectorRun, DynDetector, FitContext, FittedDetector, KnnGraph, LabelMap, LabelValue, Labels,
@@ -261,11 +263,14 @@ impl Audit {
     /// # Errors
     /// [`AuditError`] when no detector succeeds.
     pub fn run(&self, data: &Dataset) -> Result<Report, AuditError> {
-        self.run_with(data, &mut |_| {})
+        self.run_with(data, &|_| {})
     }
 
-    /// Runs every detector, reporting progress to `on_event`. A failing detector is recorded in
-    /// [`Report::failures`] and the others still run.
+    /// Runs every detector, reporting progress to `on_event`. The shared kNN graphs are built
+    /// first (both at once), then the detectors run in parallel; each detector's result does not
+    /// depend on the scheduling, so the report is the same for any thread count, in the order the
+    /// detectors were added. A failing detector is recorded in [`Report::failures`] and the others
+    /// still run.
     ///
     /// The combined `suspicion` of a row is the largest, over detectors, of the row's normalized
     /// rank among that detector's scores (ties take the lowest rank of their group). It is rank-based,
@@ -277,7 +282,7 @@ impl Audit {
     pub fn run_with(
         &self,
         data: &Dataset,
-        on_event: &mut dyn FnMut(AuditEvent),
+        on_event: &(dyn Fn(AuditEvent) + Sync),
     ) -> Result<Report, AuditError> {
         if self.detectors.is_empty() {
             return Err(AuditError::NoDetectors);
@@ -285,24 +290,25 @@ impl Audit {
         // One kNN graph (of the features as given, and one of the standardized features) for
         // every detector that reads neighbours, built as the audit's `KnnMode` says. If it
         // cannot be built (too few rows), each detector reports its own error.
-        let ks: Vec<usize> = self.detectors.iter().filter_map(|d| d.knn_k()).collect();
-        let shared = match ks.iter().max() {
-            Some(&k) if k < data.n_samples() => {
-                on_event(AuditEvent::SharedKnn(k));
-                poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
-            }
-            _ => None,
-        };
-        let ks: Vec<usize> =
-            self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).collect();
-        let standardized = match ks.iter().max() {
-            Some(&k) if k < data.n_samples() => {
-                on_event(AuditEvent::SharedStandardizedKnn(k));
-                let z = Standardizer::fit(data.features()).transform(data.features());
-                poisonguard_neighbors::knn_graph(z.view(), k, self.knn).ok()
-            }
-            _ => None,
-        };
+        let raw_k = self.detectors.iter().filter_map(|d| d.knn_k()).max();
+        let standardized_k = self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).max();
+        let (shared, standardized) = rayon::join(
+            || match raw_k {
+                Some(k) if k < data.n_samples() => {
+                    on_event(AuditEvent::SharedKnn(k));
+                    poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
+                }
+                _ => None,
+            },
+            || match standardized_k {
+                Some(k) if k < data.n_samples() => {
+                    on_event(AuditEvent::SharedStandardizedKnn(k));
+                    let z = Standardizer::fit(data.features()).transform(data.features());
+                    poisonguard_neighbors::knn_graph(z.view(), k, self.knn).ok()
+                }
+                _ => None,
+            },
+        );
         let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
         if let Some(g) = &standardized {
             ctx = ctx.and_standardized_knn(g);
@@ -312,23 +318,33 @@ impl Audit {
                 .and_then(|s| poisonguard_label::sources::test_sources(flags, s).ok())
                 .unwrap_or_default()
         };
-        let mut runs = Vec::new();
-        let mut failures = Vec::new();
-        for d in &self.detectors {
-            let id = d.id();
-            on_event(AuditEvent::Started(id));
-            let start = Instant::now();
-            match d.fit_boxed_in(data, &ctx) {
-                Ok(fitted) => runs.push(DetectorRun {
-                    id,
-                    detection: fitted.training().clone(),
-                    class_findings: fitted.class_findings().to_vec(),
-                    noise_matrix: fitted.noise_matrix().cloned(),
-                    source_findings: test_sources(&fitted.training().flagged()),
-                }),
-                Err(e) => failures.push(DetectorFailure { id, error: error_chain(e.as_ref()) }),
+        let outcomes: Vec<Result<DetectorRun, DetectorFailure>> = self
+            .detectors
+            .par_iter()
+            .map(|d| {
+                let id = d.id();
+                on_event(AuditEvent::Started(id));
+                let start = Instant::now();
+                let outcome = match d.fit_boxed_in(data, &ctx) {
+                    Ok(fitted) => Ok(DetectorRun {
+                        id,
+                        detection: fitted.training().clone(),
+                        class_findings: fitted.class_findings().to_vec(),
+                        noise_matrix: fitted.noise_matrix().cloned(),
+                        source_findings: test_sources(&fitted.training().flagged()),
+                    }),
+                    Err(e) => Err(DetectorFailure { id, error: error_chain(e.as_ref()) }),
+                };
+                on_event(AuditEvent::Finished(id, start.elapsed()));
+                outcome
+            })
+            .collect();
+        let (mut runs, mut failures) = (Vec::new(), Vec::new());
+        for outcome in outcomes {
+            match outcome {
+                Ok(run) => runs.push(run),
+                Err(failure) => failures.push(failure),
             }
-            on_event(AuditEvent::Finished(id, start.elapsed()));
         }
         if runs.is_empty() {
             return Err(AuditError::AllFailed(failures.swap_remove(0)));
@@ -392,15 +408,15 @@ mod tests {
         let audit = Audit::new()
             .with_detector(detector("knn_distance", &opts).unwrap())
             .with_detector(detector("lof", &opts).unwrap());
-        let mut shared_k = None;
+        let shared_k = std::sync::Mutex::new(None);
         let report = audit
-            .run_with(&data, &mut |e| {
+            .run_with(&data, &|e| {
                 if let AuditEvent::SharedKnn(k) = e {
-                    shared_k = Some(k);
+                    *shared_k.lock().unwrap() = Some(k);
                 }
             })
             .unwrap();
-        assert_eq!(shared_k, Some(20));
+        assert_eq!(*shared_k.lock().unwrap(), Some(20));
         for name in ["knn_distance", "lof"] {
             let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
             let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
@@ -419,15 +435,15 @@ mod tests {
         let audit = Audit::new()
             .with_detector(detector("knn_label", &opts).unwrap())
             .with_detector(Box::new(Duplicates::params().standardize(true)));
-        let mut shared_k = None;
+        let shared_k = std::sync::Mutex::new(None);
         let report = audit
-            .run_with(&data, &mut |e| {
+            .run_with(&data, &|e| {
                 if let AuditEvent::SharedStandardizedKnn(k) = e {
-                    shared_k = Some(k);
+                    *shared_k.lock().unwrap() = Some(k);
                 }
             })
             .unwrap();
-        assert_eq!(shared_k, Some(10));
+        assert_eq!(*shared_k.lock().unwrap(), Some(10));
         let knn = detector("knn_label", &opts).unwrap().fit_boxed(&data).unwrap();
         let dup = Duplicates::params().standardize(true).fit(&data).unwrap();
         for (name, alone) in [("knn_label", knn.training()), ("duplicates", dup.training())] {

@@ -156,7 +156,7 @@ fn load_and_audit(
         None => Audit::for_dataset(data, opts),
     };
     let report = audit
-        .run_with(data, &mut |event| match event {
+        .run_with(data, &|event| match event {
             AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
             AuditEvent::SharedStandardizedKnn(k) => {
                 bar.set_message(format!("finding {k} nearest neighbours (standardized)"))
