@@ -53,14 +53,14 @@ fn objective(
     matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
-    for i in 0..n {
+    for (i, &yi) in y.iter().enumerate() {
         let z = zt.col_as_slice_mut(i);
         let mut m = f64::NEG_INFINITY;
         for (zj, bj) in z.iter_mut().zip(b) {
             *zj += bj;
             m = m.max(*zj);
         }
-        let yi = y[i] as usize;
+        let yi = yi as usize;
         let own = z[yi];
         let mut s = 0.0;
         for zj in z.iter_mut() {
