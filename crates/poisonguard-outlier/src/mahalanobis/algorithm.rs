@@ -181,6 +181,56 @@ fn fast_mcd(x: &Mat<f64>, h: usize, rng: &mut SmallRng) -> Option<Estimate> {
     select_candidates(x, h, starts, 1, 30)?.pop()
 }
 
+/// The re-weighted, consistency-corrected FAST-MCD estimate of the rows of `x`; `None` when an
+/// eigendecomposition fails.
+fn reweighted_mcd(x: &Mat<f64>, support_fraction: Option<f64>, seed: u64) -> Option<Estimate> {
+    let (n, d) = (x.nrows(), x.ncols());
+    let h = match support_fraction {
+        Some(f) => ((f * n as f64).ceil() as usize).clamp(1, n),
+        None => ((n + d + 1) as f64 / 2.0).ceil() as usize,
+    }
+    .min(n);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let raw = fast_mcd(x, h, &mut rng)?;
+    // consistency at the normal model: the raw MCD covariance of the h = alpha n most central
+    // rows underestimates the scatter by the factor of Croux & Haesbroeck (1999)
+    let chi2 = ChiSquared::new(d as f64).ok()?;
+    let chi2_2 = ChiSquared::new(d as f64 + 2.0).ok()?;
+    let consistency = |alpha: f64| alpha / chi2_2.cdf(chi2.inverse_cdf(alpha));
+    let factor = consistency(h as f64 / n as f64);
+    let dist: Vec<f64> = raw.distances(x).into_iter().map(|v| v / factor).collect();
+    // re-weighting: the rows inside the 97.5% chi-square quantile, again made consistent
+    let cut = chi2.inverse_cdf(0.975);
+    let keep: Vec<usize> = (0..n).filter(|&i| dist[i] < cut).collect();
+    if keep.len() >= 2 {
+        let kept = Estimate::of_rows(x, &keep)?;
+        let mut cov = kept.covariance;
+        cov *= faer::Scale(consistency(0.975));
+        Estimate::new(kept.location, cov)
+    } else {
+        let mut cov = raw.covariance.clone();
+        cov *= faer::Scale(factor);
+        Estimate::new(raw.location.clone(), cov)
+    }
+}
+
+/// Robust location and covariance of the rows of `x` (`n x d`, f64) by the re-weighted FAST-MCD
+/// of this module (default support `h = ceil((n + d + 1) / 2)`, seeded): the estimator behind
+/// [`Mahalanobis`], for other detectors that need a robust covariance (SPECTRE's whitening).
+/// `None` when an eigendecomposition fails.
+///
+/// ```
+/// use faer::Mat;
+/// use poisonguard_outlier::mahalanobis::robust_covariance;
+/// // 95 rows on a line-ish cloud and 5 far outliers: the robust mean ignores the outliers
+/// let x = Mat::from_fn(100, 2, |i, j| if i < 95 { ((i * 7 + j * 3) % 11) as f64 } else { 1e3 });
+/// let (mean, cov) = robust_covariance(&x, 0).unwrap();
+/// assert!(mean[0] < 11.0 && cov[(0, 0)] < 50.0);
+/// ```
+pub fn robust_covariance(x: &Mat<f64>, seed: u64) -> Option<(Vec<f64>, Mat<f64>)> {
+    reweighted_mcd(x, None, seed).map(|e| (e.location, e.covariance))
+}
+
 /// One fitted group of [`Mahalanobis`]: the re-weighted robust location and precision.
 #[derive(Debug, Clone)]
 pub struct MahalanobisModel {
@@ -201,36 +251,10 @@ impl OutlierModel for MahalanobisModel {
     }
 
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)> {
-        let (n, d) = (x.nrows(), x.ncols());
-        let fail = || Error::EigenNotConverged { detector: "mahalanobis" };
+        let d = x.ncols();
         let x = to_f64(x);
-        let h = match params.support_fraction {
-            Some(f) => ((f * n as f64).ceil() as usize).clamp(1, n),
-            None => ((n + d + 1) as f64 / 2.0).ceil() as usize,
-        }
-        .min(n);
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let raw = fast_mcd(&x, h, &mut rng).ok_or_else(fail)?;
-        // consistency at the normal model: the raw MCD covariance of the h = alpha n most central
-        // rows underestimates the scatter by the factor of Croux & Haesbroeck (1999)
-        let chi2 = ChiSquared::new(d as f64).map_err(|_| fail())?;
-        let chi2_2 = ChiSquared::new(d as f64 + 2.0).map_err(|_| fail())?;
-        let consistency = |alpha: f64| alpha / chi2_2.cdf(chi2.inverse_cdf(alpha));
-        let factor = consistency(h as f64 / n as f64);
-        let dist: Vec<f64> = raw.distances(&x).into_iter().map(|v| v / factor).collect();
-        // re-weighting: the rows inside the 97.5% chi-square quantile, again made consistent
-        let cut = chi2.inverse_cdf(0.975);
-        let keep: Vec<usize> = (0..n).filter(|&i| dist[i] < cut).collect();
-        let estimate = if keep.len() >= 2 {
-            let kept = Estimate::of_rows(&x, &keep).ok_or_else(fail)?;
-            let mut cov = kept.covariance;
-            cov *= faer::Scale(consistency(0.975));
-            Estimate::new(kept.location, cov).ok_or_else(fail)?
-        } else {
-            let mut cov = raw.covariance.clone();
-            cov *= faer::Scale(factor);
-            Estimate::new(raw.location.clone(), cov).ok_or_else(fail)?
-        };
+        let estimate = reweighted_mcd(&x, params.support_fraction, seed)
+            .ok_or(Error::EigenNotConverged { detector: "mahalanobis" })?;
         let scores = estimate.distances(&x);
         Ok((Self { estimate, n_features: d }, scores))
     }

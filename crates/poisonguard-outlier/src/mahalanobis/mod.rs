@@ -25,5 +25,5 @@
 mod algorithm;
 mod hyperparams;
 
-pub use algorithm::{Mahalanobis, MahalanobisModel};
+pub use algorithm::{Mahalanobis, MahalanobisModel, robust_covariance};
 pub use hyperparams::{MahalanobisParams, MahalanobisValidParams};
