@@ -26,6 +26,7 @@
 //! | id | family | paper |
 //! | --- | --- | --- |
 //! | `spectral_signature` | spectral | Tran, Li, Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018 |
+//! | `spectre` | spectral | Hayase, Kong, Somani, Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021 |
 //! | `isolation_forest` | outlier | Liu, Ting, Zhou. Isolation Forest. ICDM 2008 |
 //! | `knn_distance` | outlier | Ramaswamy, Rastogi, Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000 |
 //! | `lof` | outlier | Breunig, Kriegel, Ng, Sander. LOF: Identifying Density-Based Local Outliers. SIGMOD 2000 |
@@ -63,11 +64,14 @@ pub use poisonguard_outlier::{
     Ecod, EcodParams, IsolationForest, IsolationForestParams, KnnDistance, KnnDistanceParams,
     KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
 };
-pub use poisonguard_spectral::{SpectralSignature, SpectralSignatureParams};
+pub use poisonguard_spectral::{
+    SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
+};
 
 /// Ids of every detector this build offers.
 pub const DETECTOR_IDS: &[&str] = &[
     "spectral_signature",
+    "spectre",
     "isolation_forest",
     "knn_distance",
     "lof",
@@ -93,7 +97,7 @@ pub const DEFAULT_DETECTORS: &[&str] = &[
 
 /// Whether a detector needs labels.
 fn needs_labels(name: &str) -> bool {
-    matches!(name, "spectral_signature" | "knn_label" | "confident_learning")
+    matches!(name, "spectral_signature" | "spectre" | "knn_label" | "confident_learning")
 }
 
 /// Settings shared by every detector an audit builds.
@@ -150,6 +154,13 @@ pub fn detector(
     match name {
         "spectral_signature" => {
             let mut p = SpectralSignature::params().seed(opts.seed);
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
+        "spectre" => {
+            let mut p = Spectre::params().seed(opts.seed);
             if let Some(rule) = opts.threshold {
                 p = p.threshold(rule);
             }

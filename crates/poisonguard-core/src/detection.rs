@@ -41,6 +41,16 @@ pub enum Reason {
         /// deviations of the class along it.
         z: f64,
     },
+    /// The row carries much of the excess variance of its class's robustly whitened
+    /// representation (SPECTRE's quantum-entropy score).
+    QuantumEntropy {
+        /// The row's class (original label).
+        class: LabelValue,
+        /// The row's score on the chi-square(1) scale.
+        score: f64,
+        /// Principal dimensions the class was reduced to.
+        dims: usize,
+    },
     /// The row is far from its nearest neighbours (kNN distance).
     FarFromNeighbors {
         /// Neighbours considered.
@@ -126,6 +136,11 @@ impl fmt::Display for Reason {
             Reason::SpectralProjection { class, z } => write!(
                 f,
                 "lies {z:+.1} robust sd along the top spectral direction of class {class}"
+            ),
+            Reason::QuantumEntropy { class, score, dims } => write!(
+                f,
+                "quantum-entropy score {score:.1} in the robustly whitened top {dims} principal \
+                 directions of class {class}"
             ),
             Reason::FarFromNeighbors { k, statistic, distance } => {
                 write!(f, "{statistic} distance to its {k} nearest neighbours is {distance:.4}")

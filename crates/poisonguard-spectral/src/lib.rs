@@ -4,6 +4,8 @@
 //! # Overview
 //! - [`SpectralSignature`] (Tran, Li, Madry 2018): per class, the squared projection of each
 //!   centred row onto the class's top singular direction.
+//! - [`Spectre`] (Hayase et al. 2021): per class, quantum-entropy scores of the rows whitened by
+//!   a robust covariance, in an automatically chosen number of principal directions.
 //!
 //! Detectors follow the `poisonguard-core` contract: `SpectralSignature::params()` gives
 //! checked-on-fit hyperparameters; `fit(&Dataset)` returns a fitted detector with one score per
@@ -31,8 +33,10 @@
 mod error;
 mod linalg;
 pub mod spectral_signature;
+pub mod spectre;
 
 pub use error::{Error, Result};
 pub use spectral_signature::{
     SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
 };
+pub use spectre::{Spectre, SpectreParams};

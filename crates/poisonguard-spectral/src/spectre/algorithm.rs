@@ -1,0 +1,510 @@
+use faer::{Mat, MatRef};
+use poisonguard_core::{
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
+    LabelMap, Reason, ScoreNull,
+};
+use poisonguard_linalg::{a_b, at_b, sym_eigen};
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
+
+use super::{SpectreParams, SpectreValidParams};
+use crate::error::{Error, Result};
+
+/// Classes with fewer rows are not scored (score 0).
+const MIN_CLASS_ROWS: usize = 8;
+/// Robust z above which a class is declared attacked (Iglewicz & Hoaglin's outlier cut-off).
+const VERDICT_Z: f64 = 3.5;
+/// Consistency constant of the MAD for a normal sample.
+const MAD_TO_SD: f64 = 1.482_602_218_505_602;
+/// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
+const MAX_K: usize = 25;
+/// Share of the robust distance distribution kept as clean when selecting rows.
+const KEEP_QUANTILE: f64 = 0.975;
+/// Median of the chi-square distribution with one degree of freedom.
+const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
+/// Eigenvalues below this share of the largest are treated as zero when whitening.
+const RCOND: f64 = 1e-10;
+
+/// What the fit keeps of one class to score rows.
+#[derive(Debug, Clone)]
+struct ClassFit {
+    /// Class mean in feature space.
+    mean: Vec<f64>,
+    /// Top `k` principal directions, `d x k`.
+    basis: Mat<f64>,
+    /// Mean of the kept rows in the `k` directions.
+    centre: Vec<f64>,
+    /// Whitening `k x k` times the eigenvectors of `M`, each in units of its robust sd.
+    projection: Mat<f64>,
+    /// Eigen-weights of `M`, summing to 1.
+    weights: Vec<f64>,
+    /// Satterthwaite scale `c = tr(M^2)` and degrees of freedom `1 / c`.
+    c: f64,
+    /// Whether rows of this class may be flagged (class declared attacked, or all classes).
+    flaggable: bool,
+}
+
+impl ClassFit {
+    fn tau(&self, row: impl Iterator<Item = f32> + Clone) -> f64 {
+        let k = self.centre.len();
+        let y: Vec<f64> = (0..k)
+            .map(|j| {
+                row.clone()
+                    .zip(&self.mean)
+                    .enumerate()
+                    .map(|(r, (v, m))| (f64::from(v) - m) * self.basis[(r, j)])
+                    .sum::<f64>()
+                    - self.centre[j]
+            })
+            .collect();
+        (0..k)
+            .map(|a| {
+                let u: f64 = (0..k).map(|b| self.projection[(b, a)] * y[b]).sum();
+                self.weights[a] * u * u
+            })
+            .sum()
+    }
+
+    fn score(&self, tau: f64) -> f64 {
+        to_chi2_1(tau / self.c, 1.0 / self.c)
+    }
+}
+
+/// Maps a chi-square(`nu`) value to the chi-square(1) value with the same upper tail, through
+/// the Wilson-Hilferty normal approximation (finite and monotone at any size).
+fn to_chi2_1(x: f64, nu: f64) -> f64 {
+    let v = 2.0 / (9.0 * nu);
+    let z = ((x.max(0.0) / nu).cbrt() - (1.0 - v)) / v.sqrt();
+    if z <= 0.0 {
+        return 0.0;
+    }
+    if z > 37.0 {
+        // the normal tail underflows; z^2 + 2 ln 2 is the limit of the exact map
+        return z * z + 2.0 * std::f64::consts::LN_2;
+    }
+    let Ok(normal) = Normal::new(0.0, 1.0) else { return z * z };
+    let q = normal.cdf(-z) / 2.0;
+    let t = normal.inverse_cdf(q);
+    t * t
+}
+
+/// `(eigenvalues descending, eigenvectors as columns)` of a symmetric matrix.
+fn eig_desc(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
+    let (vals, vecs) = sym_eigen(a)?;
+    let n = vals.len();
+    let order: Vec<usize> = (0..n).rev().collect();
+    Some((order.iter().map(|&i| vals[i]).collect(), Mat::from_fn(n, n, |r, c| vecs[(r, order[c])])))
+}
+
+/// Mean and maximum-likelihood covariance of `rows` of `y` in its first `k` columns.
+fn mean_cov(y: &Mat<f64>, rows: &[usize], k: usize) -> (Vec<f64>, Mat<f64>) {
+    let m = rows.len().max(1) as f64;
+    let mut mean = vec![0.0f64; k];
+    for &i in rows {
+        for (j, mj) in mean.iter_mut().enumerate() {
+            *mj += y[(i, j)];
+        }
+    }
+    mean.iter_mut().for_each(|v| *v /= m);
+    let c = Mat::from_fn(rows.len(), k, |r, j| y[(rows[r], j)] - mean[j]);
+    let mut cov = at_b(c.as_ref(), c.as_ref());
+    cov *= faer::Scale(1.0 / m);
+    (mean, cov)
+}
+
+/// `cov^(-1/2)` (pseudo-inverse square root).
+fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    let (vals, vecs) = eig_desc(cov)?;
+    let max = vals.first().copied().unwrap_or(0.0).max(0.0);
+    let s: Vec<f64> = vals
+        .iter()
+        .map(|&v| if v > RCOND * max && v > 0.0 { 1.0 / v.sqrt() } else { 0.0 })
+        .collect();
+    let scaled = Mat::from_fn(vecs.nrows(), vecs.ncols(), |r, c| vecs[(r, c)] * s[c]);
+    Some(a_b(scaled.as_ref(), vecs.transpose()))
+}
+
+/// Whitens the first `k` columns of every row of `y` by `(centre, w)`: `(y - centre) w`.
+fn whiten(y: &Mat<f64>, k: usize, centre: &[f64], w: &Mat<f64>) -> Mat<f64> {
+    let c = Mat::from_fn(y.nrows(), k, |i, j| y[(i, j)] - centre[j]);
+    a_b(c.as_ref(), w.as_ref())
+}
+
+/// The quantum-entropy weights of a whitened covariance: eigenvalues `lambda`, weights
+/// `exp(alpha (lambda - 1) / (lambda_max - 1))` normalized to sum 1 (uniform when no
+/// eigenvalue exceeds 1), and the excess `tr(S M) / tr(M)`.
+fn que_weights(vals: &[f64], alpha: f64) -> (Vec<f64>, f64) {
+    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let raw: Vec<f64> = if max > 1.0 + 1e-12 {
+        vals.iter().map(|&l| (alpha * (l - 1.0) / (max - 1.0)).exp()).collect()
+    } else {
+        vec![1.0; vals.len()]
+    };
+    let total: f64 = raw.iter().sum();
+    let w: Vec<f64> = raw.iter().map(|v| v / total).collect();
+    let excess = vals.iter().zip(&w).map(|(l, wi)| l * wi).sum();
+    (w, excess)
+}
+
+/// Centred covariance of the rows of `z`.
+fn cov_all(z: &Mat<f64>) -> Mat<f64> {
+    let rows: Vec<usize> = (0..z.nrows()).collect();
+    mean_cov(z, &rows, z.ncols()).1
+}
+
+/// Rows kept as clean at `k`: robust distance in the first `k` columns within the chi-square
+/// quantile, under the re-weighted MCD of those columns.
+fn kept_rows(y: &Mat<f64>, k: usize, seed: u64) -> Option<Vec<usize>> {
+    let sub = Mat::from_fn(y.nrows(), k, |i, j| y[(i, j)]);
+    let (loc, cov) = poisonguard_outlier::mahalanobis::robust_covariance(&sub, seed)?;
+    let w = inv_sqrt(cov.as_ref())?;
+    let z = whiten(&sub, k, &loc, &w);
+    let cut = ChiSquared::new(k as f64).ok()?.inverse_cdf(KEEP_QUANTILE);
+    Some(
+        (0..y.nrows())
+            .filter(|&i| (0..k).map(|j| z[(i, j)] * z[(i, j)]).sum::<f64>() <= cut)
+            .collect(),
+    )
+}
+
+/// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
+fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
+    let (n, d) = (c.nrows(), c.ncols());
+    let basis = if d <= n {
+        let mut cov = at_b(c.as_ref(), c.as_ref());
+        cov *= faer::Scale(1.0 / n as f64);
+        let (_, vecs) = eig_desc(cov.as_ref())?;
+        Mat::from_fn(d, p, |r, j| vecs[(r, j)])
+    } else {
+        // Gram route: C C^T u = lambda u  =>  v = C^T u / |C^T u|
+        let g = a_b(c.as_ref(), c.transpose());
+        let (_, u) = eig_desc(g.as_ref())?;
+        let v = at_b(c.as_ref(), u.as_ref());
+        Mat::from_fn(d, p, |r, j| {
+            let norm = (0..d).map(|t| v[(t, j)] * v[(t, j)]).sum::<f64>().sqrt();
+            if norm > 0.0 { v[(r, j)] / norm } else { 0.0 }
+        })
+    };
+    let y = a_b(c.as_ref(), basis.as_ref());
+    Some((basis, y))
+}
+
+/// One class: `(fit, training scores, finding statistics)`.
+fn fit_class(
+    data: &Dataset,
+    rows: &[usize],
+    p: &SpectreValidParams,
+    class: usize,
+) -> Option<(ClassFit, Vec<f64>, [f64; 4])> {
+    let x = data.features();
+    let (n, d) = (rows.len(), x.ncols());
+    let mut mean = vec![0.0f64; d];
+    for &i in rows {
+        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
+            *m += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let c = Mat::from_fn(n, d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let dims = p.max_dims.min(d).min((n - 1) / 2).max(1);
+    let (basis, y) = principal(&c, dims)?;
+    let seed = poisonguard_core::derive_seed(p.seed, class as u64);
+
+    // SPECTRE's choice of k: the largest excess variance of the p-dimensional rows whitened by
+    // the rows kept at k.
+    let mut best: Option<(f64, usize, Vec<usize>)> = None;
+    let mut root = 1usize;
+    while root * root <= dims.min(MAX_K) {
+        let k = root * root;
+        root += 1;
+        let kept = kept_rows(&y, k, derive(seed, k))?;
+        if kept.len() <= dims {
+            continue;
+        }
+        let (centre, cov) = mean_cov(&y, &kept, dims);
+        let w = inv_sqrt(cov.as_ref())?;
+        let s = cov_all(&whiten(&y, dims, &centre, &w));
+        let (vals, _) = eig_desc(s.as_ref())?;
+        let (_, excess) = que_weights(&vals, p.alpha);
+        if best.as_ref().is_none_or(|b| excess > b.0) {
+            best = Some((excess, k, kept));
+        }
+    }
+    let (excess, k, kept) = match best {
+        Some(b) => b,
+        None => (1.0, 1, (0..n).collect()),
+    };
+
+    // Scores at k: whiten by the kept rows, weight by M of the whitened covariance.
+    let (centre, cov) = mean_cov(&y, &kept, k);
+    let w = inv_sqrt(cov.as_ref())?;
+    let z = whiten(&y, k, &centre, &w);
+    let (vals, u) = eig_desc(cov_all(&z).as_ref())?;
+    let (weights, _) = que_weights(&vals, p.alpha);
+    let zu = a_b(z.as_ref(), u.as_ref());
+    // Each eigen-direction in units of its robust variance (median of squares over the chi2(1)
+    // median), as spectral signatures do: heavy tails of real data and the rows left out of the
+    // covariance inflate the plain variance of every direction, a hidden sub-population does not
+    // move the median.
+    let robust_sd: Vec<f64> = (0..k)
+        .map(|a| {
+            let mut sq: Vec<f64> = (0..n).map(|i| zu[(i, a)] * zu[(i, a)]).collect();
+            sq.sort_by(f64::total_cmp);
+            let v = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
+            if v > 0.0 { v.sqrt() } else { 1.0 }
+        })
+        .collect();
+    // The class verdict's statistic: along the class's top principal direction, the variance
+    // over its robust estimate (median-centred, median of squares over the chi2(1) median);
+    // about 1 for one Gaussian population, large when a minority sits far along it.
+    let inflation = {
+        let mut t: Vec<f64> = (0..n).map(|i| y[(i, 0)]).collect();
+        let var = t.iter().map(|v| v * v).sum::<f64>() / n as f64; // y is centred
+        t.sort_by(f64::total_cmp);
+        let med = poisonguard_core::quantile_sorted(&t, 0.5);
+        let mut sq: Vec<f64> = t.iter().map(|v| (v - med) * (v - med)).collect();
+        sq.sort_by(f64::total_cmp);
+        let robust = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
+        if robust > 0.0 { var / robust } else { 1.0 }
+    };
+    let u_scaled = Mat::from_fn(k, k, |r, a| u[(r, a)] / robust_sd[a]);
+    let projection = a_b(w.as_ref(), u_scaled.as_ref());
+    let c_scale: f64 = weights.iter().map(|v| v * v).sum();
+    let taus: Vec<f64> = (0..n)
+        .map(|i| (0..k).map(|a| weights[a] * (zu[(i, a)] / robust_sd[a]).powi(2)).sum())
+        .collect();
+    let basis_k = Mat::from_fn(d, k, |r, j| basis[(r, j)]);
+    let fit =
+        ClassFit { mean, basis: basis_k, centre, projection, weights, c: c_scale, flaggable: true };
+    let scores = taus.iter().map(|&t| fit.score(t)).collect();
+    let top = vals.first().copied().unwrap_or(0.0);
+    Some((fit, scores, [k as f64, excess, top, inflation]))
+}
+
+/// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD);
+/// `None` with fewer than three other classes, or when their MAD is 0.
+fn verdict_z(stats: &[Option<f64>], c: usize) -> Option<f64> {
+    let own = stats[c]?;
+    let mut others: Vec<f64> =
+        stats.iter().enumerate().filter(|(j, _)| *j != c).filter_map(|(_, s)| *s).collect();
+    if others.len() < 3 {
+        return None;
+    }
+    others.sort_by(f64::total_cmp);
+    let med = poisonguard_core::quantile_sorted(&others, 0.5);
+    let mut dev: Vec<f64> = others.iter().map(|v| (v - med).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let mad = poisonguard_core::quantile_sorted(&dev, 0.5) * MAD_TO_SD;
+    (mad > 0.0).then(|| (own - med) / mad)
+}
+
+fn derive(seed: u64, k: usize) -> u64 {
+    poisonguard_core::derive_seed(seed, 1_000 + k as u64)
+}
+
+/// A fitted SPECTRE detector; see the [module docs](crate::spectre).
+#[derive(Debug, Clone)]
+pub struct Spectre {
+    classes: Vec<Option<ClassFit>>,
+    label_map: LabelMap,
+    n_features: usize,
+    training: Detection,
+    findings: Vec<ClassFinding>,
+}
+
+impl Spectre {
+    /// The detector's id, `spectre`.
+    pub const ID: DetectorId = DetectorId::new("spectre");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_spectral::Spectre;
+    /// let x = Array2::from_shape_fn((120, 6), |(i, j)| ((i * 37 + j * 11) % 23) as f32);
+    /// let y: Vec<LabelValue> = (0..120).map(|i| LabelValue::Int(i % 2)).collect();
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = Spectre::params().fit(&data)?;
+    /// assert_eq!(fitted.training().scores().len(), 120);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> SpectreParams {
+        SpectreParams::default()
+    }
+}
+
+impl Detector for SpectreValidParams {
+    type Fitted = Spectre;
+    type Error = Error;
+    const ID: DetectorId = Spectre::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<Spectre> {
+        let labels = data.require_classes(Self::ID.as_str())?;
+        let by_class = labels.rows_by_class();
+        let work = |(c, rows): (usize, &Vec<usize>)| {
+            if rows.len() < MIN_CLASS_ROWS {
+                return Ok(None);
+            }
+            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
+                class: labels.map().values()[c].to_string(),
+            })
+        };
+        #[cfg(feature = "parallel")]
+        let fitted: Vec<Result<_>> = {
+            use rayon::prelude::*;
+            by_class.par_iter().enumerate().map(work).collect()
+        };
+        #[cfg(not(feature = "parallel"))]
+        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+
+        let mut scores = vec![0.0f64; data.n_samples()];
+        let mut dims = vec![0usize; data.n_samples()];
+        let mut fits: Vec<Option<(ClassFit, [f64; 4])>> = Vec::with_capacity(by_class.len());
+        for (result, rows) in fitted.into_iter().zip(&by_class) {
+            let Some((fit, class_scores, stats)) = result? else {
+                fits.push(None);
+                continue;
+            };
+            for (&i, &s) in rows.iter().zip(&class_scores) {
+                scores[i] = s;
+                dims[i] = stats[0] as usize;
+            }
+            fits.push(Some((fit, stats)));
+        }
+        // Class verdicts: log variance inflation against the other classes.
+        let log_inflation: Vec<Option<f64>> = fits
+            .iter()
+            .map(|f| f.as_ref().map(|(_, s)| s[3].max(f64::MIN_POSITIVE).ln()))
+            .collect();
+        let verdict_z: Vec<Option<f64>> =
+            (0..fits.len()).map(|c| verdict_z(&log_inflation, c)).collect();
+        let null = ScoreNull::ChiSquared { dof: 1.0 };
+        let threshold = self.threshold.fit_with_null(&scores, Some(&null))?;
+        let mut classes = Vec::with_capacity(fits.len());
+        let mut findings = Vec::new();
+        for (c, (entry, rows)) in fits.into_iter().zip(&by_class).enumerate() {
+            let Some((mut fit, [k, excess, top, inflation])) = entry else {
+                classes.push(None);
+                continue;
+            };
+            let z = verdict_z[c];
+            let attacked = z.is_some_and(|z| z > VERDICT_Z);
+            fit.flaggable = attacked || self.flag_all_classes;
+            if !fit.flaggable {
+                for &i in rows {
+                    scores[i] = scores[i].min(threshold);
+                }
+            }
+            findings.push(ClassFinding::new(
+                ClassId(c as u32),
+                labels.map().values()[c].clone(),
+                rows.len(),
+                z.unwrap_or(0.0),
+                vec![
+                    ("attacked", f64::from(u8::from(attacked))),
+                    ("verdict_z", z.unwrap_or(f64::NAN)),
+                    ("variance_inflation", inflation),
+                    ("dims", k),
+                    ("excess_variance", excess),
+                    ("top_whitened_eigenvalue", top),
+                ],
+            ));
+            classes.push(Some(fit));
+        }
+        let explain = |i: usize, s: f64| Reason::QuantumEntropy {
+            class: labels.value_of_row(i).clone(),
+            score: s,
+            dims: dims[i],
+        };
+        let training = Detection::with_threshold(scores, threshold, explain)?;
+        Ok(Spectre {
+            classes,
+            label_map: labels.map().clone(),
+            n_features: data.n_features(),
+            training,
+            findings,
+        })
+    }
+}
+
+impl FittedDetector for Spectre {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn class_findings(&self) -> &[ClassFinding] {
+        &self.findings
+    }
+
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        if data.n_features() != self.n_features {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.n_features,
+                actual: data.n_features(),
+            });
+        }
+        let labels =
+            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
+        let ids = labels.ids_in(&self.label_map)?;
+        let x = data.features();
+        let mut dims = Vec::with_capacity(data.n_samples());
+        let scores: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .zip(&ids)
+            .map(|(row, c)| match &self.classes[c.index()] {
+                Some(fit) => {
+                    dims.push(fit.centre.len());
+                    let s = fit.score(fit.tau(row.iter().copied()));
+                    if fit.flaggable { s } else { s.min(self.training.threshold()) }
+                }
+                None => {
+                    dims.push(0);
+                    0.0
+                }
+            })
+            .collect();
+        Detection::with_threshold(scores, self.training.threshold(), |i, s| {
+            Reason::QuantumEntropy {
+                class: labels.value_of_row(i).clone(),
+                score: s,
+                dims: dims[i],
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi2_map_is_monotone_and_calibrated() {
+        // chi2(1) itself maps to about itself
+        let q99 = 6.634_896_601;
+        assert!((to_chi2_1(q99, 1.0) - q99).abs() < 0.6, "{}", to_chi2_1(q99, 1.0));
+        // chi2(10)'s 99% quantile maps near chi2(1)'s
+        assert!((to_chi2_1(23.209, 10.0) - q99).abs() < 0.3, "{}", to_chi2_1(23.209, 10.0));
+        let mut last = 0.0;
+        for t in 0..2000 {
+            let v = to_chi2_1(t as f64 * 0.5, 4.0);
+            assert!(v >= last && v.is_finite());
+            last = v;
+        }
+    }
+
+    #[test]
+    fn que_weights_favour_the_excess_direction() {
+        let (w, excess) = que_weights(&[3.0, 1.0, 1.0], 4.0);
+        assert!(w[0] > 0.9 && (w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(excess > 2.8);
+        let (w, excess) = que_weights(&[0.9, 0.8], 4.0);
+        assert_eq!(w, vec![0.5, 0.5]);
+        assert!((excess - 0.85).abs() < 1e-12);
+    }
+}
