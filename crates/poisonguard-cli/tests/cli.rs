@@ -191,7 +191,7 @@ mod determinism {
     fn approximate_graphs_same_bytes_for_1_and_2_threads() {
         let dir = tempfile::tempdir().unwrap();
         let input = datasets().join("poisoned/digits_badnets_embeddings.parquet");
-        let detectors = "knn_distance,lof,knn_label,duplicates";
+        let detectors = "knn_distance,lof,knn_label,duplicates,spectre";
         let mut reports = Vec::new();
         for threads in ["1", "2"] {
             let out = dir.path().join(format!("r{threads}.csv"));

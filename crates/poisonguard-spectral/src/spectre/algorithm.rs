@@ -498,6 +498,48 @@ mod tests {
         }
     }
 
+    use ndarray::Array2;
+    use poisonguard_core::{LabelValue, Labels};
+
+    fn dataset(x: Array2<f32>, y: &[i64]) -> Dataset {
+        let y: Vec<LabelValue> = y.iter().map(|&v| LabelValue::Int(v)).collect();
+        Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
+    }
+
+    #[test]
+    fn degenerate_classes_score_zero_or_finite() {
+        // class 0: 40 rows with two constant columns; class 1: 5 rows (too few, scored 0)
+        let mut y = vec![0i64; 40];
+        y.extend([1; 5]);
+        let x = Array2::from_shape_fn(
+            (45, 4),
+            |(i, j)| if j < 2 { 3.0 } else { ((i * 7 + j) % 11) as f32 },
+        );
+        let fit = Spectre::params().fit(&dataset(x, &y)).unwrap();
+        let s = fit.training().scores();
+        assert!(s.iter().all(|v| v.is_finite()));
+        assert!(s[40..].iter().all(|&v| v == 0.0));
+        // one class only is an error, as for every per-class detector
+        let x = Array2::from_shape_fn((20, 3), |(i, j)| (i + j) as f32);
+        assert!(Spectre::params().fit(&dataset(x, &[0; 20])).is_err());
+    }
+
+    #[test]
+    fn same_seed_same_scores_and_detect_matches_training() {
+        let x = Array2::from_shape_fn((200, 6), |(i, j)| {
+            ((i * 37 + j * 11) % 23) as f32 + (i % 3) as f32
+        });
+        let y: Vec<i64> = (0..200).map(|i| (i % 4) as i64).collect();
+        let data = dataset(x, &y);
+        let a = Spectre::params().flag_all_classes(true).fit(&data).unwrap();
+        let b = Spectre::params().flag_all_classes(true).fit(&data).unwrap();
+        assert_eq!(a.training(), b.training());
+        let again = a.detect(&data).unwrap();
+        for (u, v) in again.scores().iter().zip(a.training().scores()) {
+            assert!((u - v).abs() <= 1e-6 * v.abs().max(1.0), "{u} vs {v}");
+        }
+    }
+
     #[test]
     fn que_weights_favour_the_excess_direction() {
         let (w, excess) = que_weights(&[3.0, 1.0, 1.0], 4.0);
