@@ -30,14 +30,17 @@ impl Estimate {
     fn of_rows(x: &Mat<f64>, rows: &[usize]) -> Option<Estimate> {
         let d = x.ncols();
         let h = rows.len() as f64;
+        // column by column: every column of `x` is contiguous (faer is column-major)
         let mut location = vec![0.0f64; d];
-        for &i in rows {
-            for (j, m) in location.iter_mut().enumerate() {
-                *m += x[(i, j)];
+        let mut centred = Mat::<f64>::zeros(rows.len(), d);
+        for (j, m) in location.iter_mut().enumerate() {
+            let col = x.col_as_slice(j);
+            *m = rows.iter().map(|&i| col[i]).sum::<f64>() / h;
+            let out = centred.col_as_slice_mut(j);
+            for (o, &i) in out.iter_mut().zip(rows) {
+                *o = col[i] - *m;
             }
         }
-        location.iter_mut().for_each(|m| *m /= h);
-        let centred = Mat::from_fn(rows.len(), d, |r, j| x[(rows[r], j)] - location[j]);
         let mut covariance = at_b(centred.as_ref(), centred.as_ref());
         covariance *= faer::Scale(1.0 / h);
         Estimate::new(location, covariance)
@@ -63,12 +66,25 @@ impl Estimate {
 
     /// Squared Mahalanobis distance of every row of `x`.
     fn distances(&self, x: &Mat<f64>) -> Vec<f64> {
-        let d = x.ncols();
-        let centred = Mat::from_fn(x.nrows(), d, |i, j| x[(i, j)] - self.location[j]);
+        let (n, d) = (x.nrows(), x.ncols());
+        let mut centred = Mat::<f64>::zeros(n, d);
+        for j in 0..d {
+            let m = self.location[j];
+            for (o, &v) in centred.col_as_slice_mut(j).iter_mut().zip(x.col_as_slice(j)) {
+                *o = v - m;
+            }
+        }
         let cp = a_b(centred.as_ref(), self.precision.as_ref());
-        (0..x.nrows())
-            .map(|i| (0..d).map(|j| cp[(i, j)] * centred[(i, j)]).sum::<f64>().max(0.0))
-            .collect()
+        // sum over j in order for every row, column by column (contiguous reads)
+        let mut out = vec![0.0f64; n];
+        for j in 0..d {
+            for ((o, &a), &b) in out.iter_mut().zip(cp.col_as_slice(j)).zip(centred.col_as_slice(j))
+            {
+                *o += a * b;
+            }
+        }
+        out.iter_mut().for_each(|v| *v = v.max(0.0));
+        out
     }
 }
 

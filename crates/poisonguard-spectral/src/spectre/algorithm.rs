@@ -151,19 +151,34 @@ fn cov_all(z: &Mat<f64>) -> Mat<f64> {
     mean_cov(z, &rows, z.ncols()).1
 }
 
-/// Rows kept as clean at `k`: robust distance in the first `k` columns within the chi-square
-/// quantile, under the re-weighted MCD of those columns.
-fn kept_rows(y: &Mat<f64>, k: usize, seed: u64) -> Option<Vec<usize>> {
-    let sub = Mat::from_fn(y.nrows(), k, |i, j| y[(i, j)]);
-    let (loc, cov) = poisonguard_outlier::mahalanobis::robust_covariance(&sub, seed)?;
-    let w = inv_sqrt(cov.as_ref())?;
-    let z = whiten(&sub, k, &loc, &w);
-    let cut = ChiSquared::new(k as f64).ok()?.inverse_cdf(KEEP_QUANTILE);
-    Some(
-        (0..y.nrows())
-            .filter(|&i| (0..k).map(|j| z[(i, j)] * z[(i, j)]).sum::<f64>() <= cut)
-            .collect(),
-    )
+/// A robust location and covariance of the first `k_max` columns of `y` (re-weighted MCD).
+struct RobustFit {
+    location: Vec<f64>,
+    covariance: Mat<f64>,
+}
+
+impl RobustFit {
+    fn new(y: &Mat<f64>, k_max: usize, seed: u64) -> Option<Self> {
+        let sub = Mat::from_fn(y.nrows(), k_max, |i, j| y[(i, j)]);
+        let (location, covariance) =
+            poisonguard_outlier::mahalanobis::robust_covariance(&sub, seed)?;
+        Some(Self { location, covariance })
+    }
+
+    /// Rows kept as clean at `k`: robust distance in the first `k` columns within the
+    /// chi-square quantile, under the estimate restricted to those columns (the marginal of the
+    /// robust estimate, so one MCD serves every `k`).
+    fn kept_rows(&self, y: &Mat<f64>, k: usize) -> Option<Vec<usize>> {
+        let cov = Mat::from_fn(k, k, |a, b| self.covariance[(a, b)]);
+        let w = inv_sqrt(cov.as_ref())?;
+        let z = whiten(y, k, &self.location[..k], &w);
+        let cut = ChiSquared::new(k as f64).ok()?.inverse_cdf(KEEP_QUANTILE);
+        Some(
+            (0..y.nrows())
+                .filter(|&i| (0..k).map(|j| z[(i, j)] * z[(i, j)]).sum::<f64>() <= cut)
+                .collect(),
+        )
+    }
 }
 
 /// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
@@ -211,12 +226,17 @@ fn fit_class(
 
     // SPECTRE's choice of k: the largest excess variance of the p-dimensional rows whitened by
     // the rows kept at k.
+    let k_max = {
+        let r = (dims.min(MAX_K) as f64).sqrt().floor() as usize;
+        (r * r).max(1)
+    };
+    let robust = RobustFit::new(&y, k_max, seed)?;
     let mut best: Option<(f64, usize, Vec<usize>)> = None;
     let mut root = 1usize;
-    while root * root <= dims.min(MAX_K) {
+    while root * root <= k_max {
         let k = root * root;
         root += 1;
-        let kept = kept_rows(&y, k, derive(seed, k))?;
+        let kept = robust.kept_rows(&y, k)?;
         if kept.len() <= dims {
             continue;
         }
@@ -295,10 +315,6 @@ fn verdict_z(stats: &[Option<f64>], c: usize) -> Option<f64> {
     dev.sort_by(f64::total_cmp);
     let mad = poisonguard_core::quantile_sorted(&dev, 0.5) * MAD_TO_SD;
     (mad > 0.0).then(|| (own - med) / mad)
-}
-
-fn derive(seed: u64, k: usize) -> u64 {
-    poisonguard_core::derive_seed(seed, 1_000 + k as u64)
 }
 
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
