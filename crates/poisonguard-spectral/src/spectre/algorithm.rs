@@ -33,12 +33,13 @@ struct ClassFit {
     basis: Mat<f64>,
     /// Mean of the kept rows in the `k` directions.
     centre: Vec<f64>,
-    /// Whitening `k x k` times the eigenvectors of `M`, each in units of its robust sd.
+    /// Whitening `k x k` times the eigenvectors of `M`: `y -> U^T W (y - centre)`.
     projection: Mat<f64>,
     /// Eigen-weights of `M`, summing to 1.
     weights: Vec<f64>,
-    /// Satterthwaite scale `c = tr(M^2)` and degrees of freedom `1 / c`.
+    /// Scale `c` and degrees of freedom `nu` with `tau / c ~ chi2(nu)` on clean rows.
     c: f64,
+    nu: f64,
     /// Whether rows of this class may be flagged (class declared attacked, or all classes).
     flaggable: bool,
 }
@@ -65,7 +66,7 @@ impl ClassFit {
     }
 
     fn score(&self, tau: f64) -> f64 {
-        to_chi2_1(tau / self.c, 1.0 / self.c)
+        to_chi2_1(tau / self.c, self.nu)
     }
 }
 
@@ -261,18 +262,6 @@ fn fit_class(
     let (vals, u) = eig_desc(cov_all(&z).as_ref())?;
     let (weights, _) = que_weights(&vals, p.alpha);
     let zu = a_b(z.as_ref(), u.as_ref());
-    // Each eigen-direction in units of its robust variance (median of squares over the chi2(1)
-    // median), as spectral signatures do: heavy tails of real data and the rows left out of the
-    // covariance inflate the plain variance of every direction, a hidden sub-population does not
-    // move the median.
-    let robust_sd: Vec<f64> = (0..k)
-        .map(|a| {
-            let mut sq: Vec<f64> = (0..n).map(|i| zu[(i, a)] * zu[(i, a)]).collect();
-            sq.sort_by(f64::total_cmp);
-            let v = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
-            if v > 0.0 { v.sqrt() } else { 1.0 }
-        })
-        .collect();
     // The class verdict's statistic: along the class's top principal direction, the variance
     // over its robust estimate (median-centred, median of squares over the chi2(1) median);
     // about 1 for one Gaussian population, large when a minority sits far along it.
@@ -286,15 +275,30 @@ fn fit_class(
         let robust = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
         if robust > 0.0 { var / robust } else { 1.0 }
     };
-    let u_scaled = Mat::from_fn(k, k, |r, a| u[(r, a)] / robust_sd[a]);
-    let projection = a_b(w.as_ref(), u_scaled.as_ref());
-    let c_scale: f64 = weights.iter().map(|v| v * v).sum();
-    let taus: Vec<f64> = (0..n)
-        .map(|i| (0..k).map(|a| weights[a] * (zu[(i, a)] / robust_sd[a]).powi(2)).sum())
-        .collect();
+    let projection = a_b(w.as_ref(), u.as_ref());
+    let taus: Vec<f64> =
+        (0..n).map(|i| (0..k).map(|a| weights[a] * zu[(i, a)] * zu[(i, a)]).sum()).collect();
+    // Calibration on the class itself: tau is about c * chi2(nu), nu = 1 / sum(w^2)
+    // (Satterthwaite), with the scale c taken from the median, as spectral signatures do: heavy
+    // tails of real data and the rows left out of the covariance inflate every moment of tau, a
+    // hidden minority does not move its median.
+    let nu = 1.0 / weights.iter().map(|v| v * v).sum::<f64>();
+    let mut sorted = taus.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median_tau = poisonguard_core::quantile_sorted(&sorted, 0.5);
+    let median_null = ChiSquared::new(nu).ok()?.inverse_cdf(0.5);
+    let c_scale = if median_tau > 0.0 { median_tau / median_null } else { 1.0 / nu };
     let basis_k = Mat::from_fn(d, k, |r, j| basis[(r, j)]);
-    let fit =
-        ClassFit { mean, basis: basis_k, centre, projection, weights, c: c_scale, flaggable: true };
+    let fit = ClassFit {
+        mean,
+        basis: basis_k,
+        centre,
+        projection,
+        weights,
+        c: c_scale,
+        nu,
+        flaggable: true,
+    };
     let scores = taus.iter().map(|&t| fit.score(t)).collect();
     let top = vals.first().copied().unwrap_or(0.0);
     Some((fit, scores, [k as f64, excess, top, inflation]))
