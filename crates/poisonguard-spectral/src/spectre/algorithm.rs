@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
-/// Robust z above which a class is declared attacked (Iglewicz & Hoaglin's outlier cut-off).
-const VERDICT_Z: f64 = 3.5;
+/// Family-wise level of the class verdicts: the chance that some class of a clean dataset is
+/// declared attacked.
+const VERDICT_ALPHA: f64 = 0.05;
 /// Consistency constant of the MAD for a normal sample.
 const MAD_TO_SD: f64 = 1.482_602_218_505_602;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
@@ -304,6 +305,35 @@ fn fit_class(
     Some((fit, scores, [k as f64, excess, top, inflation]))
 }
 
+/// The critical value of [`verdict_z`] for `classes` classes at family-wise level
+/// [`VERDICT_ALPHA`]: the `1 - alpha / classes` quantile of the leave-one-out robust z of one
+/// class among `classes` independent standard normal statistics, by seeded simulation (a normal
+/// model of the classes' log inflation; the MAD of few classes is itself noisy, so the cut-off
+/// is far above the normal quantile when there are few classes: about 5.9 for 10 classes, 10.9
+/// for 5).
+fn critical_z(classes: usize, seed: u64) -> f64 {
+    use rand::{Rng, SeedableRng};
+    if classes < 4 {
+        return f64::INFINITY;
+    }
+    let draws = (1000 * classes).min(100_000);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 7));
+    let mut z: Vec<f64> = (0..draws)
+        .map(|_| {
+            // Box-Muller
+            let x: Vec<Option<f64>> = (0..classes)
+                .map(|_| {
+                    let (u, v): (f64, f64) = (rng.random(), rng.random());
+                    Some((-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos())
+                })
+                .collect();
+            verdict_z(&x, 0).unwrap_or(f64::NEG_INFINITY)
+        })
+        .collect();
+    z.sort_by(f64::total_cmp);
+    poisonguard_core::quantile_sorted(&z, 1.0 - VERDICT_ALPHA / classes as f64)
+}
+
 /// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD);
 /// `None` with fewer than three other classes, or when their MAD is 0.
 fn verdict_z(stats: &[Option<f64>], c: usize) -> Option<f64> {
@@ -399,6 +429,8 @@ impl Detector for SpectreValidParams {
             .collect();
         let verdict_z: Vec<Option<f64>> =
             (0..fits.len()).map(|c| verdict_z(&log_inflation, c)).collect();
+        let n_scored = log_inflation.iter().filter(|v| v.is_some()).count();
+        let critical = critical_z(n_scored, self.seed);
         let null = ScoreNull::ChiSquared { dof: 1.0 };
         let threshold = self.threshold.fit_with_null(&scores, Some(&null))?;
         let mut classes = Vec::with_capacity(fits.len());
@@ -409,7 +441,7 @@ impl Detector for SpectreValidParams {
                 continue;
             };
             let z = verdict_z[c];
-            let attacked = z.is_some_and(|z| z > VERDICT_Z);
+            let attacked = z.is_some_and(|z| z > critical);
             fit.flaggable = attacked || self.flag_all_classes;
             if !fit.flaggable {
                 for &i in rows {

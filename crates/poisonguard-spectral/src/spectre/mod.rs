@@ -9,7 +9,9 @@
 //!    we use the re-weighted Minimum Covariance Determinant (FAST-MCD, the estimator of
 //!    [`Mahalanobis`](poisonguard_outlier::Mahalanobis)), which tolerates up to half of the
 //!    rows being outliers and needs no poison count;
-//! 3. for every `k` in {1, 4, 9, ..., 100} (`k <= p`): take the rows whose robust distance in
+//! 3. for every `k` in {1, 4, 9, 16, 25} (`k <= p`; the paper goes to 100, the MCD's cost grows
+//!    as `k^3`, and one MCD at the largest `k` serves all `k` through its marginals): take the
+//!    rows whose robust distance in
 //!    the first `k` directions lies within the chi-square(k) 97.5% quantile, whiten the
 //!    `p`-dimensional rows by those rows' covariance, and measure how much variance is left in
 //!    excess: with `S` the whitened covariance and `M = exp(alpha (S - I) / (|S| - 1))` (the
@@ -22,15 +24,36 @@
 //!
 //! # Score
 //! `tau` is a quadratic form of a whitened row; on clean Gaussian data it is about
-//! `c * chi2(nu)` with `c = tr(M^2)/tr(M)^2` and `nu = 1/c` (Satterthwaite). Each class's scores
-//! are mapped to the chi-square(1) scale through that approximation (`F_1^-1(F_nu(tau / c))`), so
-//! they are comparable across classes and the default [`ThresholdRule::Auto`] flags above the
-//! chi-square(1) 99% quantile (6.63); higher = more suspicious. Classes too small to estimate a
-//! covariance (fewer than 8 rows) score 0.
+//! `c * chi2(nu)` with `nu = 1 / sum(w^2)` for the eigen-weights `w` of `M` (Satterthwaite). The
+//! scale `c` is taken from the class's median `tau` (real data have heavier tails than the
+//! model; a minority does not move the median), and each class's scores are mapped to the
+//! chi-square(1) scale with the same upper tail (Wilson-Hilferty), so they are comparable across
+//! classes and the default [`ThresholdRule::Auto`] flags above the chi-square(1) 99% quantile
+//! (6.63); higher = more suspicious. Classes too small to estimate a covariance (fewer than 8
+//! rows) score 0.
 //!
-//! Class-level findings: `dims` (the chosen `k`), `excess_variance` (the chosen `k`'s
-//! `tr(S M) / tr(M)`, the score classes are ranked by: about 1 for a clean class), and
-//! `top_whitened_eigenvalue` (`|S|` in `k` dimensions).
+//! # Class verdicts
+//! SPECTRE ranks the rows of a class it is told is the target; a user does not know the target.
+//! Each class gets a statistic of how much a minority sits far along its top principal
+//! direction: `variance_inflation`, the variance along it over its robust estimate (median of
+//! squared deviations from the median, over the chi-square(1) median); about 1 for one Gaussian
+//! population. A class is declared attacked when the log of its inflation is an outlier among
+//! the other classes: its leave-one-out robust z (median and MAD of the other classes) exceeds the
+//! critical value at family-wise level 5%, the `1 - 0.05 / classes` quantile of that z under a
+//! normal model of the classes' statistics (seeded simulation; about 5.9 for 10 classes, 10.9 for
+//! 5; with fewer than 4 classes no class can be declared attacked). Rows are flagged only in
+//! classes declared attacked (`flag_all_classes(true)` flags every class); in the others scores
+//! are capped at the threshold, which keeps their ranking below it.
+//!
+//! Class-level findings: `attacked` (1 or 0), `verdict_z` (the score classes are ranked by),
+//! `variance_inflation`, `dims` (the chosen `k`), `excess_variance` (the chosen `k`'s
+//! `tr(S M) / tr(M)`) and `top_whitened_eigenvalue` (`|S|` in `k` dimensions).
+//!
+//! Measured (`examples/spectral_sweep`): on the shipped BadNets digits, raw and embeddings,
+//! class 0 alone is declared attacked (z 9.4 and 7.6; next 3.6 and 2.9); clean `digits` whole:
+//! none, but 13 of 20 seeded 80% subsamples declare class 9 attacked (it carries a genuine
+//! minority of differently written nines, which no covariance statistic tells from a planted
+//! one); `wine` and `breast_cancer` have fewer than 4 classes: never.
 //!
 //! [`ThresholdRule::Auto`]: poisonguard_core::ThresholdRule::Auto
 //!
