@@ -19,7 +19,8 @@ use std::error::Error;
 use ndarray::Array2;
 use poisonguard::metrics::{recall_at_k, roc_auc};
 use poisonguard::{
-    Dataset, Detector, FittedDetector, LabelValue, Labels, SpectralSignature, Spectre,
+    Dataset, Detector, FittedDetector, LabelValue, Labels, SignatureScore, SpectralSignature,
+    Spectre,
 };
 use poisonguard_io::{LoadOptions, load};
 use rand::rngs::SmallRng;
@@ -105,25 +106,31 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("two patches", Trigger::TwoPatches),
     ];
     println!(
-        "{:<12} {:>5} | {:>17} {:>17} | {:>17} {:>17}",
-        "trigger", "eps", "signature recall", "spectre recall", "signature auc", "spectre auc"
+        "{:<12} {:>5} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
+        "", "", "recall", "", "", "roc_auc", "", ""
+    );
+    println!(
+        "{:<12} {:>5} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
+        "trigger", "eps", "signature", "reference", "spectre", "signature", "reference", "spectre"
     );
     for (name, trigger) in scenarios {
         for eps in [0.10, 0.05, 0.01] {
-            let mut acc = [0.0f64; 4];
+            let mut acc = [0.0f64; 6];
             for seed in 0..seeds {
                 let (d, truth) = plant(&x, &y, trigger, eps, seed);
                 let sig = SpectralSignature::params().fit(&d)?;
+                let sref = SpectralSignature::params().score(SignatureScore::Reference).fit(&d)?;
                 let spe = Spectre::params().flag_all_classes(true).fit(&d)?;
                 let (r1, a1) = within_target(sig.training().scores(), &truth, &d);
-                let (r2, a2) = within_target(spe.training().scores(), &truth, &d);
-                for (slot, v) in acc.iter_mut().zip([r1, r2, a1, a2]) {
+                let (r2, a2) = within_target(sref.training().scores(), &truth, &d);
+                let (r3, a3) = within_target(spe.training().scores(), &truth, &d);
+                for (slot, v) in acc.iter_mut().zip([r1, r2, r3, a1, a2, a3]) {
                     *slot += v / seeds as f64;
                 }
             }
             println!(
-                "{name:<12} {:>5.2} | {:>17.3} {:>17.3} | {:>17.4} {:>17.4}",
-                eps, acc[0], acc[1], acc[2], acc[3]
+                "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4}",
+                acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
             );
         }
     }

@@ -65,7 +65,7 @@ pub use poisonguard_outlier::{
     KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
 };
 pub use poisonguard_spectral::{
-    SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
+    SignatureScore, SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
 };
 
 /// Ids of every detector this build offers.

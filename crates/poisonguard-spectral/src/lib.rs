@@ -37,6 +37,6 @@ pub mod spectre;
 
 pub use error::{Error, Result};
 pub use spectral_signature::{
-    SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
+    SignatureScore, SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
 };
 pub use spectre::{Spectre, SpectreParams};

@@ -4,7 +4,7 @@ use poisonguard_core::{
     LabelMap, Reason, ScoreNull,
 };
 
-use super::hyperparams::{SpectralSignatureParams, SpectralSignatureValidParams};
+use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen};
 
@@ -20,6 +20,10 @@ struct ClassFit {
     direction: Vec<f64>,
     /// Robust variance along `direction`; 0 when the class has no spread along it.
     scale2: f64,
+    /// `<mean, direction>`: the uncentred projection is the centred one plus this.
+    offset: f64,
+    /// Which score.
+    kind: SignatureScore,
 }
 
 impl ClassFit {
@@ -27,8 +31,15 @@ impl ClassFit {
         row.zip(&self.mean).zip(&self.direction).map(|((x, m), v)| (f64::from(x) - m) * v).sum()
     }
 
+    /// The score of a row with centred projection `p`.
     fn score(&self, p: f64) -> f64 {
-        if self.scale2 > 0.0 { p * p / self.scale2 } else { 0.0 }
+        if self.scale2 <= 0.0 {
+            return 0.0;
+        }
+        match self.kind {
+            SignatureScore::Centred => p * p / self.scale2,
+            SignatureScore::Reference => (p + self.offset).abs() / self.scale2.sqrt(),
+        }
     }
 }
 
@@ -96,7 +107,8 @@ fn fit_class(
     if scale2 <= 0.0 {
         scale2 = eig.lambda1;
     }
-    let fit = ClassFit { mean, direction: eig.vector.clone(), scale2 };
+    let offset = mean.iter().zip(&eig.vector).map(|(m, v)| m * v).sum();
+    let fit = ClassFit { mean, direction: eig.vector.clone(), scale2, offset, kind: p.score };
     Some((fit, eig, proj))
 }
 
@@ -154,10 +166,14 @@ impl Detector for SpectralSignatureValidParams {
             ));
             classes.push(Some(fit));
         }
-        let null = ScoreNull::ChiSquared { dof: 1.0 };
+        // the centred score has a chi-square(1) null; the reference score none
+        let null = match self.score {
+            SignatureScore::Centred => Some(ScoreNull::ChiSquared { dof: 1.0 }),
+            SignatureScore::Reference => None,
+        };
         let explain =
             |i, _| Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] };
-        let training = Detection::with_null(scores, &self.threshold, Some(&null), explain)?;
+        let training = Detection::with_null(scores, &self.threshold, null.as_ref(), explain)?;
         Ok(SpectralSignature {
             classes,
             label_map: labels.map().clone(),

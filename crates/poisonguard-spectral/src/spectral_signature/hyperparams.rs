@@ -7,6 +7,20 @@ pub const DEFAULT_MAX_ITER: usize = 300;
 /// Default relative tolerance on the top two eigenvalues between iterations.
 pub const DEFAULT_TOL: f64 = 1e-10;
 
+/// Which spectral-signature score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SignatureScore {
+    /// The paper's: squared projection of the centred row, in units of the class's robust
+    /// variance along the direction (chi-square(1) null). The default.
+    #[default]
+    Centred,
+    /// The reference code's (MadryLab/backdoor_data_poisoning): `|<x, v>|` of the uncentred row,
+    /// in units of the robust sd. It ranks by the signed centred projection plus the class
+    /// mean's projection, so it favours one side of the class; no stated null.
+    Reference,
+}
+
 /// Checked hyperparameters of [`SpectralSignature`](super::SpectralSignature).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectralSignatureValidParams {
@@ -14,9 +28,15 @@ pub struct SpectralSignatureValidParams {
     pub(crate) max_iter: usize,
     pub(crate) tol: f64,
     pub(crate) threshold: ThresholdRule,
+    pub(crate) score: SignatureScore,
 }
 
 impl SpectralSignatureValidParams {
+    /// Which score.
+    pub fn score(&self) -> SignatureScore {
+        self.score
+    }
+
     /// Seed of the random start of the subspace iteration (used only for classes where
     /// `min(rows, features) > 128`).
     pub fn seed(&self) -> u64 {
@@ -51,6 +71,7 @@ impl Default for SpectralSignatureParams {
             max_iter: DEFAULT_MAX_ITER,
             tol: DEFAULT_TOL,
             threshold: ThresholdRule::Auto,
+            score: SignatureScore::Centred,
         })
     }
 }
@@ -77,6 +98,12 @@ impl SpectralSignatureParams {
     /// Sets the threshold rule.
     pub fn threshold(mut self, rule: ThresholdRule) -> Self {
         self.0.threshold = rule;
+        self
+    }
+
+    /// Chooses the paper's centred score (default) or the reference code's uncentred one.
+    pub fn score(mut self, score: SignatureScore) -> Self {
+        self.0.score = score;
         self
     }
 }
