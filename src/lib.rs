@@ -26,6 +26,7 @@
 //! | id | family | paper |
 //! | --- | --- | --- |
 //! | `spectral_signature` | spectral | Tran, Li, Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018 |
+//! | `activation_clustering` | spectral | Chen et al. Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering. AAAI SafeAI 2019 |
 //! | `spectre` | spectral | Hayase, Kong, Somani, Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021 |
 //! | `isolation_forest` | outlier | Liu, Ting, Zhou. Isolation Forest. ICDM 2008 |
 //! | `knn_distance` | outlier | Ramaswamy, Rastogi, Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000 |
@@ -65,13 +66,15 @@ pub use poisonguard_outlier::{
     KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
 };
 pub use poisonguard_spectral::{
-    SignatureScore, SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
+    ActivationClustering, ActivationClusteringParams, SignatureScore, SpectralSignature,
+    SpectralSignatureParams, Spectre, SpectreParams,
 };
 
 /// Ids of every detector this build offers.
 pub const DETECTOR_IDS: &[&str] = &[
     "spectral_signature",
     "spectre",
+    "activation_clustering",
     "isolation_forest",
     "knn_distance",
     "lof",
@@ -97,7 +100,14 @@ pub const DEFAULT_DETECTORS: &[&str] = &[
 
 /// Whether a detector needs labels.
 fn needs_labels(name: &str) -> bool {
-    matches!(name, "spectral_signature" | "spectre" | "knn_label" | "confident_learning")
+    matches!(
+        name,
+        "spectral_signature"
+            | "spectre"
+            | "activation_clustering"
+            | "knn_label"
+            | "confident_learning"
+    )
 }
 
 /// Settings shared by every detector an audit builds.
@@ -161,6 +171,13 @@ pub fn detector(
         }
         "spectre" => {
             let mut p = Spectre::params().seed(opts.seed);
+            if let Some(rule) = opts.threshold {
+                p = p.threshold(rule);
+            }
+            Ok(Box::new(p))
+        }
+        "activation_clustering" => {
+            let mut p = ActivationClustering::params().seed(opts.seed);
             if let Some(rule) = opts.threshold {
                 p = p.threshold(rule);
             }

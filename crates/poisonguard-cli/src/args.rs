@@ -52,7 +52,7 @@ pub struct ScanArgs {
     pub exclude: Option<Vec<String>>,
     /// Detectors to run, comma-separated (default: isolation_forest, ecod, duplicates, and with
     /// labels spectral_signature, knn_label, confident_learning). Known: spectral_signature,
-    /// spectre, isolation_forest, knn_distance, lof, ecod, mahalanobis, pca, knn_label,
+    /// spectre, activation_clustering, isolation_forest, knn_distance, lof, ecod, mahalanobis, pca, knn_label,
     /// confident_learning, duplicates.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub detectors: Option<Vec<String>>,

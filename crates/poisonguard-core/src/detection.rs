@@ -51,6 +51,16 @@ pub enum Reason {
         /// Principal dimensions the class was reduced to.
         dims: usize,
     },
+    /// The row belongs to the smaller of two clusters of its class's activations (activation
+    /// clustering).
+    SmallCluster {
+        /// The row's class (original label).
+        class: LabelValue,
+        /// Share of the class in the smaller cluster.
+        share: f64,
+        /// Mean silhouette of the two-cluster split.
+        silhouette: f64,
+    },
     /// The row is far from its nearest neighbours (kNN distance).
     FarFromNeighbors {
         /// Neighbours considered.
@@ -141,6 +151,12 @@ impl fmt::Display for Reason {
                 f,
                 "quantum-entropy score {score:.1} in the robustly whitened top {dims} principal \
                  directions of class {class}"
+            ),
+            Reason::SmallCluster { class, share, silhouette } => write!(
+                f,
+                "in the smaller activation cluster of class {class} ({:.0}% of the class, \
+                 silhouette {silhouette:.2})",
+                100.0 * share
             ),
             Reason::FarFromNeighbors { k, statistic, distance } => {
                 write!(f, "{statistic} distance to its {k} nearest neighbours is {distance:.4}")

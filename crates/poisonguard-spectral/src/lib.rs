@@ -6,6 +6,8 @@
 //!   centred row onto the class's top singular direction.
 //! - [`Spectre`] (Hayase et al. 2021): per class, quantum-entropy scores of the rows whitened by
 //!   a robust covariance, in an automatically chosen number of principal directions.
+//! - [`ActivationClustering`] (Chen et al. 2018): per class, two-means on the top principal
+//!   directions; a small, well separated cluster is flagged.
 //!
 //! Detectors follow the `poisonguard-core` contract: `SpectralSignature::params()` gives
 //! checked-on-fit hyperparameters; `fit(&Dataset)` returns a fitted detector with one score per
@@ -30,11 +32,13 @@
 //! product is single-threaded with a fixed order, so results are bit-identical for any thread
 //! count. Large classes never get a full SVD: see [`spectral_signature`].
 
+pub mod activation_clustering;
 mod error;
 mod linalg;
 pub mod spectral_signature;
 pub mod spectre;
 
+pub use activation_clustering::{ActivationClustering, ActivationClusteringParams};
 pub use error::{Error, Result};
 pub use spectral_signature::{
     SignatureScore, SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,

@@ -144,6 +144,36 @@ fn fix_sign(v: &mut [f64]) {
     }
 }
 
+/// `(eigenvalues descending, eigenvectors as columns)` of a symmetric matrix.
+pub(crate) fn eig_desc(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
+    let (vals, vecs) = sym_eigen(a)?;
+    let n = vals.len();
+    let order: Vec<usize> = (0..n).rev().collect();
+    Some((order.iter().map(|&i| vals[i]).collect(), Mat::from_fn(n, n, |r, c| vecs[(r, order[c])])))
+}
+
+/// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
+pub(crate) fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
+    let (n, d) = (c.nrows(), c.ncols());
+    let basis = if d <= n {
+        let mut cov = at_b(c.as_ref(), c.as_ref());
+        cov *= faer::Scale(1.0 / n as f64);
+        let (_, vecs) = eig_desc(cov.as_ref())?;
+        Mat::from_fn(d, p, |r, j| vecs[(r, j)])
+    } else {
+        // Gram route: C C^T u = lambda u  =>  v = C^T u / |C^T u|
+        let g = a_b(c.as_ref(), c.transpose());
+        let (_, u) = eig_desc(g.as_ref())?;
+        let v = at_b(c.as_ref(), u.as_ref());
+        Mat::from_fn(d, p, |r, j| {
+            let norm = (0..d).map(|t| v[(t, j)] * v[(t, j)]).sum::<f64>().sqrt();
+            if norm > 0.0 { v[(r, j)] / norm } else { 0.0 }
+        })
+    };
+    let y = a_b(c.as_ref(), basis.as_ref());
+    Some((basis, y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

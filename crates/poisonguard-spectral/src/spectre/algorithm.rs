@@ -3,7 +3,9 @@ use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
     LabelMap, Reason, ScoreNull,
 };
-use poisonguard_linalg::{a_b, at_b, sym_eigen};
+use poisonguard_linalg::{a_b, at_b};
+
+use crate::linalg::{eig_desc, principal};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 use super::{SpectreParams, SpectreValidParams};
@@ -87,14 +89,6 @@ fn to_chi2_1(x: f64, nu: f64) -> f64 {
     let q = normal.cdf(-z) / 2.0;
     let t = normal.inverse_cdf(q);
     t * t
-}
-
-/// `(eigenvalues descending, eigenvectors as columns)` of a symmetric matrix.
-fn eig_desc(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
-    let (vals, vecs) = sym_eigen(a)?;
-    let n = vals.len();
-    let order: Vec<usize> = (0..n).rev().collect();
-    Some((order.iter().map(|&i| vals[i]).collect(), Mat::from_fn(n, n, |r, c| vecs[(r, order[c])])))
 }
 
 /// Mean and maximum-likelihood covariance of `rows` of `y` in its first `k` columns.
@@ -181,28 +175,6 @@ impl RobustFit {
                 .collect(),
         )
     }
-}
-
-/// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
-fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
-    let (n, d) = (c.nrows(), c.ncols());
-    let basis = if d <= n {
-        let mut cov = at_b(c.as_ref(), c.as_ref());
-        cov *= faer::Scale(1.0 / n as f64);
-        let (_, vecs) = eig_desc(cov.as_ref())?;
-        Mat::from_fn(d, p, |r, j| vecs[(r, j)])
-    } else {
-        // Gram route: C C^T u = lambda u  =>  v = C^T u / |C^T u|
-        let g = a_b(c.as_ref(), c.transpose());
-        let (_, u) = eig_desc(g.as_ref())?;
-        let v = at_b(c.as_ref(), u.as_ref());
-        Mat::from_fn(d, p, |r, j| {
-            let norm = (0..d).map(|t| v[(t, j)] * v[(t, j)]).sum::<f64>().sqrt();
-            if norm > 0.0 { v[(r, j)] / norm } else { 0.0 }
-        })
-    };
-    let y = a_b(c.as_ref(), basis.as_ref());
-    Some((basis, y))
 }
 
 /// One class: `(fit, training scores, finding statistics)`.

@@ -1,0 +1,366 @@
+use faer::Mat;
+use poisonguard_core::{
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
+    LabelMap, Reason, ThresholdRule,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::{ActivationClusteringParams, ActivationClusteringValidParams};
+use crate::error::{Error, Result};
+use crate::linalg::principal;
+
+/// Classes with fewer rows are not clustered (score -1 for all rows: never flagged).
+const MIN_CLASS_ROWS: usize = 6;
+/// Rows on which the silhouette is computed exactly; above, a seeded sample of this size.
+const SILHOUETTE_ROWS: usize = 5_000;
+/// k-means iteration cap and relative inertia tolerance (scikit-learn's defaults).
+const KMEANS_MAX_ITER: usize = 300;
+const KMEANS_TOL: f64 = 1e-4;
+
+/// What the fit keeps of one class.
+#[derive(Debug, Clone)]
+struct ClassFit {
+    mean: Vec<f64>,
+    /// `d x dims` principal directions.
+    basis: Mat<f64>,
+    large: Vec<f64>,
+    small: Vec<f64>,
+    share: f64,
+    silhouette: f64,
+    flaggable: bool,
+}
+
+impl ClassFit {
+    fn reduce(&self, row: &[f32]) -> Vec<f64> {
+        (0..self.basis.ncols())
+            .map(|j| {
+                row.iter()
+                    .zip(&self.mean)
+                    .enumerate()
+                    .map(|(r, (&v, m))| (f64::from(v) - m) * self.basis[(r, j)])
+                    .sum()
+            })
+            .collect()
+    }
+
+    fn score(&self, z: &[f64]) -> f64 {
+        let gap = dist(&self.large, &self.small);
+        if gap > 0.0 { (dist(z, &self.large) - dist(z, &self.small)) / gap } else { -1.0 }
+    }
+}
+
+fn dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
+}
+
+fn d2(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Two-means on `rows` (each `dims` long): k-means++ seeding, Lloyd iterations; returns
+/// `(assignment, centres, inertia)`.
+fn two_means(points: &[Vec<f64>], rng: &mut SmallRng) -> (Vec<usize>, [Vec<f64>; 2], f64) {
+    let n = points.len();
+    let first = rng.random_range(0..n);
+    let d0: Vec<f64> = points.iter().map(|p| d2(p, &points[first])).collect();
+    let total: f64 = d0.iter().sum();
+    let second = if total > 0.0 {
+        let mut u = rng.random::<f64>() * total;
+        let mut pick = n - 1;
+        for (i, &w) in d0.iter().enumerate() {
+            if u < w {
+                pick = i;
+                break;
+            }
+            u -= w;
+        }
+        pick
+    } else {
+        (first + 1) % n
+    };
+    let mut centres = [points[first].clone(), points[second].clone()];
+    let mut assign = vec![0usize; n];
+    let mut inertia = f64::INFINITY;
+    for _ in 0..KMEANS_MAX_ITER {
+        let mut next = 0.0;
+        for (a, p) in assign.iter_mut().zip(points) {
+            let (e0, e1) = (d2(p, &centres[0]), d2(p, &centres[1]));
+            *a = usize::from(e1 < e0);
+            next += e0.min(e1);
+        }
+        for (c, centre) in centres.iter_mut().enumerate() {
+            let members: Vec<&Vec<f64>> =
+                points.iter().zip(&assign).filter(|(_, a)| **a == c).map(|(p, _)| p).collect();
+            if members.is_empty() {
+                continue;
+            }
+            for (j, v) in centre.iter_mut().enumerate() {
+                *v = members.iter().map(|p| p[j]).sum::<f64>() / members.len() as f64;
+            }
+        }
+        let done = (inertia - next).abs() <= KMEANS_TOL * next.max(f64::MIN_POSITIVE);
+        inertia = next;
+        if done {
+            break;
+        }
+    }
+    (assign, centres, inertia)
+}
+
+/// Mean silhouette of a two-cluster split (exact on the given points).
+fn silhouette(points: &[Vec<f64>], assign: &[usize]) -> f64 {
+    let n = points.len();
+    let sizes =
+        [assign.iter().filter(|&&a| a == 0).count(), assign.iter().filter(|&&a| a == 1).count()];
+    if sizes[0] < 2 || sizes[1] < 2 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for i in 0..n {
+        let mut sums = [0.0f64; 2];
+        for j in 0..n {
+            if i != j {
+                sums[assign[j]] += dist(&points[i], &points[j]);
+            }
+        }
+        let own = assign[i];
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = sums[1 - own] / sizes[1 - own] as f64;
+        let m = a.max(b);
+        total += if m > 0.0 { (b - a) / m } else { 0.0 };
+    }
+    total / n as f64
+}
+
+fn fit_class(
+    data: &Dataset,
+    rows: &[usize],
+    p: &ActivationClusteringValidParams,
+    class: usize,
+) -> Option<(ClassFit, Vec<f64>)> {
+    let x = data.features();
+    let (n, d) = (rows.len(), x.ncols());
+    let mut mean = vec![0.0f64; d];
+    for &i in rows {
+        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
+            *m += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let c = Mat::from_fn(n, d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let dims = p.dims.min(d).min(n - 1).max(1);
+    let (basis, y) = principal(&c, dims)?;
+    let points: Vec<Vec<f64>> = (0..n).map(|i| (0..dims).map(|j| y[(i, j)]).collect()).collect();
+    let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(p.seed, class as u64));
+    let mut best: Option<(Vec<usize>, [Vec<f64>; 2], f64)> = None;
+    for _ in 0..p.n_init {
+        let run = two_means(&points, &mut rng);
+        if best.as_ref().is_none_or(|b| run.2 < b.2) {
+            best = Some(run);
+        }
+    }
+    let (assign, centres, _) = best?;
+    let count1 = assign.iter().filter(|&&a| a == 1).count();
+    let (small_id, small_n) = if count1 <= n - count1 { (1, count1) } else { (0, n - count1) };
+    let share = small_n as f64 / n as f64;
+    let silhouette = if n <= SILHOUETTE_ROWS {
+        silhouette(&points, &assign)
+    } else {
+        let pick = rand::seq::index::sample(&mut rng, n, SILHOUETTE_ROWS).into_vec();
+        let pts: Vec<Vec<f64>> = pick.iter().map(|&i| points[i].clone()).collect();
+        let asg: Vec<usize> = pick.iter().map(|&i| assign[i]).collect();
+        silhouette(&pts, &asg)
+    };
+    let attacked = share < p.size_threshold && silhouette > p.silhouette_threshold;
+    let fit = ClassFit {
+        mean,
+        basis,
+        large: centres[1 - small_id].clone(),
+        small: centres[small_id].clone(),
+        share,
+        silhouette,
+        flaggable: attacked || p.flag_all_classes,
+    };
+    let scores = points.iter().map(|z| fit.score(z)).collect();
+    Some((fit, scores))
+}
+
+/// A fitted activation-clustering detector; see the [module docs](crate::activation_clustering).
+#[derive(Debug, Clone)]
+pub struct ActivationClustering {
+    classes: Vec<Option<ClassFit>>,
+    label_map: LabelMap,
+    n_features: usize,
+    training: Detection,
+    findings: Vec<ClassFinding>,
+}
+
+impl ActivationClustering {
+    /// The detector's id, `activation_clustering`.
+    pub const ID: DetectorId = DetectorId::new("activation_clustering");
+
+    /// Default hyperparameters.
+    ///
+    /// # Example
+    /// ```
+    /// use ndarray::Array2;
+    /// use poisonguard_core::{Dataset, Detector, FittedDetector, Labels, LabelValue};
+    /// use poisonguard_spectral::ActivationClustering;
+    /// let x = Array2::from_shape_fn((100, 4), |(i, j)| ((i * 13 + j * 7) % 17) as f32);
+    /// let y: Vec<LabelValue> = (0..100).map(|i| LabelValue::Int(i % 2)).collect();
+    /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
+    /// let fitted = ActivationClustering::params().fit(&data)?;
+    /// assert_eq!(fitted.class_findings().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn params() -> ActivationClusteringParams {
+        ActivationClusteringParams::default()
+    }
+}
+
+impl Detector for ActivationClusteringValidParams {
+    type Fitted = ActivationClustering;
+    type Error = Error;
+    const ID: DetectorId = ActivationClustering::ID;
+
+    fn fit(&self, data: &Dataset) -> Result<ActivationClustering> {
+        let labels = data.require_classes(Self::ID.as_str())?;
+        let by_class = labels.rows_by_class();
+        let work = |(c, rows): (usize, &Vec<usize>)| {
+            if rows.len() < MIN_CLASS_ROWS {
+                return Ok(None);
+            }
+            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
+                class: labels.map().values()[c].to_string(),
+            })
+        };
+        #[cfg(feature = "parallel")]
+        let fitted: Vec<Result<_>> = {
+            use rayon::prelude::*;
+            by_class.par_iter().enumerate().map(work).collect()
+        };
+        #[cfg(not(feature = "parallel"))]
+        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+
+        let threshold = match self.threshold {
+            ThresholdRule::Auto => 0.0,
+            rule => {
+                // fit the rule on the uncapped scores
+                let mut all = vec![-1.0f64; data.n_samples()];
+                for (r, rows) in fitted.iter().zip(&by_class) {
+                    if let Ok(Some((_, s))) = r {
+                        for (&i, &v) in rows.iter().zip(s) {
+                            all[i] = v;
+                        }
+                    }
+                }
+                rule.fit(&all)?
+            }
+        };
+        let mut scores = vec![-1.0f64; data.n_samples()];
+        let mut classes = Vec::with_capacity(by_class.len());
+        let mut findings = Vec::new();
+        for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
+            let Some((fit, class_scores)) = result? else {
+                classes.push(None);
+                continue;
+            };
+            for (&i, &s) in rows.iter().zip(&class_scores) {
+                scores[i] = if fit.flaggable { s } else { s.min(threshold) };
+            }
+            let attacked =
+                fit.share < self.size_threshold && fit.silhouette > self.silhouette_threshold;
+            findings.push(ClassFinding::new(
+                ClassId(c as u32),
+                labels.map().values()[c].clone(),
+                rows.len(),
+                if fit.share < self.size_threshold { fit.silhouette } else { 0.0 },
+                vec![
+                    ("attacked", f64::from(u8::from(attacked))),
+                    ("smaller_share", fit.share),
+                    ("silhouette", fit.silhouette),
+                ],
+            ));
+            classes.push(Some(fit));
+        }
+        let explain = |i: usize, _| {
+            let c = labels.ids()[i].index();
+            let (share, silhouette) =
+                classes[c].as_ref().map_or((0.0, 0.0), |f| (f.share, f.silhouette));
+            Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
+        };
+        let training = Detection::with_threshold(scores, threshold, explain)?;
+        Ok(ActivationClustering {
+            classes,
+            label_map: labels.map().clone(),
+            n_features: data.n_features(),
+            training,
+            findings,
+        })
+    }
+}
+
+impl FittedDetector for ActivationClustering {
+    fn id(&self) -> DetectorId {
+        Self::ID
+    }
+
+    fn training(&self) -> &Detection {
+        &self.training
+    }
+
+    fn class_findings(&self) -> &[ClassFinding] {
+        &self.findings
+    }
+
+    /// Scores new rows by their position between the two clusters of their class.
+    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        if data.n_features() != self.n_features {
+            return Err(DataError::FeatureCountMismatch {
+                expected: self.n_features,
+                actual: data.n_features(),
+            });
+        }
+        let labels =
+            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
+        let ids = labels.ids_in(&self.label_map)?;
+        let threshold = self.training.threshold();
+        let x = data.features();
+        let scores: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .zip(&ids)
+            .map(|(row, c)| match &self.classes[c.index()] {
+                Some(fit) => {
+                    let row: Vec<f32> = row.iter().copied().collect();
+                    let s = fit.score(&fit.reduce(&row));
+                    if fit.flaggable { s } else { s.min(threshold) }
+                }
+                None => -1.0,
+            })
+            .collect();
+        Detection::with_threshold(scores, threshold, |i, _| {
+            let (share, silhouette) = self.classes[ids[i].index()]
+                .as_ref()
+                .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
+            Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silhouette_of_two_tight_clusters_is_near_one() {
+        let mut pts: Vec<Vec<f64>> = (0..20).map(|i| vec![f64::from(i % 3) * 0.01]).collect();
+        pts.extend((0..5).map(|i| vec![10.0 + f64::from(i) * 0.01]));
+        let assign: Vec<usize> = (0..25).map(|i| usize::from(i >= 20)).collect();
+        assert!(silhouette(&pts, &assign) > 0.99);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let (a, _, _) = two_means(&pts, &mut rng);
+        assert!(a[..20].iter().all(|&v| v == a[0]) && a[20..].iter().all(|&v| v != a[0]));
+    }
+}
