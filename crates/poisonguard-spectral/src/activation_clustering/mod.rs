@@ -16,7 +16,7 @@
 //! # Score
 //! `(|x - c_large| - |x - c_small|) / |c_large - c_small|` in the reduced space, in [-1, 1]:
 //! positive in the smaller cluster, higher = deeper in it = more suspicious. The default
-//! [`ThresholdRule::Auto`](poisonguard_core::ThresholdRule::Auto) threshold is 0, so the smaller
+//! [`ThresholdRule::Auto`] threshold is 0, so the smaller
 //! cluster of an attacked class is flagged; in classes not declared attacked scores are capped at
 //! the threshold (no row flagged) unless `flag_all_classes(true)`.
 //!
