@@ -300,10 +300,8 @@ impl Audit {
     /// detectors were added. A failing detector is recorded in [`Report::failures`] and the others
     /// still run.
     ///
-    /// The combined `suspicion` of a row is the largest, over detectors, of the row's normalized
-    /// rank among that detector's scores (ties take the lowest rank of their group). It is rank-based,
-    /// so detectors with different score scales are comparable, and one detector's strong
-    /// evidence is not diluted by the others.
+    /// The combined `suspicion` of a row is rank-based, so detectors with different score scales
+    /// are comparable ([`combined_suspicion`]).
     ///
     /// # Errors
     /// [`AuditError`] when no detector succeeds.
@@ -377,12 +375,7 @@ impl Audit {
         if runs.is_empty() {
             return Err(AuditError::AllFailed(failures.swap_remove(0)));
         }
-        let mut suspicion = vec![0.0f64; data.n_samples()];
-        for run in &runs {
-            for (s, f) in suspicion.iter_mut().zip(empirical_cdf(run.detection.scores())) {
-                *s = s.max(f);
-            }
-        }
+        let suspicion = combined_suspicion(&runs, data.n_samples());
         let report = Report::new(runs, failures, suspicion);
         let any: Vec<bool> = (0..data.n_samples()).map(|i| report.is_flagged(i)).collect();
         Ok(report.with_source_findings(test_sources(&any)))
@@ -400,10 +393,32 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Combines the detectors' scores into one suspicion per row, in (0, 1]: the largest, over
+/// detectors, of the row's normalized rank among that detector's scores,
+/// `(rows scoring strictly lower + 1) / n`. Ties share the lowest rank of their group, so a
+/// detector that scores most rows alike (e.g. 0 for every row without near-duplicates) does not
+/// lift them. Rank-based, so detectors with different score scales are comparable; one
+/// detector's strong evidence is not averaged away by the others.
+///
+/// Measured with the default detectors on the shipped poisoned digits: ROC-AUC 0.9878 (BadNets,
+/// best single detector 1.0000) and 0.9254 (label flips, best 0.9980). Fisher's combination
+/// `sum -ln p` of the detectors' tail probabilities was also measured: 0.9880 and 0.9115, so
+/// the simpler maximum stays. Neither is within 0.02 of the best detector on the label flips:
+/// the outlier and spectral detectors carry no signal there and every symmetric combination
+/// lets their top rows in.
+pub fn combined_suspicion(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
+    let mut suspicion = vec![0.0f64; n_samples];
+    for run in runs {
+        for (s, r) in suspicion.iter_mut().zip(normalized_rank(run.detection.scores())) {
+            *s = s.max(r);
+        }
+    }
+    suspicion
+}
+
 /// For every score, `(scores strictly below it + 1) / n`, in (0, 1]: the normalized minimum
-/// rank. Tied scores share the lowest rank of their group, so a detector that scores most rows
-/// alike (e.g. 0 for every row without near-duplicates) does not lift them.
-fn empirical_cdf(scores: &[f64]) -> Vec<f64> {
+/// rank. Tied scores share the lowest rank of their group.
+fn normalized_rank(scores: &[f64]) -> Vec<f64> {
     let n = scores.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
@@ -481,8 +496,9 @@ mod tests {
     }
 
     #[test]
-    fn empirical_cdf_handles_ties() {
-        assert_eq!(empirical_cdf(&[3.0, 1.0, 3.0, 2.0]), vec![0.75, 0.25, 0.75, 0.5]);
+    fn ranks_handle_ties() {
+        assert_eq!(normalized_rank(&[3.0, 1.0, 3.0, 2.0]), vec![0.75, 0.25, 0.75, 0.5]);
+        assert_eq!(normalized_rank(&[0.0; 4]), vec![0.25; 4]);
     }
 
     #[test]
