@@ -20,6 +20,49 @@ pub struct Cli {
 pub enum Command {
     /// Score every row of a CSV or Parquet table for poisoning and summarise the findings.
     Scan(ScanArgs),
+    /// Plant seeded poison into a clean table and measure how well detectors find it.
+    Eval(EvalArgs),
+}
+
+/// Arguments of `poisonguard eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Clean input table: .csv (with a header row) or .parquet.
+    pub input: PathBuf,
+    /// Label column.
+    #[arg(long, value_name = "COL")]
+    pub label: String,
+    /// Attack spec, repeatable: badnets:target=T,eps=E[,side,size,value,corner,sources],
+    /// blend:target=T,eps=E[,alpha], clean-label:target=T,eps=E[,...], flip:RATE,
+    /// targeted-flip:from=A,to=B,rate=R, flood:copies=C,jitter=J, source:sources=S,rate=R,
+    /// off-manifold:rate=R,scale=K.
+    #[arg(long = "attack", value_name = "SPEC", required = true)]
+    pub attacks: Vec<String>,
+    /// Detectors to compare, comma-separated (default: the scan's default set).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub detectors: Option<Vec<String>>,
+    /// Seeds per attack (poison placement; detectors use --seed).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Columns to leave out of the features, comma-separated.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub exclude: Option<Vec<String>>,
+    /// Write one row per attack, seed and detector here (.csv or .json).
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Save each attack's poisoned table of the first seed here as attack_<i>.parquet, with
+    /// `label`, `is_poison` (and `source`) columns, to re-score it with `scan --truth is_poison`.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// kNN graphs: auto, exact or approx (as scan).
+    #[arg(long, value_enum, default_value_t = KnnChoice::Auto)]
+    pub knn: KnnChoice,
+    /// Seed of the detectors.
+    #[arg(long, default_value_t = poisonguard::DetectorOptions::default().seed)]
+    pub seed: u64,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Arguments of `poisonguard scan`.
@@ -119,21 +162,26 @@ impl KnnChoice {
 impl ScanArgs {
     /// The requested detectors, checked against the known ids; `None` for the default set.
     pub fn detector_list(&self) -> Result<Option<Vec<String>>> {
-        let Some(list) = &self.detectors else {
-            return Ok(None);
-        };
-        let list: Vec<String> =
-            list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        if list.is_empty() {
-            bail!("--detectors is empty; known detectors: {}", DETECTOR_IDS.join(", "));
-        }
-        for name in &list {
-            if !DETECTOR_IDS.contains(&name.as_str()) {
-                bail!("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "));
-            }
-        }
-        Ok(Some(list))
+        detector_list(self.detectors.as_deref())
     }
+}
+
+/// Checks a `--detectors` list against the known ids; `None` for the default set.
+pub fn detector_list(detectors: Option<&[String]>) -> Result<Option<Vec<String>>> {
+    let Some(list) = detectors else {
+        return Ok(None);
+    };
+    let list: Vec<String> =
+        list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if list.is_empty() {
+        bail!("--detectors is empty; known detectors: {}", DETECTOR_IDS.join(", "));
+    }
+    for name in &list {
+        if !DETECTOR_IDS.contains(&name.as_str()) {
+            bail!("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "));
+        }
+    }
+    Ok(Some(list))
 }
 
 /// Parses `auto`, `contamination:F`, `fixed:X`, `robust-z:C` or `tukey:K`, and checks the value.

@@ -4,6 +4,7 @@
 //! 2 = bad input or failure (one line on stderr naming file, column and row).
 
 mod args;
+mod eval;
 mod summary;
 mod summary_json;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(&args),
+        Command::Eval(args) => run_eval(&args),
     };
     match result {
         Ok(code) => code,
@@ -41,6 +43,26 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+fn run_eval(args: &args::EvalArgs) -> Result<ExitCode> {
+    configure_threads(args.threads)?;
+    eval::run(args, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the global thread pool with `threads` workers, if given.
+fn configure_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot configure the thread pool")?;
+    }
+    Ok(())
 }
 
 /// Work shorter than this shows no progress at all.
@@ -66,15 +88,7 @@ fn spinner() -> ProgressBar {
 }
 
 fn scan(args: &ScanArgs) -> Result<ExitCode> {
-    if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot configure the thread pool")?;
-    }
+    configure_threads(args.threads)?;
     let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
     let opts = DetectorOptions {
         seed: args.seed,

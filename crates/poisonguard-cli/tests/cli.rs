@@ -386,6 +386,100 @@ mod mitigation {
     }
 }
 
+mod eval {
+    use super::*;
+
+    /// Numbers of `scan --truth` on a saved poisoned file, detector -> roc_auc text.
+    fn scan_aucs(path: &Path) -> Vec<(String, String)> {
+        let o = poisonguard(&[
+            "scan",
+            path.to_str().unwrap(),
+            "--label",
+            "label",
+            "--truth",
+            "is_poison",
+            "--detectors",
+            "isolation_forest,knn_label,duplicates",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = stdout(&o);
+        let table = text.split("detection quality").nth(1).unwrap().to_string();
+        table
+            .lines()
+            .skip(2)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 4).then(|| (f[0].to_string(), f[1].to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn eval_agrees_with_scan_on_the_saved_poisoned_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = datasets().join("digits/digits.parquet");
+        let out = dir.path().join("eval.json");
+        let save = dir.path().join("poisoned");
+        let o = poisonguard(&[
+            "eval",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--attack",
+            "flip:0.1",
+            "--attack",
+            "flood:copies=30",
+            "--detectors",
+            "isolation_forest,knn_label,duplicates",
+            "--seeds",
+            "1",
+            "--output",
+            out.to_str().unwrap(),
+            "--save",
+            save.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("flood(copies=30,jitter=0)"));
+        let rows: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        for (a, attack) in ["flip(0.1)", "flood(copies=30,jitter=0)"].iter().enumerate() {
+            for (detector, auc) in scan_aucs(&save.join(format!("attack_{a}.parquet"))) {
+                let row = rows
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["attack"] == *attack && r["detector"] == detector.as_str())
+                    .unwrap();
+                let eval_auc = format!("{:.4}", row["roc_auc"].as_f64().unwrap());
+                assert_eq!(eval_auc, auc, "{attack} {detector}");
+            }
+        }
+        // the flood is found
+        let flood = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["attack"] == "flood(copies=30,jitter=0)" && r["detector"] == "duplicates")
+            .unwrap();
+        assert!(flood["recall_at_1.5x"].as_f64().unwrap() >= 0.95);
+    }
+
+    #[test]
+    fn bad_attack_spec_is_named() {
+        let input = datasets().join("digits/digits.parquet");
+        let o = poisonguard(&[
+            "eval",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--attack",
+            "badnets:eps=0.1",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("target= is required"), "{}", stderr(&o));
+    }
+}
+
 mod bad_input {
     use super::*;
 

@@ -29,4 +29,4 @@ mod write;
 
 pub use error::{Error, Result};
 pub use read::{Format, LoadOptions, Table, attach_pred_probs, load};
-pub use write::{report_columns, write_report, write_rows};
+pub use write::{report_columns, write_dataset, write_report, write_rows};

@@ -185,3 +185,62 @@ pub fn write_rows(
     }
     Ok(kept.height())
 }
+
+/// Writes a dataset as a table (CSV or Parquet by extension): its feature columns (named as the
+/// dataset's feature names, else `f0`, `f1`, ...), `label` (when labelled), `source` (when it
+/// has sources) and, when `truth` is given, `is_poison` (0/1). This is how `poisonguard eval`
+/// saves a poisoned dataset so that `poisonguard scan --truth is_poison` can score it again.
+///
+/// # Errors
+/// [`Error::UnsupportedFormat`] for another extension, [`Error::Data`] when `truth` does not
+/// have one entry per row, [`Error::Write`] / [`Error::Io`] when the file cannot be written.
+pub fn write_dataset(path: impl AsRef<Path>, data: &Dataset, truth: Option<&[bool]>) -> Result<()> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let format = Format::of(path, false)?;
+    let n = data.n_samples();
+    if let Some(t) = truth.filter(|t| t.len() != n) {
+        return Err(Error::Data {
+            path: shown,
+            source: poisonguard_core::DataError::LengthMismatch {
+                what: "truth",
+                expected: n,
+                actual: t.len(),
+            },
+        });
+    }
+    let x = data.features();
+    let mut columns: Vec<Column> = (0..data.n_features())
+        .map(|j| {
+            let name = data.feature_names().map_or_else(|| format!("f{j}"), |f| f[j].clone());
+            Column::new(name.as_str().into(), x.column(j).to_vec())
+        })
+        .collect();
+    if let Some(labels) = data.labels() {
+        let values: Vec<&LabelValue> = (0..n).map(|i| labels.value_of_row(i)).collect();
+        if values.iter().all(|v| matches!(v, LabelValue::Int(_))) {
+            let ints: Vec<i64> =
+                values.iter().map(|v| if let LabelValue::Int(k) = v { *k } else { 0 }).collect();
+            columns.push(Column::new("label".into(), ints));
+        } else {
+            let text: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            columns.push(Column::new("label".into(), text));
+        }
+    }
+    if let Some(sources) = data.sources() {
+        columns.push(Column::new("source".into(), sources.to_vec()));
+    }
+    if let Some(t) = truth {
+        columns.push(Column::new(
+            "is_poison".into(),
+            t.iter().map(|&b| i8::from(b)).collect::<Vec<i8>>(),
+        ));
+    }
+    let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
+    let mut frame = DataFrame::new(n, columns).map_err(write_err)?;
+    let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    match format {
+        Format::Csv => CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err),
+        _ => ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err),
+    }
+}
