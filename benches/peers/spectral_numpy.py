@@ -14,6 +14,11 @@ Run by hand (never in CI), with a release build:
     cargo build --release -p poisonguard-cli
     python benches/peers/spectral_numpy.py [--repeats 5] [--shapes 10000x64,10000x512,100000x64,100000x512]
 Prints medians and ratios (numpy / poisonguard).
+
+With `--quality FILE [FILE ...]` (files with f* features, `label` and `is_poison`), it prints
+instead the ROC-AUC against `is_poison` of the numpy reference and of poisonguard's
+spectral_signature and spectre on each file, with the whole-process time ratio of the reference
+to our spectral_signature.
 """
 import argparse
 import os
@@ -77,15 +82,49 @@ def reference_process(path, out):
     np.save(out, reference_scores(x, y))
 
 
+def quality(files, repeats):
+    from sklearn.metrics import roc_auc_score
+
+    print(f"numpy {np.__version__}, cores {os.cpu_count()}, repeats {repeats} (medians)")
+    print(f"{'file':<36} {'numpy ref':>9} {'signature':>9} {'spectre':>9} {'proc ratio':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in files:
+            t = pq.read_table(path)
+            truth = t.column("is_poison").to_numpy().astype(bool)
+            y = t.column("label").to_numpy()
+            feats = [n for n in t.schema.names if n.startswith("f")]
+            x = np.column_stack([t.column(n).to_numpy() for n in feats]).astype(np.float32)
+            ref = reference_scores(x, y)
+            out = os.path.join(tmp, "report.csv")
+            cmd = [BINARY, "scan", path, "--label", "label", "--truth", "is_poison",
+                   "--detectors", "spectral_signature,spectre", "-o", out]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            rep = np.genfromtxt(out, delimiter=",", names=True, usecols=None, dtype=None, encoding=None)
+            sig = np.asarray(rep["spectral_signature_score"], dtype=float)
+            spe = np.asarray(rep["spectre_score"], dtype=float)
+            # whole process: the reference reading the file itself against our scan
+            npy = os.path.join(tmp, "ref.npy")
+            strip = os.path.join(tmp, "features.parquet")
+            pq.write_table(t.select(feats + ["label"]), strip)
+            t_np = timed(lambda: subprocess.run([sys.executable, __file__, "--reference", strip, npy], check=True), repeats)
+            fast = [BINARY, "scan", path, "--label", "label", "--truth", "is_poison", "--detectors", "spectral_signature"]
+            t_pg = timed(lambda: subprocess.run(fast, check=True, stdout=subprocess.DEVNULL), repeats)
+            print(f"{os.path.basename(path):<36} {roc_auc_score(truth, ref):>9.4f} {roc_auc_score(truth, sig):>9.4f} "
+                  f"{roc_auc_score(truth, spe):>9.4f} {t_np / t_pg:>9.1f}x")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--reference":
         return reference_process(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--shapes", default="10000x64,10000x512,100000x64,100000x512")
+    ap.add_argument("--quality", nargs="+", metavar="FILE")
     args = ap.parse_args()
     if not os.path.exists(BINARY):
         sys.exit(f"{BINARY} missing: cargo build --release -p poisonguard-cli")
+    if args.quality:
+        return quality(args.quality, args.repeats)
     print(f"numpy {np.__version__}, cores {os.cpu_count()}, repeats {args.repeats} (medians)")
     print(f"{'shape':>12} {'numpy svd':>10} {'numpy proc':>11} {'pg proc':>9} {'proc ratio':>10} {'spearman c0':>11}")
     with tempfile.TemporaryDirectory() as tmp:

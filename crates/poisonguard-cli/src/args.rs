@@ -115,6 +115,10 @@ pub struct ScanArgs {
     /// Write the summary (per detector, class and source; quality with --truth) as JSON here.
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
+    /// Write a self-contained HTML report here (summary, classes, score histograms, a 2-D view
+    /// of the most suspicious class).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
     /// Write the input rows that no detector flagged here (.csv or .parquet), every original
     /// column kept with its type.
     #[arg(long, value_name = "PATH")]

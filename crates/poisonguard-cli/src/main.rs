@@ -5,6 +5,7 @@
 
 mod args;
 mod eval;
+mod html;
 mod summary;
 mod summary_json;
 
@@ -109,6 +110,11 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
             bail!("{}: the summary is written as JSON; name it *.json", out.display());
         }
     }
+    if let Some(out) = &args.html {
+        if !matches!(out.extension().and_then(|e| e.to_str()), Some("html" | "htm")) {
+            bail!("{}: the HTML report needs a .html name", out.display());
+        }
+    }
 
     let bar = spinner();
     // The spinner is cleared on every path, so an error line never follows a stale spinner.
@@ -198,6 +204,10 @@ fn load_and_audit(
     if let Some(out) = &args.summary {
         let doc = summary_json::document(&args.input, &table, &report, args.truth.as_deref());
         summary_json::write(out, &doc)?;
+    }
+    if let Some(out) = &args.html {
+        bar.set_message(format!("writing {}", out.display()));
+        html::write(out, &args.input, data, &report)?;
     }
     Ok((table, report))
 }

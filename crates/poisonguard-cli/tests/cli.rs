@@ -386,6 +386,89 @@ mod mitigation {
     }
 }
 
+mod html {
+    use super::*;
+
+    fn html_report(dir: &Path) -> PathBuf {
+        let input = datasets().join("poisoned/digits_badnets.parquet");
+        let out = dir.join("report.html");
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--detectors",
+            "spectral_signature,isolation_forest",
+            "--html",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        out
+    }
+
+    #[test]
+    fn html_report_is_self_contained_and_balanced() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(html_report(dir.path())).unwrap();
+        assert!(text.starts_with("<!DOCTYPE html>"));
+        // one histogram per detector and the scatter of the most suspicious class (class 0)
+        assert_eq!(text.matches("<svg").count(), 3);
+        assert!(text.contains("class 0: 198 rows"));
+        // self-contained: no script, no external resource
+        for needle in ["<script", "src=", "href=", "@import"] {
+            assert!(!text.contains(needle), "{needle}");
+        }
+        // every opened element (other than the void and self-closed ones) is closed in order
+        let mut stack: Vec<String> = Vec::new();
+        for tag in text.split('<').skip(1) {
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let void = tag.starts_with('!') || tag.split('>').next().unwrap().ends_with('/');
+            if void || name == "meta" {
+                continue;
+            }
+            if tag.starts_with('/') {
+                assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "unbalanced </{name}>");
+            } else {
+                stack.push(name);
+            }
+        }
+        assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    /// Opens the report in headless Chromium when one is installed (skipped otherwise).
+    #[test]
+    fn html_report_opens_in_headless_chromium() {
+        let Some(browser) = ["chromium", "chromium-browser", "google-chrome", "headless_shell"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        else {
+            eprintln!("skipped: no Chromium on this machine");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let page = html_report(dir.path());
+        let o = Command::new(browser)
+            .args([
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--enable-logging=stderr",
+                "--dump-dom",
+            ])
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("poisonguard report"));
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(!log.contains("Uncaught") && !log.contains("CONSOLE"), "{log}");
+    }
+}
+
 mod eval {
     use super::*;
 
