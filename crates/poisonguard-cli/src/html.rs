@@ -165,9 +165,9 @@ fn histogram(id: &str, scores: &[f64], threshold: f64) -> String {
         w,
         ht + 15.0
     );
-    let _ = write!(
+    let _ = writeln!(
         svg,
-        "<figcaption>{} (log counts; red: threshold {threshold:.3})</figcaption></figure>\n",
+        "<figcaption>{} (log counts; red: threshold {threshold:.3})</figcaption></figure>",
         esc(id)
     );
     svg
@@ -279,9 +279,9 @@ fn scatter(data: &Dataset, report: &Report, label: &str, rows: &[usize]) -> Stri
         }
     }
     svg.push_str("</svg>");
-    let _ = write!(
+    let _ = writeln!(
         svg,
-        "<figcaption>class {}: {} rows on its top two principal directions; red = flagged</figcaption></figure>\n",
+        "<figcaption>class {}: {} rows on its top two principal directions; red = flagged</figcaption></figure>",
         esc(label),
         rows.len()
     );
