@@ -142,14 +142,14 @@ pub struct UnknownDetector {
     pub name: String,
 }
 
-/// Applies the shared options to an outlier detector's params and boxes them.
-macro_rules! outlier {
+/// Applies the shared threshold rule (if any) to a detector's params and boxes them.
+macro_rules! with_threshold {
     ($params:expr, $opts:expr) => {{
-        let mut p = $params.seed($opts.seed).per_class($opts.per_class);
+        let mut p = $params;
         if let Some(rule) = $opts.threshold {
             p = p.threshold(rule);
         }
-        Box::new(p)
+        Ok(Box::new(p))
     }};
 }
 
@@ -161,55 +161,27 @@ pub fn detector(
     name: &str,
     opts: &DetectorOptions,
 ) -> Result<Box<dyn DynDetector>, UnknownDetector> {
+    let seed = opts.seed;
     match name {
-        "spectral_signature" => {
-            let mut p = SpectralSignature::params().seed(opts.seed);
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
+        "spectral_signature" => with_threshold!(SpectralSignature::params().seed(seed), opts),
+        "spectre" => with_threshold!(Spectre::params().seed(seed), opts),
+        "activation_clustering" => with_threshold!(ActivationClustering::params().seed(seed), opts),
+        "isolation_forest" => with_threshold!(
+            IsolationForestParams::default().seed(seed).per_class(opts.per_class),
+            opts
+        ),
+        "knn_distance" => {
+            with_threshold!(KnnDistanceParams::default().seed(seed).per_class(opts.per_class), opts)
         }
-        "spectre" => {
-            let mut p = Spectre::params().seed(opts.seed);
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
+        "lof" => with_threshold!(LofParams::default().seed(seed).per_class(opts.per_class), opts),
+        "ecod" => with_threshold!(EcodParams::default().seed(seed).per_class(opts.per_class), opts),
+        "mahalanobis" => {
+            with_threshold!(MahalanobisParams::default().seed(seed).per_class(opts.per_class), opts)
         }
-        "activation_clustering" => {
-            let mut p = ActivationClustering::params().seed(opts.seed);
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
-        }
-        "isolation_forest" => Ok(outlier!(IsolationForestParams::default(), opts)),
-        "knn_distance" => Ok(outlier!(KnnDistanceParams::default(), opts)),
-        "lof" => Ok(outlier!(LofParams::default(), opts)),
-        "ecod" => Ok(outlier!(EcodParams::default(), opts)),
-        "mahalanobis" => Ok(outlier!(MahalanobisParams::default(), opts)),
-        "pca" => Ok(outlier!(PcaParams::default(), opts)),
-        "knn_label" => {
-            let mut p = KnnLabel::params();
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
-        }
-        "confident_learning" => {
-            let mut p = ConfidentLearning::params().seed(opts.seed);
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
-        }
-        "duplicates" => {
-            let mut p = Duplicates::params();
-            if let Some(rule) = opts.threshold {
-                p = p.threshold(rule);
-            }
-            Ok(Box::new(p))
-        }
+        "pca" => with_threshold!(PcaParams::default().seed(seed).per_class(opts.per_class), opts),
+        "knn_label" => with_threshold!(KnnLabel::params(), opts),
+        "confident_learning" => with_threshold!(ConfidentLearning::params().seed(seed), opts),
+        "duplicates" => with_threshold!(Duplicates::params(), opts),
         _ => Err(UnknownDetector { name: name.to_string() }),
     }
 }

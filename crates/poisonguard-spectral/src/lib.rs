@@ -33,6 +33,7 @@
 //! count. Large classes never get a full SVD: see [`spectral_signature`].
 
 pub mod activation_clustering;
+mod classes;
 mod error;
 mod linalg;
 pub mod spectral_signature;

@@ -7,6 +7,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{ActivationClusteringParams, ActivationClusteringValidParams};
+use crate::classes::{centred, fit_classes, new_rows};
 use crate::error::{Error, Result};
 use crate::linalg::principal;
 
@@ -139,16 +140,8 @@ fn fit_class(
     p: &ActivationClusteringValidParams,
     class: usize,
 ) -> Option<(ClassFit, Vec<f64>)> {
-    let x = data.features();
-    let (n, d) = (rows.len(), x.ncols());
-    let mut mean = vec![0.0f64; d];
-    for &i in rows {
-        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
-            *m += f64::from(v);
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let c = Mat::from_fn(n, d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let (n, d) = (rows.len(), data.n_features());
+    let (mean, c) = centred(data, rows);
     let dims = p.dims.min(d).min(n - 1).max(1);
     let (basis, y) = principal(&c, dims)?;
     let points: Vec<Vec<f64>> = (0..n).map(|i| (0..dims).map(|j| y[(i, j)]).collect()).collect();
@@ -227,21 +220,9 @@ impl Detector for ActivationClusteringValidParams {
     fn fit(&self, data: &Dataset) -> Result<ActivationClustering> {
         let labels = data.require_classes(Self::ID.as_str())?;
         let by_class = labels.rows_by_class();
-        let work = |(c, rows): (usize, &Vec<usize>)| {
-            if rows.len() < MIN_CLASS_ROWS {
-                return Ok(None);
-            }
-            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
-                class: labels.map().values()[c].to_string(),
-            })
-        };
-        #[cfg(feature = "parallel")]
-        let fitted: Vec<Result<_>> = {
-            use rayon::prelude::*;
-            by_class.par_iter().enumerate().map(work).collect()
-        };
-        #[cfg(not(feature = "parallel"))]
-        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+        let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
+            fit_class(data, rows, self, c)
+        })?;
 
         let threshold = match self.threshold {
             ThresholdRule::Auto => 0.0,
@@ -249,7 +230,7 @@ impl Detector for ActivationClusteringValidParams {
                 // fit the rule on the uncapped scores
                 let mut all = vec![-1.0f64; data.n_samples()];
                 for (r, rows) in fitted.iter().zip(&by_class) {
-                    if let Ok(Some((_, s))) = r {
+                    if let Some((_, s)) = r {
                         for (&i, &v) in rows.iter().zip(s) {
                             all[i] = v;
                         }
@@ -262,7 +243,7 @@ impl Detector for ActivationClusteringValidParams {
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
         for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
-            let Some((fit, class_scores)) = result? else {
+            let Some((fit, class_scores)) = result else {
                 classes.push(None);
                 continue;
             };
@@ -316,15 +297,7 @@ impl FittedDetector for ActivationClustering {
 
     /// Scores new rows by their position between the two clusters of their class.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        if data.n_features() != self.n_features {
-            return Err(DataError::FeatureCountMismatch {
-                expected: self.n_features,
-                actual: data.n_features(),
-            });
-        }
-        let labels =
-            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
-        let ids = labels.ids_in(&self.label_map)?;
+        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
         let threshold = self.training.threshold();
         let x = data.features();
         let scores: Vec<f64> = x

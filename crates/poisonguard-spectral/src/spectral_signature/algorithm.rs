@@ -1,10 +1,10 @@
-use faer::Mat;
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
     LabelMap, Reason, ScoreNull,
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
+use crate::classes::{centred, fit_classes, new_rows};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen};
 
@@ -82,17 +82,8 @@ fn fit_class(
     p: &SpectralSignatureValidParams,
     class: usize,
 ) -> Option<(ClassFit, TopEigen, Vec<f64>)> {
-    let x = data.features();
-    let d = x.ncols();
-    let n = rows.len() as f64;
-    let mut mean = vec![0.0f64; d];
-    for &i in rows {
-        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
-            *m += f64::from(v);
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n);
-    let centred = Mat::from_fn(rows.len(), d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let d = data.n_features();
+    let (mean, centred) = centred(data, rows);
     let it = Iteration {
         max_iter: p.max_iter,
         tol: p.tol,
@@ -120,28 +111,16 @@ impl Detector for SpectralSignatureValidParams {
     fn fit(&self, data: &Dataset) -> Result<SpectralSignature> {
         let labels = data.require_classes(Self::ID.as_str())?;
         let by_class = labels.rows_by_class();
-        let work = |(c, rows): (usize, &Vec<usize>)| {
-            if rows.len() < MIN_CLASS_ROWS {
-                return Ok(None);
-            }
-            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
-                class: labels.map().values()[c].to_string(),
-            })
-        };
-        #[cfg(feature = "parallel")]
-        let fitted: Vec<Result<_>> = {
-            use rayon::prelude::*;
-            by_class.par_iter().enumerate().map(work).collect()
-        };
-        #[cfg(not(feature = "parallel"))]
-        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+        let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
+            fit_class(data, rows, self, c)
+        })?;
 
         let mut scores = vec![0.0f64; data.n_samples()];
         let mut z = vec![0.0f64; data.n_samples()];
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
         for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
-            let Some((fit, eig, proj)) = result? else {
+            let Some((fit, eig, proj)) = result else {
                 classes.push(None);
                 continue;
             };
@@ -198,25 +177,12 @@ impl FittedDetector for SpectralSignature {
     }
 
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        if data.n_features() != self.n_features {
-            return Err(DataError::FeatureCountMismatch {
-                expected: self.n_features,
-                actual: data.n_features(),
-            });
-        }
-        let labels =
-            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
+        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
         let x = data.features();
         let mut scores = Vec::with_capacity(data.n_samples());
         let mut z = Vec::with_capacity(data.n_samples());
-        for (i, row) in x.rows().into_iter().enumerate() {
-            let value = labels.value_of_row(i);
-            let class = self
-                .label_map
-                .values()
-                .binary_search(value)
-                .map_err(|_| DataError::UnseenLabel { row: i, label: value.to_string() })?;
-            let (s, zi) = match &self.classes[class] {
+        for (row, class) in x.rows().into_iter().zip(&ids) {
+            let (s, zi) = match &self.classes[class.index()] {
                 Some(fit) => {
                     let p = fit.projection(row.iter().copied());
                     let zi = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };

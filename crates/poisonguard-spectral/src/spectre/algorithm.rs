@@ -5,6 +5,7 @@ use poisonguard_core::{
 };
 use poisonguard_linalg::{a_b, at_b};
 
+use crate::classes::{centred, fit_classes, new_rows};
 use crate::linalg::{eig_desc, principal};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -184,16 +185,8 @@ fn fit_class(
     p: &SpectreValidParams,
     class: usize,
 ) -> Option<(ClassFit, Vec<f64>, [f64; 4])> {
-    let x = data.features();
-    let (n, d) = (rows.len(), x.ncols());
-    let mut mean = vec![0.0f64; d];
-    for &i in rows {
-        for (m, &v) in mean.iter_mut().zip(x.row(i)) {
-            *m += f64::from(v);
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let c = Mat::from_fn(n, d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    let (n, d) = (rows.len(), data.n_features());
+    let (mean, c) = centred(data, rows);
     let dims = p.max_dims.min(d).min((n - 1) / 2).max(1);
     let (basis, y) = principal(&c, dims)?;
     let seed = poisonguard_core::derive_seed(p.seed, class as u64);
@@ -364,27 +357,15 @@ impl Detector for SpectreValidParams {
     fn fit(&self, data: &Dataset) -> Result<Spectre> {
         let labels = data.require_classes(Self::ID.as_str())?;
         let by_class = labels.rows_by_class();
-        let work = |(c, rows): (usize, &Vec<usize>)| {
-            if rows.len() < MIN_CLASS_ROWS {
-                return Ok(None);
-            }
-            fit_class(data, rows, self, c).map(Some).ok_or_else(|| Error::EigenNotConverged {
-                class: labels.map().values()[c].to_string(),
-            })
-        };
-        #[cfg(feature = "parallel")]
-        let fitted: Vec<Result<_>> = {
-            use rayon::prelude::*;
-            by_class.par_iter().enumerate().map(work).collect()
-        };
-        #[cfg(not(feature = "parallel"))]
-        let fitted: Vec<Result<_>> = by_class.iter().enumerate().map(work).collect();
+        let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
+            fit_class(data, rows, self, c)
+        })?;
 
         let mut scores = vec![0.0f64; data.n_samples()];
         let mut dims = vec![0usize; data.n_samples()];
         let mut fits: Vec<Option<(ClassFit, [f64; 4])>> = Vec::with_capacity(by_class.len());
         for (result, rows) in fitted.into_iter().zip(&by_class) {
-            let Some((fit, class_scores, stats)) = result? else {
+            let Some((fit, class_scores, stats)) = result else {
                 fits.push(None);
                 continue;
             };
@@ -466,15 +447,7 @@ impl FittedDetector for Spectre {
     }
 
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        if data.n_features() != self.n_features {
-            return Err(DataError::FeatureCountMismatch {
-                expected: self.n_features,
-                actual: data.n_features(),
-            });
-        }
-        let labels =
-            data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
-        let ids = labels.ids_in(&self.label_map)?;
+        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
         let x = data.features();
         let mut dims = Vec::with_capacity(data.n_samples());
         let scores: Vec<f64> = x
