@@ -215,20 +215,19 @@ impl Detector for ConfidentLearningValidParams {
                 (probs, Some(model))
             }
         };
-        let mut thresholds = vec![2.0f64; k];
+        // t_j = mean p(j) over the rows labelled j; a class without rows can never be
+        // confidently predicted (cleanlab's 2.0)
+        let mut sums = vec![0.0f64; k];
         let mut counts = vec![0usize; k];
         for (i, &g) in given.iter().enumerate() {
             counts[g] += 1;
-            if thresholds[g] == 2.0 {
-                thresholds[g] = 0.0;
-            }
-            thresholds[g] += probs[[i, g]];
+            sums[g] += probs[[i, g]];
         }
-        for (t, &c) in thresholds.iter_mut().zip(&counts) {
-            if c > 0 {
-                *t = (*t / c as f64).max(MIN_THRESHOLD);
-            }
-        }
+        let thresholds: Vec<f64> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(&s, &c)| if c > 0 { (s / c as f64).max(MIN_THRESHOLD) } else { 2.0 })
+            .collect();
         let cj = confident_joint(&probs, &given, &thresholds);
         let prune = prune_counts(&cj);
 
