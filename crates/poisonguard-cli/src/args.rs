@@ -50,7 +50,7 @@ pub struct EvalArgs {
     /// Write one row per attack, seed and detector here (.csv or .json).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Save each attack's poisoned table of the first seed here as attack_<i>.parquet, with
+    /// Save each attack's poisoned table of the first seed here as attack_N.parquet (N = 0, 1, ... in --attack order), with
     /// `label`, `is_poison` (and `source`) columns, to re-score it with `scan --truth is_poison`.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
