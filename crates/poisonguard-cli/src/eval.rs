@@ -58,7 +58,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
     let mut rows = Vec::new();
     for (a, attack) in attacks.iter().enumerate() {
         for seed in 0..args.seeds {
-            let poisoned = attack.apply(&data, seed).with_context(|| attack.to_string())?;
+            let poisoned = attack.apply(&data, seed)?;
             if let (Some(dir), 0) = (&args.save, seed) {
                 write_dataset(
                     dir.join(format!("attack_{a}.parquet")),

@@ -205,6 +205,9 @@ pub struct Dataset {
     feature_names: Option<Vec<String>>,
 }
 
+/// How far a row of predicted probabilities may sum from 1.
+const PROBABILITY_SUM_TOLERANCE: f64 = 1e-3;
+
 impl Dataset {
     /// Wraps a feature matrix after checking that it is non-empty and finite.
     ///
@@ -313,11 +316,13 @@ impl Dataset {
     }
 
     /// Attaches out-of-sample predicted probabilities, `n_samples x n_classes`, columns in
-    /// class-id order. Labels must be attached first.
+    /// class-id order, each row summing to 1 (within 1e-3: f32 rounding of stored
+    /// probabilities). Labels must be attached first.
     ///
     /// # Errors
     /// [`DataError::LabelsRequired`] without labels, [`DataError::LengthMismatch`],
-    /// [`DataError::ProbabilityColumns`], or [`DataError::InvalidProbability`].
+    /// [`DataError::ProbabilityColumns`], [`DataError::InvalidProbability`] or
+    /// [`DataError::ProbabilitySum`].
     pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
         let n_classes = match &self.labels {
             Some(l) => l.map.n_classes(),
@@ -337,6 +342,10 @@ impl Dataset {
                 r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
             {
                 return Err(DataError::InvalidProbability { row, col, value });
+            }
+            let sum: f64 = r.iter().map(|&v| f64::from(v)).sum();
+            if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+                return Err(DataError::ProbabilitySum { row, sum });
             }
         }
         self.pred_probs = Some(probs);
@@ -466,6 +475,10 @@ mod tests {
         assert!(matches!(
             d.clone().with_pred_probs(p),
             Err(DataError::InvalidProbability { row: 1, col: 0, .. })
+        ));
+        assert!(matches!(
+            d.clone().with_pred_probs(array![[0.5f32, 0.5], [0.7, 0.6]]),
+            Err(DataError::ProbabilitySum { row: 1, .. })
         ));
         assert!(d.with_pred_probs(array![[1.0f32, 0.0], [0.0, 1.0]]).is_ok());
     }

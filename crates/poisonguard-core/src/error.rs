@@ -60,6 +60,14 @@ pub enum DataError {
         /// The offending value.
         value: f32,
     },
+    /// A row of predicted probabilities does not sum to 1.
+    #[error("predicted probabilities at row {row} sum to {sum}, not 1")]
+    ProbabilitySum {
+        /// 0-based row.
+        row: usize,
+        /// The row's sum.
+        sum: f64,
+    },
     /// The predicted-probability matrix does not have one column per class.
     #[error("predicted probabilities have {actual} columns but there are {expected} classes")]
     ProbabilityColumns {

@@ -144,13 +144,14 @@ pub enum Error {
         /// The columns that exist, rendered.
         available: String,
     },
-    /// The assembled data was rejected by the core checks.
-    #[error("{path}: {source}")]
+    /// The assembled data was rejected by the core checks (the message includes the check's, so
+    /// the check is not repeated as an error source).
+    #[error("{path}: {error}")]
     Data {
         /// The file.
         path: String,
-        /// The cause.
-        source: DataError,
+        /// What the check found.
+        error: DataError,
     },
     /// Writing the output failed.
     #[error("{path}: cannot write: {message}")]

@@ -232,8 +232,8 @@ fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Resul
 
     let features = feature_matrix(p, frame, &feature_names)?;
     let mut dataset =
-        Dataset::new(features).map_err(|source| Error::Data { path: shown.clone(), source })?;
-    let data_err = |source| Error::Data { path: shown.clone(), source };
+        Dataset::new(features).map_err(|error| Error::Data { path: shown.clone(), error })?;
+    let data_err = |error| Error::Data { path: shown.clone(), error };
     if let Some(name) = &opts.label {
         let raw = label_values(p, get(frame, p, name, "label")?)?;
         dataset = dataset.with_labels(Labels::from_values(&raw)).map_err(data_err)?;
@@ -406,7 +406,7 @@ pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> 
     let p = shown.as_str();
     let frame = read_frame(path)?;
     let Table { dataset, truth, feature_names } = table;
-    let data_err = |source| Error::Data { path: shown.clone(), source };
+    let data_err = |error| Error::Data { path: shown.clone(), error };
     let Some(labels) = dataset.labels() else {
         return Err(data_err(DataError::LabelsRequired { detector: "confident_learning" }));
     };

@@ -158,7 +158,7 @@ pub fn write_rows(
         if let Some(len) = len.filter(|&l| l != n) {
             return Err(Error::Data {
                 path: input.display().to_string(),
-                source: poisonguard_core::DataError::LengthMismatch {
+                error: poisonguard_core::DataError::LengthMismatch {
                     what,
                     expected: n,
                     actual: len,
@@ -202,7 +202,7 @@ pub fn write_dataset(path: impl AsRef<Path>, data: &Dataset, truth: Option<&[boo
     if let Some(t) = truth.filter(|t| t.len() != n) {
         return Err(Error::Data {
             path: shown,
-            source: poisonguard_core::DataError::LengthMismatch {
+            error: poisonguard_core::DataError::LengthMismatch {
                 what: "truth",
                 expected: n,
                 actual: t.len(),
