@@ -5,7 +5,7 @@
 
 use std::error::Error;
 
-use poisonguard::{Audit, Dataset, DetectorOptions, LabelValue, Labels, detector};
+use poisonguard::{Audit, Dataset, DetectorOptions, LabelValue, Labels};
 use poisonguard_io::{LoadOptions, load};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -38,11 +38,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .with_sources(sources)?;
     println!("{n} rows from 10 contributors; contributor_3 flipped {flipped} labels");
 
-    let opts = DetectorOptions::default();
-    let mut audit = Audit::new();
-    for name in ["knn_label", "confident_learning", "duplicates"] {
-        audit = audit.with_detector(detector(name, &opts)?);
-    }
+    let audit = Audit::from_ids(
+        &["knn_label", "confident_learning", "duplicates"],
+        &DetectorOptions::default(),
+    )?;
     let report = audit.run(&data)?;
     for run in report.runs() {
         println!("{:<20} flagged {:>4}", run.id, run.detection.n_flagged());

@@ -8,7 +8,7 @@
 use std::error::Error;
 
 use ndarray::{Array2, Axis};
-use poisonguard::{Audit, Dataset, DetectorOptions, LabelValue, Labels, detector};
+use poisonguard::{Audit, Dataset, DetectorOptions, LabelValue, Labels};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -35,11 +35,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let labels: Vec<LabelValue> = y.iter().map(|&c| LabelValue::Int(c as i64)).collect();
     let data = Dataset::new(x.clone())?.with_labels(Labels::from_values(&labels))?;
 
-    let opts = DetectorOptions::default();
-    let mut audit = Audit::new();
-    for name in ["spectre", "knn_label", "isolation_forest"] {
-        audit = audit.with_detector(detector(name, &opts)?);
-    }
+    let audit = Audit::from_ids(
+        &["spectre", "knn_label", "isolation_forest"],
+        &DetectorOptions::default(),
+    )?;
     let report = audit.run(&data)?;
     let keep: Vec<usize> = (0..n).filter(|&i| !report.is_flagged(i)).collect();
     let clean = x.select(Axis(0), &keep);

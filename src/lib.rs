@@ -231,6 +231,30 @@ impl Audit {
         self
     }
 
+    /// An audit of the detectors named in `ids` (see [`DETECTOR_IDS`]), each built with `opts`,
+    /// sharing kNN graphs as `opts.knn` says.
+    ///
+    /// # Errors
+    /// [`UnknownDetector`] for the first id that names no detector.
+    ///
+    /// ```
+    /// use poisonguard::{Audit, DetectorOptions};
+    /// let audit = Audit::from_ids(&["knn_label", "duplicates"], &DetectorOptions::default())?;
+    /// assert_eq!(audit.detector_ids().len(), 2);
+    /// assert!(Audit::from_ids(&["nope"], &DetectorOptions::default()).is_err());
+    /// # Ok::<(), poisonguard::UnknownDetector>(())
+    /// ```
+    pub fn from_ids<S: AsRef<str>>(
+        ids: &[S],
+        opts: &DetectorOptions,
+    ) -> Result<Self, UnknownDetector> {
+        let mut audit = Self::new().knn_mode(opts.knn);
+        for id in ids {
+            audit = audit.with_detector(detector(id.as_ref(), opts)?);
+        }
+        Ok(audit)
+    }
+
     /// The default set ([`DEFAULT_DETECTORS`]) for what `data` has: detectors that need labels
     /// only when it has labels with at least two classes.
     pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {

@@ -67,13 +67,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
                 )?;
             }
             let audit = match &requested {
-                Some(names) => {
-                    let mut audit = Audit::new().knn_mode(opts.knn);
-                    for name in names {
-                        audit = audit.with_detector(poisonguard::detector(name, &opts)?);
-                    }
-                    audit
-                }
+                Some(names) => Audit::from_ids(names, &opts)?,
                 None => Audit::for_dataset(&poisoned.data, &opts),
             };
             let times = Mutex::new(Vec::<(String, Duration)>::new());

@@ -166,13 +166,7 @@ fn load_and_audit(
     }
 
     let audit = match requested {
-        Some(names) => {
-            let mut audit = Audit::new().knn_mode(opts.knn);
-            for name in names {
-                audit = audit.with_detector(poisonguard::detector(name, opts)?);
-            }
-            audit
-        }
+        Some(names) => Audit::from_ids(names, opts)?,
         None => Audit::for_dataset(data, opts),
     };
     let report = audit
