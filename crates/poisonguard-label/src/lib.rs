@@ -38,6 +38,7 @@ pub mod confident_learning;
 pub mod duplicates;
 mod error;
 pub mod knn_label;
+mod reference;
 pub mod sources;
 
 pub use confident_learning::{ConfidentLearning, ConfidentLearningParams, Ranking};

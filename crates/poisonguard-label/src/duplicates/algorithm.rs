@@ -1,4 +1,3 @@
-use ndarray::Array2;
 use poisonguard_core::{
     DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector, KnnGraph,
     Reason, ThresholdRule, quantile_sorted,
@@ -6,7 +5,7 @@ use poisonguard_core::{
 
 use super::{DuplicatesParams, DuplicatesValidParams};
 use crate::error::Result;
-use poisonguard_core::Standardizer as Scaler;
+use crate::reference::Reference;
 
 /// Consistency constant of the MAD for a normal sample.
 const MAD_TO_SD: f64 = 1.482_602_218_505_602;
@@ -18,8 +17,7 @@ const RADIUS_Z: f64 = 3.5;
 pub struct Duplicates {
     radius: f64,
     fence: f64,
-    scaler: Option<Scaler>,
-    reference: Array2<f32>,
+    reference: Reference,
     /// Group of each training row (`None` without near-duplicates).
     group_of: Vec<Option<usize>>,
     /// Size and sorted distinct labels (original values rendered) of each group.
@@ -113,15 +111,8 @@ impl DuplicatesValidParams {
     fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<Duplicates> {
         let n = data.n_samples();
         let k = self.k.min(n.saturating_sub(1)).max(1);
-        let scaler = self.standardize.then(|| Scaler::fit(data.features()));
-        let reference = match &scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
-        };
-        let graph = match shared {
-            Some(g) => g.truncate(k),
-            None => poisonguard_neighbors::exact_knn(reference.view(), k)?,
-        };
+        let reference = Reference::new(data, self.standardize);
+        let graph = reference.graph(k, shared)?;
         let radius = self.radius.unwrap_or_else(|| auto_radius(&graph));
         let mut parent: Vec<usize> = (0..n).collect();
         for i in 0..n {
@@ -177,7 +168,7 @@ impl DuplicatesValidParams {
         };
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
         let training = Detection::new(scores, &rule, explain)?;
-        Ok(Duplicates { radius, fence, scaler, reference, group_of, groups, training })
+        Ok(Duplicates { radius, fence, reference, group_of, groups, training })
     }
 }
 
@@ -234,22 +225,7 @@ impl FittedDetector for Duplicates {
     /// A new row joins the group of its nearest training row when it lies within the radius;
     /// its score is that group's with the new row (and its label) added.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        if data.n_features() != self.reference.ncols() {
-            return Err(DataError::FeatureCountMismatch {
-                expected: self.reference.ncols(),
-                actual: data.n_features(),
-            });
-        }
-        let queries = match &self.scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
-        };
-        let graph =
-            poisonguard_neighbors::exact_knn_query(self.reference.view(), queries.view(), 1)
-                .map_err(|e| DataError::Detector {
-                    detector: Self::ID.as_str(),
-                    message: e.to_string(),
-                })?;
+        let graph = self.reference.query(data, 1, Self::ID.as_str())?;
         let labels = data.labels();
         // (group or usize::MAX for a new pair, nearest training row, label)
         let joined: Vec<Option<(Option<usize>, Option<String>)>> = (0..data.n_samples())

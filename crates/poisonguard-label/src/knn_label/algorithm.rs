@@ -1,4 +1,3 @@
-use ndarray::Array2;
 use poisonguard_core::{
     ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector,
     KnnGraph, LabelMap, Labels, Reason, ThresholdRule,
@@ -8,14 +7,13 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K, SIGN_TEST_ALPHA};
 use crate::error::Result;
-use poisonguard_core::Standardizer as Scaler;
+use crate::reference::Reference;
 
 /// A fitted Deep k-NN label detector; see the [module docs](crate::knn_label).
 #[derive(Debug, Clone)]
 pub struct KnnLabel {
     k: usize,
-    scaler: Option<Scaler>,
-    reference: Array2<f32>,
+    reference: Reference,
     reference_classes: Vec<u32>,
     label_map: LabelMap,
     training: Detection,
@@ -136,15 +134,8 @@ impl KnnLabelValidParams {
         let labels = data.require_classes(KnnLabel::ID.as_str())?;
         let n = data.n_samples();
         let k = self.k.unwrap_or_else(|| auto_k(labels, n));
-        let scaler = self.standardize.then(|| Scaler::fit(data.features()));
-        let reference = match &scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
-        };
-        let graph = match shared {
-            Some(g) => g.truncate(k),
-            None => poisonguard_neighbors::exact_knn(reference.view(), k)?,
-        };
+        let reference = Reference::new(data, self.standardize);
+        let graph = reference.graph(k, shared)?;
         let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
         let n_classes = labels.map().n_classes();
         let why = votes(&graph, &classes, &classes, n_classes);
@@ -172,7 +163,6 @@ impl KnnLabelValidParams {
             .collect();
         Ok(KnnLabel {
             k,
-            scaler,
             reference,
             reference_classes: classes,
             label_map: map,
@@ -228,25 +218,10 @@ impl FittedDetector for KnnLabel {
 
     /// Scores new labelled rows by the vote of their `k` nearest training rows.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        if data.n_features() != self.reference.ncols() {
-            return Err(DataError::FeatureCountMismatch {
-                expected: self.reference.ncols(),
-                actual: data.n_features(),
-            });
-        }
+        let graph = self.reference.query(data, self.k, Self::ID.as_str())?;
         let labels =
             data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
-        let queries = match &self.scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
-        };
-        let graph =
-            poisonguard_neighbors::exact_knn_query(self.reference.view(), queries.view(), self.k)
-                .map_err(|e| DataError::Detector {
-                detector: Self::ID.as_str(),
-                message: e.to_string(),
-            })?;
         let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
         let scores = why.iter().map(Vote::score).collect();
         Detection::with_threshold(scores, self.training.threshold(), |i, _| {
