@@ -11,7 +11,7 @@ use poisonguard_io::{LoadOptions, load};
 
 #[test]
 fn combined_suspicion_keeps_up_with_the_best_detector() {
-    // measured: 0.9930 / 0.9991 / 0.9902 against best single detectors 1.0000 / 0.9984 / 0.9980
+    // measured: 0.9924 / 0.9974 / 0.9949 against best single detectors 1.0000 / 0.9984 / 0.9980
     for (name, floor) in [
         ("poisoned/digits_badnets.parquet", 0.95),
         ("poisoned/digits_badnets_embeddings.parquet", 0.95),
@@ -34,10 +34,55 @@ fn combined_suspicion_keeps_up_with_the_best_detector() {
         assert!(combined >= floor, "{name}: {combined:.4} < {floor}");
         assert!(combined >= best - 0.02, "{name}: {combined:.4} vs best {best:.4}");
         assert!(combined > mean, "{name}: {combined:.4} vs mean {mean:.4}");
-        // flagged is the automatic threshold 1 / (detectors + 1) on the suspicion
-        let cut = 1.0 / (report.runs().len() + 1) as f64;
+        // flagged is the automatic threshold on the suspicion, and every flagged row carries a
+        // detector's flag
+        let cut = report.suspicion_threshold();
         for (i, &s) in report.suspicion().iter().enumerate() {
             assert_eq!(report.is_flagged(i), s > cut, "{name}: row {i}");
+            assert!(
+                !report.is_flagged(i) || report.runs().iter().any(|r| r.detection.is_flagged(i))
+            );
         }
+    }
+}
+
+fn load_dataset(name: &str) -> (poisonguard::Dataset, Option<Vec<bool>>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(name);
+    let truth = name.starts_with("poisoned/").then(|| "is_poison".to_string());
+    let opts = LoadOptions { label: Some("label".into()), truth, ..LoadOptions::default() };
+    load(path, &opts).unwrap().into_parts()
+}
+
+#[test]
+fn default_audit_is_quiet_on_clean_data() {
+    // measured: flagged 2.2% / 1.7% of rows, estimated poisoned 0 / 5 rows
+    for name in ["tabular/wine.parquet", "digits/digits.parquet"] {
+        let (data, _) = load_dataset(name);
+        let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();
+        let n = data.n_samples() as f64;
+        let share = report.n_flagged() as f64 / n;
+        assert!(share < 0.03, "{name}: {:.1}% flagged", 100.0 * share);
+        let e = report.estimate().unwrap();
+        assert!(e.rows <= 0.01 * n, "{name}: {} rows estimated poisoned", e.rows);
+    }
+}
+
+#[test]
+fn dataset_estimate_is_near_the_planted_count() {
+    // measured (truth): badnets 9 [1, 29] (20), label flips 232 [199, 270] (180),
+    // wine flips 25 [15, 40] (18), breast_cancer flips 58 [42, 91] (57)
+    for name in [
+        "poisoned/digits_badnets.parquet",
+        "poisoned/digits_labelflip.parquet",
+        "poisoned/wine_labelflip.parquet",
+        "poisoned/breast_cancer_labelflip.parquet",
+    ] {
+        let (data, truth) = load_dataset(name);
+        let planted = truth.unwrap().iter().filter(|&&t| t).count() as f64;
+        let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();
+        let e = report.estimate().unwrap();
+        assert!(e.low <= e.rows && e.rows <= e.high, "{name}: {e:?}");
+        // the interval reaches within half of the planted count
+        assert!(e.high >= 0.5 * planted && e.low <= 1.5 * planted, "{name}: {e:?} vs {planted}");
     }
 }

@@ -119,7 +119,7 @@ pub struct ScanArgs {
     /// of the most suspicious class).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Write the input rows that no detector flagged here (.csv or .parquet), every original
+    /// Write the input rows the audit did not flag here (.csv or .parquet), every original
     /// column kept with its type.
     #[arg(long, value_name = "PATH")]
     pub clean_output: Option<PathBuf>,

@@ -41,12 +41,24 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
     let classes = data.labels().map_or(0, |l| l.n_present_classes());
     let _ = writeln!(
         h,
-        "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> by at least one detector.</p>",
+        "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (suspicion above {:.4}).</p>",
         data.n_features(),
         if classes > 0 { format!(", {classes} classes") } else { String::new() },
         report.n_flagged(),
-        100.0 * report.n_flagged() as f64 / n.max(1) as f64
+        100.0 * report.n_flagged() as f64 / n.max(1) as f64,
+        report.suspicion_threshold()
     );
+    if let Some(e) = report.estimate() {
+        let _ = writeln!(
+            h,
+            "<p>Estimated poisoned rows: <b>{:.0}</b> ({:.0}% interval {:.0} to {:.0}).</p>\n<ul>{}</ul>",
+            e.rows,
+            100.0 * e.level,
+            e.low,
+            e.high,
+            e.method.iter().map(|m| format!("<li>{}</li>", esc(m))).collect::<String>()
+        );
+    }
 
     h.push_str(
         "<h2>Detectors</h2>\n<table><tr><th>detector</th><th>threshold</th><th>flagged</th></tr>\n",

@@ -36,7 +36,26 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         writeln!(out, "{:<22} failed: {}", f.id, f.error)?;
     }
     let k = report.n_flagged();
-    writeln!(out, "rows flagged by any detector: {k} ({:.1}%)", pct(k, n))?;
+    writeln!(
+        out,
+        "rows flagged: {k} ({:.1}%): suspicion above {:.4} (a label or spectral detector, or most \
+         outlier detectors together)",
+        pct(k, n),
+        report.suspicion_threshold()
+    )?;
+    if let Some(e) = report.estimate() {
+        writeln!(
+            out,
+            "estimated poisoned rows: {:.0} ({:.0}% interval {:.0} to {:.0})",
+            e.rows,
+            100.0 * e.level,
+            e.low,
+            e.high
+        )?;
+        for m in &e.method {
+            writeln!(out, "  {m}")?;
+        }
+    }
 
     for run in report.runs().iter().filter(|r| !r.class_findings.is_empty()) {
         let mut findings: Vec<_> = run.class_findings.iter().collect();
@@ -147,7 +166,7 @@ estimated label noise ({id}): about {} rows carry a wrong label",
     Ok(())
 }
 
-/// Sources ranked by the test of their share of rows flagged by any detector.
+/// Sources ranked by the test of their share of the rows the audit flags.
 fn print_sources(out: &mut impl Write, report: &Report) -> Result<()> {
     let findings = report.source_findings();
     let named = findings.iter().filter(|f| f.p_adjusted < SOURCE_ALPHA).count();

@@ -88,6 +88,14 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
         doc.insert("classes".into(), json!(l.n_present_classes()));
     }
     doc.insert("flagged".into(), json!(report.n_flagged()));
+    doc.insert("suspicion_threshold".into(), json!(report.suspicion_threshold()));
+    if let Some(e) = report.estimate() {
+        doc.insert(
+            "estimated_poisoned".into(),
+            json!({"rows": e.rows, "low": e.low, "high": e.high, "level": e.level,
+                   "method": e.method}),
+        );
+    }
     doc.insert("detectors".into(), Value::Array(detectors));
     doc.insert("failures".into(), Value::Array(failures));
     if !report.source_findings().is_empty() {

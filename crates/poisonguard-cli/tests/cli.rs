@@ -382,6 +382,10 @@ mod mitigation {
         let cl =
             doc["detectors"].as_array().unwrap().iter().find(|d| d["id"] == "confident_learning");
         assert!(cl.unwrap()["noise_matrix"]["estimated_mislabeled"].as_u64().unwrap() > 100);
+        let e = &doc["estimated_poisoned"];
+        let (low, rows, high) =
+            (e["low"].as_f64().unwrap(), e["rows"].as_f64().unwrap(), e["high"].as_f64().unwrap());
+        assert!(low <= rows && rows <= high && low > 100.0, "{e}");
         assert!(doc["quality"]["scores"]["knn_label"]["roc_auc"].as_f64().unwrap() > 0.99);
     }
 }

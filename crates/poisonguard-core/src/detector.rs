@@ -9,6 +9,7 @@ use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
 use crate::findings::NoiseMatrix;
 use crate::knn::FitContext;
+use crate::report::PoisonEstimate;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
 ///
@@ -119,6 +120,13 @@ pub trait FittedDetector: Send + Sync + fmt::Debug {
 
     /// The estimated noise matrix (given label x true label), for detectors that estimate one.
     fn noise_matrix(&self) -> Option<&NoiseMatrix> {
+        None
+    }
+
+    /// The detector's estimate of how many training rows are poisoned, with an interval, for
+    /// detectors that can count (a model of clean data that tells how many rows break it);
+    /// `None` for detectors that only rank rows.
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
         None
     }
 

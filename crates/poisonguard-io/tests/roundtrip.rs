@@ -96,9 +96,10 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
         detection: det,
         class_findings: vec![],
         noise_matrix: None,
+        estimate: None,
         source_findings: vec![],
     };
-    (Report::new(vec![run], vec![], vec![0.33, 0.67, 1.0]), data)
+    (Report::new(vec![run], vec![], vec![0.33, 0.45, 1.0], 0.5), data)
 }
 
 #[test]

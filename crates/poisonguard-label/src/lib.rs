@@ -46,6 +46,19 @@ pub use duplicates::{Duplicates, DuplicatesParams};
 pub use error::{Error, Result};
 pub use knn_label::{KnnLabel, KnnLabelParams};
 
+/// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order.
+fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
 /// Runs two closures, in parallel with the `parallel` feature.
 fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
     #[cfg(feature = "parallel")]

@@ -1,7 +1,7 @@
 use ndarray::{Array2, ArrayView2};
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, NoiseMatrix, Reason, ThresholdRule,
+    LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
 };
 
 use super::logistic::{LogisticSettings, ScaledLogistic, cross_val_proba};
@@ -24,7 +24,11 @@ pub struct ConfidentLearning {
     noise: NoiseMatrix,
     findings: Vec<ClassFinding>,
     probabilities: Array2<f64>,
+    estimate: PoisonEstimate,
 }
+
+/// Confidence level of the interval of the estimated number of wrong labels.
+const ESTIMATE_LEVEL: f64 = 0.95;
 
 impl ConfidentLearning {
     /// The detector's id, `confident_learning`.
@@ -135,12 +139,36 @@ fn round_preserving_sum(row: &[f64]) -> Vec<i64> {
     ints.iter().map(|&v| v as i64).collect()
 }
 
-/// The calibrated confident joint (given x true, counts) from probabilities and thresholds.
-fn confident_joint(probs: &Array2<f64>, given: &[usize], thresholds: &[f64]) -> Vec<Vec<i64>> {
+/// The per-class thresholds `t_j` = mean `p(j)` over the `rows` labelled `j` (each row counted as
+/// often as it appears); a class without rows can never be confidently predicted (cleanlab's
+/// 2.0).
+fn class_thresholds(probs: &Array2<f64>, given: &[usize], rows: &[usize]) -> Vec<f64> {
+    let k = probs.ncols();
+    let mut sums = vec![0.0f64; k];
+    let mut counts = vec![0usize; k];
+    for &i in rows {
+        counts[given[i]] += 1;
+        sums[given[i]] += probs[[i, given[i]]];
+    }
+    sums.iter()
+        .zip(&counts)
+        .map(|(&s, &c)| if c > 0 { (s / c as f64).max(MIN_THRESHOLD) } else { 2.0 })
+        .collect()
+}
+
+/// The calibrated confident joint (given x true, counts) of `rows` (each counted as often as it
+/// appears) from probabilities and thresholds.
+fn confident_joint(
+    probs: &Array2<f64>,
+    given: &[usize],
+    thresholds: &[f64],
+    rows: &[usize],
+) -> Vec<Vec<i64>> {
     let k = probs.ncols();
     let mut cj = vec![vec![0.0f64; k]; k];
     let mut label_counts = vec![0.0f64; k];
-    for (i, p) in probs.rows().into_iter().enumerate() {
+    for &i in rows {
+        let p = probs.row(i);
         let p = p.as_slice().unwrap_or(&[]);
         label_counts[given[i]] += 1.0;
         if let Some(t) = confident_class(p, thresholds) {
@@ -160,6 +188,35 @@ fn confident_joint(probs: &Array2<f64>, given: &[usize], thresholds: &[f64]) -> 
     cj.iter()
         .map(|row| round_preserving_sum(&row.iter().map(|v| v / total * n).collect::<Vec<_>>()))
         .collect()
+}
+
+/// Off-diagonal total of a confident joint: the estimated number of wrong labels.
+fn off_diagonal(cj: &[Vec<i64>]) -> i64 {
+    cj.iter().enumerate().map(|(g, row)| row.iter().sum::<i64>() - row[g]).sum()
+}
+
+/// Bootstrap replicates behind the interval of the estimated number of wrong labels.
+pub(crate) const BOOTSTRAP_REPLICATES: usize = 200;
+
+/// Percentile bootstrap interval (level `level`) of the estimated number of wrong labels: rows
+/// resampled with replacement (seeded per replicate), thresholds and calibrated confident joint
+/// recomputed on each resample, the probabilities held fixed.
+fn mislabeled_interval(probs: &Array2<f64>, given: &[usize], seed: u64, level: f64) -> (f64, f64) {
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    let n = given.len();
+    let mut counts: Vec<i64> = crate::map_range(BOOTSTRAP_REPLICATES, |r| {
+        let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, r as u64));
+        let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+        let t = class_thresholds(probs, given, &rows);
+        off_diagonal(&confident_joint(probs, given, &t, &rows))
+    });
+    counts.sort_unstable();
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| {
+        let pos = (q * (counts.len() - 1) as f64).round() as usize;
+        counts[pos.min(counts.len() - 1)] as f64
+    };
+    (at(tail), at(1.0 - tail))
 }
 
 /// cleanlab's `_keep_at_least_n_per_class` (n = 1, frac_noise = 1) on the transposed joint:
@@ -215,20 +272,9 @@ impl Detector for ConfidentLearningValidParams {
                 (probs, Some(model))
             }
         };
-        // t_j = mean p(j) over the rows labelled j; a class without rows can never be
-        // confidently predicted (cleanlab's 2.0)
-        let mut sums = vec![0.0f64; k];
-        let mut counts = vec![0usize; k];
-        for (i, &g) in given.iter().enumerate() {
-            counts[g] += 1;
-            sums[g] += probs[[i, g]];
-        }
-        let thresholds: Vec<f64> = sums
-            .iter()
-            .zip(&counts)
-            .map(|(&s, &c)| if c > 0 { (s / c as f64).max(MIN_THRESHOLD) } else { 2.0 })
-            .collect();
-        let cj = confident_joint(&probs, &given, &thresholds);
+        let all: Vec<usize> = (0..n).collect();
+        let thresholds = class_thresholds(&probs, &given, &all);
+        let cj = confident_joint(&probs, &given, &thresholds, &all);
         let prune = prune_counts(&cj);
 
         let mut issue = vec![false; n];
@@ -290,7 +336,19 @@ impl Detector for ConfidentLearningValidParams {
                 )
             })
             .collect();
+        let (low, high) = mislabeled_interval(&probs, &given, self.seed, ESTIMATE_LEVEL);
+        let estimate = PoisonEstimate {
+            rows: off_diagonal(&cj) as f64,
+            low,
+            high,
+            level: ESTIMATE_LEVEL,
+            method: vec![format!(
+                "confident_learning: wrong labels in the calibrated confident joint, interval from \
+                 {BOOTSTRAP_REPLICATES} row bootstraps"
+            )],
+        };
         Ok(ConfidentLearning {
+            estimate,
             thresholds,
             ranking: self.ranking,
             model,
@@ -330,6 +388,12 @@ impl FittedDetector for ConfidentLearning {
 
     fn noise_matrix(&self) -> Option<&NoiseMatrix> {
         Some(&self.noise)
+    }
+
+    /// The estimated number of wrong labels (the calibrated confident joint's off-diagonal
+    /// total, as cleanlab's `estimate_num_label_issues`) with a bootstrap interval.
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
+        Some(self.estimate.clone())
     }
 
     /// Scores new labelled rows with their own `pred_probs` if they carry them, else with the
@@ -414,7 +478,7 @@ mod tests {
         .unwrap();
         let given = [0, 0, 0, 0, 1, 1];
         let t = [0.675, 0.85];
-        let cj = confident_joint(&probs, &given, &t);
+        let cj = confident_joint(&probs, &given, &t, &[0, 1, 2, 3, 4, 5]);
         assert_eq!(cj, vec![vec![3, 1], vec![0, 2]]);
         let prune = prune_counts(&cj);
         assert_eq!(prune[0][1], 1.0);

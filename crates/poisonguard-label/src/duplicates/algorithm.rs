@@ -1,6 +1,6 @@
 use poisonguard_core::{
     DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector, KnnGraph,
-    Reason, ThresholdRule, quantile_sorted,
+    PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
 };
 
 use super::{DuplicatesParams, DuplicatesValidParams};
@@ -23,6 +23,7 @@ pub struct Duplicates {
     /// Size and sorted distinct labels (original values rendered) of each group.
     groups: Vec<(usize, Vec<String>)>,
     training: Detection,
+    estimate: Option<PoisonEstimate>,
 }
 
 impl Duplicates {
@@ -103,6 +104,53 @@ fn flood_fence(counts: &[f64]) -> f64 {
     (q3 + 3.0 * (q3 - q1)).max(1.0)
 }
 
+/// Rows of the flagged groups beyond what one clean original explains: in a group larger than
+/// the flood fence every copy but one, in a group with conflicting labels the rows outside its
+/// most common label. Exact given the groups (a point interval).
+fn flagged_group_excess(
+    training: &Detection,
+    group_of: &[Option<usize>],
+    groups: &[(usize, Vec<String>)],
+    labels: Option<&poisonguard_core::Labels>,
+    fence: f64,
+) -> PoisonEstimate {
+    let mut label_counts: std::collections::BTreeMap<(usize, String), usize> = Default::default();
+    let mut flagged_groups = std::collections::BTreeSet::new();
+    for (i, g) in group_of.iter().enumerate() {
+        let Some(g) = *g else { continue };
+        if training.is_flagged(i) {
+            flagged_groups.insert(g);
+        }
+        let label = labels.map(|l| l.value_of_row(i).to_string()).unwrap_or_default();
+        *label_counts.entry((g, label)).or_default() += 1;
+    }
+    let excess: usize = flagged_groups
+        .iter()
+        .map(|&g| {
+            let size = groups[g].0;
+            if (size - 1) as f64 > fence {
+                size - 1
+            } else {
+                let top =
+                    label_counts.range((g, String::new())..).take_while(|((h, _), _)| *h == g);
+                size - top.map(|(_, &c)| c).max().unwrap_or(size)
+            }
+        })
+        .sum();
+    let rows = excess as f64;
+    PoisonEstimate {
+        rows,
+        low: rows,
+        high: rows,
+        level: 0.95,
+        method: vec![
+            "duplicates: copies beyond one original in flooding groups, minority labels in \
+             conflicting groups"
+                .into(),
+        ],
+    }
+}
+
 fn group_score(size: usize, distinct_labels: usize, fence: f64) -> f64 {
     (size - 1) as f64 + if distinct_labels > 1 { fence } else { 0.0 }
 }
@@ -168,7 +216,9 @@ impl DuplicatesValidParams {
         };
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
         let training = Detection::new(scores, &rule, explain)?;
-        Ok(Duplicates { radius, fence, reference, group_of, groups, training })
+        let estimate = (self.threshold == ThresholdRule::Auto)
+            .then(|| flagged_group_excess(&training, &group_of, &groups, labels, fence));
+        Ok(Duplicates { radius, fence, reference, group_of, groups, training, estimate })
     }
 }
 
@@ -220,6 +270,12 @@ impl FittedDetector for Duplicates {
 
     fn training(&self) -> &Detection {
         &self.training
+    }
+
+    /// With the automatic threshold: copies beyond one original in flooding groups plus the
+    /// minority labels of conflicting groups (exact, a point interval).
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
+        self.estimate.clone()
     }
 
     /// A new row joins the group of its nearest training row when it lies within the radius;

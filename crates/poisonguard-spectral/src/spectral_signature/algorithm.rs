@@ -1,6 +1,6 @@
 use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, Reason, ScoreNull,
+    AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
+    FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
@@ -51,6 +51,7 @@ pub struct SpectralSignature {
     n_features: usize,
     training: Detection,
     findings: Vec<ClassFinding>,
+    estimate: Option<PoisonEstimate>,
 }
 
 impl SpectralSignature {
@@ -119,11 +120,13 @@ impl Detector for SpectralSignatureValidParams {
         let mut z = vec![0.0f64; data.n_samples()];
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
+        let mut at_risk = 0;
         for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
             let Some((fit, eig, proj)) = result else {
                 classes.push(None);
                 continue;
             };
+            at_risk += rows.len();
             for (&i, &p) in rows.iter().zip(&proj) {
                 scores[i] = fit.score(p);
                 z[i] = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
@@ -153,7 +156,20 @@ impl Detector for SpectralSignatureValidParams {
         let explain =
             |i, _| Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] };
         let training = Detection::with_null(scores, &self.threshold, null.as_ref(), explain)?;
+        let estimate = (null.is_some() && self.threshold == ThresholdRule::Auto).then(|| {
+            PoisonEstimate::excess_over_null(
+                training.n_flagged(),
+                at_risk,
+                AUTO_ALPHA,
+                0.95,
+                format!(
+                    "spectral_signature: flagged rows beyond the {AUTO_ALPHA} false-flag rate of \
+                     its chi-square(1) threshold among {at_risk} scored rows"
+                ),
+            )
+        });
         Ok(SpectralSignature {
+            estimate,
             classes,
             label_map: labels.map().clone(),
             n_features: data.n_features(),
@@ -174,6 +190,13 @@ impl FittedDetector for SpectralSignature {
 
     fn class_findings(&self) -> &[ClassFinding] {
         &self.findings
+    }
+
+    /// With the automatic threshold (a 1% false-flag rate per row under the chi-square null):
+    /// the flagged rows beyond that rate's false flags, with a binomial interval
+    /// ([`PoisonEstimate::excess_over_null`]).
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
+        self.estimate.clone()
     }
 
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
@@ -204,7 +227,7 @@ mod tests {
     use super::*;
     use ndarray::Array2;
     use poisonguard_core::metrics::roc_auc;
-    use poisonguard_core::{LabelValue, Labels, ThresholdRule};
+    use poisonguard_core::{LabelValue, Labels};
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 

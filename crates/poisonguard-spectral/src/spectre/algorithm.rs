@@ -1,7 +1,7 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, Reason, ScoreNull,
+    AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
+    FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
@@ -324,6 +324,7 @@ pub struct Spectre {
     n_features: usize,
     training: Detection,
     findings: Vec<ClassFinding>,
+    estimate: Option<PoisonEstimate>,
 }
 
 impl Spectre {
@@ -388,6 +389,7 @@ impl Detector for SpectreValidParams {
         let threshold = self.threshold.fit_with_null(&scores, Some(&null))?;
         let mut classes = Vec::with_capacity(fits.len());
         let mut findings = Vec::new();
+        let mut at_risk = 0;
         for (c, (entry, rows)) in fits.into_iter().zip(&by_class).enumerate() {
             let Some((mut fit, [k, excess, top, inflation])) = entry else {
                 classes.push(None);
@@ -396,7 +398,9 @@ impl Detector for SpectreValidParams {
             let z = verdict_z[c];
             let attacked = z.is_some_and(|z| z > critical);
             fit.flaggable = attacked || self.flag_all_classes;
-            if !fit.flaggable {
+            if fit.flaggable {
+                at_risk += rows.len();
+            } else {
                 for &i in rows {
                     scores[i] = scores[i].min(threshold);
                 }
@@ -423,7 +427,21 @@ impl Detector for SpectreValidParams {
             dims: dims[i],
         };
         let training = Detection::with_threshold(scores, threshold, explain)?;
+        let estimate = (self.threshold == ThresholdRule::Auto).then(|| {
+            PoisonEstimate::excess_over_null(
+                training.n_flagged(),
+                at_risk,
+                AUTO_ALPHA,
+                0.95,
+                format!(
+                    "spectre: flagged rows beyond the {AUTO_ALPHA} false-flag rate of its \
+                     calibrated chi-square(1) threshold among the {at_risk} rows of classes it \
+                     may flag"
+                ),
+            )
+        });
         Ok(Spectre {
+            estimate,
             classes,
             label_map: labels.map().clone(),
             n_features: data.n_features(),
@@ -444,6 +462,13 @@ impl FittedDetector for Spectre {
 
     fn class_findings(&self) -> &[ClassFinding] {
         &self.findings
+    }
+
+    /// With the automatic threshold (a 1% false-flag rate per row under the chi-square null):
+    /// the flagged rows beyond that rate's false flags, with a binomial interval
+    /// ([`PoisonEstimate::excess_over_null`]).
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
+        self.estimate.clone()
     }
 
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
