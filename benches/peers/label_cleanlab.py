@@ -8,7 +8,10 @@ Run by hand (never in CI) after `cargo build --release -p poisonguard-cli`:
            5-fold out-of-sample probabilities of scikit-learn's LogisticRegression() with its
            defaults on the raw features; and of poisonguard's knn_label, confident_learning and
            duplicates scores (`poisonguard scan FILE --detectors ... -o report.csv`).
-      python benches/peers/label_cleanlab.py quality FILE [FILE ...]
+      With --seeds N, both sides run with N fold seeds (ours `--seed s`, scikit-learn's
+      StratifiedKFold(shuffle=True, random_state=s)) and the mean and sd of each ROC-AUC are
+      printed: the fold split alone moves these ROC-AUCs by several thousandths.
+      python benches/peers/label_cleanlab.py quality FILE [FILE ...] [--seeds 10]
   speed    whole-process time, median of --repeats runs: `poisonguard scan FILE --label label
            --detectors knn_label,confident_learning,duplicates` against `python: read the
            Parquet file; cross_val_predict(LogisticRegression(), cv=5); find_label_issues;
@@ -51,18 +54,20 @@ cols = [c for c in t.column_names if c.startswith("f")]
 X = np.column_stack([t.column(c).to_numpy() for c in cols]).astype(np.float64)
 y_raw = t.column("label").to_numpy()
 classes, y = np.unique(y_raw, return_inverse=True)
-cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=int(sys.argv[3]))
 probs = cross_val_predict(LogisticRegression(), X, y, cv=cv, method="predict_proba", n_jobs=int(sys.argv[2]))
 mask = find_label_issues(y, probs)
 sc = get_label_quality_scores(y, probs, method="self_confidence")
 nm = get_label_quality_scores(y, probs, method="normalized_margin")
-if len(sys.argv) > 3:
-    np.savez(sys.argv[3], mask=mask, sc=sc, nm=nm)
+if len(sys.argv) > 4:
+    np.savez(sys.argv[4], mask=mask, sc=sc, nm=nm)
 """
 
 
-def run_ours(path, out=None):
+def run_ours(path, out=None, seed=None):
     cmd = [BINARY, "scan", path, "--label", "label", "--detectors", ",".join(OURS)]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
     if "is_poison" in pq.read_schema(path).names:
         cmd += ["--truth", "is_poison"]
     if out:
@@ -70,37 +75,40 @@ def run_ours(path, out=None):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_peer(path, jobs, out=None):
-    cmd = [sys.executable, "-c", PEER, path, str(jobs)] + ([out] if out else [])
+def run_peer(path, jobs, out=None, seed=0):
+    cmd = [sys.executable, "-c", PEER, path, str(jobs), str(seed)] + ([out] if out else [])
     subprocess.run(cmd, check=True)
 
 
-def quality(files):
-    print(f"{'file':<34} {'scores':<32} {'roc_auc':>8}")
+def quality(files, seeds=None):
+    import csv
+
+    print(f"{'file':<34} {'scores':<32} {'roc_auc':>8}" + ("   (sd)" if seeds else ""))
     for path in files:
         truth = pq.read_table(path).column("is_poison").to_numpy().astype(bool)
         name = os.path.basename(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            report = os.path.join(tmp, "report.csv")
-            run_ours(path, report)
-            rep = pq.read_table(report) if report.endswith(".parquet") else None
-            import csv
-
-            with open(report) as fh:
-                rows = list(csv.DictReader(fh))
-            for d in OURS:
-                s = np.array([float(r[f"{d}_score"]) for r in rows])
-                print(f"{name:<34} {'poisonguard ' + d:<32} {roc_auc_score(truth, s):>8.4f}")
-            peer = os.path.join(tmp, "peer.npz")
-            run_peer(path, 1, peer)
-            z = np.load(peer)
-            for label, s in [
-                ("cleanlab self_confidence", 1 - z["sc"]),
-                ("cleanlab normalized_margin", 1 - z["nm"]),
-                ("cleanlab find_label_issues", z["mask"].astype(float)),
-            ]:
-                print(f"{name:<34} {label:<32} {roc_auc_score(truth, s):>8.4f}")
-            del rep
+        aucs = {}
+        for seed in range(seeds) if seeds else [None]:
+            with tempfile.TemporaryDirectory() as tmp:
+                report = os.path.join(tmp, "report.csv")
+                run_ours(path, report, seed)
+                with open(report) as fh:
+                    rows = list(csv.DictReader(fh))
+                for d in OURS:
+                    s = np.array([float(r[f"{d}_score"]) for r in rows])
+                    aucs.setdefault("poisonguard " + d, []).append(roc_auc_score(truth, s))
+                peer = os.path.join(tmp, "peer.npz")
+                run_peer(path, 1, peer, seed or 0)
+                z = np.load(peer)
+                for label, s in [
+                    ("cleanlab self_confidence", 1 - z["sc"]),
+                    ("cleanlab normalized_margin", 1 - z["nm"]),
+                    ("cleanlab find_label_issues", z["mask"].astype(float)),
+                ]:
+                    aucs.setdefault(label, []).append(roc_auc_score(truth, s))
+        for label, v in aucs.items():
+            sd = f"  {np.std(v):.4f}" if seeds else ""
+            print(f"{name:<34} {label:<32} {np.mean(v):>8.4f}{sd}")
 
 
 def timed(fn, repeats):
@@ -143,6 +151,7 @@ def main():
     sub = ap.add_subparsers(dest="mode", required=True)
     q = sub.add_parser("quality")
     q.add_argument("files", nargs="+")
+    q.add_argument("--seeds", type=int, default=None, help="fold seeds per side (mean and sd)")
     s = sub.add_parser("speed")
     s.add_argument("files", nargs="+")
     s.add_argument("--repeats", type=int, default=3)
@@ -153,7 +162,7 @@ def main():
     g.add_argument("--dims", type=int, default=128)
     a = ap.parse_args()
     if a.mode == "quality":
-        quality(a.files)
+        quality(a.files, a.seeds)
     elif a.mode == "speed":
         speed(a.files, a.repeats, a.jobs)
     else:

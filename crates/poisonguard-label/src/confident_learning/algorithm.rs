@@ -4,7 +4,7 @@ use poisonguard_core::{
     LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
 };
 
-use super::logistic::{LogisticSettings, ScaledLogistic, cross_val_proba};
+use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_proba};
 use super::{ConfidentLearningParams, ConfidentLearningValidParams, Ranking};
 use crate::error::{Error, Result};
 
@@ -18,7 +18,7 @@ const MIN_THRESHOLD: f64 = 2e-6;
 pub struct ConfidentLearning {
     thresholds: Vec<f64>,
     ranking: Ranking,
-    model: Option<ScaledLogistic>,
+    model: Option<FoldEnsemble>,
     label_map: LabelMap,
     training: Detection,
     noise: NoiseMatrix,
@@ -262,14 +262,10 @@ impl Detector for ConfidentLearningValidParams {
                     return Err(Error::TooFewRows { detector: id, needed: self.folds, actual: n });
                 }
                 let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
-                let all: Vec<usize> = (0..n).collect();
-                let x = data.features();
                 let s = self.settings();
-                let (probs, model) = crate::join(
-                    || cross_val_proba(x, &classes, k, self.folds, self.seed, s),
-                    || ScaledLogistic::fit(x, &classes, &all, k, s),
-                );
-                (probs, Some(model))
+                let (probs, models) =
+                    cross_val_proba(data.features(), &classes, k, self.folds, self.seed, s);
+                (probs, Some(models))
             }
         };
         let all: Vec<usize> = (0..n).collect();
@@ -397,7 +393,7 @@ impl FittedDetector for ConfidentLearning {
     }
 
     /// Scores new labelled rows with their own `pred_probs` if they carry them, else with the
-    /// classifier fitted on all training rows; a row is a label issue when it confidently
+    /// mean probabilities of the cross-validation's fold models; a row is a label issue when it confidently
     /// belongs to another class (`p(j) >= t_j`) and its given label is not the top prediction.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let id = Self::ID.as_str();

@@ -36,10 +36,12 @@ const FTOL: f64 = 64.0 * f64::EPSILON;
 /// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
 /// gradient into `grad`.
 ///
-/// The logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
-/// contiguous for the softmax, and the gradient as `(P - Y)^T X`.
+/// The two products with the data (logits `W^T X^T` and gradient `(P - Y)^T X`) are computed in
+/// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
+/// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
+/// contiguous for the softmax.
 fn objective(
-    x: MatRef<'_, f64>,
+    x: MatRef<'_, f32>,
     y: &[u32],
     k: usize,
     c: f64,
@@ -47,17 +49,18 @@ fn objective(
     grad: &mut [f64],
 ) -> f64 {
     let (n, d) = (x.nrows(), x.ncols());
-    let w = MatRef::from_column_major_slice(&theta[..d * k], d, k);
+    let w = Mat::<f32>::from_fn(d, k, |r, j| theta[j * d + r] as f32);
     let b = &theta[d * k..];
-    let mut zt = Mat::<f64>::zeros(k, n);
+    let mut zt = Mat::<f32>::zeros(k, n);
     matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
+    let mut z = vec![0.0f64; k];
     for (i, &yi) in y.iter().enumerate() {
-        let z = zt.col_as_slice_mut(i);
+        let col = zt.col_as_slice_mut(i);
         let mut m = f64::NEG_INFINITY;
-        for (zj, bj) in z.iter_mut().zip(b) {
-            *zj += bj;
+        for ((zj, &cj), bj) in z.iter_mut().zip(col.iter()).zip(b) {
+            *zj = f64::from(cj) + bj;
             m = m.max(*zj);
         }
         let yi = yi as usize;
@@ -72,19 +75,20 @@ fn objective(
             *zj /= s;
         }
         z[yi] -= 1.0;
-        for (g, zj) in bias_grad.iter_mut().zip(z.iter()) {
+        for ((g, &zj), cj) in bias_grad.iter_mut().zip(&z).zip(col.iter_mut()) {
             *g += zj;
+            *cj = zj as f32;
         }
     }
     let nf = n as f64;
-    let mut gt = Mat::<f64>::zeros(k, d);
+    let mut gt = Mat::<f32>::zeros(k, d);
     matmul(gt.as_mut(), Accum::Replace, zt.as_ref(), x, 1.0, Par::Seq);
     let mut reg = 0.0;
     for j in 0..k {
         for r in 0..d {
             let wv = theta[j * d + r];
             reg += wv * wv;
-            grad[j * d + r] = gt[(j, r)] / nf + wv / (c * nf);
+            grad[j * d + r] = f64::from(gt[(j, r)]) / nf + wv / (c * nf);
         }
         grad[d * k + j] = bias_grad[j] / nf;
     }
@@ -97,7 +101,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 impl Logistic {
     /// Fits on standardized rows `x` with classes `y` in `0..k`.
-    pub(crate) fn fit(x: MatRef<'_, f64>, y: &[u32], k: usize, s: LogisticSettings) -> Self {
+    pub(crate) fn fit(x: MatRef<'_, f32>, y: &[u32], k: usize, s: LogisticSettings) -> Self {
         let d = x.ncols();
         let dim = d * k + k;
         let mut theta = vec![0.0f64; dim];
@@ -183,14 +187,17 @@ impl Logistic {
     }
 
     /// Class probabilities of standardized rows `x`, `n x k` row-major.
-    pub(crate) fn predict_proba(&self, x: MatRef<'_, f64>) -> Vec<f64> {
+    pub(crate) fn predict_proba(&self, x: MatRef<'_, f32>) -> Vec<f64> {
         let k = self.b.len();
-        let z = poisonguard_linalg::a_b(x, self.w.as_ref());
+        let w = Mat::<f32>::from_fn(self.w.nrows(), k, |r, j| self.w[(r, j)] as f32);
+        let mut z = Mat::<f32>::zeros(x.nrows(), k);
+        matmul(z.as_mut(), Accum::Replace, x, w.as_ref(), 1.0, Par::Seq);
+        let logit = |i: usize, j: usize| f64::from(z[(i, j)]) + self.b[j];
         let mut out = vec![0.0f64; x.nrows() * k];
         for (i, row) in out.chunks_mut(k).enumerate() {
-            let m = (0..k).map(|j| z[(i, j)] + self.b[j]).fold(f64::NEG_INFINITY, f64::max);
+            let m = (0..k).map(|j| logit(i, j)).fold(f64::NEG_INFINITY, f64::max);
             for (j, o) in row.iter_mut().enumerate() {
-                *o = (z[(i, j)] + self.b[j] - m).exp();
+                *o = (logit(i, j) - m).exp();
             }
             let s: f64 = row.iter().sum();
             row.iter_mut().for_each(|o| *o /= s);
@@ -199,9 +206,9 @@ impl Logistic {
     }
 }
 
-/// The standardized `rows` of `x` as an f64 matrix.
-fn standardized(scaler: &Scaler, x: ArrayView2<'_, f32>, rows: &[usize]) -> Mat<f64> {
-    Mat::from_fn(rows.len(), x.ncols(), |r, j| scaler.z(j, x[[rows[r], j]]))
+/// The standardized `rows` of `x`, in f32 as the features.
+fn standardized(scaler: &Scaler, x: ArrayView2<'_, f32>, rows: &[usize]) -> Mat<f32> {
+    Mat::from_fn(rows.len(), x.ncols(), |r, j| scaler.z(j, x[[rows[r], j]]) as f32)
 }
 
 /// A standardizer and a model fitted on the same rows.
@@ -259,8 +266,39 @@ pub(crate) fn stratified_folds(classes: &[u32], k: usize, folds: usize, seed: u6
     fold
 }
 
-/// Out-of-sample probabilities of every row by stratified K-fold cross-validation; folds are
-/// fitted in parallel, each single-threaded, so the result does not depend on the thread count.
+/// The K models of a cross-validation, which score new rows by the mean of their probabilities
+/// (as scikit-learn's `CalibratedClassifierCV(ensemble=True)`): no extra fit on all rows.
+#[derive(Debug, Clone)]
+pub(crate) struct FoldEnsemble {
+    models: Vec<ScaledLogistic>,
+}
+
+impl FoldEnsemble {
+    /// Features the models were fitted on.
+    pub(crate) fn n_features(&self) -> usize {
+        self.models.first().map_or(0, ScaledLogistic::n_features)
+    }
+
+    /// Mean probabilities of the fold models for `rows` of `x`, `rows.len() x k` row-major.
+    pub(crate) fn predict(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> Vec<f64> {
+        let mut sum: Vec<f64> = Vec::new();
+        for m in &self.models {
+            let p = m.predict(x, rows);
+            if sum.is_empty() {
+                sum = p;
+            } else {
+                sum.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+            }
+        }
+        let m = self.models.len().max(1) as f64;
+        sum.iter_mut().for_each(|v| *v /= m);
+        sum
+    }
+}
+
+/// Out-of-sample probabilities of every row by stratified K-fold cross-validation, and the fold
+/// models; folds are fitted in parallel, each single-threaded, so the result does not depend
+/// on the thread count.
 pub(crate) fn cross_val_proba(
     x: ArrayView2<'_, f32>,
     classes: &[u32],
@@ -268,13 +306,14 @@ pub(crate) fn cross_val_proba(
     folds: usize,
     seed: u64,
     s: LogisticSettings,
-) -> Array2<f64> {
+) -> (Array2<f64>, FoldEnsemble) {
     let fold = stratified_folds(classes, k, folds, seed);
     let work = |f: usize| {
         let (test, train): (Vec<usize>, Vec<usize>) =
             (0..classes.len()).partition(|&i| fold[i] == f);
         let model = ScaledLogistic::fit(x, classes, &train, k, s);
-        (test.clone(), model.predict(x, &test))
+        let probs = model.predict(x, &test);
+        (test, probs, model)
     };
     #[cfg(feature = "parallel")]
     let parts: Vec<_> = {
@@ -284,14 +323,16 @@ pub(crate) fn cross_val_proba(
     #[cfg(not(feature = "parallel"))]
     let parts: Vec<_> = (0..folds).map(work).collect();
     let mut out = Array2::zeros((classes.len(), k));
-    for (rows, probs) in parts {
+    let mut models = Vec::with_capacity(folds);
+    for (rows, probs, model) in parts {
         for (r, &i) in rows.iter().enumerate() {
             for j in 0..k {
                 out[[i, j]] = probs[r * k + j];
             }
         }
+        models.push(model);
     }
-    out
+    (out, FoldEnsemble { models })
 }
 
 #[cfg(test)]
