@@ -107,11 +107,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("two patches", Trigger::TwoPatches),
     ];
     println!(
-        "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9}",
-        "", "", "recall", "", "", "", "roc_auc", "", "", ""
+        "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8}",
+        "", "", "recall", "", "", "", "roc_auc", "", "", "", "spectre"
     );
     println!(
-        "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9}",
+        "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8}",
         "trigger",
         "eps",
         "signature",
@@ -121,11 +121,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         "signature",
         "reference",
         "spectre",
-        "act.clust"
+        "act.clust",
+        "verdict"
     );
     for (name, trigger) in scenarios {
         for eps in [0.10, 0.05, 0.01] {
-            let mut acc = [0.0f64; 8];
+            let mut acc = [0.0f64; 9];
             for seed in 0..seeds {
                 let (d, truth) = plant(&x, &y, trigger, eps, seed);
                 let sig = SpectralSignature::params().fit(&d)?;
@@ -136,13 +137,19 @@ fn main() -> Result<(), Box<dyn Error>> {
                 let (r3, a3) = within_target(spe.training().scores(), &truth, &d);
                 let ac = ActivationClustering::params().flag_all_classes(true).fit(&d)?;
                 let (r4, a4) = within_target(ac.training().scores(), &truth, &d);
-                for (slot, v) in acc.iter_mut().zip([r1, r2, r3, r4, a1, a2, a3, a4]) {
+                let verdict = spe
+                    .class_findings()
+                    .iter()
+                    .find(|f| *f.label() == LabelValue::Int(0))
+                    .and_then(|f| f.statistic("attacked"))
+                    .unwrap_or(0.0);
+                for (slot, v) in acc.iter_mut().zip([r1, r2, r3, r4, a1, a2, a3, a4, verdict]) {
                     *slot += v / seeds as f64;
                 }
             }
             println!(
-                "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
-                acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]
+                "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2}",
+                acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7], acc[8]
             );
         }
     }

@@ -184,7 +184,7 @@ fn fit_class(
     rows: &[usize],
     p: &SpectreValidParams,
     class: usize,
-) -> Option<(ClassFit, Vec<f64>, [f64; 4])> {
+) -> Option<(ClassFit, Vec<f64>, [f64; 5])> {
     let (n, d) = (rows.len(), data.n_features());
     let (mean, c) = centred(data, rows);
     let dims = p.max_dims.min(d).min((n - 1) / 2).max(1);
@@ -231,16 +231,9 @@ fn fit_class(
     // The class verdict's statistic: along the class's top principal direction, the variance
     // over its robust estimate (median-centred, median of squares over the chi2(1) median);
     // about 1 for one Gaussian population, large when a minority sits far along it.
-    let inflation = {
-        let mut t: Vec<f64> = (0..n).map(|i| y[(i, 0)]).collect();
-        let var = t.iter().map(|v| v * v).sum::<f64>() / n as f64; // y is centred
-        t.sort_by(f64::total_cmp);
-        let med = poisonguard_core::quantile_sorted(&t, 0.5);
-        let mut sq: Vec<f64> = t.iter().map(|v| (v - med) * (v - med)).collect();
-        sq.sort_by(f64::total_cmp);
-        let robust = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
-        if robust > 0.0 { var / robust } else { 1.0 }
-    };
+    let top_pc: Vec<f64> = (0..n).map(|i| y[(i, 0)]).collect();
+    let inflation = variance_inflation(&top_pc);
+    let log_se = log_inflation_se(&top_pc, seed);
     let projection = a_b(w.as_ref(), u.as_ref());
     let taus: Vec<f64> =
         (0..n).map(|i| (0..k).map(|a| weights[a] * zu[(i, a)] * zu[(i, a)]).sum()).collect();
@@ -267,7 +260,43 @@ fn fit_class(
     };
     let scores = taus.iter().map(|&t| fit.score(t)).collect();
     let top = vals.first().copied().unwrap_or(0.0);
-    Some((fit, scores, [k as f64, excess, top, inflation]))
+    Some((fit, scores, [k as f64, excess, top, inflation, log_se]))
+}
+
+/// Variance of `t` over its robust estimate (median-centred, median of squares over the
+/// chi-square(1) median); about 1 for one Gaussian population, large when a minority sits far
+/// along `t`.
+fn variance_inflation(t: &[f64]) -> f64 {
+    let n = t.len() as f64;
+    let mean = t.iter().sum::<f64>() / n;
+    let var = t.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let mut sorted = t.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let med = poisonguard_core::quantile_sorted(&sorted, 0.5);
+    let mut sq: Vec<f64> = sorted.iter().map(|v| (v - med) * (v - med)).collect();
+    sq.sort_by(f64::total_cmp);
+    let robust = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
+    if robust > 0.0 { var / robust } else { 1.0 }
+}
+
+/// Bootstrap replicates of the standard error of the log inflation.
+const INFLATION_BOOTSTRAP: usize = 200;
+
+/// Standard error of `ln variance_inflation(t)` over [`INFLATION_BOOTSTRAP`] seeded resamples of
+/// the class's rows: how much the class's own verdict statistic moves with the sample.
+fn log_inflation_se(t: &[f64], seed: u64) -> f64 {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 11));
+    let n = t.len();
+    let mut resample = vec![0.0f64; n];
+    let logs: Vec<f64> = (0..INFLATION_BOOTSTRAP)
+        .map(|_| {
+            resample.iter_mut().for_each(|v| *v = t[rng.random_range(0..n)]);
+            variance_inflation(&resample).max(f64::MIN_POSITIVE).ln()
+        })
+        .collect();
+    let m = logs.iter().sum::<f64>() / logs.len() as f64;
+    (logs.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
 }
 
 /// The critical value of [`verdict_z`] for `classes` classes at family-wise level
@@ -292,16 +321,18 @@ fn critical_z(classes: usize, seed: u64) -> f64 {
                     Some((-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos())
                 })
                 .collect();
-            verdict_z(&x, 0).unwrap_or(f64::NEG_INFINITY)
+            verdict_z(&x, 0, 0.0).unwrap_or(f64::NEG_INFINITY)
         })
         .collect();
     z.sort_by(f64::total_cmp);
     poisonguard_core::quantile_sorted(&z, 1.0 - VERDICT_ALPHA / classes as f64)
 }
 
-/// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD);
-/// `None` with fewer than three other classes, or when their MAD is 0.
-fn verdict_z(stats: &[Option<f64>], c: usize) -> Option<f64> {
+/// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD),
+/// with the class's own standard error `se` added to the scale in quadrature:
+/// `(own - median) / sqrt(MAD^2 + se^2)`. `None` with fewer than three other classes, or when
+/// the scale is 0.
+fn verdict_z(stats: &[Option<f64>], c: usize, se: f64) -> Option<f64> {
     let own = stats[c]?;
     let mut others: Vec<f64> =
         stats.iter().enumerate().filter(|(j, _)| *j != c).filter_map(|(_, s)| *s).collect();
@@ -313,7 +344,8 @@ fn verdict_z(stats: &[Option<f64>], c: usize) -> Option<f64> {
     let mut dev: Vec<f64> = others.iter().map(|v| (v - med).abs()).collect();
     dev.sort_by(f64::total_cmp);
     let mad = poisonguard_core::quantile_sorted(&dev, 0.5) * MAD_TO_SD;
-    (mad > 0.0).then(|| (own - med) / mad)
+    let scale = mad.hypot(se);
+    (scale > 0.0).then(|| (own - med) / scale)
 }
 
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
@@ -364,7 +396,7 @@ impl Detector for SpectreValidParams {
 
         let mut scores = vec![0.0f64; data.n_samples()];
         let mut dims = vec![0usize; data.n_samples()];
-        let mut fits: Vec<Option<(ClassFit, [f64; 4])>> = Vec::with_capacity(by_class.len());
+        let mut fits: Vec<Option<(ClassFit, [f64; 5])>> = Vec::with_capacity(by_class.len());
         for (result, rows) in fitted.into_iter().zip(&by_class) {
             let Some((fit, class_scores, stats)) = result else {
                 fits.push(None);
@@ -381,22 +413,47 @@ impl Detector for SpectreValidParams {
             .iter()
             .map(|f| f.as_ref().map(|(_, s)| s[3].max(f64::MIN_POSITIVE).ln()))
             .collect();
-        let verdict_z: Vec<Option<f64>> =
-            (0..fits.len()).map(|c| verdict_z(&log_inflation, c)).collect();
+        let verdict_z: Vec<Option<f64>> = (0..fits.len())
+            .map(|c| {
+                let se = fits[c].as_ref().map_or(0.0, |(_, s)| s[4]);
+                verdict_z(&log_inflation, c, se)
+            })
+            .collect();
         let n_scored = log_inflation.iter().filter(|v| v.is_some()).count();
         let critical = critical_z(n_scored, self.seed);
+        let attacked: Vec<bool> =
+            verdict_z.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
         let null = ScoreNull::ChiSquared { dof: 1.0 };
-        let threshold = self.threshold.fit_with_null(&scores, Some(&null))?;
+        let threshold = match self.threshold {
+            ThresholdRule::Auto => {
+                // The rows of the classes not declared attacked are the empirical null of the
+                // calibrated score: their 99% quantile, never below the chi-square(1) one (a
+                // non-finite score fails in `Detection::with_threshold` below).
+                let mut reference: Vec<f64> = by_class
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| self.flag_all_classes || !attacked[*c])
+                    .flat_map(|(_, rows)| rows.iter().map(|&i| scores[i]))
+                    .collect();
+                if reference.is_empty() {
+                    reference = scores.clone();
+                }
+                reference.sort_by(f64::total_cmp);
+                let empirical = poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA);
+                empirical.max(null.upper_quantile(AUTO_ALPHA))
+            }
+            rule => rule.fit_with_null(&scores, Some(&null))?,
+        };
         let mut classes = Vec::with_capacity(fits.len());
         let mut findings = Vec::new();
         let mut at_risk = 0;
         for (c, (entry, rows)) in fits.into_iter().zip(&by_class).enumerate() {
-            let Some((mut fit, [k, excess, top, inflation])) = entry else {
+            let Some((mut fit, [k, excess, top, inflation, _])) = entry else {
                 classes.push(None);
                 continue;
             };
             let z = verdict_z[c];
-            let attacked = z.is_some_and(|z| z > critical);
+            let attacked = attacked[c];
             fit.flaggable = attacked || self.flag_all_classes;
             if fit.flaggable {
                 at_risk += rows.len();
@@ -435,8 +492,8 @@ impl Detector for SpectreValidParams {
                 0.95,
                 format!(
                     "spectre: flagged rows beyond the {AUTO_ALPHA} false-flag rate of its \
-                     calibrated chi-square(1) threshold among the {at_risk} rows of classes it \
-                     may flag"
+                     threshold (the other classes' 99% quantile) among the {at_risk} rows of \
+                     classes it may flag"
                 ),
             )
         });

@@ -28,9 +28,12 @@
 //! scale `c` is taken from the class's median `tau` (real data have heavier tails than the
 //! model; a minority does not move the median), and each class's scores are mapped to the
 //! chi-square(1) scale with the same upper tail (Wilson-Hilferty), so they are comparable across
-//! classes and the default [`ThresholdRule::Auto`] flags above the chi-square(1) 99% quantile
-//! (6.63); higher = more suspicious. Classes too small to estimate a covariance (fewer than 8
-//! rows) score 0.
+//! classes; higher = more suspicious. Classes too small to estimate a covariance (fewer than 8
+//! rows) score 0. Real classes are far heavier-tailed than that scale (on clean `digits` a
+//! quarter of each class's rows exceed its 99% quantile), so the default
+//! [`ThresholdRule::Auto`] takes the null from the data: the 99% quantile of the scores of the
+//! rows in classes *not* declared attacked (all rows with `flag_all_classes`), never below the
+//! chi-square(1) 99% quantile (6.63).
 //!
 //! # Class verdicts
 //! SPECTRE ranks the rows of a class it is told is the target; a user does not know the target.
@@ -38,22 +41,30 @@
 //! direction: `variance_inflation`, the variance along it over its robust estimate (median of
 //! squared deviations from the median, over the chi-square(1) median); about 1 for one Gaussian
 //! population. A class is declared attacked when the log of its inflation is an outlier among
-//! the other classes: its leave-one-out robust z (median and MAD of the other classes) exceeds the
-//! critical value at family-wise level 5%, the `1 - 0.05 / classes` quantile of that z under a
-//! normal model of the classes' statistics (seeded simulation; about 5.9 for 10 classes, 10.9 for
-//! 5; with fewer than 4 classes no class can be declared attacked). Rows are flagged only in
-//! classes declared attacked (`flag_all_classes(true)` flags every class); in the others scores
-//! are capped at the threshold, which keeps their ranking below it.
+//! the other classes: `(own - median) / sqrt(MAD^2 + se^2)`, with the median and MAD of the other
+//! classes and `se` the class's own bootstrap standard error of its log inflation (200 seeded
+//! resamples of its rows), exceeds the critical value at family-wise level 5%, the
+//! `1 - 0.05 / classes` quantile of that z under a normal model of the classes' statistics
+//! (seeded simulation, `se = 0`, so the test is conservative; about 5.9 for 10 classes, 10.9 for
+//! 5; with fewer than 4 classes no class can be declared attacked). Without `se`, a class whose
+//! own statistic is noisy (a genuine minority that a subsample over- or under-represents) was
+//! declared attacked whenever the few other classes happened to agree closely. Rows are flagged
+//! only in classes declared attacked (`flag_all_classes(true)` flags every class); in the others
+//! scores are capped at the threshold, which keeps their ranking below it.
 //!
 //! Class-level findings: `attacked` (1 or 0), `verdict_z` (the score classes are ranked by),
 //! `variance_inflation`, `dims` (the chosen `k`), `excess_variance` (the chosen `k`'s
 //! `tr(S M) / tr(M)`) and `top_whitened_eigenvalue` (`|S|` in `k` dimensions).
 //!
-//! Measured (`examples/spectral_sweep`): on the shipped BadNets digits, raw and embeddings,
-//! class 0 alone is declared attacked (z 9.4 and 7.6; next 3.6 and 2.9); clean `digits` whole:
-//! none, but 13 of 20 seeded 80% subsamples declare class 9 attacked (it carries a genuine
-//! minority of differently written nines, which no covariance statistic tells from a planted
-//! one); `wine` and `breast_cancer` have fewer than 4 classes: never.
+//! Measured (`examples/spectral_sweep`, `tests/planted_poison.rs`): on the shipped BadNets
+//! digits, class 0 is declared attacked (z 9.4, next 3.6) and the threshold flags 20 rows, 17 of
+//! them poison; on the BadNets embeddings class 0 ranks first (z 5.0, next 2.2) but is not
+//! declared. Clean `digits` whole and 20 seeded 80% subsamples: a class declared in 1 of 21 runs
+//! (13 of 21 without `se`: digit 9 carries a genuine minority of differently written nines),
+//! at most 0.0% of rows flagged; `wine` and `breast_cancer` (fewer than 4 classes): never. The
+//! price is power: planted triggers in `digits` (3 seeds) are declared in 3/3 runs at 10% for a
+//! value-16 patch, 2/3 for two patches, 1/3 for a blend, and not at 5% or 1% (where the ranking
+//! within the class still finds them: recall 1.00 for most, see the sweep).
 //!
 //! [`ThresholdRule::Auto`]: poisonguard_core::ThresholdRule::Auto
 //!
