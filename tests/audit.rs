@@ -11,7 +11,7 @@ use poisonguard_io::{LoadOptions, load};
 
 #[test]
 fn combined_suspicion_keeps_up_with_the_best_detector() {
-    // measured: 0.9924 / 0.9974 / 0.9949 against best single detectors 1.0000 / 0.9984 / 0.9980
+    // measured: 0.9924 / 0.9974 / 0.9956 against best single detectors 1.0000 / 0.9984 / 0.9980
     for (name, floor) in [
         ("poisoned/digits_badnets.parquet", 0.95),
         ("poisoned/digits_badnets_embeddings.parquet", 0.95),
@@ -69,8 +69,8 @@ fn default_audit_is_quiet_on_clean_data() {
 
 #[test]
 fn dataset_estimate_is_near_the_planted_count() {
-    // measured (truth): badnets 9 [1, 29] (20), label flips 232 [199, 270] (180),
-    // wine flips 25 [15, 40] (18), breast_cancer flips 58 [42, 91] (57)
+    // measured (truth): badnets 9 [1, 29] (20), label flips 214 [180, 247] (180),
+    // wine flips 19 [10, 32] (18), breast_cancer flips 58 [42, 90] (57)
     for name in [
         "poisoned/digits_badnets.parquet",
         "poisoned/digits_labelflip.parquet",

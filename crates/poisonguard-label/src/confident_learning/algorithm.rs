@@ -19,6 +19,7 @@ pub struct ConfidentLearning {
     thresholds: Vec<f64>,
     ranking: Ranking,
     model: Option<FoldEnsemble>,
+    chosen_c: Option<f64>,
     label_map: LabelMap,
     training: Detection,
     noise: NoiseMatrix,
@@ -56,6 +57,13 @@ impl ConfidentLearning {
     /// The out-of-sample probabilities the fit used, `rows x classes`.
     pub fn probabilities(&self) -> ArrayView2<'_, f64> {
         self.probabilities.view()
+    }
+
+    /// The inverse L2 strength of the built-in classifier (chosen from
+    /// [`C_GRID`](super::C_GRID) unless fixed); `None` when the dataset gave its own
+    /// probabilities.
+    pub fn chosen_c(&self) -> Option<f64> {
+        self.chosen_c
     }
 
     /// The per-class confidence thresholds `t_j`.
@@ -240,7 +248,7 @@ fn prune_counts(cj: &[Vec<i64>]) -> Vec<Vec<f64>> {
 
 impl ConfidentLearningValidParams {
     fn settings(&self) -> LogisticSettings {
-        LogisticSettings { c: self.c, max_iter: self.max_iter, gtol: 1e-4 }
+        LogisticSettings { c: self.c.unwrap_or(1.0), max_iter: self.max_iter, gtol: 1e-4 }
     }
 }
 
@@ -255,7 +263,7 @@ impl Detector for ConfidentLearningValidParams {
         let n = data.n_samples();
         let k = labels.map().n_classes();
         let given: Vec<usize> = labels.ids().iter().map(|c| c.index()).collect();
-        let (probs, model) = match data.pred_probs() {
+        let (probs, fitted) = match data.pred_probs() {
             Some(p) => (p.mapv(f64::from), None),
             None => {
                 if n < self.folds {
@@ -263,9 +271,10 @@ impl Detector for ConfidentLearningValidParams {
                 }
                 let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
                 let s = self.settings();
-                let (probs, models) =
-                    cross_val_proba(data.features(), &classes, k, self.folds, self.seed, s);
-                (probs, Some(models))
+                let cs = self.c.map_or_else(|| super::C_GRID.to_vec(), |c| vec![c]);
+                let (probs, models, c) =
+                    cross_val_proba(data.features(), &classes, k, self.folds, self.seed, s, &cs);
+                (probs, Some((models, c)))
             }
         };
         let all: Vec<usize> = (0..n).collect();
@@ -347,7 +356,8 @@ impl Detector for ConfidentLearningValidParams {
             estimate,
             thresholds,
             ranking: self.ranking,
-            model,
+            chosen_c: fitted.as_ref().map(|(_, c)| *c),
+            model: fitted.map(|(m, _)| m),
             label_map: map,
             training,
             noise,

@@ -100,11 +100,19 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 impl Logistic {
-    /// Fits on standardized rows `x` with classes `y` in `0..k`.
-    pub(crate) fn fit(x: MatRef<'_, f32>, y: &[u32], k: usize, s: LogisticSettings) -> Self {
+    /// Fits on standardized rows `x` with classes `y` in `0..k`, starting from the parameters
+    /// `init` (a previous fit's, for a warm start along a regularization path) or from zero.
+    /// Returns the model and its parameters.
+    pub(crate) fn fit_from(
+        x: MatRef<'_, f32>,
+        y: &[u32],
+        k: usize,
+        s: LogisticSettings,
+        init: Option<&[f64]>,
+    ) -> (Self, Vec<f64>) {
         let d = x.ncols();
         let dim = d * k + k;
-        let mut theta = vec![0.0f64; dim];
+        let mut theta = init.map_or_else(|| vec![0.0f64; dim], <[f64]>::to_vec);
         let mut grad = vec![0.0f64; dim];
         let mut f = objective(x, y, k, s.c, &theta, &mut grad);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
@@ -183,7 +191,7 @@ impl Logistic {
             }
         }
         let w = Mat::from_fn(d, k, |r, j| theta[j * d + r]);
-        Self { w, b: theta[d * k..].to_vec() }
+        (Self { w, b: theta[d * k..].to_vec() }, theta)
     }
 
     /// Class probabilities of standardized rows `x`, `n x k` row-major.
@@ -219,18 +227,28 @@ pub(crate) struct ScaledLogistic {
 }
 
 impl ScaledLogistic {
-    /// Fits the scaler and the model on `rows` of `x`.
-    pub(crate) fn fit(
+    /// Fits the scaler on `rows` of `x`, then one model per inverse L2 strength in `cs` (in
+    /// that order, each warm-started from the previous one).
+    pub(crate) fn fit_path(
         x: ArrayView2<'_, f32>,
         classes: &[u32],
         rows: &[usize],
         k: usize,
         s: LogisticSettings,
-    ) -> Self {
+        cs: &[f64],
+    ) -> Vec<Self> {
         let scaler = Scaler::fit_rows(x, rows);
         let xs = standardized(&scaler, x, rows);
         let y: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
-        Self { model: Logistic::fit(xs.as_ref(), &y, k, s), scaler }
+        let mut theta: Option<Vec<f64>> = None;
+        cs.iter()
+            .map(|&c| {
+                let settings = LogisticSettings { c, ..s };
+                let (model, t) = Logistic::fit_from(xs.as_ref(), &y, k, settings, theta.as_deref());
+                theta = Some(t);
+                Self { scaler: scaler.clone(), model }
+            })
+            .collect()
     }
 
     /// Features the model was fitted on.
@@ -296,9 +314,11 @@ impl FoldEnsemble {
     }
 }
 
-/// Out-of-sample probabilities of every row by stratified K-fold cross-validation, and the fold
-/// models; folds are fitted in parallel, each single-threaded, so the result does not depend
-/// on the thread count.
+/// Out-of-sample probabilities of every row by stratified K-fold cross-validation, the fold
+/// models and the chosen inverse L2 strength. With several candidates in `cs` (ascending), every
+/// fold fits the whole path with warm starts and the `C` with the smallest out-of-fold log loss
+/// wins (ties: the stronger regularization). Folds are fitted in parallel, each
+/// single-threaded, so the result does not depend on the thread count.
 pub(crate) fn cross_val_proba(
     x: ArrayView2<'_, f32>,
     classes: &[u32],
@@ -306,14 +326,15 @@ pub(crate) fn cross_val_proba(
     folds: usize,
     seed: u64,
     s: LogisticSettings,
-) -> (Array2<f64>, FoldEnsemble) {
+    cs: &[f64],
+) -> (Array2<f64>, FoldEnsemble, f64) {
     let fold = stratified_folds(classes, k, folds, seed);
     let work = |f: usize| {
         let (test, train): (Vec<usize>, Vec<usize>) =
             (0..classes.len()).partition(|&i| fold[i] == f);
-        let model = ScaledLogistic::fit(x, classes, &train, k, s);
-        let probs = model.predict(x, &test);
-        (test, probs, model)
+        let models = ScaledLogistic::fit_path(x, classes, &train, k, s, cs);
+        let probs: Vec<Vec<f64>> = models.iter().map(|m| m.predict(x, &test)).collect();
+        (test, probs, models)
     };
     #[cfg(feature = "parallel")]
     let parts: Vec<_> = {
@@ -322,17 +343,27 @@ pub(crate) fn cross_val_proba(
     };
     #[cfg(not(feature = "parallel"))]
     let parts: Vec<_> = (0..folds).map(work).collect();
-    let mut out = Array2::zeros((classes.len(), k));
-    let mut models = Vec::with_capacity(folds);
-    for (rows, probs, model) in parts {
-        for (r, &i) in rows.iter().enumerate() {
-            for j in 0..k {
-                out[[i, j]] = probs[r * k + j];
+    // out-of-fold log loss of every candidate, summed over the folds in fold order
+    let mut loss = vec![0.0f64; cs.len()];
+    for (rows, probs, _) in &parts {
+        for (l, p) in loss.iter_mut().zip(probs) {
+            for (r, &i) in rows.iter().enumerate() {
+                *l -= p[r * k + classes[i] as usize].max(1e-15).ln();
             }
         }
-        models.push(model);
     }
-    (out, FoldEnsemble { models })
+    let best = (0..cs.len()).fold(0, |b, c| if loss[c] < loss[b] { c } else { b });
+    let mut out = Array2::zeros((classes.len(), k));
+    let mut models = Vec::with_capacity(folds);
+    for (rows, probs, fold_models) in parts {
+        for (r, &i) in rows.iter().enumerate() {
+            for j in 0..k {
+                out[[i, j]] = probs[best][r * k + j];
+            }
+        }
+        models.extend(fold_models.into_iter().nth(best));
+    }
+    (out, FoldEnsemble { models }, cs[best])
 }
 
 #[cfg(test)]
@@ -354,7 +385,7 @@ mod tests {
         let classes: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
         let rows: Vec<usize> = (0..n).collect();
         let s = LogisticSettings { c: 1.0, max_iter: 100, gtol: 1e-4 };
-        let m = ScaledLogistic::fit(x.view(), &classes, &rows, 3, s);
+        let m = ScaledLogistic::fit_path(x.view(), &classes, &rows, 3, s, &[1.0]).remove(0);
         let p = m.predict(x.view(), &rows);
         let correct = (0..n)
             .filter(|&i| {
