@@ -250,11 +250,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         println!("\n{space}:");
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>6}",
-            "", "", "recall", "", "", "", "roc_auc", "", "", "", "spectre", ""
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
+            "", "", "recall", "", "", "", "roc_auc", "", "", "", "spectre", "act.clust", ""
         );
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>6}",
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
             "trigger",
             "eps",
             "signature",
@@ -266,11 +266,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             "spectre",
             "act.clust",
             "verdict",
+            "verdict",
             "asr"
         );
         for (name, trigger) in scenarios {
             for eps in [0.10, 0.05, 0.01] {
-                let mut acc = [0.0f64; 10];
+                let mut acc = [0.0f64; 11];
                 for seed in 0..seeds {
                     let (raw, truth, pattern) = plant(&x, &y, trigger, eps, seed);
                     let (d, asr) = if space == "embeddings" {
@@ -287,21 +288,34 @@ fn main() -> Result<(), Box<dyn Error>> {
                     let (r3, a3) = within_target(spe.training().scores(), &truth, &d);
                     let ac = ActivationClustering::params().flag_all_classes(true).fit(&d)?;
                     let (r4, a4) = within_target(ac.training().scores(), &truth, &d);
-                    let verdict = spe
-                        .class_findings()
-                        .iter()
-                        .find(|f| *f.label() == LabelValue::Int(0))
-                        .and_then(|f| f.statistic("attacked"))
-                        .unwrap_or(0.0);
+                    let verdict = |findings: &[poisonguard::ClassFinding]| {
+                        findings
+                            .iter()
+                            .find(|f| *f.label() == LabelValue::Int(0))
+                            .and_then(|f| f.statistic("attacked"))
+                            .unwrap_or(0.0)
+                    };
+                    let (v_spe, v_ac) =
+                        (verdict(spe.class_findings()), verdict(ac.class_findings()));
                     for (slot, v) in
-                        acc.iter_mut().zip([r1, r2, r3, r4, a1, a2, a3, a4, verdict, asr])
+                        acc.iter_mut().zip([r1, r2, r3, r4, a1, a2, a3, a4, v_spe, v_ac, asr])
                     {
                         *slot += v / seeds as f64;
                     }
                 }
                 println!(
-                    "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>6.2}",
-                    acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7], acc[8], acc[9]
+                    "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>9.2} {:>6.2}",
+                    acc[0],
+                    acc[1],
+                    acc[2],
+                    acc[3],
+                    acc[4],
+                    acc[5],
+                    acc[6],
+                    acc[7],
+                    acc[8],
+                    acc[9],
+                    acc[10]
                 );
             }
         }

@@ -130,19 +130,24 @@ fn default_threshold_flags_few_rows_of_clean_data() {
 #[test]
 fn activation_clustering_isolates_the_badnets_poisons() {
     // measured: class 0's smaller cluster is 10.1% of the class (the 20 poisons), silhouette
-    // 0.53 / 0.56, the highest of all classes; several clean classes also pass ART's thresholds
+    // 0.53 / 0.56, the highest of all classes, verdict z 5.1 / 3.7 (next 1.9 / 1.9) against a
+    // critical value of 5.8: ranked first, not declared; no clean class declared either
+    // (ART's fixed silhouette rule declares classes 0, 1 and 9 here)
     for name in ["poisoned/digits_badnets.parquet", "poisoned/digits_badnets_embeddings.parquet"] {
         let (data, truth) = labelled(name);
         let fit = ActivationClustering::params().fit(&data).unwrap();
         let top =
             fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
         assert_eq!(top.label().to_string(), "0", "{name}");
-        assert_eq!(top.statistic("attacked"), Some(1.0), "{name}");
+        for f in fit.class_findings().iter().filter(|f| f.label().to_string() != "0") {
+            assert_eq!(f.statistic("attacked"), Some(0.0), "{name}: class {}", f.label());
+        }
+        let all = ActivationClustering::params().flag_all_classes(true).fit(&data).unwrap();
         let labels = data.labels().unwrap();
         let in_target: Vec<usize> =
             (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
         let flagged: Vec<usize> =
-            in_target.iter().copied().filter(|&i| fit.training().is_flagged(i)).collect();
+            in_target.iter().copied().filter(|&i| all.training().is_flagged(i)).collect();
         let hits = flagged.iter().filter(|&&i| truth[i]).count();
         assert!(
             hits >= 18 && flagged.len() <= 25,

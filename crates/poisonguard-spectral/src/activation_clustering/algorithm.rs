@@ -7,7 +7,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{ActivationClusteringParams, ActivationClusteringValidParams};
-use crate::classes::{centred, fit_classes, new_rows};
+use crate::classes::{centred, critical_z, fit_classes, new_rows, verdict_z};
 use crate::error::{Error, Result};
 use crate::linalg::principal;
 
@@ -29,6 +29,8 @@ struct ClassFit {
     small: Vec<f64>,
     share: f64,
     silhouette: f64,
+    /// Standard error of the mean silhouette (sd of the rows' silhouettes over sqrt(rows)).
+    silhouette_se: f64,
     flaggable: bool,
 }
 
@@ -109,15 +111,15 @@ fn two_means(points: &[Vec<f64>], rng: &mut SmallRng) -> (Vec<usize>, [Vec<f64>;
     (assign, centres, inertia)
 }
 
-/// Mean silhouette of a two-cluster split (exact on the given points).
-fn silhouette(points: &[Vec<f64>], assign: &[usize]) -> f64 {
+/// Mean silhouette of a two-cluster split (exact on the given points) and its standard error.
+fn silhouette(points: &[Vec<f64>], assign: &[usize]) -> (f64, f64) {
     let n = points.len();
     let sizes =
         [assign.iter().filter(|&&a| a == 0).count(), assign.iter().filter(|&&a| a == 1).count()];
     if sizes[0] < 2 || sizes[1] < 2 {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    let mut total = 0.0;
+    let mut values = Vec::with_capacity(n);
     for i in 0..n {
         let mut sums = [0.0f64; 2];
         for j in 0..n {
@@ -129,9 +131,12 @@ fn silhouette(points: &[Vec<f64>], assign: &[usize]) -> f64 {
         let a = sums[own] / (sizes[own] - 1) as f64;
         let b = sums[1 - own] / sizes[1 - own] as f64;
         let m = a.max(b);
-        total += if m > 0.0 { (b - a) / m } else { 0.0 };
+        values.push(if m > 0.0 { (b - a) / m } else { 0.0 });
     }
-    total / n as f64
+    let nf = n as f64;
+    let mean = values.iter().sum::<f64>() / nf;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (nf - 1.0);
+    (mean, (var / nf).sqrt())
 }
 
 fn fit_class(
@@ -157,7 +162,7 @@ fn fit_class(
     let count1 = assign.iter().filter(|&&a| a == 1).count();
     let (small_id, small_n) = if count1 <= n - count1 { (1, count1) } else { (0, n - count1) };
     let share = small_n as f64 / n as f64;
-    let silhouette = if n <= SILHOUETTE_ROWS {
+    let (silhouette, silhouette_se) = if n <= SILHOUETTE_ROWS {
         silhouette(&points, &assign)
     } else {
         let pick = rand::seq::index::sample(&mut rng, n, SILHOUETTE_ROWS).into_vec();
@@ -165,7 +170,6 @@ fn fit_class(
         let asg: Vec<usize> = pick.iter().map(|&i| assign[i]).collect();
         silhouette(&pts, &asg)
     };
-    let attacked = share < p.size_threshold && silhouette > p.silhouette_threshold;
     let fit = ClassFit {
         mean,
         basis,
@@ -173,7 +177,8 @@ fn fit_class(
         small: centres[small_id].clone(),
         share,
         silhouette,
-        flaggable: attacked || p.flag_all_classes,
+        silhouette_se,
+        flaggable: p.flag_all_classes,
     };
     let scores = points.iter().map(|z| fit.score(z)).collect();
     Some((fit, scores))
@@ -239,28 +244,40 @@ impl Detector for ActivationClusteringValidParams {
                 rule.fit(&all)?
             }
         };
+        // Class verdicts: ART's size test, and the silhouette against the other classes' (or
+        // ART's fixed threshold when set).
+        let stats: Vec<Option<f64>> =
+            fitted.iter().map(|r| r.as_ref().map(|(f, _)| f.silhouette)).collect();
+        let critical = critical_z(stats.iter().filter(|s| s.is_some()).count(), self.seed);
         let mut scores = vec![-1.0f64; data.n_samples()];
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
         for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
-            let Some((fit, class_scores)) = result else {
+            let Some((mut fit, class_scores)) = result else {
                 classes.push(None);
                 continue;
             };
+            let z = verdict_z(&stats, c, fit.silhouette_se);
+            let split = match self.silhouette_threshold {
+                Some(t) => fit.silhouette > t,
+                None => z.is_some_and(|z| z > critical),
+            };
+            let small = fit.share < self.size_threshold;
+            let attacked = small && split;
+            fit.flaggable = attacked || self.flag_all_classes;
             for (&i, &s) in rows.iter().zip(&class_scores) {
                 scores[i] = if fit.flaggable { s } else { s.min(threshold) };
             }
-            let attacked =
-                fit.share < self.size_threshold && fit.silhouette > self.silhouette_threshold;
             findings.push(ClassFinding::new(
                 ClassId(c as u32),
                 labels.map().values()[c].clone(),
                 rows.len(),
-                if fit.share < self.size_threshold { fit.silhouette } else { 0.0 },
+                if small { z.unwrap_or(0.0) } else { 0.0 },
                 vec![
                     ("attacked", f64::from(u8::from(attacked))),
                     ("smaller_share", fit.share),
                     ("silhouette", fit.silhouette),
+                    ("verdict_z", z.unwrap_or(f64::NAN)),
                 ],
             ));
             classes.push(Some(fit));
@@ -331,7 +348,7 @@ mod tests {
         let mut pts: Vec<Vec<f64>> = (0..20).map(|i| vec![f64::from(i % 3) * 0.01]).collect();
         pts.extend((0..5).map(|i| vec![10.0 + f64::from(i) * 0.01]));
         let assign: Vec<usize> = (0..25).map(|i| usize::from(i >= 20)).collect();
-        assert!(silhouette(&pts, &assign) > 0.99);
+        assert!(silhouette(&pts, &assign).0 > 0.99);
         let mut rng = SmallRng::seed_from_u64(1);
         let (a, _, _) = two_means(&pts, &mut rng);
         assert!(a[..20].iter().all(|&v| v == a[0]) && a[20..].iter().all(|&v| v != a[0]));

@@ -7,11 +7,17 @@
 //!    (default 10, as the paper; the paper also tries ICA, which ART uses by default);
 //! 2. split them in two by k-means (k-means++ seeding, `n_init` seeded restarts, the best
 //!    inertia kept);
-//! 3. relative size and silhouette analysis (ART's `analyze_by_silhouette_score`): the class is
-//!    declared attacked when the smaller cluster holds less than `size_threshold` (0.35) of the
-//!    class and the mean silhouette of the split exceeds `silhouette_threshold` (0.10): a
-//!    compact minority that the activations set apart. The silhouette is exact up to 5,000 rows
-//!    per class and estimated on a seeded sample of 5,000 above.
+//! 3. relative size and silhouette analysis: the class is declared attacked when the smaller
+//!    cluster holds less than `size_threshold` (0.35, ART's) of the class and its split is
+//!    unusually clean. ART's fixed rule (`analyze_by_silhouette_score`: mean silhouette above
+//!    0.10) declares clean classes attacked in most runs (on clean `digits` and 20 subsamples:
+//!    21 of 21; wine 15 of 21), because real classes split in two with a silhouette well above
+//!    0.10. So by default the silhouette is compared with the other classes', as `spectre`'s
+//!    verdict: its leave-one-out robust z, `(own - median) / sqrt(MAD^2 + se^2)` with the
+//!    standard error of the class's mean silhouette, above the family-wise 5% critical value
+//!    (no verdict below 4 classes). `silhouette_threshold(t)` restores ART's fixed rule. The
+//!    silhouette is exact up to 5,000 rows per class and estimated on a seeded sample of 5,000
+//!    above.
 //!
 //! # Score
 //! `(|x - c_large| - |x - c_small|) / |c_large - c_small|` in the reduced space, in [-1, 1]:
@@ -20,8 +26,8 @@
 //! cluster of an attacked class is flagged; in classes not declared attacked scores are capped at
 //! the threshold (no row flagged) unless `flag_all_classes(true)`.
 //!
-//! Class-level findings: `attacked`, `smaller_share`, `silhouette` (the score classes are
-//! ranked by, 0 when the size test fails).
+//! Class-level findings: `attacked`, `smaller_share`, `silhouette`, `verdict_z` (the score
+//! classes are ranked by; 0 when the size test fails).
 //!
 //! # Reference
 //! B. Chen, W. Carvalho, N. Baracaldo, H. Ludwig, B. Edwards, T. Lee, I. Molloy, B. Srivastava.
@@ -43,7 +49,7 @@ pub struct ActivationClusteringValidParams {
     pub(crate) dims: usize,
     pub(crate) n_init: usize,
     pub(crate) size_threshold: f64,
-    pub(crate) silhouette_threshold: f64,
+    pub(crate) silhouette_threshold: Option<f64>,
     pub(crate) seed: u64,
     pub(crate) flag_all_classes: bool,
     pub(crate) threshold: ThresholdRule,
@@ -65,8 +71,9 @@ impl ActivationClusteringValidParams {
         self.size_threshold
     }
 
-    /// Smallest mean silhouette of an attacked class's split.
-    pub fn silhouette_threshold(&self) -> f64 {
+    /// ART's fixed smallest mean silhouette of an attacked class's split; `None` (the default)
+    /// compares the silhouette with the other classes'.
+    pub fn silhouette_threshold(&self) -> Option<f64> {
         self.silhouette_threshold
     }
 
@@ -96,7 +103,7 @@ impl Default for ActivationClusteringParams {
             dims: 10,
             n_init: 10,
             size_threshold: 0.35,
-            silhouette_threshold: 0.10,
+            silhouette_threshold: None,
             seed: DEFAULT_SEED,
             flag_all_classes: false,
             threshold: ThresholdRule::Auto,
@@ -123,9 +130,10 @@ impl ActivationClusteringParams {
         self
     }
 
-    /// Sets the silhouette threshold, in [-1, 1).
+    /// Uses ART's fixed rule with this silhouette threshold, in [-1, 1) (ART: 0.10), instead of
+    /// the comparison with the other classes.
     pub fn silhouette_threshold(mut self, v: f64) -> Self {
-        self.0.silhouette_threshold = v;
+        self.0.silhouette_threshold = Some(v);
         self
     }
 
@@ -166,10 +174,10 @@ impl ParamGuard for ActivationClusteringParams {
                 allowed: "(0, 0.5]",
             });
         }
-        if !(-1.0..1.0).contains(&p.silhouette_threshold) {
+        if let Some(t) = p.silhouette_threshold.filter(|t| !(-1.0..1.0).contains(t)) {
             return Err(ParamError::OutOfRange {
                 name: "silhouette_threshold",
-                value: p.silhouette_threshold,
+                value: t,
                 allowed: "[-1, 1)",
             });
         }

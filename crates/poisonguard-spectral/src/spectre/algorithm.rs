@@ -5,7 +5,7 @@ use poisonguard_core::{
 };
 use poisonguard_linalg::{a_b, at_b};
 
-use crate::classes::{centred, fit_classes, new_rows};
+use crate::classes::{centred, critical_z, fit_classes, new_rows, verdict_z};
 use crate::linalg::{eig_desc, principal};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -14,11 +14,6 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
-/// Family-wise level of the class verdicts: the chance that some class of a clean dataset is
-/// declared attacked.
-const VERDICT_ALPHA: f64 = 0.05;
-/// Consistency constant of the MAD for a normal sample.
-const MAD_TO_SD: f64 = 1.482_602_218_505_602;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
 const MAX_K: usize = 25;
 /// Share of the robust distance distribution kept as clean when selecting rows.
@@ -297,55 +292,6 @@ fn log_inflation_se(t: &[f64], seed: u64) -> f64 {
         .collect();
     let m = logs.iter().sum::<f64>() / logs.len() as f64;
     (logs.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (logs.len() - 1) as f64).sqrt()
-}
-
-/// The critical value of [`verdict_z`] for `classes` classes at family-wise level
-/// [`VERDICT_ALPHA`]: the `1 - alpha / classes` quantile of the leave-one-out robust z of one
-/// class among `classes` independent standard normal statistics, by seeded simulation (a normal
-/// model of the classes' log inflation; the MAD of few classes is itself noisy, so the cut-off
-/// is far above the normal quantile when there are few classes: about 5.9 for 10 classes, 10.9
-/// for 5).
-fn critical_z(classes: usize, seed: u64) -> f64 {
-    use rand::{Rng, SeedableRng};
-    if classes < 4 {
-        return f64::INFINITY;
-    }
-    let draws = (1000 * classes).min(100_000);
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 7));
-    let mut z: Vec<f64> = (0..draws)
-        .map(|_| {
-            // Box-Muller
-            let x: Vec<Option<f64>> = (0..classes)
-                .map(|_| {
-                    let (u, v): (f64, f64) = (rng.random(), rng.random());
-                    Some((-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos())
-                })
-                .collect();
-            verdict_z(&x, 0, 0.0).unwrap_or(f64::NEG_INFINITY)
-        })
-        .collect();
-    z.sort_by(f64::total_cmp);
-    poisonguard_core::quantile_sorted(&z, 1.0 - VERDICT_ALPHA / classes as f64)
-}
-
-/// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD),
-/// with the class's own standard error `se` added to the scale in quadrature:
-/// `(own - median) / sqrt(MAD^2 + se^2)`. `None` with fewer than three other classes, or when
-/// the scale is 0.
-fn verdict_z(stats: &[Option<f64>], c: usize, se: f64) -> Option<f64> {
-    let own = stats[c]?;
-    let mut others: Vec<f64> =
-        stats.iter().enumerate().filter(|(j, _)| *j != c).filter_map(|(_, s)| *s).collect();
-    if others.len() < 3 {
-        return None;
-    }
-    others.sort_by(f64::total_cmp);
-    let med = poisonguard_core::quantile_sorted(&others, 0.5);
-    let mut dev: Vec<f64> = others.iter().map(|v| (v - med).abs()).collect();
-    dev.sort_by(f64::total_cmp);
-    let mad = poisonguard_core::quantile_sorted(&dev, 0.5) * MAD_TO_SD;
-    let scale = mad.hypot(se);
-    (scale > 0.0).then(|| (own - med) / scale)
 }
 
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
