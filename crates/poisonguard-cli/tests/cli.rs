@@ -467,9 +467,16 @@ mod html {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("poisonguard report"));
+        // the DOM after loading: the title, the charts (one histogram per detector and the
+        // scatter of the most suspicious class)
+        let dom = String::from_utf8_lossy(&o.stdout);
+        assert!(dom.contains("poisonguard report"));
+        assert!(dom.matches("<svg").count() >= 2, "no charts in the rendered page");
+        // no console message, script error or failed load
         let log = String::from_utf8_lossy(&o.stderr);
-        assert!(!log.contains("Uncaught") && !log.contains("CONSOLE"), "{log}");
+        for bad in ["Uncaught", "CONSOLE", "Failed to load", "net::ERR"] {
+            assert!(!log.contains(bad), "{bad}: {log}");
+        }
     }
 }
 
