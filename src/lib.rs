@@ -404,9 +404,10 @@ const OUTLIER_DETECTORS: &[&str] =
 /// The evidence comes in *votes*: every label-consistency, spectral or other detector is one
 /// voter, and the outlier detectors together are one more, which votes for a row when more than
 /// half of them flag it. A row's suspicion is `(votes + r) / (voters + 1)`, where `r` is the
-/// largest, over detectors, of the row's normalized rank among that detector's scores,
-/// `(rows scoring strictly lower + 1) / n` (ties share the lowest rank of their group). The
-/// threshold is `1 / (voters + 1)`: a row is flagged exactly when it has a vote.
+/// largest, over voters, of the row's normalized rank among that voter's scores,
+/// `(rows scoring strictly lower + 1) / n` (ties share the lowest rank of their group); the
+/// outlier voter's rank is the mean of its members' ranks. The threshold is
+/// `1 / (voters + 1)`: a row is flagged exactly when it has a vote.
 ///
 /// Each flag is calibrated by its detector's own threshold (its stated null, its test), so rows
 /// are ordered by how much calibrated evidence they carry, then by their strongest rank; a
@@ -421,28 +422,39 @@ const OUTLIER_DETECTORS: &[&str] =
 /// its own vote.
 ///
 /// Measured with the default detectors (the outlier pair voting together; in brackets every
-/// detector voting alone), on clean data the share of rows flagged: wine 2.2% (3.4%),
-/// breast_cancer 3.9% (6.7%), digits 1.7% (2.6%); on the shipped poisoned digits the ROC-AUC
-/// of the suspicion against the poison: BadNets 0.9924 (0.9930), BadNets embeddings 0.9974
-/// (0.9991), label flips 0.9949 (0.9902), best single detector 1.0000, 0.9984, 0.9980.
+/// detector voting alone and the largest rank over detectors), on clean data the share of rows
+/// flagged: wine 2.2% (3.4%), breast_cancer 3.9% (6.7%), digits 1.7% (2.6%); on the shipped
+/// poisoned sets the ROC-AUC of the suspicion against the poison, best single detector after
+/// the slash: digits BadNets 0.9928 (0.9930) / 1.0000, BadNets embeddings 0.9957 (0.9991) /
+/// 0.9984, digits label flips 0.9957 (0.9902) / 0.9980, wine flips 0.9839 (0.9748) / 0.9972,
+/// breast_cancer flips 0.9643 (0.9497) / 0.9833.
 pub fn combined_suspicion(runs: &[DetectorRun], n_samples: usize) -> (Vec<f64>, f64) {
     let mut votes = vec![0usize; n_samples];
     let mut outlier_votes = vec![0usize; n_samples];
     let mut strongest = vec![0.0f64; n_samples];
+    let mut outlier_rank = vec![0.0f64; n_samples];
     let mut n_outlier = 0;
     for run in runs {
         let outlier = OUTLIER_DETECTORS.contains(&run.id.as_str());
         n_outlier += usize::from(outlier);
-        let target = if outlier { &mut outlier_votes } else { &mut votes };
+        let (target, ranks) = if outlier {
+            (&mut outlier_votes, &mut outlier_rank)
+        } else {
+            (&mut votes, &mut strongest)
+        };
         let scores = run.detection.scores();
         let threshold = run.detection.threshold();
-        for ((v, s), (&score, r)) in target
-            .iter_mut()
-            .zip(strongest.iter_mut())
-            .zip(scores.iter().zip(normalized_rank(scores)))
+        for ((v, s), (&score, r)) in
+            target.iter_mut().zip(ranks.iter_mut()).zip(scores.iter().zip(normalized_rank(scores)))
         {
             *v += usize::from(score > threshold);
-            *s = s.max(r);
+            // the outlier voter's rank is the mean of its members' ranks
+            *s = if outlier { *s + r } else { s.max(r) };
+        }
+    }
+    if n_outlier > 0 {
+        for (s, o) in strongest.iter_mut().zip(&outlier_rank) {
+            *s = s.max(o / n_outlier as f64);
         }
     }
     let voters = runs.len() - n_outlier + usize::from(n_outlier > 0);
