@@ -118,6 +118,9 @@ fn duplicate_flood_is_flagged() {
             d.reason(data.n_samples() - 1),
             Some(poisonguard::Reason::NearDuplicateGroup { size: 31, distinct_labels: 2, .. })
         ));
+        // the count: every copy beyond the original (plus any other flagged group)
+        let e = fit.poison_estimate().unwrap();
+        assert!((30.0..=30.0 + 18.0).contains(&e.rows), "jitter {jitter}: {e:?}");
     }
 }
 

@@ -236,3 +236,24 @@ impl Report {
         parts.join("; ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(rows: f64, low: f64, high: f64) -> PoisonEstimate {
+        PoisonEstimate { rows, low, high, level: 0.95, method: vec!["d: counts".into()] }
+    }
+
+    #[test]
+    fn estimates_combine_without_double_counting() {
+        let e = PoisonEstimate::combine(&[est(20.0, 15.0, 30.0), est(5.0, 1.0, 12.0)], 100);
+        let e = e.unwrap();
+        assert_eq!((e.rows, e.low, e.high), (20.0, 15.0, 42.0));
+        assert_eq!(e.method[0], "d: 20 [15, 30]: counts");
+        // the upper end never exceeds the rows
+        let e = PoisonEstimate::combine(&[est(60.0, 50.0, 80.0), est(50.0, 40.0, 70.0)], 100);
+        assert_eq!(e.unwrap().high, 100.0);
+        assert!(PoisonEstimate::combine(&[], 100).is_none());
+    }
+}
