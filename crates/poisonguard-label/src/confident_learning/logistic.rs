@@ -40,6 +40,19 @@ const FTOL: f64 = 64.0 * f64::EPSILON;
 /// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
 /// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
 /// contiguous for the softmax.
+/// Buffers of [`objective`], allocated once per fit: the `k x n` logits and the `k x d`
+/// gradient.
+struct Work {
+    zt: Mat<f32>,
+    gt: Mat<f32>,
+}
+
+impl Work {
+    fn new(n: usize, d: usize, k: usize) -> Self {
+        Self { zt: Mat::zeros(k, n), gt: Mat::zeros(k, d) }
+    }
+}
+
 fn objective(
     x: MatRef<'_, f32>,
     y: &[u32],
@@ -47,11 +60,12 @@ fn objective(
     c: f64,
     theta: &[f64],
     grad: &mut [f64],
+    work: &mut Work,
 ) -> f64 {
     let (n, d) = (x.nrows(), x.ncols());
     let w = Mat::<f32>::from_fn(d, k, |r, j| theta[j * d + r] as f32);
     let b = &theta[d * k..];
-    let mut zt = Mat::<f32>::zeros(k, n);
+    let zt = &mut work.zt;
     matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
@@ -81,7 +95,7 @@ fn objective(
         }
     }
     let nf = n as f64;
-    let mut gt = Mat::<f32>::zeros(k, d);
+    let gt = &mut work.gt;
     matmul(gt.as_mut(), Accum::Replace, zt.as_ref(), x, 1.0, Par::Seq);
     let mut reg = 0.0;
     for j in 0..k {
@@ -114,7 +128,8 @@ impl Logistic {
         let dim = d * k + k;
         let mut theta = init.map_or_else(|| vec![0.0f64; dim], <[f64]>::to_vec);
         let mut grad = vec![0.0f64; dim];
-        let mut f = objective(x, y, k, s.c, &theta, &mut grad);
+        let mut work = Work::new(x.nrows(), d, k);
+        let mut f = objective(x, y, k, s.c, &theta, &mut grad, &mut work);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
         let mut new_grad = vec![0.0f64; dim];
@@ -164,7 +179,7 @@ impl Logistic {
                     .zip(&theta)
                     .zip(&dir)
                     .for_each(|((t, th), dv)| *t = th + step * dv);
-                let ft = objective(x, y, k, s.c, &trial, &mut new_grad);
+                let ft = objective(x, y, k, s.c, &trial, &mut new_grad, &mut work);
                 if ft <= f + 1e-4 * step * slope {
                     accepted = Some(ft);
                     break;
