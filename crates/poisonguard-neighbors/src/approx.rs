@@ -116,7 +116,8 @@ pub fn approximate_knn(
             }
             cands.extend_from_slice(&lists[e]);
         }
-        cands.sort_unstable();
+        // Candidates in cell order, nearest cell (the query's own) first, so the bound of the
+        // top-k scan tightens early; exact ties are put back in global index order below.
         let reference = data.gather(&cands);
         let q = data.gather(queries);
         let kk = (k + 1).min(cands.len());
@@ -132,6 +133,7 @@ pub fn approximate_knn(
                     .map(|(&j, &dist)| (cands[j as usize], dist))
                     .filter(|&(j, _)| j != i)
                     .collect();
+                row.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 row.truncate(k);
                 (i, row)
             })
