@@ -403,8 +403,9 @@ impl FittedDetector for ConfidentLearning {
     }
 
     /// Scores new labelled rows with their own `pred_probs` if they carry them, else with the
-    /// mean probabilities of the cross-validation's fold models; a row is a label issue when it confidently
-    /// belongs to another class (`p(j) >= t_j`) and its given label is not the top prediction.
+    /// mean probabilities of the cross-validation's fold models; a row is a label issue when it
+    /// confidently belongs to another class (`p(j) >= t_j`) and its given label is not the top
+    /// prediction.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let id = Self::ID.as_str();
         let labels = data.labels().ok_or(DataError::LabelsRequired { detector: id })?;

@@ -33,13 +33,6 @@ const MEMORY: usize = 10;
 /// Relative objective decrease below which L-BFGS stops (as scikit-learn's `ftol`).
 const FTOL: f64 = 64.0 * f64::EPSILON;
 
-/// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
-/// gradient into `grad`.
-///
-/// The two products with the data (logits `W^T X^T` and gradient `(P - Y)^T X`) are computed in
-/// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
-/// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
-/// contiguous for the softmax.
 /// Buffers of [`objective`], allocated once per fit: the `k x n` logits and the `k x d`
 /// gradient.
 struct Work {
@@ -53,6 +46,13 @@ impl Work {
     }
 }
 
+/// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
+/// gradient into `grad`.
+///
+/// The two products with the data (logits `W^T X^T` and gradient `(P - Y)^T X`) are computed in
+/// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
+/// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
+/// contiguous for the softmax.
 fn objective(
     x: MatRef<'_, f32>,
     y: &[u32],
