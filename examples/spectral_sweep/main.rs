@@ -24,6 +24,8 @@
 
 use std::error::Error;
 
+mod reference;
+
 use ndarray::Array2;
 use poisonguard::metrics::{recall_at_k, roc_auc};
 use poisonguard::{
@@ -184,6 +186,21 @@ impl Mlp {
     }
 }
 
+/// Recall of SPECTRE's reference filter among the `1.5 n_p` rows of class 0 it removes, told
+/// the true poison count (`oracle`) or a tenth of the class (a user's upper guess).
+fn reference_recall(truth: &[bool], data: &Dataset, oracle: bool) -> f64 {
+    let labels = data.labels().expect("labels");
+    let rows: Vec<usize> =
+        (0..data.n_samples()).filter(|&i| *labels.value_of_row(i) == LabelValue::Int(0)).collect();
+    let x = data.features();
+    let class = Array2::from_shape_fn((rows.len(), x.ncols()), |(r, j)| f64::from(x[[rows[r], j]]));
+    let n_p = rows.iter().filter(|&&i| truth[i]).count();
+    let told = if oracle { n_p } else { (rows.len() as f64 * 0.1).round() as usize };
+    let removed = reference::spectre_filter(&class, told, (1.5 * n_p as f64).round() as usize);
+    let hits = rows.iter().zip(&removed).filter(|(i, r)| **r && truth[**i]).count();
+    hits as f64 / n_p.max(1) as f64
+}
+
 /// Recall at 1.5 x poisons and ROC-AUC within class 0.
 fn within_target(scores: &[f64], truth: &[bool], data: &Dataset) -> (f64, f64) {
     let labels = data.labels().expect("labels");
@@ -250,17 +267,33 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         println!("\n{space}:");
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
-            "", "", "recall", "", "", "", "roc_auc", "", "", "", "spectre", "act.clust", ""
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
+            "",
+            "",
+            "recall",
+            "",
+            "",
+            "",
+            "ref.filt",
+            "ref.filt",
+            "roc_auc",
+            "",
+            "",
+            "",
+            "spectre",
+            "act.clust",
+            ""
         );
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
             "trigger",
             "eps",
             "signature",
             "reference",
             "spectre",
             "act.clust",
+            "true eps",
+            "eps=10%",
             "signature",
             "reference",
             "spectre",
@@ -271,7 +304,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         for (name, trigger) in scenarios {
             for eps in [0.10, 0.05, 0.01] {
-                let mut acc = [0.0f64; 11];
+                let mut acc = [0.0f64; 13];
                 for seed in 0..seeds {
                     let (raw, truth, pattern) = plant(&x, &y, trigger, eps, seed);
                     let (d, asr) = if space == "embeddings" {
@@ -297,18 +330,23 @@ fn main() -> Result<(), Box<dyn Error>> {
                     };
                     let (v_spe, v_ac) =
                         (verdict(spe.class_findings()), verdict(ac.class_findings()));
-                    for (slot, v) in
-                        acc.iter_mut().zip([r1, r2, r3, r4, a1, a2, a3, a4, v_spe, v_ac, asr])
+                    let r5 = reference_recall(&truth, &d, true);
+                    let r6 = reference_recall(&truth, &d, false);
+                    for (slot, v) in acc
+                        .iter_mut()
+                        .zip([r1, r2, r3, r4, a1, a2, a3, a4, v_spe, v_ac, asr, r5, r6])
                     {
                         *slot += v / seeds as f64;
                     }
                 }
                 println!(
-                    "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>9.2} {:>6.2}",
+                    "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>9.2} {:>6.2}",
                     acc[0],
                     acc[1],
                     acc[2],
                     acc[3],
+                    acc[11],
+                    acc[12],
                     acc[4],
                     acc[5],
                     acc[6],
