@@ -55,8 +55,8 @@ fn check_scores(
 
 #[test]
 fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
-    // measured: ROC-AUC 0.9946 / 0.9444, recall in class 0 1.00 / 1.00 (every class scored);
-    // verdict z of class 0 9.4 / 5.0 against a critical value of 5.8, next class 3.6 / 2.2
+    // measured: ROC-AUC 1.0000 / 0.9492, recall in class 0 1.00 / 1.00 (every class scored);
+    // verdict z of class 0 7.9 / 5.0 against a critical value of 5.8, next class 3.2 / 2.2
     for (name, declared) in [
         ("poisoned/digits_badnets.parquet", true),
         ("poisoned/digits_badnets_embeddings.parquet", false),
@@ -82,7 +82,7 @@ fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
         }
         if declared {
             // the threshold from the other classes' scores flags the poison and little else
-            // (measured: 17 of the 20 poisons among 20 flagged rows)
+            // (measured: the 20 poisons and nothing else)
             let flagged = fit.training().flagged();
             let hits = flagged.iter().zip(&truth).filter(|(f, t)| **f && **t).count();
             let n_poison = truth.iter().filter(|&&t| t).count();

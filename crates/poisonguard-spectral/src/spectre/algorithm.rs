@@ -14,10 +14,13 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
+/// Upper bound on the poisoned share of a class given to the robust covariance filter (it
+/// removes at most twice this share of the rows while estimating).
+const POISON_SHARE_BOUND: f64 = 0.1;
+/// Rows of a class the robust covariance filter runs on (a seeded sample above).
+const FILTER_ROWS: usize = 2_000;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
 const MAX_K: usize = 25;
-/// Share of the robust distance distribution kept as clean when selecting rows.
-const KEEP_QUANTILE: f64 = 0.975;
 /// Median of the chi-square distribution with one degree of freedom.
 const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
 /// Eigenvalues below this share of the largest are treated as zero when whitening.
@@ -143,36 +146,6 @@ fn cov_all(z: &Mat<f64>) -> Mat<f64> {
     mean_cov(z, &rows, z.ncols()).1
 }
 
-/// A robust location and covariance of the first `k_max` columns of `y` (re-weighted MCD).
-struct RobustFit {
-    location: Vec<f64>,
-    covariance: Mat<f64>,
-}
-
-impl RobustFit {
-    fn new(y: &Mat<f64>, k_max: usize, seed: u64) -> Option<Self> {
-        let sub = Mat::from_fn(y.nrows(), k_max, |i, j| y[(i, j)]);
-        let (location, covariance) =
-            poisonguard_outlier::mahalanobis::robust_covariance(&sub, seed)?;
-        Some(Self { location, covariance })
-    }
-
-    /// Rows kept as clean at `k`: robust distance in the first `k` columns within the
-    /// chi-square quantile, under the estimate restricted to those columns (the marginal of the
-    /// robust estimate, so one MCD serves every `k`).
-    fn kept_rows(&self, y: &Mat<f64>, k: usize) -> Option<Vec<usize>> {
-        let cov = Mat::from_fn(k, k, |a, b| self.covariance[(a, b)]);
-        let w = inv_sqrt(cov.as_ref())?;
-        let z = whiten(y, k, &self.location[..k], &w);
-        let cut = ChiSquared::new(k as f64).ok()?.inverse_cdf(KEEP_QUANTILE);
-        Some(
-            (0..y.nrows())
-                .filter(|&i| (0..k).map(|j| z[(i, j)] * z[(i, j)]).sum::<f64>() <= cut)
-                .collect(),
-        )
-    }
-}
-
 /// One class: `(fit, training scores, finding statistics)`.
 fn fit_class(
     data: &Dataset,
@@ -192,13 +165,26 @@ fn fit_class(
         let r = (dims.min(MAX_K) as f64).sqrt().floor() as usize;
         (r * r).max(1)
     };
-    let robust = RobustFit::new(&y, k_max, seed)?;
+    let sample: Vec<usize> = if n > FILTER_ROWS {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 13));
+        let mut s = rand::seq::index::sample(&mut rng, n, FILTER_ROWS).into_vec();
+        s.sort_unstable();
+        s
+    } else {
+        (0..n).collect()
+    };
+    let limit = (2.0 * POISON_SHARE_BOUND * sample.len() as f64).round() as usize;
     let mut best: Option<(f64, usize, Vec<usize>)> = None;
     let mut root = 1usize;
     while root * root <= k_max {
         let k = root * root;
         root += 1;
-        let kept = robust.kept_rows(&y, k)?;
+        let kept = if k == 1 {
+            sample.clone()
+        } else {
+            super::filter::filter_rows(&y, &sample, k, POISON_SHARE_BOUND, limit)
+        };
         if kept.len() <= dims {
             continue;
         }
