@@ -14,9 +14,6 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
-/// Upper bound on the poisoned share of a class given to the robust covariance filter (it
-/// removes at most twice this share of the rows while estimating).
-const POISON_SHARE_BOUND: f64 = 0.1;
 /// Rows of a class the robust covariance filter runs on (a seeded sample above).
 const FILTER_ROWS: usize = 2_000;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
@@ -174,7 +171,7 @@ fn fit_class(
     } else {
         (0..n).collect()
     };
-    let limit = (2.0 * POISON_SHARE_BOUND * sample.len() as f64).round() as usize;
+    let limit = (2.0 * p.max_poison_share * sample.len() as f64).round() as usize;
     let mut best: Option<(f64, usize, Vec<usize>)> = None;
     let mut root = 1usize;
     while root * root <= k_max {
@@ -183,7 +180,7 @@ fn fit_class(
         let kept = if k == 1 {
             sample.clone()
         } else {
-            super::filter::filter_rows(&y, &sample, k, POISON_SHARE_BOUND, limit)
+            super::filter::filter_rows(&y, &sample, k, p.max_poison_share, limit)
         };
         if kept.len() <= dims {
             continue;
@@ -493,6 +490,19 @@ impl FittedDetector for Spectre {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        use poisonguard_core::{LabelValue, Labels, ParamGuard};
+        for share in [0.0, 0.5, f64::NAN] {
+            assert!(Spectre::params().max_poison_share(share).check_ref().is_err(), "{share}");
+        }
+        let x = ndarray::Array2::from_shape_fn((60, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+        let y: Vec<LabelValue> = (0..60).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        assert!(Spectre::params().max_poison_share(0.7).fit(&data).is_err());
+        assert!(Spectre::params().max_poison_share(0.25).fit(&data).is_ok());
+    }
 
     #[test]
     fn chi2_map_is_monotone_and_calibrated() {

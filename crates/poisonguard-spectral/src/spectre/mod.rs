@@ -11,7 +11,7 @@
 //!    when its eigenvalue is within `1 + 10 eps ln(1/eps)^2`, else remove the rows whose
 //!    `(z'Vz - tr V) / sqrt 2` lies beyond the filter's tail bound, and repeat. The paper gives the
 //!    filter the poison count; we give it an upper bound on the poisoned share of a class,
-//!    `eps` = 10%, so it removes at most 20% of a class's rows while estimating (no poison count
+//!    `eps` = [`SpectreParams::max_poison_share`] (default 10%), so it removes at most 20% of a class's rows while estimating (no poison count
 //!    is needed; on the planted triggers below the filter told this bound finds what it finds when
 //!    told the true count). Above 2,000 rows a class's filter runs on a seeded sample of 2,000;
 //! 3. for every `k` in {1, 4, 9, 16, 25} (`k <= p`; the paper goes to 100: the filter's operator
@@ -90,6 +90,7 @@ pub const DEFAULT_SEED: u64 = 0x5EC7_0E00;
 pub struct SpectreValidParams {
     pub(crate) alpha: f64,
     pub(crate) max_dims: usize,
+    pub(crate) max_poison_share: f64,
     pub(crate) seed: u64,
     pub(crate) flag_all_classes: bool,
     pub(crate) threshold: ThresholdRule,
@@ -104,6 +105,11 @@ impl SpectreValidParams {
     /// Quantum-entropy parameter `alpha` (the paper's 4).
     pub fn alpha(&self) -> f64 {
         self.alpha
+    }
+
+    /// Upper bound on the poisoned share of a class given to the covariance filter.
+    pub fn max_poison_share(&self) -> f64 {
+        self.max_poison_share
     }
 
     /// Most principal directions kept (the paper's 100).
@@ -131,6 +137,7 @@ impl Default for SpectreParams {
         Self(SpectreValidParams {
             alpha: 4.0,
             max_dims: 100,
+            max_poison_share: 0.1,
             seed: DEFAULT_SEED,
             flag_all_classes: false,
             threshold: ThresholdRule::Auto,
@@ -142,6 +149,13 @@ impl SpectreParams {
     /// Sets `alpha` (> 0).
     pub fn alpha(mut self, alpha: f64) -> Self {
         self.0.alpha = alpha;
+        self
+    }
+
+    /// Sets the upper bound on the poisoned share of a class given to the covariance filter,
+    /// in (0, 0.5) (default 0.1; the filter removes at most twice this share while estimating).
+    pub fn max_poison_share(mut self, share: f64) -> Self {
+        self.0.max_poison_share = share;
         self
     }
 
@@ -181,6 +195,13 @@ impl ParamGuard for SpectreParams {
                 name: "alpha",
                 value: p.alpha,
                 allowed: "(0, inf)",
+            });
+        }
+        if !(p.max_poison_share > 0.0 && p.max_poison_share < 0.5) {
+            return Err(ParamError::OutOfRange {
+                name: "max_poison_share",
+                value: p.max_poison_share,
+                allowed: "(0, 0.5)",
             });
         }
         if p.max_dims == 0 {
