@@ -59,6 +59,6 @@ pub use detector::{BoxError, ClassFinding, Detector, DynDetector, FittedDetector
 pub use error::{DataError, ParamError};
 pub use findings::{NoiseMatrix, SourceFinding};
 pub use knn::{FitContext, KnnGraph};
-pub use report::{DetectorFailure, DetectorRun, PoisonEstimate, Report};
+pub use report::{DetectorFailure, DetectorRun, ESTIMATE_LEVEL, PoisonEstimate, Report};
 pub use scale::Standardizer;
 pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

@@ -43,6 +43,9 @@ pub struct Report {
     estimate: Option<PoisonEstimate>,
 }
 
+/// Confidence level of every detector's interval of the number of poisoned rows.
+pub const ESTIMATE_LEVEL: f64 = 0.95;
+
 /// The dataset-level estimate of how many rows are poisoned, with an interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoisonEstimate {

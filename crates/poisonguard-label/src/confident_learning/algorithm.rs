@@ -1,7 +1,7 @@
 use ndarray::{Array2, ArrayView2};
 use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL,
+    FittedDetector, LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
 };
 
 use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_proba};
@@ -27,9 +27,6 @@ pub struct ConfidentLearning {
     probabilities: Array2<f64>,
     estimate: PoisonEstimate,
 }
-
-/// Confidence level of the interval of the estimated number of wrong labels.
-const ESTIMATE_LEVEL: f64 = 0.95;
 
 impl ConfidentLearning {
     /// The detector's id, `confident_learning`.

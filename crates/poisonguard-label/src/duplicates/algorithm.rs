@@ -1,6 +1,6 @@
 use poisonguard_core::{
-    DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector, KnnGraph,
-    PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
+    DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL, FitContext,
+    FittedDetector, KnnGraph, PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
 };
 
 use super::{DuplicatesParams, DuplicatesValidParams};
@@ -114,15 +114,15 @@ fn flagged_group_excess(
     labels: Option<&poisonguard_core::Labels>,
     fence: f64,
 ) -> PoisonEstimate {
-    let mut label_counts: std::collections::BTreeMap<(usize, String), usize> = Default::default();
+    let mut label_counts: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
     let mut flagged_groups = std::collections::BTreeSet::new();
     for (i, g) in group_of.iter().enumerate() {
         let Some(g) = *g else { continue };
         if training.is_flagged(i) {
             flagged_groups.insert(g);
         }
-        let label = labels.map(|l| l.value_of_row(i).to_string()).unwrap_or_default();
-        *label_counts.entry((g, label)).or_default() += 1;
+        let class = labels.map_or(0, |l| l.ids()[i].index());
+        *label_counts.entry((g, class)).or_default() += 1;
     }
     let excess: usize = flagged_groups
         .iter()
@@ -131,9 +131,8 @@ fn flagged_group_excess(
             if (size - 1) as f64 > fence {
                 size - 1
             } else {
-                let top =
-                    label_counts.range((g, String::new())..).take_while(|((h, _), _)| *h == g);
-                size - top.map(|(_, &c)| c).max().unwrap_or(size)
+                let top = label_counts.range((g, 0)..(g + 1, 0)).map(|(_, &c)| c).max();
+                size - top.unwrap_or(size)
             }
         })
         .sum();
@@ -142,7 +141,7 @@ fn flagged_group_excess(
         rows,
         low: rows,
         high: rows,
-        level: 0.95,
+        level: ESTIMATE_LEVEL,
         method: vec![
             "duplicates: copies beyond one original in flooding groups, minority labels in \
              conflicting groups"

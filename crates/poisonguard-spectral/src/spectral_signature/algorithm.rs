@@ -1,6 +1,6 @@
 use poisonguard_core::{
     AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
+    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
@@ -161,7 +161,7 @@ impl Detector for SpectralSignatureValidParams {
                 training.n_flagged(),
                 at_risk,
                 AUTO_ALPHA,
-                0.95,
+                ESTIMATE_LEVEL,
                 format!(
                     "spectral_signature: flagged rows beyond the {AUTO_ALPHA} false-flag rate of \
                      its chi-square(1) threshold among {at_risk} scored rows"

@@ -1,7 +1,7 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
     AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
+    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
@@ -104,7 +104,7 @@ fn mean_cov(y: &Mat<f64>, rows: &[usize], k: usize) -> (Vec<f64>, Mat<f64>) {
 }
 
 /// `cov^(-1/2)` (pseudo-inverse square root).
-fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
+pub(super) fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
     let (vals, vecs) = eig_desc(cov)?;
     let max = vals.first().copied().unwrap_or(0.0).max(0.0);
     let s: Vec<f64> = vals
@@ -418,7 +418,7 @@ impl Detector for SpectreValidParams {
                 training.n_flagged(),
                 at_risk,
                 AUTO_ALPHA,
-                0.95,
+                ESTIMATE_LEVEL,
                 format!(
                     "spectre: flagged rows beyond the {AUTO_ALPHA} false-flag rate of its \
                      threshold (the other classes' 99% quantile) among the {at_risk} rows of \

@@ -5,7 +5,7 @@
 use faer::Mat;
 use poisonguard_linalg::{a_b, at_b};
 
-use crate::linalg::eig_desc;
+use super::algorithm::inv_sqrt;
 
 /// The filter's constant `C` (the reference code's 10).
 const C: f64 = 10.0;
@@ -15,25 +15,6 @@ const TAU: f64 = 0.1;
 const SHIFT: f64 = 3.0;
 /// Power-iteration steps per round for the top eigenvector of `T` (warm-started across rounds).
 const POWER_STEPS: usize = 30;
-
-/// `S^(-1/2)` of a symmetric positive semi-definite matrix (pseudo-inverse on a null space).
-fn inv_sqrt(s: &Mat<f64>) -> Option<Mat<f64>> {
-    let (vals, vecs) = eig_desc(s.as_ref())?;
-    let max = vals.first().copied().unwrap_or(0.0).max(0.0);
-    let scale: Vec<f64> = vals
-        .iter()
-        .map(|&v| if v > 1e-10 * max && v > 0.0 { 1.0 / v.sqrt() } else { 0.0 })
-        .collect();
-    let scaled = Mat::from_fn(vecs.nrows(), vecs.ncols(), |r, c| vecs[(r, c)] * scale[c]);
-    Some(a_b(scaled.as_ref(), vecs.transpose()))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 0 { 0.5 * (s[m - 1] + s[m]) } else { s[m] }
-}
 
 /// The reference code's tail bound of the filter.
 fn tail(t: f64, eps: f64) -> f64 {
@@ -66,7 +47,7 @@ pub(crate) fn filter_rows(
         let sub = Mat::from_fn(m, k, |r, j| y[(idx[r], j)]);
         let mut second = at_b(sub.as_ref(), sub.as_ref());
         second *= faer::Scale(1.0 / m as f64);
-        let Some(w) = inv_sqrt(&second) else { break };
+        let Some(w) = inv_sqrt(second.as_ref()) else { break };
         let z = a_b(sub.as_ref(), w.as_ref());
         let norms: Vec<f64> = (0..m).map(|r| (0..k).map(|j| z[(r, j)] * z[(r, j)]).sum()).collect();
         let floor = m.saturating_sub(limit);
@@ -107,7 +88,9 @@ pub(crate) fn filter_rows(
             let trace: f64 = (0..k).map(|a| v[(a, a)]).sum();
             let ps: Vec<f64> =
                 quad(&v).iter().map(|q| (q - trace) / std::f64::consts::SQRT_2).collect();
-            let mu = median(&ps);
+            let mut sorted_ps = ps.clone();
+            sorted_ps.sort_by(f64::total_cmp);
+            let mu = poisonguard_core::quantile_sorted(&sorted_ps, 0.5);
             let diffs: Vec<f64> = ps.iter().map(|p| (p - mu).abs()).collect();
             let mut sorted = diffs.clone();
             sorted.sort_by(f64::total_cmp);
