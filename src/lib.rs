@@ -23,20 +23,11 @@
 //! ```
 //!
 //! # Detectors
-//! | id | family | paper |
-//! | --- | --- | --- |
-//! | `spectral_signature` | spectral | Tran, Li, Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018 |
-//! | `activation_clustering` | spectral | Chen et al. Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering. AAAI SafeAI 2019 |
-//! | `spectre` | spectral | Hayase, Kong, Somani, Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021 |
-//! | `isolation_forest` | outlier | Liu, Ting, Zhou. Isolation Forest. ICDM 2008 |
-//! | `knn_distance` | outlier | Ramaswamy, Rastogi, Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000 |
-//! | `lof` | outlier | Breunig, Kriegel, Ng, Sander. LOF: Identifying Density-Based Local Outliers. SIGMOD 2000 |
-//! | `ecod` | outlier | Li, Zhao, Hu, Botta, Ionescu, Chen. ECOD. IEEE TKDE 2022 |
-//! | `mahalanobis` | outlier | Rousseeuw, Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999 |
-//! | `pca` | outlier | Shyu, Chen, Sarinnapakorn, Chang. ICDM 2003 (PyOD's PCA detector) |
-//! | `knn_label` | label | Peri et al. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020 |
-//! | `confident_learning` | label | Northcutt, Jiang, Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021 |
-//! | `duplicates` | label | conflicting or flooding near-duplicate groups (ISO/IEC 27090 near-duplicate flooding) |
+//! [`REGISTRY`] lists every detector with its declaration ([`DetectorInfo`]: id, family, what it
+//! needs, its score, its automatic threshold and its paper); `poisonguard detectors` prints it.
+//! Spectral: `spectral_signature` (Tran 2018), `spectre` (Hayase 2021), `activation_clustering`
+//! (Chen 2019). Outlier: `isolation_forest`, `knn_distance`, `lof`, `ecod`, `mahalanobis`, `pca`.
+//! Label: `knn_label` (Peri 2020), `confident_learning` (Northcutt 2021), `duplicates`.
 //!
 //! With a source column, every detector's flags (and the rows the audit flags) are
 //! tested per source for an excess over the dataset's flag rate
@@ -52,10 +43,11 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 pub use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorFailure, DetectorId,
-    DetectorRun, DynDetector, FitContext, FittedDetector, KnnGraph, LabelMap, LabelValue, Labels,
-    NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SourceFinding, Standardizer,
-    ThresholdRule, metrics,
+    ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
+    DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
+    FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
+    Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SourceFinding, Standardizer,
+    ThresholdRule, TrainingScores, metrics,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -71,44 +63,140 @@ pub use poisonguard_spectral::{
     SpectralSignatureParams, Spectre, SpectreParams,
 };
 
-/// Ids of every detector this build offers.
-pub const DETECTOR_IDS: &[&str] = &[
-    "spectral_signature",
-    "spectre",
-    "activation_clustering",
-    "isolation_forest",
-    "knn_distance",
-    "lof",
-    "ecod",
-    "mahalanobis",
-    "pca",
-    "knn_label",
-    "confident_learning",
-    "duplicates",
+/// One detector this build offers: its declaration, whether the default audit runs it, and how
+/// the audit builds it from [`DetectorOptions`].
+#[derive(Clone, Copy)]
+pub struct Registered {
+    info: DetectorInfo,
+    default: bool,
+    build: fn(&DetectorOptions) -> Box<dyn DynDetector>,
+}
+
+impl Registered {
+    /// What the detector declares about itself.
+    pub fn info(&self) -> &DetectorInfo {
+        &self.info
+    }
+
+    /// The detector's id.
+    pub fn id(&self) -> &'static str {
+        self.info.id.as_str()
+    }
+
+    /// Whether [`Audit::for_dataset`] runs it (when the data has what it needs).
+    pub fn is_default(&self) -> bool {
+        self.default
+    }
+
+    /// Builds the detector with `opts`.
+    pub fn build(&self, opts: &DetectorOptions) -> Box<dyn DynDetector> {
+        (self.build)(opts)
+    }
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("id", &self.id())
+            .field("default", &self.default)
+            .finish()
+    }
+}
+
+/// A registry line: `D`'s declaration, its default flag and its builder.
+const fn entry<D: Detector + Send + Sync + std::fmt::Debug + 'static>(
+    default: bool,
+    build: fn(&DetectorOptions) -> Box<dyn DynDetector>,
+) -> Registered {
+    Registered { info: D::INFO, default, build }
+}
+
+/// Boxes params after applying the shared threshold rule, if any.
+fn boxed<P>(params: P, opts: &DetectorOptions) -> Box<dyn DynDetector>
+where
+    P: Threshold + Detector + Send + Sync + std::fmt::Debug + 'static,
+{
+    match opts.threshold {
+        Some(rule) => Box::new(params.with_rule(rule)),
+        None => Box::new(params),
+    }
+}
+
+/// Params whose threshold rule can be set (every detector's).
+trait Threshold {
+    fn with_rule(self, rule: ThresholdRule) -> Self;
+}
+
+macro_rules! threshold_setter {
+    ($($params:ty),* $(,)?) => {$(
+        impl Threshold for $params {
+            fn with_rule(self, rule: ThresholdRule) -> Self {
+                self.threshold(rule)
+            }
+        }
+    )*};
+}
+threshold_setter!(
+    SpectralSignatureParams,
+    SpectreParams,
+    ActivationClusteringParams,
+    IsolationForestParams,
+    KnnDistanceParams,
+    LofParams,
+    EcodParams,
+    MahalanobisParams,
+    PcaParams,
+    KnnLabelParams,
+    ConfidentLearningParams,
+    DuplicatesParams,
+);
+
+/// Every detector this build offers, in the order an audit reports them: the one list from
+/// which the audit's default set, the label requirements, the vote groups, the CLI's help,
+/// `poisonguard detectors` and the README's detector table are read. Adding a detector is a
+/// folder in its family's crate and one line here.
+pub static REGISTRY: &[Registered] = &[
+    entry::<SpectralSignatureParams>(true, |o| boxed(SpectralSignature::params().seed(o.seed), o)),
+    entry::<SpectreParams>(false, |o| boxed(Spectre::params().seed(o.seed), o)),
+    entry::<ActivationClusteringParams>(false, |o| {
+        boxed(ActivationClustering::params().seed(o.seed), o)
+    }),
+    entry::<IsolationForestParams>(true, |o| {
+        boxed(IsolationForestParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<KnnDistanceParams>(false, |o| {
+        boxed(KnnDistanceParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<LofParams>(false, |o| {
+        boxed(LofParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<EcodParams>(true, |o| {
+        boxed(EcodParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<MahalanobisParams>(false, |o| {
+        boxed(MahalanobisParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<PcaParams>(false, |o| {
+        boxed(PcaParams::default().seed(o.seed).per_class(o.per_class), o)
+    }),
+    entry::<KnnLabelParams>(true, |o| boxed(KnnLabel::params(), o)),
+    entry::<ConfidentLearningParams>(true, |o| boxed(ConfidentLearning::params().seed(o.seed), o)),
+    entry::<DuplicatesParams>(true, |o| boxed(Duplicates::params(), o)),
 ];
 
-/// Detectors an audit runs when none are named: the O(n) outlier detectors and the duplicate
-/// groups on every dataset, plus the spectral and label-consistency detectors when there are
-/// labels. The other kNN-based outlier detectors and PCA run only on request.
-pub const DEFAULT_DETECTORS: &[&str] = &[
-    "spectral_signature",
-    "isolation_forest",
-    "ecod",
-    "knn_label",
-    "confident_learning",
-    "duplicates",
-];
+/// The registry line of the detector `id`.
+pub fn registered(id: &str) -> Option<&'static Registered> {
+    REGISTRY.iter().find(|r| r.id() == id)
+}
 
-/// Whether a detector needs labels.
-fn needs_labels(name: &str) -> bool {
-    matches!(
-        name,
-        "spectral_signature"
-            | "spectre"
-            | "activation_clustering"
-            | "knn_label"
-            | "confident_learning"
-    )
+/// Ids of every detector this build offers, in registry order.
+pub fn detector_ids() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(Registered::id)
+}
+
+/// Ids of the detectors an audit runs when none are named ([`Audit::for_dataset`]).
+pub fn default_detector_ids() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().filter(|r| r.default).map(Registered::id)
 }
 
 /// Settings shared by every detector an audit builds.
@@ -127,7 +215,7 @@ pub struct DetectorOptions {
 impl Default for DetectorOptions {
     fn default() -> Self {
         Self {
-            seed: poisonguard_spectral::spectral_signature::DEFAULT_SEED,
+            seed: poisonguard_core::DEFAULT_SEED,
             threshold: None,
             per_class: false,
             knn: KnnMode::Auto,
@@ -137,54 +225,23 @@ impl Default for DetectorOptions {
 
 /// An id that names no detector.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "))]
+#[error("unknown detector {name:?}; known detectors: {}", detector_ids().collect::<Vec<_>>().join(", "))]
 pub struct UnknownDetector {
     /// The name given.
     pub name: String,
 }
 
-/// Applies the shared threshold rule (if any) to a detector's params and boxes them.
-macro_rules! with_threshold {
-    ($params:expr, $opts:expr) => {{
-        let mut p = $params;
-        if let Some(rule) = $opts.threshold {
-            p = p.threshold(rule);
-        }
-        Ok(Box::new(p))
-    }};
-}
-
 /// Builds the detector with id `name`.
 ///
 /// # Errors
-/// [`UnknownDetector`] for a name not in [`DETECTOR_IDS`].
+/// [`UnknownDetector`] for a name not in [`REGISTRY`].
 pub fn detector(
     name: &str,
     opts: &DetectorOptions,
 ) -> Result<Box<dyn DynDetector>, UnknownDetector> {
-    let seed = opts.seed;
-    match name {
-        "spectral_signature" => with_threshold!(SpectralSignature::params().seed(seed), opts),
-        "spectre" => with_threshold!(Spectre::params().seed(seed), opts),
-        "activation_clustering" => with_threshold!(ActivationClustering::params().seed(seed), opts),
-        "isolation_forest" => with_threshold!(
-            IsolationForestParams::default().seed(seed).per_class(opts.per_class),
-            opts
-        ),
-        "knn_distance" => {
-            with_threshold!(KnnDistanceParams::default().seed(seed).per_class(opts.per_class), opts)
-        }
-        "lof" => with_threshold!(LofParams::default().seed(seed).per_class(opts.per_class), opts),
-        "ecod" => with_threshold!(EcodParams::default().seed(seed).per_class(opts.per_class), opts),
-        "mahalanobis" => {
-            with_threshold!(MahalanobisParams::default().seed(seed).per_class(opts.per_class), opts)
-        }
-        "pca" => with_threshold!(PcaParams::default().seed(seed).per_class(opts.per_class), opts),
-        "knn_label" => with_threshold!(KnnLabel::params(), opts),
-        "confident_learning" => with_threshold!(ConfidentLearning::params().seed(seed), opts),
-        "duplicates" => with_threshold!(Duplicates::params(), opts),
-        _ => Err(UnknownDetector { name: name.to_string() }),
-    }
+    registered(name)
+        .map(|r| r.build(opts))
+        .ok_or_else(|| UnknownDetector { name: name.to_string() })
 }
 
 /// What an audit reports while it runs (for progress displays).
@@ -232,7 +289,7 @@ impl Audit {
         self
     }
 
-    /// An audit of the detectors named in `ids` (see [`DETECTOR_IDS`]), each built with `opts`,
+    /// An audit of the detectors named in `ids` (see [`REGISTRY`]), each built with `opts`,
     /// sharing kNN graphs as `opts.knn` says.
     ///
     /// # Errors
@@ -256,16 +313,14 @@ impl Audit {
         Ok(audit)
     }
 
-    /// The default set ([`DEFAULT_DETECTORS`]) for what `data` has: detectors that need labels
-    /// only when it has labels with at least two classes.
+    /// The default set (the [`REGISTRY`] lines marked default) for what `data` has: detectors
+    /// that need labels only when it has labels with at least two classes.
     pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {
         let labelled = data.labels().is_some_and(|l| l.n_present_classes() >= 2);
         let mut audit = Self::new().knn_mode(opts.knn);
-        for &name in DEFAULT_DETECTORS {
-            if labelled || !needs_labels(name) {
-                if let Ok(d) = detector(name, opts) {
-                    audit = audit.with_detector(d);
-                }
+        for r in REGISTRY.iter().filter(|r| r.default) {
+            if labelled || !r.info.needs_labels {
+                audit = audit.with_detector(r.build(opts));
             }
         }
         audit
@@ -345,12 +400,14 @@ impl Audit {
             .detectors
             .par_iter()
             .map(|d| {
-                let id = d.id();
+                let info = d.info();
+                let id = info.id;
                 on_event(AuditEvent::Started(id));
                 let start = Instant::now();
                 let outcome = match d.fit_boxed_in(data, &ctx) {
                     Ok(fitted) => Ok(DetectorRun {
                         id,
+                        family: info.family,
                         detection: fitted.training().clone(),
                         class_findings: fitted.class_findings().to_vec(),
                         noise_matrix: fitted.noise_matrix().cloned(),
@@ -394,10 +451,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Ids of the outlier detectors, which vote together in [`combined_suspicion`].
-const OUTLIER_DETECTORS: &[&str] =
-    &["isolation_forest", "knn_distance", "lof", "ecod", "mahalanobis", "pca"];
-
 /// Combines the detectors into one suspicion per row, in (0, 1], and returns it with the
 /// automatic threshold above which a row is flagged.
 ///
@@ -435,7 +488,7 @@ pub fn combined_suspicion(runs: &[DetectorRun], n_samples: usize) -> (Vec<f64>, 
     let mut outlier_rank = vec![0.0f64; n_samples];
     let mut n_outlier = 0;
     for run in runs {
-        let outlier = OUTLIER_DETECTORS.contains(&run.id.as_str());
+        let outlier = run.family == Family::Outlier;
         n_outlier += usize::from(outlier);
         let (target, ranks) = if outlier {
             (&mut outlier_votes, &mut outlier_rank)
@@ -551,6 +604,7 @@ mod tests {
     fn suspicion_orders_by_votes_then_rank() {
         let run = |scores: Vec<f64>, threshold: f64| DetectorRun {
             id: DetectorId::new("d"),
+            family: Family::Label,
             detection: Detection::with_threshold(scores, threshold, |_, s| Reason::Score {
                 score: s,
                 threshold,
@@ -576,6 +630,7 @@ mod tests {
     fn outlier_detectors_vote_together() {
         let run = |id: &'static str, scores: Vec<f64>| DetectorRun {
             id: DetectorId::new(id),
+            family: registered(id).unwrap().info().family,
             detection: Detection::with_threshold(scores, 0.5, |_, s| Reason::Score {
                 score: s,
                 threshold: 0.5,

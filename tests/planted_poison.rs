@@ -68,12 +68,12 @@ fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
         let top =
             fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
         assert_eq!(top.label().to_string(), "0", "{name}");
-        assert_eq!(top.statistic("attacked"), Some(f64::from(u8::from(declared))), "{name}");
+        assert_eq!(top.attacked(), Some(declared), "{name}");
         // every flagged row lies in a class declared attacked
         let attacked: Vec<String> = fit
             .class_findings()
             .iter()
-            .filter(|f| f.statistic("attacked") == Some(1.0))
+            .filter(|f| f.attacked() == Some(true))
             .map(|f| f.label().to_string())
             .collect();
         let labels = data.labels().unwrap();
@@ -140,7 +140,7 @@ fn activation_clustering_isolates_the_badnets_poisons() {
             fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
         assert_eq!(top.label().to_string(), "0", "{name}");
         for f in fit.class_findings().iter().filter(|f| f.label().to_string() != "0") {
-            assert_eq!(f.statistic("attacked"), Some(0.0), "{name}: class {}", f.label());
+            assert_eq!(f.attacked(), Some(false), "{name}: class {}", f.label());
         }
         let all = ActivationClustering::params().flag_all_classes(true).fit(&data).unwrap();
         let labels = data.labels().unwrap();

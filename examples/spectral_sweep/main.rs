@@ -325,7 +325,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                         findings
                             .iter()
                             .find(|f| *f.label() == LabelValue::Int(0))
-                            .and_then(|f| f.statistic("attacked"))
+                            .and_then(|f| f.statistic(poisonguard::ClassStatistic::Attacked))
                             .unwrap_or(0.0)
                     };
                     let (v_spe, v_ac) =
@@ -388,10 +388,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             let spe = Spectre::params().fit(&data)?;
             let sig = SpectralSignature::params().fit(&data)?;
             let ac = ActivationClustering::params().fit(&data)?;
-            if spe.class_findings().iter().any(|f| f.statistic("attacked") == Some(1.0)) {
+            if spe.class_findings().iter().any(|f| f.attacked() == Some(true)) {
                 attacked_runs += 1;
             }
-            if ac.class_findings().iter().any(|f| f.statistic("attacked") == Some(1.0)) {
+            if ac.class_findings().iter().any(|f| f.attacked() == Some(true)) {
                 ac_runs += 1;
             }
             let n = data.n_samples() as f64;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use poisonguard::{DETECTOR_IDS, ThresholdRule};
+use poisonguard::{ThresholdRule, detector_ids};
 
 /// Audit machine-learning training data for poisoning.
 #[derive(Debug, Parser)]
@@ -22,6 +22,17 @@ pub enum Command {
     Scan(ScanArgs),
     /// Plant seeded poison into a clean table and measure how well detectors find it.
     Eval(EvalArgs),
+    /// List the detectors, one tab-separated line each: id, family, needs (labels or any),
+    /// default or on-request, paper.
+    Detectors(DetectorsArgs),
+}
+
+/// Arguments of `poisonguard detectors`.
+#[derive(Debug, Args)]
+pub struct DetectorsArgs {
+    /// Print the README's Markdown table (id, family, needs, default, score, paper) instead.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// Arguments of `poisonguard eval`.
@@ -93,11 +104,8 @@ pub struct ScanArgs {
     /// Columns to leave out of the features, comma-separated.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,
-    /// Detectors to run, comma-separated (default: isolation_forest, ecod, duplicates, and with
-    /// labels spectral_signature, knn_label, confident_learning). Known: spectral_signature,
-    /// spectre, activation_clustering, isolation_forest, knn_distance, lof, ecod, mahalanobis, pca, knn_label,
-    /// confident_learning, duplicates.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    /// Detectors to run, comma-separated (`poisonguard detectors` lists them).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', long_help = detectors_help())]
     pub detectors: Option<Vec<String>>,
     /// Fit the outlier detectors within each class and score each row against its own class.
     #[arg(long, requires = "label")]
@@ -170,6 +178,30 @@ impl ScanArgs {
     }
 }
 
+/// The long help of `scan --detectors`, read off the registry.
+fn detectors_help() -> String {
+    let ids =
+        |default: bool| -> Vec<String> {
+            poisonguard::REGISTRY
+                .iter()
+                .filter(|r| r.is_default() == default)
+                .map(|r| {
+                    if r.info().needs_labels {
+                        format!("{} (labels)", r.id())
+                    } else {
+                        r.id().into()
+                    }
+                })
+                .collect()
+        };
+    format!(
+        "Detectors to run, comma-separated. Default: {}; detectors marked (labels) run only with \
+         --label. On request: {}. `poisonguard detectors` lists them with their papers.",
+        ids(true).join(", "),
+        ids(false).join(", ")
+    )
+}
+
 /// Checks a `--detectors` list against the known ids; `None` for the default set.
 pub fn detector_list(detectors: Option<&[String]>) -> Result<Option<Vec<String>>> {
     let Some(list) = detectors else {
@@ -178,14 +210,18 @@ pub fn detector_list(detectors: Option<&[String]>) -> Result<Option<Vec<String>>
     let list: Vec<String> =
         list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     if list.is_empty() {
-        bail!("--detectors is empty; known detectors: {}", DETECTOR_IDS.join(", "));
+        bail!("--detectors is empty; known detectors: {}", known());
     }
     for name in &list {
-        if !DETECTOR_IDS.contains(&name.as_str()) {
-            bail!("unknown detector {name:?}; known detectors: {}", DETECTOR_IDS.join(", "));
+        if poisonguard::registered(name).is_none() {
+            bail!("unknown detector {name:?}; known detectors: {}", known());
         }
     }
     Ok(Some(list))
+}
+
+fn known() -> String {
+    detector_ids().collect::<Vec<_>>().join(", ")
 }
 
 /// Parses `auto`, `contamination:F`, `fixed:X`, `robust-z:C` or `tukey:K`, and checks the value.

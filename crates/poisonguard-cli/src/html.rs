@@ -56,7 +56,10 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
             100.0 * e.level,
             e.low,
             e.high,
-            e.method.iter().map(|m| format!("<li>{}</li>", esc(m))).collect::<String>()
+            e.method
+                .iter()
+                .map(|m| format!("<li>{}</li>", esc(&m.to_string())))
+                .collect::<String>()
         );
     }
 
@@ -91,7 +94,7 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
         findings.sort_by(|a, b| b.score().total_cmp(&a.score()));
         let _ = writeln!(h, "<p>{}: ", esc(run.id.as_str()));
         for f in findings.iter().take(3) {
-            let attacked = f.statistic("attacked") == Some(1.0);
+            let attacked = f.attacked() == Some(true);
             let _ = write!(
                 h,
                 "<span class=\"{}\">class {} (score {:.3}{})</span> ",

@@ -4,6 +4,7 @@
 //! 2 = bad input or failure (one line on stderr naming file, column and row).
 
 mod args;
+mod detectors;
 mod eval;
 mod html;
 mod summary;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan(&args),
         Command::Eval(args) => run_eval(&args),
+        Command::Detectors(args) => list_detectors(&args),
     };
     match result {
         Ok(code) => code,
@@ -49,6 +51,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run_eval(args: &args::EvalArgs) -> Result<ExitCode> {
     configure_threads(args.threads)?;
     eval::run(args, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `poisonguard detectors`: one line per registered detector, or the README's table.
+fn list_detectors(args: &args::DetectorsArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let text = if args.markdown { detectors::markdown() } else { detectors::lines() };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -61,7 +61,7 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         let mut findings: Vec<_> = run.class_findings.iter().collect();
         findings.sort_by(|a, b| b.score().total_cmp(&a.score()));
         writeln!(out, "\nmost suspicious classes ({}):", run.id)?;
-        let stats: Vec<&str> = findings[0].statistics().iter().map(|(name, _)| *name).collect();
+        let stats: Vec<_> = findings[0].statistics().iter().map(|(s, _)| *s).collect();
         write!(out, "  {:<12} {:>7} {:>8}", "class", "rows", "flagged")?;
         for s in &stats {
             write!(out, " {s:>18}")?;
@@ -78,7 +78,7 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
             });
             write!(out, "  {:<12} {:>7} {:>8}", f.label().to_string(), f.n_samples(), flagged)?;
             for s in &stats {
-                write!(out, " {:>18.4}", f.statistic(s).unwrap_or(f64::NAN))?;
+                write!(out, " {:>18.4}", f.statistic(*s).unwrap_or(f64::NAN))?;
             }
             writeln!(out)?;
         }

@@ -49,7 +49,7 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
                     o.insert("rows".into(), json!(f.n_samples()));
                     o.insert("score".into(), json!(f.score()));
                     for (name, v) in f.statistics() {
-                        o.insert((*name).into(), json!(v));
+                        o.insert(name.name().into(), json!(v));
                     }
                     Value::Object(o)
                 })
@@ -93,7 +93,7 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
         doc.insert(
             "estimated_poisoned".into(),
             json!({"rows": e.rows, "low": e.low, "high": e.high, "level": e.level,
-                   "method": e.method}),
+                   "method": e.method.iter().map(ToString::to_string).collect::<Vec<_>>()}),
         );
     }
     doc.insert("detectors".into(), Value::Array(detectors));

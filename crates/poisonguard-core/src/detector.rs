@@ -4,12 +4,12 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::dataset::{ClassId, Dataset, LabelValue};
+use crate::dataset::Dataset;
 use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
-use crate::findings::NoiseMatrix;
+use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate};
+use crate::info::DetectorInfo;
 use crate::knn::FitContext;
-use crate::report::PoisonEstimate;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
 ///
@@ -40,8 +40,8 @@ pub trait Detector {
     /// What can go wrong while fitting.
     type Error: StdError + Send + Sync + 'static;
 
-    /// The detector's stable id.
-    const ID: DetectorId;
+    /// What the detector declares about itself (id, family, needs, paper).
+    const INFO: DetectorInfo;
 
     /// Fits on `data`, scoring its rows (the training [`Detection`]).
     ///
@@ -81,7 +81,7 @@ where
     type Fitted = <P::Checked as Detector>::Fitted;
     type Error = <P::Checked as Detector>::Error;
 
-    const ID: DetectorId = <P::Checked as Detector>::ID;
+    const INFO: DetectorInfo = <P::Checked as Detector>::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error> {
         self.check_ref()?.fit(data)
@@ -143,8 +143,13 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// An object-safe detector, so that detectors of different types can run side by side.
 /// Every [`Detector`] is one.
 pub trait DynDetector: Send + Sync + fmt::Debug {
+    /// What the detector declares about itself.
+    fn info(&self) -> DetectorInfo;
+
     /// The detector's stable id.
-    fn id(&self) -> DetectorId;
+    fn id(&self) -> DetectorId {
+        self.info().id
+    }
 
     /// Fits and boxes the result.
     ///
@@ -175,8 +180,8 @@ impl<D> DynDetector for D
 where
     D: Detector + Send + Sync + fmt::Debug,
 {
-    fn id(&self) -> DetectorId {
-        D::ID
+    fn info(&self) -> DetectorInfo {
+        D::INFO
     }
 
     fn fit_boxed_in(
@@ -196,60 +201,5 @@ where
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
         Detector::standardized_knn_k(self, data)
-    }
-}
-
-/// What a detector says about one class: how attacked it looks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassFinding {
-    class: ClassId,
-    label: LabelValue,
-    n_samples: usize,
-    score: f64,
-    statistics: Vec<(&'static str, f64)>,
-}
-
-impl ClassFinding {
-    /// A finding for `class` with `n_samples` rows. `score` ranks classes: higher = looks more
-    /// attacked. `statistics` are named values shown to the user (e.g. `spectral_ratio`).
-    pub fn new(
-        class: ClassId,
-        label: LabelValue,
-        n_samples: usize,
-        score: f64,
-        statistics: Vec<(&'static str, f64)>,
-    ) -> Self {
-        Self { class, label, n_samples, score, statistics }
-    }
-
-    /// The class id.
-    pub fn class(&self) -> ClassId {
-        self.class
-    }
-
-    /// The original label of the class.
-    pub fn label(&self) -> &LabelValue {
-        &self.label
-    }
-
-    /// Rows in the class.
-    pub fn n_samples(&self) -> usize {
-        self.n_samples
-    }
-
-    /// How attacked the class looks; higher = more suspicious. Comparable across classes of the
-    /// same detector only.
-    pub fn score(&self) -> f64 {
-        self.score
-    }
-
-    /// Named statistics behind the score.
-    pub fn statistics(&self) -> &[(&'static str, f64)] {
-        &self.statistics
-    }
-
-    /// One named statistic.
-    pub fn statistic(&self, name: &str) -> Option<f64> {
-        self.statistics.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 }

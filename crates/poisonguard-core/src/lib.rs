@@ -32,11 +32,16 @@ mod detection;
 mod detector;
 mod error;
 mod findings;
+mod info;
 mod knn;
 pub mod metrics;
 mod report;
 mod scale;
 mod threshold;
+
+/// The seed every randomized detector uses unless told another: one value for the whole
+/// workspace, so a detector built alone scores as the same detector in an audit.
+pub const DEFAULT_SEED: u64 = 0x5EED_5EED;
 
 /// Derives the seed of one independent stream (a class, a tree, a trial) from a user seed, so that
 /// every stream's randomness is fixed by the seed whatever the thread count (a splitmix64 step).
@@ -55,10 +60,14 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
 
 pub use dataset::{ClassId, Dataset, LabelMap, LabelValue, Labels};
 pub use detection::{Detection, DetectorId, Reason};
-pub use detector::{BoxError, ClassFinding, Detector, DynDetector, FittedDetector, ParamGuard};
+pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
-pub use findings::{NoiseMatrix, SourceFinding};
+pub use findings::{
+    ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
+    SourceFinding,
+};
+pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores};
 pub use knn::{FitContext, KnnGraph};
-pub use report::{DetectorFailure, DetectorRun, ESTIMATE_LEVEL, PoisonEstimate, Report};
+pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
 pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

@@ -2,14 +2,16 @@
 //! builds it and `poisonguard-io` writes it.
 
 use crate::detection::{Detection, DetectorId};
-use crate::detector::ClassFinding;
-use crate::findings::{NoiseMatrix, SourceFinding};
+use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SourceFinding};
+use crate::info::Family;
 
 /// One detector's successful run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorRun {
     /// Which detector.
     pub id: DetectorId,
+    /// Its family of evidence (outlier detectors vote together in the combined suspicion).
+    pub family: Family,
     /// Its scores, threshold, flags and reasons on the audited rows.
     pub detection: Detection,
     /// Its class-level findings.
@@ -41,91 +43,6 @@ pub struct Report {
     suspicion_threshold: f64,
     source_findings: Vec<SourceFinding>,
     estimate: Option<PoisonEstimate>,
-}
-
-/// Confidence level of every detector's interval of the number of poisoned rows.
-pub const ESTIMATE_LEVEL: f64 = 0.95;
-
-/// The dataset-level estimate of how many rows are poisoned, with an interval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoisonEstimate {
-    /// Point estimate of the number of poisoned rows.
-    pub rows: f64,
-    /// Lower end of the interval.
-    pub low: f64,
-    /// Upper end of the interval.
-    pub high: f64,
-    /// Confidence level of the interval (e.g. 0.95).
-    pub level: f64,
-    /// How the estimate was made, one `"<detector>: <what it counts>"` per contribution (with
-    /// that detector's own estimate and interval once combined).
-    pub method: Vec<String>,
-}
-
-impl PoisonEstimate {
-    /// Rows flagged beyond the false flags a threshold with per-row false-flag rate `alpha`
-    /// makes among `at_risk` clean rows: false flags are `Binomial(at_risk, alpha)`, so the
-    /// estimate is `flagged - alpha * at_risk` and the interval subtracts that law's upper and
-    /// lower `(1 - level) / 2` quantiles, all clipped at 0. Counts the poison the detector
-    /// sees, not the poison it misses.
-    ///
-    /// ```
-    /// use poisonguard_core::PoisonEstimate;
-    /// let e = PoisonEstimate::excess_over_null(38, 1800, 0.01, 0.95, "spectral".into());
-    /// assert!((e.rows - 20.0).abs() < 1e-9);
-    /// assert!(e.low < e.rows && e.rows < e.high);
-    /// let clean = PoisonEstimate::excess_over_null(8, 1800, 0.01, 0.95, "spectral".into());
-    /// assert_eq!((clean.rows, clean.low), (0.0, 0.0));
-    /// ```
-    pub fn excess_over_null(
-        flagged: usize,
-        at_risk: usize,
-        alpha: f64,
-        level: f64,
-        method: String,
-    ) -> Self {
-        use statrs::distribution::{Binomial, DiscreteCDF};
-        let f = flagged as f64;
-        let tail = (1.0 - level) / 2.0;
-        let (lo_q, hi_q) = match Binomial::new(alpha.clamp(0.0, 1.0), at_risk as u64) {
-            Ok(b) => (b.inverse_cdf(tail) as f64, b.inverse_cdf(1.0 - tail) as f64),
-            Err(_) => (0.0, 0.0),
-        };
-        Self {
-            rows: (f - alpha * at_risk as f64).max(0.0),
-            low: (f - hi_q).max(0.0),
-            high: (f - lo_q).max(0.0),
-            level,
-            method: vec![method],
-        }
-    }
-
-    /// Combines the estimates of several detectors. Each detector counts the poison it can see:
-    /// different attacks add up, the same poison seen by two detectors must not. So the point
-    /// estimate and the lower end are the largest of the detectors' (at least that much poison
-    /// is there), the upper end the sum of the upper ends (capped at `n_rows`). `None` when no
-    /// detector counted.
-    pub fn combine(estimates: &[PoisonEstimate], n_rows: usize) -> Option<Self> {
-        let first = estimates.first()?;
-        let max = |f: fn(&PoisonEstimate) -> f64| estimates.iter().map(f).fold(0.0, f64::max);
-        let high: f64 = estimates.iter().map(|e| e.high).sum();
-        Some(Self {
-            rows: max(|e| e.rows),
-            low: max(|e| e.low),
-            high: high.min(n_rows as f64).max(max(|e| e.rows)),
-            level: first.level,
-            method: estimates
-                .iter()
-                .flat_map(|e| {
-                    let counts = format!("{:.0} [{:.0}, {:.0}]", e.rows, e.low, e.high);
-                    e.method.iter().map(move |m| match m.split_once(": ") {
-                        Some((who, how)) => format!("{who}: {counts}: {how}"),
-                        None => format!("{counts}: {m}"),
-                    })
-                })
-                .collect(),
-        })
-    }
 }
 
 impl Report {
@@ -245,7 +162,8 @@ mod tests {
     use super::*;
 
     fn est(rows: f64, low: f64, high: f64) -> PoisonEstimate {
-        PoisonEstimate { rows, low, high, level: 0.95, method: vec!["d: counts".into()] }
+        let method = vec![crate::EstimateMethod::new(DetectorId::new("d"), "counts")];
+        PoisonEstimate { rows, low, high, level: 0.95, method }
     }
 
     #[test]
@@ -253,7 +171,7 @@ mod tests {
         let e = PoisonEstimate::combine(&[est(20.0, 15.0, 30.0), est(5.0, 1.0, 12.0)], 100);
         let e = e.unwrap();
         assert_eq!((e.rows, e.low, e.high), (20.0, 15.0, 42.0));
-        assert_eq!(e.method[0], "d: 20 [15, 30]: counts");
+        assert_eq!(e.method[0].to_string(), "d: 20 [15, 30]: counts");
         // the upper end never exceeds the rows
         let e = PoisonEstimate::combine(&[est(60.0, 50.0, 80.0), est(50.0, 40.0, 70.0)], 100);
         assert_eq!(e.unwrap().high, 100.0);

@@ -93,6 +93,7 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
     .unwrap();
     let run = DetectorRun {
         id: DetectorId::new("demo"),
+        family: poisonguard_core::Family::Outlier,
         detection: det,
         class_findings: vec![],
         noise_matrix: None,

@@ -24,7 +24,11 @@ pub struct Common {
 
 impl Default for Common {
     fn default() -> Self {
-        Self { per_class: false, seed: DEFAULT_SEED, threshold: ThresholdRule::Auto }
+        Self {
+            per_class: false,
+            seed: poisonguard_core::DEFAULT_SEED,
+            threshold: ThresholdRule::Auto,
+        }
     }
 }
 
@@ -40,9 +44,6 @@ pub(crate) fn check_k(k: usize) -> std::result::Result<(), poisonguard_core::Par
     Ok(())
 }
 
-/// Default seed of the randomized detectors.
-pub const DEFAULT_SEED: u64 = 0x0D17_5EED;
-
 /// One fitted group (all rows, or one class) of an outlier detector.
 ///
 /// Implemented by this crate's detectors; [`Outlier`] wraps it with per-class routing,
@@ -51,8 +52,8 @@ pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
     /// Hyperparameters the model needs.
     type Params: Sync;
 
-    /// The detector id.
-    const ID: DetectorId;
+    /// What the detector declares about itself.
+    const INFO: poisonguard_core::DetectorInfo;
 
     /// Fewest rows the model can be fitted on.
     fn min_rows(params: &Self::Params) -> usize;
@@ -152,7 +153,7 @@ pub(crate) fn fit<M: OutlierModel>(
     if !common.per_class {
         if n < min {
             return Err(Error::TooFewRows {
-                detector: M::ID.as_str(),
+                detector: M::INFO.id.as_str(),
                 needed: min,
                 what: "the dataset".into(),
                 actual: n,
@@ -178,7 +179,7 @@ pub(crate) fn fit<M: OutlierModel>(
         });
     }
 
-    let labels = data.require_classes(M::ID.as_str())?;
+    let labels = data.require_classes(M::INFO.id.as_str())?;
     let by_class = labels.rows_by_class();
     let work = |(c, rows): (usize, &Vec<usize>)| -> GroupFit<M> {
         if rows.len() < min {
@@ -240,8 +241,9 @@ impl<M: OutlierModel> Outlier<M> {
                 })?)
             }
             Groups::PerClass { map, models } => {
-                let labels =
-                    data.labels().ok_or(DataError::LabelsRequired { detector: M::ID.as_str() })?;
+                let labels = data
+                    .labels()
+                    .ok_or(DataError::LabelsRequired { detector: M::INFO.id.as_str() })?;
                 let mut class_of = Vec::with_capacity(data.n_samples());
                 for i in 0..data.n_samples() {
                     let value = labels.value_of_row(i);
@@ -274,7 +276,7 @@ impl<M: OutlierModel> Outlier<M> {
 
 impl<M: OutlierModel + 'static> FittedDetector for Outlier<M> {
     fn id(&self) -> DetectorId {
-        M::ID
+        M::INFO.id
     }
 
     fn training(&self) -> &Detection {
@@ -284,7 +286,9 @@ impl<M: OutlierModel + 'static> FittedDetector for Outlier<M> {
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         self.detect_impl(data).map_err(|e| match e {
             Error::Data(d) => d,
-            other => DataError::Detector { detector: M::ID.as_str(), message: other.to_string() },
+            other => {
+                DataError::Detector { detector: M::INFO.id.as_str(), message: other.to_string() }
+            }
         })
     }
 }
@@ -351,7 +355,8 @@ macro_rules! outlier_detector {
         impl poisonguard_core::Detector for $valid {
             type Fitted = crate::model::Outlier<$model>;
             type Error = crate::error::Error;
-            const ID: poisonguard_core::DetectorId = <$model as crate::model::OutlierModel>::ID;
+            const INFO: poisonguard_core::DetectorInfo =
+                <$model as crate::model::OutlierModel>::INFO;
 
             fn fit(&self, data: &poisonguard_core::Dataset) -> crate::error::Result<Self::Fitted> {
                 self.fit_in(data, &poisonguard_core::FitContext::default())

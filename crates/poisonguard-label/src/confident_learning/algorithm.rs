@@ -29,8 +29,23 @@ pub struct ConfidentLearning {
 }
 
 impl ConfidentLearning {
-    /// The detector's id, `confident_learning`.
-    pub const ID: DetectorId = DetectorId::new("confident_learning");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("confident_learning"),
+        family: poisonguard_core::Family::Label,
+        needs_labels: true,
+        scope: poisonguard_core::FitScope::Global,
+        space: poisonguard_core::FeatureSpace::Standardized,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::OutOfFold,
+        randomized: true,
+        score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
+        auto_threshold: "1: the label issues of the calibrated confident joint",
+        paper: "C. G. Northcutt, L. Jiang, I. L. Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -252,10 +267,10 @@ impl ConfidentLearningValidParams {
 impl Detector for ConfidentLearningValidParams {
     type Fitted = ConfidentLearning;
     type Error = Error;
-    const ID: DetectorId = ConfidentLearning::ID;
+    const INFO: poisonguard_core::DetectorInfo = ConfidentLearning::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<ConfidentLearning> {
-        let id = Self::ID.as_str();
+        let id = Self::INFO.id.as_str();
         let labels = data.require_classes(id)?;
         let n = data.n_samples();
         let k = labels.map().n_classes();
@@ -334,7 +349,10 @@ impl Detector for ConfidentLearningValidParams {
                     map.values()[c].clone(),
                     rows.len(),
                     rate,
-                    vec![("estimated_noise_rate", rate), ("flagged_share", flagged)],
+                    vec![
+                        (poisonguard_core::ClassStatistic::EstimatedNoiseRate, rate),
+                        (poisonguard_core::ClassStatistic::FlaggedShare, flagged),
+                    ],
                 )
             })
             .collect();
@@ -344,9 +362,12 @@ impl Detector for ConfidentLearningValidParams {
             low,
             high,
             level: ESTIMATE_LEVEL,
-            method: vec![format!(
-                "confident_learning: wrong labels in the calibrated confident joint, interval from \
-                 {BOOTSTRAP_REPLICATES} row bootstraps"
+            method: vec![poisonguard_core::EstimateMethod::new(
+                ConfidentLearning::ID,
+                format!(
+                    "wrong labels in the calibrated confident joint, interval from \
+                     {BOOTSTRAP_REPLICATES} row bootstraps"
+                ),
             )],
         };
         Ok(ConfidentLearning {

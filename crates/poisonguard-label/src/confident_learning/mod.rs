@@ -48,9 +48,6 @@ use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 /// Candidate inverse L2 strengths of the built-in classifier, chosen by out-of-fold log loss.
 pub const C_GRID: &[f64] = &[0.01, 0.1, 1.0, 10.0];
 
-/// Default seed of the cross-validation folds.
-pub const DEFAULT_SEED: u64 = 0x00C1_EA57;
-
 /// How a row's given label is scored from its predicted probabilities (cleanlab's ranking
 /// methods; all lower = worse label, turned into `1 - quality`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,7 +115,7 @@ impl Default for ConfidentLearningParams {
     fn default() -> Self {
         Self(ConfidentLearningValidParams {
             folds: 5,
-            seed: DEFAULT_SEED,
+            seed: poisonguard_core::DEFAULT_SEED,
             c: None,
             max_iter: 100,
             ranking: Ranking::SelfConfidence,

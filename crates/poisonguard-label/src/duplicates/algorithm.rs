@@ -27,8 +27,23 @@ pub struct Duplicates {
 }
 
 impl Duplicates {
-    /// The detector's id, `duplicates`.
-    pub const ID: DetectorId = DetectorId::new("duplicates");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("duplicates"),
+        family: poisonguard_core::Family::Label,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::Global,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::Raw,
+        training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
+        randomized: false,
+        score: "size of the row's near-duplicate group, + the flood fence when the group's labels conflict",
+        auto_threshold: "the flood fence: groups with conflicting labels or beyond the fence of group sizes",
+        paper: "near-duplicate flooding, ISO/IEC 27090; groups by a radius read off the nearest-neighbour distances",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -142,11 +157,10 @@ fn flagged_group_excess(
         low: rows,
         high: rows,
         level: ESTIMATE_LEVEL,
-        method: vec![
-            "duplicates: copies beyond one original in flooding groups, minority labels in \
-             conflicting groups"
-                .into(),
-        ],
+        method: vec![poisonguard_core::EstimateMethod::new(
+            Duplicates::ID,
+            "copies beyond one original in flooding groups, minority labels in conflicting groups",
+        )],
     }
 }
 
@@ -236,7 +250,7 @@ fn explain(
 impl Detector for DuplicatesValidParams {
     type Fitted = Duplicates;
     type Error = crate::Error;
-    const ID: DetectorId = Duplicates::ID;
+    const INFO: poisonguard_core::DetectorInfo = Duplicates::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<Duplicates> {
         self.fit_with(data, None)

@@ -21,8 +21,23 @@ pub struct KnnLabel {
 }
 
 impl KnnLabel {
-    /// The detector's id, `knn_label`.
-    pub const ID: DetectorId = DetectorId::new("knn_label");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("knn_label"),
+        family: poisonguard_core::Family::Label,
+        needs_labels: true,
+        scope: poisonguard_core::FitScope::Global,
+        space: poisonguard_core::FeatureSpace::Standardized,
+        graph: poisonguard_core::GraphNeed::Standardized,
+        training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
+        randomized: false,
+        score: "-log10 p of a sign test that the plurality label of the row's k nearest neighbours (standardized features, k = sqrt of the smallest class size in [5, 50]) outvotes its own",
+        auto_threshold: "p < 0.05: -log10(0.05)",
+        paper: "N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -157,7 +172,10 @@ impl KnnLabelValidParams {
                     map.values()[c].clone(),
                     rows.len(),
                     contradicted,
-                    vec![("contradicted_share", contradicted), ("mean_agreement", agreement)],
+                    vec![
+                        (poisonguard_core::ClassStatistic::ContradictedShare, contradicted),
+                        (poisonguard_core::ClassStatistic::MeanAgreement, agreement),
+                    ],
                 )
             })
             .collect();
@@ -175,7 +193,7 @@ impl KnnLabelValidParams {
 impl Detector for KnnLabelValidParams {
     type Fitted = KnnLabel;
     type Error = crate::Error;
-    const ID: DetectorId = KnnLabel::ID;
+    const INFO: poisonguard_core::DetectorInfo = KnnLabel::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<KnnLabel> {
         self.fit_with(data, None)

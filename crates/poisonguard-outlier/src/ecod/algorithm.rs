@@ -1,5 +1,5 @@
 use ndarray::{ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason};
+use poisonguard_core::Reason;
 
 use super::hyperparams::EcodModelParams;
 use crate::error::Result;
@@ -96,7 +96,19 @@ fn accumulate(n_cols: usize, scores: &mut [f64], column: impl Fn(usize) -> Vec<f
 
 impl OutlierModel for EcodModel {
     type Params = EcodModelParams;
-    const ID: DetectorId = DetectorId::new("ecod");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("ecod"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: false,
+        score: "sum over features of -ln of the row's empirical tail probability",
+        auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
+        paper: "Z. Li, Y. Zhao, X. Hu, N. Botta, C. Ionescu, G. H. Chen. ECOD: Unsupervised Outlier Detection Using Empirical Cumulative Distribution Functions. IEEE TKDE 2022",
+    };
 
     fn min_rows(_: &Self::Params) -> usize {
         2

@@ -1,5 +1,5 @@
 use ndarray::{ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason};
+use poisonguard_core::Reason;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -157,7 +157,19 @@ impl IsolationForestModel {
 
 impl OutlierModel for IsolationForestModel {
     type Params = IsolationForestModelParams;
-    const ID: DetectorId = DetectorId::new("isolation_forest");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("isolation_forest"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: true,
+        score: "2^(-E[h]/c(256)): how few random splits isolate the row (100 trees of 256 rows)",
+        auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
+        paper: "F. T. Liu, K. M. Ting, Z.-H. Zhou. Isolation Forest. ICDM 2008",
+    };
 
     fn min_rows(_: &Self::Params) -> usize {
         2

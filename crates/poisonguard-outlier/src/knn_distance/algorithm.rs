@@ -1,5 +1,5 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, KnnGraph, Reason};
+use poisonguard_core::{KnnGraph, Reason};
 use poisonguard_neighbors::{exact_knn, exact_knn_query};
 
 use super::hyperparams::{KnnDistanceModelParams, KnnStatistic};
@@ -35,7 +35,19 @@ fn scores(graph: &KnnGraph, stat: KnnStatistic) -> Vec<f64> {
 
 impl OutlierModel for KnnDistanceModel {
     type Params = KnnDistanceModelParams;
-    const ID: DetectorId = DetectorId::new("knn_distance");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("knn_distance"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::Raw,
+        training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
+        randomized: false,
+        score: "distance to the k-th (or mean, median of the k) nearest neighbours, k = 5",
+        auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
+        paper: "S. Ramaswamy, R. Rastogi, K. Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000",
+    };
 
     fn min_rows(params: &Self::Params) -> usize {
         params.k + 1

@@ -1,5 +1,5 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, KnnGraph, Reason};
+use poisonguard_core::{KnnGraph, Reason};
 use poisonguard_neighbors::{exact_knn, exact_knn_query};
 
 use super::hyperparams::LofModelParams;
@@ -39,7 +39,19 @@ fn lof_of(graph: &KnnGraph, i: usize, lrd_i: f64, lrd: &[f64]) -> f64 {
 
 impl OutlierModel for LofModel {
     type Params = LofModelParams;
-    const ID: DetectorId = DetectorId::new("lof");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("lof"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::Raw,
+        training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
+        randomized: false,
+        score: "local outlier factor, k = 20: the neighbours' local density over the row's",
+        auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
+        paper: "M. M. Breunig, H.-P. Kriegel, R. T. Ng, J. Sander. LOF: Identifying Density-Based Local Outliers. SIGMOD 2000",
+    };
 
     fn min_rows(params: &Self::Params) -> usize {
         params.k + 1

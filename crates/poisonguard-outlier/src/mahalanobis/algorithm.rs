@@ -1,6 +1,6 @@
 use faer::Mat;
 use ndarray::{ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason, ScoreNull};
+use poisonguard_core::{Reason, ScoreNull};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -260,7 +260,19 @@ fn to_f64(x: ArrayView2<'_, f32>) -> Mat<f64> {
 
 impl OutlierModel for MahalanobisModel {
     type Params = MahalanobisModelParams;
-    const ID: DetectorId = DetectorId::new("mahalanobis");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("mahalanobis"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: true,
+        score: "squared robust Mahalanobis distance from the FAST-MCD centre (re-weighted)",
+        auto_threshold: "99% quantile of chi-square(d), scaled up when the median score exceeds the law's",
+        paper: "P. J. Rousseeuw, K. Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999",
+    };
 
     fn min_rows(_: &Self::Params) -> usize {
         2

@@ -1,6 +1,6 @@
 use faer::Mat;
 use ndarray::{ArrayView1, ArrayView2};
-use poisonguard_core::{DetectorId, Reason};
+use poisonguard_core::Reason;
 
 use super::hyperparams::PcaModelParams;
 use crate::error::{Error, Result};
@@ -48,7 +48,19 @@ impl PcaModel {
 
 impl OutlierModel for PcaModel {
     type Params = PcaModelParams;
-    const ID: DetectorId = DetectorId::new("pca");
+    const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("pca"),
+        family: poisonguard_core::Family::Outlier,
+        needs_labels: false,
+        scope: poisonguard_core::FitScope::GlobalOrPerClass,
+        space: poisonguard_core::FeatureSpace::Standardized,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: false,
+        score: "weighted distance of the standardized row to every principal axis (PyOD's PCA score)",
+        auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
+        paper: "M.-L. Shyu, S.-C. Chen, K. Sarinnapakorn, L. Chang. A Novel Anomaly Detection Scheme Based on Principal Component Classifier. ICDM 2003",
+    };
 
     fn min_rows(_: &Self::Params) -> usize {
         2

@@ -195,8 +195,23 @@ pub struct ActivationClustering {
 }
 
 impl ActivationClustering {
-    /// The detector's id, `activation_clustering`.
-    pub const ID: DetectorId = DetectorId::new("activation_clustering");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("activation_clustering"),
+        family: poisonguard_core::Family::Spectral,
+        needs_labels: true,
+        scope: poisonguard_core::FitScope::PerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: true,
+        score: "position of the row toward the smaller of two k-means clusters of its class (PCA to 10); rows score only in classes declared attacked",
+        auto_threshold: "0: rows on the small cluster's side in a class declared attacked",
+        paper: "B. Chen, W. Carvalho, N. Baracaldo, H. Ludwig, B. Edwards, T. Lee, I. Molloy, B. Srivastava. Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering. AAAI SafeAI 2019",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -220,10 +235,10 @@ impl ActivationClustering {
 impl Detector for ActivationClusteringValidParams {
     type Fitted = ActivationClustering;
     type Error = Error;
-    const ID: DetectorId = ActivationClustering::ID;
+    const INFO: poisonguard_core::DetectorInfo = ActivationClustering::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<ActivationClustering> {
-        let labels = data.require_classes(Self::ID.as_str())?;
+        let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
@@ -274,10 +289,10 @@ impl Detector for ActivationClusteringValidParams {
                 rows.len(),
                 if small { z.unwrap_or(0.0) } else { 0.0 },
                 vec![
-                    ("attacked", f64::from(u8::from(attacked))),
-                    ("smaller_share", fit.share),
-                    ("silhouette", fit.silhouette),
-                    ("verdict_z", z.unwrap_or(f64::NAN)),
+                    (poisonguard_core::ClassStatistic::Attacked, f64::from(u8::from(attacked))),
+                    (poisonguard_core::ClassStatistic::SmallerShare, fit.share),
+                    (poisonguard_core::ClassStatistic::Silhouette, fit.silhouette),
+                    (poisonguard_core::ClassStatistic::VerdictZ, z.unwrap_or(f64::NAN)),
                 ],
             ));
             classes.push(Some(fit));

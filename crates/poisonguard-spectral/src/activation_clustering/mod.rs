@@ -40,9 +40,6 @@ pub use algorithm::ActivationClustering;
 
 use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 
-/// Default seed of the k-means restarts.
-pub const DEFAULT_SEED: u64 = 0xAC_C1u64;
-
 /// Checked hyperparameters of [`ActivationClustering`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivationClusteringValidParams {
@@ -104,7 +101,7 @@ impl Default for ActivationClusteringParams {
             n_init: 10,
             size_threshold: 0.35,
             silhouette_threshold: None,
-            seed: DEFAULT_SEED,
+            seed: poisonguard_core::DEFAULT_SEED,
             flag_all_classes: false,
             threshold: ThresholdRule::Auto,
         })

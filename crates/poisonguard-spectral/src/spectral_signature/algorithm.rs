@@ -55,8 +55,23 @@ pub struct SpectralSignature {
 }
 
 impl SpectralSignature {
-    /// The detector's id, `spectral_signature`.
-    pub const ID: DetectorId = DetectorId::new("spectral_signature");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("spectral_signature"),
+        family: poisonguard_core::Family::Spectral,
+        needs_labels: true,
+        scope: poisonguard_core::FitScope::PerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: true,
+        score: "squared projection of the centred row onto its class's top singular direction, in units of the class's robust variance along it",
+        auto_threshold: "99% quantile of chi-square(1)",
+        paper: "B. Tran, J. Li, A. Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -107,10 +122,10 @@ fn fit_class(
 impl Detector for SpectralSignatureValidParams {
     type Fitted = SpectralSignature;
     type Error = Error;
-    const ID: DetectorId = SpectralSignature::ID;
+    const INFO: poisonguard_core::DetectorInfo = SpectralSignature::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<SpectralSignature> {
-        let labels = data.require_classes(Self::ID.as_str())?;
+        let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
@@ -140,10 +155,10 @@ impl Detector for SpectralSignatureValidParams {
                 rows.len(),
                 inflation,
                 vec![
-                    ("variance_inflation", inflation),
-                    ("spectral_ratio", ratio),
-                    ("explained_variance", explained),
-                    ("top_eigenvalue", eig.lambda1),
+                    (poisonguard_core::ClassStatistic::VarianceInflation, inflation),
+                    (poisonguard_core::ClassStatistic::SpectralRatio, ratio),
+                    (poisonguard_core::ClassStatistic::ExplainedVariance, explained),
+                    (poisonguard_core::ClassStatistic::TopEigenvalue, eig.lambda1),
                 ],
             ));
             classes.push(Some(fit));
@@ -162,9 +177,12 @@ impl Detector for SpectralSignatureValidParams {
                 at_risk,
                 AUTO_ALPHA,
                 ESTIMATE_LEVEL,
-                format!(
-                    "spectral_signature: flagged rows beyond the {AUTO_ALPHA} false-flag rate of \
-                     its chi-square(1) threshold among {at_risk} scored rows"
+                poisonguard_core::EstimateMethod::new(
+                    SpectralSignature::ID,
+                    format!(
+                        "flagged rows beyond the {AUTO_ALPHA} false-flag rate of its \
+                         chi-square(1) threshold among {at_risk} scored rows"
+                    ),
                 ),
             )
         });

@@ -1,7 +1,5 @@
 use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 
-/// Default seed of the random start of the subspace iteration.
-pub const DEFAULT_SEED: u64 = 0x5EED_5EED;
 /// Default cap on subspace iterations per class.
 pub const DEFAULT_MAX_ITER: usize = 300;
 /// Default relative tolerance on the top two eigenvalues between iterations.
@@ -67,7 +65,7 @@ pub struct SpectralSignatureParams(SpectralSignatureValidParams);
 impl Default for SpectralSignatureParams {
     fn default() -> Self {
         Self(SpectralSignatureValidParams {
-            seed: DEFAULT_SEED,
+            seed: poisonguard_core::DEFAULT_SEED,
             max_iter: DEFAULT_MAX_ITER,
             tol: DEFAULT_TOL,
             threshold: ThresholdRule::Auto,

@@ -44,6 +44,6 @@ mod hyperparams;
 
 pub use algorithm::SpectralSignature;
 pub use hyperparams::{
-    DEFAULT_MAX_ITER, DEFAULT_SEED, DEFAULT_TOL, SignatureScore, SpectralSignatureParams,
+    DEFAULT_MAX_ITER, DEFAULT_TOL, SignatureScore, SpectralSignatureParams,
     SpectralSignatureValidParams,
 };

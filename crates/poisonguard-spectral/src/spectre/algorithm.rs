@@ -289,8 +289,23 @@ pub struct Spectre {
 }
 
 impl Spectre {
-    /// The detector's id, `spectre`.
-    pub const ID: DetectorId = DetectorId::new("spectre");
+    /// What the detector declares about itself (see `poisonguard detectors`).
+    pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
+        id: poisonguard_core::DetectorId::new("spectre"),
+        family: poisonguard_core::Family::Spectral,
+        needs_labels: true,
+        scope: poisonguard_core::FitScope::PerClass,
+        space: poisonguard_core::FeatureSpace::Raw,
+        graph: poisonguard_core::GraphNeed::None,
+        training_scores: poisonguard_core::TrainingScores::InSample,
+        randomized: true,
+        score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
+        auto_threshold: "99% quantile of the scores of the classes not declared attacked",
+        paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
+    };
+
+    /// The detector's id.
+    pub const ID: DetectorId = Self::INFO.id;
 
     /// Default hyperparameters.
     ///
@@ -314,10 +329,10 @@ impl Spectre {
 impl Detector for SpectreValidParams {
     type Fitted = Spectre;
     type Error = Error;
-    const ID: DetectorId = Spectre::ID;
+    const INFO: poisonguard_core::DetectorInfo = Spectre::INFO;
 
     fn fit(&self, data: &Dataset) -> Result<Spectre> {
-        let labels = data.require_classes(Self::ID.as_str())?;
+        let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
@@ -397,12 +412,12 @@ impl Detector for SpectreValidParams {
                 rows.len(),
                 z.unwrap_or(0.0),
                 vec![
-                    ("attacked", f64::from(u8::from(attacked))),
-                    ("verdict_z", z.unwrap_or(f64::NAN)),
-                    ("variance_inflation", inflation),
-                    ("dims", k),
-                    ("excess_variance", excess),
-                    ("top_whitened_eigenvalue", top),
+                    (poisonguard_core::ClassStatistic::Attacked, f64::from(u8::from(attacked))),
+                    (poisonguard_core::ClassStatistic::VerdictZ, z.unwrap_or(f64::NAN)),
+                    (poisonguard_core::ClassStatistic::VarianceInflation, inflation),
+                    (poisonguard_core::ClassStatistic::Dims, k),
+                    (poisonguard_core::ClassStatistic::ExcessVariance, excess),
+                    (poisonguard_core::ClassStatistic::TopWhitenedEigenvalue, top),
                 ],
             ));
             classes.push(Some(fit));
@@ -419,10 +434,13 @@ impl Detector for SpectreValidParams {
                 at_risk,
                 AUTO_ALPHA,
                 ESTIMATE_LEVEL,
-                format!(
-                    "spectre: flagged rows beyond the {AUTO_ALPHA} false-flag rate of its \
-                     threshold (the other classes' 99% quantile) among the {at_risk} rows of \
-                     classes it may flag"
+                poisonguard_core::EstimateMethod::new(
+                    Spectre::ID,
+                    format!(
+                        "flagged rows beyond the {AUTO_ALPHA} false-flag rate of its threshold \
+                         (the other classes' 99% quantile) among the {at_risk} rows of classes it \
+                         may flag"
+                    ),
                 ),
             )
         });

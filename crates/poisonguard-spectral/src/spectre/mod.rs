@@ -82,9 +82,6 @@ pub use algorithm::Spectre;
 
 use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 
-/// Default seed of the robust covariance estimates.
-pub const DEFAULT_SEED: u64 = 0x5EC7_0E00;
-
 /// Checked hyperparameters of [`Spectre`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectreValidParams {
@@ -138,7 +135,7 @@ impl Default for SpectreParams {
             alpha: 4.0,
             max_dims: 100,
             max_poison_share: 0.1,
-            seed: DEFAULT_SEED,
+            seed: poisonguard_core::DEFAULT_SEED,
             flag_all_classes: false,
             threshold: ThresholdRule::Auto,
         })

@@ -1,0 +1,117 @@
+//! [`DetectorInfo`]: what a detector declares about itself, once, beside its code. The audit's
+//! detector list, the default set, the vote groups, the CLI's help and `poisonguard detectors`
+//! and the README's detector table are all read from these declarations.
+
+use std::fmt;
+
+use crate::detection::DetectorId;
+
+/// The family of evidence a detector gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Is this row unlike the rest (of its class)? Natural outliers exist in every clean table,
+    /// so an outlier score alone is weak evidence of poisoning.
+    Outlier,
+    /// Does this row's label disagree with its neighbourhood, a model, or its near-duplicates?
+    Label,
+    /// Does a class carry a hidden sub-population along few directions?
+    Spectral,
+}
+
+impl Family {
+    /// The family's lower-case name (`outlier`, `label`, `spectral`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Family::Outlier => "outlier",
+            Family::Label => "label",
+            Family::Spectral => "spectral",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Which rows one fitted model sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FitScope {
+    /// One model of all rows.
+    Global,
+    /// One model per class; a row is scored against its own class.
+    PerClass,
+    /// One model of all rows by default, one per class on request (`per_class(true)`).
+    GlobalOrPerClass,
+}
+
+/// The feature space a detector measures in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeatureSpace {
+    /// The features as given.
+    Raw,
+    /// Each feature centred and scaled to unit variance ([`Standardizer`](crate::Standardizer)),
+    /// so that no feature dominates by its unit.
+    Standardized,
+}
+
+/// The shared k-nearest-neighbour graph a detector reads, if any; an audit builds each graph
+/// once for every detector that needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GraphNeed {
+    /// No neighbour graph.
+    None,
+    /// A graph of the features as given.
+    Raw,
+    /// A graph of the standardized features.
+    Standardized,
+}
+
+/// How a detector scores the rows it was fitted on, against how it scores new rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrainingScores {
+    /// As new rows: scoring the training rows again gives the training scores.
+    InSample,
+    /// Each training row without itself (its neighbours exclude it); a training row scored
+    /// again as a new row finds itself at distance 0, so its score differs, its rank little.
+    LeaveOneOut,
+    /// Out of fold: each training row by models fitted without it (cross-fitting); new rows by
+    /// the mean of the fold models, which saw the training rows.
+    OutOfFold,
+}
+
+/// What a detector declares about itself: identity, family, the data it needs, how it fits,
+/// where its threshold comes from, and its paper.
+///
+/// Every detector has one, as [`Detector::INFO`](crate::Detector::INFO); nothing else restates
+/// these facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorInfo {
+    /// Stable snake_case id: report columns are `<id>_score`, `<id>_flagged`.
+    pub id: DetectorId,
+    /// The family of evidence.
+    pub family: Family,
+    /// Whether the detector needs labels (with at least two classes).
+    pub needs_labels: bool,
+    /// Which rows one fitted model sees.
+    pub scope: FitScope,
+    /// The feature space it measures in.
+    pub space: FeatureSpace,
+    /// The shared neighbour graph it reads.
+    pub graph: GraphNeed,
+    /// How its training scores relate to scoring the same rows again with `detect`.
+    pub training_scores: TrainingScores,
+    /// Whether its scores depend on the seed (random trees, subsamples, k-means starts, folds).
+    /// A randomized detector is deterministic for a given seed, but permuting the rows changes
+    /// which rows the seeded draws pick, so its scores are permutation-equivariant only in
+    /// distribution.
+    pub randomized: bool,
+    /// What a row's score means (higher = more suspicious), in one sentence.
+    pub score: &'static str,
+    /// What [`ThresholdRule::Auto`](crate::ThresholdRule::Auto) means for this detector: the
+    /// law of a clean row's score it uses, or the robust rule.
+    pub auto_threshold: &'static str,
+    /// The paper the algorithm follows (authors, title, venue, year).
+    pub paper: &'static str,
+}
