@@ -367,26 +367,27 @@ impl Audit {
         }
         // One kNN graph (of the features as given, and one of the standardized features) for
         // every detector that reads neighbours, built as the audit's `KnnMode` says. If it
-        // cannot be built (too few rows), each detector reports its own error.
+        // cannot be built (too few rows), each detector reports its own error. The two are built
+        // one after the other (each search is parallel inside), so that at most one working
+        // copy of the features exists beside them: the raw search centres a copy, the
+        // standardized one centres its standardized matrix in place and drops it.
         let raw_k = self.detectors.iter().filter_map(|d| d.knn_k()).max();
         let standardized_k = self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).max();
-        let (shared, standardized) = rayon::join(
-            || match raw_k {
-                Some(k) if k < data.n_samples() => {
-                    on_event(AuditEvent::SharedKnn(k));
-                    poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
-                }
-                _ => None,
-            },
-            || match standardized_k {
-                Some(k) if k < data.n_samples() => {
-                    on_event(AuditEvent::SharedStandardizedKnn(k));
-                    let z = Standardizer::fit(data.features()).transform(data.features());
-                    poisonguard_neighbors::knn_graph(z.view(), k, self.knn).ok()
-                }
-                _ => None,
-            },
-        );
+        let shared = match raw_k {
+            Some(k) if k < data.n_samples() => {
+                on_event(AuditEvent::SharedKnn(k));
+                poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
+            }
+            _ => None,
+        };
+        let standardized = match standardized_k {
+            Some(k) if k < data.n_samples() => {
+                on_event(AuditEvent::SharedStandardizedKnn(k));
+                let z = Standardizer::fit(data.features()).transform(data.features());
+                poisonguard_neighbors::knn_graph_owned(z, k, self.knn).ok()
+            }
+            _ => None,
+        };
         let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
         if let Some(g) = &standardized {
             ctx = ctx.and_standardized_knn(g);

@@ -56,7 +56,9 @@ fn check_scores(
 #[test]
 fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
     // measured: ROC-AUC 1.0000 / 0.9492, recall in class 0 1.00 / 1.00 (every class scored);
-    // verdict z of class 0 7.9 / 5.0 against a critical value of 5.8, next class 3.2 / 2.2
+    // verdict z of class 0 7.9 / 5.0 against a critical value of 5.8, next class 3.2 / 2.2. The
+    // embeddings' class 0 is not declared today; the test asks only that it ranks first, so a
+    // verdict that catches it passes (it used to pin the miss).
     for (name, declared) in [
         ("poisoned/digits_badnets.parquet", true),
         ("poisoned/digits_badnets_embeddings.parquet", false),
@@ -68,7 +70,9 @@ fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
         let top =
             fit.class_findings().iter().max_by(|a, b| a.score().total_cmp(&b.score())).unwrap();
         assert_eq!(top.label().to_string(), "0", "{name}");
-        assert_eq!(top.attacked(), Some(declared), "{name}");
+        if declared {
+            assert_eq!(top.attacked(), Some(true), "{name}");
+        }
         // every flagged row lies in a class declared attacked
         let attacked: Vec<String> = fit
             .class_findings()

@@ -241,6 +241,10 @@ impl Attack {
     /// # Errors
     /// [`Error::Spec`] naming the spec and the problem.
     pub fn parse(spec: &str) -> Result<Attack, Error> {
+        /// Largest side of a square image a patch attack accepts.
+        const MAX_PATCH_SIDE: usize = 1 << 16;
+        /// Largest number of copies or sources.
+        const MAX_COUNT: usize = 1 << 20;
         let bad = |message: String| Error::Spec { spec: spec.to_string(), message };
         let (kind, args) = spec.split_once(':').unwrap_or((spec, ""));
         let args = pairs(args);
@@ -264,10 +268,25 @@ impl Attack {
             return Err(bad(format!("unknown argument {k:?}; allowed: {}", known.join(", "))));
         }
         let get = |k: &str| args.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        // every number is finite and within f32's range (features are f32)
         let num = |k: &str, default: Option<f64>| -> Result<f64, Error> {
-            match get(k) {
-                Some(v) => v.parse::<f64>().map_err(|_| bad(format!("{k}={v} is not a number"))),
-                None => default.ok_or_else(|| bad(format!("{k}= is required"))),
+            let v = match get(k) {
+                Some(v) => v.parse::<f64>().map_err(|_| bad(format!("{k}={v} is not a number")))?,
+                None => default.ok_or_else(|| bad(format!("{k}= is required")))?,
+            };
+            if v.is_finite() && v.abs() <= f64::from(f32::MAX) {
+                Ok(v)
+            } else {
+                Err(bad(format!("{k}={v} must be a finite number")))
+            }
+        };
+        // counts are whole numbers in a stated range, so nothing allocates without bound
+        let count = |k: &str, default: f64, min: usize, max: usize| -> Result<usize, Error> {
+            let v = num(k, Some(default))?;
+            if v.fract() == 0.0 && v >= min as f64 && v <= max as f64 {
+                Ok(v as usize)
+            } else {
+                Err(bad(format!("{k}={v} must be a whole number in [{min}, {max}]")))
             }
         };
         let share = |k: &str, v: f64| -> Result<f64, Error> {
@@ -276,8 +295,8 @@ impl Attack {
         let target =
             || get("target").map(label_of).ok_or_else(|| bad("target= is required".into()));
         let patch = || -> Result<Patch, Error> {
-            let side = num("side", Some(8.0))? as usize;
-            let size = num("size", Some(2.0))? as usize;
+            let side = count("side", 8.0, 1, MAX_PATCH_SIDE)?;
+            let size = count("size", 2.0, 1, MAX_PATCH_SIDE)?;
             if size == 0 || size > side {
                 return Err(bad(format!("patch size {size} must lie in [1, side = {side}]")));
             }
@@ -327,22 +346,16 @@ impl Attack {
                 rate: share("rate", num("rate", None)?)?,
             },
             "flood" => {
-                let copies = num("copies", Some(30.0))?;
+                let copies = count("copies", 30.0, 1, MAX_COUNT)?;
                 let jitter = num("jitter", Some(0.0))?;
-                if copies < 1.0 || jitter < 0.0 {
-                    return Err(bad("copies must be >= 1 and jitter >= 0".into()));
+                if jitter < 0.0 {
+                    return Err(bad(format!("jitter={jitter} must be >= 0")));
                 }
-                Attack::Flood { copies: copies as usize, jitter: jitter as f32 }
+                Attack::Flood { copies, jitter: jitter as f32 }
             }
             "source" => {
-                let sources = num("sources", Some(10.0))?;
-                if sources < 2.0 {
-                    return Err(bad(format!("sources={sources} must be at least 2")));
-                }
-                Attack::Source {
-                    sources: sources as usize,
-                    rate: share("rate", num("rate", Some(0.4))?)?,
-                }
+                let sources = count("sources", 10.0, 2, MAX_COUNT)?;
+                Attack::Source { sources, rate: share("rate", num("rate", Some(0.4))?)? }
             }
             _ => {
                 let scale = num("scale", Some(3.0))?;
@@ -594,6 +607,18 @@ mod tests {
             ("badnets:eps=0.1", "target= is required"),
             ("badnets:target=0,colour=red", "unknown argument"),
             ("badnets:target=0,size=9", "patch size"),
+            // non-finite and unbounded numbers: a clear error, never a panic or a huge allocation
+            ("flip:NaN", "rate=NaN must lie in (0, 1)"),
+            ("blend:target=0,alpha=inf", "must be a finite number"),
+            ("badnets:target=0,side=4294967296", "whole number in [1, 65536]"),
+            ("badnets:target=0,side=8.5", "whole number"),
+            ("badnets:target=0,value=1e39", "must be a finite number"),
+            ("flood:copies=inf", "must be a finite number"),
+            ("flood:copies=1e12", "whole number in [1, 1048576]"),
+            ("flood:copies=0", "whole number in [1, 1048576]"),
+            ("flood:jitter=-1", "jitter=-1 must be >= 0"),
+            ("source:sources=1", "whole number in [2, 1048576]"),
+            ("off-manifold:scale=-inf", "must be a finite number"),
         ] {
             let e = Attack::parse(spec).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains(spec), "{e}");

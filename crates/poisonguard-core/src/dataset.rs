@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::DataError;
@@ -197,7 +199,9 @@ impl Labels {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    features: Array2<f32>,
+    /// Shared, so that a fitted detector can keep the training rows it needs for `detect`
+    /// without copying them (cloning a dataset shares them too).
+    features: Arc<Array2<f32>>,
     labels: Option<Labels>,
     ids: Option<Vec<String>>,
     sources: Option<Vec<String>>,
@@ -227,7 +231,7 @@ impl Dataset {
             }
         }
         Ok(Self {
-            features,
+            features: Arc::new(features),
             labels: None,
             ids: None,
             sources: None,
@@ -303,7 +307,7 @@ impl Dataset {
     pub fn select_rows(&self, rows: &[usize]) -> Dataset {
         let pick = |v: &Vec<String>| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
         Dataset {
-            features: self.features.select(ndarray::Axis(0), rows),
+            features: Arc::new(self.features.select(ndarray::Axis(0), rows)),
             labels: self.labels.as_ref().map(|l| Labels {
                 ids: rows.iter().map(|&i| l.ids[i]).collect(),
                 map: l.map.clone(),
@@ -364,6 +368,12 @@ impl Dataset {
     /// The feature matrix, `n_samples x n_features`.
     pub fn features(&self) -> ArrayView2<'_, f32> {
         self.features.view()
+    }
+
+    /// The feature matrix, shared (no copy): what a fitted detector keeps to score new rows
+    /// against its training rows.
+    pub fn shared_features(&self) -> Arc<Array2<f32>> {
+        Arc::clone(&self.features)
     }
 
     /// Number of rows.

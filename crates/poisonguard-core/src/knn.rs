@@ -48,6 +48,16 @@ impl KnnGraph {
         &self.distances[i * self.k..(i + 1) * self.k]
     }
 
+    /// The same graph with every distance multiplied by `factor` (> 0): a search run on rows
+    /// scaled by `1 / factor` (to keep squared norms in f32 range) reports distances in the
+    /// original units.
+    pub fn scale_distances(mut self, factor: f32) -> Self {
+        if factor != 1.0 {
+            self.distances.iter_mut().for_each(|d| *d *= factor);
+        }
+        self
+    }
+
     /// The graph restricted to the first `k` neighbours of every row (`k <= self.k()`), so that
     /// one search serves detectors with different `k`.
     ///

@@ -98,7 +98,59 @@ pub enum Error {
         /// 0-based data row.
         row: usize,
         /// The value.
-        value: f32,
+        value: f64,
+    },
+    /// A finite feature value beyond the range of f32, the type features are held in.
+    #[error(
+        "{path}: column {column:?}, row {row}: value {value:e} is beyond the f32 range of features \
+         (+-3.4e38); rescale the column"
+    )]
+    OutOfF32Range {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A Parquet column the load needs has a type this build cannot read.
+    #[error(
+        "{path}: column {column:?} has Parquet type {dtype}, which poisonguard cannot read; \
+         --exclude it, or name the features with --features"
+    )]
+    UnsupportedColumnType {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Its Arrow type, rendered.
+        dtype: String,
+    },
+    /// A column name appears twice in the header, or twice in a column list.
+    #[error("{path}: column {column:?} appears twice {place}; every column needs its own name")]
+    DuplicateColumn {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Where: "in the header" or "in --features".
+        place: &'static str,
+    },
+    /// An integer label that does not fit a 64-bit signed integer.
+    #[error(
+        "{path}: label column {column:?}, row {row}: {value} does not fit a 64-bit signed integer"
+    )]
+    LabelOverflow {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+        /// The value, rendered.
+        value: String,
     },
     /// The label column has a type that is neither integer nor string.
     #[error(

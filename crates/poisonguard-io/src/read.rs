@@ -111,11 +111,88 @@ impl Table {
 /// ```
 pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     let path = path.as_ref();
-    let frame = read_frame(path)?;
+    let (frame, names) = read_columns(path, Some(opts))?;
+    check_named_columns(&path.display().to_string(), &names, opts)?;
     table_from_frame(path, &frame, opts)
 }
 
+/// Reads every column of the file.
 pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
+    read_columns(path, None).map(|(frame, _)| frame)
+}
+
+/// Every column `opts` names (roles, features, excluded) is one of the file's `names`.
+fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Result<()> {
+    let roles = [
+        (&opts.label, "label"),
+        (&opts.id, "id"),
+        (&opts.source, "source"),
+        (&opts.truth, "truth"),
+    ];
+    let named = roles
+        .iter()
+        .filter_map(|(c, role)| c.as_ref().map(|c| (c, *role)))
+        .chain(opts.features.iter().flatten().map(|c| (c, "feature")))
+        .chain(opts.exclude.iter().map(|c| (c, "excluded")));
+    for (column, role) in named {
+        if !names.contains(column) {
+            return Err(Error::MissingColumn {
+                path: path.to_string(),
+                column: column.clone(),
+                role,
+                available: list_names(names),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The columns a load with `opts` reads among `names`: the role columns, then the features
+/// (`--features`, or every column without a role that is not excluded), in file order.
+fn needed_columns(names: &[String], opts: &LoadOptions) -> Vec<String> {
+    let roles = [&opts.label, &opts.id, &opts.source, &opts.truth];
+    names
+        .iter()
+        .filter(|c| {
+            let role = roles.iter().any(|r| r.as_ref() == Some(*c));
+            let feature = match &opts.features {
+                Some(list) => list.contains(c),
+                None => !opts.exclude.contains(c),
+            };
+            role || feature
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether polars reads a Parquet column of this type (with the dtypes this crate enables).
+fn readable(dtype: &ArrowDataType) -> bool {
+    use ArrowDataType as A;
+    matches!(
+        dtype,
+        A::Null
+            | A::Boolean
+            | A::Int8
+            | A::Int16
+            | A::Int32
+            | A::Int64
+            | A::UInt8
+            | A::UInt16
+            | A::UInt32
+            | A::UInt64
+            | A::Float32
+            | A::Float64
+            | A::Utf8
+            | A::LargeUtf8
+            | A::Utf8View
+    )
+}
+
+/// Reads the file; for Parquet, only the columns a load with `opts` uses (all with `None`), so
+/// that an unused column of a type this build cannot read (struct, decimal, float16, lists) is
+/// never touched, and a used one is named in a clear error instead of failing inside the reader.
+/// Returns the frame and the names of all the file's columns.
+fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, Vec<String>)> {
     let shown = path.display().to_string();
     let format = Format::of(path, false)?;
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
@@ -127,7 +204,11 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
     }
     let parse = |format: &'static str| {
         let path = shown.clone();
-        move |e: PolarsError| Error::Parse { path, format, message: e.to_string() }
+        // polars' first line says what is wrong; the rest is advice for its Python options
+        move |e: PolarsError| {
+            let message = e.to_string().lines().next().unwrap_or_default().trim().to_string();
+            Error::Parse { path, format, message }
+        }
     };
     let frame = match format {
         Format::Csv => CsvReadOptions::default()
@@ -137,15 +218,58 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
             .with_infer_schema_length(None)
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
             .and_then(|r| r.finish())
-            .map_err(parse("CSV"))?,
+            .map_err(parse("CSV"))
+            .and_then(|frame| check_unique_header(&shown, frame))
+            .map(|frame| {
+                let names = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+                (frame, names)
+            })?,
         _ => {
             let file =
                 File::open(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
-            ParquetReader::new(file).finish().map_err(parse("Parquet"))?
+            let mut reader = ParquetReader::new(file);
+            let schema = reader.schema().map_err(parse("Parquet"))?;
+            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+            let wanted = match opts {
+                Some(o) => needed_columns(&names, o),
+                None => names.clone(),
+            };
+            for field in schema.iter_values() {
+                if wanted.iter().any(|w| w == field.name.as_str()) && !readable(field.dtype()) {
+                    return Err(Error::UnsupportedColumnType {
+                        path: shown,
+                        column: field.name.to_string(),
+                        dtype: format!("{:?}", field.dtype()),
+                    });
+                }
+            }
+            // a projection that names no column would read them all: keep the first
+            let wanted =
+                if wanted.is_empty() { names.iter().take(1).cloned().collect() } else { wanted };
+            let frame = reader.with_columns(Some(wanted)).finish().map_err(parse("Parquet"))?;
+            (frame, names)
         }
     };
-    if frame.height() == 0 {
+    if frame.0.height() == 0 {
         return Err(Error::NoRows { path: shown });
+    }
+    Ok(frame)
+}
+
+/// polars renames a repeated CSV header `a` to `a_duplicated_0`, `a_duplicated_1`, ...; both
+/// would become features. A repeated name is an error instead.
+fn check_unique_header(path: &str, frame: DataFrame) -> Result<DataFrame> {
+    let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    for name in &names {
+        if let Some((base, n)) = name.rsplit_once("_duplicated_") {
+            if n.parse::<usize>().is_ok() && names.iter().any(|c| c == base) {
+                return Err(Error::DuplicateColumn {
+                    path: path.to_string(),
+                    column: base.to_string(),
+                    place: "in the header",
+                });
+            }
+        }
     }
     Ok(frame)
 }
@@ -154,7 +278,11 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
 const LISTED_COLUMNS: usize = 12;
 
 fn column_list(frame: &DataFrame) -> String {
-    let names: Vec<&str> = frame.get_column_names().iter().map(|s| s.as_str()).collect();
+    let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    list_names(&names)
+}
+
+fn list_names(names: &[String]) -> String {
     if names.len() <= LISTED_COLUMNS {
         names.join(", ")
     } else {
@@ -200,13 +328,17 @@ fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Resul
             });
         }
     }
-    for c in &opts.exclude {
-        get(frame, p, c, "excluded")?;
-    }
 
     let feature_names: Vec<String> = match &opts.features {
         Some(list) => {
-            for c in list {
+            for (k, c) in list.iter().enumerate() {
+                if list[..k].contains(c) {
+                    return Err(Error::DuplicateColumn {
+                        path: shown.clone(),
+                        column: c.clone(),
+                        place: "in --features",
+                    });
+                }
                 get(frame, p, c, "feature")?;
                 if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == c) {
                     return Err(Error::ColumnRoleConflict {
@@ -262,12 +394,13 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
         if !is_numeric(col.dtype()) {
             return Err(non_numeric(path, name, col));
         }
-        let cast = col.cast(&DataType::Float32).map_err(|e| Error::NonNumericColumn {
+        // read as f64 so that a finite value beyond f32's range is named as such, not as "inf"
+        let cast = col.cast(&DataType::Float64).map_err(|e| Error::NonNumericColumn {
             path: path.to_string(),
             column: name.clone(),
             detail: e.to_string(),
         })?;
-        let values = cast.f32().map_err(|e| Error::NonNumericColumn {
+        let values = cast.f64().map_err(|e| Error::NonNumericColumn {
             path: path.to_string(),
             column: name.clone(),
             detail: e.to_string(),
@@ -286,7 +419,15 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
                     value: v,
                 });
             }
-            x[[i, j]] = v;
+            if v.abs() > f64::from(f32::MAX) {
+                return Err(Error::OutOfF32Range {
+                    path: path.to_string(),
+                    column: name.clone(),
+                    row: i,
+                    value: v,
+                });
+            }
+            x[[i, j]] = v as f32;
         }
     }
     Ok(x)
@@ -323,12 +464,28 @@ fn label_values(path: &str, col: &Column) -> Result<Vec<LabelValue>> {
         })?;
         ca.iter()
             .enumerate()
-            .map(|(i, v)| v.map(LabelValue::Int).ok_or_else(|| missing(i)))
+            .map(|(i, v)| match v {
+                Some(v) => Ok(LabelValue::Int(v)),
+                // an unsigned value above i64::MAX casts to null: name it, not "missing"
+                None => match col.get(i) {
+                    Ok(AnyValue::Null) | Err(_) => Err(missing(i)),
+                    Ok(value) => Err(Error::LabelOverflow {
+                        path: path.to_string(),
+                        column: name.clone(),
+                        row: i,
+                        value: value.to_string(),
+                    }),
+                },
+            })
             .collect()
     } else if let Ok(ca) = col.str() {
+        // Leading and trailing whitespace is a formatting artefact (`"cat, dog"` in a CSV), not
+        // a different class: string labels are trimmed.
         ca.iter()
             .enumerate()
-            .map(|(i, v)| v.map(|s| LabelValue::Str(s.to_string())).ok_or_else(|| missing(i)))
+            .map(|(i, v)| {
+                v.map(|s| LabelValue::Str(s.trim().to_string())).ok_or_else(|| missing(i))
+            })
             .collect()
     } else {
         Err(Error::LabelType {

@@ -193,3 +193,59 @@ fn kept_rows_round_trip_with_columns_and_types() {
         Err(Error::UnsupportedFormat { .. })
     ));
 }
+
+/// Writes `frame` as Parquet into `dir`.
+fn parquet(dir: &Path, name: &str, mut frame: DataFrame) -> PathBuf {
+    let p = dir.join(name);
+    let file = std::fs::File::create(&p).unwrap();
+    ParquetWriter::new(file).finish(&mut frame).unwrap();
+    p
+}
+
+#[test]
+fn a_finite_value_beyond_f32_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "big.csv", "a,b\n1,2\n3,1e40\n");
+    let e = load(&p, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("row 1") && e.contains("beyond the f32 range"), "{e}");
+    assert!(!e.contains("not finite"), "{e}");
+    // just inside f32's range is read
+    let p = write(dir.path(), "edge.csv", "a,b\n1,2\n3,3e38\n");
+    assert!(load(&p, &LoadOptions::default()).is_ok());
+}
+
+#[test]
+fn a_column_named_twice_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "dup.csv", "a,b,a\n1,2,3\n4,5,6\n");
+    let e = load(&p, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("\"a\" appears twice in the header"), "{e}");
+    let p = write(dir.path(), "ok.csv", "a,b,c\n1,2,3\n4,5,6\n");
+    let opts = LoadOptions {
+        features: Some(vec!["a".into(), "b".into(), "a".into()]),
+        ..LoadOptions::default()
+    };
+    let e = load(&p, &opts).unwrap_err().to_string();
+    assert!(e.contains("\"a\" appears twice in --features"), "{e}");
+}
+
+#[test]
+fn string_labels_are_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "pad.csv", "x,label\n1,cat\n2, cat\n3,dog \n4,dog\n");
+    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+    let t = load(&p, &opts).unwrap();
+    let map = t.dataset().labels().unwrap().map().clone();
+    assert_eq!(map.values(), &[LabelValue::Str("cat".into()), LabelValue::Str("dog".into())]);
+}
+
+#[test]
+fn an_unsigned_label_beyond_i64_is_named_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = df!("x" => [1.0f32, 2.0, 3.0], "label" => [1u64, 2, u64::MAX]).unwrap();
+    let p = parquet(dir.path(), "u64.parquet", frame);
+    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+    let e = load(&p, &opts).unwrap_err().to_string();
+    assert!(e.contains("row 2") && e.contains("18446744073709551615"), "{e}");
+    assert!(e.contains("64-bit signed integer") && !e.contains("missing"), "{e}");
+}

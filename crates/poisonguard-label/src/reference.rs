@@ -2,35 +2,41 @@
 //! (the default of `knn_label`) or as given, with the kNN search done the same way for both
 //! detectors.
 
+use std::sync::Arc;
+
 use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, KnnGraph, Standardizer};
 
 use crate::error::Result;
 
-/// Training rows in the space a detector searches, and the standardizer that maps new rows there.
+/// The training rows, shared with the dataset they came from (no copy), and the standardizer
+/// that maps rows into the space the detector searches. The standardized copy of the training
+/// rows is made only while a search needs it (a fit without a shared graph, `detect`), never
+/// kept.
 #[derive(Debug, Clone)]
 pub(crate) struct Reference {
     scaler: Option<Standardizer>,
-    rows: Array2<f32>,
+    rows: Arc<Array2<f32>>,
 }
 
 impl Reference {
-    /// The rows of `data`, standardized when `standardize` is set.
+    /// The rows of `data`, searched standardized when `standardize` is set.
     pub(crate) fn new(data: &Dataset, standardize: bool) -> Self {
         let scaler = standardize.then(|| Standardizer::fit(data.features()));
-        let rows = match &scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
-        };
-        Self { scaler, rows }
+        Self { scaler, rows: data.shared_features() }
     }
 
     /// The `k` nearest neighbours of every training row: the audit's `shared` graph of the same
     /// space when given, else an exact search.
     pub(crate) fn graph(&self, k: usize, shared: Option<&KnnGraph>) -> Result<KnnGraph> {
-        Ok(match shared {
-            Some(g) => g.truncate(k),
-            None => poisonguard_neighbors::exact_knn(self.rows.view(), k)?,
+        Ok(match (shared, &self.scaler) {
+            (Some(g), _) => g.truncate(k),
+            (None, Some(s)) => poisonguard_neighbors::knn_graph_owned(
+                s.transform(self.rows.view()),
+                k,
+                poisonguard_neighbors::KnnMode::Exact,
+            )?,
+            (None, None) => poisonguard_neighbors::exact_knn(self.rows.view(), k)?,
         })
     }
 
@@ -47,11 +53,14 @@ impl Reference {
                 actual: data.n_features(),
             });
         }
-        let queries = match &self.scaler {
-            Some(s) => s.transform(data.features()),
-            None => data.features().to_owned(),
+        let found = match &self.scaler {
+            Some(s) => {
+                let reference = s.transform(self.rows.view());
+                let queries = s.transform(data.features());
+                poisonguard_neighbors::exact_knn_query(reference.view(), queries.view(), k)
+            }
+            None => poisonguard_neighbors::exact_knn_query(self.rows.view(), data.features(), k),
         };
-        poisonguard_neighbors::exact_knn_query(self.rows.view(), queries.view(), k)
-            .map_err(|e| DataError::Detector { detector, message: e.to_string() })
+        found.map_err(|e| DataError::Detector { detector, message: e.to_string() })
     }
 }

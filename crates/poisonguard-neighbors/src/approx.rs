@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
 use crate::error::{Error, Result};
-use crate::exact::{Centred, KDTREE_MAX_DIM, column_means, exact_knn, gemm_search};
+use crate::exact::{Centred, KDTREE_MAX_DIM, Rows, centre_and_scale, exact_knn_rows, gemm_search};
 
 /// Parameters of [`approximate_knn`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,7 +67,16 @@ pub fn approximate_knn(
     k: usize,
     params: ApproxParams,
 ) -> Result<KnnGraph> {
-    let (n, d) = (x.nrows(), x.ncols());
+    approximate_knn_rows(Rows::View(x), k, params)
+}
+
+/// [`approximate_knn`] of borrowed or owned rows.
+pub(crate) fn approximate_knn_rows(
+    rows: Rows<'_>,
+    k: usize,
+    params: ApproxParams,
+) -> Result<KnnGraph> {
+    let (n, d) = rows.view().dim();
     if k == 0 {
         return Err(Error::ZeroK);
     }
@@ -81,9 +90,10 @@ pub fn approximate_knn(
         if params.n_lists == 0 { (n as f64).sqrt().round() as usize } else { params.n_lists }
             .clamp(1, n);
     if d <= KDTREE_MAX_DIM || n_lists <= params.n_probe.max(1) {
-        return exact_knn(x, k);
+        return exact_knn_rows(rows, k);
     }
-    let data = Centred::new(x, &column_means(x));
+    let (mean, scale) = centre_and_scale(&[rows.view()]);
+    let data = Centred::from_rows_of(rows, &mean, scale);
     let centroids = kmeans(&data, n_lists, params);
     let cell = assign(&data, &centroids);
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n_lists];
@@ -156,7 +166,7 @@ pub fn approximate_knn(
             distances[i * k + slot] = dist;
         }
     }
-    Ok(KnnGraph::new(n, k, indices, distances))
+    Ok(KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale))
 }
 
 /// k-means centroids (Lloyd) trained on a seeded sample of the rows.

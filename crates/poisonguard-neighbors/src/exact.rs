@@ -2,7 +2,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
 use poisonguard_core::KnnGraph;
@@ -67,6 +67,76 @@ pub(crate) fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
+/// Largest centred magnitude times sqrt(d) that the search takes as it is: its square, 2^100, is
+/// far inside f32's range (2^128), with room for the GEMM's sums.
+const MAX_CENTRED_NORM: f64 = 1_125_899_906_842_624.0; // 2^50
+
+/// A power of two `s` such that every centred row of `xs`, times `s`, has a norm of at most
+/// 2^50: squared norms and the products `ab` then stay finite in f32, whatever the input's
+/// range (a value of 1e20 squared overflows f32). Multiplying by a power of two is exact, so
+/// the neighbour order is that of the unscaled rows; distances are scaled back by `1 / s`.
+pub(crate) fn range_scale(xs: &[ArrayView2<'_, f32>], mean: &[f64]) -> f32 {
+    let mut max = 0.0f64;
+    let mut d = 1;
+    for x in xs {
+        d = d.max(x.ncols());
+        for row in x.rows() {
+            for (&v, &m) in row.iter().zip(mean) {
+                max = max.max((f64::from(v) - m).abs());
+            }
+        }
+    }
+    let norm = max * (d as f64).sqrt();
+    if norm.is_finite() && norm > MAX_CENTRED_NORM {
+        let shift = (norm / MAX_CENTRED_NORM).log2().ceil() as i32;
+        2f32.powi(-shift)
+    } else {
+        1.0
+    }
+}
+
+/// The centre and scale the search uses for rows `xs` (the reference first): column means and
+/// scale 1 for inputs of moderate range (every ordinary table); when one value is so large that
+/// the rows must be scaled down ([`range_scale`]), column medians instead of means, so that the
+/// bulk of the rows stays near 0 and keeps its f32 precision rather than sitting at a mean
+/// dragged away by the extreme value.
+pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
+    let mean = column_means(xs[0]);
+    let scale = range_scale(xs, &mean);
+    if scale == 1.0 {
+        return (mean, scale);
+    }
+    let x = xs[0];
+    let median: Vec<f64> = (0..x.ncols())
+        .map(|j| {
+            let mut col: Vec<f64> = x.column(j).iter().map(|&v| f64::from(v)).collect();
+            let mid = col.len() / 2;
+            col.select_nth_unstable_by(mid, f64::total_cmp);
+            col[mid]
+        })
+        .collect();
+    let scale = range_scale(xs, &median);
+    (median, scale)
+}
+
+/// The rows a search starts from: borrowed (copied once into the centred form) or owned (centred
+/// in place, no copy: for a matrix made only for the search, such as standardized features).
+pub(crate) enum Rows<'a> {
+    /// Rows the caller keeps.
+    View(ArrayView2<'a, f32>),
+    /// Rows the search may overwrite.
+    Owned(Array2<f32>),
+}
+
+impl Rows<'_> {
+    pub(crate) fn view(&self) -> ArrayView2<'_, f32> {
+        match self {
+            Rows::View(v) => v.view(),
+            Rows::Owned(a) => a.view(),
+        }
+    }
+}
+
 /// Rows of a matrix, centred by given column means, with their squared norms.
 pub(crate) struct Centred {
     data: Vec<f32>,
@@ -76,17 +146,39 @@ pub(crate) struct Centred {
 }
 
 impl Centred {
-    pub(crate) fn new(x: ArrayView2<'_, f32>, mean: &[f64]) -> Self {
+    /// The rows of `x` minus `mean`, times `scale` (see [`range_scale`]).
+    pub(crate) fn new(x: ArrayView2<'_, f32>, mean: &[f64], scale: f32) -> Self {
         let (n, d) = (x.nrows(), x.ncols());
+        let s = f64::from(scale);
         let mut data = Vec::with_capacity(n * d);
         for row in x.rows() {
-            data.extend(row.iter().zip(mean).map(|(&v, &m)| (f64::from(v) - m) as f32));
+            data.extend(row.iter().zip(mean).map(|(&v, &m)| ((f64::from(v) - m) * s) as f32));
         }
         let norms = data
             .chunks_exact(d.max(1))
             .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
             .collect();
         Self { data, norms, n, d }
+    }
+
+    /// The rows minus `mean`, times `scale`: a copy of borrowed rows, owned rows in place (the
+    /// same arithmetic either way, so both give the same search).
+    pub(crate) fn from_rows_of(rows: Rows<'_>, mean: &[f64], scale: f32) -> Self {
+        match rows {
+            Rows::View(x) => Self::new(x, mean, scale),
+            Rows::Owned(x) => {
+                let d = x.ncols();
+                let x = if x.is_standard_layout() { x } else { x.as_standard_layout().to_owned() };
+                let (mut data, _) = x.into_raw_vec_and_offset();
+                let s = f64::from(scale);
+                for row in data.chunks_exact_mut(d.max(1)) {
+                    for (v, &m) in row.iter_mut().zip(mean) {
+                        *v = ((f64::from(*v) - m) * s) as f32;
+                    }
+                }
+                Self::from_rows(data, d)
+            }
+        }
     }
 
     /// Rows already centred, row-major `n x d`.
@@ -290,7 +382,12 @@ fn check_rows(n: usize) -> Result<()> {
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn exact_knn(x: ArrayView2<'_, f32>, k: usize) -> Result<KnnGraph> {
-    let n = x.nrows();
+    exact_knn_rows(Rows::View(x), k)
+}
+
+/// [`exact_knn`] of borrowed or owned rows.
+pub(crate) fn exact_knn_rows(rows: Rows<'_>, k: usize) -> Result<KnnGraph> {
+    let n = rows.view().nrows();
     if k == 0 {
         return Err(Error::ZeroK);
     }
@@ -300,8 +397,9 @@ pub fn exact_knn(x: ArrayView2<'_, f32>, k: usize) -> Result<KnnGraph> {
     check_rows(n)?;
     // Distances are translation invariant; centring first keeps `|a|^2 + |b|^2 - 2ab` from
     // cancelling catastrophically when the data sit far from the origin.
-    let centred = Centred::new(x, &column_means(x));
-    Ok(search(&centred, &centred, k, true))
+    let (mean, scale) = centre_and_scale(&[rows.view()]);
+    let centred = Centred::from_rows_of(rows, &mean, scale);
+    Ok(search(&centred, &centred, k, true).scale_distances(1.0 / scale))
 }
 
 /// The `k` nearest rows of `reference` for every row of `queries` (no row is excluded: a query
@@ -330,8 +428,8 @@ pub fn exact_knn_query(
     }
     check_rows(reference.nrows())?;
     check_rows(queries.nrows())?;
-    let mean = column_means(reference);
-    let r = Centred::new(reference, &mean);
-    let q = Centred::new(queries, &mean);
-    Ok(search(&r, &q, k, false))
+    let (mean, scale) = centre_and_scale(&[reference.view(), queries.view()]);
+    let r = Centred::new(reference, &mean, scale);
+    let q = Centred::new(queries, &mean, scale);
+    Ok(search(&r, &q, k, false).scale_distances(1.0 / scale))
 }

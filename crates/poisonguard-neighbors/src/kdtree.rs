@@ -194,7 +194,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(11);
         // integer-valued data: many exact ties, which both paths must break by index
         let x = Array2::from_shape_fn((3000, 6), |_| rng.random_range(0..4) as f32);
-        let c = Centred::new(x.view(), &column_means(x.view()));
+        let c = Centred::new(x.view(), &column_means(x.view()), 1.0);
         let a = search(&c, &c, 7, true);
         let b = gemm_search(&c, &c, 7, true);
         for i in 0..3000 {

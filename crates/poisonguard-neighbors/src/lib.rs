@@ -63,12 +63,34 @@ pub enum KnnMode {
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
+    graph_of(exact::Rows::View(x), k, mode)
+}
+
+/// [`knn_graph`] of a matrix made only for the search (e.g. standardized features): centred in
+/// place, so the search holds no second copy of it. Same graph as `knn_graph(x.view(), ..)`.
+///
+/// # Errors
+/// As [`knn_graph`].
+///
+/// ```
+/// use ndarray::Array2;
+/// use poisonguard_neighbors::{KnnMode, knn_graph, knn_graph_owned};
+/// let x = Array2::from_shape_fn((200, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32);
+/// assert_eq!(knn_graph_owned(x.clone(), 5, KnnMode::Auto)?, knn_graph(x.view(), 5, KnnMode::Auto)?);
+/// # Ok::<(), poisonguard_neighbors::Error>(())
+/// ```
+pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
+    graph_of(exact::Rows::Owned(x), k, mode)
+}
+
+fn graph_of(rows: exact::Rows<'_>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
+    let n = rows.view().nrows();
     match mode {
-        KnnMode::Exact => exact_knn(x, k),
-        KnnMode::Approximate(p) => approximate_knn(x, k, p),
-        KnnMode::Auto if x.nrows() > AUTO_APPROX_ROWS => {
-            approximate_knn(x, k, ApproxParams::default())
+        KnnMode::Exact => exact::exact_knn_rows(rows, k),
+        KnnMode::Approximate(p) => approx::approximate_knn_rows(rows, k, p),
+        KnnMode::Auto if n > AUTO_APPROX_ROWS => {
+            approx::approximate_knn_rows(rows, k, ApproxParams::default())
         }
-        KnnMode::Auto => exact_knn(x, k),
+        KnnMode::Auto => exact::exact_knn_rows(rows, k),
     }
 }

@@ -144,3 +144,26 @@ fn approximate_graph_recall_against_exact() {
         Error::KTooLarge { k: 4000, n_samples: 4000 }
     );
 }
+
+/// One finite value near 1e20: squared norms overflow f32 unless the rows are scaled (it used
+/// to make the search bound NaN, admit no candidate and panic); the graph must still match the
+/// naive search, for the k-d tree (d <= 12) and the matrix products (d > 12).
+#[test]
+fn huge_finite_values_neither_panic_nor_mislead() {
+    for d in [6, 16] {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut x = Array2::from_shape_fn((300, d), |_| rng.random_range(-1.0f32..1.0));
+        x[[0, 1]] = 1e20;
+        x[[1, 1]] = -3e19;
+        check(&x, 5);
+        // values at the edge of f32's range: finite distances and the far row's neighbours
+        // right (the bulk's mutual distances fall below f32 resolution at that scale)
+        x[[2, 0]] = 3.0e38;
+        let g = exact_knn(x.view(), 5).unwrap();
+        for i in 0..x.nrows() {
+            assert!(g.distances(i).iter().all(|v| v.is_finite()), "d = {d}, row {i}");
+        }
+        let want: Vec<u32> = naive(&x, 5)[2].iter().map(|w| w.0).collect();
+        assert_eq!(g.neighbors(2), want.as_slice(), "d = {d}");
+    }
+}

@@ -28,6 +28,22 @@ pub enum Error {
         /// Rows available.
         actual: usize,
     },
+    /// Too many features for a detector that builds a `d x d` covariance matrix.
+    #[error(
+        "{detector} builds {d} x {d} covariance matrices ({mib} MiB each), more than its limit of \
+         {max} features; reduce the features first (e.g. to the top principal components or \
+         model embeddings) or use isolation_forest, ecod or knn_distance, which scale with d"
+    )]
+    TooManyFeatures {
+        /// The detector.
+        detector: &'static str,
+        /// Features given.
+        d: usize,
+        /// Size of one matrix in MiB.
+        mib: usize,
+        /// The limit ([`MAX_COVARIANCE_FEATURES`](crate::MAX_COVARIANCE_FEATURES)).
+        max: usize,
+    },
     /// The symmetric eigensolver failed.
     #[error("{detector}: eigendecomposition did not converge")]
     EigenNotConverged {

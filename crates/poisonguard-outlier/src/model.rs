@@ -44,6 +44,24 @@ pub(crate) fn check_k(k: usize) -> std::result::Result<(), poisonguard_core::Par
     Ok(())
 }
 
+/// Most features `mahalanobis` and `pca` accept: both hold `d x d` f64 matrices (128 MiB at this
+/// limit) and decompose them in O(d^3); FAST-MCD keeps several at once. Wider tables get
+/// [`Error::TooManyFeatures`] with a hint instead of running out of memory.
+pub const MAX_COVARIANCE_FEATURES: usize = 4096;
+
+/// Refuses `d` above [`MAX_COVARIANCE_FEATURES`] for `detector`.
+pub(crate) fn check_covariance_width(detector: &'static str, d: usize) -> Result<()> {
+    if d > MAX_COVARIANCE_FEATURES {
+        return Err(Error::TooManyFeatures {
+            detector,
+            d,
+            mib: d * d * 8 / (1024 * 1024),
+            max: MAX_COVARIANCE_FEATURES,
+        });
+    }
+    Ok(())
+}
+
 /// One fitted group (all rows, or one class) of an outlier detector.
 ///
 /// Implemented by this crate's detectors; [`Outlier`] wraps it with per-class routing,

@@ -59,7 +59,15 @@ impl ConfidentLearning {
     /// for i in [0, 10, 20] { y[i] = LabelValue::Int(1); }
     /// let data = Dataset::new(x)?.with_labels(Labels::from_values(&y))?;
     /// let fitted = ConfidentLearning::params().fit(&data)?;
-    /// assert!([0, 10, 20].iter().all(|&i| fitted.training().is_flagged(i)));
+    /// // the three flipped rows score highest (which of them the count of label issues flags
+    /// // depends on the folds' seed in so small a table)
+    /// let s = fitted.training().scores();
+    /// let mut order: Vec<usize> = (0..80).collect();
+    /// order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+    /// order.truncate(3);
+    /// order.sort();
+    /// assert_eq!(order, [0, 10, 20]);
+    /// assert!(fitted.training().n_flagged() >= 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn params() -> ConfidentLearningParams {
@@ -136,16 +144,23 @@ fn given_is_top(p: &[f64], given: usize) -> bool {
 }
 
 /// Integers with the same (rounded) sum as `row`, as cleanlab's `round_preserving_sum`.
+///
+/// Callers pass counts of rows (finite, at most the row count). Anything else cannot loop: a
+/// non-finite value gives all zeros, and the adjustment runs at most `row.len() + 1` rounds (one
+/// suffices for finite counts, whose rounding errors sum to at most half the row's length).
 fn round_preserving_sum(row: &[f64]) -> Vec<i64> {
+    if row.iter().any(|v| !v.is_finite()) {
+        return vec![0; row.len()];
+    }
     let mut ints: Vec<f64> = row.iter().map(|v| v.round()).collect();
     let target = row.iter().sum::<f64>().round();
-    loop {
+    for _ in 0..=row.len() {
         let diff = target - ints.iter().sum::<f64>();
         if diff.abs() < 0.5 {
             break;
         }
         let inc = if diff < 0.0 { -1.0 } else { 1.0 };
-        let changes = (diff.abs() as usize).min(row.len());
+        let changes = (diff.abs().round() as usize).clamp(1, row.len().max(1));
         let mut order: Vec<usize> = (0..row.len()).collect();
         // largest residual first when adding, smallest first when removing
         order.sort_by(|&a, &b| {
@@ -472,6 +487,16 @@ impl FittedDetector for ConfidentLearning {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn round_preserving_sum_ends_on_any_input() {
+        assert_eq!(super::round_preserving_sum(&[0.6, 0.6, 0.8]), vec![0, 1, 1]);
+        assert_eq!(super::round_preserving_sum(&[f64::NAN, 1.0]), vec![0, 0]);
+        assert_eq!(super::round_preserving_sum(&[f64::INFINITY, 1.0]), vec![0, 0]);
+        // beyond 2^53 sums are not exact integers: still ends
+        assert_eq!(super::round_preserving_sum(&[1e300, 1e300, 0.5]).len(), 3);
+        assert!(super::round_preserving_sum(&[]).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -73,7 +73,14 @@ impl Tree {
                     hi = hi.max(v);
                 }
                 if hi > lo {
-                    let mut t = rng.random_range(lo..hi);
+                    // rand's f32 range needs `hi - lo` finite in f32; a column spanning more
+                    // (e.g. -3e38 to 3e38) draws the same uniform point in f64
+                    let mut t = if (hi - lo).is_finite() {
+                        rng.random_range(lo..hi)
+                    } else {
+                        let u: f64 = rng.random();
+                        (f64::from(lo) + u * (f64::from(hi) - f64::from(lo))) as f32
+                    };
                     if t >= hi {
                         t = lo;
                     }
@@ -239,5 +246,20 @@ mod tests {
         let flat = Array2::from_elem((300, 2), 1.0f32);
         let (_, s) = IsolationForestModel::fit(&p, flat.view(), 1).unwrap();
         assert!(s.iter().all(|&v| (v - 0.5).abs() < 1e-12), "{}", s[0]);
+    }
+
+    #[test]
+    fn a_column_spanning_more_than_f32_range_is_split_not_a_panic() {
+        // -3e38 to 3e38: `hi - lo` overflows f32 (rand's range used to panic)
+        let mut x = Array2::from_shape_fn((100, 2), |(i, j)| (i * (j + 1)) as f32);
+        x[[0, 0]] = -3e38;
+        x[[1, 0]] = 3e38;
+        let p = IsolationForestModelParams { n_trees: 20, max_samples: 64 };
+        let (_, s) = IsolationForestModel::fit(&p, x.view(), 3).unwrap();
+        assert!(s.iter().all(|v| v.is_finite() && *v > 0.0 && *v <= 1.0));
+        // the two extreme rows are isolated first
+        let mut order: Vec<usize> = (0..100).collect();
+        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+        assert!(order[..2].contains(&0) && order[..2].contains(&1), "{order:?}");
     }
 }

@@ -280,6 +280,7 @@ impl OutlierModel for MahalanobisModel {
 
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)> {
         let d = x.ncols();
+        crate::model::check_covariance_width("mahalanobis", d)?;
         let x = to_f64(x);
         let estimate = reweighted_mcd(&x, params.support_fraction, seed)
             .ok_or(Error::EigenNotConverged { detector: "mahalanobis" })?;

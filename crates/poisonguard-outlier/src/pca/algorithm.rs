@@ -68,6 +68,7 @@ impl OutlierModel for PcaModel {
 
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
         let (n, d) = (x.nrows(), x.ncols());
+        crate::model::check_covariance_width("pca", d)?;
         let mut mean = vec![0.0f64; d];
         for row in x.rows() {
             for (m, &v) in mean.iter_mut().zip(row) {
