@@ -2,6 +2,7 @@
 //! (the default of `knn_label`) or as given, with the kNN search done the same way for both
 //! detectors.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ndarray::Array2;
@@ -27,16 +28,21 @@ impl Reference {
     }
 
     /// The `k` nearest neighbours of every training row: the audit's `shared` graph of the same
-    /// space when given, else an exact search.
-    pub(crate) fn graph(&self, k: usize, shared: Option<&KnnGraph>) -> Result<KnnGraph> {
+    /// space when given (borrowed when it has exactly `k` neighbours), else an exact search.
+    pub(crate) fn graph<'g>(
+        &self,
+        k: usize,
+        shared: Option<&'g KnnGraph>,
+    ) -> Result<Cow<'g, KnnGraph>> {
         Ok(match (shared, &self.scaler) {
-            (Some(g), _) => g.truncate(k),
-            (None, Some(s)) => poisonguard_neighbors::knn_graph_owned(
+            (Some(g), _) if g.k() == k => Cow::Borrowed(g),
+            (Some(g), _) => Cow::Owned(g.truncate(k)),
+            (None, Some(s)) => Cow::Owned(poisonguard_neighbors::knn_graph_owned(
                 s.transform(self.rows.view()),
                 k,
                 poisonguard_neighbors::KnnMode::Exact,
-            )?,
-            (None, None) => poisonguard_neighbors::exact_knn(self.rows.view(), k)?,
+            )?),
+            (None, None) => Cow::Owned(poisonguard_neighbors::exact_knn(self.rows.view(), k)?),
         })
     }
 
