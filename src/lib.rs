@@ -46,8 +46,8 @@ pub use poisonguard_core::{
     ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
     DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
     FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
-    Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SourceFinding, Standardizer,
-    ThresholdRule, TrainingScores, metrics,
+    Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SkippedClass, SourceFinding,
+    Standardizer, ThresholdRule, TrainingScores, metrics,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -411,6 +411,7 @@ impl Audit {
                         family: info.family,
                         detection: fitted.training().clone(),
                         class_findings: fitted.class_findings().to_vec(),
+                        skipped_classes: fitted.skipped_classes().to_vec(),
                         noise_matrix: fitted.noise_matrix().cloned(),
                         estimate: fitted.poison_estimate(),
                         source_findings: test_sources(&fitted.training().flagged()),
@@ -612,6 +613,7 @@ mod tests {
             })
             .unwrap(),
             class_findings: vec![],
+            skipped_classes: vec![],
             noise_matrix: None,
             estimate: None,
             source_findings: vec![],
@@ -638,6 +640,7 @@ mod tests {
             })
             .unwrap(),
             class_findings: vec![],
+            skipped_classes: vec![],
             noise_matrix: None,
             estimate: None,
             source_findings: vec![],

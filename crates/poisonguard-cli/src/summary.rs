@@ -35,6 +35,10 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
     for f in report.failures() {
         writeln!(out, "{:<22} failed: {}", f.id, f.error)?;
     }
+    for run in report.runs().iter().filter(|r| !r.skipped_classes.is_empty()) {
+        let classes: Vec<String> = run.skipped_classes.iter().map(ToString::to_string).collect();
+        writeln!(out, "{:<22} left unscored, too few rows: {}", run.id, classes.join(", "))?;
+    }
     let k = report.n_flagged();
     writeln!(
         out,

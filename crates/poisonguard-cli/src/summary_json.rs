@@ -59,6 +59,14 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
             o.insert("threshold".into(), json!(run.detection.threshold()));
             o.insert("flagged".into(), json!(run.detection.n_flagged()));
             o.insert("classes".into(), Value::Array(classes));
+            if !run.skipped_classes.is_empty() {
+                let skipped: Vec<Value> = run
+                    .skipped_classes
+                    .iter()
+                    .map(|c| json!({"label": label(&c.label), "rows": c.rows, "needed": c.needed}))
+                    .collect();
+                o.insert("skipped_classes".into(), Value::Array(skipped));
+            }
             if let Some(m) = &run.noise_matrix {
                 let k = m.labels().len();
                 let counts: Vec<Vec<usize>> =

@@ -63,6 +63,43 @@ mod scan {
         assert!(auc >= 0.95, "{auc_line}");
     }
 
+    /// A class too small for a per-class detector is named in the summary (text and JSON), not
+    /// silently left unscored.
+    #[test]
+    fn classes_too_small_to_score_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("small.csv");
+        let mut text = String::from("a,b,label\n");
+        for i in 0..40 {
+            let label = if i < 2 { 9 } else { i % 2 };
+            text.push_str(&format!(
+                "{},{},{label}\n",
+                (i * 7 % 11) as f32 * 0.3,
+                (i * 5 % 13) as f32 * 0.2
+            ));
+        }
+        std::fs::write(&input, text).unwrap();
+        let summary = dir.path().join("s.json");
+        let o = poisonguard(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--detectors",
+            "spectral_signature,spectre",
+            "--summary",
+            summary.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("left unscored, too few rows: class 9 (2 rows, needs 3)"), "{out}");
+        assert!(out.contains("left unscored, too few rows: class 9 (2 rows, needs 8)"), "{out}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        let skipped = &json["detectors"][0]["skipped_classes"][0];
+        assert_eq!((skipped["label"].as_i64(), skipped["rows"].as_u64()), (Some(9), Some(2)));
+    }
+
     #[test]
     fn fail_on_flagged_exits_1() {
         let input = datasets().join("poisoned/digits_badnets.csv");

@@ -7,7 +7,7 @@ use std::fmt;
 use crate::dataset::Dataset;
 use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
-use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate};
+use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass};
 use crate::info::DetectorInfo;
 use crate::knn::FitContext;
 
@@ -115,6 +115,12 @@ pub trait FittedDetector: Send + Sync + fmt::Debug {
 
     /// Class-level findings (which classes look attacked); empty for detectors without any.
     fn class_findings(&self) -> &[ClassFinding] {
+        &[]
+    }
+
+    /// Classes the detector left unscored for having too few rows; empty for detectors that
+    /// score every row.
+    fn skipped_classes(&self) -> &[SkippedClass] {
         &[]
     }
 

@@ -334,3 +334,40 @@ impl PoisonEstimate {
         })
     }
 }
+
+/// A class a per-class detector left unscored because it has too few rows to fit (its rows
+/// score 0 and are never flagged by that detector).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedClass {
+    /// The class id.
+    pub class: ClassId,
+    /// Its original label.
+    pub label: LabelValue,
+    /// Its rows.
+    pub rows: usize,
+    /// The fewest rows the detector fits a class on.
+    pub needed: usize,
+}
+
+impl SkippedClass {
+    /// The non-empty classes of `by_class` (rows per class id) with fewer than `needed` rows.
+    pub fn of(by_class: &[Vec<usize>], map: &crate::LabelMap, needed: usize) -> Vec<SkippedClass> {
+        by_class
+            .iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty() && rows.len() < needed)
+            .map(|(c, rows)| SkippedClass {
+                class: ClassId(c as u32),
+                label: map.values()[c].clone(),
+                rows: rows.len(),
+                needed,
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for SkippedClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "class {} ({} rows, needs {})", self.label, self.rows, self.needed)
+    }
+}

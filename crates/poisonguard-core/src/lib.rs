@@ -64,7 +64,7 @@ pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
 pub use findings::{
     ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
-    SourceFinding,
+    SkippedClass, SourceFinding,
 };
 pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores};
 pub use knn::{FitContext, KnnGraph};

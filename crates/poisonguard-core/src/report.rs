@@ -2,7 +2,7 @@
 //! builds it and `poisonguard-io` writes it.
 
 use crate::detection::{Detection, DetectorId};
-use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SourceFinding};
+use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass, SourceFinding};
 use crate::info::Family;
 
 /// One detector's successful run.
@@ -16,6 +16,8 @@ pub struct DetectorRun {
     pub detection: Detection,
     /// Its class-level findings.
     pub class_findings: Vec<ClassFinding>,
+    /// Classes it left unscored for having too few rows.
+    pub skipped_classes: Vec<SkippedClass>,
     /// Its estimated noise matrix, if it estimates one.
     pub noise_matrix: Option<NoiseMatrix>,
     /// Its estimate of the number of poisoned rows, if it counts.

@@ -96,6 +96,7 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
         family: poisonguard_core::Family::Outlier,
         detection: det,
         class_findings: vec![],
+        skipped_classes: vec![],
         noise_matrix: None,
         estimate: None,
         source_findings: vec![],

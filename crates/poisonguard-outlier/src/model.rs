@@ -142,6 +142,8 @@ enum Groups<M> {
 #[derive(Debug, Clone)]
 pub struct Outlier<M: OutlierModel> {
     groups: Groups<M>,
+    /// Classes too small to fit, in per-class mode (their rows score 0).
+    skipped: Vec<poisonguard_core::SkippedClass>,
     n_features: usize,
     training: Detection,
 }
@@ -192,6 +194,7 @@ pub(crate) fn fit<M: OutlierModel>(
         })?;
         return Ok(Outlier {
             groups: Groups::Global(model),
+            skipped: Vec::new(),
             n_features: data.n_features(),
             training,
         });
@@ -199,6 +202,7 @@ pub(crate) fn fit<M: OutlierModel>(
 
     let labels = data.require_classes(M::INFO.id.as_str())?;
     let by_class = labels.rows_by_class();
+    let skipped = poisonguard_core::SkippedClass::of(&by_class, labels.map(), min);
     let work = |(c, rows): (usize, &Vec<usize>)| -> GroupFit<M> {
         if rows.len() < min {
             return Ok(None);
@@ -235,6 +239,7 @@ pub(crate) fn fit<M: OutlierModel>(
         explain_row(model, data, i, s, threshold)
     })?;
     Ok(Outlier {
+        skipped,
         groups: Groups::PerClass { map: labels.map().clone(), models },
         n_features: data.n_features(),
         training,
@@ -299,6 +304,10 @@ impl<M: OutlierModel + 'static> FittedDetector for Outlier<M> {
 
     fn training(&self) -> &Detection {
         &self.training
+    }
+
+    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
+        &self.skipped
     }
 
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {

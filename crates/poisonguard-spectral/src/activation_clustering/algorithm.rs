@@ -187,6 +187,7 @@ fn fit_class(
 /// A fitted activation-clustering detector; see the [module docs](crate::activation_clustering).
 #[derive(Debug, Clone)]
 pub struct ActivationClustering {
+    skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,
     label_map: LabelMap,
     n_features: usize,
@@ -240,6 +241,7 @@ impl Detector for ActivationClusteringValidParams {
     fn fit(&self, data: &Dataset) -> Result<ActivationClustering> {
         let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
+        let skipped = poisonguard_core::SkippedClass::of(&by_class, labels.map(), MIN_CLASS_ROWS);
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
         })?;
@@ -305,6 +307,7 @@ impl Detector for ActivationClusteringValidParams {
         };
         let training = Detection::with_threshold(scores, threshold, explain)?;
         Ok(ActivationClustering {
+            skipped,
             classes,
             label_map: labels.map().clone(),
             n_features: data.n_features(),
@@ -321,6 +324,10 @@ impl FittedDetector for ActivationClustering {
 
     fn training(&self) -> &Detection {
         &self.training
+    }
+
+    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
+        &self.skipped
     }
 
     fn class_findings(&self) -> &[ClassFinding] {

@@ -46,6 +46,7 @@ impl ClassFit {
 /// A fitted spectral-signature detector; see the [module docs](crate::spectral_signature).
 #[derive(Debug, Clone)]
 pub struct SpectralSignature {
+    skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,
     label_map: LabelMap,
     n_features: usize,
@@ -127,6 +128,7 @@ impl Detector for SpectralSignatureValidParams {
     fn fit(&self, data: &Dataset) -> Result<SpectralSignature> {
         let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
+        let skipped = poisonguard_core::SkippedClass::of(&by_class, labels.map(), MIN_CLASS_ROWS);
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
         })?;
@@ -187,6 +189,7 @@ impl Detector for SpectralSignatureValidParams {
             )
         });
         Ok(SpectralSignature {
+            skipped,
             estimate,
             classes,
             label_map: labels.map().clone(),
@@ -204,6 +207,10 @@ impl FittedDetector for SpectralSignature {
 
     fn training(&self) -> &Detection {
         &self.training
+    }
+
+    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
+        &self.skipped
     }
 
     fn class_findings(&self) -> &[ClassFinding] {

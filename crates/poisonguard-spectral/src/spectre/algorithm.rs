@@ -280,6 +280,7 @@ fn log_inflation_se(t: &[f64], seed: u64) -> f64 {
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
 #[derive(Debug, Clone)]
 pub struct Spectre {
+    skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,
     label_map: LabelMap,
     n_features: usize,
@@ -334,6 +335,7 @@ impl Detector for SpectreValidParams {
     fn fit(&self, data: &Dataset) -> Result<Spectre> {
         let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
+        let skipped = poisonguard_core::SkippedClass::of(&by_class, labels.map(), MIN_CLASS_ROWS);
         let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
         })?;
@@ -445,6 +447,7 @@ impl Detector for SpectreValidParams {
             )
         });
         Ok(Spectre {
+            skipped,
             estimate,
             classes,
             label_map: labels.map().clone(),
@@ -462,6 +465,10 @@ impl FittedDetector for Spectre {
 
     fn training(&self) -> &Detection {
         &self.training
+    }
+
+    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
+        &self.skipped
     }
 
     fn class_findings(&self) -> &[ClassFinding] {
