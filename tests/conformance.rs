@@ -107,6 +107,8 @@ fn every_detector_keeps_the_detection_contract() {
     let (x, y) = corpus(11);
     let data = dataset(x, &y);
     for r in REGISTRY {
+        // a registry line builds the detector it declares
+        assert_eq!(r.build(&DetectorOptions::default()).info(), *r.info(), "{}", r.id());
         let fitted = fit(r, &data);
         assert_eq!(fitted.id().as_str(), r.id());
         check_contract(r.id(), fitted.training(), data.n_samples());
