@@ -113,7 +113,7 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     let path = path.as_ref();
     let (frame, names) = read_columns(path, Some(opts))?;
     check_named_columns(&path.display().to_string(), &names, opts)?;
-    table_from_frame(path, &frame, opts)
+    table_from_frame(path, &frame, &names, opts)
 }
 
 /// Reads every column of the file.
@@ -304,7 +304,13 @@ fn is_numeric(dtype: &DataType) -> bool {
     dtype.is_primitive_numeric() || dtype.is_bool()
 }
 
-fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Result<Table> {
+/// The table from `frame` (the columns read of a file whose columns are `names`).
+fn table_from_frame(
+    path: &Path,
+    frame: &DataFrame,
+    names: &[String],
+    opts: &LoadOptions,
+) -> Result<Table> {
     let shown = path.display().to_string();
     let p = shown.as_str();
     // Roles must not overlap.
@@ -359,7 +365,7 @@ fn table_from_frame(path: &Path, frame: &DataFrame, opts: &LoadOptions) -> Resul
             .collect(),
     };
     if feature_names.is_empty() {
-        return Err(Error::NoFeatures { path: shown, available: column_list(frame) });
+        return Err(Error::NoFeatures { path: shown, available: list_names(names) });
     }
 
     let features = feature_matrix(p, frame, &feature_names)?;
