@@ -71,22 +71,19 @@ pub(crate) fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
 /// far inside f32's range (2^128), with room for the GEMM's sums.
 const MAX_CENTRED_NORM: f64 = 1_125_899_906_842_624.0; // 2^50
 
-/// A power of two `s` such that every centred row of `xs`, times `s`, has a norm of at most
-/// 2^50: squared norms and the products `ab` then stay finite in f32, whatever the input's
-/// range (a value of 1e20 squared overflows f32). Multiplying by a power of two is exact, so
-/// the neighbour order is that of the unscaled rows; distances are scaled back by `1 / s`.
-pub(crate) fn range_scale(xs: &[ArrayView2<'_, f32>], mean: &[f64]) -> f32 {
-    let mut max = 0.0f64;
-    let mut d = 1;
-    for x in xs {
-        d = d.max(x.ncols());
-        for row in x.rows() {
-            for (&v, &m) in row.iter().zip(mean) {
-                max = max.max((f64::from(v) - m).abs());
-            }
-        }
-    }
-    let norm = max * (d as f64).sqrt();
+/// A power of two `s` such that every centred row, times `s`, has a norm of at most 2^50:
+/// squared norms and the products `ab` then stay finite in f32, whatever the input's range (a
+/// value of 1e20 squared overflows f32). `range` holds each column's smallest and largest value
+/// over every row searched; the largest `|v - centre|` of a column is at one of them, so no pass
+/// over the rows is needed. Multiplying by a power of two is exact, so the neighbour order is
+/// that of the unscaled rows; distances are scaled back by `1 / s`.
+fn range_scale(range: &[(f32, f32)], centre: &[f64]) -> f32 {
+    let max = range
+        .iter()
+        .zip(centre)
+        .map(|(&(lo, hi), &m)| (f64::from(hi) - m).abs().max((f64::from(lo) - m).abs()))
+        .fold(0.0f64, f64::max);
+    let norm = max * (range.len().max(1) as f64).sqrt();
     if norm.is_finite() && norm > MAX_CENTRED_NORM {
         let shift = (norm / MAX_CENTRED_NORM).log2().ceil() as i32;
         2f32.powi(-shift)
@@ -99,15 +96,31 @@ pub(crate) fn range_scale(xs: &[ArrayView2<'_, f32>], mean: &[f64]) -> f32 {
 /// scale 1 for inputs of moderate range (every ordinary table); when one value is so large that
 /// the rows must be scaled down ([`range_scale`]), column medians instead of means, so that the
 /// bulk of the rows stays near 0 and keeps its f32 precision rather than sitting at a mean
-/// dragged away by the extreme value.
+/// dragged away by the extreme value. The means and the column ranges come from one pass.
 pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
-    let mean = column_means(xs[0]);
-    let scale = range_scale(xs, &mean);
+    let x = xs[0];
+    let d = x.ncols();
+    let mut mean = vec![0.0f64; d];
+    let mut range = vec![(f32::INFINITY, f32::NEG_INFINITY); d];
+    for row in x.rows() {
+        for ((m, r), &v) in mean.iter_mut().zip(range.iter_mut()).zip(row) {
+            *m += f64::from(v);
+            *r = (r.0.min(v), r.1.max(v));
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= x.nrows().max(1) as f64);
+    for other in &xs[1..] {
+        for row in other.rows() {
+            for (r, &v) in range.iter_mut().zip(row) {
+                *r = (r.0.min(v), r.1.max(v));
+            }
+        }
+    }
+    let scale = range_scale(&range, &mean);
     if scale == 1.0 {
         return (mean, scale);
     }
-    let x = xs[0];
-    let median: Vec<f64> = (0..x.ncols())
+    let median: Vec<f64> = (0..d)
         .map(|j| {
             let mut col: Vec<f64> = x.column(j).iter().map(|&v| f64::from(v)).collect();
             let mid = col.len() / 2;
@@ -115,7 +128,7 @@ pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
             col[mid]
         })
         .collect();
-    let scale = range_scale(xs, &median);
+    let scale = range_scale(&range, &median);
     (median, scale)
 }
 
@@ -213,17 +226,6 @@ impl Centred {
     pub(crate) fn mat(&self) -> MatRef<'_, f32> {
         MatRef::from_row_major_slice(&self.data, self.n, self.d)
     }
-}
-
-pub(crate) fn column_means(x: ArrayView2<'_, f32>) -> Vec<f64> {
-    let mut mean = vec![0.0f64; x.ncols()];
-    for row in x.rows() {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += f64::from(v);
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= x.nrows().max(1) as f64);
-    mean
 }
 
 /// Up to this many features a k-d tree answers the queries; above, blocked matrix products.

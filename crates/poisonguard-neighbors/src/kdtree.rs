@@ -184,7 +184,7 @@ pub(crate) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::{column_means, gemm_search};
+    use crate::exact::{centre_and_scale, gemm_search};
     use ndarray::Array2;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
@@ -194,7 +194,8 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(11);
         // integer-valued data: many exact ties, which both paths must break by index
         let x = Array2::from_shape_fn((3000, 6), |_| rng.random_range(0..4) as f32);
-        let c = Centred::new(x.view(), &column_means(x.view()), 1.0);
+        let (mean, scale) = centre_and_scale(&[x.view()]);
+        let c = Centred::new(x.view(), &mean, scale);
         let a = search(&c, &c, 7, true);
         let b = gemm_search(&c, &c, 7, true);
         for i in 0..3000 {
