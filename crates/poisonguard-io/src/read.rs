@@ -60,6 +60,21 @@ pub struct LoadOptions {
     pub exclude: Vec<String>,
 }
 
+impl LoadOptions {
+    /// The named role columns with their role, in the order label, id, source, truth.
+    fn roles(&self) -> Vec<(&'static str, &String)> {
+        [("label", &self.label), ("id", &self.id), ("source", &self.source), ("truth", &self.truth)]
+            .into_iter()
+            .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
+            .collect()
+    }
+
+    /// Whether column `c` is a feature of the default set: it has no role and is not excluded.
+    fn default_feature(&self, c: &String) -> bool {
+        !self.roles().iter().any(|(_, rc)| *rc == c) && !self.exclude.contains(c)
+    }
+}
+
 /// A loaded table: the checked dataset plus what io keeps beside it.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -123,15 +138,10 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
 
 /// Every column `opts` names (roles, features, excluded) is one of the file's `names`.
 fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Result<()> {
-    let roles = [
-        (&opts.label, "label"),
-        (&opts.id, "id"),
-        (&opts.source, "source"),
-        (&opts.truth, "truth"),
-    ];
-    let named = roles
-        .iter()
-        .filter_map(|(c, role)| c.as_ref().map(|c| (c, *role)))
+    let named = opts
+        .roles()
+        .into_iter()
+        .map(|(role, c)| (c, role))
         .chain(opts.features.iter().flatten().map(|c| (c, "feature")))
         .chain(opts.exclude.iter().map(|c| (c, "excluded")));
     for (column, role) in named {
@@ -150,16 +160,12 @@ fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Resu
 /// The columns a load with `opts` reads among `names`: the role columns, then the features
 /// (`--features`, or every column without a role that is not excluded), in file order.
 fn needed_columns(names: &[String], opts: &LoadOptions) -> Vec<String> {
-    let roles = [&opts.label, &opts.id, &opts.source, &opts.truth];
+    let roles = opts.roles();
     names
         .iter()
         .filter(|c| {
-            let role = roles.iter().any(|r| r.as_ref() == Some(*c));
-            let feature = match &opts.features {
-                Some(list) => list.contains(c),
-                None => !opts.exclude.contains(c),
-            };
-            role || feature
+            roles.iter().any(|(_, rc)| rc == c)
+                || opts.features.as_ref().map_or_else(|| opts.default_feature(c), |l| l.contains(c))
         })
         .cloned()
         .collect()
@@ -313,18 +319,9 @@ fn table_from_frame(
 ) -> Result<Table> {
     let shown = path.display().to_string();
     let p = shown.as_str();
-    // Roles must not overlap.
-    let roles: Vec<(&'static str, &String)> = [
-        ("label", &opts.label),
-        ("id", &opts.id),
-        ("source", &opts.source),
-        ("truth", &opts.truth),
-    ]
-    .into_iter()
-    .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
-    .collect();
+    // Every named column exists (`check_named_columns`); roles must not overlap.
+    let roles = opts.roles();
     for (k, (r1, c1)) in roles.iter().enumerate() {
-        get(frame, p, c1, r1)?;
         if let Some((r2, _)) = roles[k + 1..].iter().find(|(_, c2)| c2 == c1) {
             return Err(Error::ColumnRoleConflict {
                 path: shown.clone(),
@@ -345,7 +342,6 @@ fn table_from_frame(
                         place: "in --features",
                     });
                 }
-                get(frame, p, c, "feature")?;
                 if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == c) {
                     return Err(Error::ColumnRoleConflict {
                         path: shown.clone(),
@@ -361,7 +357,7 @@ fn table_from_frame(
             .get_column_names()
             .iter()
             .map(|s| s.to_string())
-            .filter(|c| !roles.iter().any(|(_, rc)| *rc == c) && !opts.exclude.contains(c))
+            .filter(|c| opts.default_feature(c))
             .collect(),
     };
     if feature_names.is_empty() {
