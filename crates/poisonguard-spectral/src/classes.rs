@@ -2,19 +2,21 @@
 //! centre a class's rows, check new rows before scoring them.
 
 use faer::Mat;
-use poisonguard_core::{ClassId, DataError, Dataset, LabelMap, Labels};
+use poisonguard_core::{ClassId, DataError, Dataset, LabelMap, Labels, SkippedClass};
 
 use crate::error::{Error, Result};
 
 /// Runs `fit(class, rows)` on every class with at least `min_rows` rows, classes in parallel
-/// (feature `parallel`), results in class order; `None` for smaller classes. A `None` from `fit`
-/// (an eigensolver that did not converge) becomes [`Error::EigenNotConverged`] naming the class.
+/// (feature `parallel`), results in class order; `None` for smaller classes, which are also
+/// returned as skipped (empty classes are neither fitted nor reported). A `None` from `fit` (an
+/// eigensolver that did not converge) becomes [`Error::EigenNotConverged`] naming the class.
 pub(crate) fn fit_classes<T: Send>(
     labels: &Labels,
     by_class: &[Vec<usize>],
     min_rows: usize,
     fit: impl Fn(usize, &[usize]) -> Option<T> + Sync,
-) -> Result<Vec<Option<T>>> {
+) -> Result<(Vec<Option<T>>, Vec<SkippedClass>)> {
+    let skipped = SkippedClass::of(by_class, labels.map(), min_rows);
     let work = |(c, rows): (usize, &Vec<usize>)| {
         if rows.len() < min_rows {
             return Ok(None);
@@ -24,14 +26,13 @@ pub(crate) fn fit_classes<T: Send>(
             .ok_or_else(|| Error::EigenNotConverged { class: labels.map().values()[c].to_string() })
     };
     #[cfg(feature = "parallel")]
-    {
+    let fitted: Result<Vec<Option<T>>> = {
         use rayon::prelude::*;
         by_class.par_iter().enumerate().map(work).collect()
-    }
+    };
     #[cfg(not(feature = "parallel"))]
-    {
-        by_class.iter().enumerate().map(work).collect()
-    }
+    let fitted: Result<Vec<Option<T>>> = by_class.iter().enumerate().map(work).collect();
+    Ok((fitted?, skipped))
 }
 
 /// The class mean (f64 accumulation) and the centred rows as an f64 matrix.

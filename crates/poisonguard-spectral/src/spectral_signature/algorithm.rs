@@ -128,8 +128,7 @@ impl Detector for SpectralSignatureValidParams {
     fn fit(&self, data: &Dataset) -> Result<SpectralSignature> {
         let labels = data.require_classes(Self::INFO.id.as_str())?;
         let by_class = labels.rows_by_class();
-        let skipped = poisonguard_core::SkippedClass::of(&by_class, labels.map(), MIN_CLASS_ROWS);
-        let fitted = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
+        let (fitted, skipped) = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |c, rows| {
             fit_class(data, rows, self, c)
         })?;
 
