@@ -8,6 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ndarray::{Array2, Axis};
+use poisonguard::metrics::mid_ranks;
 use poisonguard::{
     Dataset, Detection, DetectorOptions, FittedDetector, LabelValue, Labels, REGISTRY, Registered,
     TrainingScores,
@@ -70,26 +71,9 @@ fn check_contract(id: &str, det: &Detection, n: usize) {
 
 /// Spearman's rank correlation (average ranks for ties).
 fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    fn ranks(v: &[f64]) -> Vec<f64> {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
-        let mut r = vec![0.0; v.len()];
-        let mut s = 0;
-        while s < order.len() {
-            let mut e = s;
-            while e + 1 < order.len() && v[order[e + 1]] == v[order[s]] {
-                e += 1;
-            }
-            for &i in &order[s..=e] {
-                r[i] = (s + e) as f64 / 2.0;
-            }
-            s = e + 1;
-        }
-        r
-    }
-    let (ra, rb) = (ranks(a), ranks(b));
+    let (ra, rb) = (mid_ranks(a), mid_ranks(b));
     let n = a.len() as f64;
-    let mean = (n - 1.0) / 2.0;
+    let mean = (n + 1.0) / 2.0;
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
     for (x, y) in ra.iter().zip(&rb) {
         sab += (x - mean) * (y - mean);

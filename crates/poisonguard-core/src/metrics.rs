@@ -30,6 +30,32 @@ pub fn ranking(scores: &[f64]) -> Vec<usize> {
     order
 }
 
+/// The 1-based rank of every score in ascending order, tied scores sharing the mean of their
+/// ranks (mid-ranks, as `scipy.stats.rankdata`).
+///
+/// ```
+/// use poisonguard_core::metrics::mid_ranks;
+/// assert_eq!(mid_ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
+/// ```
+pub fn mid_ranks(scores: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut ranks = vec![0.0; scores.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start;
+        while end + 1 < order.len() && scores[order[end + 1]] == scores[order[start]] {
+            end += 1;
+        }
+        let mid_rank = (start + end) as f64 / 2.0 + 1.0;
+        for &i in &order[start..=end] {
+            ranks[i] = mid_rank;
+        }
+        start = end + 1;
+    }
+    ranks
+}
+
 /// Area under the ROC curve: the probability that a random poisoned row scores above a random
 /// clean one, ties counting one half (Mann-Whitney U with mid-ranks).
 ///
@@ -45,21 +71,9 @@ pub fn ranking(scores: &[f64]) -> Vec<usize> {
 /// ```
 pub fn roc_auc(scores: &[f64], truth: &[bool]) -> Result<f64, DataError> {
     let (pos, neg) = check(scores, truth)?;
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Sum of the (1-based, tie-averaged) ranks of positive rows.
-    let mut rank_sum = 0.0;
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start;
-        while end + 1 < order.len() && scores[order[end + 1]] == scores[order[start]] {
-            end += 1;
-        }
-        let mid_rank = (start + end) as f64 / 2.0 + 1.0;
-        let pos_in_tie = order[start..=end].iter().filter(|&&i| truth[i]).count();
-        rank_sum += mid_rank * pos_in_tie as f64;
-        start = end + 1;
-    }
+    // Sum of the ranks of positive rows (halves and integers: exact in any order).
+    let rank_sum: f64 =
+        mid_ranks(scores).iter().zip(truth).filter(|(_, t)| **t).map(|(r, _)| r).sum();
     let (p, n) = (pos as f64, neg as f64);
     Ok((rank_sum - p * (p + 1.0) / 2.0) / (p * n))
 }
