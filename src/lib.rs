@@ -47,8 +47,10 @@ pub use poisonguard_core::{
     DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
     FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
     Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SkippedClass, SourceFinding,
-    Standardizer, ThresholdRule, TrainingScores, metrics,
+    Standardizer, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
+    suspicion_of,
 };
+pub use poisonguard_core::Calibration;
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
     KnnLabelParams, Ranking,
@@ -157,7 +159,7 @@ threshold_setter!(
 /// folder in its family's crate and one line here.
 pub static REGISTRY: &[Registered] = &[
     entry::<SpectralSignatureParams>(true, |o| boxed(SpectralSignature::params().seed(o.seed), o)),
-    entry::<SpectreParams>(false, |o| boxed(Spectre::params().seed(o.seed), o)),
+    entry::<SpectreParams>(true, |o| boxed(Spectre::params().seed(o.seed), o)),
     entry::<ActivationClusteringParams>(false, |o| {
         boxed(ActivationClustering::params().seed(o.seed), o)
     }),
@@ -271,16 +273,40 @@ pub enum AuditError {
 }
 
 /// Runs several detectors on one dataset and combines their scores into one [`Report`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Audit {
     detectors: Vec<Box<dyn DynDetector>>,
     knn: KnnMode,
+    fdr: f64,
 }
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { detectors: Vec::new(), knn: KnnMode::default(), fdr: DEFAULT_FDR }
+    }
+}
+
+/// The default false-discovery rate of the audit's flags ([`Audit::fdr`]).
+pub const DEFAULT_FDR: f64 = 0.05;
 
 impl Audit {
     /// An audit with no detectors.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the false-discovery rate `q` of the flags (default [`DEFAULT_FDR`]): the audit flags
+    /// the rows the Benjamini-Hochberg procedure selects on the combined p-values, so that among
+    /// the flagged rows the expected share of clean ones is at most `q`.
+    ///
+    /// # Errors
+    /// [`ParamError::OutOfRange`] unless `0 < q < 1`.
+    pub fn fdr(mut self, q: f64) -> Result<Self, ParamError> {
+        if !(q > 0.0 && q < 1.0) {
+            return Err(ParamError::OutOfRange { name: "fdr", value: q, allowed: "(0, 1)" });
+        }
+        self.fdr = q;
+        Ok(self)
     }
 
     /// Adds a detector.
@@ -352,8 +378,9 @@ impl Audit {
     /// detectors were added. A failing detector is recorded in [`Report::failures`] and the others
     /// still run.
     ///
-    /// The combined `suspicion` of a row is rank-based, so detectors with different score scales
-    /// are comparable ([`combined_suspicion`]).
+    /// Every detector gives each row a p-value under its stated null; the audit combines them
+    /// ([`combined_p_values`]) and flags the rows the Benjamini-Hochberg procedure selects at the
+    /// audit's false-discovery rate ([`Audit::fdr`]).
     ///
     /// # Errors
     /// [`AuditError`] when no detector succeeds.
@@ -432,11 +459,11 @@ impl Audit {
         if runs.is_empty() {
             return Err(AuditError::AllFailed(failures.swap_remove(0)));
         }
-        let (suspicion, threshold) = combined_suspicion(&runs, data.n_samples());
+        let p_values = combined_p_values(&runs, data.n_samples());
         let estimates: Vec<PoisonEstimate> =
             runs.iter().filter_map(|r| r.estimate.clone()).collect();
         let estimate = PoisonEstimate::combine(&estimates, data.n_samples());
-        let report = Report::new(runs, failures, suspicion, threshold).with_estimate(estimate);
+        let report = Report::new(runs, failures, p_values, self.fdr).with_estimate(estimate);
         let flagged = report.flagged();
         Ok(report.with_source_findings(test_sources(&flagged)))
     }
@@ -453,96 +480,34 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Combines the detectors into one suspicion per row, in (0, 1], and returns it with the
-/// automatic threshold above which a row is flagged.
+/// Combines the detectors' p-values into one p-value per row: their weighted harmonic mean
+/// ([`harmonic_mean_p`], Wilson 2019). Every label-consistency, spectral or other detector has
+/// weight 1; the outlier detectors share one weight of 1 among them.
 ///
-/// The evidence comes in *votes*: every label-consistency, spectral or other detector is one
-/// voter, and the outlier detectors together are one more, which votes for a row when more than
-/// half of them flag it. A row's suspicion is `(votes + r) / (voters + 1)`, where `r` is the
-/// largest, over voters, of the row's normalized rank among that voter's scores,
-/// `(rows scoring strictly lower + 1) / n` (ties share the lowest rank of their group); the
-/// outlier voter's rank is the mean of its members' ranks. The threshold is
-/// `1 / (voters + 1)`: a row is flagged exactly when it has a vote.
-///
-/// Each flag is calibrated by its detector's own threshold (its stated null, its test), so rows
-/// are ordered by how much calibrated evidence they carry, then by their strongest rank; a
-/// detector with no signal on the data at hand flags few rows and cannot outvote the ones that
-/// see the poison, which a plain maximum of ranks lets it do, and one detector's vote still
-/// places a row above every row without one. The outlier detectors vote together because an
-/// outlier score is not specific to poisoning: every clean dataset has natural outliers, and each
-/// outlier detector flags a few percent of them on its own; two detectors built on different
-/// models (isolation depth, marginal tails, distances) agreeing on a row is the evidence worth a
-/// vote. The label and spectral detectors flag only rows that break an explicit test (a sign
-/// test on neighbours' labels, the confident joint, a chi-square null per class), so each keeps
-/// its own vote.
-///
-/// Measured with the default detectors (the outlier pair voting together; in brackets every
-/// detector voting alone and the largest rank over detectors), on clean data the share of rows
-/// flagged: wine 2.2% (3.4%), breast_cancer 3.9% (6.7%), digits 1.7% (2.6%); on the shipped
-/// poisoned sets the ROC-AUC of the suspicion against the poison, best single detector after
-/// the slash: digits BadNets 0.9928 (0.9930) / 1.0000, BadNets embeddings 0.9957 (0.9991) /
-/// 0.9984, digits label flips 0.9957 (0.9902) / 0.9980, wine flips 0.9839 (0.9748) / 0.9972,
-/// breast_cancer flips 0.9643 (0.9497) / 0.9833.
-pub fn combined_suspicion(runs: &[DetectorRun], n_samples: usize) -> (Vec<f64>, f64) {
-    let mut votes = vec![0usize; n_samples];
-    let mut outlier_votes = vec![0usize; n_samples];
-    let mut strongest = vec![0.0f64; n_samples];
-    let mut outlier_rank = vec![0.0f64; n_samples];
-    let mut n_outlier = 0;
-    for run in runs {
-        let outlier = run.family == Family::Outlier;
-        n_outlier += usize::from(outlier);
-        let (target, ranks) = if outlier {
-            (&mut outlier_votes, &mut outlier_rank)
-        } else {
-            (&mut votes, &mut strongest)
-        };
-        let scores = run.detection.scores();
-        let threshold = run.detection.threshold();
-        for ((v, s), (&score, r)) in
-            target.iter_mut().zip(ranks.iter_mut()).zip(scores.iter().zip(normalized_rank(scores)))
-        {
-            *v += usize::from(score > threshold);
-            // the outlier voter's rank is the mean of its members' ranks
-            *s = if outlier { *s + r } else { s.max(r) };
-        }
-    }
-    if n_outlier > 0 {
-        for (s, o) in strongest.iter_mut().zip(&outlier_rank) {
-            *s = s.max(o / n_outlier as f64);
-        }
-    }
-    let voters = runs.len() - n_outlier + usize::from(n_outlier > 0);
-    let scale = (voters + 1) as f64;
-    let suspicion = votes
+/// The harmonic mean lets one strong, specific piece of evidence through (with `m` weights of
+/// 1 the combined p is at most `m` times a detector's own) while several moderate p-values that
+/// agree combine to a smaller one, and a detector with no evidence on a row (p = 1: a class its
+/// gate did not declare attacked, a score below its median) adds nothing. The outlier
+/// detectors share one weight because an outlier score is not specific to poisoning: every clean
+/// table has natural outliers, and several outlier detectors reading the same rows would
+/// otherwise outweigh one label or spectral test.
+pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
+    let n_outlier = runs.iter().filter(|r| r.family == Family::Outlier).count();
+    let weights: Vec<f64> = runs
         .iter()
-        .zip(&outlier_votes)
-        .zip(&strongest)
-        .map(|((&v, &o), &r)| (v as f64 + f64::from(u8::from(2 * o > n_outlier)) + r) / scale)
+        .map(|r| if r.family == Family::Outlier { 1.0 / n_outlier as f64 } else { 1.0 })
         .collect();
-    (suspicion, 1.0 / scale)
-}
-
-/// For every score, `(scores strictly below it + 1) / n`, in (0, 1]: the normalized minimum
-/// rank. Tied scores share the lowest rank of their group.
-fn normalized_rank(scores: &[f64]) -> Vec<f64> {
-    let n = scores.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut out = vec![0.0; n];
-    let mut start = 0;
-    while start < n {
-        let mut end = start;
-        while end + 1 < n && scores[order[end + 1]] == scores[order[start]] {
-            end += 1;
-        }
-        let f = (start + 1) as f64 / n as f64;
-        for &i in &order[start..=end] {
-            out[i] = f;
-        }
-        start = end + 1;
-    }
-    out
+    let total: f64 = weights.iter().sum();
+    let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
+    let mut row = vec![0.0; runs.len()];
+    (0..n_samples)
+        .map(|i| {
+            for (p, r) in row.iter_mut().zip(runs) {
+                *p = r.detection.p_values()[i];
+            }
+            harmonic_mean_p(&row, &weights)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -603,65 +568,35 @@ mod tests {
     }
 
     #[test]
-    fn suspicion_orders_by_votes_then_rank() {
-        let run = |scores: Vec<f64>, threshold: f64| DetectorRun {
-            id: DetectorId::new("d"),
-            family: Family::Label,
-            detection: Detection::with_threshold(scores, threshold, |_, s| Reason::Score {
-                score: s,
-                threshold,
-            })
-            .unwrap(),
-            class_findings: vec![],
-            skipped_classes: vec![],
-            noise_matrix: None,
-            estimate: None,
-            source_findings: vec![],
-        };
-        // row 0: flagged by both; row 1: flagged by one, top rank; row 2: flagged by none
-        let runs = vec![run(vec![5.0, 9.0, 1.0, 0.0], 2.0), run(vec![5.0, 0.0, 4.0, 1.0], 4.5)];
-        let (s, t) = combined_suspicion(&runs, 4);
-        assert!(s[0] > s[1] && s[1] > s[2] && s[2] > s[3], "{s:?}");
-        // flagged by some detector exactly above 1 / (detectors + 1)
-        assert_eq!(t, 1.0 / 3.0);
-        for (i, &v) in s.iter().enumerate() {
-            assert_eq!(v > t, i < 2, "{s:?}");
-        }
-    }
-
-    #[test]
-    fn outlier_detectors_vote_together() {
-        let run = |id: &'static str, scores: Vec<f64>| DetectorRun {
+    fn one_strong_detector_is_not_drowned_and_outliers_share_a_weight() {
+        let run = |id: &'static str, p: Vec<f64>| DetectorRun {
             id: DetectorId::new(id),
             family: registered(id).unwrap().info().family,
-            detection: Detection::with_threshold(scores, 0.5, |_, s| Reason::Score {
+            detection: Detection::with_threshold(vec![0.0; p.len()], 0.5, |_, s| Reason::Score {
                 score: s,
                 threshold: 0.5,
             })
-            .unwrap(),
+            .unwrap()
+            .with_p_values(p),
             class_findings: vec![],
             skipped_classes: vec![],
             noise_matrix: None,
             estimate: None,
             source_findings: vec![],
         };
-        // row 0: both outlier detectors; row 1: one of them; row 2: the label detector only
+        // row 0: spectre alone is sure; row 1: both outlier detectors; row 2: nothing
         let runs = vec![
-            run("isolation_forest", vec![1.0, 1.0, 0.0, 0.0]),
-            run("ecod", vec![1.0, 0.0, 0.0, 0.0]),
-            run("knn_label", vec![0.0, 0.0, 1.0, 0.0]),
+            run("spectre", vec![1e-12, 1.0, 1.0]),
+            run("knn_label", vec![1.0, 1.0, 1.0]),
+            run("isolation_forest", vec![1.0, 1e-12, 1.0]),
+            run("ecod", vec![1.0, 1e-12, 1.0]),
         ];
-        let (s, t) = combined_suspicion(&runs, 4);
-        // two voters: the outlier pair and knn_label
-        assert_eq!(t, 1.0 / 3.0);
-        let flagged: Vec<bool> = s.iter().map(|&v| v > t).collect();
-        assert_eq!(flagged, vec![true, false, true, false], "{s:?}");
-    }
-
-    #[test]
-    fn ranks_handle_ties() {
-        assert_eq!(normalized_rank(&[3.0, 1.0, 3.0, 2.0]), vec![0.75, 0.25, 0.75, 0.5]);
-        assert_eq!(normalized_rank(&[0.0; 4]), vec![0.25; 4]);
+        let p = combined_p_values(&runs, 3);
+        // three voters of weight 1/3: spectre's 1e-12 becomes about 3e-12
+        assert!(p[0] > 1e-12 && p[0] < 3.1e-12, "{p:?}");
+        // the two outlier detectors together weigh as much as spectre alone
+        assert!((p[1] / p[0] - 1.0).abs() < 1e-9, "{p:?}");
+        assert_eq!(p[2], 1.0);
     }
 
     #[test]

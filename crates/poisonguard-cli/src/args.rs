@@ -113,6 +113,10 @@ pub struct ScanArgs {
     /// Threshold rule: auto | contamination:F | fixed:X | robust-z:C | tukey:K.
     #[arg(long, value_name = "RULE")]
     pub threshold: Option<String>,
+    /// False-discovery rate of the flagged rows: among them, the expected share of clean rows
+    /// is at most Q (Benjamini-Hochberg on the combined p-values).
+    #[arg(long, value_name = "Q", default_value_t = poisonguard::DEFAULT_FDR)]
+    pub fdr: f64,
     /// Write the per-row report here (.csv, .parquet or .json).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,

@@ -41,12 +41,12 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
     let classes = data.labels().map_or(0, |l| l.n_present_classes());
     let _ = writeln!(
         h,
-        "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (suspicion above {:.4}).</p>",
+        "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (false-discovery rate {}).</p>",
         data.n_features(),
         if classes > 0 { format!(", {classes} classes") } else { String::new() },
         report.n_flagged(),
         100.0 * report.n_flagged() as f64 / n.max(1) as f64,
-        report.suspicion_threshold()
+        report.fdr()
     );
     if let Some(e) = report.estimate() {
         let _ = writeln!(

@@ -108,7 +108,8 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         knn: args.knn.mode(args.seed),
     };
     let requested = args.detector_list()?;
-    // Fail on an output path's extension before the work, not after it.
+    // Fail on a bad false-discovery rate or an output path's extension before the work.
+    Audit::new().fdr(args.fdr).context("--fdr")?;
     if let Some(out) = &args.output {
         Format::of(out, true)?;
     }
@@ -178,7 +179,8 @@ fn load_and_audit(
     let audit = match requested {
         Some(names) => Audit::from_ids(names, opts)?,
         None => Audit::for_dataset(data, opts),
-    };
+    }
+    .fdr(args.fdr)?;
     let report = audit
         .run_with(data, &|event| match event {
             AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),

@@ -42,10 +42,11 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
     let k = report.n_flagged();
     writeln!(
         out,
-        "rows flagged: {k} ({:.1}%): suspicion above {:.4} (a label or spectral detector, or most \
-         outlier detectors together)",
+        "rows flagged: {k} ({:.1}%): Benjamini-Hochberg on the combined p-values at a false-discovery \
+         rate of {}{}",
         pct(k, n),
-        report.suspicion_threshold()
+        report.fdr(),
+        report.p_cutoff().map_or(String::new(), |p| format!(" (combined p <= {p:.2e})"))
     )?;
     if let Some(e) = report.estimate() {
         writeln!(

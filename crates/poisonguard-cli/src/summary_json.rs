@@ -96,7 +96,8 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
         doc.insert("classes".into(), json!(l.n_present_classes()));
     }
     doc.insert("flagged".into(), json!(report.n_flagged()));
-    doc.insert("suspicion_threshold".into(), json!(report.suspicion_threshold()));
+    doc.insert("fdr".into(), json!(report.fdr()));
+    doc.insert("p_cutoff".into(), json!(report.p_cutoff()));
     if let Some(e) = report.estimate() {
         doc.insert(
             "estimated_poisoned".into(),

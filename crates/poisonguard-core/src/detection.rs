@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::dataset::LabelValue;
 use crate::error::DataError;
+use crate::evidence::Calibration;
 use crate::threshold::{ScoreNull, ThresholdRule, check_finite};
 
 /// The stable snake_case id of a detector; the single source of report column names
@@ -216,7 +217,8 @@ impl fmt::Display for Reason {
 }
 
 /// One detector's verdict on every row: scores (higher = more suspicious, finite), the fitted
-/// threshold, flags derived as `score > threshold`, and a [`Reason`] for each flagged row.
+/// threshold, flags derived as `score > threshold`, a [`Reason`] for each flagged row, and a
+/// p-value per row under the detector's stated null ([`Calibration`]).
 ///
 /// The only constructors apply the threshold, so flags and scores cannot disagree and no
 /// detector can forget to threshold.
@@ -226,6 +228,10 @@ pub struct Detection {
     threshold: f64,
     /// `(row, reason)` for flagged rows, ascending by row.
     reasons: Vec<(usize, Reason)>,
+    /// One p-value per row, in [0, 1].
+    p_values: Vec<f64>,
+    /// The null the p-values refer to.
+    calibration: Calibration,
 }
 
 impl Detection {
@@ -264,10 +270,14 @@ impl Detection {
         explain: impl Fn(usize, f64) -> Reason,
     ) -> Result<Self, DataError> {
         let threshold = rule.fit_with_null(&scores, null)?;
-        Self::with_threshold(scores, threshold, explain)
+        let calibration = Calibration::fit(null, &scores);
+        Ok(Self::with_threshold(scores, threshold, explain)?.calibrated(calibration))
     }
 
-    /// Applies an already fitted threshold (used to score new data against a fit).
+    /// Applies an already fitted threshold (used to score new data against a fit). The p-values
+    /// come from [`Calibration::tail`] fitted on `scores`; a detector that knows better sets them
+    /// with [`Detection::calibrated`] (e.g. its training calibration, for new rows) or
+    /// [`Detection::with_p_values`].
     ///
     /// # Errors
     /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
@@ -286,7 +296,55 @@ impl Detection {
             .filter(|(_, s)| **s > threshold)
             .map(|(i, &s)| (i, explain(i, s)))
             .collect();
-        Ok(Self { scores, threshold, reasons })
+        let calibration = Calibration::tail(&scores);
+        let p_values = scores.iter().map(|&s| calibration.p_value(s)).collect();
+        Ok(Self { scores, threshold, reasons, p_values, calibration })
+    }
+
+    /// Replaces the p-values by those of `calibration` applied to the scores.
+    #[must_use]
+    pub fn calibrated(mut self, calibration: Calibration) -> Self {
+        self.p_values = self.scores.iter().map(|&s| calibration.p_value(s)).collect();
+        self.calibration = calibration;
+        self
+    }
+
+    /// Replaces the p-values by the detector's own, row by row ([`Calibration::Given`]); NaN
+    /// becomes 1 and values are clamped to [0, 1].
+    ///
+    /// # Panics
+    /// If `p` has not one value per row (a programming error of the detector).
+    #[must_use]
+    pub fn with_p_values(mut self, p: Vec<f64>) -> Self {
+        assert_eq!(p.len(), self.scores.len(), "one p-value per row");
+        self.p_values =
+            p.into_iter().map(|v| if v.is_nan() { 1.0 } else { v.clamp(0.0, 1.0) }).collect();
+        self.calibration = Calibration::Given;
+        self
+    }
+
+    /// Sets the p-value of the rows `no_evidence` says to 1 (rows a class-level gate leaves
+    /// out), keeping the calibration.
+    #[must_use]
+    pub fn without_evidence(mut self, no_evidence: impl Fn(usize) -> bool) -> Self {
+        for (i, p) in self.p_values.iter_mut().enumerate() {
+            if no_evidence(i) {
+                *p = 1.0;
+            }
+        }
+        self
+    }
+
+    /// One p-value per row under the detector's null: how surprising the row's score is if the
+    /// row is clean (small = strong evidence).
+    pub fn p_values(&self) -> &[f64] {
+        &self.p_values
+    }
+
+    /// The null the p-values refer to ([`Calibration::Given`] when the detector set them row by
+    /// row).
+    pub fn calibration(&self) -> Calibration {
+        self.calibration
     }
 
     /// One score per row; higher = more suspicious.

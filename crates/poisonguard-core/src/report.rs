@@ -36,39 +36,47 @@ pub struct DetectorFailure {
     pub error: String,
 }
 
-/// Per-row results of every detector plus the combined suspicion and the combined flag.
+/// Per-row results of every detector plus the combined evidence: one combined p-value per row,
+/// its displayed suspicion, and the flag the Benjamini-Hochberg procedure gives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     runs: Vec<DetectorRun>,
     failures: Vec<DetectorFailure>,
+    p_values: Vec<f64>,
     suspicion: Vec<f64>,
-    suspicion_threshold: f64,
+    flagged: Vec<bool>,
+    fdr: f64,
     source_findings: Vec<SourceFinding>,
     estimate: Option<PoisonEstimate>,
 }
 
 impl Report {
-    /// Assembles a report. `suspicion` holds one value in [0, 1] per row; every run's detection
-    /// has one score per row. Rows whose suspicion is strictly above `suspicion_threshold` are
-    /// the report's flagged rows.
+    /// Assembles a report from one combined p-value per row (in [0, 1]; every run's detection
+    /// has one score per row). The rows the Benjamini-Hochberg procedure selects at
+    /// false-discovery rate `fdr` are the report's flagged rows; the suspicion of a row is
+    /// [`crate::suspicion_of`] its p-value.
     ///
     /// # Panics
-    /// If a run's detection length differs from `suspicion`'s: the audit builds both from the
+    /// If a run's detection length differs from `p_values`'s: the audit builds both from the
     /// same dataset, so this is a programming error, not bad input.
     pub fn new(
         runs: Vec<DetectorRun>,
         failures: Vec<DetectorFailure>,
-        suspicion: Vec<f64>,
-        suspicion_threshold: f64,
+        p_values: Vec<f64>,
+        fdr: f64,
     ) -> Self {
         for r in &runs {
-            assert_eq!(r.detection.scores().len(), suspicion.len(), "detector {} row count", r.id);
+            assert_eq!(r.detection.scores().len(), p_values.len(), "detector {} row count", r.id);
         }
+        let flagged = crate::evidence::benjamini_hochberg(&p_values, fdr);
+        let suspicion = p_values.iter().map(|&p| crate::evidence::suspicion_of(p)).collect();
         Self {
             runs,
             failures,
+            p_values,
             suspicion,
-            suspicion_threshold,
+            flagged,
+            fdr,
             source_findings: Vec::new(),
             estimate: None,
         }
@@ -118,32 +126,46 @@ impl Report {
         &self.failures
     }
 
-    /// Combined suspicion of every row, in [0, 1]; higher = more suspicious.
+    /// Combined p-value of every row: how surprising the row's evidence, from every detector
+    /// together, is if the row is clean.
+    pub fn p_values(&self) -> &[f64] {
+        &self.p_values
+    }
+
+    /// Combined suspicion of every row, in [0, 1), [`crate::suspicion_of`] its p-value;
+    /// higher = more suspicious.
     pub fn suspicion(&self) -> &[f64] {
         &self.suspicion
     }
 
-    /// The automatic threshold on the suspicion: rows strictly above it are flagged.
-    pub fn suspicion_threshold(&self) -> f64 {
-        self.suspicion_threshold
+    /// The false-discovery rate at which rows are flagged.
+    pub fn fdr(&self) -> f64 {
+        self.fdr
     }
 
-    /// Whether row `i` is flagged: its suspicion is above [`Report::suspicion_threshold`].
+    /// The largest combined p-value among the flagged rows (`None` when none is flagged): the
+    /// Benjamini-Hochberg cut-off.
+    pub fn p_cutoff(&self) -> Option<f64> {
+        self.p_values.iter().zip(&self.flagged).filter(|(_, f)| **f).map(|(p, _)| *p).reduce(f64::max)
+    }
+
+    /// Whether row `i` is flagged: among the flagged rows, the expected share of clean ones is
+    /// at most [`Report::fdr`].
     ///
     /// # Panics
     /// If `i` is out of bounds.
     pub fn is_flagged(&self, i: usize) -> bool {
-        self.suspicion[i] > self.suspicion_threshold
+        self.flagged[i]
     }
 
     /// The combined flag of every row.
     pub fn flagged(&self) -> Vec<bool> {
-        (0..self.n_samples()).map(|i| self.is_flagged(i)).collect()
+        self.flagged.clone()
     }
 
     /// Number of flagged rows.
     pub fn n_flagged(&self) -> usize {
-        (0..self.n_samples()).filter(|&i| self.is_flagged(i)).count()
+        self.flagged.iter().filter(|&&f| f).count()
     }
 
     /// The reasons of row `i`, one `"<detector>: <sentence>"` per detector that flags it, joined

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::read::Format;
 
 /// The report's column names, in order: `row`, `id` (if the dataset has ids), `label` (if it has
-/// labels), `<detector>_score` and `<detector>_flagged` per detector run, then `suspicion`,
-/// `flagged`, `reasons`.
+/// labels), `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value) per
+/// detector run, then `suspicion`, `p_value` (combined), `flagged`, `reasons`.
 pub fn report_columns(report: &Report, data: &Dataset) -> Vec<String> {
     let mut names = vec!["row".to_string()];
     if data.ids().is_some() {
@@ -25,8 +25,9 @@ pub fn report_columns(report: &Report, data: &Dataset) -> Vec<String> {
     for run in report.runs() {
         names.push(format!("{}_score", run.id));
         names.push(format!("{}_flagged", run.id));
+        names.push(format!("{}_p", run.id));
     }
-    names.extend(["suspicion", "flagged", "reasons"].map(String::from));
+    names.extend(["suspicion", "p_value", "flagged", "reasons"].map(String::from));
     names
 }
 
@@ -56,8 +57,10 @@ fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
     for run in report.runs() {
         cols.push(Values::Float(run.detection.scores().to_vec()));
         cols.push(Values::Bool(run.detection.flagged()));
+        cols.push(Values::Float(run.detection.p_values().to_vec()));
     }
     cols.push(Values::Float(report.suspicion().to_vec()));
+    cols.push(Values::Float(report.p_values().to_vec()));
     cols.push(Values::Bool((0..n).map(|i| report.is_flagged(i)).collect()));
     cols.push(Values::Text((0..n).map(|i| report.reasons_of_row(i)).collect()));
     cols

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use ndarray::{ArrayView1, ArrayView2};
 use poisonguard_core::{
     DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph, LabelMap,
-    Reason, ScoreNull, ThresholdRule,
+    Calibration, Reason, ScoreNull, ThresholdRule,
 };
 
 use crate::error::{Error, Result};
@@ -189,9 +189,11 @@ pub(crate) fn fit<M: OutlierModel>(
         let null = model.null();
         let rule = common.threshold;
         let threshold = rule.fit_with_null(&scores, null.as_ref())?;
+        let calibration = Calibration::fit(null.as_ref(), &scores);
         let training = Detection::with_threshold(scores, threshold, |i, s| {
             explain_row(Some(&model), data, i, s, threshold)
-        })?;
+        })?
+        .calibrated(calibration);
         return Ok(Outlier {
             groups: Groups::Global(model),
             skipped: Vec::new(),
@@ -234,10 +236,12 @@ pub(crate) fn fit<M: OutlierModel>(
         }
     }
     let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
+    let calibration = Calibration::fit(null.as_ref(), &scores);
     let training = Detection::with_threshold(scores, threshold, |i, s| {
         let model = models[labels.ids()[i].index()].as_ref();
         explain_row(model, data, i, s, threshold)
-    })?;
+    })?
+    .calibrated(calibration);
     Ok(Outlier {
         skipped,
         groups: Groups::PerClass { map: labels.map().clone(), models },
@@ -261,7 +265,8 @@ impl<M: OutlierModel> Outlier<M> {
                 let scores = model.score(data.features())?;
                 Ok(Detection::with_threshold(scores, threshold, |i, s| {
                     explain_row(Some(model), data, i, s, threshold)
-                })?)
+                })?
+                .calibrated(self.training.calibration()))
             }
             Groups::PerClass { map, models } => {
                 let labels = data
@@ -291,7 +296,8 @@ impl<M: OutlierModel> Outlier<M> {
                 }
                 Ok(Detection::with_threshold(scores, threshold, |i, s| {
                     explain_row(models[class_of[i]].as_ref(), data, i, s, threshold)
-                })?)
+                })?
+                .calibrated(self.training.calibration()))
             }
         }
     }

@@ -137,6 +137,15 @@ fn argmax(p: &[f64]) -> usize {
 }
 
 /// The argmax with the given label favoured by the fuzz: `true` when the given label wins.
+/// The p-value of the given label under the out-of-sample probabilities `p`: the probability
+/// that a label drawn from `p` is at most as likely as the given one, `sum_{c: p_c <= p_given}
+/// p_c` (an exact test of the categorical distribution). If the classifier's probabilities are
+/// calibrated and the row's label was drawn from them (a clean row), `P(p-value <= a) <= a`.
+fn label_p_value(p: &[f64], given: usize) -> f64 {
+    let own = p[given];
+    p.iter().filter(|&&v| v <= own).sum::<f64>().min(1.0)
+}
+
 fn given_is_top(p: &[f64], given: usize) -> bool {
     let mut q = p.to_vec();
     q[given] += FUZZ;
@@ -345,7 +354,8 @@ impl Detector for ConfidentLearningValidParams {
             r => r,
         };
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
-        let training = Detection::new(scores, &rule, explain)?;
+        let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i])).collect();
+        let training = Detection::new(scores, &rule, explain)?.with_p_values(p_values);
 
         let noise = NoiseMatrix::new(
             map.values().to_vec(),
@@ -479,9 +489,12 @@ impl FittedDetector for ConfidentLearning {
                 1.0 - quality(self.ranking, &p, given[i]) + f64::from(u8::from(issue))
             })
             .collect();
-        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        let p_values =
+            (0..data.n_samples()).map(|i| label_p_value(&probs.row(i).to_vec(), given[i])).collect();
+        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
             explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
-        })
+        })?
+        .with_p_values(p_values))
     }
 }
 

@@ -318,10 +318,11 @@ impl FittedDetector for Duplicates {
                 }
             })
             .collect();
-        Detection::with_threshold(scores, self.training.threshold(), |i, _| match &joined[i] {
+        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| match &joined[i] {
             Some((g, label)) => explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref()),
             None => Reason::Score { score: 0.0, threshold: self.training.threshold() },
-        })
+        })?
+        .calibrated(self.training.calibration()))
     }
 }
 

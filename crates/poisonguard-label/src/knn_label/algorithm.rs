@@ -156,7 +156,9 @@ impl KnnLabelValidParams {
         let why = votes(&graph, &classes, &classes, n_classes);
         let map = labels.map().clone();
         let scores = why.iter().map(Vote::score).collect();
-        let training = Detection::new(scores, &rule(self), |i, _| why[i].reason(k, &map))?;
+        // the score is -log10 of the sign-test p-value: that test is the row's p-value
+        let training = Detection::new(scores, &rule(self), |i, _| why[i].reason(k, &map))?
+            .calibrated(poisonguard_core::Calibration::NegLog10);
         let findings = labels
             .rows_by_class()
             .iter()
@@ -242,8 +244,9 @@ impl FittedDetector for KnnLabel {
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
         let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
         let scores = why.iter().map(Vote::score).collect();
-        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
             why[i].reason(self.k, &self.label_map)
-        })
+        })?
+        .calibrated(poisonguard_core::Calibration::NegLog10))
     }
 }

@@ -304,7 +304,12 @@ impl Detector for ActivationClusteringValidParams {
                 classes[c].as_ref().map_or((0.0, 0.0), |f| (f.share, f.silhouette));
             Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
         };
-        let training = Detection::with_threshold(scores, threshold, explain)?;
+        // p-values: the robust tail of the scores; rows of classes not declared attacked carry
+        // no evidence (the paper's class gate)
+        let flaggable =
+            |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f| f.flaggable);
+        let training =
+            Detection::with_threshold(scores, threshold, explain)?.without_evidence(|i| !flaggable(i));
         Ok(ActivationClustering {
             skipped,
             classes,
@@ -351,12 +356,16 @@ impl FittedDetector for ActivationClustering {
                 None => -1.0,
             })
             .collect();
-        Detection::with_threshold(scores, threshold, |i, _| {
+        let detection = Detection::with_threshold(scores, threshold, |i, _| {
             let (share, silhouette) = self.classes[ids[i].index()]
                 .as_ref()
                 .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
             Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
-        })
+        })?
+        .calibrated(self.training.calibration());
+        Ok(detection.without_evidence(|i| {
+            !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
+        }))
     }
 }
 

@@ -240,9 +240,10 @@ impl FittedDetector for SpectralSignature {
             scores.push(s);
             z.push(zi);
         }
-        Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
             Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
-        })
+        })?
+        .calibrated(self.training.calibration()))
     }
 }
 

@@ -1,7 +1,7 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
     AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
+    Calibration, ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
@@ -369,21 +369,22 @@ impl Detector for SpectreValidParams {
         let attacked: Vec<bool> =
             verdict_z.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
         let null = ScoreNull::ChiSquared { dof: 1.0 };
+        // The rows of the classes not declared attacked are the empirical null of the
+        // calibrated score.
+        let mut reference: Vec<f64> = by_class
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| self.flag_all_classes || !attacked[*c])
+            .flat_map(|(_, rows)| rows.iter().map(|&i| scores[i]))
+            .collect();
+        if reference.is_empty() {
+            reference = scores.clone();
+        }
+        reference.sort_by(f64::total_cmp);
         let threshold = match self.threshold {
             ThresholdRule::Auto => {
-                // The rows of the classes not declared attacked are the empirical null of the
-                // calibrated score: their 99% quantile, never below the chi-square(1) one (a
-                // non-finite score fails in `Detection::with_threshold` below).
-                let mut reference: Vec<f64> = by_class
-                    .iter()
-                    .enumerate()
-                    .filter(|(c, _)| self.flag_all_classes || !attacked[*c])
-                    .flat_map(|(_, rows)| rows.iter().map(|&i| scores[i]))
-                    .collect();
-                if reference.is_empty() {
-                    reference = scores.clone();
-                }
-                reference.sort_by(f64::total_cmp);
+                // their 99% quantile, never below the chi-square(1) one (a non-finite score
+                // fails in `Detection::with_threshold` below)
                 let empirical = poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA);
                 empirical.max(null.upper_quantile(AUTO_ALPHA))
             }
@@ -428,7 +429,14 @@ impl Detector for SpectreValidParams {
             score: s,
             dims: dims[i],
         };
-        let training = Detection::with_threshold(scores, threshold, explain)?;
+        // p-values: the chi-square(1) null, its scale checked against the rows of the classes
+        // not declared attacked (as the threshold is); rows of those classes carry no evidence
+        // (the paper's class gate).
+        let calibration = Calibration::fit(Some(&null), &reference);
+        let flaggable = |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable);
+        let training = Detection::with_threshold(scores, threshold, explain)?
+            .calibrated(calibration)
+            .without_evidence(|i| !flaggable(i));
         let estimate = (self.threshold == ThresholdRule::Auto).then(|| {
             PoisonEstimate::excess_over_null(
                 training.n_flagged(),
@@ -501,13 +509,16 @@ impl FittedDetector for Spectre {
                 }
             })
             .collect();
-        Detection::with_threshold(scores, self.training.threshold(), |i, s| {
+        let detection = Detection::with_threshold(scores, self.training.threshold(), |i, s| {
             Reason::QuantumEntropy {
                 class: labels.value_of_row(i).clone(),
                 score: s,
                 dims: dims[i],
             }
-        })
+        })?
+        .calibrated(self.training.calibration());
+        Ok(detection
+            .without_evidence(|i| !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)))
     }
 }
 

@@ -1,0 +1,142 @@
+//! The scenario grid shared by the `grid` example (which prints it, seeds 0-2, where defaults are
+//! chosen) and `tests/grid.rs` (which asserts on seeds 100-102, never used for choosing).
+
+use std::path::{Path, PathBuf};
+
+use poisonguard::{Audit, Dataset, DetectorOptions, Report, metrics};
+use poisonguard_attacks::Attack;
+use poisonguard_io::{LoadOptions, load};
+
+/// One shipped clean, labelled table.
+pub struct Table {
+    /// Short name.
+    pub name: &'static str,
+    /// Path under `datasets/`.
+    pub path: &'static str,
+    /// Whether its features are an 8x8 image (patch and blend triggers apply).
+    pub image: bool,
+}
+
+/// The shipped labelled tables.
+pub const TABLES: &[Table] = &[
+    Table { name: "digits", path: "digits/digits.parquet", image: true },
+    Table { name: "wine", path: "tabular/wine.parquet", image: false },
+    Table { name: "breast_cancer", path: "tabular/breast_cancer.parquet", image: false },
+];
+
+/// Attacks on every table.
+pub const TABULAR_ATTACKS: &[&str] = &[
+    "flip:0.1",
+    "flip:0.2",
+    "targeted-flip:from=1,to=0,rate=0.3",
+    "off-manifold:rate=0.05,scale=3",
+    "off-manifold:rate=0.05,scale=1",
+    "flood:copies=30,jitter=0",
+    "source:sources=10,rate=0.4",
+];
+
+/// Attacks that need image features (digits: 8x8 pixels in 0..16).
+pub const IMAGE_ATTACKS: &[&str] = &[
+    "badnets:target=0,eps=0.05,side=8,size=2,value=16",
+    "badnets:target=0,eps=0.1,side=8,size=2,value=16",
+    "badnets:target=0,eps=0.05,side=8,size=2,value=16,sources=1",
+    "badnets:target=0,eps=0.1,side=8,size=2,value=16,sources=1",
+    "blend:target=0,eps=0.1,alpha=0.2",
+    "clean-label:target=0,eps=0.1,side=8,size=2,value=16",
+];
+
+/// Loads a shipped table.
+pub fn load_table(table: &Table) -> Dataset {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(table.path);
+    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+    load(path, &opts).expect("shipped table loads").into_parts().0
+}
+
+/// The attacks of the grid for a table.
+pub fn attacks_for(table: &Table) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    if table.image {
+        out.extend(IMAGE_ATTACKS);
+    }
+    out.extend(TABULAR_ATTACKS);
+    out
+}
+
+/// What one audit of one poisoned (or clean) table measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Poisoned rows (0 on a clean table).
+    pub n_poison: usize,
+    /// Rows.
+    pub n_rows: usize,
+    /// ROC-AUC of each detector's score against the truth, in run order.
+    pub detectors: Vec<(String, f64)>,
+    /// ROC-AUC of the audit's suspicion.
+    pub suspicion_auc: f64,
+    /// Flagged rows.
+    pub n_flagged: usize,
+    /// Flagged poisoned rows.
+    pub true_flags: usize,
+    /// Classes some detector declared attacked.
+    pub attacked_classes: usize,
+}
+
+impl Outcome {
+    /// The best single detector's ROC-AUC.
+    pub fn best(&self) -> f64 {
+        self.detectors.iter().map(|d| d.1).fold(f64::NAN, f64::max)
+    }
+
+    /// Share of the poison flagged (NaN without poison).
+    pub fn recall(&self) -> f64 {
+        self.true_flags as f64 / self.n_poison as f64
+    }
+
+    /// Share of the flagged rows that are poison (1 when nothing is flagged).
+    pub fn precision(&self) -> f64 {
+        if self.n_flagged == 0 { 1.0 } else { self.true_flags as f64 / self.n_flagged as f64 }
+    }
+
+    /// Share of the rows flagged.
+    pub fn flag_rate(&self) -> f64 {
+        self.n_flagged as f64 / self.n_rows as f64
+    }
+}
+
+/// Classes any run declared attacked.
+pub fn attacked_classes(report: &Report) -> usize {
+    report
+        .runs()
+        .iter()
+        .map(|r| r.class_findings.iter().filter(|f| f.attacked() == Some(true)).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Runs the default audit on `data` against `truth` (all false for a clean table).
+pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
+    let report = Audit::for_dataset(data, &DetectorOptions::default()).run(data).expect("audit");
+    let n_poison = truth.iter().filter(|&&t| t).count();
+    let auc = |s: &[f64]| if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) };
+    let flagged = report.flagged();
+    Outcome {
+        n_poison,
+        n_rows: data.n_samples(),
+        detectors: report
+            .runs()
+            .iter()
+            .map(|r| (r.id.to_string(), auc(r.detection.scores())))
+            .collect(),
+        suspicion_auc: auc(report.suspicion()),
+        n_flagged: flagged.iter().filter(|&&f| f).count(),
+        true_flags: flagged.iter().zip(truth).filter(|(f, t)| **f && **t).count(),
+        attacked_classes: attacked_classes(&report),
+    }
+}
+
+/// Poisons `table` with `spec` at `seed` and audits it.
+pub fn run(clean: &Dataset, spec: &str, seed: u64) -> Outcome {
+    let attack = Attack::parse(spec).expect("grid spec parses");
+    let poisoned = attack.apply(clean, seed).expect("grid attack applies");
+    audit(&poisoned.data, &poisoned.truth)
+}
