@@ -491,13 +491,26 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// detectors share one weight because an outlier score is not specific to poisoning: every clean
 /// table has natural outliers, and several outlier detectors reading the same rows would
 /// otherwise outweigh one label or spectral test.
+///
+/// A detector whose every p-value is 1 abstains (weight 0): its own test found nothing
+/// anywhere (spectre or activation clustering declared no class attacked, duplicates found no
+/// near-duplicate), and counting it would only dilute the others.
 pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
-    let n_outlier = runs.iter().filter(|r| r.family == Family::Outlier).count();
+    let abstains = |r: &DetectorRun| r.detection.p_values().iter().all(|&p| p >= 1.0);
+    let n_outlier =
+        runs.iter().filter(|r| r.family == Family::Outlier && !abstains(r)).count().max(1);
     let weights: Vec<f64> = runs
         .iter()
-        .map(|r| if r.family == Family::Outlier { 1.0 / n_outlier as f64 } else { 1.0 })
+        .map(|r| match (abstains(r), r.family) {
+            (true, _) => 0.0,
+            (false, Family::Outlier) => 1.0 / n_outlier as f64,
+            (false, _) => 1.0,
+        })
         .collect();
     let total: f64 = weights.iter().sum();
+    if total == 0.0 {
+        return vec![1.0; n_samples];
+    }
     let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
     let mut row = vec![0.0; runs.len()];
     (0..n_samples)

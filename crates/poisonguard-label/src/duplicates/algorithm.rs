@@ -17,6 +17,8 @@ const RADIUS_Z: f64 = 3.5;
 pub struct Duplicates {
     radius: f64,
     fence: f64,
+    /// Mean of the Poisson null of a clean row's near-duplicate count.
+    null_mean: f64,
     reference: Reference,
     /// Group of each training row (`None` without near-duplicates).
     group_of: Vec<Option<usize>>,
@@ -164,6 +166,27 @@ fn flagged_group_excess(
     }
 }
 
+/// The p-values of the rows' group scores under a Poisson null: a clean row's number of
+/// near-duplicates is Poisson with the mean count of the rows at or below the flood fence
+/// (floored at one near-duplicate per table, `1 / n`), and `p = P(Poisson >= score)` (a group
+/// with conflicting labels scores as one `fence` rows larger). Natural pairs in a table with
+/// few of them get p about the pair rate; a flood of copies, p ~ 0.
+fn poisson_null_mean(scores: &[f64], fence: f64) -> f64 {
+    let n = scores.len().max(1) as f64;
+    let kept: Vec<f64> = scores.iter().copied().filter(|&s| s <= fence).collect();
+    let mean = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
+    mean.max(1.0 / n)
+}
+
+/// `P(Poisson(mean) >= score)`; 1 for a score below 1 (no near-duplicate).
+fn poisson_p_value(score: f64, mean: f64) -> f64 {
+    use statrs::distribution::{DiscreteCDF, Poisson};
+    match Poisson::new(mean) {
+        Ok(null) if score >= 1.0 => null.sf(score.ceil() as u64 - 1),
+        _ => 1.0,
+    }
+}
+
 fn group_score(size: usize, distinct_labels: usize, fence: f64) -> f64 {
     (size - 1) as f64 + if distinct_labels > 1 { fence } else { 0.0 }
 }
@@ -228,10 +251,12 @@ impl DuplicatesValidParams {
             r => r,
         };
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
-        let training = Detection::new(scores, &rule, explain)?;
+        let null_mean = poisson_null_mean(&scores, fence);
+        let p_values = scores.iter().map(|&s| poisson_p_value(s, null_mean)).collect();
+        let training = Detection::new(scores, &rule, explain)?.with_p_values(p_values);
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| flagged_group_excess(&training, &group_of, &groups, labels, fence));
-        Ok(Duplicates { radius, fence, reference, group_of, groups, training, estimate })
+        Ok(Duplicates { radius, fence, null_mean, reference, group_of, groups, training, estimate })
     }
 }
 
@@ -318,11 +343,12 @@ impl FittedDetector for Duplicates {
                 }
             })
             .collect();
+        let p_values = scores.iter().map(|&s| poisson_p_value(s, self.null_mean)).collect();
         Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| match &joined[i] {
             Some((g, label)) => explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref()),
             None => Reason::Score { score: 0.0, threshold: self.training.threshold() },
         })?
-        .calibrated(self.training.calibration()))
+        .with_p_values(p_values))
     }
 }
 
