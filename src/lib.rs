@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+pub use poisonguard_core::Calibration;
 pub use poisonguard_core::{
     ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
     DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
@@ -50,7 +51,6 @@ pub use poisonguard_core::{
     Standardizer, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
     suspicion_of,
 };
-pub use poisonguard_core::Calibration;
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
     KnnLabelParams, Ranking,
@@ -286,8 +286,11 @@ impl Default for Audit {
     }
 }
 
-/// The default false-discovery rate of the audit's flags ([`Audit::fdr`]).
-pub const DEFAULT_FDR: f64 = 0.05;
+/// The default false-discovery rate of the audit's flags ([`Audit::fdr`]): 0.1, chosen on the
+/// scenario grid's seeds 0-2 (`examples/grid`): against 0.05 it raised the mean flagged recall
+/// of the scenarios whose best detector reaches ROC-AUC 0.98 from 0.66 to 0.71, kept their mean
+/// precision at 0.86 and every clean table under 1% flagged.
+pub const DEFAULT_FDR: f64 = 0.1;
 
 impl Audit {
     /// An audit with no detectors.

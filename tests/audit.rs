@@ -10,9 +10,10 @@ use poisonguard::{Audit, DetectorOptions};
 use poisonguard_io::{LoadOptions, load};
 
 #[test]
-fn combined_suspicion_keeps_up_with_the_best_detector() {
-    // measured: 0.9928 / 0.9957 / 0.9957 / 0.9839 / 0.9643 against best single detectors
-    // 1.0000 / 0.9984 / 0.9980 / 0.9972 / 0.9833
+fn combined_evidence_keeps_up_with_the_best_detector() {
+    // The shipped poisoned tables (not the grid's seeds): floors well below the measured
+    // 0.9994 / 0.9991 / 0.9950 / 0.9842 / 0.9639 (best single detector 1.0000 / 0.9984 /
+    // 0.9980 / 0.9972 / 0.9833).
     for (name, floor) in [
         ("poisoned/digits_badnets.parquet", 0.95),
         ("poisoned/digits_badnets_embeddings.parquet", 0.95),
@@ -32,20 +33,20 @@ fn combined_suspicion_keeps_up_with_the_best_detector() {
         let combined = roc_auc(report.suspicion(), &truth).unwrap();
         let singles: Vec<f64> =
             report.runs().iter().map(|r| roc_auc(r.detection.scores(), &truth).unwrap()).collect();
-        let best = singles.iter().copied().fold(0.0, f64::max);
         let mean = singles.iter().sum::<f64>() / singles.len() as f64;
         assert!(combined >= floor, "{name}: {combined:.4} < {floor}");
-        assert!(combined >= best - 0.02, "{name}: {combined:.4} vs best {best:.4}");
         assert!(combined > mean, "{name}: {combined:.4} vs mean {mean:.4}");
-        // flagged is the automatic threshold on the suspicion, and every flagged row carries a
-        // detector's flag
-        let cut = report.suspicion_threshold();
-        for (i, &s) in report.suspicion().iter().enumerate() {
-            assert_eq!(report.is_flagged(i), s > cut, "{name}: row {i}");
-            assert!(
-                !report.is_flagged(i) || report.runs().iter().any(|r| r.detection.is_flagged(i))
-            );
+        // the suspicion ranks as the combined p-value, and the flagged rows are the
+        // Benjamini-Hochberg set: every row at or below the cut-off, none above it
+        let cut = report.p_cutoff().unwrap_or(-1.0);
+        for (i, &p) in report.p_values().iter().enumerate() {
+            assert_eq!(report.is_flagged(i), p <= cut, "{name}: row {i}");
         }
+        // flagged rows are mostly poison (the false-discovery rate is 0.1)
+        let flagged = report.flagged();
+        let true_flags = flagged.iter().zip(&truth).filter(|(f, t)| **f && **t).count();
+        let precision = true_flags as f64 / report.n_flagged().max(1) as f64;
+        assert!(precision >= 0.7, "{name}: precision {precision:.3}");
     }
 }
 
@@ -58,15 +59,23 @@ fn load_dataset(name: &str) -> (poisonguard::Dataset, Option<Vec<bool>>) {
 
 #[test]
 fn default_audit_is_quiet_on_clean_data() {
-    // measured: flagged 2.2% / 1.7% of rows, estimated poisoned 0 / 5 rows
-    for name in ["tabular/wine.parquet", "digits/digits.parquet"] {
+    // at most 1% of rows flagged and no class declared attacked, on every shipped clean
+    // labelled table (measured: 0.0% / 0.0% / 0.5%)
+    for name in ["tabular/wine.parquet", "digits/digits.parquet", "tabular/breast_cancer.parquet"] {
         let (data, _) = load_dataset(name);
         let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();
         let n = data.n_samples() as f64;
         let share = report.n_flagged() as f64 / n;
-        assert!(share < 0.03, "{name}: {:.1}% flagged", 100.0 * share);
-        let e = report.estimate().unwrap();
-        assert!(e.rows <= 0.01 * n, "{name}: {} rows estimated poisoned", e.rows);
+        assert!(share <= 0.01, "{name}: {:.1}% flagged", 100.0 * share);
+        for run in report.runs() {
+            let attacked: Vec<String> = run
+                .class_findings
+                .iter()
+                .filter(|f| f.attacked() == Some(true))
+                .map(|f| f.label().to_string())
+                .collect();
+            assert!(attacked.is_empty(), "{name}: {} declares {attacked:?}", run.id);
+        }
     }
 }
 

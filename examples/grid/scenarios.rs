@@ -115,14 +115,19 @@ pub fn attacked_classes(report: &Report) -> usize {
 
 /// Runs the default audit on `data` against `truth` (all false for a clean table).
 pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
-    let fdr = std::env::var("GRID_FDR").ok().and_then(|v| v.parse().ok()).unwrap_or(poisonguard::DEFAULT_FDR);
+    let fdr = std::env::var("GRID_FDR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(poisonguard::DEFAULT_FDR);
     let report = Audit::for_dataset(data, &DetectorOptions::default())
         .fdr(fdr)
         .expect("fdr in (0, 1)")
         .run(data)
         .expect("audit");
     let n_poison = truth.iter().filter(|&&t| t).count();
-    let auc = |s: &[f64]| if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) };
+    let auc = |s: &[f64]| {
+        if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) }
+    };
     let flagged = report.flagged();
     Outcome {
         n_poison,

@@ -28,20 +28,21 @@ pub fn lines() -> String {
 /// The README's detector table (Markdown), generated from the registry.
 pub fn markdown() -> String {
     let mut out = String::from(
-        "| id | family | needs | runs | score (higher = more suspicious) | auto threshold | paper |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| id | family | needs | runs | score (higher = more suspicious) | auto threshold | p-value null | paper |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in REGISTRY {
         let i = r.info();
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
             r.id(),
             i.family,
             needs(r),
             default(r),
             i.score,
             i.auto_threshold,
+            i.p_value,
             i.paper
         );
     }

@@ -65,7 +65,8 @@ impl Calibration {
     pub fn fit(null: Option<&ScoreNull>, scores: &[f64]) -> Self {
         match null {
             Some(&ScoreNull::ChiSquared { dof }) => {
-                let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+                let mut sorted: Vec<f64> =
+                    scores.iter().copied().filter(|s| s.is_finite()).collect();
                 sorted.sort_by(f64::total_cmp);
                 let median = if sorted.is_empty() { 0.0 } else { quantile_sorted(&sorted, 0.5) };
                 let null_median = ScoreNull::ChiSquared { dof }.upper_quantile(0.5);

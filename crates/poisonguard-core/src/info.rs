@@ -112,6 +112,8 @@ pub struct DetectorInfo {
     /// What [`ThresholdRule::Auto`](crate::ThresholdRule::Auto) means for this detector: the
     /// law of a clean row's score it uses, or the robust rule.
     pub auto_threshold: &'static str,
+    /// The null its per-row p-values refer to ([`crate::Calibration`]), in one sentence.
+    pub p_value: &'static str,
     /// The paper the algorithm follows (authors, title, venue, year).
     pub paper: &'static str,
 }

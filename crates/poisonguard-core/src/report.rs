@@ -146,7 +146,12 @@ impl Report {
     /// The largest combined p-value among the flagged rows (`None` when none is flagged): the
     /// Benjamini-Hochberg cut-off.
     pub fn p_cutoff(&self) -> Option<f64> {
-        self.p_values.iter().zip(&self.flagged).filter(|(_, f)| **f).map(|(p, _)| *p).reduce(f64::max)
+        self.p_values
+            .iter()
+            .zip(&self.flagged)
+            .filter(|(_, f)| **f)
+            .map(|(p, _)| *p)
+            .reduce(f64::max)
     }
 
     /// Whether row `i` is flagged: among the flagged rows, the expected share of clean ones is

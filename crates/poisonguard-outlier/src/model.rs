@@ -5,8 +5,8 @@ use std::fmt::Debug;
 
 use ndarray::{ArrayView1, ArrayView2};
 use poisonguard_core::{
-    DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph, LabelMap,
-    Calibration, Reason, ScoreNull, ThresholdRule,
+    Calibration, DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph,
+    LabelMap, Reason, ScoreNull, ThresholdRule,
 };
 
 use crate::error::{Error, Result};

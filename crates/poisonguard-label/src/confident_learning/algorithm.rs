@@ -41,6 +41,7 @@ impl ConfidentLearning {
         randomized: true,
         score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
         auto_threshold: "1: the label issues of the calibrated confident joint",
+        p_value: "exact test of the given label under the out-of-fold class probabilities: sum of the probabilities of the labels at most as likely",
         paper: "C. G. Northcutt, L. Jiang, I. L. Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021",
     };
 
@@ -489,8 +490,9 @@ impl FittedDetector for ConfidentLearning {
                 1.0 - quality(self.ranking, &p, given[i]) + f64::from(u8::from(issue))
             })
             .collect();
-        let p_values =
-            (0..data.n_samples()).map(|i| label_p_value(&probs.row(i).to_vec(), given[i])).collect();
+        let p_values = (0..data.n_samples())
+            .map(|i| label_p_value(&probs.row(i).to_vec(), given[i]))
+            .collect();
         Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
             explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
         })?

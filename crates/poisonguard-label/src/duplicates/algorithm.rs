@@ -41,6 +41,7 @@ impl Duplicates {
         randomized: false,
         score: "size of the row's near-duplicate group, + the flood fence when the group's labels conflict",
         auto_threshold: "the flood fence: groups with conflicting labels or beyond the fence of group sizes",
+        p_value: "Poisson law of a clean row's near-duplicate count (mean of the rows at or below the flood fence)",
         paper: "near-duplicate flooding, ISO/IEC 27090; groups by a radius read off the nearest-neighbour distances",
     };
 

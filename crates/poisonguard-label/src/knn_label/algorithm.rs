@@ -33,6 +33,7 @@ impl KnnLabel {
         randomized: false,
         score: "-log10 p of a sign test that the plurality label of the row's k nearest neighbours (standardized features, k = sqrt of the smallest class size in [5, 50]) outvotes its own",
         auto_threshold: "p < 0.05: -log10(0.05)",
+        p_value: "the sign test of the plurality neighbour label against the row's own (10^-score)",
         paper: "N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020",
     };
 

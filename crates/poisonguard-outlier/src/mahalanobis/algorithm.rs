@@ -271,6 +271,7 @@ impl OutlierModel for MahalanobisModel {
         randomized: true,
         score: "squared robust Mahalanobis distance from the FAST-MCD centre (re-weighted)",
         auto_threshold: "99% quantile of chi-square(d), scaled up when the median score exceeds the law's",
+        p_value: "chi-square(d), scaled up when the median score exceeds the law's",
         paper: "P. J. Rousseeuw, K. Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999",
     };
 

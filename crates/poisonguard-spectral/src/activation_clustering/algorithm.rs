@@ -208,6 +208,7 @@ impl ActivationClustering {
         randomized: true,
         score: "position of the row toward the smaller of two k-means clusters of its class (PCA to 10); rows score only in classes declared attacked",
         auto_threshold: "0: rows on the small cluster's side in a class declared attacked",
+        p_value: "robust exponential tail of the training scores; p = 1 outside classes declared attacked",
         paper: "B. Chen, W. Carvalho, N. Baracaldo, H. Ludwig, B. Edwards, T. Lee, I. Molloy, B. Srivastava. Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering. AAAI SafeAI 2019",
     };
 
@@ -308,8 +309,8 @@ impl Detector for ActivationClusteringValidParams {
         // no evidence (the paper's class gate)
         let flaggable =
             |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f| f.flaggable);
-        let training =
-            Detection::with_threshold(scores, threshold, explain)?.without_evidence(|i| !flaggable(i));
+        let training = Detection::with_threshold(scores, threshold, explain)?
+            .without_evidence(|i| !flaggable(i));
         Ok(ActivationClustering {
             skipped,
             classes,

@@ -68,6 +68,7 @@ impl SpectralSignature {
         randomized: true,
         score: "squared projection of the centred row onto its class's top singular direction, in units of the class's robust variance along it",
         auto_threshold: "99% quantile of chi-square(1)",
+        p_value: "chi-square(1), scaled up when the median score exceeds the law's",
         paper: "B. Tran, J. Li, A. Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018",
     };
 

@@ -1,7 +1,8 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
-    AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    Calibration, ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
+    AUTO_ALPHA, Calibration, ClassFinding, ClassId, DataError, Dataset, Detection, Detector,
+    DetectorId, ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull,
+    ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
@@ -302,6 +303,7 @@ impl Spectre {
         randomized: true,
         score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
+        p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
     };
 
@@ -433,7 +435,9 @@ impl Detector for SpectreValidParams {
         // not declared attacked (as the threshold is); rows of those classes carry no evidence
         // (the paper's class gate).
         let calibration = Calibration::fit(Some(&null), &reference);
-        let flaggable = |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable);
+        let flaggable = |i: usize| {
+            classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable)
+        };
         let training = Detection::with_threshold(scores, threshold, explain)?
             .calibrated(calibration)
             .without_evidence(|i| !flaggable(i));
@@ -517,8 +521,9 @@ impl FittedDetector for Spectre {
             }
         })?
         .calibrated(self.training.calibration());
-        Ok(detection
-            .without_evidence(|i| !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)))
+        Ok(detection.without_evidence(|i| {
+            !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
+        }))
     }
 }
 
