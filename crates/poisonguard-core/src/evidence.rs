@@ -14,6 +14,9 @@ use crate::threshold::{ScoreNull, quantile_sorted};
 /// anywhere above it) without moving the fitted tail.
 pub const TAIL_QUANTILE: f64 = 0.9;
 
+/// Quantiles of the training scores a [`Calibration::Tail`] keeps: 0.50, 0.51, ..., 0.90.
+pub const TAIL_KNOTS: usize = 41;
+
 /// The null distribution a detector's p-values refer to, fitted on its training scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -31,20 +34,25 @@ pub enum Calibration {
     /// The score is already `-log10 p` of the detector's own test (knn_label's sign test):
     /// `p = 10^-score`.
     NegLog10,
-    /// A robust, semi-parametric null for scores with no theory (outlier scores): above the
-    /// median `m` of the training scores, the tail is exponential with the rate that matches the
-    /// [`TAIL_QUANTILE`] quantile `q`, `rate = ln(0.5 / 0.1) / (q - m)`, so
-    /// `p = min(1, 0.5 * exp(-rate * (score - m)))`. Below the median, p > 0.5. An exponential
-    /// tail is what a sum of many independent per-feature terms (ECOD), a path length (isolation
-    /// forest) or a distance in many dimensions has or falls below, so the natural outliers
-    /// of a clean table get p ~ 1/n, not p ~ 0; rows far beyond the clean tail get tiny p. Fitted
-    /// on the median and the 90th percentile only, it is moved by no more than 10% poisoned rows.
+    /// A robust, semi-parametric null for scores with no theory (outlier scores). Up to the
+    /// [`TAIL_QUANTILE`] quantile `q` of the training scores, the p-value is the share of
+    /// training scores at or above the score (read off [`TAIL_KNOTS`] quantiles between the
+    /// median and `q`, linearly interpolated; 1 below the median). Beyond `q` the tail is a
+    /// generalized Pareto law, `p = 0.1 * (1 + xi (score - q) / scale)^(-1 / xi)` (exponential,
+    /// `0.1 * exp(-(score - q) / scale)`, at `xi = 0`), its shape and scale read off the
+    /// quantiles at 0.5, 0.75 and 0.875 by Pickands' estimator (Pickands 1975), with `xi`
+    /// clamped at 0: lighter-than-exponential tails are read as exponential (conservative),
+    /// heavier ones keep their weight. So the natural outliers of a clean table get p ~ 1/n,
+    /// not p ~ 0, and rows far beyond the clean tail get tiny p. Fitted on quantiles up to the
+    /// 90th only, it is moved by no more than 10% poisoned rows.
     Tail {
-        /// Median training score.
-        median: f64,
-        /// Rate of the exponential tail (`inf` when no training score exceeds the median: then
-        /// any larger score has p = 0).
-        rate: f64,
+        /// The training scores' quantiles at 0.50, 0.51, ..., 0.90.
+        knots: [f64; TAIL_KNOTS],
+        /// Shape of the tail beyond the last knot, >= 0.
+        xi: f64,
+        /// Scale of the tail beyond the last knot (0 when no training score exceeds the
+        /// median: then any larger score has p = 0).
+        scale: f64,
     },
     /// The p-values were given by the detector row by row (its own test, or a class gate).
     Given,
@@ -58,7 +66,7 @@ impl Calibration {
     /// use poisonguard_core::{Calibration, ScoreNull};
     /// let clean: Vec<f64> = (0..1000).map(|i| (i as f64 / 1000.0)).collect();
     /// let tail = Calibration::fit(None, &clean);
-    /// assert!(tail.p_value(0.95) > 0.05 && tail.p_value(10.0) < 1e-12);
+    /// assert!(tail.p_value(0.95) > 0.05 && tail.p_value(20.0) < 1e-20);
     /// let chi = Calibration::fit(Some(&ScoreNull::ChiSquared { dof: 1.0 }), &[0.1, 0.3, 2.0]);
     /// assert!((chi.p_value(3.841_458_8) - 0.05).abs() < 1e-6);
     /// ```
@@ -81,29 +89,47 @@ impl Calibration {
     pub fn tail(scores: &[f64]) -> Self {
         let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
         if sorted.is_empty() {
-            return Calibration::Tail { median: 0.0, rate: f64::INFINITY };
+            return Calibration::Tail { knots: [0.0; TAIL_KNOTS], xi: 0.0, scale: 0.0 };
         }
         sorted.sort_by(f64::total_cmp);
-        let median = quantile_sorted(&sorted, 0.5);
-        // The slope from the 90th percentile; when more than 10% of the scores tie at the median
-        // (e.g. most rows in no duplicate group), from the first higher quantile that differs.
-        let mut rate = f64::INFINITY;
-        for q in [TAIL_QUANTILE, 0.95, 0.99, 0.999] {
-            let upper = quantile_sorted(&sorted, q);
-            if upper > median {
-                rate = (0.5 / (1.0 - q)).ln() / (upper - median);
-                break;
-            }
+        let mut knots = [0.0; TAIL_KNOTS];
+        for (k, v) in knots.iter_mut().enumerate() {
+            *v = quantile_sorted(&sorted, knot_level(k));
         }
-        if rate.is_infinite() {
-            // fewer than 0.1% of the scores exceed the median: their first one fixes the slope
-            if let Some(&next) = sorted.iter().find(|&&s| s > median) {
-                let above = sorted.iter().filter(|&&s| s >= next).count() as f64;
-                let share = above / sorted.len() as f64;
-                rate = (0.5 / share).ln().max(f64::MIN_POSITIVE) / (next - median);
+        let q = |level: f64| quantile_sorted(&sorted, level);
+        let (q50, q75, q875) = (q(0.5), q(0.75), q(0.875));
+        let (xi, scale_at_median) = if q75 > q50 {
+            // Pickands: each halving of the survival from 0.5 adds a gap 2^xi times the last
+            let ratio = (q875 - q75) / (q75 - q50);
+            let xi = if ratio > 0.0 { ratio.log2().max(0.0) } else { 0.0 };
+            let scale = if xi > 1e-9 {
+                xi * (q75 - q50) / (2f64.powf(xi) - 1.0)
+            } else {
+                (q75 - q50) / std::f64::consts::LN_2
+            };
+            (xi, scale)
+        } else {
+            // more than a quarter of the scores tie at the median (e.g. most rows in no
+            // duplicate group): an exponential tail through the first higher quantile that
+            // differs, or through the first score above the median
+            let above = [0.9, 0.95, 0.99, 0.999]
+                .into_iter()
+                .map(|level| (q(level), 1.0 - level))
+                .find(|&(v, _)| v > q50)
+                .or_else(|| {
+                    sorted.iter().find(|&&s| s > q50).map(|&next| {
+                        let n_above = sorted.iter().filter(|&&s| s >= next).count();
+                        (next, n_above as f64 / sorted.len() as f64)
+                    })
+                });
+            match above {
+                Some((v, share)) => (0.0, (v - q50) / (0.5 / share).ln().max(f64::MIN_POSITIVE)),
+                None => (0.0, 0.0),
             }
-        }
-        Calibration::Tail { median, rate }
+        };
+        // exceedances over the last knot: the same shape, the scale grown by xi per unit
+        let scale = scale_at_median + xi * (knots[TAIL_KNOTS - 1] - q50);
+        Calibration::Tail { knots, xi, scale }
     }
 
     /// The p-value of one score, in [0, 1]; 1 for a NaN score.
@@ -118,19 +144,39 @@ impl Calibration {
                 _ => 1.0,
             },
             Calibration::NegLog10 => 10f64.powf(-score),
-            Calibration::Tail { median, rate } => {
-                if score <= median {
-                    1.0f64.min(0.5 * (rate * (median - score)).exp())
-                } else if rate.is_infinite() {
-                    0.0
-                } else {
-                    0.5 * (-rate * (score - median)).exp()
-                }
-            }
+            Calibration::Tail { ref knots, xi, scale } => tail_p_value(knots, xi, scale, score),
             Calibration::Given => 1.0,
         };
         p.clamp(0.0, 1.0)
     }
+}
+
+/// The quantile level of knot `k` of a [`Calibration::Tail`].
+fn knot_level(k: usize) -> f64 {
+    0.5 + (TAIL_QUANTILE - 0.5) * k as f64 / (TAIL_KNOTS - 1) as f64
+}
+
+fn tail_p_value(knots: &[f64; TAIL_KNOTS], xi: f64, scale: f64, score: f64) -> f64 {
+    let last = knots[TAIL_KNOTS - 1];
+    if score <= knots[0] {
+        return 1.0;
+    }
+    if score > last {
+        let excess = score - last;
+        let survival = if scale <= 0.0 {
+            0.0
+        } else if xi > 1e-9 {
+            (1.0 + xi * excess / scale).powf(-1.0 / xi)
+        } else {
+            (-excess / scale).exp()
+        };
+        return (1.0 - TAIL_QUANTILE) * survival;
+    }
+    // the last knot below the score, then the survival read between it and the next
+    let k = knots.partition_point(|&v| v < score).saturating_sub(1);
+    let (lo, hi) = (knots[k], knots[(k + 1).min(TAIL_KNOTS - 1)]);
+    let (s_lo, s_hi) = (1.0 - knot_level(k), 1.0 - knot_level((k + 1).min(TAIL_KNOTS - 1)));
+    if hi > lo { s_lo + (s_hi - s_lo) * (score - lo) / (hi - lo) } else { s_hi }
 }
 
 /// The weighted harmonic mean p-value (Wilson, *The harmonic mean p-value for combining
@@ -218,17 +264,34 @@ mod tests {
         for s in scores.iter_mut().take(100) {
             *s += 100.0;
         }
-        let Calibration::Tail { median, rate } = clean else { panic!() };
-        assert!((median - 0.4995).abs() < 1e-9);
-        assert!((0.5 * (-rate * (0.8991 - median)).exp() - 0.1).abs() < 1e-9);
+        let Calibration::Tail { knots, xi, scale } = clean else { panic!() };
+        assert!((knots[0] - 0.4995).abs() < 1e-9);
+        // uniform scores have a light (bounded) tail: read as exponential
+        assert_eq!(xi, 0.0);
+        assert!((scale - 0.25 / std::f64::consts::LN_2).abs() < 1e-3, "{scale}");
+        // the empirical survival up to the 90th percentile: a score at the 75th has p ~ 0.25
+        assert!((clean.p_value(0.7495) - 0.25).abs() < 1e-3, "{}", clean.p_value(0.7495));
         assert_eq!(clean.p_value(0.0), 1.0);
         assert!(clean.p_value(100.0) < 1e-100);
+        // 10% far outliers make the body's p-values larger (conservative) by at most 0.1
+        let poisoned = Calibration::tail(&scores);
+        let shift = poisoned.p_value(0.7) - clean.p_value(0.7);
+        assert!((0.0..=0.101).contains(&shift), "{shift}");
         // most rows tied at 0 (no duplicate group): the slope comes from a higher quantile
         let mut ties = vec![0.0; 990];
         ties.extend([1.0; 10]);
         let t = Calibration::tail(&ties);
         assert!(t.p_value(0.0) == 1.0 && t.p_value(1.0) > 0.0 && t.p_value(1.0) < 0.02);
         assert!(t.p_value(30.0) < 1e-30);
+        // an exponential law: the tail's shape is ~0 and p-values match its survival
+        let expo: Vec<f64> = (1..10_000).map(|i| -(1.0 - i as f64 / 10_000.0).ln()).collect();
+        let e = Calibration::tail(&expo);
+        assert!((e.p_value(5.0) - (-5.0f64).exp()).abs() < 2e-4, "{}", e.p_value(5.0));
+        // a Pareto law (survival x^-2): a heavy tail keeps its weight
+        let pareto: Vec<f64> =
+            (1..10_000).map(|i| (1.0 - i as f64 / 10_000.0).powf(-0.5)).collect();
+        let h = Calibration::tail(&pareto);
+        assert!((h.p_value(30.0) / (1.0 / 900.0) - 1.0).abs() < 0.2, "{}", h.p_value(30.0));
         // all equal: nothing above the median in training; new higher scores get p = 0
         let t = Calibration::tail(&[2.0; 5]);
         assert_eq!((t.p_value(2.0), t.p_value(3.0)), (1.0, 0.0));

@@ -63,7 +63,9 @@ pub use dataset::{ClassId, Dataset, LabelMap, LabelValue, Labels};
 pub use detection::{Detection, DetectorId, Reason};
 pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
-pub use evidence::{Calibration, TAIL_QUANTILE, benjamini_hochberg, harmonic_mean_p, suspicion_of};
+pub use evidence::{
+    Calibration, TAIL_KNOTS, TAIL_QUANTILE, benjamini_hochberg, harmonic_mean_p, suspicion_of,
+};
 pub use findings::{
     ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
     SkippedClass, SourceFinding,

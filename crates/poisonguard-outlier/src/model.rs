@@ -189,7 +189,9 @@ pub(crate) fn fit<M: OutlierModel>(
         let null = model.null();
         let rule = common.threshold;
         let threshold = rule.fit_with_null(&scores, null.as_ref())?;
-        let calibration = Calibration::fit(null.as_ref(), &scores);
+        // p-values from the robust tail, even where the model states a law (mahalanobis's
+        // chi-square): real data's tails are heavier than Gaussian
+        let calibration = Calibration::tail(&scores);
         let training = Detection::with_threshold(scores, threshold, |i, s| {
             explain_row(Some(&model), data, i, s, threshold)
         })?
@@ -236,7 +238,7 @@ pub(crate) fn fit<M: OutlierModel>(
         }
     }
     let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-    let calibration = Calibration::fit(null.as_ref(), &scores);
+    let calibration = Calibration::tail(&scores);
     let training = Detection::with_threshold(scores, threshold, |i, s| {
         let model = models[labels.ids()[i].index()].as_ref();
         explain_row(model, data, i, s, threshold)

@@ -1,0 +1,84 @@
+//! Every registered detector's p-values are valid on clean data: a clean row's p-value is at
+//! most as often below `t` as `t` says (super-uniform), checked with the one-sided
+//! Kolmogorov-Smirnov statistic `D+ = max_t (F_n(t) - t)` on a clean Gaussian table and on clean
+//! digits. Conservative p-values (mostly 1: a sign test that finds no disagreement, a gate that
+//! stays closed) pass; p-values that are too small too often fail.
+//!
+//! Tolerance: the one-sided KS critical value at level 0.01, `sqrt(ln(100) / 2) / sqrt(n)`
+//! (1.517 / sqrt(n)), for n independent uniform p-values. The rows of one fit are not
+//! independent, so this is a yardstick, not an exact test.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+
+use ndarray::Array2;
+use poisonguard::{Dataset, DetectorOptions, LabelValue, Labels, REGISTRY};
+use poisonguard_io::{LoadOptions, load};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+fn normal(rng: &mut SmallRng) -> f32 {
+    (0..12).map(|_| rng.random::<f32>()).sum::<f32>() - 6.0
+}
+
+/// Three clean Gaussian classes of 300 rows in 8 dimensions, means 3 sd apart.
+fn gaussian(seed: u64) -> Dataset {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (per, d) = (300, 8);
+    let x = Array2::from_shape_fn((3 * per, d), |(i, j)| {
+        normal(&mut rng) + if j % 3 == i / per { 3.0 } else { 0.0 }
+    });
+    let y: Vec<LabelValue> = (0..3 * per).map(|i| LabelValue::Int((i / per) as i64)).collect();
+    Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
+}
+
+fn digits() -> Dataset {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/digits/digits.parquet");
+    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+    load(path, &opts).unwrap().into_parts().0
+}
+
+/// `max_t (share of p <= t) - t`, over the p-values themselves.
+fn d_plus(p: &[f64]) -> f64 {
+    let mut sorted = p.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as f64;
+    sorted.iter().enumerate().map(|(i, &v)| (i + 1) as f64 / n - v).fold(0.0, f64::max)
+}
+
+fn check(data: &Dataset, name: &str) {
+    let tolerance = (100f64.ln() / 2.0).sqrt() / (data.n_samples() as f64).sqrt();
+    for r in REGISTRY {
+        let fitted = r.build(&DetectorOptions::default()).fit_boxed(data).unwrap();
+        let p = fitted.training().p_values();
+        assert_eq!(p.len(), data.n_samples());
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{}: p outside [0, 1]", r.id());
+        let d = d_plus(p);
+        assert!(d <= tolerance, "{name}: {} D+ = {d:.4} > {tolerance:.4}", r.id());
+    }
+}
+
+#[test]
+fn p_values_are_valid_on_a_clean_gaussian_table() {
+    for seed in [100, 101] {
+        check(&gaussian(seed), &format!("gaussian seed {seed}"));
+    }
+}
+
+#[test]
+fn p_values_are_valid_on_clean_digits() {
+    check(&digits(), "digits");
+}
+
+#[test]
+fn d_plus_sees_anti_conservative_p_values() {
+    let uniform: Vec<f64> = (1..=1000).map(|i| i as f64 / 1000.0).collect();
+    assert!(d_plus(&uniform) < 1e-9);
+    // a tenth of the p-values at 1e-6: D+ about 0.1
+    let mut bad = uniform.clone();
+    for v in bad.iter_mut().step_by(10) {
+        *v = 1e-6;
+    }
+    assert!(d_plus(&bad) > 0.09);
+}
