@@ -130,7 +130,8 @@ mod report {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "row,label,spectral_signature_score,spectral_signature_flagged,suspicion,flagged,reasons"
+            "row,label,spectral_signature_score,spectral_signature_flagged,spectral_signature_p,\
+             suspicion,p_value,flagged,reasons"
         );
         let rows: Vec<&str> = lines.collect();
         assert_eq!(rows.len(), 1817);
@@ -151,8 +152,9 @@ mod report {
         let text = String::from_utf8(scan_report(&args, &out)).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "row,isolation_forest_score,isolation_forest_flagged,ecod_score,ecod_flagged,\
-             duplicates_score,duplicates_flagged,suspicion,flagged,reasons"
+            "row,isolation_forest_score,isolation_forest_flagged,isolation_forest_p,ecod_score,\
+             ecod_flagged,ecod_p,duplicates_score,duplicates_flagged,duplicates_p,suspicion,\
+             p_value,flagged,reasons"
         );
         assert_eq!(text.lines().count(), 215);
     }

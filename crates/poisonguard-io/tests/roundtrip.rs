@@ -101,15 +101,25 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
         estimate: None,
         source_findings: vec![],
     };
-    (Report::new(vec![run], vec![], vec![0.33, 0.45, 1.0], 0.5), data)
+    (Report::new(vec![run], vec![], vec![0.5, 0.9, 1e-6], 0.1), data)
 }
 
 #[test]
 fn parquet_csv_and_json_reports_round_trip_with_types() {
     let dir = tempfile::tempdir().unwrap();
     let (report, data) = small_report(dir.path());
-    let expected =
-        ["row", "id", "label", "demo_score", "demo_flagged", "suspicion", "flagged", "reasons"];
+    let expected = [
+        "row",
+        "id",
+        "label",
+        "demo_score",
+        "demo_flagged",
+        "demo_p",
+        "suspicion",
+        "p_value",
+        "flagged",
+        "reasons",
+    ];
     assert_eq!(report_columns(&report, &data), expected);
 
     let pq = dir.path().join("r.parquet");
@@ -130,7 +140,9 @@ fn parquet_csv_and_json_reports_round_trip_with_types() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().next().unwrap(), expected.join(","));
     assert_eq!(text.lines().count(), 4);
-    assert!(text.lines().nth(1).unwrap().starts_with("0,r0,a,0.1,false,0.33,false,"), "{text}");
+    // row 0: below the demo detector's median (p = 1), combined p 0.5, not flagged
+    assert!(text.lines().nth(1).unwrap().starts_with("0,r0,a,0.1,false,1.0,0.2313"), "{text}");
+    assert!(text.lines().nth(1).unwrap().ends_with(",0.5,false,\"\""), "{text}");
 
     let json = dir.path().join("r.json");
     write_report(&json, &report, &data).unwrap();
@@ -139,6 +151,7 @@ fn parquet_csv_and_json_reports_round_trip_with_types() {
     assert_eq!(v[2]["id"], "r2");
     assert_eq!(v[2]["flagged"], true);
     assert_eq!(v[1]["demo_score"], 0.2);
+    assert_eq!(v[2]["p_value"], 1e-6);
 }
 
 #[test]
