@@ -14,8 +14,10 @@ use crate::threshold::{ScoreNull, quantile_sorted};
 /// anywhere above it) without moving the fitted tail.
 pub const TAIL_QUANTILE: f64 = 0.9;
 
-/// Quantiles of the training scores a [`Calibration::Tail`] keeps: 0.50, 0.51, ..., 0.90.
-pub const TAIL_KNOTS: usize = 41;
+/// Quantiles of the training scores a [`Calibration::Tail`] keeps: 0.500, 0.525, ..., 0.900
+/// (the survival between two of them is interpolated, so a body p-value is off by less than
+/// 0.025; the small p-values beyond them come from the fitted tail).
+pub const TAIL_KNOTS: usize = 17;
 
 /// The null distribution a detector's p-values refer to, fitted on its training scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,7 +48,7 @@ pub enum Calibration {
     /// not p ~ 0, and rows far beyond the clean tail get tiny p. Fitted on quantiles up to the
     /// 90th only, it is moved by no more than 10% poisoned rows.
     Tail {
-        /// The training scores' quantiles at 0.50, 0.51, ..., 0.90.
+        /// The training scores' quantiles at 0.500, 0.525, ..., 0.900.
         knots: [f64; TAIL_KNOTS],
         /// Shape of the tail beyond the last knot, >= 0.
         xi: f64,
