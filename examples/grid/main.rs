@@ -4,7 +4,9 @@
 //! flagged recall and precision, and the share of rows flagged. Defaults are chosen on these
 //! seeds; `tests/grid.rs` asserts on seeds 100-102.
 //!
-//! Run in release: `cargo run --release --example grid [SEEDS...]`.
+//! Run in release: `cargo run --release --example grid [--markdown] [SEEDS...]` (`--markdown`
+//! prints the table of benches/RESULTS.md; `GRID_FDR=Q` audits at another false-discovery
+//! rate).
 
 #[path = "scenarios.rs"]
 mod scenarios;
@@ -12,28 +14,42 @@ mod scenarios;
 use scenarios::{TABLES, attacks_for, load_table, run};
 
 fn main() {
+    let markdown = std::env::args().any(|a| a == "--markdown");
     let seeds: Vec<u64> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
     let seeds = if seeds.is_empty() { vec![0, 1, 2] } else { seeds };
-    println!(
-        "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}  detectors (ROC-AUC)",
-        "table", "attack", "poison", "best", "audit", "recall", "prec", "flag%"
-    );
+    let mut header_done = false;
+    if !markdown {
+        println!(
+            "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}  detectors (ROC-AUC)",
+            "table", "attack", "poison", "best", "audit", "recall", "prec", "flag%"
+        );
+    }
     let mut gaps = Vec::new();
     for table in TABLES {
         let clean = load_table(table);
         let c = scenarios::audit(&clean, &vec![false; clean.n_samples()]);
-        println!(
-            "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2}  attacked classes: {}",
-            table.name,
-            "clean",
-            0,
-            "",
-            "",
-            "",
-            "",
-            100.0 * c.flag_rate(),
-            c.attacked_classes
-        );
+        if markdown {
+            println!(
+                "\n**{}** clean: {:.2}% of rows flagged, {} classes declared attacked\n",
+                table.name,
+                100.0 * c.flag_rate(),
+                c.attacked_classes
+            );
+            header_done = false;
+        } else {
+            println!(
+                "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2}  attacked classes: {}",
+                table.name,
+                "clean",
+                0,
+                "",
+                "",
+                "",
+                "",
+                100.0 * c.flag_rate(),
+                c.attacked_classes
+            );
+        }
         for spec in attacks_for(table) {
             let outs: Vec<_> = seeds.iter().map(|&s| run(&clean, spec, s)).collect();
             let mean = |f: &dyn Fn(&scenarios::Outcome) -> f64| {
@@ -46,6 +62,26 @@ fn main() {
             let best = mean(&|o| o.best());
             let audit = mean(&|o| o.suspicion_auc);
             gaps.push(audit - best);
+            if markdown {
+                if !header_done {
+                    let names: Vec<&str> = dets.iter().map(|d| d.0.as_str()).collect();
+                    println!(
+                        "| attack | poison | best | audit | recall | precision | flagged | {} |",
+                        names.join(" | ")
+                    );
+                    println!("|{}", " --- |".repeat(7 + names.len()));
+                    header_done = true;
+                }
+                println!(
+                    "| `{spec}` | {:.0} | {best:.4} | {audit:.4} | {:.3} | {:.3} | {:.2}% | {} |",
+                    mean(&|o| o.n_poison as f64),
+                    mean(&|o| o.recall()),
+                    mean(&|o| o.precision()),
+                    100.0 * mean(&|o| o.flag_rate()),
+                    dets.iter().map(|(_, a)| format!("{a:.3}")).collect::<Vec<_>>().join(" | ")
+                );
+                continue;
+            }
             println!(
                 "{:<14} {:<58} {:>6.0} {:>7.4} {:>7.4} {:>7.3} {:>7.3} {:>6.2}  {}",
                 table.name,
