@@ -499,12 +499,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// anywhere (spectre or activation clustering declared no class attacked, duplicates found no
 /// near-duplicate), and counting it would only dilute the others.
 pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
-    let abstains = |r: &DetectorRun| r.detection.p_values().iter().all(|&p| p >= 1.0);
     let n_outlier =
-        runs.iter().filter(|r| r.family == Family::Outlier && !abstains(r)).count().max(1);
+        runs.iter().filter(|r| r.family == Family::Outlier && !r.abstains()).count().max(1);
     let weights: Vec<f64> = runs
         .iter()
-        .map(|r| match (abstains(r), r.family) {
+        .map(|r| match (r.abstains(), r.family) {
             (true, _) => 0.0,
             (false, Family::Outlier) => 1.0 / n_outlier as f64,
             (false, _) => 1.0,

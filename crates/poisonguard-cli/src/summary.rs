@@ -39,6 +39,15 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         let classes: Vec<String> = run.skipped_classes.iter().map(ToString::to_string).collect();
         writeln!(out, "{:<22} left unscored, too few rows: {}", run.id, classes.join(", "))?;
     }
+    let abstained: Vec<&str> =
+        report.runs().iter().filter(|r| r.abstains()).map(|r| r.id.as_str()).collect();
+    if !abstained.is_empty() {
+        writeln!(
+            out,
+            "no evidence on any row (every p-value 1), left out of the combination: {}",
+            abstained.join(", ")
+        )?;
+    }
     let k = report.n_flagged();
     writeln!(
         out,

@@ -27,6 +27,15 @@ pub struct DetectorRun {
     pub source_findings: Vec<SourceFinding>,
 }
 
+impl DetectorRun {
+    /// Whether the detector has no evidence on any row (every p-value is 1: its class gate
+    /// declared no class attacked, it found no near-duplicate): it then abstains from the
+    /// audit's combination.
+    pub fn abstains(&self) -> bool {
+        self.detection.p_values().iter().all(|&p| p >= 1.0)
+    }
+}
+
 /// A detector that failed, with its error rendered (the others still ran).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorFailure {
