@@ -41,7 +41,7 @@ impl ConfidentLearning {
         randomized: true,
         score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
         auto_threshold: "1: the label issues of the calibrated confident joint",
-        p_value: "exact test of the given label under the out-of-fold class probabilities: sum of the probabilities of the labels at most as likely",
+        p_value: "exact test of the given label under the out-of-fold class probabilities re-weighted by the per-class thresholds: sum of the probabilities of the labels at most as likely",
         paper: "C. G. Northcutt, L. Jiang, I. L. Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021",
     };
 
@@ -138,13 +138,21 @@ fn argmax(p: &[f64]) -> usize {
 }
 
 /// The argmax with the given label favoured by the fuzz: `true` when the given label wins.
-/// The p-value of the given label under the out-of-sample probabilities `p`: the probability
-/// that a label drawn from `p` is at most as likely as the given one, `sum_{c: p_c <= p_given}
-/// p_c` (an exact test of the categorical distribution). If the classifier's probabilities are
-/// calibrated and the row's label was drawn from them (a clean row), `P(p-value <= a) <= a`.
-fn label_p_value(p: &[f64], given: usize) -> f64 {
-    let own = p[given];
-    p.iter().filter(|&&v| v <= own).sum::<f64>().min(1.0)
+/// The p-value of the given label under the out-of-sample probabilities `p`, first
+/// re-weighted by confident learning's per-class thresholds (`q_c ~ p_c / t_c`, `t_c` the mean
+/// self-confidence of class c: the same class-wise calibration the confident joint applies,
+/// `p_c >= t_c`): the probability that a label drawn from `q` is at most as likely as the given
+/// one, `sum_{c: q_c <= q_given} q_c` (an exact test of the categorical distribution). If the
+/// re-weighted probabilities are calibrated and the row's label was drawn from them (a clean
+/// row), `P(p-value <= a) <= a`.
+fn label_p_value(p: &[f64], given: usize, thresholds: &[f64]) -> f64 {
+    let q: Vec<f64> = p.iter().zip(thresholds).map(|(&v, &t)| v / t).collect();
+    let total: f64 = q.iter().sum();
+    if !(total > 0.0) {
+        return 1.0;
+    }
+    let own = q[given];
+    (q.iter().filter(|&&v| v <= own).sum::<f64>() / total).min(1.0)
 }
 
 fn given_is_top(p: &[f64], given: usize) -> bool {
@@ -355,7 +363,7 @@ impl Detector for ConfidentLearningValidParams {
             r => r,
         };
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
-        let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i])).collect();
+        let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i], &thresholds)).collect();
         let training = Detection::new(scores, &rule, explain)?.with_p_values(p_values);
 
         let noise = NoiseMatrix::new(
@@ -491,7 +499,7 @@ impl FittedDetector for ConfidentLearning {
             })
             .collect();
         let p_values = (0..data.n_samples())
-            .map(|i| label_p_value(&probs.row(i).to_vec(), given[i]))
+            .map(|i| label_p_value(&probs.row(i).to_vec(), given[i], &self.thresholds))
             .collect();
         Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
             explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
