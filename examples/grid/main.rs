@@ -1,5 +1,6 @@
 //! The scenario grid: every attack of `poisonguard-attacks` on every shipped labelled table
-//! (digits, wine, breast_cancer) at seeds 0-2, plus every clean table, audited with the default
+//! (digits, wine, breast_cancer) at seeds 0-2, on the raw features and on the hidden layer of a
+//! small network trained on the poisoned table, plus every clean table, audited with the default
 //! detectors. Prints, per scenario, each detector's ROC-AUC, the audit's suspicion ROC-AUC,
 //! flagged recall and precision, and the share of rows flagged. Defaults are chosen on these
 //! seeds; `tests/grid.rs` asserts on seeds 100-102.
@@ -11,7 +12,7 @@
 #[path = "scenarios.rs"]
 mod scenarios;
 
-use scenarios::{TABLES, attacks_for, load_table, run};
+use scenarios::{Space, TABLES, attacks_for, load_table, run};
 
 fn main() {
     let markdown = std::env::args().any(|a| a == "--markdown");
@@ -20,80 +21,87 @@ fn main() {
     let mut header_done = false;
     if !markdown {
         println!(
-            "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}  detectors (ROC-AUC)",
+            "{:<20} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}  detectors (ROC-AUC)",
             "table", "attack", "poison", "best", "audit", "recall", "prec", "flag%"
         );
     }
     let mut gaps = Vec::new();
     for table in TABLES {
         let clean = load_table(table);
-        let c = scenarios::audit(&clean, &vec![false; clean.n_samples()]);
-        if markdown {
-            println!(
-                "\n**{}** clean: {:.2}% of rows flagged, {} classes declared attacked\n",
-                table.name,
-                100.0 * c.flag_rate(),
-                c.attacked_classes
-            );
-            header_done = false;
-        } else {
-            println!(
-                "{:<14} {:<58} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2}  attacked classes: {}",
-                table.name,
-                "clean",
-                0,
-                "",
-                "",
-                "",
-                "",
-                100.0 * c.flag_rate(),
-                c.attacked_classes
-            );
-        }
-        for spec in attacks_for(table) {
-            let outs: Vec<_> = seeds.iter().map(|&s| run(&clean, spec, s)).collect();
-            let mean = |f: &dyn Fn(&scenarios::Outcome) -> f64| {
-                outs.iter().map(f).sum::<f64>() / outs.len() as f64
-            };
-            let mut dets: Vec<(String, f64)> = outs[0].detectors.clone();
-            for (k, d) in dets.iter_mut().enumerate() {
-                d.1 = outs.iter().map(|o| o.detectors[k].1).sum::<f64>() / outs.len() as f64;
-            }
-            let best = mean(&|o| o.best());
-            let audit = mean(&|o| o.suspicion_auc);
-            gaps.push(audit - best);
-            if markdown {
-                if !header_done {
-                    let names: Vec<&str> = dets.iter().map(|d| d.0.as_str()).collect();
-                    println!(
-                        "| attack | poison | best | audit | recall | precision | flagged | {} |",
-                        names.join(" | ")
-                    );
-                    println!("|{}", " --- |".repeat(7 + names.len()));
-                    header_done = true;
+        for space in Space::ALL {
+            let c = match space {
+                Space::Raw => scenarios::audit(&clean, &vec![false; clean.n_samples()]),
+                Space::Mlp => {
+                    let emb = scenarios::mlp_embeddings(&clean, 0).expect("labels");
+                    scenarios::audit(&emb, &vec![false; clean.n_samples()])
                 }
+            };
+            let name = format!("{} ({})", table.name, space.name());
+            if markdown {
                 println!(
-                    "| `{spec}` | {:.0} | {best:.4} | {audit:.4} | {:.3} | {:.3} | {:.2}% | {} |",
-                    mean(&|o| o.n_poison as f64),
-                    mean(&|o| o.recall()),
-                    mean(&|o| o.precision()),
-                    100.0 * mean(&|o| o.flag_rate()),
-                    dets.iter().map(|(_, a)| format!("{a:.3}")).collect::<Vec<_>>().join(" | ")
+                    "\n**{name}** clean: {:.2}% of rows flagged, {} classes declared attacked\n",
+                    100.0 * c.flag_rate(),
+                    c.attacked_classes
                 );
-                continue;
+                header_done = false;
+            } else {
+                println!(
+                    "{name:<20} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2}  attacked classes: {}",
+                    "clean",
+                    0,
+                    "",
+                    "",
+                    "",
+                    "",
+                    100.0 * c.flag_rate(),
+                    c.attacked_classes
+                );
             }
-            println!(
-                "{:<14} {:<58} {:>6.0} {:>7.4} {:>7.4} {:>7.3} {:>7.3} {:>6.2}  {}",
-                table.name,
-                spec,
-                mean(&|o| o.n_poison as f64),
-                best,
-                audit,
-                mean(&|o| o.recall()),
-                mean(&|o| o.precision()),
-                100.0 * mean(&|o| o.flag_rate()),
-                dets.iter().map(|(n, a)| format!("{n} {a:.3}")).collect::<Vec<_>>().join(", ")
-            );
+            for spec in attacks_for(table) {
+                let outs: Vec<_> = seeds.iter().map(|&s| run(&clean, spec, s, space)).collect();
+                let mean = |f: &dyn Fn(&scenarios::Outcome) -> f64| {
+                    outs.iter().map(f).sum::<f64>() / outs.len() as f64
+                };
+                let mut dets: Vec<(String, f64)> = outs[0].detectors.clone();
+                for (k, d) in dets.iter_mut().enumerate() {
+                    d.1 = outs.iter().map(|o| o.detectors[k].1).sum::<f64>() / outs.len() as f64;
+                }
+                let best = mean(&|o| o.best());
+                let audit = mean(&|o| o.suspicion_auc);
+                gaps.push(audit - best);
+                let aucs: Vec<String> = dets.iter().map(|(_, a)| format!("{a:.3}")).collect();
+                if markdown {
+                    if !header_done {
+                        let names: Vec<&str> = dets.iter().map(|d| d.0.as_str()).collect();
+                        println!(
+                            "| attack | poison | best | audit | recall | precision | flagged | {} |",
+                            names.join(" | ")
+                        );
+                        println!("|{}", " --- |".repeat(7 + names.len()));
+                        header_done = true;
+                    }
+                    println!(
+                        "| `{spec}` | {:.0} | {best:.4} | {audit:.4} | {:.3} | {:.3} | {:.2}% | {} |",
+                        mean(&|o| o.n_poison as f64),
+                        mean(&|o| o.recall()),
+                        mean(&|o| o.precision()),
+                        100.0 * mean(&|o| o.flag_rate()),
+                        aucs.join(" | ")
+                    );
+                } else {
+                    let names = dets.iter().map(|(n, _)| n.as_str());
+                    let pairs: Vec<String> =
+                        names.zip(&aucs).map(|(n, a)| format!("{n} {a}")).collect();
+                    println!(
+                        "{name:<20} {spec:<52} {:>6.0} {best:>7.4} {audit:>7.4} {:>7.3} {:>7.3} {:>6.2}  {}",
+                        mean(&|o| o.n_poison as f64),
+                        mean(&|o| o.recall()),
+                        mean(&|o| o.precision()),
+                        100.0 * mean(&|o| o.flag_rate()),
+                        pairs.join(", ")
+                    );
+                }
+            }
         }
     }
     let worst = gaps.iter().copied().fold(f64::INFINITY, f64::min);

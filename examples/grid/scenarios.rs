@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use poisonguard::{Audit, Dataset, DetectorOptions, Report, metrics};
 use poisonguard_attacks::Attack;
+
+pub use poisonguard_attacks::mlp_embeddings;
 use poisonguard_io::{LoadOptions, load};
 
 /// One shipped clean, labelled table.
@@ -144,9 +146,38 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
     }
 }
 
-/// Poisons `table` with `spec` at `seed` and audits it.
-pub fn run(clean: &Dataset, spec: &str, seed: u64) -> Outcome {
+/// Which features the audit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// The table's own features.
+    Raw,
+    /// The hidden layer of a small network trained on the poisoned table
+    /// ([`poisonguard_attacks::mlp_embeddings`]).
+    Mlp,
+}
+
+impl Space {
+    /// Both spaces.
+    pub const ALL: [Space; 2] = [Space::Raw, Space::Mlp];
+
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Raw => "raw",
+            Space::Mlp => "mlp",
+        }
+    }
+}
+
+/// Poisons `clean` with `spec` at `seed` and audits it in `space`.
+pub fn run(clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
     let attack = Attack::parse(spec).expect("grid spec parses");
     let poisoned = attack.apply(clean, seed).expect("grid attack applies");
-    audit(&poisoned.data, &poisoned.truth)
+    match space {
+        Space::Raw => audit(&poisoned.data, &poisoned.truth),
+        Space::Mlp => {
+            let emb = poisonguard_attacks::mlp_embeddings(&poisoned.data, seed).expect("labels");
+            audit(&emb, &poisoned.truth)
+        }
+    }
 }

@@ -30,6 +30,9 @@
 
 use std::fmt;
 
+mod embed;
+pub use embed::{EPOCHS, HIDDEN, mlp_embeddings};
+
 use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, LabelValue, Labels, derive_seed};
 use rand::rngs::SmallRng;
