@@ -485,7 +485,14 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Combines the detectors' p-values into one p-value per row: their weighted harmonic mean
 /// ([`harmonic_mean_p`], Wilson 2019). Every label-consistency, spectral or other detector has
-/// weight 1; the outlier detectors share one weight of 1 among them.
+/// a base weight of 1; the outlier detectors share one base weight of 1 among them. Each base
+/// weight is multiplied by the detector's *enrichment* (at least 1): how many times more rows
+/// have a small p-value than a clean table would give, `#{p <= t} / (n t)` at the level `t` where
+/// 20 clean rows are expected (at least 0.01). On a clean table every enrichment is about 1 and
+/// the weights are the base weights; on a poisoned one the detectors that see the poison weigh
+/// more, so the noise of the others (natural outliers, a sub-population along a top direction)
+/// does not drown them. The weights are read off the detectors' p-values as a whole, not off
+/// the row being combined.
 ///
 /// The harmonic mean lets one strong, specific piece of evidence through (with `m` weights of
 /// 1 the combined p is at most `m` times a detector's own) while several moderate p-values that
@@ -503,10 +510,13 @@ pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
         runs.iter().filter(|r| r.family == Family::Outlier && !r.abstains()).count().max(1);
     let weights: Vec<f64> = runs
         .iter()
-        .map(|r| match (r.abstains(), r.family) {
-            (true, _) => 0.0,
-            (false, Family::Outlier) => 1.0 / n_outlier as f64,
-            (false, _) => 1.0,
+        .map(|r| {
+            let base = match (r.abstains(), r.family) {
+                (true, _) => 0.0,
+                (false, Family::Outlier) => 1.0 / n_outlier as f64,
+                (false, _) => 1.0,
+            };
+            base * enrichment(r.detection.p_values())
         })
         .collect();
     let total: f64 = weights.iter().sum();
@@ -523,6 +533,17 @@ pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
             harmonic_mean_p(&row, &weights)
         })
         .collect()
+}
+
+/// How many times more rows have a p-value at or below `t` than a clean table would give, at
+/// least 1:
+/// `max(1, #{p <= t} / (n t))`, with `t` the level at which 20 clean rows are expected (at
+/// least 0.01), so that the count's noise under the null is about 20%.
+fn enrichment(p: &[f64]) -> f64 {
+    let n = p.len() as f64;
+    let t = (20.0 / n).max(0.01).min(1.0);
+    let observed = p.iter().filter(|&&v| v <= t).count() as f64;
+    (observed / (n * t)).max(1.0)
 }
 
 #[cfg(test)]
@@ -612,6 +633,23 @@ mod tests {
         // the two outlier detectors together weigh as much as spectre alone
         assert!((p[1] / p[0] - 1.0).abs() < 1e-9, "{p:?}");
         assert_eq!(p[2], 1.0);
+    }
+
+    #[test]
+    fn enrichment_weighs_the_detector_that_sees_something() {
+        // 1000 rows: a clean detector's p-values are uniform, one that sees 100 poisoned rows
+        // gives them p = 1e-4
+        let uniform: Vec<f64> = (0..1000).map(|i| (i as f64 + 0.5) / 1000.0).collect();
+        assert!((enrichment(&uniform) - 1.0).abs() < 1e-9);
+        let mut seeing = uniform.clone();
+        for v in seeing.iter_mut().take(100) {
+            *v = 1e-4;
+        }
+        // t = 0.02: the 100 poisoned rows (they replaced the 20 clean ones below it), against
+        // 20 expected
+        assert!((enrichment(&seeing) - 5.0).abs() < 1e-9, "{}", enrichment(&seeing));
+        // conservative p-values (mostly 1) weigh as a clean detector, never less
+        assert_eq!(enrichment(&[1.0; 50]), 1.0);
     }
 
     #[test]

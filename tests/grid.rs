@@ -12,7 +12,7 @@ use poisonguard::Dataset;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use scenarios::{Outcome, TABLES, attacks_for, load_table, run};
+use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, run};
 
 const SEEDS: [u64; 3] = [100, 101, 102];
 
@@ -32,7 +32,9 @@ fn grid_on_seeds_not_used_for_choosing() {
     for table in TABLES {
         let clean = load_table(table);
         for seed in SEEDS {
-            // clean: at most 1% flagged, no class declared attacked [0.0%, 0.0%, 0.5%]
+            // clean raw features: at most 1% flagged, no class declared attacked
+            // [0.0%, 0.0%, 0.5%]; the embeddings of clean breast_cancer are not quiet (2.3% on
+            // seeds 0-2, see RESULTS.md)
             let sub = subsample(&clean, seed);
             let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
             assert!(
@@ -44,17 +46,18 @@ fn grid_on_seeds_not_used_for_choosing() {
             assert_eq!(c.attacked_classes, 0, "{} clean seed {seed}", table.name);
         }
         for spec in attacks_for(table) {
-            for seed in SEEDS {
-                let o = run(&clean, spec, seed);
-                let name = format!("{} {spec} seed {seed}", table.name);
+            for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
+                let o = run(&clean, spec, seed, space);
+                let name = format!("{} ({}) {spec} seed {seed}", table.name, space.name());
                 let gap = o.suspicion_auc - o.best();
                 gaps.push(gap);
-                // backdoors, injected outliers and floods: within 0.02 of the best detector
-                // [worst -0.006]; label flips and poisoned sources are not (see RESULTS.md)
+                // raw features, backdoors, injected outliers and floods: within 0.02 of the
+                // best detector [worst -0.006]; label flips, poisoned sources and the
+                // embeddings are not (see RESULTS.md)
                 let label_attack = ["flip", "targeted-flip", "source"]
                     .iter()
                     .any(|k| spec.split(':').next() == Some(*k));
-                if !label_attack {
+                if space == Space::Raw && !label_attack {
                     assert!(
                         gap >= -0.02,
                         "{name}: audit {:.4} vs best {:.4}",
@@ -68,10 +71,10 @@ fn grid_on_seeds_not_used_for_choosing() {
             }
         }
     }
-    // mean gap to the best detector over the whole grid [-0.017]
+    // mean gap to the best detector over the whole grid, raw and embeddings [-0.028]
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    assert!(mean_gap >= -0.03, "mean gap {mean_gap:.4}");
-    // where the best detector reaches 0.98: mean flagged recall [0.665] and precision [0.825]
+    assert!(mean_gap >= -0.04, "mean gap {mean_gap:.4}");
+    // where the best detector reaches 0.98: mean flagged recall [0.742] and precision [0.802]
     let n = strong.len() as f64;
     let recall = strong.iter().map(|(_, o)| o.recall()).sum::<f64>() / n;
     let precision = strong.iter().map(|(_, o)| o.precision()).sum::<f64>() / n;
@@ -79,6 +82,6 @@ fn grid_on_seeds_not_used_for_choosing() {
         "seeds {SEEDS:?}: mean gap {mean_gap:+.4}; {n} strong scenarios: recall {recall:.3}, \
          precision {precision:.3}"
     );
-    assert!(recall >= 0.6, "mean flagged recall {recall:.3} over {n} scenarios");
-    assert!(precision >= 0.75, "mean flagged precision {precision:.3} over {n} scenarios");
+    assert!(recall >= 0.65, "mean flagged recall {recall:.3} over {n} scenarios");
+    assert!(precision >= 0.7, "mean flagged precision {precision:.3} over {n} scenarios");
 }

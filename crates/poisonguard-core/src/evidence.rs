@@ -19,79 +19,34 @@ pub const TAIL_QUANTILE: f64 = 0.9;
 /// 0.025; the small p-values beyond them come from the fitted tail).
 pub const TAIL_KNOTS: usize = 17;
 
-/// The null distribution a detector's p-values refer to, fitted on its training scores.
+/// A robust, semi-parametric null fitted on training scores. Up to the [`TAIL_QUANTILE`]
+/// quantile `q` of the training scores, the p-value is the share of training scores at or
+/// above the score (read off [`TAIL_KNOTS`] quantiles between the median and `q`, linearly
+/// interpolated; 1 below the median). Beyond `q` the tail is a generalized Pareto law,
+/// `p = 0.1 * (1 + xi (score - q) / scale)^(-1 / xi)` (exponential,
+/// `0.1 * exp(-(score - q) / scale)`, at `xi = 0`), its shape and scale read off the quantiles
+/// at 0.5, 0.75 and 0.875 by Pickands' estimator (Pickands 1975), with `xi` clamped at 0:
+/// lighter-than-exponential tails are read as exponential (conservative), heavier ones keep
+/// their weight. So the natural outliers of a clean table get p ~ 1/n, not p ~ 0, and rows far
+/// beyond the clean tail get tiny p. Fitted on quantiles up to the 90th only, it is moved by no
+/// more than 10% poisoned rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Calibration {
-    /// The score is `scale` times a chi-square variable with `dof` degrees of freedom:
-    /// `p = P(chi2(dof) > score / scale)`. `scale` >= 1 is the ratio of the median score to the
-    /// null's median when the scores are inflated against the model, else 1 (as
-    /// [`crate::ThresholdRule::Auto`] does for its threshold).
-    ChiSquared {
-        /// Degrees of freedom, > 0.
-        dof: f64,
-        /// Inflation of the scores over the null, >= 1.
-        scale: f64,
-    },
-    /// The score is already `-log10 p` of the detector's own test (knn_label's sign test):
-    /// `p = 10^-score`.
-    NegLog10,
-    /// A robust, semi-parametric null for scores with no theory (outlier scores). Up to the
-    /// [`TAIL_QUANTILE`] quantile `q` of the training scores, the p-value is the share of
-    /// training scores at or above the score (read off [`TAIL_KNOTS`] quantiles between the
-    /// median and `q`, linearly interpolated; 1 below the median). Beyond `q` the tail is a
-    /// generalized Pareto law, `p = 0.1 * (1 + xi (score - q) / scale)^(-1 / xi)` (exponential,
-    /// `0.1 * exp(-(score - q) / scale)`, at `xi = 0`), its shape and scale read off the
-    /// quantiles at 0.5, 0.75 and 0.875 by Pickands' estimator (Pickands 1975), with `xi`
-    /// clamped at 0: lighter-than-exponential tails are read as exponential (conservative),
-    /// heavier ones keep their weight. So the natural outliers of a clean table get p ~ 1/n,
-    /// not p ~ 0, and rows far beyond the clean tail get tiny p. Fitted on quantiles up to the
-    /// 90th only, it is moved by no more than 10% poisoned rows.
-    Tail {
-        /// The training scores' quantiles at 0.500, 0.525, ..., 0.900.
-        knots: [f64; TAIL_KNOTS],
-        /// Shape of the tail beyond the last knot, >= 0.
-        xi: f64,
-        /// Scale of the tail beyond the last knot (0 when no training score exceeds the
-        /// median: then any larger score has p = 0).
-        scale: f64,
-    },
-    /// The p-values were given by the detector row by row (its own test, or a class gate).
-    Given,
+pub struct TailFit {
+    /// The training scores' quantiles at 0.500, 0.525, ..., 0.900.
+    pub knots: [f64; TAIL_KNOTS],
+    /// Shape of the tail beyond the last knot, >= 0.
+    pub xi: f64,
+    /// Scale of the tail beyond the last knot (0 when no training score exceeds the median:
+    /// then any larger score has p = 0).
+    pub scale: f64,
 }
 
-impl Calibration {
-    /// Fits the calibration of `scores`: the detector's stated `null` (with its inflation), or
-    /// [`Calibration::Tail`] when it states none.
-    ///
-    /// ```
-    /// use poisonguard_core::{Calibration, ScoreNull};
-    /// let clean: Vec<f64> = (0..1000).map(|i| (i as f64 / 1000.0)).collect();
-    /// let tail = Calibration::fit(None, &clean);
-    /// assert!(tail.p_value(0.95) > 0.05 && tail.p_value(20.0) < 1e-20);
-    /// let chi = Calibration::fit(Some(&ScoreNull::ChiSquared { dof: 1.0 }), &[0.1, 0.3, 2.0]);
-    /// assert!((chi.p_value(3.841_458_8) - 0.05).abs() < 1e-6);
-    /// ```
-    pub fn fit(null: Option<&ScoreNull>, scores: &[f64]) -> Self {
-        match null {
-            Some(&ScoreNull::ChiSquared { dof }) => {
-                let mut sorted: Vec<f64> =
-                    scores.iter().copied().filter(|s| s.is_finite()).collect();
-                sorted.sort_by(f64::total_cmp);
-                let median = if sorted.is_empty() { 0.0 } else { quantile_sorted(&sorted, 0.5) };
-                let null_median = ScoreNull::ChiSquared { dof }.upper_quantile(0.5);
-                let scale = (median / null_median).max(1.0);
-                Calibration::ChiSquared { dof, scale }
-            }
-            None => Self::tail(scores),
-        }
-    }
-
-    /// [`Calibration::Tail`] fitted on `scores` (non-finite scores ignored).
-    pub fn tail(scores: &[f64]) -> Self {
+impl TailFit {
+    /// Fits the tail on `scores` (non-finite scores ignored).
+    pub fn fit(scores: &[f64]) -> Self {
         let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
         if sorted.is_empty() {
-            return Calibration::Tail { knots: [0.0; TAIL_KNOTS], xi: 0.0, scale: 0.0 };
+            return TailFit { knots: [0.0; TAIL_KNOTS], xi: 0.0, scale: 0.0 };
         }
         sorted.sort_by(f64::total_cmp);
         let mut knots = [0.0; TAIL_KNOTS];
@@ -131,7 +86,94 @@ impl Calibration {
         };
         // exceedances over the last knot: the same shape, the scale grown by xi per unit
         let scale = scale_at_median + xi * (knots[TAIL_KNOTS - 1] - q50);
-        Calibration::Tail { knots, xi, scale }
+        TailFit { knots, xi, scale }
+    }
+
+    /// The p-value of one score.
+    pub fn p_value(&self, score: f64) -> f64 {
+        let knots = &self.knots;
+        let last = knots[TAIL_KNOTS - 1];
+        if score <= knots[0] {
+            return 1.0;
+        }
+        if score > last {
+            let excess = score - last;
+            let survival = if self.scale <= 0.0 {
+                0.0
+            } else if self.xi > 1e-9 {
+                (1.0 + self.xi * excess / self.scale).powf(-1.0 / self.xi)
+            } else {
+                (-excess / self.scale).exp()
+            };
+            return (1.0 - TAIL_QUANTILE) * survival;
+        }
+        // the last knot below the score, then the survival read between it and the next
+        let k = knots.partition_point(|&v| v < score).saturating_sub(1);
+        let next = (k + 1).min(TAIL_KNOTS - 1);
+        let (lo, hi) = (knots[k], knots[next]);
+        let (s_lo, s_hi) = (1.0 - knot_level(k), 1.0 - knot_level(next));
+        if hi > lo { s_lo + (s_hi - s_lo) * (score - lo) / (hi - lo) } else { s_hi }
+    }
+}
+
+/// The null distribution a detector's p-values refer to, fitted on its training scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Calibration {
+    /// The score is `scale` times a chi-square variable with `dof` degrees of freedom:
+    /// `p = P(chi2(dof) > score / scale)`. `scale` >= 1 is the ratio of the median score to the
+    /// null's median when the scores are inflated against the model, else 1 (as
+    /// [`crate::ThresholdRule::Auto`] does for its threshold). Guarding it by the scores' own
+    /// tail (the larger of the two p-values) was measured and not kept: on the grid it cost
+    /// backdoor recall (digits BadNets 1.00 -> 0.82, clean-label 0.26 -> 0) and did not quiet
+    /// the one clean table the law over-flags (a 2% sub-population of breast_cancer embeddings,
+    /// which its Pareto extrapolation also calls far).
+    ChiSquared {
+        /// Degrees of freedom, > 0.
+        dof: f64,
+        /// Inflation of the scores over the null, >= 1.
+        scale: f64,
+    },
+    /// The score is already `-log10 p` of the detector's own test (knn_label's sign test):
+    /// `p = 10^-score`.
+    NegLog10,
+    /// The robust tail of the training scores ([`TailFit`]), for scores with no theory
+    /// (outlier scores).
+    Tail(TailFit),
+    /// The p-values were given by the detector row by row (its own test, or a class gate).
+    Given,
+}
+
+impl Calibration {
+    /// Fits the calibration of `scores`: the detector's stated `null` (with its inflation), or
+    /// [`Calibration::Tail`] when it states none.
+    ///
+    /// ```
+    /// use poisonguard_core::{Calibration, ScoreNull};
+    /// let clean: Vec<f64> = (0..1000).map(|i| (i as f64 / 1000.0)).collect();
+    /// let tail = Calibration::fit(None, &clean);
+    /// assert!(tail.p_value(0.95) > 0.05 && tail.p_value(20.0) < 1e-20);
+    /// let chi = Calibration::fit(Some(&ScoreNull::ChiSquared { dof: 1.0 }), &[0.1, 0.3, 2.0]);
+    /// assert!((chi.p_value(3.841_458_8) - 0.05).abs() < 1e-6);
+    /// ```
+    pub fn fit(null: Option<&ScoreNull>, scores: &[f64]) -> Self {
+        match null {
+            Some(&ScoreNull::ChiSquared { dof }) => {
+                let mut sorted: Vec<f64> =
+                    scores.iter().copied().filter(|s| s.is_finite()).collect();
+                sorted.sort_by(f64::total_cmp);
+                let median = if sorted.is_empty() { 0.0 } else { quantile_sorted(&sorted, 0.5) };
+                let null_median = ScoreNull::ChiSquared { dof }.upper_quantile(0.5);
+                let scale = (median / null_median).max(1.0);
+                Calibration::ChiSquared { dof, scale }
+            }
+            None => Self::tail(scores),
+        }
+    }
+
+    /// [`Calibration::Tail`] fitted on `scores` (non-finite scores ignored).
+    pub fn tail(scores: &[f64]) -> Self {
+        Calibration::Tail(TailFit::fit(scores))
     }
 
     /// The p-value of one score, in [0, 1]; 1 for a NaN score.
@@ -146,39 +188,16 @@ impl Calibration {
                 _ => 1.0,
             },
             Calibration::NegLog10 => 10f64.powf(-score),
-            Calibration::Tail { ref knots, xi, scale } => tail_p_value(knots, xi, scale, score),
+            Calibration::Tail(ref tail) => tail.p_value(score),
             Calibration::Given => 1.0,
         };
         p.clamp(0.0, 1.0)
     }
 }
 
-/// The quantile level of knot `k` of a [`Calibration::Tail`].
+/// The quantile level of knot `k` of a [`TailFit`].
 fn knot_level(k: usize) -> f64 {
     0.5 + (TAIL_QUANTILE - 0.5) * k as f64 / (TAIL_KNOTS - 1) as f64
-}
-
-fn tail_p_value(knots: &[f64; TAIL_KNOTS], xi: f64, scale: f64, score: f64) -> f64 {
-    let last = knots[TAIL_KNOTS - 1];
-    if score <= knots[0] {
-        return 1.0;
-    }
-    if score > last {
-        let excess = score - last;
-        let survival = if scale <= 0.0 {
-            0.0
-        } else if xi > 1e-9 {
-            (1.0 + xi * excess / scale).powf(-1.0 / xi)
-        } else {
-            (-excess / scale).exp()
-        };
-        return (1.0 - TAIL_QUANTILE) * survival;
-    }
-    // the last knot below the score, then the survival read between it and the next
-    let k = knots.partition_point(|&v| v < score).saturating_sub(1);
-    let (lo, hi) = (knots[k], knots[(k + 1).min(TAIL_KNOTS - 1)]);
-    let (s_lo, s_hi) = (1.0 - knot_level(k), 1.0 - knot_level((k + 1).min(TAIL_KNOTS - 1)));
-    if hi > lo { s_lo + (s_hi - s_lo) * (score - lo) / (hi - lo) } else { s_hi }
 }
 
 /// The weighted harmonic mean p-value (Wilson, *The harmonic mean p-value for combining
@@ -266,7 +285,7 @@ mod tests {
         for s in scores.iter_mut().take(100) {
             *s += 100.0;
         }
-        let Calibration::Tail { knots, xi, scale } = clean else { panic!() };
+        let Calibration::Tail(TailFit { knots, xi, scale }) = clean else { panic!() };
         assert!((knots[0] - 0.4995).abs() < 1e-9);
         // uniform scores have a light (bounded) tail: read as exponential
         assert_eq!(xi, 0.0);
@@ -301,13 +320,14 @@ mod tests {
 
     #[test]
     fn chi_squared_p_values_and_inflation() {
-        let c = Calibration::fit(Some(&ScoreNull::ChiSquared { dof: 1.0 }), &[0.1, 0.2, 3.0]);
+        let null = ScoreNull::ChiSquared { dof: 1.0 };
+        let c = Calibration::fit(Some(&null), &[0.1, 0.2, 3.0]);
         assert_eq!(c, Calibration::ChiSquared { dof: 1.0, scale: 1.0 });
         assert!((c.p_value(6.634_896_6) - 0.01).abs() < 1e-8);
         assert_eq!(c.p_value(0.0), 1.0);
         // median 2 x the null's: scores are read at half their value
-        let med = ScoreNull::ChiSquared { dof: 1.0 }.upper_quantile(0.5);
-        let c = Calibration::fit(Some(&ScoreNull::ChiSquared { dof: 1.0 }), &[0.0, 2.0 * med, 9.0]);
+        let med = null.upper_quantile(0.5);
+        let c = Calibration::fit(Some(&null), &[0.0, 2.0 * med, 9.0]);
         assert!((c.p_value(2.0 * 6.634_896_6) - 0.01).abs() < 1e-8);
         assert!((Calibration::NegLog10.p_value(2.0) - 0.01).abs() < 1e-15);
         assert_eq!(Calibration::NegLog10.p_value(f64::NAN), 1.0);

@@ -64,7 +64,8 @@ pub use detection::{Detection, DetectorId, Reason};
 pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
 pub use evidence::{
-    Calibration, TAIL_KNOTS, TAIL_QUANTILE, benjamini_hochberg, harmonic_mean_p, suspicion_of,
+    Calibration, TAIL_KNOTS, TAIL_QUANTILE, TailFit, benjamini_hochberg, harmonic_mean_p,
+    suspicion_of,
 };
 pub use findings::{
     ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
