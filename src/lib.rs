@@ -541,7 +541,7 @@ pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
 /// least 0.01), so that the count's noise under the null is about 20%.
 fn enrichment(p: &[f64]) -> f64 {
     let n = p.len() as f64;
-    let t = (20.0 / n).max(0.01).min(1.0);
+    let t = (20.0 / n).clamp(0.01, 1.0);
     let observed = p.iter().filter(|&&v| v <= t).count() as f64;
     (observed / (n * t)).max(1.0)
 }

@@ -32,7 +32,7 @@ fn main() {
             let c = match space {
                 Space::Raw => scenarios::audit(&clean, &vec![false; clean.n_samples()]),
                 Space::Mlp => {
-                    let emb = scenarios::mlp_embeddings(&clean, 0).expect("labels");
+                    let emb = poisonguard_attacks::mlp_embeddings(&clean, 0).expect("labels");
                     scenarios::audit(&emb, &vec![false; clean.n_samples()])
                 }
             };

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use poisonguard::{Audit, Dataset, DetectorOptions, Report, metrics};
 use poisonguard_attacks::Attack;
 
-pub use poisonguard_attacks::mlp_embeddings;
 use poisonguard_io::{LoadOptions, load};
 
 /// One shipped clean, labelled table.

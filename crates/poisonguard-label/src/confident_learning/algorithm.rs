@@ -148,7 +148,7 @@ fn argmax(p: &[f64]) -> usize {
 fn label_p_value(p: &[f64], given: usize, thresholds: &[f64]) -> f64 {
     let q: Vec<f64> = p.iter().zip(thresholds).map(|(&v, &t)| v / t).collect();
     let total: f64 = q.iter().sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return 1.0;
     }
     let own = q[given];
