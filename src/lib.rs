@@ -7,8 +7,9 @@
 //! # Overview
 //! Build a checked [`Dataset`] (features as raw inputs or model embeddings, labels, optional ids
 //! and sources), choose detectors, and run an [`Audit`]. The [`Report`] holds, for every row,
-//! each detector's score (higher = more suspicious), its flag and reason, and a combined
-//! `suspicion` in [0, 1]; each detector's class-level findings say which classes look attacked.
+//! each detector's score (higher = more suspicious), its flag, reason and p-value, and the
+//! combined p-value with its `suspicion` in [0, 1) and the flag that false-discovery control
+//! gives it; each detector's class-level findings say which classes look attacked.
 //!
 //! ```
 //! use ndarray::Array2;
@@ -42,9 +43,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-pub use poisonguard_core::Calibration;
 pub use poisonguard_core::{
-    ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
+    Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
     DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
     FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
     Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SkippedClass, SourceFinding,

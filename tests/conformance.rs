@@ -67,6 +67,11 @@ fn check_contract(id: &str, det: &Detection, n: usize) {
         assert_eq!(det.is_flagged(i), s > det.threshold(), "{id}: row {i}");
         assert_eq!(det.reason(i).is_some(), det.is_flagged(i), "{id}: row {i}");
     }
+    // one p-value per row, in [0, 1], never NaN
+    assert_eq!(det.p_values().len(), n, "{id}");
+    for (i, &p) in det.p_values().iter().enumerate() {
+        assert!((0.0..=1.0).contains(&p), "{id}: row {i} p-value {p}");
+    }
 }
 
 /// Spearman's rank correlation (average ranks for ties).
