@@ -154,7 +154,7 @@ threshold_setter!(
 );
 
 /// Every detector this build offers, in the order an audit reports them: the one list from
-/// which the audit's default set, the label requirements, the vote groups, the CLI's help,
+/// which the audit's default set, the label requirements, the outlier weight group, the CLI's help,
 /// `poisonguard detectors` and the README's detector table are read. Adding a detector is a
 /// folder in its family's crate and one line here.
 pub static REGISTRY: &[Registered] = &[

@@ -1,5 +1,5 @@
 //! [`DetectorInfo`]: what a detector declares about itself, once, beside its code. The audit's
-//! detector list, the default set, the vote groups, the CLI's help and `poisonguard detectors`
+//! detector list, the default set, the outlier weight group, the CLI's help and `poisonguard detectors`
 //! and the README's detector table are all read from these declarations.
 
 use std::fmt;

@@ -10,7 +10,7 @@ use crate::info::Family;
 pub struct DetectorRun {
     /// Which detector.
     pub id: DetectorId,
-    /// Its family of evidence (outlier detectors vote together in the combined suspicion).
+    /// Its family of evidence (outlier detectors share one weight in the combined p-value).
     pub family: Family,
     /// Its scores, threshold, flags and reasons on the audited rows.
     pub detection: Detection,
