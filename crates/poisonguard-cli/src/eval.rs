@@ -22,7 +22,21 @@ struct Row {
     roc_auc: f64,
     average_precision: f64,
     recall: f64,
+    /// Share of the poison among the rows flagged (the detector's own flags; the audit's
+    /// Benjamini-Hochberg flags for `suspicion`); 1 when nothing is flagged.
+    flagged_precision: f64,
+    /// Share of the poison flagged.
+    flagged_recall: f64,
     seconds: f64,
+}
+
+/// Precision and recall of `flags` against `truth`.
+fn flag_quality(flags: &[bool], truth: &[bool]) -> (f64, f64) {
+    let hits = flags.iter().zip(truth).filter(|(f, t)| **f && **t).count() as f64;
+    let flagged = flags.iter().filter(|&&f| f).count() as f64;
+    let poison = truth.iter().filter(|&&t| t).count() as f64;
+    let precision = if flagged == 0.0 { 1.0 } else { hits / flagged };
+    (precision, if poison == 0.0 { f64::NAN } else { hits / poison })
 }
 
 /// Runs the evaluation and prints the table (means over seeds).
@@ -87,10 +101,14 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
             let truth = &poisoned.truth;
             let n_poison = truth.iter().filter(|&&t| t).count();
             let k = (1.5 * n_poison as f64).round() as usize;
-            let mut scored: Vec<(String, &[f64])> =
-                report.runs().iter().map(|r| (r.id.to_string(), r.detection.scores())).collect();
-            scored.push(("suspicion".into(), report.suspicion()));
-            for (name, scores) in scored {
+            let mut scored: Vec<(String, &[f64], Vec<bool>)> = report
+                .runs()
+                .iter()
+                .map(|r| (r.id.to_string(), r.detection.scores(), r.detection.flagged()))
+                .collect();
+            scored.push(("suspicion".into(), report.suspicion(), report.flagged()));
+            for (name, scores, flags) in scored {
+                let (flagged_precision, flagged_recall) = flag_quality(&flags, truth);
                 let seconds =
                     times.iter().find(|(id, _)| *id == name).map_or(0.0, |(_, t)| t.as_secs_f64());
                 rows.push(Row {
@@ -102,6 +120,8 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
                     average_precision: metrics::average_precision(scores, truth)
                         .unwrap_or(f64::NAN),
                     recall: metrics::recall_at_k(scores, truth, k).unwrap_or(f64::NAN),
+                    flagged_precision,
+                    flagged_recall,
                     seconds,
                 });
             }
@@ -118,8 +138,16 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
     )?;
     writeln!(
         out,
-        "{:<44} {:<22} {:>7} {:>8} {:>8} {:>8} {:>9}",
-        "attack", "detector", "poison", "roc_auc", "avg_prec", "recall", "seconds"
+        "{:<44} {:<22} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "attack",
+        "detector",
+        "poison",
+        "roc_auc",
+        "avg_prec",
+        "recall",
+        "flag_rec",
+        "flag_pre",
+        "seconds"
     )?;
     let mut keys: Vec<(String, String)> = Vec::new();
     for r in &rows {
@@ -135,13 +163,15 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
             |f: &dyn Fn(&Row) -> f64| group.iter().map(|r| f(r)).sum::<f64>() / group.len() as f64;
         writeln!(
             out,
-            "{:<44} {:<22} {:>7.0} {:>8.4} {:>8.4} {:>8.3} {:>9.3}",
+            "{:<44} {:<22} {:>7.0} {:>8.4} {:>8.4} {:>8.3} {:>8.3} {:>8.3} {:>9.3}",
             attack,
             detector,
             mean(&|r| r.n_poison as f64),
             mean(&|r| r.roc_auc),
             mean(&|r| r.average_precision),
             mean(&|r| r.recall),
+            mean(&|r| r.flagged_recall),
+            mean(&|r| r.flagged_precision),
             mean(&|r| r.seconds)
         )?;
     }
@@ -161,6 +191,7 @@ fn write_rows(path: &std::path::Path, rows: &[Row]) -> Result<()> {
                     "attack": r.attack, "seed": r.seed, "detector": r.detector,
                     "poisoned_rows": r.n_poison, "roc_auc": r.roc_auc,
                     "average_precision": r.average_precision, "recall_at_1.5x": r.recall,
+                    "flagged_recall": r.flagged_recall, "flagged_precision": r.flagged_precision,
                     "seconds": r.seconds,
                 })
             })
@@ -168,11 +199,12 @@ fn write_rows(path: &std::path::Path, rows: &[Row]) -> Result<()> {
         serde_json::to_string_pretty(&items)? + "\n"
     } else {
         let mut s = String::from(
-            "attack,seed,detector,poisoned_rows,roc_auc,average_precision,recall_at_1.5x,seconds\n",
+            "attack,seed,detector,poisoned_rows,roc_auc,average_precision,recall_at_1.5x,\
+             flagged_recall,flagged_precision,seconds\n",
         );
         for r in rows {
             s.push_str(&format!(
-                "\"{}\",{},{},{},{},{},{},{}\n",
+                "\"{}\",{},{},{},{},{},{},{},{},{}\n",
                 r.attack,
                 r.seed,
                 r.detector,
@@ -180,6 +212,8 @@ fn write_rows(path: &std::path::Path, rows: &[Row]) -> Result<()> {
                 r.roc_auc,
                 r.average_precision,
                 r.recall,
+                r.flagged_recall,
+                r.flagged_precision,
                 r.seconds
             ));
         }

@@ -595,6 +595,15 @@ mod eval {
             .find(|r| r["attack"] == "flood(copies=30,jitter=0)" && r["detector"] == "duplicates")
             .unwrap();
         assert!(flood["recall_at_1.5x"].as_f64().unwrap() >= 0.95);
+        // and flagged by the audit: every copy, nearly nothing else
+        let audit = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["attack"] == "flood(copies=30,jitter=0)" && r["detector"] == "suspicion")
+            .unwrap();
+        assert!(audit["flagged_recall"].as_f64().unwrap() >= 0.9, "{audit}");
+        assert!(audit["flagged_precision"].as_f64().unwrap() >= 0.7, "{audit}");
     }
 
     #[test]
