@@ -9,12 +9,12 @@
 
 use crate::threshold::{ScoreNull, quantile_sorted};
 
-/// The upper quantile of the scores that, with the median, fixes the slope of
-/// [`Calibration::Tail`]: the 90th percentile, so up to 10% of rows can be poisoned (and score
-/// anywhere above it) without moving the fitted tail.
+/// The last quantile of the training scores that a [`TailFit`] reads empirically; beyond it the
+/// fitted generalized Pareto tail takes over. The 90th percentile, so up to 10% of rows can be
+/// poisoned (and score anywhere above it) without moving the fit.
 pub const TAIL_QUANTILE: f64 = 0.9;
 
-/// Quantiles of the training scores a [`Calibration::Tail`] keeps: 0.500, 0.525, ..., 0.900
+/// Quantiles of the training scores a [`TailFit`] keeps: 0.500, 0.525, ..., 0.900
 /// (the survival between two of them is interpolated, so a body p-value is off by less than
 /// 0.025; the small p-values beyond them come from the fitted tail).
 pub const TAIL_KNOTS: usize = 17;
