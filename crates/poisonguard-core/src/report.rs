@@ -183,14 +183,29 @@ impl Report {
     }
 
     /// The reasons of row `i`, one `"<detector>: <sentence>"` per detector that flags it, joined
-    /// by `"; "`; empty when no detector flags it. A row can carry a detector's reason without
-    /// being flagged by the report (the combined rule may ask for more evidence).
+    /// by `"; "`. A row can carry a detector's reason without being flagged by the report (its
+    /// p-value may not survive the false-discovery control); a row the report flags although no
+    /// detector's own threshold does is explained by its combined evidence, the two smallest
+    /// p-values: `"combined evidence: <detector> p = ..., <detector> p = ..."`. Empty for a row
+    /// neither flags.
     pub fn reasons_of_row(&self, i: usize) -> String {
         let parts: Vec<String> = self
             .runs
             .iter()
             .filter_map(|r| r.detection.reason(i).map(|why| format!("{}: {why}", r.id)))
             .collect();
+        if parts.is_empty() && self.flagged[i] {
+            let mut evidence: Vec<(f64, DetectorId)> = self
+                .runs
+                .iter()
+                .map(|r| (r.detection.p_values()[i], r.id))
+                .filter(|(p, _)| *p < 1.0)
+                .collect();
+            evidence.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let shown: Vec<String> =
+                evidence.iter().take(2).map(|(p, id)| format!("{id} p = {p:.1e}")).collect();
+            return format!("combined evidence: {}", shown.join(", "));
+        }
         parts.join("; ")
     }
 }
@@ -202,6 +217,29 @@ mod tests {
     fn est(rows: f64, low: f64, high: f64) -> PoisonEstimate {
         let method = vec![crate::EstimateMethod::new(DetectorId::new("d"), "counts")];
         PoisonEstimate { rows, low, high, level: 0.95, method }
+    }
+
+    #[test]
+    fn a_row_flagged_by_combined_evidence_says_so() {
+        let det = Detection::with_threshold(vec![0.0, 0.0, 0.0], 1.0, |_, s| {
+            crate::Reason::Score { score: s, threshold: 1.0 }
+        })
+        .unwrap()
+        .with_p_values(vec![1e-6, 0.5, 1.0]);
+        let run = DetectorRun {
+            id: DetectorId::new("d"),
+            family: Family::Outlier,
+            detection: det,
+            class_findings: vec![],
+            skipped_classes: vec![],
+            noise_matrix: None,
+            estimate: None,
+            source_findings: vec![],
+        };
+        let report = Report::new(vec![run], vec![], vec![1e-6, 0.5, 1.0], 0.1);
+        assert!(report.is_flagged(0) && !report.is_flagged(1));
+        assert_eq!(report.reasons_of_row(0), "combined evidence: d p = 1.0e-6");
+        assert_eq!(report.reasons_of_row(1), "");
     }
 
     #[test]
