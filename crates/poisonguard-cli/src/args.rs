@@ -55,6 +55,9 @@ pub struct EvalArgs {
     /// Seeds per attack (poison placement; detectors use --seed).
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// False-discovery rate of the audit's flagged rows (as scan).
+    #[arg(long, value_name = "Q", default_value_t = poisonguard::DEFAULT_FDR)]
+    pub fdr: f64,
     /// Columns to leave out of the features, comma-separated.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,

@@ -44,6 +44,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    Audit::new().fdr(args.fdr).context("--fdr")?;
     let attacks: Vec<Attack> =
         args.attacks.iter().map(|s| Attack::parse(s)).collect::<Result<_, _>>()?;
     if let Some(path) = &args.output {
@@ -83,7 +84,9 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
             let audit = match &requested {
                 Some(names) => Audit::from_ids(names, &opts)?,
                 None => Audit::for_dataset(&poisoned.data, &opts),
-            };
+            }
+            .fdr(args.fdr)
+            .context("--fdr")?;
             let times = Mutex::new(Vec::<(String, Duration)>::new());
             let report = audit
                 .run_with(&poisoned.data, &|e| {
