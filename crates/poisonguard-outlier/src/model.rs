@@ -5,8 +5,8 @@ use std::fmt::Debug;
 
 use ndarray::{ArrayView1, ArrayView2};
 use poisonguard_core::{
-    Calibration, DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph,
-    LabelMap, Reason, ScoreNull, ThresholdRule,
+    DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph, LabelMap,
+    Reason, ScoreNull, ThresholdRule,
 };
 
 use crate::error::{Error, Result};
@@ -189,13 +189,11 @@ pub(crate) fn fit<M: OutlierModel>(
         let null = model.null();
         let rule = common.threshold;
         let threshold = rule.fit_with_null(&scores, null.as_ref())?;
-        // p-values from the robust tail, even where the model states a law (mahalanobis's
-        // chi-square): real data's tails are heavier than Gaussian
-        let calibration = Calibration::tail(&scores);
+        // p-values from the robust tail of the scores (`with_threshold`'s calibration), even
+        // where the model states a law (mahalanobis's chi-square): real tails are heavier
         let training = Detection::with_threshold(scores, threshold, |i, s| {
             explain_row(Some(&model), data, i, s, threshold)
-        })?
-        .calibrated(calibration);
+        })?;
         return Ok(Outlier {
             groups: Groups::Global(model),
             skipped: Vec::new(),
@@ -238,12 +236,10 @@ pub(crate) fn fit<M: OutlierModel>(
         }
     }
     let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-    let calibration = Calibration::tail(&scores);
     let training = Detection::with_threshold(scores, threshold, |i, s| {
         let model = models[labels.ids()[i].index()].as_ref();
         explain_row(model, data, i, s, threshold)
-    })?
-    .calibrated(calibration);
+    })?;
     Ok(Outlier {
         skipped,
         groups: Groups::PerClass { map: labels.map().clone(), models },
