@@ -271,12 +271,12 @@ impl Detection {
     ) -> Result<Self, DataError> {
         let threshold = rule.fit_with_null(&scores, null)?;
         let calibration = Calibration::fit(null, &scores);
-        Ok(Self::with_threshold(scores, threshold, explain)?.calibrated(calibration))
+        Self::with_calibration(scores, threshold, calibration, explain)
     }
 
     /// Applies an already fitted threshold (used to score new data against a fit). The p-values
-    /// come from [`Calibration::tail`] fitted on `scores`; a detector that knows better sets them
-    /// with [`Detection::calibrated`] (e.g. its training calibration, for new rows) or
+    /// come from [`Calibration::tail`] fitted on `scores`; a detector that knows better uses
+    /// [`Detection::with_calibration`] (e.g. its training calibration, for new rows) or
     /// [`Detection::with_p_values`].
     ///
     /// # Errors
@@ -284,6 +284,20 @@ impl Detection {
     pub fn with_threshold(
         scores: Vec<f64>,
         threshold: f64,
+        explain: impl Fn(usize, f64) -> Reason,
+    ) -> Result<Self, DataError> {
+        let calibration = Calibration::tail(&scores);
+        Self::with_calibration(scores, threshold, calibration, explain)
+    }
+
+    /// Applies an already fitted threshold, the p-values read off `calibration`.
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
+    pub fn with_calibration(
+        scores: Vec<f64>,
+        threshold: f64,
+        calibration: Calibration,
         explain: impl Fn(usize, f64) -> Reason,
     ) -> Result<Self, DataError> {
         if scores.is_empty() {
@@ -296,17 +310,8 @@ impl Detection {
             .filter(|(_, s)| **s > threshold)
             .map(|(i, &s)| (i, explain(i, s)))
             .collect();
-        let calibration = Calibration::tail(&scores);
         let p_values = scores.iter().map(|&s| calibration.p_value(s)).collect();
         Ok(Self { scores, threshold, reasons, p_values, calibration })
-    }
-
-    /// Replaces the p-values by those of `calibration` applied to the scores.
-    #[must_use]
-    pub fn calibrated(mut self, calibration: Calibration) -> Self {
-        self.p_values = self.scores.iter().map(|&s| calibration.p_value(s)).collect();
-        self.calibration = calibration;
-        self
     }
 
     /// Replaces the p-values by the detector's own, row by row ([`Calibration::Given`]); NaN

@@ -261,10 +261,10 @@ impl<M: OutlierModel> Outlier<M> {
         match &self.groups {
             Groups::Global(model) => {
                 let scores = model.score(data.features())?;
-                Ok(Detection::with_threshold(scores, threshold, |i, s| {
+                let calibration = self.training.calibration();
+                Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
                     explain_row(Some(model), data, i, s, threshold)
-                })?
-                .calibrated(self.training.calibration()))
+                })?)
             }
             Groups::PerClass { map, models } => {
                 let labels = data
@@ -292,10 +292,10 @@ impl<M: OutlierModel> Outlier<M> {
                         scores[i] = s;
                     }
                 }
-                Ok(Detection::with_threshold(scores, threshold, |i, s| {
+                let calibration = self.training.calibration();
+                Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
                     explain_row(models[class_of[i]].as_ref(), data, i, s, threshold)
-                })?
-                .calibrated(self.training.calibration()))
+                })?)
             }
         }
     }

@@ -1,4 +1,5 @@
 use ndarray::{Array2, ArrayView2};
+use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL,
     FittedDetector, LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
@@ -364,7 +365,9 @@ impl Detector for ConfidentLearningValidParams {
         };
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
         let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i], &thresholds)).collect();
-        let training = Detection::new(scores, &rule, explain)?.with_p_values(p_values);
+        let threshold = rule.fit(&scores)?;
+        let training =
+            Detection::with_calibration(scores, threshold, Given, explain)?.with_p_values(p_values);
 
         let noise = NoiseMatrix::new(
             map.values().to_vec(),
@@ -501,7 +504,7 @@ impl FittedDetector for ConfidentLearning {
         let p_values = (0..data.n_samples())
             .map(|i| label_p_value(&probs.row(i).to_vec(), given[i], &self.thresholds))
             .collect();
-        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        Ok(Detection::with_calibration(scores, self.training.threshold(), Given, |i, _| {
             explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
         })?
         .with_p_values(p_values))

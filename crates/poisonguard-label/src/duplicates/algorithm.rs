@@ -1,3 +1,4 @@
+use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
     DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL, FitContext,
     FittedDetector, KnnGraph, PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
@@ -254,7 +255,9 @@ impl DuplicatesValidParams {
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
         let null_mean = poisson_null_mean(&scores, fence);
         let p_values = scores.iter().map(|&s| poisson_p_value(s, null_mean)).collect();
-        let training = Detection::new(scores, &rule, explain)?.with_p_values(p_values);
+        let threshold = rule.fit(&scores)?;
+        let training =
+            Detection::with_calibration(scores, threshold, Given, explain)?.with_p_values(p_values);
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| flagged_group_excess(&training, &group_of, &groups, labels, fence));
         Ok(Duplicates { radius, fence, null_mean, reference, group_of, groups, training, estimate })
@@ -345,7 +348,8 @@ impl FittedDetector for Duplicates {
             })
             .collect();
         let p_values = scores.iter().map(|&s| poisson_p_value(s, self.null_mean)).collect();
-        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| match &joined[i] {
+        let threshold = self.training.threshold();
+        Ok(Detection::with_calibration(scores, threshold, Given, |i, _| match &joined[i] {
             Some((g, label)) => explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref()),
             None => Reason::Score { score: 0.0, threshold: self.training.threshold() },
         })?

@@ -138,6 +138,9 @@ fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Ve
     (0..graph.n_samples()).map(|i| vote(own[i], graph.neighbors(i), classes, &mut counts)).collect()
 }
 
+/// The score is `-log10` of the sign-test p-value: that test is the row's p-value.
+const NEG_LOG10: poisonguard_core::Calibration = poisonguard_core::Calibration::NegLog10;
+
 fn rule(p: &KnnLabelValidParams) -> ThresholdRule {
     match p.threshold {
         ThresholdRule::Auto => ThresholdRule::Fixed(-SIGN_TEST_ALPHA.log10()),
@@ -156,10 +159,11 @@ impl KnnLabelValidParams {
         let n_classes = labels.map().n_classes();
         let why = votes(&graph, &classes, &classes, n_classes);
         let map = labels.map().clone();
-        let scores = why.iter().map(Vote::score).collect();
-        // the score is -log10 of the sign-test p-value: that test is the row's p-value
-        let training = Detection::new(scores, &rule(self), |i, _| why[i].reason(k, &map))?
-            .calibrated(poisonguard_core::Calibration::NegLog10);
+        let scores: Vec<f64> = why.iter().map(Vote::score).collect();
+        let threshold = rule(self).fit(&scores)?;
+        let training = Detection::with_calibration(scores, threshold, NEG_LOG10, |i, _| {
+            why[i].reason(k, &map)
+        })?;
         let findings = labels
             .rows_by_class()
             .iter()
@@ -245,9 +249,8 @@ impl FittedDetector for KnnLabel {
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
         let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
         let scores = why.iter().map(Vote::score).collect();
-        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        Detection::with_calibration(scores, self.training.threshold(), NEG_LOG10, |i, _| {
             why[i].reason(self.k, &self.label_map)
-        })?
-        .calibrated(poisonguard_core::Calibration::NegLog10))
+        })
     }
 }

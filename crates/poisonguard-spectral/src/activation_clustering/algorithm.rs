@@ -357,13 +357,13 @@ impl FittedDetector for ActivationClustering {
                 None => -1.0,
             })
             .collect();
-        let detection = Detection::with_threshold(scores, threshold, |i, _| {
+        let calibration = self.training.calibration();
+        let detection = Detection::with_calibration(scores, threshold, calibration, |i, _| {
             let (share, silhouette) = self.classes[ids[i].index()]
                 .as_ref()
                 .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
             Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
-        })?
-        .calibrated(self.training.calibration());
+        })?;
         Ok(detection.without_evidence(|i| {
             !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
         }))

@@ -241,10 +241,10 @@ impl FittedDetector for SpectralSignature {
             scores.push(s);
             z.push(zi);
         }
-        Ok(Detection::with_threshold(scores, self.training.threshold(), |i, _| {
+        let (threshold, calibration) = (self.training.threshold(), self.training.calibration());
+        Detection::with_calibration(scores, threshold, calibration, |i, _| {
             Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
-        })?
-        .calibrated(self.training.calibration()))
+        })
     }
 }
 

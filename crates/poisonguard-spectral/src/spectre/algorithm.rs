@@ -438,8 +438,7 @@ impl Detector for SpectreValidParams {
         let flaggable = |i: usize| {
             classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable)
         };
-        let training = Detection::with_threshold(scores, threshold, explain)?
-            .calibrated(calibration)
+        let training = Detection::with_calibration(scores, threshold, calibration, explain)?
             .without_evidence(|i| !flaggable(i));
         let estimate = (self.threshold == ThresholdRule::Auto).then(|| {
             PoisonEstimate::excess_over_null(
@@ -513,14 +512,14 @@ impl FittedDetector for Spectre {
                 }
             })
             .collect();
-        let detection = Detection::with_threshold(scores, self.training.threshold(), |i, s| {
+        let (threshold, calibration) = (self.training.threshold(), self.training.calibration());
+        let detection = Detection::with_calibration(scores, threshold, calibration, |i, s| {
             Reason::QuantumEntropy {
                 class: labels.value_of_row(i).clone(),
                 score: s,
                 dims: dims[i],
             }
-        })?
-        .calibrated(self.training.calibration());
+        })?;
         Ok(detection.without_evidence(|i| {
             !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
         }))
