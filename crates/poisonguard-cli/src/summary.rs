@@ -39,8 +39,7 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         let classes: Vec<String> = run.skipped_classes.iter().map(ToString::to_string).collect();
         writeln!(out, "{:<22} left unscored, too few rows: {}", run.id, classes.join(", "))?;
     }
-    let abstained: Vec<&str> =
-        report.runs().iter().filter(|r| r.abstains()).map(|r| r.id.as_str()).collect();
+    let abstained: Vec<&str> = report.abstained().iter().map(|id| id.as_str()).collect();
     if !abstained.is_empty() {
         writeln!(
             out,

@@ -97,8 +97,7 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
     }
     doc.insert("flagged".into(), json!(report.n_flagged()));
     doc.insert("fdr".into(), json!(report.fdr()));
-    let abstained: Vec<&str> =
-        report.runs().iter().filter(|r| r.abstains()).map(|r| r.id.as_str()).collect();
+    let abstained: Vec<&str> = report.abstained().iter().map(|id| id.as_str()).collect();
     doc.insert("abstained".into(), json!(abstained));
     doc.insert("p_cutoff".into(), json!(report.p_cutoff()));
     if let Some(e) = report.estimate() {

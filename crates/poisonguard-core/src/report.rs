@@ -130,6 +130,11 @@ impl Report {
         self.runs.iter().find(|r| r.id == id)
     }
 
+    /// The detectors that abstained from the combination ([`DetectorRun::abstains`]).
+    pub fn abstained(&self) -> Vec<DetectorId> {
+        self.runs.iter().filter(|r| r.abstains()).map(|r| r.id).collect()
+    }
+
     /// Detectors that failed.
     pub fn failures(&self) -> &[DetectorFailure] {
         &self.failures
