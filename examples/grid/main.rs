@@ -29,13 +29,10 @@ fn main() {
     for table in TABLES {
         let clean = load_table(table);
         for space in Space::ALL {
-            let c = match space {
-                Space::Raw => scenarios::audit(&clean, &vec![false; clean.n_samples()]),
-                Space::Mlp => {
-                    let emb = poisonguard_attacks::mlp_embeddings(&clean, 0).expect("labels");
-                    scenarios::audit(&emb, &vec![false; clean.n_samples()])
-                }
-            };
+            let c = scenarios::audit(
+                &scenarios::in_space(clean.clone(), space, 0),
+                &vec![false; clean.n_samples()],
+            );
             let name = format!("{} ({})", table.name, space.name());
             if markdown {
                 println!(
@@ -64,10 +61,13 @@ fn main() {
                 };
                 let mut dets: Vec<(String, f64)> = outs[0].detectors.clone();
                 for (k, d) in dets.iter_mut().enumerate() {
-                    d.1 = outs.iter().map(|o| o.detectors[k].1).sum::<f64>() / outs.len() as f64;
+                    d.1 = mean(&|o| o.detectors[k].1);
                 }
                 let best = mean(&|o| o.best());
                 let audit = mean(&|o| o.suspicion_auc);
+                let poison = mean(&|o| o.n_poison as f64);
+                let (recall, precision) = (mean(&|o| o.recall), mean(&|o| o.precision));
+                let flagged = 100.0 * mean(&|o| o.flag_rate());
                 gaps.push(audit - best);
                 let aucs: Vec<String> = dets.iter().map(|(_, a)| format!("{a:.3}")).collect();
                 if markdown {
@@ -81,11 +81,8 @@ fn main() {
                         header_done = true;
                     }
                     println!(
-                        "| `{spec}` | {:.0} | {best:.4} | {audit:.4} | {:.3} | {:.3} | {:.2}% | {} |",
-                        mean(&|o| o.n_poison as f64),
-                        mean(&|o| o.recall()),
-                        mean(&|o| o.precision()),
-                        100.0 * mean(&|o| o.flag_rate()),
+                        "| `{spec}` | {poison:.0} | {best:.4} | {audit:.4} | {recall:.3} | \
+                         {precision:.3} | {flagged:.2}% | {} |",
                         aucs.join(" | ")
                     );
                 } else {
@@ -93,11 +90,8 @@ fn main() {
                     let pairs: Vec<String> =
                         names.zip(&aucs).map(|(n, a)| format!("{n} {a}")).collect();
                     println!(
-                        "{name:<20} {spec:<52} {:>6.0} {best:>7.4} {audit:>7.4} {:>7.3} {:>7.3} {:>6.2}  {}",
-                        mean(&|o| o.n_poison as f64),
-                        mean(&|o| o.recall()),
-                        mean(&|o| o.precision()),
-                        100.0 * mean(&|o| o.flag_rate()),
+                        "{name:<20} {spec:<52} {poison:>6.0} {best:>7.4} {audit:>7.4} {recall:>7.3} \
+                         {precision:>7.3} {flagged:>6.2}  {}",
                         pairs.join(", ")
                     );
                 }

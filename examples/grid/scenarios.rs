@@ -76,8 +76,11 @@ pub struct Outcome {
     pub suspicion_auc: f64,
     /// Flagged rows.
     pub n_flagged: usize,
-    /// Flagged poisoned rows.
-    pub true_flags: usize,
+    /// Share of the poison flagged (NaN without poison).
+    pub recall: f64,
+    /// Share of the flagged rows that are poison (1 when nothing is flagged; NaN without
+    /// poison).
+    pub precision: f64,
     /// Classes some detector declared attacked.
     pub attacked_classes: usize,
 }
@@ -86,16 +89,6 @@ impl Outcome {
     /// The best single detector's ROC-AUC.
     pub fn best(&self) -> f64 {
         self.detectors.iter().map(|d| d.1).fold(f64::NAN, f64::max)
-    }
-
-    /// Share of the poison flagged (NaN without poison).
-    pub fn recall(&self) -> f64 {
-        self.true_flags as f64 / self.n_poison as f64
-    }
-
-    /// Share of the flagged rows that are poison (1 when nothing is flagged).
-    pub fn precision(&self) -> f64 {
-        if self.n_flagged == 0 { 1.0 } else { self.true_flags as f64 / self.n_flagged as f64 }
     }
 
     /// Share of the rows flagged.
@@ -130,6 +123,8 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
         if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) }
     };
     let flagged = report.flagged();
+    let (precision, recall) =
+        metrics::flagged_precision_recall(&flagged, truth).unwrap_or((f64::NAN, f64::NAN));
     Outcome {
         n_poison,
         n_rows: data.n_samples(),
@@ -140,7 +135,8 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
             .collect(),
         suspicion_auc: auc(report.suspicion()),
         n_flagged: flagged.iter().filter(|&&f| f).count(),
-        true_flags: flagged.iter().zip(truth).filter(|(f, t)| **f && **t).count(),
+        recall,
+        precision,
         attacked_classes: attacked_classes(&report),
     }
 }
@@ -168,15 +164,17 @@ impl Space {
     }
 }
 
+/// `data` as the audit reads it in `space` (the network trained with `seed`).
+pub fn in_space(data: Dataset, space: Space, seed: u64) -> Dataset {
+    match space {
+        Space::Raw => data,
+        Space::Mlp => poisonguard_attacks::mlp_embeddings(&data, seed).expect("labels"),
+    }
+}
+
 /// Poisons `clean` with `spec` at `seed` and audits it in `space`.
 pub fn run(clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
     let attack = Attack::parse(spec).expect("grid spec parses");
     let poisoned = attack.apply(clean, seed).expect("grid attack applies");
-    match space {
-        Space::Raw => audit(&poisoned.data, &poisoned.truth),
-        Space::Mlp => {
-            let emb = poisonguard_attacks::mlp_embeddings(&poisoned.data, seed).expect("labels");
-            audit(&emb, &poisoned.truth)
-        }
-    }
+    audit(&in_space(poisoned.data, space, seed), &poisoned.truth)
 }

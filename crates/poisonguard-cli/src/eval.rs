@@ -30,15 +30,6 @@ struct Row {
     seconds: f64,
 }
 
-/// Precision and recall of `flags` against `truth`.
-fn flag_quality(flags: &[bool], truth: &[bool]) -> (f64, f64) {
-    let hits = flags.iter().zip(truth).filter(|(f, t)| **f && **t).count() as f64;
-    let flagged = flags.iter().filter(|&&f| f).count() as f64;
-    let poison = truth.iter().filter(|&&t| t).count() as f64;
-    let precision = if flagged == 0.0 { 1.0 } else { hits / flagged };
-    (precision, if poison == 0.0 { f64::NAN } else { hits / poison })
-}
-
 /// Runs the evaluation and prints the table (means over seeds).
 pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
     if args.seeds == 0 {
@@ -111,7 +102,9 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
                 .collect();
             scored.push(("suspicion".into(), report.suspicion(), report.flagged()));
             for (name, scores, flags) in scored {
-                let (flagged_precision, flagged_recall) = flag_quality(&flags, truth);
+                let (flagged_precision, flagged_recall) =
+                    metrics::flagged_precision_recall(&flags, truth)
+                        .unwrap_or((f64::NAN, f64::NAN));
                 let seconds =
                     times.iter().find(|(id, _)| *id == name).map_or(0.0, |(_, t)| t.as_secs_f64());
                 rows.push(Row {

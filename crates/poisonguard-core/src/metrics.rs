@@ -128,6 +128,38 @@ pub fn recall_at_k(scores: &[f64], truth: &[bool], k: usize) -> Result<f64, Data
     Ok(hits_in_top(scores, truth, k.min(scores.len())) as f64 / pos as f64)
 }
 
+/// Precision and recall of a set of flags: the share of the flagged rows that are poisoned (1
+/// when nothing is flagged: no flag is false) and the share of the poisoned rows that are
+/// flagged.
+///
+/// ```
+/// use poisonguard_core::metrics::flagged_precision_recall;
+/// let (p, r) = flagged_precision_recall(&[true, true, false, false], &[true, false, true, false])?;
+/// assert_eq!((p, r), (0.5, 0.5));
+/// assert_eq!(flagged_precision_recall(&[false, false], &[true, false])?, (1.0, 0.0));
+/// # Ok::<(), poisonguard_core::DataError>(())
+/// ```
+///
+/// # Errors
+/// Length mismatch, or truth without a poisoned row.
+pub fn flagged_precision_recall(flags: &[bool], truth: &[bool]) -> Result<(f64, f64), DataError> {
+    if flags.len() != truth.len() {
+        return Err(DataError::LengthMismatch {
+            what: "ground truth",
+            expected: flags.len(),
+            actual: truth.len(),
+        });
+    }
+    let positives = truth.iter().filter(|&&t| t).count();
+    if positives == 0 {
+        return Err(DataError::DegenerateTruth { positives, negatives: truth.len() });
+    }
+    let flagged = flags.iter().filter(|&&f| f).count();
+    let hits = flags.iter().zip(truth).filter(|(f, t)| **f && **t).count();
+    let precision = if flagged == 0 { 1.0 } else { hits as f64 / flagged as f64 };
+    Ok((precision, hits as f64 / positives as f64))
+}
+
 fn hits_in_top(scores: &[f64], truth: &[bool], k: usize) -> usize {
     ranking(scores)[..k].iter().filter(|&&i| truth[i]).count()
 }
