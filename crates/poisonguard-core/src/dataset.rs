@@ -10,7 +10,9 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::DataError;
 
 /// A dense class id: `0..n_classes`, an index into a [`LabelMap`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct ClassId(pub u32);
 
 impl ClassId {
@@ -21,7 +23,9 @@ impl ClassId {
 }
 
 /// An original label value, as found in the input: an integer or a string.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub enum LabelValue {
     /// An integer label (`7`).
     Int(i64),
@@ -39,7 +43,7 @@ impl fmt::Display for LabelValue {
 }
 
 /// Maps dense [`ClassId`]s back to the original label values, sorted ascending.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LabelMap {
     values: Vec<LabelValue>,
 }

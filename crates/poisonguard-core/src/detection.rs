@@ -24,14 +24,30 @@ impl DetectorId {
     }
 }
 
+impl serde::Serialize for DetectorId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DetectorId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::state::static_str(d).map(Self)
+    }
+}
+
 impl fmt::Display for DetectorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.0)
     }
 }
 
+/// A name fixed at compile time (spelled through an alias so that serde reads it back through
+/// the state interner instead of borrowing it from the input).
+type StaticName = &'static str;
+
 /// Why a row was flagged: structured data, with a one-sentence [`Display`](fmt::Display).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Reason {
     /// The row lies far along the top singular direction of its class (spectral signature).
@@ -67,7 +83,8 @@ pub enum Reason {
         /// Neighbours considered.
         k: usize,
         /// The distance statistic: "k-th", "mean" or "median".
-        statistic: &'static str,
+        #[serde(deserialize_with = "crate::state::static_str")]
+        statistic: StaticName,
         /// The distance.
         distance: f64,
     },
@@ -222,7 +239,7 @@ impl fmt::Display for Reason {
 ///
 /// The only constructors apply the threshold, so flags and scores cannot disagree and no
 /// detector can forget to threshold.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Detection {
     scores: Vec<f64>,
     threshold: f64,

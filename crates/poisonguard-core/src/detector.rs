@@ -10,6 +10,7 @@ use crate::error::DataError;
 use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass};
 use crate::info::DetectorInfo;
 use crate::knn::FitContext;
+use crate::state::SaveState;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
 ///
@@ -101,7 +102,10 @@ where
 }
 
 /// A fitted detector: its training detection, threshold and findings, and scoring of new rows.
-pub trait FittedDetector: Send + Sync + fmt::Debug {
+///
+/// Every fitted detector is serde-serializable ([`SaveState`]): it can be saved and read back
+/// (with [`load_state`](crate::load_state) and its concrete type) to score new rows later.
+pub trait FittedDetector: Send + Sync + fmt::Debug + SaveState {
     /// The detector's stable id.
     fn id(&self) -> DetectorId;
 

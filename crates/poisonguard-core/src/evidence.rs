@@ -30,7 +30,7 @@ pub const TAIL_KNOTS: usize = 17;
 /// their weight. So the natural outliers of a clean table get p ~ 1/n, not p ~ 0, and rows far
 /// beyond the clean tail get tiny p. Fitted on quantiles up to the 90th only, it is moved by no
 /// more than 10% poisoned rows.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
 pub struct TailFit {
     /// The training scores' quantiles at 0.500, 0.525, ..., 0.900.
     pub knots: [f64; TAIL_KNOTS],
@@ -117,7 +117,7 @@ impl TailFit {
 }
 
 /// The null distribution a detector's p-values refer to, fitted on its training scores.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Calibration {
     /// The score is `scale` times a chi-square variable with `dof` degrees of freedom:

@@ -7,7 +7,7 @@ use crate::detection::DetectorId;
 /// Estimated joint counts of given and true labels (confident learning's calibrated confident
 /// joint): `count(given, true)` rows are estimated to carry label `given` while belonging to
 /// class `true`. Rows sum to the number of rows with each given label.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct NoiseMatrix {
     labels: Vec<LabelValue>,
     counts: Vec<usize>,
@@ -94,7 +94,7 @@ mod tests {
 
 /// A statistic behind a [`ClassFinding`]; its [`name`](ClassStatistic::name) is the key shown to
 /// users and written to the JSON summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClassStatistic {
     /// The class verdict: 1 = declared attacked, 0 = not.
@@ -159,7 +159,7 @@ impl std::fmt::Display for ClassStatistic {
 }
 
 /// What a detector says about one class: how attacked it looks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct ClassFinding {
     class: ClassId,
     label: LabelValue,
@@ -224,7 +224,7 @@ impl ClassFinding {
 pub const ESTIMATE_LEVEL: f64 = 0.95;
 
 /// The dataset-level estimate of how many rows are poisoned, with an interval.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct PoisonEstimate {
     /// Point estimate of the number of poisoned rows.
     pub rows: f64,
@@ -242,7 +242,7 @@ pub struct PoisonEstimate {
 /// One detector's contribution to a [`PoisonEstimate`]. Its `Display` is
 /// `"<detector>: <what it counts>"`, or `"<detector>: <rows> [<low>, <high>]: <what it counts>"`
 /// once combined.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct EstimateMethod {
     /// The detector that counted.
     pub detector: DetectorId,
@@ -337,7 +337,7 @@ impl PoisonEstimate {
 
 /// A class a per-class detector left unscored because it has too few rows to fit (its rows
 /// score 0 and are never flagged by that detector).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct SkippedClass {
     /// The class id.
     pub class: ClassId,

@@ -38,6 +38,7 @@ mod knn;
 pub mod metrics;
 mod report;
 mod scale;
+mod state;
 mod threshold;
 
 /// The seed every randomized detector uses unless told another: one value for the whole
@@ -75,4 +76,5 @@ pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, Training
 pub use knn::{FitContext, KnnGraph};
 pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
+pub use state::{SaveState, StateError, load_state};
 pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2};
 
 /// Per-column mean and standard deviation (f64 accumulation); a column without spread (sd below
 /// 1e-6 of its mean's magnitude: f32 rounding noise) maps to 0.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Standardizer {
     mean: Vec<f64>,
     inv_sd: Vec<f64>,

@@ -10,7 +10,7 @@ pub const AUTO_ALPHA: f64 = 0.01;
 /// The distribution a detector's score follows on clean rows under the detector's model, when
 /// the detector can state one. [`ThresholdRule::Auto`] then flags at its upper
 /// `1 - AUTO_ALPHA` quantile instead of using the robust z-score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum ScoreNull {
     /// Chi-square with `dof` degrees of freedom: squared standardized distances or projections
@@ -43,7 +43,7 @@ const MEANAD_TO_SD: f64 = 1.253_314_137_315_500_3;
 /// strictly greater than the threshold are flagged.
 ///
 /// The default, [`ThresholdRule::Auto`], needs no guess of the contamination rate.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum ThresholdRule {
     /// The automatic rule. For a detector that states the null distribution of its score

@@ -14,7 +14,7 @@ use crate::error::Result;
 /// that maps rows into the space the detector searches. The standardized copy of the training
 /// rows is made only while a search needs it (a fit without a shared graph, `detect`), never
 /// kept.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct Reference {
     scaler: Option<Standardizer>,
     rows: Arc<Array2<f32>>,

@@ -56,3 +56,37 @@ pub fn a_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
     matmul(out.as_mut(), Accum::Replace, a, b, 1.0, Par::Seq);
     out
 }
+
+/// Serde for a faer `Mat<f64>` field (`#[serde(with = "poisonguard_linalg::mat_serde")]`):
+/// `(rows, cols, column-major values)`, the values with their exact bits.
+pub mod mat_serde {
+    use faer::Mat;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes `m` as `(rows, cols, values)`, column-major.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(m: &Mat<f64>, s: S) -> Result<S::Ok, S::Error> {
+        let values: Vec<f64> =
+            (0..m.ncols()).flat_map(|j| (0..m.nrows()).map(move |i| m[(i, j)])).collect();
+        (m.nrows(), m.ncols(), values).serialize(s)
+    }
+
+    /// Reads what [`serialize`] wrote.
+    ///
+    /// # Errors
+    /// The deserializer's, or a value count that is not `rows x cols`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mat<f64>, D::Error> {
+        let (rows, cols, values) = <(usize, usize, Vec<f64>)>::deserialize(d)?;
+        if rows.checked_mul(cols) != Some(values.len()) {
+            return Err(D::Error::custom(format!(
+                "a {rows} x {cols} matrix needs {} values, found {}",
+                rows.saturating_mul(cols),
+                values.len()
+            )));
+        }
+        Ok(Mat::from_fn(rows, cols, |i, j| values[j * rows + i]))
+    }
+}

@@ -66,7 +66,9 @@ pub(crate) fn check_covariance_width(detector: &'static str, d: usize) -> Result
 ///
 /// Implemented by this crate's detectors; [`Outlier`] wraps it with per-class routing,
 /// thresholding and reasons.
-pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
+pub trait OutlierModel:
+    Sized + Send + Sync + Debug + Clone + serde::Serialize + serde::de::DeserializeOwned
+{
     /// Hyperparameters the model needs.
     type Params: Sync;
 
@@ -127,7 +129,8 @@ pub trait OutlierModel: Sized + Send + Sync + Debug + Clone {
 /// A fitted group and its in-sample scores; `None` for a class too small to fit.
 type GroupFit<M> = Result<Option<(M, Vec<f64>)>>;
 
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(bound = "M: OutlierModel")]
 enum Groups<M> {
     Global(M),
     /// One model per class id; `None` for classes too small to fit (their rows score 0).
@@ -139,7 +142,8 @@ enum Groups<M> {
 
 /// A fitted outlier detector: one model for all rows or one per class, with its training
 /// detection. The public detector types (`KnnDistance`, `Lof`, ...) are this type.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(bound = "")]
 pub struct Outlier<M: OutlierModel> {
     groups: Groups<M>,
     /// Classes too small to fit, in per-class mode (their rows score 0).

@@ -15,7 +15,7 @@ const FUZZ: f64 = 1e-6;
 const MIN_THRESHOLD: f64 = 2e-6;
 
 /// A fitted confident-learning detector; see the [module docs](crate::confident_learning).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct ConfidentLearning {
     thresholds: Vec<f64>,
     ranking: Ranking,

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use poisonguard_core::Standardizer as Scaler;
 
 /// Settings of the classifier (scikit-learn's `LogisticRegression` defaults).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
 pub(crate) struct LogisticSettings {
     /// Inverse L2 strength: the objective is `C * sum(log loss) + |W|^2 / 2`.
     pub c: f64,
@@ -22,8 +22,9 @@ pub(crate) struct LogisticSettings {
 }
 
 /// A fitted multinomial logistic model: `softmax(x W + b)`.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct Logistic {
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     w: Mat<f64>,
     b: Vec<f64>,
 }
@@ -235,7 +236,7 @@ fn standardized(scaler: &Scaler, x: ArrayView2<'_, f32>, rows: &[usize]) -> Mat<
 }
 
 /// A standardizer and a model fitted on the same rows.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct ScaledLogistic {
     scaler: Scaler,
     model: Logistic,
@@ -301,7 +302,7 @@ pub(crate) fn stratified_folds(classes: &[u32], k: usize, folds: usize, seed: u6
 
 /// The K models of a cross-validation, which score new rows by the mean of their probabilities
 /// (as scikit-learn's `CalibratedClassifierCV(ensemble=True)`): no extra fit on all rows.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(crate) struct FoldEnsemble {
     models: Vec<ScaledLogistic>,
 }

@@ -50,7 +50,7 @@ pub const C_GRID: &[f64] = &[0.01, 0.1, 1.0, 10.0];
 
 /// How a row's given label is scored from its predicted probabilities (cleanlab's ranking
 /// methods; all lower = worse label, turned into `1 - quality`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Ranking {
     /// `p(given)`.

@@ -14,7 +14,7 @@ const MAD_TO_SD: f64 = 1.482_602_218_505_602;
 const RADIUS_Z: f64 = 3.5;
 
 /// A fitted near-duplicate detector; see the [module docs](crate::duplicates).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct Duplicates {
     radius: f64,
     fence: f64,

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::reference::Reference;
 
 /// A fitted Deep k-NN label detector; see the [module docs](crate::knn_label).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct KnnLabel {
     k: usize,
     reference: Reference,

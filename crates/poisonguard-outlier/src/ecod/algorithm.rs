@@ -13,7 +13,7 @@ pub type Ecod = Outlier<EcodModel>;
 const COLUMN_CHUNK: usize = 16;
 
 /// One fitted group of [`Ecod`]: every training column, sorted.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct EcodModel {
     /// `sorted[j]`: column `j` of the training rows, ascending.
     sorted: Vec<Vec<f32>>,

@@ -18,7 +18,7 @@ const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
 /// A tree node: a split (`x[feature] <= threshold` goes to `left`), or a leaf holding `size`
 /// training rows (`feature == LEAF`, `left` = size).
-#[derive(Debug, Clone, Copy)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
 struct Node {
     feature: u32,
     threshold: f32,
@@ -26,7 +26,7 @@ struct Node {
     right: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct Tree {
     nodes: Vec<Node>,
 }
@@ -120,7 +120,7 @@ impl Tree {
 }
 
 /// One fitted group of [`IsolationForest`]: its trees.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct IsolationForestModel {
     trees: Vec<Tree>,
     /// `c(max_samples)`: the normaliser of the mean path length.

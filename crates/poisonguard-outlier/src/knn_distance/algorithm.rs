@@ -10,7 +10,7 @@ use crate::model::{Outlier, OutlierModel};
 pub type KnnDistance = Outlier<KnnDistanceModel>;
 
 /// One fitted group of [`KnnDistance`]: the training rows it scores new rows against.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct KnnDistanceModel {
     train: Array2<f32>,
     params: KnnDistanceModelParams,

@@ -6,7 +6,7 @@ use crate::model::{Common, check_k, outlier_detector};
 pub const DEFAULT_K: usize = 5;
 
 /// Which statistic of the k neighbour distances is the score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum KnnStatistic {
     /// Distance to the k-th neighbour (the paper's score).
@@ -29,7 +29,7 @@ impl KnnStatistic {
 }
 
 /// Model hyperparameters of the kNN distance detector.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
 pub struct KnnDistanceModelParams {
     pub(crate) k: usize,
     pub(crate) statistic: KnnStatistic,

@@ -11,7 +11,7 @@ pub type Lof = Outlier<LofModel>;
 
 /// One fitted group of [`Lof`]: training rows, their k-distances and local reachability
 /// densities.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct LofModel {
     train: Array2<f32>,
     k: usize,

@@ -16,10 +16,12 @@ use poisonguard_linalg::{a_b, at_b, sym_eigen};
 pub type Mahalanobis = Outlier<MahalanobisModel>;
 
 /// A location and covariance estimate with its pseudo-inverse and log-determinant.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct Estimate {
     location: Vec<f64>,
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     covariance: Mat<f64>,
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     precision: Mat<f64>,
     /// `ln det(covariance)`; `-inf` when singular.
     log_det: f64,
@@ -248,7 +250,7 @@ pub fn robust_covariance(x: &Mat<f64>, seed: u64) -> Option<(Vec<f64>, Mat<f64>)
 }
 
 /// One fitted group of [`Mahalanobis`]: the re-weighted robust location and precision.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct MahalanobisModel {
     estimate: Estimate,
     n_features: usize,

@@ -15,11 +15,12 @@ pub type Pca = Outlier<PcaModel>;
 const MIN_RATIO: f64 = 1e-12;
 
 /// One fitted group of [`Pca`]: standardization, principal axes and their weights.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct PcaModel {
     mean: Vec<f64>,
     scale: Vec<f64>,
     /// `d x m`: the principal axes as columns.
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     axes: Mat<f64>,
     /// Explained-variance ratio of each axis.
     ratio: Vec<f64>,

@@ -20,10 +20,11 @@ const KMEANS_MAX_ITER: usize = 300;
 const KMEANS_TOL: f64 = 1e-4;
 
 /// What the fit keeps of one class.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct ClassFit {
     mean: Vec<f64>,
     /// `d x dims` principal directions.
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     basis: Mat<f64>,
     large: Vec<f64>,
     small: Vec<f64>,
@@ -185,7 +186,7 @@ fn fit_class(
 }
 
 /// A fitted activation-clustering detector; see the [module docs](crate::activation_clustering).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct ActivationClustering {
     skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,

@@ -14,7 +14,7 @@ const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
 const MIN_CLASS_ROWS: usize = 3;
 
 /// What the fit keeps of one class to score rows.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct ClassFit {
     mean: Vec<f64>,
     direction: Vec<f64>,
@@ -44,7 +44,7 @@ impl ClassFit {
 }
 
 /// A fitted spectral-signature detector; see the [module docs](crate::spectral_signature).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct SpectralSignature {
     skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,

@@ -6,7 +6,7 @@ pub const DEFAULT_MAX_ITER: usize = 300;
 pub const DEFAULT_TOL: f64 = 1e-10;
 
 /// Which spectral-signature score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SignatureScore {
     /// The paper's: squared projection of the centred row, in units of the class's robust

@@ -25,15 +25,17 @@ const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
 const RCOND: f64 = 1e-10;
 
 /// What the fit keeps of one class to score rows.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct ClassFit {
     /// Class mean in feature space.
     mean: Vec<f64>,
     /// Top `k` principal directions, `d x k`.
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     basis: Mat<f64>,
     /// Mean of the kept rows in the `k` directions.
     centre: Vec<f64>,
     /// Whitening `k x k` times the eigenvectors of `M`: `y -> U^T W (y - centre)`.
+    #[serde(with = "poisonguard_linalg::mat_serde")]
     projection: Mat<f64>,
     /// Eigen-weights of `M`, summing to 1.
     weights: Vec<f64>,
@@ -279,7 +281,7 @@ fn log_inflation_se(t: &[f64], seed: u64) -> f64 {
 }
 
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct Spectre {
     skipped: Vec<poisonguard_core::SkippedClass>,
     classes: Vec<Option<ClassFit>>,
