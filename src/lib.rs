@@ -43,13 +43,16 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+mod model;
+pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
+
 pub use poisonguard_core::{
     Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
     DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
     FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
-    Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SkippedClass, SourceFinding,
-    Standardizer, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
-    suspicion_of,
+    Labels, NoiseMatrix, ParamError, PoisonEstimate, Reason, Report, SaveState, SkippedClass,
+    SourceFinding, Standardizer, StateError, ThresholdRule, TrainingScores, benjamini_hochberg,
+    harmonic_mean_p, metrics, suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -72,7 +75,11 @@ pub struct Registered {
     info: DetectorInfo,
     default: bool,
     build: fn(&DetectorOptions) -> Box<dyn DynDetector>,
+    load: LoadFn,
 }
+
+/// Reads a fitted state back into a boxed detector.
+type LoadFn = fn(&[u8]) -> Result<Box<dyn FittedDetector>, StateError>;
 
 impl Registered {
     /// What the detector declares about itself.
@@ -94,6 +101,15 @@ impl Registered {
     pub fn build(&self, opts: &DetectorOptions) -> Box<dyn DynDetector> {
         (self.build)(opts)
     }
+
+    /// Reads back a fitted state of this detector written by
+    /// [`SaveState::save_state`](poisonguard_core::SaveState::save_state).
+    ///
+    /// # Errors
+    /// [`StateError::Decode`] when the bytes are not this detector's state.
+    pub fn load(&self, state: &[u8]) -> Result<Box<dyn FittedDetector>, StateError> {
+        (self.load)(state)
+    }
 }
 
 impl std::fmt::Debug for Registered {
@@ -106,11 +122,20 @@ impl std::fmt::Debug for Registered {
 }
 
 /// A registry line: `D`'s declaration, its default flag and its builder.
-const fn entry<D: Detector + Send + Sync + std::fmt::Debug + 'static>(
-    default: bool,
-    build: fn(&DetectorOptions) -> Box<dyn DynDetector>,
-) -> Registered {
-    Registered { info: D::INFO, default, build }
+const fn entry<D>(default: bool, build: fn(&DetectorOptions) -> Box<dyn DynDetector>) -> Registered
+where
+    D: Detector + Send + Sync + std::fmt::Debug + 'static,
+    D::Fitted: serde::de::DeserializeOwned,
+{
+    Registered { info: D::INFO, default, build, load: load_fitted::<D::Fitted> }
+}
+
+/// Decodes a fitted state of type `F` and boxes it.
+fn load_fitted<F>(state: &[u8]) -> Result<Box<dyn FittedDetector>, StateError>
+where
+    F: FittedDetector + serde::de::DeserializeOwned + 'static,
+{
+    Ok(Box::new(poisonguard_core::load_state::<F>(state)?))
 }
 
 /// Boxes params after applying the shared threshold rule, if any.
@@ -270,6 +295,9 @@ pub enum AuditError {
     /// Every detector failed; the first failure is shown.
     #[error("every detector failed; {}: {}", .0.id, .0.error)]
     AllFailed(DetectorFailure),
+    /// The data does not match the fitted model it is scored against ([`FittedAudit::scan`]).
+    #[error("the data does not match the model: {0}")]
+    ModelMismatch(String),
 }
 
 /// Runs several detectors on one dataset and combines their scores into one [`Report`].
@@ -392,6 +420,31 @@ impl Audit {
         data: &Dataset,
         on_event: &(dyn Fn(AuditEvent) + Sync),
     ) -> Result<Report, AuditError> {
+        self.fit_each(data, on_event, false).map(|(_, report)| report)
+    }
+
+    /// Fits every detector as [`Audit::run_with`] does and keeps the fitted detectors: the
+    /// [`FittedAudit`] scores new rows against `data` later (and can be saved), the [`Report`]
+    /// is the audit of `data` itself.
+    ///
+    /// # Errors
+    /// [`AuditError`] when no detector succeeds.
+    pub fn fit_with(
+        &self,
+        data: &Dataset,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+    ) -> Result<(FittedAudit, Report), AuditError> {
+        let (fitted, report) = self.fit_each(data, on_event, true)?;
+        Ok((FittedAudit::new(fitted, data), report))
+    }
+
+    /// Fits every detector on `data`, keeping the fitted detectors when `keep` is set.
+    fn fit_each(
+        &self,
+        data: &Dataset,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+        keep: bool,
+    ) -> Result<(Vec<Fitted>, Report), AuditError> {
         if self.detectors.is_empty() {
             return Err(AuditError::NoDetectors);
         }
@@ -422,54 +475,82 @@ impl Audit {
         if let Some(g) = &standardized {
             ctx = ctx.and_standardized_knn(g);
         }
-        let test_sources = |flags: &[bool]| {
-            data.sources()
-                .and_then(|s| poisonguard_label::sources::test_sources(flags, s).ok())
-                .unwrap_or_default()
-        };
-        let outcomes: Vec<Result<DetectorRun, DetectorFailure>> = self
+        let outcomes: Vec<Result<(DetectorRun, Option<Fitted>), DetectorFailure>> = self
             .detectors
             .par_iter()
             .map(|d| {
                 let info = d.info();
-                let id = info.id;
-                on_event(AuditEvent::Started(id));
+                on_event(AuditEvent::Started(info.id));
                 let start = Instant::now();
                 let outcome = match d.fit_boxed_in(data, &ctx) {
-                    Ok(fitted) => Ok(DetectorRun {
-                        id,
-                        family: info.family,
-                        detection: fitted.training().clone(),
-                        class_findings: fitted.class_findings().to_vec(),
-                        skipped_classes: fitted.skipped_classes().to_vec(),
-                        noise_matrix: fitted.noise_matrix().cloned(),
-                        estimate: fitted.poison_estimate(),
-                        source_findings: test_sources(&fitted.training().flagged()),
-                    }),
-                    Err(e) => Err(DetectorFailure { id, error: error_chain(e.as_ref()) }),
+                    Ok(fitted) => {
+                        let run = training_run(&info, fitted.as_ref(), data);
+                        Ok((run, keep.then_some((info, fitted))))
+                    }
+                    Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(e.as_ref()) }),
                 };
-                on_event(AuditEvent::Finished(id, start.elapsed()));
+                on_event(AuditEvent::Finished(info.id, start.elapsed()));
                 outcome
             })
             .collect();
-        let (mut runs, mut failures) = (Vec::new(), Vec::new());
+        let (mut runs, mut fitted, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         for outcome in outcomes {
             match outcome {
-                Ok(run) => runs.push(run),
+                Ok((run, f)) => {
+                    runs.push(run);
+                    fitted.extend(f);
+                }
                 Err(failure) => failures.push(failure),
             }
         }
-        if runs.is_empty() {
-            return Err(AuditError::AllFailed(failures.swap_remove(0)));
-        }
-        let p_values = combined_p_values(&runs, data.n_samples());
         let estimates: Vec<PoisonEstimate> =
             runs.iter().filter_map(|r| r.estimate.clone()).collect();
         let estimate = PoisonEstimate::combine(&estimates, data.n_samples());
-        let report = Report::new(runs, failures, p_values, self.fdr).with_estimate(estimate);
-        let flagged = report.flagged();
-        Ok(report.with_source_findings(test_sources(&flagged)))
+        let report = combine(runs, failures, data, self.fdr)?.with_estimate(estimate);
+        Ok((fitted, report))
     }
+}
+
+/// A fitted detector with its declaration.
+type Fitted = (DetectorInfo, Box<dyn FittedDetector>);
+
+/// A detector's run on its training rows: its training detection and findings.
+fn training_run(info: &DetectorInfo, fitted: &dyn FittedDetector, data: &Dataset) -> DetectorRun {
+    DetectorRun {
+        id: info.id,
+        family: info.family,
+        detection: fitted.training().clone(),
+        class_findings: fitted.class_findings().to_vec(),
+        skipped_classes: fitted.skipped_classes().to_vec(),
+        noise_matrix: fitted.noise_matrix().cloned(),
+        estimate: fitted.poison_estimate(),
+        source_findings: source_findings(data, &fitted.training().flagged()),
+    }
+}
+
+/// `flags` tested per source of `data` (empty without a source column).
+fn source_findings(data: &Dataset, flags: &[bool]) -> Vec<SourceFinding> {
+    data.sources()
+        .and_then(|s| poisonguard_label::sources::test_sources(flags, s).ok())
+        .unwrap_or_default()
+}
+
+/// The report of the detectors that ran on `data`: their p-values combined
+/// ([`combined_p_values`]), the Benjamini-Hochberg flags at `fdr`, the per-source test of the
+/// flagged rows.
+fn combine(
+    runs: Vec<DetectorRun>,
+    mut failures: Vec<DetectorFailure>,
+    data: &Dataset,
+    fdr: f64,
+) -> Result<Report, AuditError> {
+    if runs.is_empty() {
+        return Err(AuditError::AllFailed(failures.swap_remove(0)));
+    }
+    let p_values = combined_p_values(&runs, data.n_samples());
+    let report = Report::new(runs, failures, p_values, fdr);
+    let flagged = report.flagged();
+    Ok(report.with_source_findings(source_findings(data, &flagged)))
 }
 
 /// Renders an error and its sources as `a: b: c`.

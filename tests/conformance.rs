@@ -190,6 +190,43 @@ fn scoring_the_training_rows_again_gives_the_training_scores() {
     }
 }
 
+/// A fitted detector saved and read back (through the registry) is the same detector: the same
+/// training detection and findings, and bit-identical scores and p-values on new rows; for the
+/// outlier detectors fitted globally and per class.
+#[test]
+fn a_saved_detector_reads_back_and_scores_as_the_fitted_one() {
+    let (x, y) = corpus(21);
+    let data = dataset(x, &y);
+    let (x_new, y_new) = corpus(22);
+    let new = dataset(x_new, &y_new);
+    for per_class in [false, true] {
+        let opts = DetectorOptions { per_class, ..DetectorOptions::default() };
+        for r in REGISTRY {
+            let fitted = r.build(&opts).fit_boxed(&data).unwrap();
+            let state = fitted.save_state().unwrap_or_else(|e| panic!("{}: {e}", r.id()));
+            let back = r.load(&state).unwrap_or_else(|e| panic!("{}: {e}", r.id()));
+            assert_eq!(back.id(), fitted.id());
+            assert_eq!(back.training(), fitted.training(), "{}", r.id());
+            // Debug, not ==: a statistic a class cannot have is NaN, and NaN != NaN
+            let shown = |f: &dyn FittedDetector| {
+                format!("{:?} {:?}", f.class_findings(), f.poison_estimate())
+            };
+            assert_eq!(shown(back.as_ref()), shown(fitted.as_ref()), "{}", r.id());
+            let (a, b) = (fitted.detect(&new).unwrap(), back.detect(&new).unwrap());
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a.scores()), bits(b.scores()), "{} per_class={per_class}", r.id());
+            assert_eq!(bits(a.p_values()), bits(b.p_values()), "{}", r.id());
+            assert_eq!(a, b, "{}", r.id());
+            // another detector's state is an error, not a wrong detector
+            let other =
+                REGISTRY.iter().find(|o| o.id() != r.id() && o.info().family != r.info().family);
+            if let Some(o) = other {
+                assert!(o.load(&state).is_err(), "{} read as {}", r.id(), o.id());
+            }
+        }
+    }
+}
+
 /// Degenerate tables: every detector returns an error or a detection that keeps the contract;
 /// none panics.
 #[test]
