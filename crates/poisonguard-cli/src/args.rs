@@ -20,11 +20,25 @@ pub struct Cli {
 pub enum Command {
     /// Score every row of a CSV or Parquet table for poisoning and summarise the findings.
     Scan(ScanArgs),
+    /// Audit a trusted table as `scan` does and save the fitted detectors as a model file, to
+    /// audit incoming tables against it later with `scan --model`.
+    Fit(FitArgs),
     /// Plant seeded poison into a clean table and measure how well detectors find it.
     Eval(EvalArgs),
     /// List the detectors, one tab-separated line each: id, family, needs (labels or any),
     /// default or on-request, paper.
     Detectors(DetectorsArgs),
+}
+
+/// Arguments of `poisonguard fit`: those of `scan`, and where to save the model.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Write the fitted model here (a versioned MessagePack file; see the README).
+    #[arg(long, value_name = "MODEL")]
+    pub save: PathBuf,
+    /// What to fit on and how (as `scan`).
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 /// Arguments of `poisonguard detectors`.
@@ -84,6 +98,15 @@ pub struct EvalArgs {
 pub struct ScanArgs {
     /// Input table: .csv (with a header row) or .parquet.
     pub input: PathBuf,
+    /// Score the rows against a model saved by `poisonguard fit` instead of fitting the
+    /// detectors on this table: each row is judged against the trusted table the model was
+    /// fitted on. The model fixes the detectors and the feature columns.
+    #[arg(
+        long,
+        value_name = "MODEL",
+        conflicts_with_all = ["detectors", "per_class", "threshold", "pred_probs", "knn", "seed"]
+    )]
+    pub model: Option<PathBuf>,
     /// Label column (integers or strings).
     #[arg(long, value_name = "COL")]
     pub label: Option<String>,

@@ -10,13 +10,14 @@ mod html;
 mod summary;
 mod summary_json;
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use poisonguard::{Audit, AuditEvent, DetectorOptions, Report};
+use poisonguard::{Audit, AuditEvent, DetectorOptions, FittedAudit, Report};
 use poisonguard_io::{
     Format, LoadOptions, Table, attach_pred_probs, load, write_report, write_rows,
 };
@@ -26,7 +27,16 @@ use crate::args::{Cli, Command, ScanArgs};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scan(args) => scan(&args),
+        Command::Scan(args) => scan(&args, None),
+        Command::Fit(args) => {
+            if args.scan.model.is_some() {
+                Err(anyhow::anyhow!(
+                    "fit --model: fit builds a model; score a table against one with scan --model"
+                ))
+            } else {
+                scan(&args.scan, Some(&args.save))
+            }
+        }
         Command::Eval(args) => run_eval(&args),
         Command::Detectors(args) => list_detectors(&args),
     };
@@ -98,7 +108,8 @@ fn spinner() -> ProgressBar {
     bar
 }
 
-fn scan(args: &ScanArgs) -> Result<ExitCode> {
+/// `scan` (and `fit`, which also saves the fitted detectors to `save`).
+fn scan(args: &ScanArgs, save: Option<&Path>) -> Result<ExitCode> {
     configure_threads(args.threads)?;
     let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
     let opts = DetectorOptions {
@@ -127,9 +138,25 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
         }
     }
 
+    if let Some(path) = save {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            bail!("--save {}: no such directory", path.display());
+        }
+    }
+    let model = match &args.model {
+        Some(path) => Some(read_model(path)?.fdr(args.fdr)?),
+        None => None,
+    };
+
     let bar = spinner();
     // The spinner is cleared on every path, so an error line never follows a stale spinner.
-    let outcome = load_and_audit(args, &opts, requested.as_deref(), &bar);
+    let how = match (&model, save) {
+        (Some(model), _) => How::Model(model),
+        (None, Some(path)) => How::Fit(path),
+        (None, None) => How::Run,
+    };
+    let outcome = load_and_audit(args, &opts, requested.as_deref(), how, &bar);
     bar.finish_and_clear();
     let (table, report) = outcome?;
 
@@ -144,11 +171,48 @@ fn scan(args: &ScanArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `scan` gets its report.
+enum How<'a> {
+    /// Fit the detectors on the input and report.
+    Run,
+    /// Fit, report, and save the fitted detectors here.
+    Fit(&'a Path),
+    /// Score the input against a saved model.
+    Model(&'a FittedAudit),
+}
+
+/// Reads a model file saved by `fit`.
+fn read_model(path: &Path) -> Result<FittedAudit> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot open the model", path.display()))?;
+    FittedAudit::load(std::io::BufReader::new(file))
+        .with_context(|| format!("{}: cannot read the model", path.display()))
+}
+
+/// Writes the fitted detectors to `path` and says so on stderr.
+fn write_model(path: &Path, model: &FittedAudit) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("{}: cannot create the model file", path.display()))?;
+    model
+        .save(std::io::BufWriter::new(file))
+        .with_context(|| format!("{}: cannot write the model", path.display()))?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "model: {} detectors fitted on {} rows saved to {} ({:.1} MiB)",
+        model.detector_ids().len(),
+        model.n_training_rows(),
+        path.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
 /// Reads the input, runs the audit and writes the report, reporting stages on `bar`.
 fn load_and_audit(
     args: &ScanArgs,
     opts: &DetectorOptions,
     requested: Option<&[String]>,
+    how: How<'_>,
     bar: &ProgressBar,
 ) -> Result<(Table, Report)> {
     bar.set_message(format!("reading {}", args.input.display()));
@@ -166,7 +230,8 @@ fn load_and_audit(
         table = attach_pred_probs(table, path)?;
     }
     let data = table.dataset();
-    if let (Some(labels), Some(column)) = (data.labels(), &args.label) {
+    // Against a model, a batch of one class is fine: the model knows the others.
+    if let (Some(labels), Some(column), None) = (data.labels(), &args.label, &args.model) {
         if labels.n_present_classes() < 2 {
             bail!(
                 "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
@@ -176,21 +241,35 @@ fn load_and_audit(
         }
     }
 
-    let audit = match requested {
-        Some(names) => Audit::from_ids(names, opts)?,
-        None => Audit::for_dataset(data, opts),
-    }
-    .fdr(args.fdr)?;
-    let report = audit
-        .run_with(data, &|event| match event {
-            AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
-            AuditEvent::SharedStandardizedKnn(k) => {
-                bar.set_message(format!("finding {k} nearest neighbours (standardized)"))
-            }
-            AuditEvent::Started(id) => bar.set_message(format!("running {id}")),
-            _ => {}
-        })
-        .with_context(|| args.input.display().to_string())?;
+    let on_event = |event| match event {
+        AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
+        AuditEvent::SharedStandardizedKnn(k) => {
+            bar.set_message(format!("finding {k} nearest neighbours (standardized)"))
+        }
+        AuditEvent::Started(id) => bar.set_message(format!("running {id}")),
+        _ => {}
+    };
+    let audit = || -> Result<Audit> {
+        Ok(match requested {
+            Some(names) => Audit::from_ids(names, opts)?,
+            None => Audit::for_dataset(data, opts),
+        }
+        .fdr(args.fdr)?)
+    };
+    let input = || args.input.display().to_string();
+    let report = match how {
+        How::Run => audit()?.run_with(data, &on_event).with_context(input)?,
+        How::Fit(path) => {
+            let (model, report) = audit()?.fit_with(data, &on_event).with_context(input)?;
+            bar.set_message(format!("writing {}", path.display()));
+            write_model(path, &model)?;
+            report
+        }
+        How::Model(model) => {
+            bar.set_message("scoring against the model".to_string());
+            model.scan(data).with_context(input)?
+        }
+    };
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));
         write_report(out, &report, data)?;

@@ -25,6 +25,9 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         write!(out, ", {} classes", labels.n_present_classes())?;
     }
     writeln!(out)?;
+    if let Some(model) = &args.model {
+        writeln!(out, "scored against the model {} (no refit)", model.display())?;
+    }
 
     writeln!(out, "\n{:<22} {:>12} {:>16}", "detector", "threshold", "flagged")?;
     for run in report.runs() {

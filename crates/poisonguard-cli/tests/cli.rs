@@ -765,3 +765,58 @@ mod bad_input {
         rejects(&["scan", input, "--label", "label", "--threads", "0"], &["--threads"]);
     }
 }
+
+mod model {
+    use super::*;
+
+    /// `fit --save` then `scan --model`: the saved model scores a new table as the same model
+    /// fitted in this process does, and the model fixes the feature columns.
+    #[test]
+    fn fit_then_scan_against_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("digits.model");
+        let trusted = datasets().join("digits/digits.parquet");
+        let incoming = datasets().join("poisoned/digits_badnets.parquet");
+        let (trusted, incoming, model_s) =
+            (trusted.to_str().unwrap(), incoming.to_str().unwrap(), model.to_str().unwrap());
+        let o = poisonguard(&["fit", trusted, "--label", "label", "--save", model_s]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("detectors fitted on 1797 rows saved to"), "{}", stderr(&o));
+        // the fit prints the audit of the trusted table itself
+        assert!(stdout(&o).contains("1797 rows, 64 features, 10 classes"), "{}", stdout(&o));
+
+        let args =
+            ["scan", incoming, "--label", "label", "--truth", "is_poison", "--model", model_s];
+        let out = dir.path().join("report.csv");
+        let cli = scan_report(&args, &out);
+        let o = poisonguard(&args);
+        assert!(stdout(&o).contains("scored against the model"), "{}", stdout(&o));
+
+        // the same, in process
+        let load = |path: &str, truth: Option<&str>| {
+            let opts = poisonguard_io::LoadOptions {
+                label: Some("label".into()),
+                truth: truth.map(str::to_string),
+                ..Default::default()
+            };
+            poisonguard_io::load(path, &opts).unwrap().into_parts().0
+        };
+        let data = load(trusted, None);
+        let audit = poisonguard::Audit::for_dataset(&data, &Default::default());
+        let (fitted, _) = audit.fit_with(&data, &|_| {}).unwrap();
+        let new = load(incoming, Some("is_poison"));
+        let report = fitted.scan(&new).unwrap();
+        let lib = dir.path().join("lib.csv");
+        poisonguard_io::write_report(&lib, &report, &new).unwrap();
+        assert_eq!(cli, std::fs::read(&lib).unwrap());
+
+        // without --truth, is_poison is a 65th feature: the model says so
+        let o = poisonguard(&["scan", incoming, "--label", "label", "--model", model_s]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("fitted on 64 feature columns, the data has 65"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

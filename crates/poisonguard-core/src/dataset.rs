@@ -103,7 +103,7 @@ impl LabelMap {
 }
 
 /// Labels of a dataset: one dense class id per row plus the map back to original values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Labels {
     ids: Vec<ClassId>,
     map: LabelMap,

@@ -1,7 +1,7 @@
 use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
     DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL, FitContext,
-    FittedDetector, KnnGraph, PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
+    FittedDetector, KnnGraph, Labels, PoisonEstimate, Reason, ThresholdRule, quantile_sorted,
 };
 
 use super::{DuplicatesParams, DuplicatesValidParams};
@@ -25,6 +25,9 @@ pub struct Duplicates {
     group_of: Vec<Option<usize>>,
     /// Size and sorted distinct labels (original values rendered) of each group.
     groups: Vec<(usize, Vec<String>)>,
+    /// The training rows' labels, when they had labels: a new row that copies a training row
+    /// under the same label is that row again.
+    labels: Option<Labels>,
     training: Detection,
     estimate: Option<PoisonEstimate>,
 }
@@ -260,7 +263,18 @@ impl DuplicatesValidParams {
             Detection::with_calibration(scores, threshold, Given, explain)?.with_p_values(p_values);
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| flagged_group_excess(&training, &group_of, &groups, labels, fence));
-        Ok(Duplicates { radius, fence, null_mean, reference, group_of, groups, training, estimate })
+        let labels = data.labels().cloned();
+        Ok(Duplicates {
+            radius,
+            fence,
+            null_mean,
+            reference,
+            group_of,
+            groups,
+            labels,
+            training,
+            estimate,
+        })
     }
 }
 
@@ -320,38 +334,54 @@ impl FittedDetector for Duplicates {
         self.estimate.clone()
     }
 
-    /// A new row joins the group of its nearest training row when it lies within the radius;
-    /// its score is that group's with the new row (and its label) added.
+    /// A new row within the radius of its nearest training row `j`:
+    /// - under `j`'s label (or without labels on either side) it is a copy of `j` and gets
+    ///   `j`'s training score, p-value and reason: copying a row of the table the detector was
+    ///   fitted on (a trusted reference, or the same table) is not evidence;
+    /// - under another label it joins `j`'s group (a new pair when `j` had none) with its
+    ///   label added, and is scored as that group (conflicting labels pass the fence).
+    ///
+    /// A row farther from every training row scores 0 (p = 1). Floods among the new rows
+    /// themselves are not searched: `detect` compares new rows with the training rows only.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let graph = self.reference.query(data, 1, Self::ID.as_str())?;
         let labels = data.labels();
-        // (group or usize::MAX for a new pair, nearest training row, label)
-        let joined: Vec<Option<(Option<usize>, Option<String>)>> = (0..data.n_samples())
+        let n = data.n_samples();
+        let nearest: Vec<Option<usize>> = (0..n)
             .map(|i| {
                 let (j, d) = (graph.neighbors(i)[0] as usize, f64::from(graph.distances(i)[0]));
-                (d <= self.radius)
-                    .then(|| (self.group_of[j], labels.map(|l| l.value_of_row(i).to_string())))
+                (d <= self.radius).then_some(j)
             })
             .collect();
-        let scores: Vec<f64> = joined
-            .iter()
-            .map(|m| match m {
-                None => 0.0,
-                Some((g, label)) => {
-                    let Reason::NearDuplicateGroup { size, distinct_labels, .. } =
-                        explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref())
-                    else {
-                        return 0.0;
-                    };
-                    group_score(size, distinct_labels, self.fence)
-                }
-            })
-            .collect();
-        let p_values = scores.iter().map(|&s| poisson_p_value(s, self.null_mean)).collect();
-        let threshold = self.training.threshold();
-        Ok(Detection::with_calibration(scores, threshold, Given, |i, _| match &joined[i] {
-            Some((g, label)) => explain(&self.groups, g.unwrap_or(usize::MAX), 1, label.as_deref()),
-            None => Reason::Score { score: 0.0, threshold: self.training.threshold() },
+        let same_label = |i: usize, j: usize| match (labels, &self.labels) {
+            (Some(new), Some(train)) => new.value_of_row(i) == train.value_of_row(j),
+            _ => true,
+        };
+        // the reason of a row that adds a label to its nearest training row's group
+        let conflict = |i: usize, j: usize| {
+            let label = labels.map(|l| l.value_of_row(i).to_string());
+            explain(&self.groups, self.group_of[j].unwrap_or(usize::MAX), 1, label.as_deref())
+        };
+        let train = &self.training;
+        let mut scores = vec![0.0; n];
+        let mut p_values = vec![1.0; n];
+        for (i, j) in nearest.iter().enumerate() {
+            let Some(j) = *j else { continue };
+            if same_label(i, j) {
+                scores[i] = train.scores()[j];
+                p_values[i] = train.p_values()[j];
+            } else if let Reason::NearDuplicateGroup { size, distinct_labels, .. } = conflict(i, j)
+            {
+                scores[i] = group_score(size, distinct_labels, self.fence);
+                p_values[i] = poisson_p_value(scores[i], self.null_mean);
+            }
+        }
+        let threshold = train.threshold();
+        let fallback = |s: f64| Reason::Score { score: s, threshold };
+        Ok(Detection::with_calibration(scores, threshold, Given, |i, s| match nearest[i] {
+            Some(j) if same_label(i, j) => train.reason(j).cloned().unwrap_or(fallback(s)),
+            Some(j) => conflict(i, j),
+            None => fallback(s),
         })?
         .with_p_values(p_values))
     }
