@@ -103,7 +103,7 @@ impl Registered {
     }
 
     /// Reads back a fitted state of this detector written by
-    /// [`SaveState::save_state`](poisonguard_core::SaveState::save_state).
+    /// [`SaveState::save_state`].
     ///
     /// # Errors
     /// [`StateError::Decode`] when the bytes are not this detector's state.

@@ -1,24 +1,7 @@
 //! A fitted audit: the detectors of an [`Audit`](crate::Audit) fitted on one table, kept to
 //! score new rows against it, and saved to a model file that outlives the process.
 //!
-//! # The model file (format version 1)
-//! One [MessagePack](https://msgpack.org) map with named fields:
-//!
-//! | field | type | meaning |
-//! | --- | --- | --- |
-//! | `format` | string | always `"poisonguard-model"` |
-//! | `version` | integer | the format version, [`MODEL_VERSION`] |
-//! | `written_by` | string | `poisonguard` and its crate version |
-//! | `n_rows` | integer | rows the detectors were fitted on |
-//! | `n_features` | integer | feature columns |
-//! | `feature_names` | array of strings or nil | their names, when the table had them |
-//! | `detectors` | array of maps | one per fitted detector, in audit order |
-//!
-//! Each `detectors` entry is `{ "id": string, "state": binary }`: the registry id and the fitted
-//! detector's own state, itself a MessagePack map with the fields of the detector's fitted type
-//! (its training scores and p-value calibration, its class models, the reference rows a
-//! neighbour-based detector searches). A state's fields belong to the format version: a model
-//! of another version is refused, never half read.
+//! The model file's layout is documented on [`FittedAudit`].
 
 use std::io::{Read, Write};
 
@@ -79,6 +62,25 @@ pub enum ModelError {
 /// ([`FittedAudit::scan`]) and saves to a model file ([`FittedAudit::save`]) that
 /// [`FittedAudit::load`] reads back, so that incoming data can be audited against a trusted
 /// reference in another process.
+///
+/// # The model file (format version 1)
+/// One [MessagePack](https://msgpack.org) map with named fields:
+///
+/// | field | type | meaning |
+/// | --- | --- | --- |
+/// | `format` | string | always `"poisonguard-model"` |
+/// | `version` | integer | the format version, [`MODEL_VERSION`] |
+/// | `written_by` | string | `poisonguard` and its crate version |
+/// | `n_rows` | integer | rows the detectors were fitted on |
+/// | `n_features` | integer | feature columns |
+/// | `feature_names` | array of strings or nil | their names, when the table had them |
+/// | `detectors` | array of maps | one per fitted detector, in audit order |
+///
+/// Each `detectors` entry is `{ "id": string, "state": binary }`: the registry id and the fitted
+/// detector's own state, itself a MessagePack map with the fields of the detector's fitted type
+/// (its training scores and p-value calibration, its class models, the reference rows a
+/// neighbour-based detector searches). A state's fields belong to the format version: a model
+/// of another version is refused, never half read.
 ///
 /// ```
 /// use ndarray::Array2;
@@ -230,7 +232,7 @@ impl FittedAudit {
         combine(runs, failures, data, self.fdr)
     }
 
-    /// Writes the model file (see the [module documentation](self) for its layout).
+    /// Writes the model file (its layout is documented on [`FittedAudit`]).
     ///
     /// # Errors
     /// [`ModelError::Io`] when writing fails, [`ModelError::State`] when a state cannot be
