@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score every row of a CSV or Parquet table for poisoning and summarise the findings.
-    Scan(ScanArgs),
+    Scan(ScanCommand),
     /// Audit a trusted table as `scan` does and save the fitted detectors as a model file, to
     /// audit incoming tables against it later with `scan --model`.
     Fit(FitArgs),
@@ -28,6 +28,23 @@ pub enum Command {
     /// List the detectors, one tab-separated line each: id, family, needs (labels or any),
     /// default or on-request, paper.
     Detectors(DetectorsArgs),
+}
+
+/// Arguments of `poisonguard scan`: what to read and how, and optionally a saved model.
+#[derive(Debug, Args)]
+pub struct ScanCommand {
+    /// Score the rows against a model saved by `poisonguard fit` instead of fitting the
+    /// detectors on this table: each row is judged against the trusted table the model was
+    /// fitted on. The model fixes the detectors and the feature columns.
+    #[arg(
+        long,
+        value_name = "MODEL",
+        conflicts_with_all = ["detectors", "per_class", "threshold", "pred_probs", "knn", "seed"]
+    )]
+    pub model: Option<PathBuf>,
+    /// What to scan and how.
+    #[command(flatten)]
+    pub args: ScanArgs,
 }
 
 /// Arguments of `poisonguard fit`: those of `scan`, and where to save the model.
@@ -98,15 +115,6 @@ pub struct EvalArgs {
 pub struct ScanArgs {
     /// Input table: .csv (with a header row) or .parquet.
     pub input: PathBuf,
-    /// Score the rows against a model saved by `poisonguard fit` instead of fitting the
-    /// detectors on this table: each row is judged against the trusted table the model was
-    /// fitted on. The model fixes the detectors and the feature columns.
-    #[arg(
-        long,
-        value_name = "MODEL",
-        conflicts_with_all = ["detectors", "per_class", "threshold", "pred_probs", "knn", "seed"]
-    )]
-    pub model: Option<PathBuf>,
     /// Label column (integers or strings).
     #[arg(long, value_name = "COL")]
     pub label: Option<String>,

@@ -27,16 +27,8 @@ use crate::args::{Cli, Command, ScanArgs};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scan(args) => scan(&args, None),
-        Command::Fit(args) => {
-            if args.scan.model.is_some() {
-                Err(anyhow::anyhow!(
-                    "fit --model: fit builds a model; score a table against one with scan --model"
-                ))
-            } else {
-                scan(&args.scan, Some(&args.save))
-            }
-        }
+        Command::Scan(cmd) => scan(&cmd.args, cmd.model.as_deref(), None),
+        Command::Fit(args) => scan(&args.scan, None, Some(&args.save)),
         Command::Eval(args) => run_eval(&args),
         Command::Detectors(args) => list_detectors(&args),
     };
@@ -108,8 +100,9 @@ fn spinner() -> ProgressBar {
     bar
 }
 
-/// `scan` (and `fit`, which also saves the fitted detectors to `save`).
-fn scan(args: &ScanArgs, save: Option<&Path>) -> Result<ExitCode> {
+/// `scan` (against the saved `model` when given), and `fit`, which also saves the fitted
+/// detectors to `save`.
+fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<ExitCode> {
     configure_threads(args.threads)?;
     let threshold = args.threshold.as_deref().map(args::parse_threshold).transpose()?;
     let opts = DetectorOptions {
@@ -144,7 +137,8 @@ fn scan(args: &ScanArgs, save: Option<&Path>) -> Result<ExitCode> {
             bail!("--save {}: no such directory", path.display());
         }
     }
-    let model = match &args.model {
+    let model_path = model;
+    let model = match model {
         Some(path) => Some(read_model(path)?.fdr(args.fdr)?),
         None => None,
     };
@@ -164,7 +158,7 @@ fn scan(args: &ScanArgs, save: Option<&Path>) -> Result<ExitCode> {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
     let mut stdout = std::io::stdout().lock();
-    summary::print(&mut stdout, args, &table, &report)?;
+    summary::print(&mut stdout, args, model_path, &table, &report)?;
     if args.fail_on_flagged && report.n_flagged() > 0 {
         return Ok(ExitCode::from(1));
     }
@@ -231,7 +225,9 @@ fn load_and_audit(
     }
     let data = table.dataset();
     // Against a model, a batch of one class is fine: the model knows the others.
-    if let (Some(labels), Some(column), None) = (data.labels(), &args.label, &args.model) {
+    if let (Some(labels), Some(column), false) =
+        (data.labels(), &args.label, matches!(how, How::Model(_)))
+    {
         if labels.n_present_classes() < 2 {
             bail!(
                 "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",

@@ -17,7 +17,13 @@ fn pct(part: usize, whole: usize) -> f64 {
 
 /// Prints rows / classes, flags per detector, the most suspicious classes, and with ground
 /// truth the detection quality of every detector and of the combined suspicion.
-pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Report) -> Result<()> {
+pub fn print(
+    out: &mut impl Write,
+    args: &ScanArgs,
+    model: Option<&std::path::Path>,
+    table: &Table,
+    report: &Report,
+) -> Result<()> {
     let data = table.dataset();
     let n = data.n_samples();
     write!(out, "{}: {} rows, {} features", args.input.display(), n, data.n_features())?;
@@ -25,7 +31,7 @@ pub fn print(out: &mut impl Write, args: &ScanArgs, table: &Table, report: &Repo
         write!(out, ", {} classes", labels.n_present_classes())?;
     }
     writeln!(out)?;
-    if let Some(model) = &args.model {
+    if let Some(model) = model {
         writeln!(out, "scored against the model {} (no refit)", model.display())?;
     }
 
