@@ -333,10 +333,7 @@ impl Audit {
     /// # Errors
     /// [`ParamError::OutOfRange`] unless `0 < q < 1`.
     pub fn fdr(mut self, q: f64) -> Result<Self, ParamError> {
-        if !(q > 0.0 && q < 1.0) {
-            return Err(ParamError::OutOfRange { name: "fdr", value: q, allowed: "(0, 1)" });
-        }
-        self.fdr = q;
+        self.fdr = checked_fdr(q)?;
         Ok(self)
     }
 
@@ -493,21 +490,35 @@ impl Audit {
                 outcome
             })
             .collect();
-        let (mut runs, mut fitted, mut failures) = (Vec::new(), Vec::new(), Vec::new());
-        for outcome in outcomes {
-            match outcome {
-                Ok((run, f)) => {
-                    runs.push(run);
-                    fitted.extend(f);
-                }
-                Err(failure) => failures.push(failure),
-            }
-        }
+        let (done, failures) = split(outcomes);
+        let (runs, fitted): (Vec<DetectorRun>, Vec<Option<Fitted>>) = done.into_iter().unzip();
+        let fitted = fitted.into_iter().flatten().collect();
         let estimates: Vec<PoisonEstimate> =
             runs.iter().filter_map(|r| r.estimate.clone()).collect();
         let estimate = PoisonEstimate::combine(&estimates, data.n_samples());
         let report = combine(runs, failures, data, self.fdr)?.with_estimate(estimate);
         Ok((fitted, report))
+    }
+}
+
+/// The detectors that succeeded, and those that failed, in audit order.
+fn split<T>(outcomes: Vec<Result<T, DetectorFailure>>) -> (Vec<T>, Vec<DetectorFailure>) {
+    let (mut done, mut failures) = (Vec::new(), Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            Ok(t) => done.push(t),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    (done, failures)
+}
+
+/// `q` when it is a false-discovery rate, `0 < q < 1`.
+fn checked_fdr(q: f64) -> Result<f64, ParamError> {
+    if q > 0.0 && q < 1.0 {
+        Ok(q)
+    } else {
+        Err(ParamError::OutOfRange { name: "fdr", value: q, allowed: "(0, 1)" })
     }
 }
 

@@ -154,10 +154,7 @@ impl FittedAudit {
     /// # Errors
     /// [`ParamError::OutOfRange`] unless `0 < q < 1`.
     pub fn fdr(mut self, q: f64) -> Result<Self, ParamError> {
-        if !(q > 0.0 && q < 1.0) {
-            return Err(ParamError::OutOfRange { name: "fdr", value: q, allowed: "(0, 1)" });
-        }
-        self.fdr = q;
+        self.fdr = crate::checked_fdr(q)?;
         Ok(self)
     }
 
@@ -222,13 +219,7 @@ impl FittedAudit {
                 Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
             })
             .collect();
-        let (mut runs, mut failures) = (Vec::new(), Vec::new());
-        for outcome in outcomes {
-            match outcome {
-                Ok(run) => runs.push(run),
-                Err(failure) => failures.push(failure),
-            }
-        }
+        let (runs, failures) = crate::split(outcomes);
         combine(runs, failures, data, self.fdr)
     }
 
