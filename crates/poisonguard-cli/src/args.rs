@@ -113,8 +113,13 @@ pub struct EvalArgs {
 /// Arguments of `poisonguard scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Input table: .csv (with a header row) or .parquet.
+    /// Input: a table (.csv with a header row, or .parquet), or a NumPy .npy feature array
+    /// (2-D float16/32/64, C order) whose label, id, source and truth columns come from --meta.
     pub input: PathBuf,
+    /// Beside a .npy input: the table (.csv or .parquet, one row per array row) that holds the
+    /// columns named by --label, --id, --source and --truth, or a 1-D .npy array of labels.
+    #[arg(long, value_name = "FILE")]
+    pub meta: Option<PathBuf>,
     /// Label column (integers or strings).
     #[arg(long, value_name = "COL")]
     pub label: Option<String>,

@@ -119,6 +119,13 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
     }
     for out in [&args.clean_output, &args.quarantine].into_iter().flatten() {
         Format::of(out, false)?;
+        // they copy input rows with every column: a table's, not an array's
+        Format::of(&args.input, false).with_context(|| {
+            format!(
+                "{}: --clean-output and --quarantine copy rows of a CSV or Parquet input",
+                out.display()
+            )
+        })?;
     }
     if let Some(out) = &args.summary {
         if out.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -217,6 +224,7 @@ fn load_and_audit(
         truth: args.truth.clone(),
         features: args.features.clone(),
         exclude: args.exclude.clone().unwrap_or_default(),
+        meta: args.meta.clone(),
     };
     let mut table = load(&args.input, &load_opts)?;
     if let Some(path) = &args.pred_probs {

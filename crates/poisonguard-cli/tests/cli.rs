@@ -820,3 +820,69 @@ mod model {
         );
     }
 }
+
+mod formats {
+    use super::*;
+
+    /// A C-order little-endian `.npy` file (format 1.0) of `shape` with `descr` and raw `data`.
+    fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+        let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+        let shape = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(data);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// The shipped BadNets digits as a Parquet table and as a `.npy` feature array with its
+    /// labels and truth in a meta table: the same report, byte for byte.
+    #[test]
+    fn a_npy_array_with_a_meta_table_scans_as_the_parquet_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let parquet = datasets().join("poisoned/digits_badnets.parquet");
+        let opts = poisonguard_io::LoadOptions {
+            label: Some("label".into()),
+            truth: Some("is_poison".into()),
+            ..Default::default()
+        };
+        let table = poisonguard_io::load(&parquet, &opts).unwrap();
+        let data = table.dataset();
+        let x = data.features();
+        let cells: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let npy = dir.path().join("digits.npy");
+        write_npy(&npy, "<f4", &[x.nrows(), x.ncols()], &cells);
+        let labels = data.labels().unwrap();
+        let mut meta = String::from("label,is_poison\n");
+        for (i, t) in table.truth().unwrap().iter().enumerate() {
+            meta.push_str(&format!("{},{}\n", labels.value_of_row(i), u8::from(*t)));
+        }
+        let meta_path = dir.path().join("meta.csv");
+        std::fs::write(&meta_path, meta).unwrap();
+
+        let common = ["--label", "label", "--truth", "is_poison"];
+        let mut a = vec!["scan", parquet.to_str().unwrap()];
+        a.extend(common);
+        let mut b = vec!["scan", npy.to_str().unwrap(), "--meta", meta_path.to_str().unwrap()];
+        b.extend(common);
+        let (ra, rb) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        assert_eq!(scan_report(&a, &ra), scan_report(&b, &rb));
+        // the rows of an array cannot be copied as table rows
+        let out = dir.path().join("clean.csv");
+        let mut c = b.clone();
+        c.extend(["--clean-output", out.to_str().unwrap()]);
+        let o = poisonguard(&c);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("copy rows of a CSV or Parquet input"), "{}", stderr(&o));
+    }
+}

@@ -32,6 +32,14 @@ pub enum Error {
         /// The supported extensions.
         supported: &'static str,
     },
+    /// An option that does not apply to this input.
+    #[error("{path}: {what}")]
+    Unsupported {
+        /// The file.
+        path: String,
+        /// What does not apply, and what to do instead.
+        what: String,
+    },
     /// The file has zero bytes.
     #[error("{path}: the file is empty")]
     EmptyFile {

@@ -1,10 +1,13 @@
 //! Input and output of [poisonguard](https://crates.io/crates/poisonguard): reads CSV and Parquet
-//! tables into a checked [`Dataset`](poisonguard_core::Dataset) and writes the per-row report as
-//! CSV, Parquet or JSON. The only crate of the workspace that uses polars.
+//! tables, and NumPy `.npy` feature arrays with their labels beside them, into a checked
+//! [`Dataset`](poisonguard_core::Dataset) and writes the per-row report as CSV, Parquet or JSON.
+//! The only crate of the workspace that uses polars.
 //!
 //! # Overview
 //! - [`load`] with [`LoadOptions`] (label / id / source / truth columns, feature selection) returns
-//!   a [`Table`]: the dataset, the feature names and the optional ground truth.
+//!   a [`Table`]: the dataset, the feature names and the optional ground truth. A `.npy` input
+//!   (2-D float16/32/64, C order, either byte order) is the feature matrix, its columns named
+//!   `#0`, `#1`, ...; its label, id, source and truth columns come from [`LoadOptions::meta`].
 //! - [`write_report`] writes a [`Report`](poisonguard_core::Report) with the columns of
 //!   [`report_columns`], one row per input row, in input order.
 //!
@@ -24,6 +27,7 @@
 //! against another ndarray than the rest of the workspace.
 
 mod error;
+mod npy;
 mod read;
 mod write;
 

@@ -1,7 +1,7 @@
 //! Reading a CSV or Parquet table into a checked [`Dataset`].
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, LabelValue, Labels};
@@ -58,6 +58,10 @@ pub struct LoadOptions {
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the default feature set.
     pub exclude: Vec<String>,
+    /// Where the label, id, source and truth columns are when the input is a `.npy` feature
+    /// array: a CSV or Parquet table with one row per array row (columns named by `label`,
+    /// `id`, ...), or a 1-D `.npy` array of labels (integers, bool or unicode).
+    pub meta: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -126,9 +130,83 @@ impl Table {
 /// ```
 pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     let path = path.as_ref();
+    if is_npy(path) {
+        return load_npy(path, opts);
+    }
+    if let Some(meta) = &opts.meta {
+        return Err(Error::Unsupported {
+            path: meta.display().to_string(),
+            what: "a meta file goes with a .npy feature array; a CSV or Parquet input holds its own label, id, source and truth columns".into(),
+        });
+    }
     let (frame, names) = read_columns(path, Some(opts))?;
     check_named_columns(&path.display().to_string(), &names, opts)?;
     table_from_frame(path, &frame, &names, opts)
+}
+
+/// Whether `path` names a NumPy array file.
+fn is_npy(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+/// A `.npy` feature array, with its role columns from `opts.meta`.
+fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
+    let shown = path.display().to_string();
+    if opts.features.is_some() || !opts.exclude.is_empty() {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "--features and --exclude pick columns of a CSV or Parquet table; every column of a .npy array is a feature".into(),
+        });
+    }
+    let x = crate::npy::read_matrix(path)?;
+    let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+    let dataset = Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
+    let roles = opts.roles();
+    let meta = match (&opts.meta, roles.first()) {
+        (None, None) => return Ok(Table { dataset, truth: None, feature_names }),
+        (None, Some((role, column))) => {
+            return Err(Error::Unsupported {
+                path: shown,
+                what: format!(
+                    "a .npy array holds only features; give the {role} column {column:?} in a table beside it with --meta FILE"
+                ),
+            });
+        }
+        (Some(meta), None) => {
+            return Err(Error::Unsupported {
+                path: meta.display().to_string(),
+                what: "a meta file is read for the label, id, source or truth column: name them (--label COL, ...)".into(),
+            });
+        }
+        (Some(meta), Some(_)) => meta,
+    };
+    let meta_shown = meta.display().to_string();
+    let (dataset, truth) = if is_npy(meta) {
+        if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
+            return Err(Error::Unsupported {
+                path: meta_shown,
+                what: format!(
+                    "a .npy meta file holds labels only; give the {role} column in a CSV or Parquet meta table"
+                ),
+            });
+        }
+        let labels = crate::npy::read_labels(meta)?;
+        let dataset = dataset
+            .with_labels(Labels::from_values(&labels))
+            .map_err(|error| Error::Data { path: meta_shown, error })?;
+        (dataset, None)
+    } else {
+        let role_opts = LoadOptions {
+            features: Some(Vec::new()),
+            exclude: Vec::new(),
+            meta: None,
+            ..opts.clone()
+        };
+        let (frame, names) = read_columns(meta, Some(&role_opts))?;
+        check_named_columns(&meta_shown, &names, &role_opts)?;
+        attach_roles(&meta_shown, &frame, dataset, opts)?
+    };
+    Ok(Table { dataset, truth, feature_names })
 }
 
 /// Reads every column of the file.
@@ -365,9 +443,22 @@ fn table_from_frame(
     }
 
     let features = feature_matrix(p, frame, &feature_names)?;
-    let mut dataset =
+    let dataset =
         Dataset::new(features).map_err(|error| Error::Data { path: shown.clone(), error })?;
-    let data_err = |error| Error::Data { path: shown.clone(), error };
+    let (dataset, truth) = attach_roles(p, frame, dataset, opts)?;
+    Ok(Table { dataset, truth, feature_names })
+}
+
+/// Attaches the label, id and source columns of `frame` (read from `path`) to `dataset`, and
+/// reads the truth column.
+fn attach_roles(
+    path: &str,
+    frame: &DataFrame,
+    mut dataset: Dataset,
+    opts: &LoadOptions,
+) -> Result<(Dataset, Option<Vec<bool>>)> {
+    let p = path;
+    let data_err = |error| Error::Data { path: path.to_string(), error };
     if let Some(name) = &opts.label {
         let raw = label_values(p, get(frame, p, name, "label")?)?;
         dataset = dataset.with_labels(Labels::from_values(&raw)).map_err(data_err)?;
@@ -384,7 +475,16 @@ fn table_from_frame(
         Some(name) => Some(truth_values(p, get(frame, p, name, "truth")?)?),
         None => None,
     };
-    Ok(Table { dataset, truth, feature_names })
+    if let Some(t) = &truth {
+        if t.len() != dataset.n_samples() {
+            return Err(data_err(DataError::LengthMismatch {
+                what: "truth",
+                expected: dataset.n_samples(),
+                actual: t.len(),
+            }));
+        }
+    }
+    Ok((dataset, truth))
 }
 
 /// Fills the row-major f32 matrix one column at a time (one column-sized temporary at most).
