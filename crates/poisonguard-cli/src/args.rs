@@ -116,6 +116,10 @@ pub struct ScanArgs {
     /// Input: a table (.csv with a header row, or .parquet), or a NumPy .npy feature array
     /// (2-D float16/32/64, C order) whose label, id, source and truth columns come from --meta.
     pub input: PathBuf,
+    /// A Parquet column of float lists (List or FixedSizeList of float16/32/64: one embedding
+    /// per row) that holds the features; the other columns are then not features.
+    #[arg(long, value_name = "COL", conflicts_with_all = ["features", "exclude"])]
+    pub embedding: Option<String>,
     /// Beside a .npy input: the table (.csv or .parquet, one row per array row) that holds the
     /// columns named by --label, --id, --source and --truth, or a 1-D .npy array of labels.
     #[arg(long, value_name = "FILE")]

@@ -224,6 +224,7 @@ fn load_and_audit(
         truth: args.truth.clone(),
         features: args.features.clone(),
         exclude: args.exclude.clone().unwrap_or_default(),
+        embedding: args.embedding.clone(),
         meta: args.meta.clone(),
     };
     let mut table = load(&args.input, &load_opts)?;

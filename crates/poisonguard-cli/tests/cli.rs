@@ -845,10 +845,43 @@ mod formats {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// `table` as a Parquet file with the features in one column `emb` of float32 lists (of
+    /// fixed size when `fixed`), beside `label` and `is_poison`.
+    fn write_embedding_parquet(path: &Path, table: &poisonguard_io::Table, fixed: bool) {
+        use polars::prelude::*;
+        let data = table.dataset();
+        let x = data.features();
+        let rows: Vec<Series> =
+            x.rows().into_iter().map(|r| Series::new("".into(), r.to_vec())).collect();
+        let mut emb = Series::new("emb".into(), rows);
+        if fixed {
+            emb = emb.cast(&DataType::Array(Box::new(DataType::Float32), x.ncols())).unwrap();
+        }
+        let labels = data.labels().unwrap();
+        let label: Vec<i64> = (0..data.n_samples())
+            .map(|i| match labels.value_of_row(i) {
+                poisonguard::LabelValue::Int(v) => *v,
+                other => panic!("integer labels, found {other}"),
+            })
+            .collect();
+        let truth: Vec<i64> = table.truth().unwrap().iter().map(|&t| i64::from(t)).collect();
+        let mut frame = DataFrame::new(
+            data.n_samples(),
+            vec![
+                emb.into(),
+                Series::new("label".into(), label).into(),
+                Series::new("is_poison".into(), truth).into(),
+            ],
+        )
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut frame).unwrap();
+    }
+
     /// The shipped BadNets digits as a Parquet table and as a `.npy` feature array with its
-    /// labels and truth in a meta table: the same report, byte for byte.
+    /// labels and truth in a meta table, and with its features in one list column: the same
+    /// report, byte for byte.
     #[test]
-    fn a_npy_array_with_a_meta_table_scans_as_the_parquet_table() {
+    fn npy_arrays_and_embedding_columns_scan_as_the_parquet_table() {
         let dir = tempfile::tempdir().unwrap();
         let parquet = datasets().join("poisoned/digits_badnets.parquet");
         let opts = poisonguard_io::LoadOptions {
@@ -876,7 +909,18 @@ mod formats {
         let mut b = vec!["scan", npy.to_str().unwrap(), "--meta", meta_path.to_str().unwrap()];
         b.extend(common);
         let (ra, rb) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-        assert_eq!(scan_report(&a, &ra), scan_report(&b, &rb));
+        let expected = scan_report(&a, &ra);
+        assert_eq!(expected, scan_report(&b, &rb));
+
+        // and as one embedding column of lists, and of fixed-size lists
+        for fixed in [false, true] {
+            let path = dir.path().join(format!("emb_{fixed}.parquet"));
+            write_embedding_parquet(&path, &table, fixed);
+            let mut c = vec!["scan", path.to_str().unwrap(), "--embedding", "emb"];
+            c.extend(common);
+            let rc = dir.path().join(format!("c_{fixed}.csv"));
+            assert_eq!(expected, scan_report(&c, &rc), "fixed-size lists: {fixed}");
+        }
         // the rows of an array cannot be copied as table rows
         let out = dir.path().join("clean.csv");
         let mut c = b.clone();

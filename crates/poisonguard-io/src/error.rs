@@ -32,6 +32,44 @@ pub enum Error {
         /// The supported extensions.
         supported: &'static str,
     },
+    /// A column of float lists given no `--embedding` role.
+    #[error(
+        "{path}: column {column:?} holds lists of floats; read it as the features with --embedding {column}, or leave it out with --exclude {column}"
+    )]
+    ListColumn {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+    },
+    /// The `--embedding` column is not a column of float lists.
+    #[error(
+        "{path}: embedding column {column:?} has type {dtype}; it must hold lists of float16, float32 or float64"
+    )]
+    EmbeddingType {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// One row's embedding differs in length from the first row's.
+    #[error(
+        "{path}: embedding column {column:?}, row {row}: {found} values where the first row has {expected}"
+    )]
+    EmbeddingLength {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The row (0-based).
+        row: usize,
+        /// The first row's length.
+        expected: usize,
+        /// This row's.
+        found: usize,
+    },
     /// An option that does not apply to this input.
     #[error("{path}: {what}")]
     Unsupported {

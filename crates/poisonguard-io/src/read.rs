@@ -58,6 +58,11 @@ pub struct LoadOptions {
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the default feature set.
     pub exclude: Vec<String>,
+    /// A Parquet column of lists (List, LargeList or FixedSizeList of float16, float32 or
+    /// float64: how embedding datasets ship one vector per row) that holds the features: row
+    /// `i`'s list is its feature vector, every list of one length. Other columns are then not
+    /// features.
+    pub embedding: Option<String>,
     /// Where the label, id, source and truth columns are when the input is a `.npy` feature
     /// array: a CSV or Parquet table with one row per array row (columns named by `label`,
     /// `id`, ...), or a 1-D `.npy` array of labels (integers, bool or unicode).
@@ -73,9 +78,13 @@ impl LoadOptions {
             .collect()
     }
 
-    /// Whether column `c` is a feature of the default set: it has no role and is not excluded.
+    /// Whether column `c` is a feature of the default set: it has no role and is not excluded
+    /// (with an embedding column, that column is the only feature).
     fn default_feature(&self, c: &String) -> bool {
-        !self.roles().iter().any(|(_, rc)| *rc == c) && !self.exclude.contains(c)
+        match &self.embedding {
+            Some(e) => e == c,
+            None => !self.roles().iter().any(|(_, rc)| *rc == c) && !self.exclude.contains(c),
+        }
     }
 }
 
@@ -220,6 +229,7 @@ fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Resu
         .roles()
         .into_iter()
         .map(|(role, c)| (c, role))
+        .chain(opts.embedding.iter().map(|c| (c, "embedding")))
         .chain(opts.features.iter().flatten().map(|c| (c, "feature")))
         .chain(opts.exclude.iter().map(|c| (c, "excluded")));
     for (column, role) in named {
@@ -249,6 +259,17 @@ fn needed_columns(names: &[String], opts: &LoadOptions) -> Vec<String> {
         .collect()
 }
 
+/// Whether a Parquet column of this type is a list of floats (an embedding column).
+fn float_list(dtype: &ArrowDataType) -> bool {
+    use ArrowDataType as A;
+    match dtype {
+        A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => {
+            matches!(f.dtype(), A::Float16 | A::Float32 | A::Float64)
+        }
+        _ => false,
+    }
+}
+
 /// Whether polars reads a Parquet column of this type (with the dtypes this crate enables).
 fn readable(dtype: &ArrowDataType) -> bool {
     use ArrowDataType as A;
@@ -264,6 +285,7 @@ fn readable(dtype: &ArrowDataType) -> bool {
             | A::UInt16
             | A::UInt32
             | A::UInt64
+            | A::Float16
             | A::Float32
             | A::Float64
             | A::Utf8
@@ -318,8 +340,23 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
                 Some(o) => needed_columns(&names, o),
                 None => names.clone(),
             };
+            let embedding = opts.and_then(|o| o.embedding.as_deref());
             for field in schema.iter_values() {
-                if wanted.iter().any(|w| w == field.name.as_str()) && !readable(field.dtype()) {
+                let name = field.name.as_str();
+                if embedding == Some(name) {
+                    if !float_list(field.dtype()) {
+                        return Err(Error::EmbeddingType {
+                            path: shown,
+                            column: name.to_string(),
+                            dtype: format!("{:?}", field.dtype()),
+                        });
+                    }
+                    continue;
+                }
+                if wanted.iter().any(|w| w == name) && !readable(field.dtype()) {
+                    if float_list(field.dtype()) {
+                        return Err(Error::ListColumn { path: shown, column: name.to_string() });
+                    }
                     return Err(Error::UnsupportedColumnType {
                         path: shown,
                         column: field.name.to_string(),
@@ -408,6 +445,29 @@ fn table_from_frame(
                 second: r2,
             });
         }
+    }
+
+    if let Some(column) = &opts.embedding {
+        if opts.features.is_some() {
+            return Err(Error::Unsupported {
+                path: shown,
+                what: "--features and --embedding both name the features; give one".into(),
+            });
+        }
+        if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == column) {
+            return Err(Error::ColumnRoleConflict {
+                path: shown,
+                column: column.clone(),
+                first: "embedding",
+                second: r,
+            });
+        }
+        let x = embedding_matrix(p, get(frame, p, column, "embedding")?)?;
+        let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+        let dataset =
+            Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
+        let (dataset, truth) = attach_roles(p, frame, dataset, opts)?;
+        return Ok(Table { dataset, truth, feature_names });
     }
 
     let feature_names: Vec<String> = match &opts.features {
@@ -533,6 +593,109 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
         }
     }
     Ok(x)
+}
+
+/// The feature matrix of a column of float lists, one list per row, every list of one length.
+fn embedding_matrix(path: &str, col: &Column) -> Result<Array2<f32>> {
+    let name = col.name().to_string();
+    let not_floats = |detail: String| Error::EmbeddingType {
+        path: path.to_string(),
+        column: name.clone(),
+        dtype: detail,
+    };
+    // half precision widens to f32 first (exact); f32 and f64 lists are read as they are
+    let inner = match col.dtype() {
+        DataType::List(inner) | DataType::Array(inner, _) => inner.as_ref().clone(),
+        other => return Err(not_floats(other.to_string())),
+    };
+    let col = match (&inner, col.dtype()) {
+        (DataType::Float16, DataType::Array(_, d)) => col
+            .cast(&DataType::Array(Box::new(DataType::Float32), *d))
+            .map_err(|e| not_floats(e.to_string()))?,
+        (DataType::Float16, _) => col
+            .cast(&DataType::List(Box::new(DataType::Float32)))
+            .map_err(|e| not_floats(e.to_string()))?,
+        (DataType::Float32 | DataType::Float64, _) => col.clone(),
+        (other, _) => return Err(not_floats(format!("lists of {other}"))),
+    };
+    let n = col.len();
+    let mut width: Option<usize> = None;
+    let mut cells: Vec<f32> = Vec::new();
+    let mut push_row = |i: usize, row: Option<&Series>| -> Result<()> {
+        let row = row.ok_or_else(|| Error::MissingValue {
+            path: path.to_string(),
+            column: name.clone(),
+            row: i,
+        })?;
+        let d = *width.get_or_insert_with(|| {
+            cells.reserve_exact(n * row.len());
+            row.len()
+        });
+        if row.len() != d {
+            return Err(Error::EmbeddingLength {
+                path: path.to_string(),
+                column: name.clone(),
+                row: i,
+                expected: d,
+                found: row.len(),
+            });
+        }
+        let values: Box<dyn Iterator<Item = Option<f64>>> = match row.dtype() {
+            DataType::Float32 => Box::new(
+                row.f32().map_err(|e| not_floats(e.to_string()))?.iter().map(|v| v.map(f64::from)),
+            ),
+            _ => Box::new(row.f64().map_err(|e| not_floats(e.to_string()))?.iter()),
+        };
+        for (j, v) in values.enumerate() {
+            let column = || format!("{name}[{j}]");
+            let v = v.ok_or_else(|| Error::MissingValue {
+                path: path.to_string(),
+                column: column(),
+                row: i,
+            })?;
+            if !v.is_finite() {
+                return Err(Error::NonFinite {
+                    path: path.to_string(),
+                    column: column(),
+                    row: i,
+                    value: v,
+                });
+            }
+            if v.abs() > f64::from(f32::MAX) {
+                return Err(Error::OutOfF32Range {
+                    path: path.to_string(),
+                    column: column(),
+                    row: i,
+                    value: v,
+                });
+            }
+            cells.push(v as f32);
+        }
+        Ok(())
+    };
+    let series = col.as_materialized_series();
+    match series.dtype() {
+        DataType::Array(..) => {
+            let ca = series.array().map_err(|e| not_floats(e.to_string()))?;
+            for (i, row) in ca.amortized_iter().enumerate() {
+                push_row(i, row.as_ref().map(|r| r.as_ref()))?;
+            }
+        }
+        _ => {
+            let ca = series.list().map_err(|e| not_floats(e.to_string()))?;
+            for (i, row) in ca.amortized_iter().enumerate() {
+                push_row(i, row.as_ref().map(|r| r.as_ref()))?;
+            }
+        }
+    }
+    let d = width.unwrap_or(0);
+    if d == 0 {
+        return Err(Error::Unsupported {
+            path: path.to_string(),
+            what: format!("embedding column {name:?} holds empty lists"),
+        });
+    }
+    Ok(Array2::from_shape_vec((n, d), cells).expect("n rows of d values"))
 }
 
 fn non_numeric(path: &str, name: &str, col: &Column) -> Error {

@@ -1,0 +1,60 @@
+//! Embedding columns: one float list per row in a Parquet column (`--embedding COL`). The
+//! fixtures in `tests/lists/` were written by pyarrow 26 with the 6 x 3 values of
+//! `tests/npy/x.csv` as FixedSizeList<float32>, List<float64>, List<float16> and
+//! LargeList<float32>, beside label, id, source, truth and an unrelated numeric column.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use poisonguard_io::{LoadOptions, load};
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(path)
+}
+
+fn roles(embedding: Option<&str>) -> LoadOptions {
+    LoadOptions {
+        label: Some("label".into()),
+        id: Some("id".into()),
+        source: Some("source".into()),
+        truth: Some("truth".into()),
+        embedding: embedding.map(str::to_string),
+        ..LoadOptions::default()
+    }
+}
+
+#[test]
+fn every_list_type_reads_as_the_csv_columns() {
+    let csv = load(fixture("npy/x.csv"), &roles(None)).unwrap();
+    for file in ["fixed_f32", "list_f64", "list_f16", "large_list_f32"] {
+        let t = load(fixture(&format!("lists/{file}.parquet")), &roles(Some("emb"))).unwrap();
+        assert_eq!(t.dataset().features(), csv.dataset().features(), "{file}");
+        assert_eq!(t.feature_names(), csv.feature_names(), "{file}");
+        assert_eq!(t.dataset().labels(), csv.dataset().labels(), "{file}");
+        assert_eq!(t.dataset().ids(), csv.dataset().ids(), "{file}");
+        assert_eq!(t.dataset().sources(), csv.dataset().sources(), "{file}");
+        assert_eq!(t.truth(), csv.truth(), "{file}");
+    }
+}
+
+#[test]
+fn bad_embedding_columns_are_clear_errors() {
+    let cases = [
+        ("lists/ragged.parquet", Some("emb"), "row 3: 2 values where the first row has 3"),
+        ("lists/null_value.parquet", Some("emb"), "column \"emb[1]\", row 2"),
+        ("lists/null_row.parquet", Some("emb"), "row 1"),
+        ("lists/list_int.parquet", Some("emb"), "must hold lists of float16, float32 or float64"),
+        ("lists/fixed_f32.parquet", Some("label"), "embedding column \"label\""),
+        ("lists/fixed_f32.parquet", Some("nope"), "no column \"nope\" (embedding)"),
+        ("lists/fixed_f32.parquet", None, "read it as the features with --embedding emb"),
+        ("npy/x.csv", Some("#0"), "must hold lists"),
+    ];
+    for (file, embedding, fragment) in cases {
+        let e = load(fixture(file), &roles(embedding)).unwrap_err().to_string();
+        assert!(e.contains(fragment), "{file} {embedding:?}: {e}");
+    }
+    let opts = LoadOptions { features: Some(vec!["other".into()]), ..roles(Some("emb")) };
+    let e = load(fixture("lists/fixed_f32.parquet"), &opts).unwrap_err().to_string();
+    assert!(e.contains("give one"), "{e}");
+}
