@@ -19,7 +19,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poisonguard::{Audit, AuditEvent, DetectorOptions, FittedAudit, Report};
 use poisonguard_io::{
-    Format, LoadOptions, Table, attach_pred_probs, load, write_report, write_rows,
+    Format, LoadOptions, Table, attach_pred_probs, is_array_input, load, write_report, write_rows,
 };
 
 use crate::args::{Cli, Command, ScanArgs};
@@ -120,12 +120,12 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
     for out in [&args.clean_output, &args.quarantine].into_iter().flatten() {
         Format::of(out, false)?;
         // they copy input rows with every column: a table's, not an array's
-        Format::of(&args.input, false).with_context(|| {
-            format!(
+        if is_array_input(&args.input)? {
+            bail!(
                 "{}: --clean-output and --quarantine copy rows of a CSV or Parquet input",
                 out.display()
-            )
-        })?;
+            );
+        }
     }
     if let Some(out) = &args.summary {
         if out.extension().and_then(|e| e.to_str()) != Some("json") {

@@ -32,5 +32,5 @@ mod read;
 mod write;
 
 pub use error::{Error, Result};
-pub use read::{Format, LoadOptions, Table, attach_pred_probs, load};
+pub use read::{Format, LoadOptions, Table, attach_pred_probs, is_array_input, load};
 pub use write::{report_columns, write_dataset, write_report, write_rows};

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use poisonguard_core::LabelValue;
@@ -205,47 +205,71 @@ fn stream(
     Ok(())
 }
 
-/// Reads a 2-D float array as an f32 feature matrix (values beyond f32's range, NaN and
-/// infinities are errors naming the row and column, as for CSV and Parquet).
-pub(crate) fn read_matrix(path: &Path) -> Result<Array2<f32>> {
-    let shown = path.display().to_string();
-    let mut r = open(path)?;
-    let h = read_header(path, &mut r)?;
-    let Kind::Float(width) = h.kind else {
+/// The rows and columns of a 2-D float array, and its element width.
+fn matrix_shape(path: &Path) -> Result<(usize, usize)> {
+    let h = read_header(path, &mut open(path)?)?;
+    let Kind::Float(_) = h.kind else {
         return Err(bad(path, "the feature array must hold floats (float16, float32 or float64)"));
     };
-    let (n, d) = match h.shape.as_slice() {
-        [n, d] => (*n, *d),
-        [_] => {
-            return Err(bad(
-                path,
-                "a 1-D array holds no feature matrix (one row per sample, one column per feature)",
-            ));
-        }
-        s => return Err(bad(path, format!("a {}-D array; the features must be 2-D", s.len()))),
-    };
+    match h.shape.as_slice() {
+        [n, d] => Ok((*n, *d)),
+        [_] => Err(bad(
+            path,
+            "a 1-D array holds no feature matrix (one row per sample, one column per feature)",
+        )),
+        s => Err(bad(path, format!("a {}-D array; the features must be 2-D", s.len()))),
+    }
+}
+
+/// Reads 2-D float arrays (one, or the shards of one table, stacked in the order given) as one
+/// f32 feature matrix, allocated once. Values beyond f32's range, NaN and infinities are errors
+/// naming the file, row and column, as for CSV and Parquet.
+pub(crate) fn read_matrix(paths: &[PathBuf]) -> Result<Array2<f32>> {
+    let mut shapes = Vec::with_capacity(paths.len());
+    for path in paths {
+        shapes.push(matrix_shape(path)?);
+    }
+    let d = shapes[0].1;
+    if let Some(k) = shapes.iter().position(|s| s.1 != d) {
+        return Err(bad(
+            &paths[k],
+            format!("{} columns where {} has {d}", shapes[k].1, paths[0].display()),
+        ));
+    }
+    let n: usize = shapes.iter().map(|s| s.0).sum();
+    let shown = paths[0].display().to_string();
     if n == 0 {
         return Err(Error::NoRows { path: shown });
     }
     if d == 0 {
         return Err(Error::NoFeatures { path: shown, available: String::new() });
     }
-    let count = n.checked_mul(d).ok_or_else(|| bad(path, "a shape too large"))?;
     let mut x = Array2::<f32>::zeros((n, d));
     let cells = x.as_slice_mut().expect("a fresh array is contiguous");
-    stream(path, &mut r, count, width, |k, bytes| {
-        let v = float_of(bytes, width, h.big_endian);
-        let (row, col) = (k / d, k % d);
-        let column = format!("#{col}");
-        if !v.is_finite() {
-            return Err(Error::NonFinite { path: shown.clone(), column, row, value: v });
-        }
-        if v.abs() > f64::from(f32::MAX) {
-            return Err(Error::OutOfF32Range { path: shown.clone(), column, row, value: v });
-        }
-        cells[k] = v as f32;
-        Ok(())
-    })?;
+    let mut start = 0;
+    for (path, &(rows, _)) in paths.iter().zip(&shapes) {
+        let shown = path.display().to_string();
+        let mut r = open(path)?;
+        let h = read_header(path, &mut r)?;
+        let (Kind::Float(width), true) = (h.kind, h.shape == [rows, d]) else {
+            return Err(bad(path, "the file changed while it was read"));
+        };
+        let part = &mut cells[start * d..(start + rows) * d];
+        stream(path, &mut r, rows * d, width, |k, bytes| {
+            let v = float_of(bytes, width, h.big_endian);
+            let (row, col) = (k / d, k % d);
+            let column = format!("#{col}");
+            if !v.is_finite() {
+                return Err(Error::NonFinite { path: shown.clone(), column, row, value: v });
+            }
+            if v.abs() > f64::from(f32::MAX) {
+                return Err(Error::OutOfF32Range { path: shown.clone(), column, row, value: v });
+            }
+            part[k] = v as f32;
+            Ok(())
+        })?;
+        start += rows;
+    }
     Ok(x)
 }
 

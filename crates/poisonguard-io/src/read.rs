@@ -139,8 +139,9 @@ impl Table {
 /// ```
 pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     let path = path.as_ref();
-    if is_npy(path) {
-        return load_npy(path, opts);
+    let files = shards(path)?;
+    if files.iter().all(|f| is_npy(f)) {
+        return load_npy(path, &files, opts);
     }
     if let Some(meta) = &opts.meta {
         return Err(Error::Unsupported {
@@ -148,9 +149,122 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
             what: "a meta file goes with a .npy feature array; a CSV or Parquet input holds its own label, id, source and truth columns".into(),
         });
     }
-    let (frame, names) = read_columns(path, Some(opts))?;
+    let (frame, names) = read_shards(path, &files, Some(opts))?;
     check_named_columns(&path.display().to_string(), &names, opts)?;
     table_from_frame(path, &frame, &names, opts)
+}
+
+/// The files `path` names: itself, or, for a directory or a file name with `*` wildcards, the
+/// matching `.csv`, `.parquet`, `.pq` or `.npy` files (hidden files skipped), sorted by name
+/// (byte order) so that the rows keep one order on every machine. All of one kind: tables
+/// (CSV or Parquet) or `.npy` arrays.
+fn shards(path: &Path) -> Result<Vec<PathBuf>> {
+    let shown = path.display().to_string();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let (dir, pattern) = if path.is_dir() {
+        (path.to_path_buf(), "*".to_string())
+    } else if name.contains('*') {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        (parent.to_path_buf(), name.to_string())
+    } else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { path: dir.display().to_string() },
+        _ => Error::Io { path: dir.display().to_string(), source: e },
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+        let file = entry.path();
+        let Some(file_name) = file.file_name().and_then(|n| n.to_str()) else { continue };
+        let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let known =
+            ["csv", "parquet", "pq", "npy"].iter().any(|k| extension.eq_ignore_ascii_case(k));
+        if file.is_file() && known && !file_name.starts_with('.') && wildcard(&pattern, file_name) {
+            files.push(file);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "names no .csv, .parquet or .npy file".into(),
+        });
+    }
+    if files.iter().any(|f| is_npy(f)) && !files.iter().all(|f| is_npy(f)) {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "mixes .npy arrays and tables; the shards of one table are all of one kind"
+                .into(),
+        });
+    }
+    Ok(files)
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Reads the table shards `files` of `path` as one frame, rows in file order: every shard has
+/// the columns of the first, in the same order.
+fn read_shards(
+    path: &Path,
+    files: &[PathBuf],
+    opts: Option<&LoadOptions>,
+) -> Result<(DataFrame, Vec<String>)> {
+    let (mut frame, names) = read_columns(&files[0], opts)?;
+    for file in &files[1..] {
+        let (part, part_names) = read_columns(file, opts)?;
+        if part_names != names || part.get_column_names() != frame.get_column_names() {
+            return Err(Error::Unsupported {
+                path: file.display().to_string(),
+                what: format!(
+                    "a shard of {} with columns {} where {} has {}",
+                    path.display(),
+                    list_names(&part_names),
+                    files[0].display(),
+                    list_names(&names)
+                ),
+            });
+        }
+        frame.vstack_mut(&part).map_err(|e| Error::Unsupported {
+            path: file.display().to_string(),
+            what: format!(
+                "cannot stack on the shards before it: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        })?;
+    }
+    if files.len() > 1 {
+        frame.align_chunks_par();
+    }
+    Ok((frame, names))
+}
+
+/// Whether `path` (a file, a directory of shards or a wildcard name) is read as NumPy arrays
+/// rather than tables: such an input has no table rows to copy (`write_rows`).
+///
+/// # Errors
+/// As [`load`] when `path` names no readable file.
+pub fn is_array_input(path: impl AsRef<Path>) -> Result<bool> {
+    Ok(shards(path.as_ref())?.iter().all(|f| is_npy(f)))
 }
 
 /// Whether `path` names a NumPy array file.
@@ -158,8 +272,8 @@ fn is_npy(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
-/// A `.npy` feature array, with its role columns from `opts.meta`.
-fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
+/// A `.npy` feature array (or its shards `files`), with its role columns from `opts.meta`.
+fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table> {
     let shown = path.display().to_string();
     if opts.features.is_some() || !opts.exclude.is_empty() {
         return Err(Error::Unsupported {
@@ -167,7 +281,7 @@ fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
             what: "--features and --exclude pick columns of a CSV or Parquet table; every column of a .npy array is a feature".into(),
         });
     }
-    let x = crate::npy::read_matrix(path)?;
+    let x = crate::npy::read_matrix(files)?;
     let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
     let dataset = Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
     let roles = opts.roles();
@@ -190,7 +304,8 @@ fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
         (Some(meta), Some(_)) => meta,
     };
     let meta_shown = meta.display().to_string();
-    let (dataset, truth) = if is_npy(meta) {
+    let meta_files = shards(meta)?;
+    let (dataset, truth) = if meta_files.iter().all(|f| is_npy(f)) {
         if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
             return Err(Error::Unsupported {
                 path: meta_shown,
@@ -199,7 +314,10 @@ fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
                 ),
             });
         }
-        let labels = crate::npy::read_labels(meta)?;
+        let mut labels = Vec::new();
+        for file in &meta_files {
+            labels.extend(crate::npy::read_labels(file)?);
+        }
         let dataset = dataset
             .with_labels(Labels::from_values(&labels))
             .map_err(|error| Error::Data { path: meta_shown, error })?;
@@ -211,16 +329,16 @@ fn load_npy(path: &Path, opts: &LoadOptions) -> Result<Table> {
             meta: None,
             ..opts.clone()
         };
-        let (frame, names) = read_columns(meta, Some(&role_opts))?;
+        let (frame, names) = read_shards(meta, &meta_files, Some(&role_opts))?;
         check_named_columns(&meta_shown, &names, &role_opts)?;
         attach_roles(&meta_shown, &frame, dataset, opts)?
     };
     Ok(Table { dataset, truth, feature_names })
 }
 
-/// Reads every column of the file.
+/// Reads every column of the file (or of its shards, as one frame).
 pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
-    read_columns(path, None).map(|(frame, _)| frame)
+    read_shards(path, &shards(path)?, None).map(|(frame, _)| frame)
 }
 
 /// Every column `opts` names (roles, features, excluded) is one of the file's `names`.

@@ -1,0 +1,102 @@
+//! A table given as shards: a directory, or a file name with `*`, read as one table with the
+//! rows in file-name order.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+
+use poisonguard_io::{LoadOptions, Table, load};
+use polars::prelude::*;
+
+fn badnets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/poisoned/digits_badnets.parquet")
+}
+
+fn opts() -> LoadOptions {
+    LoadOptions {
+        label: Some("label".into()),
+        truth: Some("is_poison".into()),
+        ..LoadOptions::default()
+    }
+}
+
+fn same(a: &Table, b: &Table) {
+    assert_eq!(a.feature_names(), b.feature_names());
+    same_rows(a, b);
+}
+
+/// The same rows (an array's columns are named `#j`, not by the table's header).
+fn same_rows(a: &Table, b: &Table) {
+    assert_eq!(a.dataset().features(), b.dataset().features());
+    assert_eq!(a.dataset().labels(), b.dataset().labels());
+    assert_eq!(a.truth(), b.truth());
+}
+
+/// Writes rows `[start, end)` of the shipped table to `path` as Parquet.
+fn write_part(path: &Path, start: usize, end: usize) {
+    let file = std::fs::File::open(badnets()).unwrap();
+    let frame = ParquetReader::new(file).finish().unwrap();
+    let mut part = frame.slice(start as i64, end - start);
+    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut part).unwrap();
+}
+
+/// A C-order little-endian float32 `.npy` file of `x`'s rows `[start, end)`.
+fn write_npy(path: &Path, table: &Table, start: usize, end: usize) {
+    let x = table.dataset().features();
+    let d = x.ncols();
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {d}), }}", end - start);
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for i in start..end {
+        bytes.extend(x.row(i).iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn shards_read_as_the_whole_table() {
+    let whole = load(badnets(), &opts()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // written out of order: the file names, not the directory listing, give the order
+    write_part(&dir.path().join("part-2.parquet"), 1200, 1817);
+    write_part(&dir.path().join("part-0.parquet"), 0, 600);
+    write_part(&dir.path().join("part-1.parquet"), 600, 1200);
+    std::fs::write(dir.path().join("README.txt"), "not a shard").unwrap();
+    same(&whole, &load(dir.path(), &opts()).unwrap());
+    same(&whole, &load(dir.path().join("part-*.parquet"), &opts()).unwrap());
+    let one = load(dir.path().join("part-1*.parquet"), &opts()).unwrap();
+    assert_eq!(one.dataset().n_samples(), 600);
+
+    // .npy shards, with the labels and truth in one meta table
+    let arrays = tempfile::tempdir().unwrap();
+    for (k, (start, end)) in [(0, 1000), (1000, 1817)].into_iter().enumerate() {
+        write_npy(&arrays.path().join(format!("emb-{k}.npy")), &whole, start, end);
+    }
+    let o = LoadOptions { meta: Some(badnets()), ..opts() };
+    same_rows(&whole, &load(arrays.path(), &o).unwrap());
+}
+
+#[test]
+fn shards_that_do_not_fit_together_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_part(&dir.path().join("a.parquet"), 0, 100);
+    std::fs::write(dir.path().join("b.csv"), "x,label,is_poison\n1,0,0\n").unwrap();
+    let e = load(dir.path(), &opts()).unwrap_err().to_string();
+    assert!(e.contains("a shard of") && e.contains("b.csv"), "{e}");
+
+    std::fs::write(dir.path().join("c.npy"), b"\x93NUMPY").unwrap();
+    let e = load(dir.path(), &opts()).unwrap_err().to_string();
+    assert!(e.contains("mixes .npy arrays and tables"), "{e}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let e = load(empty.path(), &opts()).unwrap_err().to_string();
+    assert!(e.contains("names no .csv, .parquet or .npy file"), "{e}");
+    let e = load(empty.path().join("none-*.parquet"), &opts()).unwrap_err().to_string();
+    assert!(e.contains("names no .csv, .parquet or .npy file"), "{e}");
+}
