@@ -234,13 +234,71 @@ impl Centred {
 pub(crate) const KDTREE_MAX_DIM: usize = 12;
 
 /// `k` nearest reference rows of every query row; with `exclude_self` (queries = reference) a
-/// row is not its own neighbour. A k-d tree in low dimension, blocked GEMM otherwise.
+/// row is not its own neighbour. A k-d tree in low dimension, blocked GEMM otherwise. With
+/// `exclude_self`, a row with at least `k` exact copies is answered by them ([`copies`]) and
+/// not searched: a flood of identical rows would otherwise defeat both searches (the tree's
+/// pruning and the GEMM re-rank's completeness check both stall on ties at distance 0).
 fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) -> KnnGraph {
-    if reference.d <= KDTREE_MAX_DIM {
-        crate::kdtree::search(reference, queries, k, exclude_self)
+    let copied = if exclude_self { copies(reference, k) } else { Vec::new() };
+    let ids: Vec<u32> = (0..queries.n as u32)
+        .filter(|&i| copied.binary_search_by_key(&i, |c| c.0).is_err())
+        .collect();
+    let answers = if reference.d <= KDTREE_MAX_DIM {
+        crate::kdtree::answers(reference, queries, k, exclude_self, &ids)
     } else {
-        gemm_search(reference, queries, k, exclude_self)
+        gemm_answers(reference, queries, k, exclude_self, &ids)
+    };
+    let mut indices = vec![0u32; queries.n * k];
+    let mut distances = vec![0.0f32; queries.n * k];
+    let answered = ids.iter().copied().zip(answers).chain(copied.into_iter().map(|(i, c)| {
+        let neighbours: Vec<(u32, f32)> = c.into_iter().map(|j| (j, 0.0)).collect();
+        (i, neighbours)
+    }));
+    for (i, answer) in answered {
+        let at = i as usize * k;
+        for (slot, (j, d)) in answer.into_iter().enumerate() {
+            indices[at + slot] = j;
+            distances[at + slot] = d;
+        }
     }
+    KnnGraph::new(queries.n, k, indices, distances)
+}
+
+/// The rows of `x` that have at least `k` exact copies (equal centred rows, so at distance
+/// exactly 0), each with its answer: the `k` lowest-indexed copies other than itself, which is
+/// what the exact search returns (no row is nearer than 0; ties go to the lower index). Sorted by
+/// row. Rows are grouped by a hash of their bits, then compared, in O(n d + n log n).
+fn copies(x: &Centred, k: usize) -> Vec<(u32, Vec<u32>)> {
+    let hash = |i: usize| {
+        // FNV-1a over the values' bits, -0.0 read as 0.0 (they are at distance 0)
+        x.row(i).iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
+            (h ^ u64::from((v + 0.0).to_bits())).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let mut keyed: Vec<(u64, u32)> = (0..x.n).map(|i| (hash(i), i as u32)).collect();
+    keyed.sort_unstable();
+    let same =
+        |a: u32, b: u32| x.row(a as usize).iter().zip(x.row(b as usize)).all(|(&p, &q)| p == q);
+    let mut out = Vec::new();
+    for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > k) {
+        // within one hash, split into classes of equal rows (a collision is not a copy)
+        let mut rest: Vec<u32> = run.iter().map(|&(_, i)| i).collect();
+        while rest.len() > k {
+            let first = rest[0];
+            let (class, others): (Vec<u32>, Vec<u32>) = rest.iter().partition(|&&i| same(first, i));
+            if class.len() > k {
+                let lowest = &class[..=k];
+                for &i in &class {
+                    let answer: Vec<u32> =
+                        lowest.iter().copied().filter(|&j| j != i).take(k).collect();
+                    out.push((i, answer));
+                }
+            }
+            rest = others;
+        }
+    }
+    out.sort_unstable_by_key(|c| c.0);
+    out
 }
 
 /// The blocked search: `k` nearest reference rows of every query row; with `exclude_self`
@@ -251,15 +309,42 @@ pub(crate) fn gemm_search(
     k: usize,
     exclude_self: bool,
 ) -> KnnGraph {
-    let (n_ref, n_q) = (reference.n, queries.n);
+    let ids: Vec<u32> = (0..queries.n as u32).collect();
+    let answers = gemm_answers(reference, queries, k, exclude_self, &ids);
+    let (mut indices, mut distances) = (Vec::with_capacity(queries.n * k), Vec::new());
+    distances.reserve(queries.n * k);
+    for (j, dist) in answers.into_iter().flatten() {
+        indices.push(j);
+        distances.push(dist);
+    }
+    KnnGraph::new(queries.n, k, indices, distances)
+}
+
+/// The blocked search for the query rows `ids`: their `k` nearest reference rows, in `ids`
+/// order.
+fn gemm_answers(
+    reference: &Centred,
+    queries: &Centred,
+    k: usize,
+    exclude_self: bool,
+    ids: &[u32],
+) -> Vec<Vec<(u32, f32)>> {
+    let n_ref = reference.n;
+    let n_q = ids.len();
     let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
     let data = reference.mat();
-    let qmat = queries.mat();
     let max_norm = reference.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)));
+    let d = queries.d;
 
-    let block = |start: usize| -> Vec<(u32, f32)> {
+    let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
         let end = (start + QUERY_BLOCK).min(n_q);
-        let q = qmat.subrows(start, end - start);
+        let block_ids = &ids[start..end];
+        // the block's query rows, gathered (a block of the answered rows, not a copy of all)
+        let mut rows = Vec::with_capacity(block_ids.len() * d);
+        for &i in block_ids {
+            rows.extend_from_slice(queries.row(i as usize));
+        }
+        let q = MatRef::from_row_major_slice(&rows, block_ids.len(), d);
         let mut tops: Vec<TopK<f32>> = (start..end).map(|_| TopK::new(cap)).collect();
         // g = R Q^T, so that each query's products with the reference block are one contiguous
         // column and the scan below reads memory in order.
@@ -278,7 +363,7 @@ pub(crate) fn gemm_search(
             );
             let ref_norms = &reference.norms[r0..r1];
             for (qi, top) in tops.iter_mut().enumerate() {
-                let i = start + qi;
+                let i = block_ids[qi] as usize;
                 let nq = queries.norms[i];
                 let col = &g.col_as_slice(qi)[..r1 - r0];
                 // `nq + |r|^2 - 2 q.r <= worst`, with the query's norm moved to the bound
@@ -307,9 +392,9 @@ pub(crate) fn gemm_search(
         // approximate distance of at least the list's worst, so its true distance is at least
         // that minus the rounding bound of the GEMM expression; when this does not clear the k-th
         // exact distance (massive ties, duplicates), the row is searched exhaustively.
-        let mut out = Vec::with_capacity((end - start) * k);
+        let mut out = Vec::with_capacity(end - start);
         for (qi, top) in tops.into_iter().enumerate() {
-            let i = start + qi;
+            let i = block_ids[qi] as usize;
             let row = queries.row(i);
             let rank = |cands: &mut Vec<(f64, u32)>| {
                 cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -336,27 +421,20 @@ pub(crate) fn gemm_search(
                 rank(&mut all);
                 cands = all;
             }
-            out.extend(cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)));
+            out.push(cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect());
         }
         out
     };
 
     let starts: Vec<usize> = (0..n_q).step_by(QUERY_BLOCK).collect();
     #[cfg(feature = "parallel")]
-    let blocks: Vec<Vec<(u32, f32)>> = {
+    let blocks: Vec<Vec<Vec<(u32, f32)>>> = {
         use rayon::prelude::*;
         starts.par_iter().map(|&s| block(s)).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let blocks: Vec<Vec<(u32, f32)>> = starts.iter().map(|&s| block(s)).collect();
-
-    let mut indices = Vec::with_capacity(n_q * k);
-    let mut distances = Vec::with_capacity(n_q * k);
-    for (j, dist) in blocks.into_iter().flatten() {
-        indices.push(j);
-        distances.push(dist);
-    }
-    KnnGraph::new(n_q, k, indices, distances)
+    let blocks: Vec<Vec<Vec<(u32, f32)>>> = starts.iter().map(|&s| block(s)).collect();
+    blocks.into_iter().flatten().collect()
 }
 
 fn check_rows(n: usize) -> Result<()> {

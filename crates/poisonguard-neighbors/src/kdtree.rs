@@ -1,7 +1,6 @@
 //! Exact kNN with a k-d tree, for low-dimensional data where matrix products waste their work.
 
 use crate::exact::{Centred, TopK, exact_d2};
-use poisonguard_core::KnnGraph;
 
 /// Rows per leaf.
 const LEAF_SIZE: usize = 32;
@@ -144,41 +143,44 @@ impl<'a> KdTree<'a> {
 /// Queries answered per parallel task.
 const QUERY_CHUNK: usize = 1024;
 
-/// kNN of every query row against the reference rows through a k-d tree. When the queries are
-/// the reference rows, they are answered in the tree's leaf order, so that consecutive queries
-/// touch the same leaves (cache locality); results are stored by row, so the order of work does
-/// not change them.
-pub(crate) fn search(
+/// kNN of the query rows `ids` (ascending) against the reference rows through a k-d tree, in
+/// `ids` order. When the queries are the reference rows, they are answered in the tree's leaf
+/// order, so that consecutive queries touch the same leaves (cache locality); answers are
+/// returned by row, so the order of work does not change them.
+pub(crate) fn answers(
     reference: &Centred,
     queries: &Centred,
     k: usize,
     exclude_self: bool,
-) -> KnnGraph {
+    ids: &[u32],
+) -> Vec<Vec<(u32, f32)>> {
     let tree = KdTree::new(reference);
-    let sequence: Vec<u32> =
-        if exclude_self { tree.order.clone() } else { (0..queries.n as u32).collect() };
-    let chunk = |ids: &[u32]| -> Vec<Vec<(u32, f32)>> {
-        ids.iter()
+    let wanted = |i: &u32| ids.binary_search(i).is_ok();
+    let sequence: Vec<u32> = if exclude_self {
+        tree.order.iter().copied().filter(wanted).collect()
+    } else {
+        ids.to_vec()
+    };
+    let chunk = |chunk_ids: &[u32]| -> Vec<Vec<(u32, f32)>> {
+        chunk_ids
+            .iter()
             .map(|&i| tree.query(queries.row(i as usize), k, exclude_self.then_some(i as usize)))
             .collect()
     };
     #[cfg(feature = "parallel")]
-    let answers: Vec<Vec<Vec<(u32, f32)>>> = {
+    let found: Vec<Vec<Vec<(u32, f32)>>> = {
         use rayon::prelude::*;
         sequence.par_chunks(QUERY_CHUNK).map(chunk).collect()
     };
     #[cfg(not(feature = "parallel"))]
-    let answers: Vec<Vec<Vec<(u32, f32)>>> = sequence.chunks(QUERY_CHUNK).map(chunk).collect();
-    let mut indices = vec![0u32; queries.n * k];
-    let mut distances = vec![0.0f32; queries.n * k];
-    for (&i, answer) in sequence.iter().zip(answers.into_iter().flatten()) {
-        let at = i as usize * k;
-        for (slot, (j, d)) in answer.into_iter().enumerate() {
-            indices[at + slot] = j;
-            distances[at + slot] = d;
+    let found: Vec<Vec<Vec<(u32, f32)>>> = sequence.chunks(QUERY_CHUNK).map(chunk).collect();
+    let mut out = vec![Vec::new(); ids.len()];
+    for (i, answer) in sequence.iter().zip(found.into_iter().flatten()) {
+        if let Ok(at) = ids.binary_search(i) {
+            out[at] = answer;
         }
     }
-    KnnGraph::new(queries.n, k, indices, distances)
+    out
 }
 
 #[cfg(test)]
@@ -196,13 +198,15 @@ mod tests {
         let x = Array2::from_shape_fn((3000, 6), |_| rng.random_range(0..4) as f32);
         let (mean, scale) = centre_and_scale(&[x.view()]);
         let c = Centred::new(x.view(), &mean, scale);
-        let a = search(&c, &c, 7, true);
+        let all: Vec<u32> = (0..3000).collect();
+        let a = answers(&c, &c, 7, true, &all);
         let b = gemm_search(&c, &c, 7, true);
         for i in 0..3000 {
             let d = |j: u32| exact_d2(c.row(i), c.row(j as usize));
-            let da: Vec<f64> = a.neighbors(i).iter().map(|&j| d(j)).collect();
+            let ja: Vec<u32> = a[i].iter().map(|&(j, _)| j).collect();
+            let da: Vec<f64> = ja.iter().map(|&j| d(j)).collect();
             let db: Vec<f64> = b.neighbors(i).iter().map(|&j| d(j)).collect();
-            assert_eq!(a.neighbors(i), b.neighbors(i), "row {i}: {da:?} vs {db:?}");
+            assert_eq!(ja, b.neighbors(i), "row {i}: {da:?} vs {db:?}");
         }
     }
 }

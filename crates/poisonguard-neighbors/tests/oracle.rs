@@ -167,3 +167,25 @@ fn huge_finite_values_neither_panic_nor_mislead() {
         assert_eq!(g.neighbors(2), want.as_slice(), "d = {d}");
     }
 }
+
+/// A flood: rows with more than `k` identical copies are answered by their copies (distance 0,
+/// lowest indices), which must be exactly what the search returns; in low dimension (k-d tree)
+/// and high (blocked products), with a group smaller than `k` that is searched as usual.
+#[test]
+fn floods_of_identical_rows_match_naive() {
+    let mut rng = SmallRng::seed_from_u64(41);
+    for d in [4, 20] {
+        let mut x = Array2::from_shape_fn((500, d), |_| rng.random_range(-3.0f32..3.0));
+        let flood = x.row(7).to_owned();
+        let small = x.row(11).to_owned();
+        for i in (0..500).filter(|i| i % 4 == 1) {
+            x.row_mut(i).assign(&flood); // 125 copies
+        }
+        for i in [40, 90, 300] {
+            x.row_mut(i).assign(&small); // 4 copies with row 11
+        }
+        for k in [5, 10] {
+            check(&x, k);
+        }
+    }
+}
