@@ -930,3 +930,24 @@ mod formats {
         assert!(stderr(&o).contains("copy rows of a CSV or Parquet input"), "{}", stderr(&o));
     }
 }
+
+mod unused_columns {
+    use super::*;
+
+    /// A column of a type the audit cannot use (struct, decimal) does not matter when the audit
+    /// does not use it: only the columns it reads are read.
+    #[test]
+    fn a_struct_or_decimal_column_left_out_is_never_read() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input");
+        for (file, column) in
+            [("struct_column.parquet", "meta"), ("decimal_column.parquet", "price")]
+        {
+            let input = dir.join(file);
+            let input = input.to_str().unwrap();
+            let o = poisonguard(&["scan", input, "--label", "label", "--exclude", column]);
+            assert!(o.status.success(), "{file}: {}", stderr(&o));
+            let o = poisonguard(&["scan", input, "--label", "label", "--features", "a,b"]);
+            assert!(o.status.success(), "{file}: {}", stderr(&o));
+        }
+    }
+}
