@@ -143,15 +143,6 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
     Ok(Header { kind, big_endian, shape })
 }
 
-/// One element's bytes in file order, as little-endian.
-fn ordered(bytes: &[u8], big_endian: bool) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    if big_endian {
-        b.reverse();
-    }
-    b
-}
-
 /// IEEE half precision to f32 (exact: every f16 is an f32).
 fn f16_to_f32(bits: u16) -> f32 {
     let sign = u32::from(bits >> 15) << 31;
@@ -172,13 +163,28 @@ fn f16_to_f32(bits: u16) -> f32 {
 }
 
 /// A float element as f64 (the file's exact value).
-fn float_of(bytes: &[u8], width: usize, big_endian: bool) -> f64 {
-    let b = ordered(bytes, big_endian);
-    match width {
-        2 => f64::from(f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
-        4 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        _ => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+#[inline]
+fn float_of(b: &[u8], width: usize, big_endian: bool) -> f64 {
+    match (width, big_endian) {
+        (2, false) => f64::from(f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        (2, true) => f64::from(f16_to_f32(u16::from_be_bytes([b[0], b[1]]))),
+        (4, false) => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        (4, true) => f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        (_, false) => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        (_, true) => f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
     }
+}
+
+/// An integer element (`size` bytes, signed or not) as i128, exactly.
+fn int_of(b: &[u8], size: usize, signed: bool, big_endian: bool) -> i128 {
+    let mut le = [0u8; 8];
+    for (t, slot) in le.iter_mut().enumerate().take(size) {
+        *slot = if big_endian { b[size - 1 - t] } else { b[t] };
+    }
+    if signed && le[size - 1] & 0x80 != 0 {
+        le[size..].fill(0xff);
+    }
+    if signed { i128::from(i64::from_le_bytes(le)) } else { i128::from(u64::from_le_bytes(le)) }
 }
 
 /// Streams `count` elements of `size` bytes to `each(index, bytes)`.
@@ -257,16 +263,16 @@ pub(crate) fn read_matrix(paths: &[PathBuf]) -> Result<Array2<f32>> {
         let part = &mut cells[start * d..(start + rows) * d];
         stream(path, &mut r, rows * d, width, |k, bytes| {
             let v = float_of(bytes, width, h.big_endian);
-            let (row, col) = (k / d, k % d);
-            let column = format!("#{col}");
-            if !v.is_finite() {
-                return Err(Error::NonFinite { path: shown.clone(), column, row, value: v });
+            if v.is_finite() && v.abs() <= f64::from(f32::MAX) {
+                part[k] = v as f32;
+                return Ok(());
             }
-            if v.abs() > f64::from(f32::MAX) {
-                return Err(Error::OutOfF32Range { path: shown.clone(), column, row, value: v });
-            }
-            part[k] = v as f32;
-            Ok(())
+            let (path, column, row) = (shown.clone(), format!("#{}", k % d), k / d);
+            Err(if v.is_finite() {
+                Error::OutOfF32Range { path, column, row, value: v }
+            } else {
+                Error::NonFinite { path, column, row, value: v }
+            })
         })?;
         start += rows;
     }
@@ -283,17 +289,9 @@ pub(crate) fn read_labels(path: &Path) -> Result<Vec<LabelValue>> {
     let size = h.kind.size();
     let mut out = Vec::with_capacity(*n);
     stream(path, &mut r, *n, size, |row, bytes| {
-        let b = ordered(bytes, h.big_endian && !matches!(h.kind, Kind::Unicode(_)));
         let value = match h.kind {
-            Kind::Int(_) => {
-                let mut le = [if b[size - 1] & 0x80 != 0 { 0xff } else { 0 }; 8];
-                le[..size].copy_from_slice(&b);
-                LabelValue::Int(i64::from_le_bytes(le))
-            }
-            Kind::Uint(_) => {
-                let mut le = [0u8; 8];
-                le[..size].copy_from_slice(&b);
-                let v = u64::from_le_bytes(le);
+            Kind::Int(_) | Kind::Uint(_) => {
+                let v = int_of(bytes, size, matches!(h.kind, Kind::Int(_)), h.big_endian);
                 LabelValue::Int(i64::try_from(v).map_err(|_| Error::LabelOverflow {
                     path: path.display().to_string(),
                     column: "label".into(),
@@ -301,7 +299,7 @@ pub(crate) fn read_labels(path: &Path) -> Result<Vec<LabelValue>> {
                     value: v.to_string(),
                 })?)
             }
-            Kind::Bool => LabelValue::Int(i64::from(b[0] != 0)),
+            Kind::Bool => LabelValue::Int(i64::from(bytes[0] != 0)),
             Kind::Unicode(_) => {
                 let text: String = bytes
                     .chunks_exact(4)
@@ -352,6 +350,15 @@ mod tests {
             parse_header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn integers_read_in_both_byte_orders() {
+        assert_eq!(int_of(&(-3i16).to_le_bytes(), 2, true, false), -3);
+        assert_eq!(int_of(&(-3i32).to_be_bytes(), 4, true, true), -3);
+        assert_eq!(int_of(&u64::MAX.to_le_bytes(), 8, false, false), i128::from(u64::MAX));
+        assert_eq!(int_of(&[200u8], 1, false, false), 200);
+        assert_eq!(int_of(&[200u8], 1, true, false), -56);
     }
 
     #[test]
