@@ -24,6 +24,24 @@ pub enum DataError {
         /// The offending value.
         value: f32,
     },
+    /// A finite feature value beyond f32's range (features are stored as f32).
+    #[error("feature value at row {row}, column {col} ({value}) is beyond the f32 range")]
+    OutOfF32Range {
+        /// 0-based row.
+        row: usize,
+        /// 0-based feature column.
+        col: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A label that poisonguard cannot hold (an integer beyond i64).
+    #[error("label at row {row} ({value}) does not fit in a 64-bit integer")]
+    LabelOutOfRange {
+        /// 0-based row.
+        row: usize,
+        /// The label, rendered.
+        value: String,
+    },
     /// A per-row vector (labels, ids, sources, probabilities) does not have one entry per row.
     #[error("{what} has {actual} entries but the dataset has {expected} rows")]
     LengthMismatch {

@@ -35,6 +35,8 @@ mod evidence;
 mod findings;
 mod info;
 mod knn;
+#[cfg(feature = "linfa")]
+mod linfa_data;
 pub mod metrics;
 mod report;
 mod scale;
@@ -74,6 +76,8 @@ pub use findings::{
 };
 pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores};
 pub use knn::{FitContext, KnnGraph};
+#[cfg(feature = "linfa")]
+pub use linfa_data::{LinfaRecord, LinfaTarget};
 pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
 pub use state::{SaveState, StateError, load_state};
