@@ -845,18 +845,38 @@ mod formats {
         std::fs::write(path, bytes).unwrap();
     }
 
-    /// `table` as a Parquet file with the features in one column `emb` of float32 lists (of
-    /// fixed size when `fixed`), beside `label` and `is_poison`.
-    fn write_embedding_parquet(path: &Path, table: &poisonguard_io::Table, fixed: bool) {
+    /// How a test table stores its features.
+    #[derive(Debug, Clone, Copy)]
+    enum Layout {
+        /// One float32 column per feature, named `#0`, `#1`, ...
+        Columns,
+        /// One column `emb` of float32 lists.
+        List,
+        /// One column `emb` of fixed-size float32 lists.
+        Fixed,
+    }
+
+    /// `table` as a Parquet file with its features laid out as `layout` says, beside `label` and
+    /// `is_poison`.
+    fn write_parquet(path: &Path, table: &poisonguard_io::Table, layout: Layout) {
         use polars::prelude::*;
         let data = table.dataset();
         let x = data.features();
-        let rows: Vec<Series> =
-            x.rows().into_iter().map(|r| Series::new("".into(), r.to_vec())).collect();
-        let mut emb = Series::new("emb".into(), rows);
-        if fixed {
-            emb = emb.cast(&DataType::Array(Box::new(DataType::Float32), x.ncols())).unwrap();
-        }
+        let mut columns: Vec<Column> = match layout {
+            Layout::Columns => (0..x.ncols())
+                .map(|j| Series::new(format!("#{j}").into(), x.column(j).to_vec()).into())
+                .collect(),
+            Layout::List | Layout::Fixed => {
+                let rows: Vec<Series> =
+                    x.rows().into_iter().map(|r| Series::new("".into(), r.to_vec())).collect();
+                let mut emb = Series::new("emb".into(), rows);
+                if let Layout::Fixed = layout {
+                    let fixed = DataType::Array(Box::new(DataType::Float32), x.ncols());
+                    emb = emb.cast(&fixed).unwrap();
+                }
+                vec![emb.into()]
+            }
+        };
         let labels = data.labels().unwrap();
         let label: Vec<i64> = (0..data.n_samples())
             .map(|i| match labels.value_of_row(i) {
@@ -865,20 +885,14 @@ mod formats {
             })
             .collect();
         let truth: Vec<i64> = table.truth().unwrap().iter().map(|&t| i64::from(t)).collect();
-        let mut frame = DataFrame::new(
-            data.n_samples(),
-            vec![
-                emb.into(),
-                Series::new("label".into(), label).into(),
-                Series::new("is_poison".into(), truth).into(),
-            ],
-        )
-        .unwrap();
+        columns.push(Series::new("label".into(), label).into());
+        columns.push(Series::new("is_poison".into(), truth).into());
+        let mut frame = DataFrame::new(data.n_samples(), columns).unwrap();
         ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut frame).unwrap();
     }
 
-    /// The shipped BadNets digits as a Parquet table and as a `.npy` feature array with its
-    /// labels and truth in a meta table, and with its features in one list column: the same
+    /// The shipped BadNets digits as CSV columns, Parquet columns, a `.npy` feature array with
+    /// its labels and truth in a meta table, a list column and a fixed-size list column: the same
     /// report, byte for byte.
     #[test]
     fn npy_arrays_and_embedding_columns_scan_as_the_parquet_table() {
@@ -903,27 +917,47 @@ mod formats {
         let meta_path = dir.path().join("meta.csv");
         std::fs::write(&meta_path, meta).unwrap();
 
-        let common = ["--label", "label", "--truth", "is_poison"];
-        let mut a = vec!["scan", parquet.to_str().unwrap()];
-        a.extend(common);
-        let mut b = vec!["scan", npy.to_str().unwrap(), "--meta", meta_path.to_str().unwrap()];
-        b.extend(common);
-        let (ra, rb) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-        let expected = scan_report(&a, &ra);
-        assert_eq!(expected, scan_report(&b, &rb));
-
-        // and as one embedding column of lists, and of fixed-size lists
-        for fixed in [false, true] {
-            let path = dir.path().join(format!("emb_{fixed}.parquet"));
-            write_embedding_parquet(&path, &table, fixed);
-            let mut c = vec!["scan", path.to_str().unwrap(), "--embedding", "emb"];
-            c.extend(common);
-            let rc = dir.path().join(format!("c_{fixed}.csv"));
-            assert_eq!(expected, scan_report(&c, &rc), "fixed-size lists: {fixed}");
+        // the reference: the same rows as CSV columns named as an array's (#0, #1, ...), so
+        // that reasons naming a feature read the same in every form
+        let mut csv = (0..x.ncols()).map(|j| format!("#{j}")).collect::<Vec<_>>().join(",");
+        csv.push_str(",label,is_poison\n");
+        for (i, t) in table.truth().unwrap().iter().enumerate() {
+            let row: Vec<String> = x.row(i).iter().map(ToString::to_string).collect();
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                row.join(","),
+                labels.value_of_row(i),
+                u8::from(*t)
+            ));
         }
+        let csv_path = dir.path().join("digits.csv");
+        std::fs::write(&csv_path, csv).unwrap();
+
+        let common = ["--label", "label", "--truth", "is_poison"];
+        let report = |input: &Path, extra: &[&str], name: &str| {
+            let mut args = vec!["scan", input.to_str().unwrap()];
+            args.extend(extra);
+            args.extend(common);
+            scan_report(&args, &dir.path().join(name))
+        };
+        let expected = report(&csv_path, &[], "csv.csv");
+        let b = ["--meta", meta_path.to_str().unwrap()];
+        assert_eq!(expected, report(&npy, &b, "npy.csv"), ".npy + meta");
+        for layout in [Layout::Columns, Layout::List, Layout::Fixed] {
+            let path = dir.path().join(format!("{layout:?}.parquet"));
+            write_parquet(&path, &table, layout);
+            let extra: &[&str] = match layout {
+                Layout::Columns => &[],
+                Layout::List | Layout::Fixed => &["--embedding", "emb"],
+            };
+            assert_eq!(expected, report(&path, extra, &format!("{layout:?}.csv")), "{layout:?}");
+        }
+
         // the rows of an array cannot be copied as table rows
         let out = dir.path().join("clean.csv");
-        let mut c = b.clone();
+        let mut c = vec!["scan", npy.to_str().unwrap()];
+        c.extend(b);
+        c.extend(common);
         c.extend(["--clean-output", out.to_str().unwrap()]);
         let o = poisonguard(&c);
         assert_eq!(o.status.code(), Some(2));

@@ -621,8 +621,10 @@ fn table_from_frame(
     }
 
     let features = feature_matrix(p, frame, &feature_names)?;
-    let dataset =
-        Dataset::new(features).map_err(|error| Error::Data { path: shown.clone(), error })?;
+    // the header's names go with the features, so that reasons and a saved model name them
+    let dataset = Dataset::new(features)
+        .and_then(|d| d.with_feature_names(feature_names.clone()))
+        .map_err(|error| Error::Data { path: shown.clone(), error })?;
     let (dataset, truth) = attach_roles(p, frame, dataset, opts)?;
     Ok(Table { dataset, truth, feature_names })
 }

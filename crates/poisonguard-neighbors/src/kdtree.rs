@@ -201,9 +201,9 @@ mod tests {
         let all: Vec<u32> = (0..3000).collect();
         let a = answers(&c, &c, 7, true, &all);
         let b = gemm_search(&c, &c, 7, true);
-        for i in 0..3000 {
+        for (i, answer) in a.iter().enumerate() {
             let d = |j: u32| exact_d2(c.row(i), c.row(j as usize));
-            let ja: Vec<u32> = a[i].iter().map(|&(j, _)| j).collect();
+            let ja: Vec<u32> = answer.iter().map(|&(j, _)| j).collect();
             let da: Vec<f64> = ja.iter().map(|&j| d(j)).collect();
             let db: Vec<f64> = b.neighbors(i).iter().map(|&j| d(j)).collect();
             assert_eq!(ja, b.neighbors(i), "row {i}: {da:?} vs {db:?}");
