@@ -32,5 +32,9 @@ mod read;
 mod write;
 
 pub use error::{Error, Result};
-pub use read::{Format, LoadOptions, Table, attach_pred_probs, is_array_input, load};
-pub use write::{report_columns, write_dataset, write_report, write_rows};
+pub use read::{Format, LoadOptions, Table, attach_pred_probs, from_frame, is_array_input, load};
+pub use write::{report_columns, report_frame, write_dataset, write_report, write_rows};
+
+/// The polars this crate reads and writes frames with ([`from_frame`], [`report_frame`]): use it
+/// to build frames of the same version.
+pub use polars;

@@ -258,6 +258,39 @@ fn read_shards(
     Ok((frame, names))
 }
 
+/// A polars `DataFrame` a pipeline already holds, read as [`load`] reads a file's columns (the
+/// same roles, feature selection, embedding column, checks and errors; the file name in errors
+/// is `DataFrame`). [`load`] itself reads the file into a frame and converts it here, so the
+/// two give the same table.
+///
+/// ```
+/// use poisonguard_io::{LoadOptions, from_frame, polars::prelude::*};
+/// let frame = df!("a" => [1.0f32, 2.0, 3.5], "b" => [0.5f32, 0.1, 0.2], "label" => [0i64, 1, 1])?;
+/// let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+/// let table = from_frame(&frame, &opts)?;
+/// assert_eq!(table.dataset().n_features(), 2);
+/// assert_eq!(table.feature_names(), ["a", "b"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`load`], for the frame's columns.
+pub fn from_frame(frame: &DataFrame, opts: &LoadOptions) -> Result<Table> {
+    let path = Path::new("DataFrame");
+    if let Some(meta) = &opts.meta {
+        return Err(Error::Unsupported {
+            path: meta.display().to_string(),
+            what: "a meta file goes with a .npy feature array; a frame holds its own label, id, source and truth columns".into(),
+        });
+    }
+    if frame.height() == 0 {
+        return Err(Error::NoRows { path: "DataFrame".into() });
+    }
+    let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    check_named_columns("DataFrame", &names, opts)?;
+    table_from_frame(path, frame, &names, opts)
+}
+
 /// Whether `path` (a file, a directory of shards or a wildcard name) is read as NumPy arrays
 /// rather than tables: such an input has no table rows to copy (`write_rows`).
 ///
@@ -673,6 +706,9 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
     let mut x = Array2::<f32>::zeros((n, names.len()));
     for (j, name) in names.iter().enumerate() {
         let col = get(frame, path, name, "feature")?;
+        if matches!(col.dtype(), DataType::List(_) | DataType::Array(..)) {
+            return Err(Error::ListColumn { path: path.to_string(), column: name.clone() });
+        }
         if !is_numeric(col.dtype()) {
             return Err(non_numeric(path, name, col));
         }

@@ -76,35 +76,47 @@ pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> 
     let path = path.as_ref();
     let shown = path.display().to_string();
     let format = Format::of(path, true)?;
-    let names = report_columns(report, data);
-    let values = report_values(report, data);
     let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
-    match format {
-        Format::Json => write_json(BufWriter::new(file), &names, &values)
-            .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() }),
-        Format::Csv | Format::Parquet => {
-            let columns: Vec<Column> = names
-                .iter()
-                .zip(values)
-                .map(|(name, v)| {
-                    let name = PlSmallStr::from(name.as_str());
-                    match v {
-                        Values::Int(v) => Column::new(name, v),
-                        Values::Float(v) => Column::new(name, v),
-                        Values::Bool(v) => Column::new(name, v),
-                        Values::Text(v) => Column::new(name, v),
-                    }
-                })
-                .collect();
-            let mut frame = DataFrame::new(report.n_samples(), columns).map_err(write_err)?;
-            if format == Format::Csv {
-                CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err)
-            } else {
-                ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err)
-            }
-        }
+    if format == Format::Json {
+        let (names, values) = (report_columns(report, data), report_values(report, data));
+        return write_json(BufWriter::new(file), &names, &values)
+            .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() });
     }
+    let mut frame = frame_of(report, data).map_err(write_err)?;
+    if format == Format::Csv {
+        CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err)
+    } else {
+        ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err)
+    }
+}
+
+/// The report as a polars `DataFrame`, one row per input row, in input order, with the columns of
+/// [`report_columns`]: what [`write_report`] writes as CSV or Parquet, for a pipeline that keeps
+/// working in polars.
+///
+/// # Errors
+/// [`Error::Write`] if polars refuses the columns (it does not for a report of `data`).
+pub fn report_frame(report: &Report, data: &Dataset) -> Result<DataFrame> {
+    frame_of(report, data)
+        .map_err(|e| Error::Write { path: "DataFrame".into(), message: e.to_string() })
+}
+
+fn frame_of(report: &Report, data: &Dataset) -> PolarsResult<DataFrame> {
+    let columns: Vec<Column> = report_columns(report, data)
+        .iter()
+        .zip(report_values(report, data))
+        .map(|(name, v)| {
+            let name = PlSmallStr::from(name.as_str());
+            match v {
+                Values::Int(v) => Column::new(name, v),
+                Values::Float(v) => Column::new(name, v),
+                Values::Bool(v) => Column::new(name, v),
+                Values::Text(v) => Column::new(name, v),
+            }
+        })
+        .collect();
+    DataFrame::new(report.n_samples(), columns)
 }
 
 fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::io::Result<()> {
