@@ -810,6 +810,31 @@ mod model {
         poisonguard_io::write_report(&lib, &report, &new).unwrap();
         assert_eq!(cli, std::fs::read(&lib).unwrap());
 
+        // a table whose columns carry other names is not the table the model knows
+        let renamed = dir.path().join("renamed.csv");
+        let header: Vec<String> = (0..64).map(|j| format!("pixel{j}")).collect();
+        let mut text = format!("{},label\n", header.join(","));
+        for row in 0..20 {
+            let values: Vec<String> = (0..64).map(|j| ((row * 7 + j) % 17).to_string()).collect();
+            text.push_str(&format!("{},{}\n", values.join(","), row % 10));
+        }
+        std::fs::write(&renamed, text).unwrap();
+        let o = poisonguard(&[
+            "scan",
+            renamed.to_str().unwrap(),
+            "--label",
+            "label",
+            "--model",
+            model_s,
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o)
+                .contains("feature column 0 is \"pixel0\" in the data but \"f0\" in the model"),
+            "{}",
+            stderr(&o)
+        );
+
         // without --truth, is_poison is a 65th feature: the model says so
         let o = poisonguard(&["scan", incoming, "--label", "label", "--model", model_s]);
         assert_eq!(o.status.code(), Some(2));
