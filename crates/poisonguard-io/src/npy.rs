@@ -56,15 +56,9 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: shown.clone() },
-        _ => Error::Io { path: shown.clone(), source: e },
-    })?;
-    if meta.len() == 0 {
-        return Err(Error::EmptyFile { path: shown });
-    }
-    let file = File::open(path).map_err(|e| Error::Io { path: shown, source: e })?;
+    crate::read::check_input_file(path)?;
+    let file =
+        File::open(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
     Ok(BufReader::with_capacity(CHUNK, file))
 }
 

@@ -445,13 +445,9 @@ fn readable(dtype: &ArrowDataType) -> bool {
     )
 }
 
-/// Reads the file; for Parquet, only the columns a load with `opts` uses (all with `None`), so
-/// that an unused column of a type this build cannot read (struct, decimal, float16, lists) is
-/// never touched, and a used one is named in a clear error instead of failing inside the reader.
-/// Returns the frame and the names of all the file's columns.
-fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, Vec<String>)> {
+/// An input file exists and is not empty (the errors every reader gives first).
+pub(crate) fn check_input_file(path: &Path) -> Result<()> {
     let shown = path.display().to_string();
-    let format = Format::of(path, false)?;
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound { path: shown.clone() },
         _ => Error::Io { path: shown.clone(), source: e },
@@ -459,6 +455,17 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
     if meta.len() == 0 {
         return Err(Error::EmptyFile { path: shown });
     }
+    Ok(())
+}
+
+/// Reads the file; for Parquet, only the columns a load with `opts` uses (all with `None`), so
+/// that an unused column of a type this build cannot read (struct, decimal, float16, lists) is
+/// never touched, and a used one is named in a clear error instead of failing inside the reader.
+/// Returns the frame and the names of all the file's columns.
+fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, Vec<String>)> {
+    let shown = path.display().to_string();
+    let format = Format::of(path, false)?;
+    check_input_file(path)?;
     let parse = |format: &'static str| {
         let path = shown.clone();
         // polars' first line says what is wrong; the rest is advice for its Python options
