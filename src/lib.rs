@@ -697,20 +697,13 @@ mod tests {
 
     #[test]
     fn one_strong_detector_is_not_drowned_and_outliers_share_a_weight() {
-        let run = |id: &'static str, p: Vec<f64>| DetectorRun {
-            id: DetectorId::new(id),
-            family: registered(id).unwrap().info().family,
-            detection: Detection::with_threshold(vec![0.0; p.len()], 0.5, |_, s| Reason::Score {
-                score: s,
-                threshold: 0.5,
+        let run = |id: &'static str, p: Vec<f64>| {
+            let detection = Detection::with_threshold(vec![0.0; p.len()], 0.5, |_, s| {
+                Reason::Score { score: s, threshold: 0.5 }
             })
             .unwrap()
-            .with_p_values(p),
-            class_findings: vec![],
-            skipped_classes: vec![],
-            noise_matrix: None,
-            estimate: None,
-            source_findings: vec![],
+            .with_p_values(p);
+            DetectorRun::new(DetectorId::new(id), registered(id).unwrap().info().family, detection)
         };
         // row 0: spectre alone is sure; row 1: both outlier detectors; row 2: nothing
         let runs = vec![

@@ -204,17 +204,9 @@ impl FittedAudit {
             .par_iter()
             .map(|(info, fitted)| match fitted.detect(data) {
                 Ok(detection) => {
-                    let flags = detection.flagged();
-                    Ok(DetectorRun {
-                        id: info.id,
-                        family: info.family,
-                        detection,
-                        class_findings: Vec::new(),
-                        skipped_classes: Vec::new(),
-                        noise_matrix: None,
-                        estimate: None,
-                        source_findings: crate::source_findings(data, &flags),
-                    })
+                    let mut run = DetectorRun::new(info.id, info.family, detection);
+                    run.source_findings = crate::source_findings(data, &run.detection.flagged());
+                    Ok(run)
                 }
                 Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
             })

@@ -28,6 +28,22 @@ pub struct DetectorRun {
 }
 
 impl DetectorRun {
+    /// A run that has only its detection: no class findings, skipped classes, noise matrix,
+    /// estimate or source tests (what scoring new rows against a fit gives; set the fields that
+    /// apply).
+    pub fn new(id: DetectorId, family: Family, detection: Detection) -> Self {
+        Self {
+            id,
+            family,
+            detection,
+            class_findings: Vec::new(),
+            skipped_classes: Vec::new(),
+            noise_matrix: None,
+            estimate: None,
+            source_findings: Vec::new(),
+        }
+    }
+
     /// Whether the detector has no evidence on any row (every p-value is 1: its class gate
     /// declared no class attacked, it found no near-duplicate): it then abstains from the
     /// audit's combination.
@@ -231,16 +247,7 @@ mod tests {
         })
         .unwrap()
         .with_p_values(vec![1e-6, 0.5, 1.0]);
-        let run = DetectorRun {
-            id: DetectorId::new("d"),
-            family: Family::Outlier,
-            detection: det,
-            class_findings: vec![],
-            skipped_classes: vec![],
-            noise_matrix: None,
-            estimate: None,
-            source_findings: vec![],
-        };
+        let run = DetectorRun::new(DetectorId::new("d"), Family::Outlier, det);
         let report = Report::new(vec![run], vec![], vec![1e-6, 0.5, 1.0], 0.1);
         assert!(report.is_flagged(0) && !report.is_flagged(1));
         assert_eq!(report.reasons_of_row(0), "combined evidence: d p = 1.0e-6");

@@ -38,16 +38,7 @@ fn a_frame_reads_as_its_file_and_the_report_comes_back_as_a_frame() {
         threshold: 5.5,
     })
     .unwrap();
-    let run = DetectorRun {
-        id: DetectorId::new("toy"),
-        family: Family::Outlier,
-        detection,
-        class_findings: Vec::new(),
-        skipped_classes: Vec::new(),
-        noise_matrix: None,
-        estimate: None,
-        source_findings: Vec::new(),
-    };
+    let run = DetectorRun::new(DetectorId::new("toy"), Family::Outlier, detection);
     let p = vec![0.5; data.n_samples()];
     let report = Report::new(vec![run], Vec::new(), p, 0.1);
     let out = report_frame(&report, data).unwrap();

@@ -91,16 +91,7 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
         Reason::Score { score: s, threshold: 1.0 }
     })
     .unwrap();
-    let run = DetectorRun {
-        id: DetectorId::new("demo"),
-        family: poisonguard_core::Family::Outlier,
-        detection: det,
-        class_findings: vec![],
-        skipped_classes: vec![],
-        noise_matrix: None,
-        estimate: None,
-        source_findings: vec![],
-    };
+    let run = DetectorRun::new(DetectorId::new("demo"), poisonguard_core::Family::Outlier, det);
     (Report::new(vec![run], vec![], vec![0.5, 0.9, 1e-6], 0.1), data)
 }
 
