@@ -248,12 +248,21 @@ fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) 
     } else {
         gemm_answers(reference, queries, k, exclude_self, &ids)
     };
-    let mut indices = vec![0u32; queries.n * k];
-    let mut distances = vec![0.0f32; queries.n * k];
     let answered = ids.iter().copied().zip(answers).chain(copied.into_iter().map(|(i, c)| {
         let neighbours: Vec<(u32, f32)> = c.into_iter().map(|j| (j, 0.0)).collect();
         (i, neighbours)
     }));
+    graph_of(queries.n, k, answered)
+}
+
+/// The graph of `n` rows from each row's `k` `(neighbour, distance)` pairs, rows in any order.
+fn graph_of(
+    n: usize,
+    k: usize,
+    answered: impl Iterator<Item = (u32, Vec<(u32, f32)>)>,
+) -> KnnGraph {
+    let mut indices = vec![0u32; n * k];
+    let mut distances = vec![0.0f32; n * k];
     for (i, answer) in answered {
         let at = i as usize * k;
         for (slot, (j, d)) in answer.into_iter().enumerate() {
@@ -261,7 +270,7 @@ fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) 
             distances[at + slot] = d;
         }
     }
-    KnnGraph::new(queries.n, k, indices, distances)
+    KnnGraph::new(n, k, indices, distances)
 }
 
 /// The rows of `x` that have at least `k` exact copies (equal centred rows, so at distance
@@ -311,13 +320,7 @@ pub(crate) fn gemm_search(
 ) -> KnnGraph {
     let ids: Vec<u32> = (0..queries.n as u32).collect();
     let answers = gemm_answers(reference, queries, k, exclude_self, &ids);
-    let (mut indices, mut distances) = (Vec::with_capacity(queries.n * k), Vec::new());
-    distances.reserve(queries.n * k);
-    for (j, dist) in answers.into_iter().flatten() {
-        indices.push(j);
-        distances.push(dist);
-    }
-    KnnGraph::new(queries.n, k, indices, distances)
+    graph_of(queries.n, k, ids.into_iter().zip(answers))
 }
 
 /// The blocked search for the query rows `ids`: their `k` nearest reference rows, in `ids`
