@@ -3,33 +3,20 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{badnets, badnets_roles as opts};
 
 use poisonguard_core::{Detection, DetectorId, DetectorRun, Family, Reason, Report, ThresholdRule};
 use poisonguard_io::polars::prelude::*;
 use poisonguard_io::{LoadOptions, from_frame, load, report_columns, report_frame};
-
-fn badnets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/poisoned/digits_badnets.parquet")
-}
-
-fn opts() -> LoadOptions {
-    LoadOptions {
-        label: Some("label".into()),
-        truth: Some("is_poison".into()),
-        ..LoadOptions::default()
-    }
-}
 
 #[test]
 fn a_frame_reads_as_its_file_and_the_report_comes_back_as_a_frame() {
     let frame = ParquetReader::new(std::fs::File::open(badnets()).unwrap()).finish().unwrap();
     let from_file = load(badnets(), &opts()).unwrap();
     let table = from_frame(&frame, &opts()).unwrap();
-    assert_eq!(table.dataset().features(), from_file.dataset().features());
-    assert_eq!(table.feature_names(), from_file.feature_names());
-    assert_eq!(table.dataset().labels(), from_file.dataset().labels());
-    assert_eq!(table.truth(), from_file.truth());
+    common::same(&table, &from_file, "frame and file");
 
     let data = table.dataset();
     let scores: Vec<f64> = (0..data.n_samples()).map(|i| (i % 7) as f64).collect();

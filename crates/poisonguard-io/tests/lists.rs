@@ -5,23 +5,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::fixture;
 use poisonguard_io::{LoadOptions, load};
 
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(path)
-}
-
 fn roles(embedding: Option<&str>) -> LoadOptions {
-    LoadOptions {
-        label: Some("label".into()),
-        id: Some("id".into()),
-        source: Some("source".into()),
-        truth: Some("truth".into()),
-        embedding: embedding.map(str::to_string),
-        ..LoadOptions::default()
-    }
+    LoadOptions { embedding: embedding.map(str::to_string), ..common::roles() }
 }
 
 #[test]
@@ -29,12 +19,7 @@ fn every_list_type_reads_as_the_csv_columns() {
     let csv = load(fixture("npy/x.csv"), &roles(None)).unwrap();
     for file in ["fixed_f32", "list_f64", "list_f16", "large_list_f32"] {
         let t = load(fixture(&format!("lists/{file}.parquet")), &roles(Some("emb"))).unwrap();
-        assert_eq!(t.dataset().features(), csv.dataset().features(), "{file}");
-        assert_eq!(t.feature_names(), csv.feature_names(), "{file}");
-        assert_eq!(t.dataset().labels(), csv.dataset().labels(), "{file}");
-        assert_eq!(t.dataset().ids(), csv.dataset().ids(), "{file}");
-        assert_eq!(t.dataset().sources(), csv.dataset().sources(), "{file}");
-        assert_eq!(t.truth(), csv.truth(), "{file}");
+        common::same(&t, &csv, file);
     }
 }
 

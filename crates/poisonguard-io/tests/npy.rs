@@ -3,37 +3,23 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use poisonguard_core::LabelValue;
-use poisonguard_io::{LoadOptions, Table, load};
+use poisonguard_io::{LoadOptions, load};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npy").join(name)
+    common::fixture(&format!("npy/{name}"))
 }
 
 fn roles(meta: Option<&str>) -> LoadOptions {
-    LoadOptions {
-        label: Some("label".into()),
-        id: Some("id".into()),
-        source: Some("source".into()),
-        truth: Some("truth".into()),
-        meta: meta.map(fixture),
-        ..LoadOptions::default()
-    }
+    LoadOptions { meta: meta.map(fixture), ..common::roles() }
 }
 
 fn error(input: &str, opts: &LoadOptions) -> String {
     load(fixture(input), opts).unwrap_err().to_string()
-}
-
-fn same(a: &Table, b: &Table) {
-    assert_eq!(a.dataset().features(), b.dataset().features());
-    assert_eq!(a.feature_names(), b.feature_names());
-    assert_eq!(a.dataset().labels(), b.dataset().labels());
-    assert_eq!(a.dataset().ids(), b.dataset().ids());
-    assert_eq!(a.dataset().sources(), b.dataset().sources());
-    assert_eq!(a.truth(), b.truth());
 }
 
 #[test]
@@ -41,7 +27,7 @@ fn every_float_width_and_byte_order_reads_as_the_csv() {
     let csv = load(fixture("x.csv"), &roles(None)).unwrap();
     for input in ["x_f4.npy", "x_f2.npy", "x_f8_be.npy"] {
         let npy = load(fixture(input), &roles(Some("meta.csv"))).unwrap();
-        same(&csv, &npy);
+        common::same(&csv, &npy, input);
     }
     // without roles, a bare array is an unlabelled table
     let bare = load(fixture("x_f4.npy"), &LoadOptions::default()).unwrap();

@@ -3,34 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{badnets, badnets_roles as opts, same, same_rows};
 
 use poisonguard_io::{LoadOptions, Table, load};
 use polars::prelude::*;
-
-fn badnets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/poisoned/digits_badnets.parquet")
-}
-
-fn opts() -> LoadOptions {
-    LoadOptions {
-        label: Some("label".into()),
-        truth: Some("is_poison".into()),
-        ..LoadOptions::default()
-    }
-}
-
-fn same(a: &Table, b: &Table) {
-    assert_eq!(a.feature_names(), b.feature_names());
-    same_rows(a, b);
-}
-
-/// The same rows (an array's columns are named `#j`, not by the table's header).
-fn same_rows(a: &Table, b: &Table) {
-    assert_eq!(a.dataset().features(), b.dataset().features());
-    assert_eq!(a.dataset().labels(), b.dataset().labels());
-    assert_eq!(a.truth(), b.truth());
-}
 
 /// Writes rows `[start, end)` of the shipped table to `path` as Parquet.
 fn write_part(path: &Path, start: usize, end: usize) {
@@ -68,8 +48,8 @@ fn shards_read_as_the_whole_table() {
     write_part(&dir.path().join("part-0.parquet"), 0, 600);
     write_part(&dir.path().join("part-1.parquet"), 600, 1200);
     std::fs::write(dir.path().join("README.txt"), "not a shard").unwrap();
-    same(&whole, &load(dir.path(), &opts()).unwrap());
-    same(&whole, &load(dir.path().join("part-*.parquet"), &opts()).unwrap());
+    same(&whole, &load(dir.path(), &opts()).unwrap(), "directory");
+    same(&whole, &load(dir.path().join("part-*.parquet"), &opts()).unwrap(), "wildcard");
     let one = load(dir.path().join("part-1*.parquet"), &opts()).unwrap();
     assert_eq!(one.dataset().n_samples(), 600);
 
@@ -79,7 +59,7 @@ fn shards_read_as_the_whole_table() {
         write_npy(&arrays.path().join(format!("emb-{k}.npy")), &whole, start, end);
     }
     let o = LoadOptions { meta: Some(badnets()), ..opts() };
-    same_rows(&whole, &load(arrays.path(), &o).unwrap());
+    same_rows(&whole, &load(arrays.path(), &o).unwrap(), ".npy shards");
 }
 
 #[test]
