@@ -144,16 +144,15 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
             bail!("--save {}: no such directory", path.display());
         }
     }
-    let model_path = model;
-    let model = match model {
+    let fitted = match model {
         Some(path) => Some(read_model(path)?.fdr(args.fdr)?),
         None => None,
     };
 
     let bar = spinner();
     // The spinner is cleared on every path, so an error line never follows a stale spinner.
-    let how = match (&model, save) {
-        (Some(model), _) => How::Model(model),
+    let how = match (&fitted, save) {
+        (Some(fitted), _) => How::Model(fitted),
         (None, Some(path)) => How::Fit(path),
         (None, None) => How::Run,
     };
@@ -165,7 +164,7 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
     let mut stdout = std::io::stdout().lock();
-    summary::print(&mut stdout, args, model_path, &table, &report)?;
+    summary::print(&mut stdout, args, model, &table, &report)?;
     if args.fail_on_flagged && report.n_flagged() > 0 {
         return Ok(ExitCode::from(1));
     }
