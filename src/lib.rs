@@ -64,8 +64,8 @@ pub use poisonguard_outlier::{
     KnnStatistic, Lof, LofParams, Mahalanobis, MahalanobisParams, Pca, PcaParams,
 };
 pub use poisonguard_spectral::{
-    ActivationClustering, ActivationClusteringParams, SignatureScore, SpectralSignature,
-    SpectralSignatureParams, Spectre, SpectreParams,
+    ActivationClustering, ActivationClusteringParams, ScanDecomposition, ScanDecompositionParams,
+    SignatureScore, SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
 };
 
 /// One detector this build offers: its declaration, whether the default audit runs it, and how
@@ -166,6 +166,7 @@ macro_rules! threshold_setter {
 threshold_setter!(
     SpectralSignatureParams,
     SpectreParams,
+    ScanDecompositionParams,
     ActivationClusteringParams,
     IsolationForestParams,
     KnnDistanceParams,
@@ -185,6 +186,7 @@ threshold_setter!(
 pub static REGISTRY: &[Registered] = &[
     entry::<SpectralSignatureParams>(true, |o| boxed(SpectralSignature::params().seed(o.seed), o)),
     entry::<SpectreParams>(true, |o| boxed(Spectre::params().seed(o.seed), o)),
+    entry::<ScanDecompositionParams>(false, |o| boxed(ScanDecomposition::params().seed(o.seed), o)),
     entry::<ActivationClusteringParams>(false, |o| {
         boxed(ActivationClustering::params().seed(o.seed), o)
     }),

@@ -29,8 +29,8 @@ mod reference;
 use ndarray::Array2;
 use poisonguard::metrics::{recall_at_k, roc_auc};
 use poisonguard::{
-    ActivationClustering, Dataset, Detector, FittedDetector, LabelValue, Labels, SignatureScore,
-    SpectralSignature, Spectre,
+    ActivationClustering, Dataset, Detector, FittedDetector, LabelValue, Labels, ScanDecomposition,
+    SignatureScore, SpectralSignature, Spectre,
 };
 use poisonguard_io::{LoadOptions, load};
 use rand::rngs::SmallRng;
@@ -267,10 +267,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         println!("\n{space}:");
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>9} {:>6}",
             "",
             "",
             "recall",
+            "",
             "",
             "",
             "",
@@ -280,31 +281,36 @@ fn main() -> Result<(), Box<dyn Error>> {
             "",
             "",
             "",
+            "",
             "spectre",
             "act.clust",
+            "scan",
             ""
         );
         println!(
-            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>6}",
+            "{:<12} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>9} {:>6}",
             "trigger",
             "eps",
             "signature",
             "reference",
             "spectre",
             "act.clust",
+            "scan",
             "true eps",
             "eps=10%",
             "signature",
             "reference",
             "spectre",
             "act.clust",
+            "scan",
+            "verdict",
             "verdict",
             "verdict",
             "asr"
         );
         for (name, trigger) in scenarios {
-            for eps in [0.10, 0.05, 0.01] {
-                let mut acc = [0.0f64; 13];
+            for eps in [0.10, 0.05, 0.02, 0.01, 0.005] {
+                let mut acc = [0.0f64; 16];
                 for seed in 0..seeds {
                     let (raw, truth, pattern) = plant(&x, &y, trigger, eps, seed);
                     let (d, asr) = if space == "embeddings" {
@@ -328,31 +334,38 @@ fn main() -> Result<(), Box<dyn Error>> {
                             .and_then(|f| f.statistic(poisonguard::ClassStatistic::Attacked))
                             .unwrap_or(0.0)
                     };
-                    let (v_spe, v_ac) =
-                        (verdict(spe.class_findings()), verdict(ac.class_findings()));
+                    let scan = ScanDecomposition::params().flag_all_classes(true).fit(&d)?;
+                    let (r7, a7) = within_target(scan.training().scores(), &truth, &d);
+                    let (v_spe, v_ac, v_scan) = (
+                        verdict(spe.class_findings()),
+                        verdict(ac.class_findings()),
+                        verdict(scan.class_findings()),
+                    );
                     let r5 = reference_recall(&truth, &d, true);
                     let r6 = reference_recall(&truth, &d, false);
-                    for (slot, v) in acc
-                        .iter_mut()
-                        .zip([r1, r2, r3, r4, a1, a2, a3, a4, v_spe, v_ac, asr, r5, r6])
-                    {
+                    for (slot, v) in acc.iter_mut().zip([
+                        r1, r2, r3, r4, a1, a2, a3, a4, v_spe, v_ac, asr, r5, r6, r7, a7, v_scan,
+                    ]) {
                         *slot += v / seeds as f64;
                     }
                 }
                 println!(
-                    "{name:<12} {eps:>5.2} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>9.2} {:>6.2}",
+                    "{name:<12} {eps:>5.3} | {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>8.2} {:>9.2} {:>9.2} {:>6.2}",
                     acc[0],
                     acc[1],
                     acc[2],
                     acc[3],
+                    acc[13],
                     acc[11],
                     acc[12],
                     acc[4],
                     acc[5],
                     acc[6],
                     acc[7],
+                    acc[14],
                     acc[8],
                     acc[9],
+                    acc[15],
                     acc[10]
                 );
             }
@@ -360,19 +373,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     println!();
     println!(
-        "{:<22} {:>5} | {:>17} {:>17} | {:>16} {:>16}",
+        "{:<22} {:>5} | {:>17} {:>17} {:>17} | {:>16} {:>16} {:>16}",
         "clean data",
         "runs",
         "spectre verdicts",
         "act.clust verdicts",
+        "scan verdicts",
         "spectre flags",
-        "signature flags"
+        "signature flags",
+        "scan flags"
     );
     for name in ["digits/digits", "tabular/wine", "tabular/breast_cancer"] {
         let path = format!("{}/datasets/{name}.parquet", env!("CARGO_MANIFEST_DIR"));
         let full = load(&path, &opts)?.into_parts().0;
-        let (mut attacked_runs, mut ac_runs) = (0, 0);
-        let (mut spe_max, mut sig_max) = (0.0f64, 0.0f64);
+        let (mut attacked_runs, mut ac_runs, mut scan_runs) = (0, 0, 0);
+        let (mut spe_max, mut sig_max, mut scan_max) = (0.0f64, 0.0f64, 0.0f64);
         let runs = 21;
         for run in 0..runs {
             let data = if run == 0 {
@@ -388,6 +403,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             let spe = Spectre::params().fit(&data)?;
             let sig = SpectralSignature::params().fit(&data)?;
             let ac = ActivationClustering::params().fit(&data)?;
+            let scan = ScanDecomposition::params().fit(&data)?;
+            if scan.class_findings().iter().any(|f| f.attacked() == Some(true)) {
+                scan_runs += 1;
+            }
             if spe.class_findings().iter().any(|f| f.attacked() == Some(true)) {
                 attacked_runs += 1;
             }
@@ -397,11 +416,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             let n = data.n_samples() as f64;
             spe_max = spe_max.max(spe.training().n_flagged() as f64 / n);
             sig_max = sig_max.max(sig.training().n_flagged() as f64 / n);
+            scan_max = scan_max.max(scan.training().n_flagged() as f64 / n);
         }
         println!(
-            "{name:<22} {runs:>5} | {attacked_runs:>16} {ac_runs:>16} | {:>15.1}% {:>15.1}%",
+            "{name:<22} {runs:>5} | {attacked_runs:>17} {ac_runs:>17} {scan_runs:>17} | {:>15.1}% {:>15.1}% {:>15.1}%",
             100.0 * spe_max,
-            100.0 * sig_max
+            100.0 * sig_max,
+            100.0 * scan_max
         );
     }
     Ok(())

@@ -68,6 +68,16 @@ pub enum Reason {
         /// Principal dimensions the class was reduced to.
         dims: usize,
     },
+    /// The row lies toward the suspect one of two components that its class decomposes into
+    /// (SCAn's untangling of class identity and within-class variation).
+    Decomposition {
+        /// The row's class (original label).
+        class: LabelValue,
+        /// Robust z of the row along the line from the other component to the suspect one.
+        z: f64,
+        /// Share of the class in the suspect component.
+        share: f64,
+    },
     /// The row belongs to the smaller of two clusters of its class's activations (activation
     /// clustering).
     SmallCluster {
@@ -169,6 +179,12 @@ impl fmt::Display for Reason {
                 f,
                 "quantum-entropy score {score:.1} in the robustly whitened top {dims} principal \
                  directions of class {class}"
+            ),
+            Reason::Decomposition { class, z, share } => write!(
+                f,
+                "lies {z:+.1} robust sd toward the suspect component of class {class} ({:.0}% of \
+                 the class) under the within-class covariance of all classes",
+                100.0 * share
             ),
             Reason::SmallCluster { class, share, silhouette } => write!(
                 f,

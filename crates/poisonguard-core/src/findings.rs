@@ -127,6 +127,8 @@ pub enum ClassStatistic {
     EstimatedNoiseRate,
     /// Share of the class's rows flagged.
     FlaggedShare,
+    /// How much better two components explain the class than one (SCAn's statistic `J`).
+    DecompositionGain,
 }
 
 impl ClassStatistic {
@@ -148,6 +150,7 @@ impl ClassStatistic {
             ClassStatistic::MeanAgreement => "mean_agreement",
             ClassStatistic::EstimatedNoiseRate => "estimated_noise_rate",
             ClassStatistic::FlaggedShare => "flagged_share",
+            ClassStatistic::DecompositionGain => "decomposition_gain",
         }
     }
 }

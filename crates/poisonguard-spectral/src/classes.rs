@@ -2,7 +2,10 @@
 //! centre a class's rows, check new rows before scoring them.
 
 use faer::Mat;
-use poisonguard_core::{ClassId, DataError, Dataset, LabelMap, Labels, SkippedClass};
+use poisonguard_core::{
+    AUTO_ALPHA, Calibration, ClassId, DataError, Dataset, LabelMap, Labels, ScoreNull,
+    SkippedClass, ThresholdRule,
+};
 
 use crate::error::{Error, Result};
 
@@ -123,4 +126,36 @@ pub(crate) fn verdict_z(stats: &[Option<f64>], c: usize, se: f64) -> Option<f64>
     let mad = poisonguard_core::quantile_sorted(&dev, 0.5) * MAD_TO_SD;
     let scale = mad.hypot(se);
     (scale > 0.0).then(|| (own - med) / scale)
+}
+
+/// Threshold and p-value calibration of a detector whose scores are on the chi-square(1) scale
+/// and that flags rows only in classes declared attacked: the rows of the classes for which
+/// `null_class(c)` holds (those not declared attacked, or every class) are the empirical null.
+/// [`ThresholdRule::Auto`] is their 99% quantile, never below the chi-square(1) one; the p-values
+/// are chi-square(1) with the scale checked against the same rows (all rows when no class is in
+/// the null).
+pub(crate) fn gated_calibration(
+    scores: &[f64],
+    by_class: &[Vec<usize>],
+    null_class: impl Fn(usize) -> bool,
+    rule: ThresholdRule,
+) -> Result<(f64, Calibration)> {
+    let null = ScoreNull::ChiSquared { dof: 1.0 };
+    let mut reference: Vec<f64> = by_class
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| null_class(*c))
+        .flat_map(|(_, rows)| rows.iter().map(|&i| scores[i]))
+        .collect();
+    if reference.is_empty() {
+        reference = scores.to_vec();
+    }
+    reference.sort_by(f64::total_cmp);
+    let threshold = match rule {
+        // a non-finite score fails later, in `Detection::with_calibration`
+        ThresholdRule::Auto => poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA)
+            .max(null.upper_quantile(AUTO_ALPHA)),
+        rule => rule.fit_with_null(scores, Some(&null))?,
+    };
+    Ok((threshold, Calibration::fit(Some(&null), &reference)))
 }

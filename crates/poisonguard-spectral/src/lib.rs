@@ -6,6 +6,8 @@
 //!   centred row onto the class's top singular direction.
 //! - [`Spectre`] (Hayase et al. 2021): per class, quantum-entropy scores of the rows whitened by
 //!   a robust covariance, in an automatically chosen number of principal directions.
+//! - [`ScanDecomposition`] (Tang et al. 2021, SCAn): a global model of class identities and
+//!   within-class variation; per class, a likelihood-ratio test of two components against one.
 //! - [`ActivationClustering`] (Chen et al. 2018): per class, two-means on the top principal
 //!   directions; a small, well separated cluster is flagged.
 //!
@@ -36,11 +38,13 @@ pub mod activation_clustering;
 mod classes;
 mod error;
 mod linalg;
+pub mod scan_decomposition;
 pub mod spectral_signature;
 pub mod spectre;
 
 pub use activation_clustering::{ActivationClustering, ActivationClusteringParams};
 pub use error::{Error, Result};
+pub use scan_decomposition::{ScanDecomposition, ScanDecompositionParams};
 pub use spectral_signature::{
     SignatureScore, SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
 };

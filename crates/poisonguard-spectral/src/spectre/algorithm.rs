@@ -1,12 +1,11 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
-    AUTO_ALPHA, Calibration, ClassFinding, ClassId, DataError, Dataset, Detection, Detector,
-    DetectorId, ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull,
-    ThresholdRule,
+    AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
+    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
-use crate::classes::{centred, critical_z, fit_classes, new_rows, verdict_z};
+use crate::classes::{centred, critical_z, fit_classes, gated_calibration, new_rows, verdict_z};
 use crate::linalg::{eig_desc, principal};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -372,28 +371,14 @@ impl Detector for SpectreValidParams {
         let critical = critical_z(n_scored, self.seed);
         let attacked: Vec<bool> =
             verdict_z.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
-        let null = ScoreNull::ChiSquared { dof: 1.0 };
         // The rows of the classes not declared attacked are the empirical null of the
         // calibrated score.
-        let mut reference: Vec<f64> = by_class
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| self.flag_all_classes || !attacked[*c])
-            .flat_map(|(_, rows)| rows.iter().map(|&i| scores[i]))
-            .collect();
-        if reference.is_empty() {
-            reference = scores.clone();
-        }
-        reference.sort_by(f64::total_cmp);
-        let threshold = match self.threshold {
-            ThresholdRule::Auto => {
-                // their 99% quantile, never below the chi-square(1) one (a non-finite score
-                // fails in `Detection::with_threshold` below)
-                let empirical = poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA);
-                empirical.max(null.upper_quantile(AUTO_ALPHA))
-            }
-            rule => rule.fit_with_null(&scores, Some(&null))?,
-        };
+        let (threshold, calibration) = gated_calibration(
+            &scores,
+            &by_class,
+            |c| self.flag_all_classes || !attacked[c],
+            self.threshold,
+        )?;
         let mut classes = Vec::with_capacity(fits.len());
         let mut findings = Vec::new();
         let mut at_risk = 0;
@@ -436,7 +421,6 @@ impl Detector for SpectreValidParams {
         // p-values: the chi-square(1) null, its scale checked against the rows of the classes
         // not declared attacked (as the threshold is); rows of those classes carry no evidence
         // (the paper's class gate).
-        let calibration = Calibration::fit(Some(&null), &reference);
         let flaggable = |i: usize| {
             classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable)
         };
