@@ -46,6 +46,19 @@ pub const IMAGE_ATTACKS: &[&str] = &[
     "clean-label:target=0,eps=0.1,side=8,size=2,value=16",
 ];
 
+/// Image attacks at low poison rates and a smaller clean-label share, which no detector of ours
+/// declares yet: the example prints them (benches/RESULTS.md), `tests/grid.rs` does not assert
+/// on them (the audit's gap to the best detector there is the open work, not a floor).
+pub const LOW_RATE_ATTACKS: &[&str] = &[
+    "badnets:target=0,eps=0.02,side=8,size=2,value=16",
+    "badnets:target=0,eps=0.01,side=8,size=2,value=16",
+    "badnets:target=0,eps=0.005,side=8,size=2,value=16",
+    "blend:target=0,eps=0.02,alpha=0.2",
+    "blend:target=0,eps=0.01,alpha=0.2",
+    "blend:target=0,eps=0.005,alpha=0.2",
+    "clean-label:target=0,eps=0.05,side=8,size=2,value=16",
+];
+
 /// Loads a shipped table.
 pub fn load_table(table: &Table) -> Dataset {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(table.path);
