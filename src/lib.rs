@@ -186,7 +186,13 @@ threshold_setter!(
 pub static REGISTRY: &[Registered] = &[
     entry::<SpectralSignatureParams>(true, |o| boxed(SpectralSignature::params().seed(o.seed), o)),
     entry::<SpectreParams>(true, |o| boxed(Spectre::params().seed(o.seed), o)),
-    entry::<ScanDecompositionParams>(false, |o| boxed(ScanDecomposition::params().seed(o.seed), o)),
+    entry::<ScanDecompositionParams>(false, |o| {
+        let params = ScanDecomposition::params().seed(o.seed);
+        match &o.trusted {
+            Some(rows) => boxed(params.trusted(rows.iter().copied()), o),
+            None => boxed(params, o),
+        }
+    }),
     entry::<ActivationClusteringParams>(false, |o| {
         boxed(ActivationClustering::params().seed(o.seed), o)
     }),
@@ -239,6 +245,9 @@ pub struct DetectorOptions {
     pub per_class: bool,
     /// How the audit builds the kNN graphs it shares (exact, or approximate for large n).
     pub knn: KnnMode,
+    /// Rows of the audited dataset known to be clean (a clean reserve), if any: detectors that
+    /// can use one fit on them (`scan_decomposition`'s global model); the others ignore it.
+    pub trusted: Option<Vec<usize>>,
 }
 
 impl Default for DetectorOptions {
@@ -248,6 +257,7 @@ impl Default for DetectorOptions {
             threshold: None,
             per_class: false,
             knn: KnnMode::Auto,
+            trusted: None,
         }
     }
 }

@@ -136,6 +136,11 @@ pub struct ScanArgs {
     /// Ground-truth column (1 = known poison): prints ROC-AUC, average precision and recall.
     #[arg(long, value_name = "COL")]
     pub truth: Option<String>,
+    /// Trusted column (1 = a row known to be clean, 0 otherwise): the clean reserve of SCAn
+    /// (`scan_decomposition` fits its global model on these rows, as the paper does). Used when
+    /// fitting: not with --model.
+    #[arg(long, value_name = "COL")]
+    pub trusted: Option<String>,
     /// Out-of-sample predicted probabilities for confident_learning: a CSV or Parquet file with
     /// one row per input row and one column per class, named as the label (`3`) or ending in
     /// `_<label>` (`prob_3`). Without it, confident_learning cross-validates its own classifier.

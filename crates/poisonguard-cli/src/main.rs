@@ -110,6 +110,7 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         threshold,
         per_class: args.per_class,
         knn: args.knn.mode(args.seed),
+        trusted: None,
     };
     let requested = args.detector_list()?;
     // Fail on a bad false-discovery rate or an output path's extension before the work.
@@ -143,6 +144,9 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         if dir.is_some_and(|d| !d.is_dir()) {
             bail!("--save {}: no such directory", path.display());
         }
+    }
+    if model.is_some() && args.trusted.is_some() {
+        bail!("--trusted: the trusted rows are used when fitting; a saved model is already fitted");
     }
     let fitted = match model {
         Some(path) => Some(read_model(path)?.fdr(args.fdr)?),
@@ -221,6 +225,7 @@ fn load_and_audit(
         id: args.id.clone(),
         source: args.source.clone(),
         truth: args.truth.clone(),
+        trusted: args.trusted.clone(),
         features: args.features.clone(),
         exclude: args.exclude.clone().unwrap_or_default(),
         embedding: args.embedding.clone(),
@@ -232,6 +237,11 @@ fn load_and_audit(
         table = attach_pred_probs(table, path)?;
     }
     let data = table.dataset();
+    // The trusted rows reach the detectors that fit on a clean reserve.
+    let opts = &DetectorOptions {
+        trusted: table.trusted().map(|t| (0..t.len()).filter(|&i| t[i]).collect()),
+        ..opts.clone()
+    };
     // Against a model, a batch of one class is fine: the model knows the others.
     if let (Some(labels), Some(column), false) =
         (data.labels(), &args.label, matches!(how, How::Model(_)))

@@ -1010,3 +1010,113 @@ mod unused_columns {
         }
     }
 }
+
+/// `--trusted COL`: SCAn's clean reserve read from a 0/1 column.
+mod trusted {
+    use super::*;
+
+    #[test]
+    fn a_trusted_column_reaches_scan_decomposition_and_is_no_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        // the BadNets digits with a `trusted` column: every fourth clean row
+        let text = std::fs::read_to_string(datasets().join("poisoned/digits_badnets.csv")).unwrap();
+        let mut lines = text.lines();
+        let mut out = format!("{},\"trusted\"\n", lines.next().unwrap());
+        for (i, line) in lines.enumerate() {
+            let poison = line.ends_with(",1");
+            let trusted = u8::from(!poison && i % 4 == 0);
+            out.push_str(&format!("{line},{trusted}\n"));
+        }
+        let input = dir.path().join("trusted.csv");
+        std::fs::write(&input, out).unwrap();
+        let input = input.to_str().unwrap();
+        let args = [
+            "scan",
+            input,
+            "--label",
+            "label",
+            "--truth",
+            "is_poison",
+            "--trusted",
+            "trusted",
+            "--detectors",
+            "scan_decomposition",
+        ];
+        let report = dir.path().join("report.csv");
+        let cli = scan_report(&args, &report);
+        let o = poisonguard(&args);
+        assert!(stdout(&o).contains("1817 rows, 64 features, 10 classes"), "{}", stdout(&o));
+
+        // the same in process: the reserve given to the detector by hand
+        let opts = poisonguard_io::LoadOptions {
+            label: Some("label".into()),
+            truth: Some("is_poison".into()),
+            trusted: Some("trusted".into()),
+            ..Default::default()
+        };
+        let table = poisonguard_io::load(input, &opts).unwrap();
+        let rows: Vec<usize> =
+            table.trusted().unwrap().iter().enumerate().filter(|t| *t.1).map(|t| t.0).collect();
+        assert!(rows.len() > 400);
+        let audit = poisonguard::Audit::from_ids(
+            &["scan_decomposition".to_string()],
+            &poisonguard::DetectorOptions { trusted: Some(rows), ..Default::default() },
+        )
+        .unwrap();
+        let lib_report = audit.run(table.dataset()).unwrap();
+        let lib = dir.path().join("lib.csv");
+        poisonguard_io::write_report(&lib, &lib_report, table.dataset()).unwrap();
+        assert_eq!(cli, std::fs::read(&lib).unwrap());
+        // and it differs from the reserve-free fit
+        let free: Vec<&str> =
+            args.iter().copied().filter(|a| *a != "--trusted" && *a != "trusted").collect();
+        let free = scan_report(&free, &dir.path().join("free.csv"));
+        assert_ne!(cli, free);
+
+        // a value other than 0 or 1, and a reserve given to a saved model, are clear errors
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "a,b,label,trusted\n1,2,0,1\n3,4,1,2\n5,6,0,0\n").unwrap();
+        let o = poisonguard(&[
+            "scan",
+            bad.to_str().unwrap(),
+            "--label",
+            "label",
+            "--trusted",
+            "trusted",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("trusted column \"trusted\", row 1: 2 is not 0 or 1"),
+            "{}",
+            stderr(&o)
+        );
+        let model = dir.path().join("m.pgm");
+        let o = poisonguard(&[
+            "fit",
+            input,
+            "--label",
+            "label",
+            "--exclude",
+            "trusted,is_poison",
+            "--save",
+            model.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = poisonguard(&[
+            "scan",
+            input,
+            "--label",
+            "label",
+            "--trusted",
+            "trusted",
+            "--model",
+            model.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("--trusted: the trusted rows are used when fitting"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

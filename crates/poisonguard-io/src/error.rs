@@ -210,11 +210,13 @@ pub enum Error {
         /// Its type.
         dtype: String,
     },
-    /// The ground-truth column holds something other than 0/1 or true/false.
-    #[error("{path}: truth column {column:?}, row {row}: {value} is not 0 or 1")]
-    TruthValue {
+    /// A 0/1 column (ground truth, trusted rows) holds something other than 0/1 or true/false.
+    #[error("{path}: {role} column {column:?}, row {row}: {value} is not 0 or 1")]
+    FlagValue {
         /// The file.
         path: String,
+        /// The column's role (`truth`, `trusted`).
+        role: &'static str,
         /// The column.
         column: String,
         /// 0-based data row.

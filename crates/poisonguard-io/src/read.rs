@@ -54,6 +54,9 @@ pub struct LoadOptions {
     pub source: Option<String>,
     /// Ground-truth column: 1 / true for a known poisoned row, 0 / false otherwise.
     pub truth: Option<String>,
+    /// Trusted column: 1 / true for a row known to be clean (a clean reserve, which
+    /// `scan_decomposition` fits its global model on), 0 / false otherwise.
+    pub trusted: Option<String>,
     /// Exactly these feature columns, in this order (instead of the default).
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the default feature set.
@@ -70,12 +73,18 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// The named role columns with their role, in the order label, id, source, truth.
+    /// The named role columns with their role, in the order label, id, source, truth, trusted.
     fn roles(&self) -> Vec<(&'static str, &String)> {
-        [("label", &self.label), ("id", &self.id), ("source", &self.source), ("truth", &self.truth)]
-            .into_iter()
-            .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
-            .collect()
+        [
+            ("label", &self.label),
+            ("id", &self.id),
+            ("source", &self.source),
+            ("truth", &self.truth),
+            ("trusted", &self.trusted),
+        ]
+        .into_iter()
+        .filter_map(|(r, c)| c.as_ref().map(|c| (r, c)))
+        .collect()
     }
 
     /// Whether column `c` is a feature of the default set: it has no role and is not excluded
@@ -92,8 +101,15 @@ impl LoadOptions {
 #[derive(Debug, Clone)]
 pub struct Table {
     dataset: Dataset,
-    truth: Option<Vec<bool>>,
+    flags: RowFlags,
     feature_names: Vec<String>,
+}
+
+/// The 0/1 columns read beside the dataset.
+#[derive(Debug, Clone, Default)]
+struct RowFlags {
+    truth: Option<Vec<bool>>,
+    trusted: Option<Vec<bool>>,
 }
 
 impl Table {
@@ -104,7 +120,12 @@ impl Table {
 
     /// Ground truth, if a truth column was named.
     pub fn truth(&self) -> Option<&[bool]> {
-        self.truth.as_deref()
+        self.flags.truth.as_deref()
+    }
+
+    /// Rows known to be clean, if a trusted column was named.
+    pub fn trusted(&self) -> Option<&[bool]> {
+        self.flags.trusted.as_deref()
     }
 
     /// Names of the feature columns, in matrix column order.
@@ -114,7 +135,7 @@ impl Table {
 
     /// Splits into the dataset and the ground truth.
     pub fn into_parts(self) -> (Dataset, Option<Vec<bool>>) {
-        (self.dataset, self.truth)
+        (self.dataset, self.flags.truth)
     }
 }
 
@@ -319,7 +340,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
     let dataset = Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
     let roles = opts.roles();
     let meta = match (&opts.meta, roles.first()) {
-        (None, None) => return Ok(Table { dataset, truth: None, feature_names }),
+        (None, None) => return Ok(Table { dataset, flags: RowFlags::default(), feature_names }),
         (None, Some((role, column))) => {
             return Err(Error::Unsupported {
                 path: shown,
@@ -338,7 +359,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
     };
     let meta_shown = meta.display().to_string();
     let meta_files = shards(meta)?;
-    let (dataset, truth) = if meta_files.iter().all(|f| is_npy(f)) {
+    let (dataset, flags) = if meta_files.iter().all(|f| is_npy(f)) {
         if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
             return Err(Error::Unsupported {
                 path: meta_shown,
@@ -354,7 +375,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
         let dataset = dataset
             .with_labels(Labels::from_values(&labels))
             .map_err(|error| Error::Data { path: meta_shown, error })?;
-        (dataset, None)
+        (dataset, RowFlags::default())
     } else {
         let role_opts = LoadOptions {
             features: Some(Vec::new()),
@@ -366,7 +387,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
         check_named_columns(&meta_shown, &names, &role_opts)?;
         attach_roles(&meta_shown, &frame, dataset, opts)?
     };
-    Ok(Table { dataset, truth, feature_names })
+    Ok(Table { dataset, flags, feature_names })
 }
 
 /// Reads every column of the file (or of its shards, as one frame).
@@ -624,8 +645,8 @@ fn table_from_frame(
         let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
         let dataset =
             Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
-        let (dataset, truth) = attach_roles(p, frame, dataset, opts)?;
-        return Ok(Table { dataset, truth, feature_names });
+        let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
+        return Ok(Table { dataset, flags, feature_names });
     }
 
     let feature_names: Vec<String> = match &opts.features {
@@ -665,18 +686,18 @@ fn table_from_frame(
     let dataset = Dataset::new(features)
         .and_then(|d| d.with_feature_names(feature_names.clone()))
         .map_err(|error| Error::Data { path: shown.clone(), error })?;
-    let (dataset, truth) = attach_roles(p, frame, dataset, opts)?;
-    Ok(Table { dataset, truth, feature_names })
+    let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
+    Ok(Table { dataset, flags, feature_names })
 }
 
 /// Attaches the label, id and source columns of `frame` (read from `path`) to `dataset`, and
-/// reads the truth column.
+/// reads the truth and trusted columns.
 fn attach_roles(
     path: &str,
     frame: &DataFrame,
     mut dataset: Dataset,
     opts: &LoadOptions,
-) -> Result<(Dataset, Option<Vec<bool>>)> {
+) -> Result<(Dataset, RowFlags)> {
     let p = path;
     let data_err = |error| Error::Data { path: path.to_string(), error };
     if let Some(name) = &opts.label {
@@ -691,20 +712,22 @@ fn attach_roles(
         let sources = text_values(p, get(frame, p, name, "source")?)?;
         dataset = dataset.with_sources(sources).map_err(data_err)?;
     }
-    let truth = match &opts.truth {
-        Some(name) => Some(truth_values(p, get(frame, p, name, "truth")?)?),
-        None => None,
-    };
-    if let Some(t) = &truth {
-        if t.len() != dataset.n_samples() {
+    let mut flags = RowFlags::default();
+    for (role, name, slot) in
+        [("truth", &opts.truth, &mut flags.truth), ("trusted", &opts.trusted, &mut flags.trusted)]
+    {
+        let Some(name) = name else { continue };
+        let values = flag_values(p, get(frame, p, name, role)?, role)?;
+        if values.len() != dataset.n_samples() {
             return Err(data_err(DataError::LengthMismatch {
-                what: "truth",
+                what: role,
                 expected: dataset.n_samples(),
-                actual: t.len(),
+                actual: values.len(),
             }));
         }
+        *slot = Some(values);
     }
-    Ok((dataset, truth))
+    Ok((dataset, flags))
 }
 
 /// Fills the row-major f32 matrix one column at a time (one column-sized temporary at most).
@@ -948,10 +971,12 @@ fn text_values(path: &str, col: &Column) -> Result<Vec<String>> {
         .collect()
 }
 
-fn truth_values(path: &str, col: &Column) -> Result<Vec<bool>> {
+/// A 0/1 (or false/true) column of role `role` (truth, trusted).
+fn flag_values(path: &str, col: &Column, role: &'static str) -> Result<Vec<bool>> {
     let name = col.name().to_string();
-    let bad = |row: usize, value: String| Error::TruthValue {
+    let bad = |row: usize, value: String| Error::FlagValue {
         path: path.to_string(),
+        role,
         column: name.clone(),
         row,
         value,
@@ -990,7 +1015,7 @@ pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> 
     let shown = path.display().to_string();
     let p = shown.as_str();
     let frame = read_frame(path)?;
-    let Table { dataset, truth, feature_names } = table;
+    let Table { dataset, flags, feature_names } = table;
     let data_err = |error| Error::Data { path: shown.clone(), error };
     let Some(labels) = dataset.labels() else {
         return Err(data_err(DataError::LabelsRequired { detector: "confident_learning" }));
@@ -1025,5 +1050,5 @@ pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> 
     }
     let probs = feature_matrix(p, &frame, &columns)?;
     let dataset = dataset.with_pred_probs(probs).map_err(data_err)?;
-    Ok(Table { dataset, truth, feature_names })
+    Ok(Table { dataset, flags, feature_names })
 }
