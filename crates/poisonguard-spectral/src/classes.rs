@@ -3,8 +3,8 @@
 
 use faer::Mat;
 use poisonguard_core::{
-    AUTO_ALPHA, Calibration, ClassId, DataError, Dataset, LabelMap, Labels, ScoreNull,
-    SkippedClass, ThresholdRule,
+    AUTO_ALPHA, Calibration, ClassId, DataError, Dataset, DetectorId, ESTIMATE_LEVEL, LabelMap,
+    Labels, PoisonEstimate, ScoreNull, SkippedClass, ThresholdRule,
 };
 
 use crate::error::{Error, Result};
@@ -158,4 +158,23 @@ pub(crate) fn gated_calibration(
         rule => rule.fit_with_null(scores, Some(&null))?,
     };
     Ok((threshold, Calibration::fit(Some(&null), &reference)))
+}
+
+/// The poison estimate of a detector thresholded by [`gated_calibration`]'s automatic rule: the
+/// `flagged` rows beyond the rule's false-flag rate among the `at_risk` rows of the classes it
+/// may flag, with a binomial interval.
+pub(crate) fn gated_estimate(id: DetectorId, flagged: usize, at_risk: usize) -> PoisonEstimate {
+    PoisonEstimate::excess_over_null(
+        flagged,
+        at_risk,
+        AUTO_ALPHA,
+        ESTIMATE_LEVEL,
+        poisonguard_core::EstimateMethod::new(
+            id,
+            format!(
+                "flagged rows beyond the {AUTO_ALPHA} false-flag rate of its threshold (the other \
+                 classes' 99% quantile) among the {at_risk} rows of classes it may flag"
+            ),
+        ),
+    )
 }

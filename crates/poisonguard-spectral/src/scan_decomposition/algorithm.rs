@@ -1,13 +1,14 @@
 use faer::Mat;
 use poisonguard_core::{
-    AUTO_ALPHA, ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
-    DetectorId, ESTIMATE_LEVEL, FittedDetector, LabelMap, ParamError, PoisonEstimate, Reason,
-    ThresholdRule,
+    ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector, DetectorId,
+    FittedDetector, LabelMap, ParamError, PoisonEstimate, Reason, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
 use super::ScanDecompositionValidParams;
-use crate::classes::{critical_z, fit_classes, gated_calibration, new_rows, verdict_z};
+use crate::classes::{
+    critical_z, fit_classes, gated_calibration, gated_estimate, new_rows, verdict_z,
+};
 use crate::error::{Error, Result};
 use crate::linalg::eig_desc;
 
@@ -588,22 +589,8 @@ impl Detector for ScanDecompositionValidParams {
             }
         })?
         .without_evidence(|i| !flaggable(i));
-        let estimate = (self.threshold == ThresholdRule::Auto).then(|| {
-            PoisonEstimate::excess_over_null(
-                training.n_flagged(),
-                at_risk,
-                AUTO_ALPHA,
-                ESTIMATE_LEVEL,
-                poisonguard_core::EstimateMethod::new(
-                    ScanDecomposition::ID,
-                    format!(
-                        "flagged rows beyond the {AUTO_ALPHA} false-flag rate of its threshold \
-                         (the other classes' 99% quantile) among the {at_risk} rows of classes it \
-                         may flag"
-                    ),
-                ),
-            )
-        });
+        let estimate = (self.threshold == ThresholdRule::Auto)
+            .then(|| gated_estimate(ScanDecomposition::ID, training.n_flagged(), at_risk));
         Ok(ScanDecomposition {
             global,
             classes,

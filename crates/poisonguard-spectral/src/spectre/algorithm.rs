@@ -1,11 +1,13 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
-    AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ThresholdRule,
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
+    LabelMap, PoisonEstimate, Reason, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
-use crate::classes::{centred, critical_z, fit_classes, gated_calibration, new_rows, verdict_z};
+use crate::classes::{
+    centred, critical_z, fit_classes, gated_calibration, gated_estimate, new_rows, verdict_z,
+};
 use crate::linalg::{eig_desc, principal};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -426,22 +428,8 @@ impl Detector for SpectreValidParams {
         };
         let training = Detection::with_calibration(scores, threshold, calibration, explain)?
             .without_evidence(|i| !flaggable(i));
-        let estimate = (self.threshold == ThresholdRule::Auto).then(|| {
-            PoisonEstimate::excess_over_null(
-                training.n_flagged(),
-                at_risk,
-                AUTO_ALPHA,
-                ESTIMATE_LEVEL,
-                poisonguard_core::EstimateMethod::new(
-                    Spectre::ID,
-                    format!(
-                        "flagged rows beyond the {AUTO_ALPHA} false-flag rate of its threshold \
-                         (the other classes' 99% quantile) among the {at_risk} rows of classes it \
-                         may flag"
-                    ),
-                ),
-            )
-        });
+        let estimate = (self.threshold == ThresholdRule::Auto)
+            .then(|| gated_estimate(Spectre::ID, training.n_flagged(), at_risk));
         Ok(Spectre {
             skipped,
             estimate,
