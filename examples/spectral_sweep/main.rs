@@ -2,7 +2,9 @@
 //!
 //! For each scenario and seed: copy `n_p` images from classes 1..9, stamp a trigger, relabel
 //! them 0, so that poisons are a share `eps` of the poisoned class 0; then score with
-//! `spectral_signature` and `spectre` (rows of every class scored, no verdict gating) and report,
+//! `spectral_signature`, `spectre`, `activation_clustering` and `scan_decomposition` (SCAn,
+//! reserve-free, and in a second table with every tenth clean row as its clean reserve; rows of
+//! every class scored, no verdict gating) and report,
 //! within class 0, the recall of poison among the top `1.5 n_p` rows (Tran et al.'s protocol)
 //! and the ROC-AUC. Triggers: a 2x2 patch at the bottom-right corner of value 16 or 8, a blended
 //! random pattern (`x' = 0.8 x + 0.2 pattern`, pattern uniform on 0..16, one per seed), and two
@@ -17,7 +19,7 @@
 //! Then, on clean data (`digits`, `wine`, `breast_cancer`, each whole and as 20 seeded
 //! subsamples of 80% of the rows): in how many runs `spectre` declares some class attacked, and
 //! the share of rows each detector flags at its default threshold (the largest over the runs);
-//! the same count of runs with a verdict for `activation_clustering`.
+//! the same count of runs with a verdict for `activation_clustering` and `scan_decomposition`.
 //!
 //! Run: `cargo run --release --example spectral_sweep [SEEDS] [raw]` (default 3 seeds; `raw`
 //! skips the embeddings).
@@ -308,9 +310,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             "verdict",
             "asr"
         );
+        let mut reserve_lines = Vec::new();
         for (name, trigger) in scenarios {
             for eps in [0.10, 0.05, 0.02, 0.01, 0.005] {
                 let mut acc = [0.0f64; 16];
+                let mut reserve = [0.0f64; 3];
                 for seed in 0..seeds {
                     let (raw, truth, pattern) = plant(&x, &y, trigger, eps, seed);
                     let (d, asr) = if space == "embeddings" {
@@ -336,6 +340,17 @@ fn main() -> Result<(), Box<dyn Error>> {
                     };
                     let scan = ScanDecomposition::params().flag_all_classes(true).fit(&d)?;
                     let (r7, a7) = within_target(scan.training().scores(), &truth, &d);
+                    // the paper's setting: a clean reserve, every tenth clean row
+                    let trusted: Vec<usize> =
+                        (0..d.n_samples()).filter(|&i| !truth[i] && i % 10 == 0).collect();
+                    let reserve_params =
+                        ScanDecomposition::params().trusted(trusted.iter().copied());
+                    let verdict_reserve = verdict(reserve_params.clone().fit(&d)?.class_findings());
+                    let with_reserve = reserve_params.flag_all_classes(true).fit(&d)?;
+                    let (r8, a8) = within_target(with_reserve.training().scores(), &truth, &d);
+                    for (slot, v) in reserve.iter_mut().zip([r8, a8, verdict_reserve]) {
+                        *slot += v / seeds as f64;
+                    }
                     let (v_spe, v_ac, v_scan) = (
                         verdict(spe.class_findings()),
                         verdict(ac.class_findings()),
@@ -368,8 +383,18 @@ fn main() -> Result<(), Box<dyn Error>> {
                     acc[15],
                     acc[10]
                 );
+                reserve_lines.push(format!(
+                    "{name:<12} {eps:>5.3} | {:>9.3} {:>9.3} | {:>9.4} {:>9.4} | {:>8.2} {:>8.2}",
+                    acc[13], reserve[0], acc[14], reserve[1], acc[15], reserve[2]
+                ));
             }
         }
+        println!("\nSCAn reserve-free and with a clean reserve (every tenth clean row), {space}:");
+        println!(
+            "{:<12} {:>5} | {:>9} {:>9} | {:>9} {:>9} | {:>8} {:>8}",
+            "trigger", "eps", "recall", "reserve", "roc_auc", "reserve", "verdict", "reserve"
+        );
+        reserve_lines.iter().for_each(|l| println!("{l}"));
     }
     println!();
     println!(
