@@ -26,8 +26,8 @@
 //! # Detectors
 //! [`REGISTRY`] lists every detector with its declaration ([`DetectorInfo`]: id, family, what it
 //! needs, its score, its automatic threshold and its paper); `poisonguard detectors` prints it.
-//! Spectral: `spectral_signature` (Tran 2018), `spectre` (Hayase 2021), `activation_clustering`
-//! (Chen 2019). Outlier: `isolation_forest`, `knn_distance`, `lof`, `ecod`, `mahalanobis`, `pca`.
+//! Spectral: `spectral_signature` (Tran 2018), `spectre` (Hayase 2021), `scan_decomposition`
+//! (SCAn, Tang 2021), `activation_clustering` (Chen 2019). Outlier: `isolation_forest`, `knn_distance`, `lof`, `ecod`, `mahalanobis`, `pca`.
 //! Label: `knn_label` (Peri 2020), `confident_learning` (Northcutt 2021), `duplicates`.
 //!
 //! With a source column, every detector's flags (and the rows the audit flags) are
