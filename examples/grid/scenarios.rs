@@ -46,8 +46,8 @@ pub const IMAGE_ATTACKS: &[&str] = &[
     "clean-label:target=0,eps=0.1,side=8,size=2,value=16",
 ];
 
-/// Image attacks at low poison rates and a smaller clean-label share, which no detector of ours
-/// declares yet: the example prints them (benches/RESULTS.md), `tests/grid.rs` does not assert
+/// Image attacks at low poison rates, a smaller clean-label share and the clean-label blend,
+/// which no detector of ours declares yet: the example prints them (benches/RESULTS.md), `tests/grid.rs` does not assert
 /// on them (the audit's gap to the best detector there is the open work, not a floor).
 pub const LOW_RATE_ATTACKS: &[&str] = &[
     "badnets:target=0,eps=0.02,side=8,size=2,value=16",
@@ -57,6 +57,8 @@ pub const LOW_RATE_ATTACKS: &[&str] = &[
     "blend:target=0,eps=0.01,alpha=0.2",
     "blend:target=0,eps=0.005,alpha=0.2",
     "clean-label:target=0,eps=0.05,side=8,size=2,value=16",
+    "clean-label-blend:target=0,eps=0.1,alpha=0.2",
+    "clean-label-blend:target=0,eps=0.05,alpha=0.2",
 ];
 
 /// Loads a shipped table.

@@ -7,6 +7,7 @@
 //! | [`Attack::BadNets`] | `badnets:target=0,eps=0.1,side=8,size=2,value=16,corner=br` | Gu, Dolan-Gavitt, Garg, *BadNets*, 2017: rows of other classes get a square patch and the target label |
 //! | [`Attack::Blend`] | `blend:target=0,eps=0.1,alpha=0.2` | Chen, Liu, Li, Lu, Song, *Targeted Backdoor Attacks ... Using Data Poisoning* (blended key), 2017 |
 //! | [`Attack::CleanLabel`] | `clean-label:target=0,eps=0.1,side=8,size=2,value=16,corner=br` | Turner, Tsipras, Madry, *Label-Consistent Backdoor Attacks*, 2019 (target rows get the trigger, labels kept) |
+//! | [`Attack::CleanLabelBlend`] | `clean-label-blend:target=0,eps=0.1,alpha=0.2` | the blended key of Chen et al. 2017 applied label-consistently, as Turner et al. 2019 (target rows blended, labels kept) |
 //! | [`Attack::Flip`] | `flip:0.1` | random label noise / flipping (Biggio, Nelson, Laskov, 2011) |
 //! | [`Attack::TargetedFlip`] | `targeted-flip:from=1,to=7,rate=0.3` | targeted label flipping |
 //! | [`Attack::Flood`] | `flood:copies=30,jitter=0` | near-duplicate flooding with a conflicting label |
@@ -150,6 +151,16 @@ pub enum Attack {
         /// Share of the target class triggered.
         eps: f64,
     },
+    /// A share `eps` of the target class's own rows become `(1 - alpha) x + alpha pattern` (a
+    /// seeded pattern uniform over each feature's range); labels are kept.
+    CleanLabelBlend {
+        /// The attacked class.
+        target: LabelValue,
+        /// Share of the target class triggered.
+        eps: f64,
+        /// Blend weight of the pattern, in (0, 1].
+        alpha: f32,
+    },
     /// A share `rate` of all rows get a label drawn uniformly from the other classes.
     Flip {
         /// Share of rows flipped, in (0, 1).
@@ -206,6 +217,9 @@ impl fmt::Display for Attack {
             Attack::CleanLabel { target, eps, patch } => {
                 write!(f, "clean-label(target={target},eps={eps},value={})", patch.value)
             }
+            Attack::CleanLabelBlend { target, eps, alpha } => {
+                write!(f, "clean-label-blend(target={target},eps={eps},alpha={alpha})")
+            }
             Attack::Flip { rate } => write!(f, "flip({rate})"),
             Attack::TargetedFlip { from, to, rate } => {
                 write!(f, "targeted-flip({from}->{to},rate={rate})")
@@ -255,6 +269,7 @@ impl Attack {
             "badnets" => &["target", "eps", "side", "size", "value", "corner", "sources"],
             "blend" => &["target", "eps", "alpha"],
             "clean-label" => &["target", "eps", "side", "size", "value", "corner"],
+            "clean-label-blend" => &["target", "eps", "alpha"],
             "flip" => &["", "rate"],
             "targeted-flip" => &["from", "to", "rate"],
             "flood" => &["copies", "jitter"],
@@ -262,8 +277,8 @@ impl Attack {
             "off-manifold" => &["rate", "scale"],
             other => {
                 return Err(bad(format!(
-                    "unknown attack {other:?}; known: badnets, blend, clean-label, flip, \
-                     targeted-flip, flood, source, off-manifold"
+                    "unknown attack {other:?}; known: badnets, blend, clean-label, \
+                     clean-label-blend, flip, targeted-flip, flood, source, off-manifold"
                 )));
             }
         };
@@ -320,15 +335,17 @@ impl Attack {
                 sources: get("sources")
                     .map_or_else(Vec::new, |s| s.split('|').map(label_of).collect()),
             },
-            "blend" => {
+            "blend" | "clean-label-blend" => {
                 let alpha = num("alpha", Some(0.2))?;
                 if !(alpha > 0.0 && alpha <= 1.0) {
                     return Err(bad(format!("alpha={alpha} must lie in (0, 1]")));
                 }
-                Attack::Blend {
-                    target: target()?,
-                    eps: share("eps", num("eps", Some(0.1))?)?,
-                    alpha: alpha as f32,
+                let (target, eps) = (target()?, share("eps", num("eps", Some(0.1))?)?);
+                let alpha = alpha as f32;
+                if kind.trim() == "blend" {
+                    Attack::Blend { target, eps, alpha }
+                } else {
+                    Attack::CleanLabelBlend { target, eps, alpha }
                 }
             }
             "clean-label" => Attack::CleanLabel {
@@ -433,9 +450,7 @@ impl Attack {
             }
             Attack::Blend { target, eps, alpha } => {
                 let k = poison_count(target, *eps)?;
-                let (lo, hi) = ranges(data);
-                let pattern: Vec<f32> =
-                    (0..d).map(|j| lo[j] + rng.random::<f32>() * (hi[j] - lo[j])).collect();
+                let pattern = blend_pattern(data, &mut rng);
                 let mut pool: Vec<usize> = (0..n).filter(|&i| &y[i] != target).collect();
                 pool.shuffle(&mut rng);
                 for &s in pool.iter().take(k) {
@@ -457,6 +472,21 @@ impl Attack {
                 for &i in pool.iter().take(k) {
                     for p in patch.pixels() {
                         rows[i * d + p] = patch.value;
+                    }
+                    truth[i] = true;
+                }
+            }
+            Attack::CleanLabelBlend { target, eps, alpha } => {
+                let pattern = blend_pattern(data, &mut rng);
+                let mut pool: Vec<usize> = (0..n).filter(|&i| &y[i] == target).collect();
+                if pool.is_empty() {
+                    return Err(unsuitable(format!("no row has label {target}")));
+                }
+                pool.shuffle(&mut rng);
+                let k = ((eps * pool.len() as f64).round() as usize).max(1);
+                for &i in pool.iter().take(k) {
+                    for (v, &p) in rows[i * d..(i + 1) * d].iter_mut().zip(&pattern) {
+                        *v = (1.0 - alpha) * *v + alpha * p;
                     }
                     truth[i] = true;
                 }
@@ -542,6 +572,12 @@ fn other_label(classes: &[LabelValue], own: &LabelValue, rng: &mut SmallRng) -> 
 }
 
 /// Per-feature minimum and maximum.
+/// A blending key: one value per feature, uniform over that feature's range.
+fn blend_pattern(data: &Dataset, rng: &mut SmallRng) -> Vec<f32> {
+    let (lo, hi) = ranges(data);
+    lo.iter().zip(&hi).map(|(l, h)| l + rng.random::<f32>() * (h - l)).collect()
+}
+
 fn ranges(data: &Dataset) -> (Vec<f32>, Vec<f32>) {
     let x = data.features();
     let lo =
@@ -583,10 +619,33 @@ mod tests {
     }
 
     #[test]
+    fn clean_label_blend_keeps_labels_and_blends_target_rows() {
+        let clean = data();
+        let p = Attack::parse("clean-label-blend:target=1,eps=0.2,alpha=0.5")
+            .unwrap()
+            .apply(&clean, 4)
+            .unwrap();
+        assert_eq!(p.data.n_samples(), clean.n_samples());
+        assert_eq!(p.data.labels(), clean.labels());
+        let labels = clean.labels().unwrap();
+        let poisoned: Vec<usize> = (0..clean.n_samples()).filter(|&i| p.truth[i]).collect();
+        // 20% of class 1's 50 rows
+        assert_eq!(poisoned.len(), 10);
+        for i in 0..clean.n_samples() {
+            let same = p.data.features().row(i) == clean.features().row(i);
+            assert_eq!(same, !p.truth[i], "row {i}");
+            if p.truth[i] {
+                assert_eq!(labels.value_of_row(i), &LabelValue::Int(1));
+            }
+        }
+    }
+
+    #[test]
     fn every_attack_marks_its_rows() {
         for spec in [
             "blend:target=1,eps=0.05",
             "clean-label:target=2,eps=0.2",
+            "clean-label-blend:target=2,eps=0.2,alpha=0.3",
             "flip:0.1",
             "targeted-flip:from=1,to=3,rate=0.5",
             "flood:copies=30,jitter=0.5",

@@ -75,7 +75,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "COL")]
     pub label: String,
     /// Attack spec, repeatable: badnets:target=T,eps=E (also side=, size=, value=, corner=,
-    /// sources=), blend:target=T,eps=E,alpha=A, clean-label:target=T,eps=E, flip:RATE,
+    /// sources=), blend:target=T,eps=E,alpha=A, clean-label:target=T,eps=E,
+    /// clean-label-blend:target=T,eps=E,alpha=A, flip:RATE,
     /// targeted-flip:from=A,to=B,rate=R, flood:copies=C,jitter=J, source:sources=S,rate=R,
     /// off-manifold:rate=R,scale=K.
     #[arg(long = "attack", value_name = "SPEC", required = true)]
