@@ -45,8 +45,8 @@ impl Global {
         self.map.ncols()
     }
 
-    /// Whitened coordinates of `rows` of `data` (`rows.len() x p`).
-    fn whiten(&self, data: &Dataset, rows: &[usize]) -> Mat<f64> {
+    /// `rows` of `data` in the model's coordinates, `(x - mean) map` (`rows.len() x p`).
+    fn project(&self, data: &Dataset, rows: &[usize]) -> Mat<f64> {
         let x = data.features();
         let d = x.ncols();
         let mut out = Mat::zeros(rows.len(), self.dims());
@@ -62,19 +62,23 @@ impl Global {
         out
     }
 
-    /// Posterior mean of a class identity given the sum `s` of its `n` whitened rows:
-    /// `(n S_u + I)^-1 S_u s` in whitened coordinates.
+    /// Posterior mean of a class identity given the sum `s` of its `n` whitened rows.
     fn identity(&self, s: &[f64], n: f64) -> Vec<f64> {
-        let (v, l) = (&self.su_vectors, &self.su_values);
-        let p = l.len();
-        let coef: Vec<f64> = (0..p)
-            .map(|a| {
-                let proj: f64 = (0..p).map(|b| v[(b, a)] * s[b]).sum();
-                proj * l[a] / (n * l[a] + 1.0)
-            })
-            .collect();
-        (0..p).map(|b| (0..p).map(|a| v[(b, a)] * coef[a]).sum()).collect()
+        posterior_identity(&self.su_values, &self.su_vectors, s, n)
     }
+}
+
+/// `(n S_u + I)^-1 S_u s` in whitened coordinates, with `S_u = V diag(l) V^T` there: the
+/// posterior mean of a class identity given the sum `s` of its `n` rows.
+fn posterior_identity(l: &[f64], v: &Mat<f64>, s: &[f64], n: f64) -> Vec<f64> {
+    let p = l.len();
+    let coef: Vec<f64> = (0..p)
+        .map(|a| {
+            let proj: f64 = (0..p).map(|b| v[(b, a)] * s[b]).sum();
+            proj * l[a] / (n * l[a] + 1.0)
+        })
+        .collect();
+    (0..p).map(|b| (0..p).map(|a| v[(b, a)] * coef[a]).sum()).collect()
 }
 
 /// Sum of squared differences.
@@ -150,20 +154,13 @@ fn global_em(y: &Mat<f64>, classes: &[Vec<usize>]) -> Option<(Mat<f64>, Mat<f64>
     let (mut su, mut se) = m_step(&means);
     for _ in 0..EM_MAX_ITER {
         // E-step in the coordinates that whiten S_e: identity = (n S_u + I)^-1 S_u s
-        let global = whitening(&su, &se)?;
-        let (w, back) = (&global.0, &global.1);
-        let model = Global {
-            mean: Vec::new(),
-            map: w.clone(),
-            su_values: global.2.clone(),
-            su_vectors: global.3.clone(),
-        };
+        let (w, back, l, v) = whitening(&su, &se)?;
         let u: Vec<Vec<f64>> = sums
             .iter()
             .zip(&counts)
             .map(|(s, &c)| {
                 let sz: Vec<f64> = (0..p).map(|a| (0..p).map(|b| w[(b, a)] * s[b]).sum()).collect();
-                let iz = model.identity(&sz, c);
+                let iz = posterior_identity(&l, &v, &sz, c);
                 (0..p).map(|b| (0..p).map(|a| back[(a, b)] * iz[a]).sum()).collect()
             })
             .collect();
@@ -339,7 +336,7 @@ fn fit_class(
 ) -> Option<(ClassFit, Vec<f64>, f64)> {
     let n = rows.len();
     let p = global.dims();
-    let z = global.whiten(data, rows);
+    let z = global.project(data, rows);
     let local: Vec<usize> = (0..n).collect();
     // start from the split at the class's top principal direction
     let mean: Vec<f64> =
@@ -502,7 +499,7 @@ impl Detector for ScanDecompositionValidParams {
         let reduced =
             Global { mean, map: basis, su_values: Vec::new(), su_vectors: Mat::zeros(0, 0) };
         // reduced rows of the fit set, indexed by position in `all_fit`
-        let y = reduced.whiten(data, &all_fit);
+        let y = reduced.project(data, &all_fit);
         let position = |i: usize| all_fit.binary_search(&i).unwrap_or(0);
         let em_classes: Vec<Vec<usize>> =
             fit_rows.iter().map(|rows| rows.iter().map(|&i| position(i)).collect()).collect();
@@ -630,7 +627,7 @@ impl FittedDetector for ScanDecomposition {
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
         let all: Vec<usize> = (0..data.n_samples()).collect();
-        let z = self.global.whiten(data, &all);
+        let z = self.global.project(data, &all);
         let p = self.global.dims();
         let threshold = self.training.threshold();
         let mut robust = vec![0.0f64; all.len()];
