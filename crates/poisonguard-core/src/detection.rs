@@ -73,7 +73,8 @@ pub enum Reason {
     Decomposition {
         /// The row's class (original label).
         class: LabelValue,
-        /// Robust z of the row along the line from the other component to the suspect one.
+        /// Position of the row along the line from the other component to the suspect one, in
+        /// within-class standard deviations, from the class median.
         z: f64,
         /// Share of the class in the suspect component.
         share: f64,
@@ -182,8 +183,8 @@ impl fmt::Display for Reason {
             ),
             Reason::Decomposition { class, z, share } => write!(
                 f,
-                "lies {z:+.1} robust sd toward the suspect component of class {class} ({:.0}% of \
-                 the class) under the within-class covariance of all classes",
+                "lies {z:+.1} within-class sd toward the suspect component of class {class} \
+                 ({:.0}% of the class), beyond the class median",
                 100.0 * share
             ),
             Reason::SmallCluster { class, share, silhouette } => write!(

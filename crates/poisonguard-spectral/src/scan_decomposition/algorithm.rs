@@ -305,9 +305,10 @@ struct ClassFit {
     mid: Vec<f64>,
     /// Unit direction from the other component's mean to the suspect one's.
     direction: Vec<f64>,
-    /// Median and robust standard deviation of the class's positions along `direction`.
+    /// Median of the class's positions along `direction`. Positions are in the global model's
+    /// unit: whitened rows have unit within-class variance along any direction (a class's own
+    /// MAD collapsed where its split isolated a few rows along a feature the others leave at 0).
     median: f64,
-    scale: f64,
     /// Share of the class in the suspect component.
     share: f64,
     /// Whether rows of this class may be flagged.
@@ -318,7 +319,7 @@ impl ClassFit {
     fn z(&self, row: &[f64]) -> f64 {
         let t: f64 =
             row.iter().zip(&self.mid).zip(&self.direction).map(|((v, m), u)| (v - m) * u).sum();
-        (t - self.median) / self.scale
+        t - self.median
     }
 
     fn score(&self, row: &[f64]) -> f64 {
@@ -352,7 +353,6 @@ fn fit_class(
             mid: mean,
             direction: vec![0.0; p],
             median: 0.0,
-            scale: 1.0,
             share: 0.0,
             flaggable: false,
         };
@@ -387,13 +387,9 @@ fn fit_class(
     let mut sorted = t.clone();
     sorted.sort_by(f64::total_cmp);
     let median = poisonguard_core::quantile_sorted(&sorted, 0.5);
-    // the global model's unit: whitened rows have unit within-class variance along any
-    // direction (a class's own MAD collapses when its split isolates a few rows along a feature
-    // the others leave at 0)
-    let scale = 1.0;
     let share = if one_suspect { n1 } else { n - n1 } as f64 / n as f64;
-    let fit = ClassFit { mid, direction, median, scale, share, flaggable: true };
-    let zs = t.iter().map(|v| (v - median) / scale).collect();
+    let fit = ClassFit { mid, direction, median, share, flaggable: true };
+    let zs = t.iter().map(|v| v - median).collect();
     Some((fit, zs, j))
 }
 
@@ -421,7 +417,7 @@ impl ScanDecomposition {
         graph: poisonguard_core::GraphNeed::None,
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: false,
-        score: "robust z of the row toward the suspect one of two components of its class, under the within-class covariance of all classes (chi-square(1) scale); rows score only in classes declared attacked",
+        score: "position of the row toward the suspect one of two components of its class, in within-class standard deviations of the global model, from the class median (chi-square(1) scale); rows score only in classes declared attacked",
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
         p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "D. Tang, X. Wang, H. Tang, K. Zhang. Demon in the Variant: Statistical Analysis of DNNs for Robust Backdoor Contamination Detection. USENIX Security 2021",
