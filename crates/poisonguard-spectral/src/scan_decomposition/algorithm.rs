@@ -45,21 +45,9 @@ impl Global {
         self.map.ncols()
     }
 
-    /// `rows` of `data` in the model's coordinates, `(x - mean) map` (`rows.len() x p`).
+    /// `rows` of `data` in the model's whitened coordinates.
     fn project(&self, data: &Dataset, rows: &[usize]) -> Mat<f64> {
-        let x = data.features();
-        let d = x.ncols();
-        let mut out = Mat::zeros(rows.len(), self.dims());
-        for (b, chunk) in rows.chunks(BLOCK).enumerate() {
-            let c = Mat::from_fn(chunk.len(), d, |r, j| f64::from(x[[chunk[r], j]]) - self.mean[j]);
-            let z = a_b(c.as_ref(), self.map.as_ref());
-            for r in 0..chunk.len() {
-                for j in 0..self.dims() {
-                    out[(b * BLOCK + r, j)] = z[(r, j)];
-                }
-            }
-        }
-        out
+        project(data, rows, &self.mean, &self.map)
     }
 
     /// Posterior mean of a class identity given the sum `s` of its `n` whitened rows.
@@ -79,6 +67,23 @@ fn posterior_identity(l: &[f64], v: &Mat<f64>, s: &[f64], n: f64) -> Vec<f64> {
         })
         .collect();
     (0..p).map(|b| (0..p).map(|a| v[(b, a)] * coef[a]).sum()).collect()
+}
+
+/// `rows` of `data` as `(x - mean) map` (`rows.len() x map.ncols()`), in blocks of rows.
+fn project(data: &Dataset, rows: &[usize], mean: &[f64], map: &Mat<f64>) -> Mat<f64> {
+    let x = data.features();
+    let d = x.ncols();
+    let mut out = Mat::zeros(rows.len(), map.ncols());
+    for (b, chunk) in rows.chunks(BLOCK).enumerate() {
+        let c = Mat::from_fn(chunk.len(), d, |r, j| f64::from(x[[chunk[r], j]]) - mean[j]);
+        let z = a_b(c.as_ref(), map.as_ref());
+        for r in 0..chunk.len() {
+            for j in 0..map.ncols() {
+                out[(b * BLOCK + r, j)] = z[(r, j)];
+            }
+        }
+    }
+    out
 }
 
 /// Sum of squared differences.
@@ -242,12 +247,12 @@ struct Split {
     m2: Vec<f64>,
 }
 
-/// Means of the rows of `z` (rows `rows`) in each component.
-fn component_means(z: &Mat<f64>, rows: &[usize], one: &[bool]) -> Option<(Vec<f64>, Vec<f64>)> {
+/// Means of the rows of `z` in each component.
+fn component_means(z: &Mat<f64>, one: &[bool]) -> Option<(Vec<f64>, Vec<f64>)> {
     let p = z.ncols();
     let (mut m1, mut m2) = (vec![0.0f64; p], vec![0.0f64; p]);
     let (mut n1, mut n2) = (0usize, 0usize);
-    for (&i, &g) in rows.iter().zip(one) {
+    for (i, &g) in one.iter().enumerate() {
         let (m, n) = if g { (&mut m1, &mut n1) } else { (&mut m2, &mut n2) };
         *n += 1;
         m.iter_mut().enumerate().for_each(|(j, v)| *v += z[(i, j)]);
@@ -260,20 +265,20 @@ fn component_means(z: &Mat<f64>, rows: &[usize], one: &[bool]) -> Option<(Vec<f6
     Some((m1, m2))
 }
 
-/// Lloyd's two-means on rows `rows` of `z` from the assignment `one`; `None` when a component
+/// Lloyd's two-means on the rows of `z` from the assignment `one`; `None` when a component
 /// empties.
-fn lloyd(z: &Mat<f64>, rows: &[usize], mut one: Vec<bool>, max_iter: usize) -> Option<Split> {
+fn lloyd(z: &Mat<f64>, mut one: Vec<bool>, max_iter: usize) -> Option<Split> {
     let p = z.ncols();
-    let (mut m1, mut m2) = component_means(z, rows, &one)?;
+    let (mut m1, mut m2) = component_means(z, &one)?;
     for _ in 0..max_iter {
         let mut changed = false;
-        for (&i, g) in rows.iter().zip(one.iter_mut()) {
+        for (i, g) in one.iter_mut().enumerate() {
             let row: Vec<f64> = (0..p).map(|j| z[(i, j)]).collect();
             let now = dist2(&row, &m1) < dist2(&row, &m2);
             changed |= now != *g;
             *g = now;
         }
-        (m1, m2) = component_means(z, rows, &one)?;
+        (m1, m2) = component_means(z, &one)?;
         if !changed {
             break;
         }
@@ -281,21 +286,22 @@ fn lloyd(z: &Mat<f64>, rows: &[usize], mut one: Vec<bool>, max_iter: usize) -> O
     Some(Split { one, m1, m2 })
 }
 
-/// The paper's statistic `J` of a split of rows `rows` of `z`: mean squared distance to the
+/// The paper's statistic `J` of a split of the rows of `z`: mean squared distance to the
 /// identity's posterior mean minus mean squared distance to the row's component mean.
-fn gain(global: &Global, z: &Mat<f64>, rows: &[usize], split: &Split) -> f64 {
-    let p = z.ncols();
-    let s: Vec<f64> = (0..p).map(|j| rows.iter().map(|&i| z[(i, j)]).sum()).collect();
-    let mu = global.identity(&s, rows.len() as f64);
-    let total: f64 = rows
+fn gain(global: &Global, z: &Mat<f64>, split: &Split) -> f64 {
+    let (n, p) = (z.nrows(), z.ncols());
+    let s: Vec<f64> = (0..p).map(|j| (0..n).map(|i| z[(i, j)]).sum()).collect();
+    let mu = global.identity(&s, n as f64);
+    let total: f64 = split
+        .one
         .iter()
-        .zip(&split.one)
-        .map(|(&i, &g)| {
+        .enumerate()
+        .map(|(i, &g)| {
             let row: Vec<f64> = (0..p).map(|j| z[(i, j)]).collect();
             dist2(&row, &mu) - dist2(&row, if g { &split.m1 } else { &split.m2 })
         })
         .sum();
-    total / rows.len() as f64
+    total / n as f64
 }
 
 /// What the fit keeps of one class to score rows.
@@ -321,11 +327,11 @@ impl ClassFit {
             row.iter().zip(&self.mid).zip(&self.direction).map(|((v, m), u)| (v - m) * u).sum();
         t - self.median
     }
+}
 
-    fn score(&self, row: &[f64]) -> f64 {
-        let z = self.z(row);
-        if z > 0.0 { z * z } else { 0.0 }
-    }
+/// A position `z` on the chi-square(1) scale: `z^2` toward the suspect component, 0 away from it.
+fn chi2_score(z: f64) -> f64 {
+    if z > 0.0 { z * z } else { 0.0 }
 }
 
 /// One class: `(fit, z of its rows, J)`.
@@ -338,7 +344,6 @@ fn fit_class(
     let n = rows.len();
     let p = global.dims();
     let z = global.project(data, rows);
-    let local: Vec<usize> = (0..n).collect();
     // start from the split at the class's top principal direction
     let mean: Vec<f64> =
         (0..p).map(|j| (0..n).map(|i| z[(i, j)]).sum::<f64>() / n as f64).collect();
@@ -346,7 +351,7 @@ fn fit_class(
     let (_, vecs) = eig_desc(at_b(c.as_ref(), c.as_ref()).as_ref())?;
     let start: Vec<bool> =
         (0..n).map(|i| (0..p).map(|j| c[(i, j)] * vecs[(j, 0)]).sum::<f64>() > 0.0).collect();
-    let split = lloyd(&z, &local, start, LLOYD_MAX_ITER);
+    let split = lloyd(&z, start, LLOYD_MAX_ITER);
     let Some(split) = split else {
         // one component only: nothing to untangle
         let fit = ClassFit {
@@ -359,12 +364,11 @@ fn fit_class(
         let j = gain(
             global,
             &z,
-            &local,
             &Split { one: vec![true; n], m1: fit.mid.clone(), m2: fit.mid.clone() },
         );
         return Some((fit, vec![0.0; n], j));
     };
-    let j = gain(global, &z, &local, &split);
+    let j = gain(global, &z, &split);
     let n1 = split.one.iter().filter(|&&g| g).count();
     // the suspect component: the one holding the smaller share of the trusted rows, else the
     // smaller one
@@ -492,10 +496,8 @@ impl Detector for ScanDecompositionValidParams {
         let not_converged = || Error::EigenNotConverged { class: "(all classes)".into() };
         let (mean, basis) = reduction(data, &all_fit, self.max_dims.min(all_fit.len() / 2).max(1))
             .ok_or_else(not_converged)?;
-        let reduced =
-            Global { mean, map: basis, su_values: Vec::new(), su_vectors: Mat::zeros(0, 0) };
         // reduced rows of the fit set, indexed by position in `all_fit`
-        let y = reduced.project(data, &all_fit);
+        let y = project(data, &all_fit, &mean, &basis);
         let position = |i: usize| all_fit.binary_search(&i).unwrap_or(0);
         let em_classes: Vec<Vec<usize>> =
             fit_rows.iter().map(|rows| rows.iter().map(|&i| position(i)).collect()).collect();
@@ -503,12 +505,7 @@ impl Detector for ScanDecompositionValidParams {
         let se = shrink(&se, &y, &em_classes);
         drop(y);
         let (w, _, su_values, su_vectors) = whitening(&su, &se).ok_or_else(not_converged)?;
-        let global = Global {
-            map: a_b(reduced.map.as_ref(), w.as_ref()),
-            mean: reduced.mean,
-            su_values,
-            su_vectors,
-        };
+        let global = Global { map: a_b(basis.as_ref(), w.as_ref()), mean, su_values, su_vectors };
 
         let (fitted, skipped) = fit_classes(labels, &by_class, MIN_CLASS_ROWS, |_, rows| {
             let trusted: Option<Vec<bool>> =
@@ -534,7 +531,7 @@ impl Detector for ScanDecompositionValidParams {
             (0..fits.len()).map(|c| verdict_z(&log_gain, c, 0.0)).collect();
         let critical = critical_z(log_gain.iter().filter(|v| v.is_some()).count(), self.seed);
         let attacked: Vec<bool> = verdict.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
-        let mut scores: Vec<f64> = zs.iter().map(|&z| if z > 0.0 { z * z } else { 0.0 }).collect();
+        let mut scores: Vec<f64> = zs.iter().map(|&z| chi2_score(z)).collect();
         let (threshold, calibration) = gated_calibration(
             &scores,
             &by_class,
@@ -626,15 +623,15 @@ impl FittedDetector for ScanDecomposition {
         let z = self.global.project(data, &all);
         let p = self.global.dims();
         let threshold = self.training.threshold();
-        let mut robust = vec![0.0f64; all.len()];
+        let mut position = vec![0.0f64; all.len()];
         let scores: Vec<f64> = ids
             .iter()
             .enumerate()
             .map(|(i, c)| match &self.classes[c.index()] {
                 Some(fit) => {
                     let row: Vec<f64> = (0..p).map(|j| z[(i, j)]).collect();
-                    robust[i] = fit.z(&row);
-                    let s = fit.score(&row);
+                    position[i] = fit.z(&row);
+                    let s = chi2_score(position[i]);
                     if fit.flaggable { s } else { s.min(threshold) }
                 }
                 None => 0.0,
@@ -645,7 +642,7 @@ impl FittedDetector for ScanDecomposition {
             Detection::with_calibration(scores, threshold, self.training.calibration(), |i, _| {
                 Reason::Decomposition {
                     class: labels.value_of_row(i).clone(),
-                    z: robust[i],
+                    z: position[i],
                     share: share(i),
                 }
             })?;
