@@ -397,6 +397,10 @@ impl Attack {
     /// result fails the dataset checks.
     pub fn apply(&self, data: &Dataset, seed: u64) -> Result<Poisoned, Error> {
         let unsuitable = |message: String| Error::Unsuitable { attack: self.to_string(), message };
+        let no_row = |label: &LabelValue| {
+            let message = format!("no row has label {label}");
+            move || unsuitable(message)
+        };
         let labels = data.labels().ok_or_else(|| unsuitable("the data has no labels".into()))?;
         let n = data.n_samples();
         let x = data.features();
@@ -421,7 +425,7 @@ impl Attack {
         let poison_count = |target: &LabelValue, eps: f64| -> Result<usize, Error> {
             let n_target = y.iter().filter(|v| *v == target).count();
             if n_target == 0 {
-                return Err(unsuitable(format!("no row has label {target}")));
+                return Err(no_row(target)());
             }
             Ok(((eps / (1.0 - eps)) * n_target as f64).round().max(1.0) as usize)
         };
@@ -463,13 +467,7 @@ impl Attack {
             }
             Attack::CleanLabel { patch, target, eps } => {
                 check_patch(patch)?;
-                let mut pool: Vec<usize> = (0..n).filter(|&i| &y[i] == target).collect();
-                if pool.is_empty() {
-                    return Err(unsuitable(format!("no row has label {target}")));
-                }
-                pool.shuffle(&mut rng);
-                let k = ((eps * pool.len() as f64).round() as usize).max(1);
-                for &i in pool.iter().take(k) {
+                for i in share_of(&y, target, *eps, &mut rng).ok_or_else(no_row(target))? {
                     for p in patch.pixels() {
                         rows[i * d + p] = patch.value;
                     }
@@ -478,13 +476,7 @@ impl Attack {
             }
             Attack::CleanLabelBlend { target, eps, alpha } => {
                 let pattern = blend_pattern(data, &mut rng);
-                let mut pool: Vec<usize> = (0..n).filter(|&i| &y[i] == target).collect();
-                if pool.is_empty() {
-                    return Err(unsuitable(format!("no row has label {target}")));
-                }
-                pool.shuffle(&mut rng);
-                let k = ((eps * pool.len() as f64).round() as usize).max(1);
-                for &i in pool.iter().take(k) {
+                for i in share_of(&y, target, *eps, &mut rng).ok_or_else(no_row(target))? {
                     for (v, &p) in rows[i * d..(i + 1) * d].iter_mut().zip(&pattern) {
                         *v = (1.0 - alpha) * *v + alpha * p;
                     }
@@ -501,13 +493,7 @@ impl Attack {
                 }
             }
             Attack::TargetedFlip { from, to, rate } => {
-                let mut pool: Vec<usize> = (0..n).filter(|&i| &y[i] == from).collect();
-                if pool.is_empty() {
-                    return Err(unsuitable(format!("no row has label {from}")));
-                }
-                pool.shuffle(&mut rng);
-                let k = ((rate * pool.len() as f64).round() as usize).max(1);
-                for &i in pool.iter().take(k) {
+                for i in share_of(&y, from, *rate, &mut rng).ok_or_else(no_row(from))? {
                     y[i] = to.clone();
                     truth[i] = true;
                 }
@@ -572,6 +558,24 @@ fn other_label(classes: &[LabelValue], own: &LabelValue, rng: &mut SmallRng) -> 
 }
 
 /// Per-feature minimum and maximum.
+/// A seeded share of the rows labelled `label` (rounded, at least one), in the drawn order;
+/// `None` when no row has that label.
+fn share_of(
+    y: &[LabelValue],
+    label: &LabelValue,
+    share: f64,
+    rng: &mut SmallRng,
+) -> Option<Vec<usize>> {
+    let mut pool: Vec<usize> = (0..y.len()).filter(|&i| &y[i] == label).collect();
+    if pool.is_empty() {
+        return None;
+    }
+    pool.shuffle(rng);
+    let k = ((share * pool.len() as f64).round() as usize).max(1);
+    pool.truncate(k);
+    Some(pool)
+}
+
 /// A blending key: one value per feature, uniform over that feature's range.
 fn blend_pattern(data: &Dataset, rng: &mut SmallRng) -> Vec<f32> {
     let (lo, hi) = ranges(data);
