@@ -5,6 +5,7 @@ use poisonguard_core::{
     FittedDetector, LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
 };
 
+use super::classifier::{FoldModels, cross_val_custom};
 use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_proba};
 use super::{ConfidentLearningParams, ConfidentLearningValidParams, Ranking};
 use crate::error::{Error, Result};
@@ -20,6 +21,9 @@ pub struct ConfidentLearning {
     thresholds: Vec<f64>,
     ranking: Ranking,
     model: Option<FoldEnsemble>,
+    /// The fold models of a user's classifier: in memory only.
+    #[serde(skip)]
+    custom: Option<FoldModels>,
     chosen_c: Option<f64>,
     label_map: LabelMap,
     training: Detection,
@@ -309,18 +313,30 @@ impl Detector for ConfidentLearningValidParams {
         let n = data.n_samples();
         let k = labels.map().n_classes();
         let given: Vec<usize> = labels.ids().iter().map(|c| c.index()).collect();
-        let (probs, fitted) = match data.pred_probs() {
-            Some(p) => (p.mapv(f64::from), None),
+        let (probs, fitted, custom) = match data.pred_probs() {
+            Some(p) => (p.mapv(f64::from), None, None),
             None => {
                 if n < self.folds {
                     return Err(Error::TooFewRows { detector: id, needed: self.folds, actual: n });
                 }
                 let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
-                let s = self.settings();
-                let cs = self.c.map_or_else(|| super::C_GRID.to_vec(), |c| vec![c]);
-                let (probs, models, c) =
-                    cross_val_proba(data.features(), &classes, k, self.folds, self.seed, s, &cs);
-                (probs, Some((models, c)))
+                match &self.classifier {
+                    Some(clf) => {
+                        let x = data.features();
+                        let (probs, models) =
+                            cross_val_custom(&*clf.0, x, &classes, k, self.folds, self.seed)
+                                .map_err(|message| DataError::Detector { detector: id, message })?;
+                        (probs, None, Some(models))
+                    }
+                    None => {
+                        let s = self.settings();
+                        let cs = self.c.map_or_else(|| super::C_GRID.to_vec(), |c| vec![c]);
+                        let x = data.features();
+                        let (probs, models, c) =
+                            cross_val_proba(x, &classes, k, self.folds, self.seed, s, &cs);
+                        (probs, Some((models, c)), None)
+                    }
+                }
             }
         };
         let all: Vec<usize> = (0..n).collect();
@@ -413,6 +429,7 @@ impl Detector for ConfidentLearningValidParams {
             ranking: self.ranking,
             chosen_c: fitted.as_ref().map(|(_, c)| *c),
             model: fitted.map(|(m, _)| m),
+            custom,
             label_map: map,
             training,
             noise,
@@ -466,14 +483,17 @@ impl FittedDetector for ConfidentLearning {
         let labels = data.labels().ok_or(DataError::LabelsRequired { detector: id })?;
         let given: Vec<usize> = labels.ids_in(&self.label_map)?.iter().map(|c| c.index()).collect();
         let k = self.label_map.n_classes();
-        let probs = match (data.pred_probs(), &self.model) {
-            (Some(p), _) => {
+        let probs = match (data.pred_probs(), &self.model, &self.custom) {
+            (Some(p), _, _) => {
                 if p.ncols() != k {
                     return Err(DataError::ProbabilityColumns { expected: k, actual: p.ncols() });
                 }
                 p.mapv(f64::from)
             }
-            (None, Some(model)) => {
+            (None, _, Some(models)) => models
+                .predict(data.features(), k)
+                .map_err(|message| DataError::Detector { detector: id, message })?,
+            (None, Some(model), None) => {
                 if data.n_features() != model.n_features() {
                     return Err(DataError::FeatureCountMismatch {
                         expected: model.n_features(),
@@ -485,10 +505,12 @@ impl FittedDetector for ConfidentLearning {
                 Array2::from_shape_vec((rows.len(), k), flat)
                     .map_err(|e| DataError::Detector { detector: id, message: e.to_string() })?
             }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(DataError::Detector {
                     detector: id,
-                    message: "fitted on given probabilities; new rows need pred_probs too".into(),
+                    message: "fitted on given probabilities or with a user's classifier (whose \
+                              fold models are not saved); new rows need pred_probs"
+                        .into(),
                 });
             }
         };

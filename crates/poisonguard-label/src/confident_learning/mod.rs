@@ -39,9 +39,13 @@
 //! Labels.* Journal of Artificial Intelligence Research 70, 2021.
 
 mod algorithm;
+pub mod classifier;
 pub(crate) mod logistic;
 
 pub use algorithm::ConfidentLearning;
+#[cfg(feature = "linfa")]
+pub use classifier::LinfaClassifier;
+pub use classifier::{BoxError, ClassProbabilities, LogisticRegression, ProbabilisticClassifier};
 
 use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 
@@ -72,6 +76,7 @@ pub struct ConfidentLearningValidParams {
     pub(crate) max_iter: usize,
     pub(crate) ranking: Ranking,
     pub(crate) threshold: ThresholdRule,
+    pub(crate) classifier: Option<classifier::Classifier>,
 }
 
 impl ConfidentLearningValidParams {
@@ -85,8 +90,8 @@ impl ConfidentLearningValidParams {
         self.seed
     }
 
-    /// Inverse L2 strength of the logistic regression; `None` (the default) chooses it from
-    /// [`C_GRID`] by out-of-fold log loss.
+    /// Inverse L2 strength of the built-in logistic regression; `None` (the default) chooses
+    /// it from [`C_GRID`] by out-of-fold log loss.
     pub fn c(&self) -> Option<f64> {
         self.c
     }
@@ -105,6 +110,11 @@ impl ConfidentLearningValidParams {
     pub fn threshold(&self) -> ThresholdRule {
         self.threshold
     }
+
+    /// The user's classifier that replaces the built-in one, if any.
+    pub fn classifier(&self) -> Option<&dyn ProbabilisticClassifier> {
+        self.classifier.as_ref().map(|c| &*c.0)
+    }
 }
 
 /// Unchecked hyperparameters of [`ConfidentLearning`]; a consuming builder. `fit` checks them.
@@ -120,6 +130,7 @@ impl Default for ConfidentLearningParams {
             max_iter: 100,
             ranking: Ranking::SelfConfidence,
             threshold: ThresholdRule::Auto,
+            classifier: None,
         })
     }
 }
@@ -158,6 +169,16 @@ impl ConfidentLearningParams {
     /// Sets the threshold rule.
     pub fn threshold(mut self, rule: ThresholdRule) -> Self {
         self.0.threshold = rule;
+        self
+    }
+
+    /// Cross-validates `classifier` instead of the built-in logistic regression (same folds;
+    /// [`c`](Self::c) and [`max_iter`](Self::max_iter) then do not apply). Its fold models score
+    /// new rows in memory; they are not saved with the fitted detector, so a fitted detector
+    /// read back from a model file needs `pred_probs` on new rows. See
+    /// [`ProbabilisticClassifier`].
+    pub fn classifier(mut self, classifier: impl ProbabilisticClassifier + 'static) -> Self {
+        self.0.classifier = Some(classifier::Classifier(std::sync::Arc::new(classifier)));
         self
     }
 }
