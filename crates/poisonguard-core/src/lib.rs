@@ -76,8 +76,17 @@ pub use findings::{
 };
 pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores};
 pub use knn::{FitContext, KnnGraph};
+/// linfa, for [`linfa_estimator!`]'s expansions.
 #[cfg(feature = "linfa")]
-pub use linfa_data::{LinfaRecord, LinfaTarget};
+#[doc(hidden)]
+pub use linfa as __linfa;
+#[cfg(feature = "linfa")]
+pub use linfa_data::{
+    LinfaError, LinfaRecord, LinfaTarget, detect_dataset, detect_records, fit_linfa,
+};
+/// ndarray, for [`linfa_estimator!`]'s expansions.
+#[doc(hidden)]
+pub use ndarray as __ndarray;
 pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
 pub use state::{SaveState, StateError, load_state};

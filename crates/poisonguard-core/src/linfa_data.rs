@@ -20,6 +20,8 @@ use linfa::DatasetBase;
 use ndarray::{Array1, Array2};
 
 use crate::dataset::{Dataset, LabelValue, Labels};
+use crate::detection::Detection;
+use crate::detector::{BoxError, Detector, FittedDetector};
 use crate::error::DataError;
 
 /// A linfa record type poisonguard reads as a feature value (f32 or f64).
@@ -75,20 +77,24 @@ impl LinfaTarget for &str {
     }
 }
 
+/// An unlabelled [`Dataset`] of linfa records (checked, converted to f32).
+fn from_records<F: LinfaRecord>(records: &Array2<F>) -> Result<Dataset, DataError> {
+    let mut x = Array2::<f32>::zeros(records.dim());
+    for ((row, col), &v) in records.indexed_iter() {
+        let v = v.to_f64();
+        if v.is_finite() && v.abs() > f64::from(f32::MAX) {
+            return Err(DataError::OutOfF32Range { row, col, value: v });
+        }
+        x[[row, col]] = v as f32;
+    }
+    Dataset::new(x)
+}
+
 impl<F: LinfaRecord, T: LinfaTarget> TryFrom<&DatasetBase<Array2<F>, Array1<T>>> for Dataset {
     type Error = DataError;
 
     fn try_from(linfa: &DatasetBase<Array2<F>, Array1<T>>) -> Result<Self, DataError> {
-        let records = linfa.records();
-        let mut x = Array2::<f32>::zeros(records.dim());
-        for ((row, col), &v) in records.indexed_iter() {
-            let v = v.to_f64();
-            if v.is_finite() && v.abs() > f64::from(f32::MAX) {
-                return Err(DataError::OutOfF32Range { row, col, value: v });
-            }
-            x[[row, col]] = v as f32;
-        }
-        let mut data = Dataset::new(x)?;
+        let mut data = from_records(linfa.records())?;
         let names = linfa.feature_names();
         if !names.is_empty() {
             data = data.with_feature_names(names.to_vec())?;
@@ -103,6 +109,154 @@ impl<F: LinfaRecord, T: LinfaTarget> TryFrom<&DatasetBase<Array2<F>, Array1<T>>>
             .collect::<Result<Vec<_>, _>>()?;
         data.with_labels(Labels::from_values(&labels))
     }
+}
+
+/// What can go wrong when a detector is fitted through linfa's [`Fit`](linfa::traits::Fit).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinfaError {
+    /// The linfa dataset is not a valid poisonguard [`Dataset`] (non-finite values, labels that
+    /// do not fit, mismatched lengths).
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// An error of linfa itself.
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
+    /// The detector could not fit (its parameters or the data it was given).
+    #[error(transparent)]
+    Detector(BoxError),
+}
+
+/// Fits `detector` on a linfa dataset: what the linfa [`Fit`](linfa::traits::Fit) of every
+/// detector's parameters does (see [`linfa_estimator!`](crate::linfa_estimator)).
+///
+/// # Errors
+/// [`LinfaError::Data`] for a dataset poisonguard refuses, [`LinfaError::Detector`] for a failed
+/// fit.
+pub fn fit_linfa<D: Detector, F: LinfaRecord, T: LinfaTarget>(
+    detector: &D,
+    dataset: &DatasetBase<Array2<F>, Array1<T>>,
+) -> Result<D::Fitted, LinfaError> {
+    let data = Dataset::try_from(dataset)?;
+    detector.fit(&data).map_err(|e| LinfaError::Detector(Box::new(e)))
+}
+
+/// Scores linfa records with a fitted detector (no labels: a per-class detector answers
+/// [`DataError::LabelsRequired`]).
+///
+/// # Errors
+/// Records poisonguard refuses, or what [`FittedDetector::detect`] refuses.
+pub fn detect_records<F: LinfaRecord>(
+    fitted: &dyn FittedDetector,
+    records: &Array2<F>,
+) -> Result<Detection, DataError> {
+    fitted.detect(&from_records(records)?)
+}
+
+/// Scores a labelled linfa dataset with a fitted detector.
+///
+/// # Errors
+/// A dataset poisonguard refuses, or what [`FittedDetector::detect`] refuses.
+pub fn detect_dataset<F: LinfaRecord, T: LinfaTarget>(
+    fitted: &dyn FittedDetector,
+    dataset: &DatasetBase<Array2<F>, Array1<T>>,
+) -> Result<Detection, DataError> {
+    fitted.detect(&Dataset::try_from(dataset)?)
+}
+
+/// Implements linfa's traits for poisonguard detectors, in the crate that defines them (linfa's
+/// traits and the detectors are both foreign to the other's crate, so the impls live beside
+/// the detectors):
+/// - `fit: P1, P2, ...`: [`Fit`](linfa::traits::Fit)`<Array2<F>, Array1<T>, LinfaError>` for
+///   detector parameters (checked or not) `P: Detector`, `F` = f32 or f64, `T` any
+///   [`LinfaTarget`]: `params.fit(&linfa_dataset)` returns the fitted detector;
+/// - `predict: X`: [`PredictInplace`](linfa::traits::PredictInplace) for a fitted detector `X`,
+///   with the target `Result<Detection, DataError>` (scores, flags, p-values and reasons, or why
+///   the rows were refused: linfa's predict cannot fail otherwise), from records
+///   (`fitted.predict(&records)`; per-class detectors need labels and say so) and from a
+///   labelled `DatasetBase<Array2<F>, Array1<T>>` (through `predict_inplace`: linfa's
+///   `predict(&dataset)` reads the records only);
+/// - `predict impl[GENERICS] X`: the same for a generic fitted type.
+#[macro_export]
+macro_rules! linfa_estimator {
+    (fit: $($params:ty),* $(,)?) => {$(
+        impl<F: $crate::LinfaRecord, T: $crate::LinfaTarget>
+            $crate::__linfa::traits::Fit<
+                $crate::__ndarray::Array2<F>,
+                $crate::__ndarray::Array1<T>,
+                $crate::LinfaError,
+            > for $params
+        {
+            type Object = <$params as $crate::Detector>::Fitted;
+
+            fn fit(
+                &self,
+                dataset: &$crate::__linfa::DatasetBase<
+                    $crate::__ndarray::Array2<F>,
+                    $crate::__ndarray::Array1<T>,
+                >,
+            ) -> ::std::result::Result<Self::Object, $crate::LinfaError> {
+                $crate::fit_linfa(self, dataset)
+            }
+        }
+    )*};
+    (predict: $fitted:ty) => {
+        $crate::linfa_estimator!(predict impl[] $fitted);
+    };
+    (predict impl[$($gen:tt)*] $fitted:ty) => {
+        impl<$($gen)* F: $crate::LinfaRecord>
+            $crate::__linfa::traits::PredictInplace<
+                $crate::__ndarray::Array2<F>,
+                ::std::result::Result<$crate::Detection, $crate::DataError>,
+            > for $fitted
+        {
+            fn predict_inplace(
+                &self,
+                x: &$crate::__ndarray::Array2<F>,
+                y: &mut ::std::result::Result<$crate::Detection, $crate::DataError>,
+            ) {
+                *y = $crate::detect_records(self, x);
+            }
+
+            fn default_target(
+                &self,
+                _: &$crate::__ndarray::Array2<F>,
+            ) -> ::std::result::Result<$crate::Detection, $crate::DataError> {
+                Err($crate::DataError::NoRows)
+            }
+        }
+
+        impl<$($gen)* F: $crate::LinfaRecord, T: $crate::LinfaTarget>
+            $crate::__linfa::traits::PredictInplace<
+                $crate::__linfa::DatasetBase<
+                    $crate::__ndarray::Array2<F>,
+                    $crate::__ndarray::Array1<T>,
+                >,
+                ::std::result::Result<$crate::Detection, $crate::DataError>,
+            > for $fitted
+        {
+            fn predict_inplace(
+                &self,
+                x: &$crate::__linfa::DatasetBase<
+                    $crate::__ndarray::Array2<F>,
+                    $crate::__ndarray::Array1<T>,
+                >,
+                y: &mut ::std::result::Result<$crate::Detection, $crate::DataError>,
+            ) {
+                *y = $crate::detect_dataset(self, x);
+            }
+
+            fn default_target(
+                &self,
+                _: &$crate::__linfa::DatasetBase<
+                    $crate::__ndarray::Array2<F>,
+                    $crate::__ndarray::Array1<T>,
+                >,
+            ) -> ::std::result::Result<$crate::Detection, $crate::DataError> {
+                Err($crate::DataError::NoRows)
+            }
+        }
+    };
 }
 
 #[cfg(test)]

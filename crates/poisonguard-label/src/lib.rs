@@ -46,6 +46,19 @@ pub use duplicates::{Duplicates, DuplicatesParams};
 pub use error::{Error, Result};
 pub use knn_label::{KnnLabel, KnnLabelParams};
 
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit:
+    ConfidentLearningParams, confident_learning::ConfidentLearningValidParams,
+    KnnLabelParams, knn_label::KnnLabelValidParams,
+    DuplicatesParams, duplicates::DuplicatesValidParams,
+);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: ConfidentLearning);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: KnnLabel);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: Duplicates);
+
 /// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order.
 fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(feature = "parallel")]

@@ -305,6 +305,9 @@ impl<M: OutlierModel> Outlier<M> {
     }
 }
 
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict impl[M: OutlierModel + 'static,] Outlier<M>);
+
 impl<M: OutlierModel + 'static> FittedDetector for Outlier<M> {
     fn id(&self) -> DetectorId {
         M::INFO.id
@@ -386,6 +389,9 @@ macro_rules! outlier_detector {
                 Ok(self.0)
             }
         }
+
+        #[cfg(feature = "linfa")]
+        poisonguard_core::linfa_estimator!(fit: $params, $valid);
 
         impl poisonguard_core::Detector for $valid {
             type Fitted = crate::model::Outlier<$model>;

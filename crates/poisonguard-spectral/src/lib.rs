@@ -49,3 +49,19 @@ pub use spectral_signature::{
     SignatureScore, SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
 };
 pub use spectre::{Spectre, SpectreParams};
+
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit:
+    SpectralSignatureParams, SpectralSignatureValidParams,
+    SpectreParams, spectre::SpectreValidParams,
+    ActivationClusteringParams, activation_clustering::ActivationClusteringValidParams,
+    ScanDecompositionParams, scan_decomposition::ScanDecompositionValidParams,
+);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: SpectralSignature);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: Spectre);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: ActivationClustering);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: ScanDecomposition);
