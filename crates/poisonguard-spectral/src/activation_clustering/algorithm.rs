@@ -112,6 +112,37 @@ fn two_means(points: &[Vec<f64>], rng: &mut SmallRng) -> (Vec<usize>, [Vec<f64>;
     (assign, centres, inertia)
 }
 
+/// The run of [`two_means`] with the smallest inertia among `n_init` (the first on ties).
+fn best_two_means(
+    points: &[Vec<f64>],
+    rng: &mut SmallRng,
+    n_init: usize,
+) -> Option<(Vec<usize>, [Vec<f64>; 2], f64)> {
+    let mut best: Option<(Vec<usize>, [Vec<f64>; 2], f64)> = None;
+    for _ in 0..n_init {
+        let run = two_means(points, rng);
+        if best.as_ref().is_none_or(|b| run.2 < b.2) {
+            best = Some(run);
+        }
+    }
+    best
+}
+
+/// Activation clustering's clustering step on the rows of `points`: the best of `n_init`
+/// k-means++ seeded two-means runs, the random stream seeded by `seed`; `(assignment,
+/// inertia)`. Not part of the API: public only for `examples/linfa_compare.rs`, which measures
+/// it against linfa's k-means.
+#[doc(hidden)]
+pub fn two_means_for_comparison(
+    points: ndarray::ArrayView2<'_, f64>,
+    seed: u64,
+    n_init: usize,
+) -> Option<(Vec<usize>, f64)> {
+    let rows: Vec<Vec<f64>> = points.rows().into_iter().map(|r| r.to_vec()).collect();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    best_two_means(&rows, &mut rng, n_init).map(|(a, _, inertia)| (a, inertia))
+}
+
 /// Mean silhouette of a two-cluster split (exact on the given points) and its standard error.
 fn silhouette(points: &[Vec<f64>], assign: &[usize]) -> (f64, f64) {
     let n = points.len();
@@ -152,14 +183,7 @@ fn fit_class(
     let (basis, y) = principal(&c, dims)?;
     let points: Vec<Vec<f64>> = (0..n).map(|i| (0..dims).map(|j| y[(i, j)]).collect()).collect();
     let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(p.seed, class as u64));
-    let mut best: Option<(Vec<usize>, [Vec<f64>; 2], f64)> = None;
-    for _ in 0..p.n_init {
-        let run = two_means(&points, &mut rng);
-        if best.as_ref().is_none_or(|b| run.2 < b.2) {
-            best = Some(run);
-        }
-    }
-    let (assign, centres, _) = best?;
+    let (assign, centres, _) = best_two_means(&points, &mut rng, p.n_init)?;
     let count1 = assign.iter().filter(|&&a| a == 1).count();
     let (small_id, small_n) = if count1 <= n - count1 { (1, count1) } else { (0, n - count1) };
     let share = small_n as f64 / n as f64;

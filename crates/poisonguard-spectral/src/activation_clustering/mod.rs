@@ -37,6 +37,8 @@
 mod algorithm;
 
 pub use algorithm::ActivationClustering;
+#[doc(hidden)]
+pub use algorithm::two_means_for_comparison;
 
 use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
 
