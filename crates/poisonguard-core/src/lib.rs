@@ -89,5 +89,5 @@ pub use linfa_data::{
 pub use ndarray as __ndarray;
 pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
-pub use state::{SaveState, StateError, load_state};
+pub use state::{Merge, MergeError, SaveState, StateError, load_state};
 pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};

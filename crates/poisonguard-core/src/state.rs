@@ -24,6 +24,31 @@ pub enum StateError {
     Decode(String),
 }
 
+/// A summary of rows that merges: the summary of one set of rows merged with the summary of
+/// another is the summary of both (exactly, or up to floating-point rounding where the type
+/// says so). What shards fitted apart, or batches streamed one after another, combine through.
+pub trait Merge: Sized {
+    /// Merges `other` into `self`.
+    ///
+    /// # Errors
+    /// Summaries that do not describe the same columns (another feature count).
+    fn merge(&mut self, other: Self) -> Result<(), MergeError>;
+}
+
+/// Two summaries that cannot merge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// The summaries describe different feature counts.
+    #[error("cannot merge summaries of {left} and {right} features")]
+    FeatureCount {
+        /// Features of the summary merged into.
+        left: usize,
+        /// Features of the summary merged.
+        right: usize,
+    },
+}
+
 /// A fitted state that encodes itself (every `Serialize` type does, through the blanket impl).
 pub trait SaveState {
     /// The state as MessagePack with named fields.

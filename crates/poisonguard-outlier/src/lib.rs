@@ -48,5 +48,5 @@ pub use isolation_forest::{IsolationForest, IsolationForestParams};
 pub use knn_distance::{KnnDistance, KnnDistanceParams, KnnStatistic};
 pub use lof::{Lof, LofParams};
 pub use mahalanobis::{Mahalanobis, MahalanobisParams};
-pub use model::{Common, MAX_COVARIANCE_FEATURES, Outlier, OutlierModel};
+pub use model::{Common, MAX_COVARIANCE_FEATURES, MergeableModel, Outlier, OutlierModel};
 pub use pca::{Pca, PcaParams};

@@ -126,6 +126,185 @@ pub trait OutlierModel:
     }
 }
 
+/// An [`OutlierModel`] whose fit is a function of a summary of its rows that merges
+/// ([`Merge`](poisonguard_core::Merge)): fitted on shards of rows, it equals the fit on all of
+/// them. [`fit_shards`] is the two-pass fit this allows.
+pub trait MergeableModel: OutlierModel {
+    /// The summary of a set of rows the model is fitted from.
+    type Summary: poisonguard_core::Merge + Send;
+
+    /// The summary of the rows of `x`.
+    ///
+    /// # Errors
+    /// When the rows cannot be summarized.
+    fn summarize(params: &Self::Params, x: ArrayView2<'_, f32>) -> Result<Self::Summary>;
+
+    /// The rows summarized.
+    fn summary_rows(summary: &Self::Summary) -> usize;
+
+    /// The model fitted from a summary (the same model [`OutlierModel::fit`] gives on the rows).
+    ///
+    /// # Errors
+    /// When the summary cannot be fitted.
+    fn from_summary(params: &Self::Params, summary: Self::Summary) -> Result<Self>;
+
+    /// Scores rows that the model's summary holds: their in-sample scores, as
+    /// [`OutlierModel::fit`] returns them (by default [`OutlierModel::score`]).
+    ///
+    /// # Errors
+    /// When the rows cannot be scored.
+    fn score_members(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        self.score(x)
+    }
+}
+
+/// Fits `M` on the rows of several shards, as [`fit`] on their concatenation (in shard order)
+/// would: pass 1 summarizes each shard (per class in per-class mode) and merges the summaries in
+/// shard order, pass 2 scores every shard against the merged model; the threshold and the
+/// p-values are fitted on all the scores. Only the summaries and the scores are held, never
+/// two shards' rows at once. Per class, the classes are the union of the shards' labels.
+pub(crate) fn fit_shards<M: MergeableModel>(
+    params: &M::Params,
+    common: &Common,
+    shards: &[Dataset],
+) -> Result<Outlier<M>> {
+    use poisonguard_core::Merge;
+    let id = M::INFO.id.as_str();
+    let first = shards.first().ok_or(DataError::NoRows)?;
+    let d = first.n_features();
+    if let Some(s) = shards.iter().find(|s| s.n_features() != d) {
+        return Err(DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into());
+    }
+    let min = M::min_rows(params);
+    let merged = |parts: Vec<M::Summary>| -> Result<Option<M::Summary>> {
+        let mut parts = parts.into_iter();
+        let Some(mut acc) = parts.next() else { return Ok(None) };
+        for p in parts {
+            acc.merge(p)
+                .map_err(|e| DataError::Detector { detector: id, message: e.to_string() })?;
+        }
+        Ok(Some(acc))
+    };
+    // `(shard, local row)` of every row, in concatenation order, for the reasons
+    let origin: Vec<(usize, usize)> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(s, data)| (0..data.n_samples()).map(move |i| (s, i)))
+        .collect();
+    let explain = |model: Option<&M>, i: usize, score: f64, threshold: f64| {
+        let (s, local) = origin[i];
+        explain_row(model, &shards[s], local, score, threshold)
+    };
+    if !common.per_class {
+        let summaries = shards
+            .iter()
+            .map(|s| M::summarize(params, s.features()))
+            .collect::<Result<Vec<_>>>()?;
+        let summary = merged(summaries)?.ok_or(DataError::NoRows)?;
+        let n = M::summary_rows(&summary);
+        if n < min {
+            return Err(Error::TooFewRows {
+                detector: id,
+                needed: min,
+                what: "the shards".into(),
+                actual: n,
+            });
+        }
+        let model = M::from_summary(params, summary)?;
+        let mut scores = Vec::with_capacity(n);
+        for s in shards {
+            scores.extend(model.score_members(s.features())?);
+        }
+        let null = model.null();
+        let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
+        let training = Detection::with_threshold(scores, threshold, |i, s| {
+            explain(Some(&model), i, s, threshold)
+        })?;
+        return Ok(Outlier {
+            groups: Groups::Global(model),
+            skipped: Vec::new(),
+            n_features: d,
+            training,
+        });
+    }
+
+    let mut values: Vec<poisonguard_core::LabelValue> = Vec::new();
+    for s in shards {
+        values.extend(s.require_classes(id)?.map().values().iter().cloned());
+    }
+    values.sort();
+    values.dedup();
+    let map = LabelMap::new(values)?;
+    let ids: Vec<Vec<poisonguard_core::ClassId>> = shards
+        .iter()
+        .map(|s| s.require_classes(id).and_then(|l| l.ids_in(&map)))
+        .collect::<std::result::Result<_, _>>()?;
+    let rows_of = |s: usize, c: usize| -> Vec<usize> {
+        (0..shards[s].n_samples()).filter(|&i| ids[s][i].index() == c).collect()
+    };
+    let mut sizes = vec![0usize; map.n_classes()];
+    for shard_ids in &ids {
+        for c in shard_ids {
+            sizes[c.index()] += 1;
+        }
+    }
+    let mut models: Vec<Option<M>> = Vec::with_capacity(map.n_classes());
+    for (c, &size) in sizes.iter().enumerate() {
+        if size < min {
+            models.push(None);
+            continue;
+        }
+        let mut parts = Vec::new();
+        for (s, data) in shards.iter().enumerate() {
+            let rows = rows_of(s, c);
+            if !rows.is_empty() {
+                parts.push(M::summarize(
+                    params,
+                    data.features().select(ndarray::Axis(0), &rows).view(),
+                )?);
+            }
+        }
+        let summary = merged(parts)?.ok_or(DataError::NoRows)?;
+        models.push(Some(M::from_summary(params, summary)?));
+    }
+    let skipped = sizes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &size)| size > 0 && size < min)
+        .map(|(c, &size)| poisonguard_core::SkippedClass {
+            class: poisonguard_core::ClassId(c as u32),
+            label: map.values()[c].clone(),
+            rows: size,
+            needed: min,
+        })
+        .collect();
+    let mut scores: Vec<f64> = Vec::with_capacity(origin.len());
+    let mut class_of: Vec<usize> = Vec::with_capacity(origin.len());
+    let mut null = None;
+    for (s, data) in shards.iter().enumerate() {
+        let mut local = vec![0.0f64; data.n_samples()];
+        for (c, model) in models.iter().enumerate() {
+            let Some(model) = model else { continue };
+            null = null.or(model.null());
+            let rows = rows_of(s, c);
+            if rows.is_empty() {
+                continue;
+            }
+            let x = data.features().select(ndarray::Axis(0), &rows);
+            for (&i, v) in rows.iter().zip(model.score_members(x.view())?) {
+                local[i] = v;
+            }
+        }
+        scores.extend(local);
+        class_of.extend(ids[s].iter().map(|c| c.index()));
+    }
+    let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
+    let training = Detection::with_threshold(scores, threshold, |i, s| {
+        explain(models[class_of[i]].as_ref(), i, s, threshold)
+    })?;
+    Ok(Outlier { skipped, groups: Groups::PerClass { map, models }, n_features: d, training })
+}
+
 /// A fitted group and its in-sample scores; `None` for a class too small to fit.
 type GroupFit<M> = Result<Option<(M, Vec<f64>)>>;
 
@@ -422,3 +601,26 @@ macro_rules! outlier_detector {
     };
 }
 pub(crate) use outlier_detector;
+
+/// The sharded fit of a detector whose model merges ([`MergeableModel`]).
+macro_rules! mergeable_detector {
+    ($valid:ident, $model:ty) => {
+        impl $valid {
+            /// Fits on several shards of rows (same columns; in per-class mode, labelled) as a
+            /// fit on their concatenation, in shard order, would: one pass summarizes and
+            /// merges the shards, a second scores them (see
+            /// [`MergeableModel`](crate::MergeableModel)). The training detection covers the
+            /// rows of all shards in that order.
+            ///
+            /// # Errors
+            /// No shards, shards of different widths, too few rows, or what the fit refuses.
+            pub fn fit_shards(
+                &self,
+                shards: &[poisonguard_core::Dataset],
+            ) -> crate::error::Result<crate::model::Outlier<$model>> {
+                crate::model::fit_shards::<$model>(&self.model, &self.common, shards)
+            }
+        }
+    };
+}
+pub(crate) use mergeable_detector;

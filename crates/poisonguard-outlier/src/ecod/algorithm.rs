@@ -3,7 +3,7 @@ use poisonguard_core::Reason;
 
 use super::hyperparams::EcodModelParams;
 use crate::error::Result;
-use crate::model::{Outlier, OutlierModel};
+use crate::model::{MergeableModel, Outlier, OutlierModel};
 
 /// A fitted ECOD detector; see the [module docs](crate::ecod).
 pub type Ecod = Outlier<EcodModel>;
@@ -115,25 +115,10 @@ impl OutlierModel for EcodModel {
         2
     }
 
-    fn fit(_: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
-        let n = x.nrows();
-        let mut sorted: Vec<Vec<f32>> = Vec::with_capacity(x.ncols());
-        let mut skew = Vec::with_capacity(x.ncols());
-        for col in x.columns() {
-            let mut c: Vec<f32> = col.to_vec();
-            c.sort_by(f32::total_cmp);
-            skew.push(skew_sign(col.iter().copied()));
-            sorted.push(c);
-        }
-        let mut scores = vec![0.0f64; n];
-        accumulate(x.ncols(), &mut scores, |j| {
-            let s = &sorted[j];
-            x.column(j)
-                .iter()
-                .map(|&v| contribution(upper_bound(s, v), n - lower_bound(s, v), n, skew[j]))
-                .collect()
-        });
-        Ok((Self { sorted, skew_sign: skew }, scores))
+    fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
+        let model = Self::from_summary(params, Self::summarize(params, x)?)?;
+        let scores = model.score_members(x)?;
+        Ok((model, scores))
     }
 
     fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
@@ -179,6 +164,86 @@ impl OutlierModel for EcodModel {
             }
         }
         Some(Reason::TailProbability { feature: name(best.0), contribution: best.1 })
+    }
+}
+
+/// The summary ECOD is fitted from: every column of the rows, sorted (the exact empirical
+/// distributions; merging two is merging sorted lists, so a fit on shards is the fit on all rows,
+/// bit for bit). Its size is that of the rows: it merges, it does not shrink.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct EcodSummary {
+    sorted: Vec<Vec<f32>>,
+}
+
+impl poisonguard_core::Merge for EcodSummary {
+    fn merge(&mut self, other: Self) -> std::result::Result<(), poisonguard_core::MergeError> {
+        if self.sorted.len() != other.sorted.len() {
+            return Err(poisonguard_core::MergeError::FeatureCount {
+                left: self.sorted.len(),
+                right: other.sorted.len(),
+            });
+        }
+        for (a, b) in self.sorted.iter_mut().zip(other.sorted) {
+            let mut out = Vec::with_capacity(a.len() + b.len());
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                if b[j].total_cmp(&a[i]).is_lt() {
+                    out.push(b[j]);
+                    j += 1;
+                } else {
+                    out.push(a[i]);
+                    i += 1;
+                }
+            }
+            out.extend_from_slice(&a[i..]);
+            out.extend_from_slice(&b[j..]);
+            *a = out;
+        }
+        Ok(())
+    }
+}
+
+impl MergeableModel for EcodModel {
+    type Summary = EcodSummary;
+
+    fn summarize(_: &Self::Params, x: ArrayView2<'_, f32>) -> Result<EcodSummary> {
+        let sorted = x
+            .columns()
+            .into_iter()
+            .map(|col| {
+                let mut c: Vec<f32> = col.to_vec();
+                c.sort_by(f32::total_cmp);
+                c
+            })
+            .collect();
+        Ok(EcodSummary { sorted })
+    }
+
+    fn summary_rows(summary: &EcodSummary) -> usize {
+        summary.sorted.first().map_or(0, Vec::len)
+    }
+
+    fn from_summary(_: &Self::Params, summary: EcodSummary) -> Result<Self> {
+        // the skewness of each column from its sorted values: the same values in any order
+        let skew_sign = summary.sorted.iter().map(|c| skew_sign(c.iter().copied())).collect();
+        Ok(Self { sorted: summary.sorted, skew_sign })
+    }
+
+    /// The training rows' scores: their tail probabilities among the summarized rows (which
+    /// hold them), not among the summarized rows plus them.
+    fn score_members(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        let n = self.sorted.first().map_or(0, Vec::len);
+        let mut scores = vec![0.0f64; x.nrows()];
+        accumulate(x.ncols(), &mut scores, |j| {
+            let s = &self.sorted[j];
+            x.column(j)
+                .iter()
+                .map(|&v| {
+                    contribution(upper_bound(s, v), n - lower_bound(s, v), n, self.skew_sign[j])
+                })
+                .collect()
+        });
+        Ok(scores)
     }
 }
 

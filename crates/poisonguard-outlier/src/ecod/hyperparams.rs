@@ -30,3 +30,4 @@ impl Default for EcodValidParams {
 }
 
 outlier_detector!(EcodParams, EcodValidParams, super::algorithm::EcodModel);
+crate::model::mergeable_detector!(EcodValidParams, super::algorithm::EcodModel);

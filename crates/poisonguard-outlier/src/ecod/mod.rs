@@ -15,6 +15,9 @@
 //! more suspicious. New rows are scored, as PyOD does, on the ECDFs of the training rows together
 //! with the new rows. The reason names the feature with the largest contribution.
 //!
+//! Fitted on shards (`EcodValidParams::fit_shards`), the summaries (every column, sorted) merge:
+//! the result is the fit on all rows, bit for bit.
+//!
 //! # References
 //! Z. Li, Y. Zhao, X. Hu, N. Botta, C. Ionescu, G. H. Chen. *ECOD: Unsupervised Outlier Detection
 //! Using Empirical Cumulative Distribution Functions.* IEEE TKDE 2022.

@@ -4,7 +4,7 @@ use poisonguard_core::Reason;
 
 use super::hyperparams::PcaModelParams;
 use crate::error::{Error, Result};
-use crate::model::{Outlier, OutlierModel};
+use crate::model::{MergeableModel, Outlier, OutlierModel};
 use poisonguard_linalg::{a_b, at_b, sym_eigen};
 
 /// A fitted PCA detector; see the [module docs](crate::pca).
@@ -47,6 +47,97 @@ impl PcaModel {
     }
 }
 
+/// The summary PCA is fitted from: the row count, the column means and the centred co-moment
+/// matrix `sum (x - mean)(x - mean)^T` (f64), merged by the pairwise update of Chan, Golub &
+/// LeVeque (1979): a fit on shards equals the fit on all rows up to floating-point rounding.
+/// Its size is `d x d`, whatever the rows.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+pub struct PcaSummary {
+    n: usize,
+    mean: Vec<f64>,
+    #[serde(with = "poisonguard_linalg::mat_serde")]
+    comoment: Mat<f64>,
+}
+
+impl poisonguard_core::Merge for PcaSummary {
+    fn merge(&mut self, other: Self) -> std::result::Result<(), poisonguard_core::MergeError> {
+        let d = self.mean.len();
+        if other.mean.len() != d {
+            return Err(poisonguard_core::MergeError::FeatureCount {
+                left: d,
+                right: other.mean.len(),
+            });
+        }
+        let (na, nb) = (self.n as f64, other.n as f64);
+        let n = na + nb;
+        if other.n == 0 {
+            return Ok(());
+        }
+        let delta: Vec<f64> = other.mean.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
+        let w = na * nb / n;
+        for r in 0..d {
+            for c in 0..d {
+                self.comoment[(r, c)] += other.comoment[(r, c)] + delta[r] * delta[c] * w;
+            }
+        }
+        for (m, dv) in self.mean.iter_mut().zip(&delta) {
+            *m += dv * nb / n;
+        }
+        self.n += other.n;
+        Ok(())
+    }
+}
+
+impl MergeableModel for PcaModel {
+    type Summary = PcaSummary;
+
+    fn summarize(_: &Self::Params, x: ArrayView2<'_, f32>) -> Result<PcaSummary> {
+        let (n, d) = (x.nrows(), x.ncols());
+        crate::model::check_covariance_width("pca", d)?;
+        let mut mean = vec![0.0f64; d];
+        for row in x.rows() {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+        let c = Mat::from_fn(n, d, |i, j| f64::from(x[[i, j]]) - mean[j]);
+        Ok(PcaSummary { n, mean, comoment: at_b(c.as_ref(), c.as_ref()) })
+    }
+
+    fn summary_rows(summary: &PcaSummary) -> usize {
+        summary.n
+    }
+
+    /// Standardization (population sd of each column, 1 for a constant one, as scikit-learn's
+    /// `StandardScaler`), the covariance of the standardized rows (`/ (n - 1)`), its top
+    /// `min(n, d)` eigenvectors and their explained-variance ratios.
+    fn from_summary(params: &Self::Params, summary: PcaSummary) -> Result<Self> {
+        let PcaSummary { n, mean, comoment } = summary;
+        let d = mean.len();
+        let scale: Vec<f64> = (0..d)
+            .map(|j| {
+                let var = comoment[(j, j)] / n as f64;
+                if params.standardize && var > 0.0 { var.sqrt() } else { 1.0 }
+            })
+            .collect();
+        let denom = n as f64 - 1.0;
+        let cov = Mat::from_fn(d, d, |r, c| comoment[(r, c)] / (scale[r] * scale[c] * denom));
+        let (vals, vecs) =
+            sym_eigen(cov.as_ref()).ok_or(Error::EigenNotConverged { detector: "pca" })?;
+        let total: f64 = vals.iter().map(|v| v.max(0.0)).sum();
+        let m = n.min(d);
+        // eigenvalues ascending: the top m are the last m
+        let order: Vec<usize> = (d - m..d).rev().collect();
+        let axes = Mat::from_fn(d, m, |r, c| vecs[(r, order[c])]);
+        let ratio = order
+            .iter()
+            .map(|&k| if total > 0.0 { (vals[k].max(0.0) / total).max(MIN_RATIO) } else { 1.0 })
+            .collect();
+        Ok(Self { mean, scale, axes, ratio })
+    }
+}
+
 impl OutlierModel for PcaModel {
     type Params = PcaModelParams;
     const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
@@ -69,40 +160,7 @@ impl OutlierModel for PcaModel {
     }
 
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
-        let (n, d) = (x.nrows(), x.ncols());
-        crate::model::check_covariance_width("pca", d)?;
-        let mut mean = vec![0.0f64; d];
-        for row in x.rows() {
-            for (m, &v) in mean.iter_mut().zip(row) {
-                *m += f64::from(v);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut scale = vec![1.0f64; d];
-        if params.standardize {
-            for (j, s) in scale.iter_mut().enumerate() {
-                let var =
-                    x.column(j).iter().map(|&v| (f64::from(v) - mean[j]).powi(2)).sum::<f64>()
-                        / n as f64;
-                // scikit-learn's StandardScaler leaves constant features unscaled
-                *s = if var > 0.0 { var.sqrt() } else { 1.0 };
-            }
-        }
-        let mut model = Self { mean, scale, axes: Mat::zeros(d, 0), ratio: Vec::new() };
-        let z = model.standardized(x);
-        let mut cov = at_b(z.as_ref(), z.as_ref());
-        cov *= faer::Scale(1.0 / (n as f64 - 1.0));
-        let (vals, vecs) =
-            sym_eigen(cov.as_ref()).ok_or(Error::EigenNotConverged { detector: "pca" })?;
-        let total: f64 = vals.iter().map(|v| v.max(0.0)).sum();
-        let m = n.min(d);
-        // eigenvalues ascending: the top m are the last m
-        let order: Vec<usize> = (d - m..d).rev().collect();
-        model.axes = Mat::from_fn(d, m, |r, c| vecs[(r, order[c])]);
-        model.ratio = order
-            .iter()
-            .map(|&k| if total > 0.0 { (vals[k].max(0.0) / total).max(MIN_RATIO) } else { 1.0 })
-            .collect();
+        let model = Self::from_summary(params, Self::summarize(params, x)?)?;
         let scores = model.scores(x);
         Ok((model, scores))
     }

@@ -49,3 +49,4 @@ impl PcaParams {
 }
 
 outlier_detector!(PcaParams, PcaValidParams, super::algorithm::PcaModel);
+crate::model::mergeable_detector!(PcaValidParams, super::algorithm::PcaModel);

@@ -12,6 +12,9 @@
 //! rows that deviate along directions of little variance score high. >= 0; higher = more
 //! suspicious.
 //!
+//! Fitted on shards (`PcaValidParams::fit_shards`), the summaries (row count, means, co-moment
+//! matrix) merge: the result equals the fit on all rows up to floating-point rounding.
+//!
 //! # References
 //! M.-L. Shyu, S.-C. Chen, K. Sarinnapakorn, L. Chang. *A Novel Anomaly Detection Scheme Based
 //! on Principal Component Classifier.* ICDM 2003; PyOD's `pyod.models.pca.PCA`.
