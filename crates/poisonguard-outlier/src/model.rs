@@ -128,7 +128,8 @@ pub trait OutlierModel:
 
 /// An [`OutlierModel`] whose fit is a function of a summary of its rows that merges
 /// ([`Merge`](poisonguard_core::Merge)): fitted on shards of rows, it equals the fit on all of
-/// them. [`fit_shards`] is the two-pass fit this allows.
+/// them. `fit_shards` on the detector's valid params (e.g. `PcaValidParams::fit_shards`) is the
+/// two-pass fit this allows.
 pub trait MergeableModel: OutlierModel {
     /// The summary of a set of rows the model is fitted from.
     type Summary: poisonguard_core::Merge + Send;
