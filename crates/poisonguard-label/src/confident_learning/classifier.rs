@@ -240,13 +240,8 @@ mod linfa_adapter {
     /// fitted model's probabilities and column classes (classes absent from a fold get
     /// probability 0).
     ///
-    /// ```
-    /// use poisonguard_label::confident_learning::LinfaClassifier;
-    /// use poisonguard_label::ConfidentLearning;
-    /// let clf = LinfaClassifier::multi_logistic(1.0, 100);
-    /// let params = ConfidentLearning::params().classifier(clf);
-    /// # let _ = params;
-    /// ```
+    /// With feature `linfa-logistic`, `LinfaClassifier::multi_logistic` is linfa's multinomial
+    /// logistic regression.
     pub struct LinfaClassifier<P, O, E> {
         params: P,
         proba: ProbaFn<O>,
@@ -268,6 +263,7 @@ mod linfa_adapter {
         }
     }
 
+    #[cfg(feature = "linfa-logistic")]
     impl
         LinfaClassifier<
             linfa_logistic::MultiLogisticRegression<f64>,
@@ -278,6 +274,14 @@ mod linfa_adapter {
         /// linfa's multinomial logistic regression (`linfa-logistic`, L-BFGS from argmin)
         /// with L2 strength `alpha` (its objective, `sum(log loss) + alpha |W|^2 / 2`, is
         /// scikit-learn's at `C = 1 / alpha`) and iteration cap `max_iter`.
+        ///
+        /// ```
+        /// use poisonguard_label::confident_learning::LinfaClassifier;
+        /// use poisonguard_label::ConfidentLearning;
+        /// let clf = LinfaClassifier::multi_logistic(1.0, 100);
+        /// let params = ConfidentLearning::params().classifier(clf);
+        /// # let _ = params;
+        /// ```
         pub fn multi_logistic(alpha: f64, max_iter: u64) -> Self {
             let params = linfa_logistic::MultiLogisticRegression::default()
                 .alpha(alpha)
@@ -444,7 +448,7 @@ mod tests {
         assert!(err.to_string().contains("new rows need pred_probs"), "{err}");
     }
 
-    #[cfg(feature = "linfa")]
+    #[cfg(feature = "linfa-logistic")]
     #[test]
     fn linfa_logistic_regression_finds_the_flipped_labels() {
         let (data, truth) = flipped();
