@@ -1,7 +1,7 @@
 //! Fitted states that merge: a detector fitted on shards of rows (summaries merged, then every
 //! shard scored) equals the detector fitted on all rows, bit for bit where the summary is exact
-//! (ECOD's sorted columns) and up to floating-point rounding where it is a sum (PCA's co-moment
-//! matrix), globally and per class, with a class absent from a shard.
+//! (ECOD's sorted columns) and up to floating-point rounding where it is a sum (PCA's and spectral
+//! signatures' co-moment matrices), globally and per class, with a class absent from a shard.
 
 use poisonguard::{Dataset, Detection, FittedDetector, ParamGuard};
 use poisonguard_io::{LoadOptions, load};
@@ -71,6 +71,19 @@ fn pca_fitted_on_shards_is_the_fit_on_all_rows_up_to_rounding() {
         let sharded = params.fit_shards(&parts).unwrap();
         check("pca", &whole, &sharded, &all, 1e-9);
     }
+}
+
+#[test]
+fn spectral_signature_fitted_on_shards_is_the_fit_on_all_rows_up_to_rounding() {
+    let (parts, all) = shards(&digits());
+    let params = poisonguard::SpectralSignatureParams::default().check().unwrap();
+    let whole = poisonguard::Detector::fit(&params, &all).unwrap();
+    let sharded = params.fit_shards(&parts).unwrap();
+    check("spectral_signature", &whole, &sharded, &all, 1e-9);
+    for (a, b) in whole.class_findings().iter().zip(sharded.class_findings()) {
+        assert!((a.score() - b.score()).abs() <= 1e-9 * a.score().abs().max(1.0), "{a:?} {b:?}");
+    }
+    assert!(params.fit_shards(&[Dataset::new(parts[0].features().to_owned()).unwrap()]).is_err());
 }
 
 #[test]

@@ -57,6 +57,73 @@ pub fn a_b(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
     out
 }
 
+/// The count, column means and centred co-moment matrix `sum (x - mean)(x - mean)^T` of a set of
+/// rows, in f64: the summary a covariance-based fit (PCA, spectral signatures) is computed from.
+/// Two merge by the pairwise update of Chan, Golub & LeVeque (1979), so the moments of shards
+/// merged equal the moments of all their rows up to floating-point rounding.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+pub struct Moments {
+    /// Rows summarized.
+    pub n: usize,
+    /// Column means.
+    pub mean: Vec<f64>,
+    /// `d x d` co-moment matrix.
+    #[serde(with = "mat_serde")]
+    pub comoment: Mat<f64>,
+}
+
+impl Moments {
+    /// The moments of rows given by their `mean` and their centred values (`n x d`).
+    pub fn of_centred(mean: Vec<f64>, centred: MatRef<'_, f64>) -> Self {
+        Self { n: centred.nrows(), mean, comoment: at_b(centred, centred) }
+    }
+
+    /// Merges `other` into `self`; `Err((d_self, d_other))` when their widths differ.
+    ///
+    /// ```
+    /// use faer::Mat;
+    /// use poisonguard_linalg::Moments;
+    /// let x = Mat::from_fn(5, 2, |i, j| (i * i + j) as f64);
+    /// let of = |rows: std::ops::Range<usize>| {
+    ///     let n = rows.len() as f64;
+    ///     let mean: Vec<f64> = (0..2).map(|j| rows.clone().map(|i| x[(i, j)]).sum::<f64>() / n).collect();
+    ///     let c = Mat::from_fn(rows.len(), 2, |r, j| x[(rows.start + r, j)] - mean[j]);
+    ///     Moments::of_centred(mean, c.as_ref())
+    /// };
+    /// let mut a = of(0..2);
+    /// a.merge(of(2..5)).unwrap();
+    /// let all = of(0..5);
+    /// assert!((a.comoment[(0, 1)] - all.comoment[(0, 1)]).abs() < 1e-9);
+    /// ```
+    pub fn merge(&mut self, other: Self) -> Result<(), (usize, usize)> {
+        let d = self.mean.len();
+        if other.mean.len() != d {
+            return Err((d, other.mean.len()));
+        }
+        if other.n == 0 {
+            return Ok(());
+        }
+        if self.n == 0 {
+            *self = other;
+            return Ok(());
+        }
+        let (na, nb) = (self.n as f64, other.n as f64);
+        let n = na + nb;
+        let delta: Vec<f64> = other.mean.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
+        let w = na * nb / n;
+        for c in 0..d {
+            for r in 0..d {
+                self.comoment[(r, c)] += other.comoment[(r, c)] + delta[r] * delta[c] * w;
+            }
+        }
+        for (m, dv) in self.mean.iter_mut().zip(&delta) {
+            *m += dv * nb / n;
+        }
+        self.n += other.n;
+        Ok(())
+    }
+}
+
 /// Serde for a faer `Mat<f64>` field (`#[serde(with = "poisonguard_linalg::mat_serde")]`):
 /// `(rows, cols, column-major values)`, the values with their exact bits.
 pub mod mat_serde {

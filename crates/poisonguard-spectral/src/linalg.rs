@@ -44,6 +44,20 @@ pub(crate) fn top_eigen(x: MatRef<'_, f64>, it: Iteration) -> Option<TopEigen> {
     Some(TopEigen { lambda1, lambda2, trace, vector })
 }
 
+/// The top eigenpair of a covariance matrix (`d x d`, already divided by the rows), by the exact
+/// symmetric eigendecomposition, with [`top_eigen`]'s sign convention: the route of fits that
+/// hold moments ([`poisonguard_linalg::Moments`]) instead of rows.
+pub(crate) fn top_eigen_of_covariance(cov: MatRef<'_, f64>) -> Option<TopEigen> {
+    let d = cov.nrows();
+    let trace = (0..d).map(|j| cov[(j, j)]).sum();
+    let (vals, vecs) = sym_eigen(cov)?;
+    let l1 = vals[d - 1];
+    let l2 = if d > 1 { vals[d - 2] } else { 0.0 };
+    let mut vector: Vec<f64> = vecs.col(d - 1).iter().copied().collect();
+    fix_sign(&mut vector);
+    Some(TopEigen { lambda1: l1.max(0.0), lambda2: l2.max(0.0), trace, vector })
+}
+
 fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
     let (n, d) = (x.nrows(), x.ncols());
     let scale = 1.0 / n as f64;

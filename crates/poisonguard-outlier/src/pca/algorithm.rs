@@ -5,7 +5,7 @@ use poisonguard_core::Reason;
 use super::hyperparams::PcaModelParams;
 use crate::error::{Error, Result};
 use crate::model::{MergeableModel, Outlier, OutlierModel};
-use poisonguard_linalg::{a_b, at_b, sym_eigen};
+use poisonguard_linalg::{Moments, a_b, sym_eigen};
 
 /// A fitted PCA detector; see the [module docs](crate::pca).
 pub type Pca = Outlier<PcaModel>;
@@ -48,43 +48,16 @@ impl PcaModel {
 }
 
 /// The summary PCA is fitted from: the row count, the column means and the centred co-moment
-/// matrix `sum (x - mean)(x - mean)^T` (f64), merged by the pairwise update of Chan, Golub &
-/// LeVeque (1979): a fit on shards equals the fit on all rows up to floating-point rounding.
-/// Its size is `d x d`, whatever the rows.
+/// matrix ([`Moments`], merged by Chan, Golub & LeVeque's pairwise update): a fit on shards equals
+/// the fit on all rows up to floating-point rounding. Its size is `d x d`, whatever the rows.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
-pub struct PcaSummary {
-    n: usize,
-    mean: Vec<f64>,
-    #[serde(with = "poisonguard_linalg::mat_serde")]
-    comoment: Mat<f64>,
-}
+pub struct PcaSummary(Moments);
 
 impl poisonguard_core::Merge for PcaSummary {
     fn merge(&mut self, other: Self) -> std::result::Result<(), poisonguard_core::MergeError> {
-        let d = self.mean.len();
-        if other.mean.len() != d {
-            return Err(poisonguard_core::MergeError::FeatureCount {
-                left: d,
-                right: other.mean.len(),
-            });
-        }
-        let (na, nb) = (self.n as f64, other.n as f64);
-        let n = na + nb;
-        if other.n == 0 {
-            return Ok(());
-        }
-        let delta: Vec<f64> = other.mean.iter().zip(&self.mean).map(|(b, a)| b - a).collect();
-        let w = na * nb / n;
-        for r in 0..d {
-            for c in 0..d {
-                self.comoment[(r, c)] += other.comoment[(r, c)] + delta[r] * delta[c] * w;
-            }
-        }
-        for (m, dv) in self.mean.iter_mut().zip(&delta) {
-            *m += dv * nb / n;
-        }
-        self.n += other.n;
-        Ok(())
+        self.0
+            .merge(other.0)
+            .map_err(|(left, right)| poisonguard_core::MergeError::FeatureCount { left, right })
     }
 }
 
@@ -102,18 +75,18 @@ impl MergeableModel for PcaModel {
         }
         mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
         let c = Mat::from_fn(n, d, |i, j| f64::from(x[[i, j]]) - mean[j]);
-        Ok(PcaSummary { n, mean, comoment: at_b(c.as_ref(), c.as_ref()) })
+        Ok(PcaSummary(Moments::of_centred(mean, c.as_ref())))
     }
 
     fn summary_rows(summary: &PcaSummary) -> usize {
-        summary.n
+        summary.0.n
     }
 
     /// Standardization (population sd of each column, 1 for a constant one, as scikit-learn's
     /// `StandardScaler`), the covariance of the standardized rows (`/ (n - 1)`), its top
     /// `min(n, d)` eigenvectors and their explained-variance ratios.
     fn from_summary(params: &Self::Params, summary: PcaSummary) -> Result<Self> {
-        let PcaSummary { n, mean, comoment } = summary;
+        let Moments { n, mean, comoment } = summary.0;
         let d = mean.len();
         let scale: Vec<f64> = (0..d)
             .map(|j| {

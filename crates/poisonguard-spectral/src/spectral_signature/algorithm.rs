@@ -6,7 +6,8 @@ use poisonguard_core::{
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
 use crate::classes::{centred, fit_classes, new_rows};
 use crate::error::{Error, Result};
-use crate::linalg::{Iteration, TopEigen, top_eigen};
+use crate::linalg::{Iteration, TopEigen, top_eigen, top_eigen_of_covariance};
+use poisonguard_linalg::Moments;
 
 /// Median of the chi-square distribution with one degree of freedom.
 const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
@@ -110,6 +111,14 @@ fn fit_class(
     let eig = top_eigen(centred.as_ref(), it)?;
     let proj: Vec<f64> =
         (0..rows.len()).map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum()).collect();
+    let fit = class_fit(mean, &eig, &proj, p.score);
+    Some((fit, eig, proj))
+}
+
+/// What the fit keeps of a class with mean `mean`, top eigenpair `eig` and its rows' centred
+/// projections `proj` on the top direction: the robust variance along it is the median squared
+/// projection over chi-square(1)'s median (`lambda1` when that is 0).
+fn class_fit(mean: Vec<f64>, eig: &TopEigen, proj: &[f64], kind: SignatureScore) -> ClassFit {
     let mut sq: Vec<f64> = proj.iter().map(|p| p * p).collect();
     sq.sort_by(f64::total_cmp);
     let mut scale2 = poisonguard_core::quantile_sorted(&sq, 0.5) / CHI2_1_MEDIAN;
@@ -117,9 +126,11 @@ fn fit_class(
         scale2 = eig.lambda1;
     }
     let offset = mean.iter().zip(&eig.vector).map(|(m, v)| m * v).sum();
-    let fit = ClassFit { mean, direction: eig.vector.clone(), scale2, offset, kind: p.score };
-    Some((fit, eig, proj))
+    ClassFit { mean, direction: eig.vector.clone(), scale2, offset, kind }
 }
+
+/// One fitted class: what the fit keeps, its top eigenpair, its rows' centred projections.
+type FittedClass = (ClassFit, TopEigen, Vec<f64>);
 
 impl Detector for SpectralSignatureValidParams {
     type Fitted = SpectralSignature;
@@ -133,12 +144,31 @@ impl Detector for SpectralSignatureValidParams {
             fit_class(data, rows, self, c)
         })?;
 
-        let mut scores = vec![0.0f64; data.n_samples()];
-        let mut z = vec![0.0f64; data.n_samples()];
+        let label_of = |i: usize| labels.value_of_row(i).clone();
+        self.assemble(labels.map(), &by_class, fitted, skipped, data.n_features(), &label_of)
+    }
+}
+
+impl SpectralSignatureValidParams {
+    /// The fitted detector from every class's fit (`None`: too small), `by_class[c]` the rows of
+    /// class `c` in the order of its projections: scores, findings, threshold, p-values and the
+    /// estimate. `label_of(i)` is row `i`'s label.
+    fn assemble(
+        &self,
+        map: &LabelMap,
+        by_class: &[Vec<usize>],
+        fitted: Vec<Option<FittedClass>>,
+        skipped: Vec<poisonguard_core::SkippedClass>,
+        n_features: usize,
+        label_of: &dyn Fn(usize) -> poisonguard_core::LabelValue,
+    ) -> Result<SpectralSignature> {
+        let n: usize = by_class.iter().map(Vec::len).sum();
+        let mut scores = vec![0.0f64; n];
+        let mut z = vec![0.0f64; n];
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
         let mut at_risk = 0;
-        for (c, (result, rows)) in fitted.into_iter().zip(&by_class).enumerate() {
+        for (c, (result, rows)) in fitted.into_iter().zip(by_class).enumerate() {
             let Some((fit, eig, proj)) = result else {
                 classes.push(None);
                 continue;
@@ -153,7 +183,7 @@ impl Detector for SpectralSignatureValidParams {
             let inflation = if fit.scale2 > 0.0 { eig.lambda1 / fit.scale2 } else { 0.0 };
             findings.push(ClassFinding::new(
                 ClassId(c as u32),
-                labels.map().values()[c].clone(),
+                map.values()[c].clone(),
                 rows.len(),
                 inflation,
                 vec![
@@ -170,8 +200,7 @@ impl Detector for SpectralSignatureValidParams {
             SignatureScore::Centred => Some(ScoreNull::ChiSquared { dof: 1.0 }),
             SignatureScore::Reference => None,
         };
-        let explain =
-            |i, _| Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] };
+        let explain = |i, _| Reason::SpectralProjection { class: label_of(i), z: z[i] };
         let training = Detection::with_null(scores, &self.threshold, null.as_ref(), explain)?;
         let estimate = (null.is_some() && self.threshold == ThresholdRule::Auto).then(|| {
             PoisonEstimate::excess_over_null(
@@ -192,11 +221,107 @@ impl Detector for SpectralSignatureValidParams {
             skipped,
             estimate,
             classes,
-            label_map: labels.map().clone(),
-            n_features: data.n_features(),
+            label_map: map.clone(),
+            n_features,
             training,
             findings,
         })
+    }
+
+    /// Fits on several labelled shards of rows (same columns) as a fit on their concatenation,
+    /// in shard order, would, holding one class's moments per class instead of the rows: pass 1
+    /// merges every class's count, mean and co-moment matrix over the shards
+    /// ([`Moments`](poisonguard_linalg::Moments)), whose covariance gives the class's top
+    /// direction (exact eigendecomposition of the `d x d` matrix); pass 2 projects every
+    /// shard's rows; the robust scale, scores, threshold and p-values then follow as in
+    /// [`Detector::fit`]. The classes are the union of the shards' labels. Equal to the fit on
+    /// all rows up to rounding where that fit is exact (`min(class rows, features) <= 128`), and
+    /// up to its subspace iteration's tolerance beyond.
+    ///
+    /// # Errors
+    /// No shards, shards of different widths or without labels, a class whose
+    /// eigendecomposition fails.
+    pub fn fit_shards(&self, shards: &[Dataset]) -> Result<SpectralSignature> {
+        let id = SpectralSignature::ID.as_str();
+        let d = shards.first().ok_or(DataError::NoRows)?.n_features();
+        if let Some(s) = shards.iter().find(|s| s.n_features() != d) {
+            return Err(
+                DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into()
+            );
+        }
+        let mut values: Vec<poisonguard_core::LabelValue> = Vec::new();
+        for s in shards {
+            values.extend(s.require_classes(id)?.map().values().iter().cloned());
+        }
+        values.sort();
+        values.dedup();
+        let map = LabelMap::new(values)?;
+        let k = map.n_classes();
+        // every shard's rows by class, and the rows of each class in concatenation order
+        let mut local: Vec<Vec<Vec<usize>>> = Vec::with_capacity(shards.len());
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
+        let mut offset = 0;
+        for s in shards {
+            let ids = s.require_classes(id)?.ids_in(&map)?;
+            let mut rows = vec![Vec::new(); k];
+            for (i, c) in ids.iter().enumerate() {
+                rows[c.index()].push(i);
+                by_class[c.index()].push(offset + i);
+            }
+            offset += s.n_samples();
+            local.push(rows);
+        }
+        let skipped = poisonguard_core::SkippedClass::of(&by_class, &map, MIN_CLASS_ROWS);
+        let fit_class = |c: usize| -> Result<Option<FittedClass>> {
+            if by_class[c].len() < MIN_CLASS_ROWS {
+                return Ok(None);
+            }
+            let mut moments: Option<Moments> = None;
+            for (s, rows) in shards.iter().zip(&local) {
+                if rows[c].is_empty() {
+                    continue;
+                }
+                let (mean, centred) = centred(s, &rows[c]);
+                let part = Moments::of_centred(mean, centred.as_ref());
+                match moments.as_mut() {
+                    None => moments = Some(part),
+                    Some(m) => m.merge(part).map_err(|(left, right)| DataError::Detector {
+                        detector: id,
+                        message: format!("cannot merge moments of {left} and {right} features"),
+                    })?,
+                }
+            }
+            let Moments { n, mean, comoment } = moments.ok_or(DataError::NoRows)?;
+            let mut cov = comoment;
+            cov *= faer::Scale(1.0 / n as f64);
+            let eig = top_eigen_of_covariance(cov.as_ref())
+                .ok_or_else(|| Error::EigenNotConverged { class: map.values()[c].to_string() })?;
+            let mut proj = Vec::with_capacity(n);
+            for (s, rows) in shards.iter().zip(&local) {
+                let x = s.features();
+                for &i in &rows[c] {
+                    let row = x.row(i);
+                    proj.push(
+                        row.iter()
+                            .zip(&mean)
+                            .zip(&eig.vector)
+                            .map(|((&v, m), e)| (f64::from(v) - m) * e)
+                            .sum(),
+                    );
+                }
+            }
+            let fit = class_fit(mean, &eig, &proj, self.score);
+            Ok(Some((fit, eig, proj)))
+        };
+        let fitted = (0..k).map(fit_class).collect::<Result<Vec<_>>>()?;
+        let mut class_of = vec![0usize; offset];
+        for (c, rows) in by_class.iter().enumerate() {
+            for &g in rows {
+                class_of[g] = c;
+            }
+        }
+        let label_of = |g: usize| map.values()[class_of[g]].clone();
+        self.assemble(&map, &by_class, fitted, skipped, d, &label_of)
     }
 }
 

@@ -36,6 +36,11 @@
 //! (lambda_1 / lambda_2, the gap a planted direction opens) and `explained_variance`
 //! (lambda_1 / trace). Classes are ranked by `spectral_ratio`.
 //!
+//! Fitted on shards (`SpectralSignatureValidParams::fit_shards`), each class's count, mean and
+//! co-moment matrix merge over the shards and a second pass projects the rows: the result equals
+//! the fit on all rows up to rounding (to the subspace iteration's tolerance where the fit on all
+//! rows iterates).
+//!
 //! # References
 //! B. Tran, J. Li, A. Madry. *Spectral Signatures in Backdoor Attacks.* NeurIPS 2018.
 
