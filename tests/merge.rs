@@ -87,6 +87,26 @@ fn spectral_signature_fitted_on_shards_is_the_fit_on_all_rows_up_to_rounding() {
 }
 
 #[test]
+fn a_shard_may_hold_one_class() {
+    let data = digits();
+    let labels = data.labels().expect("labelled");
+    let zero = poisonguard::LabelValue::Int(0);
+    let (zeros, rest): (Vec<usize>, Vec<usize>) =
+        (0..data.n_samples()).partition(|&i| labels.value_of_row(i) == &zero);
+    let parts = [data.select_rows(&zeros), data.select_rows(&rest)];
+    let all = data.select_rows(&[zeros, rest].concat());
+    let ecod = EcodParams::default().per_class(true).check().unwrap();
+    let whole = poisonguard::Detector::fit(&ecod, &all).unwrap();
+    check("ecod", &whole, &ecod.fit_shards(&parts).unwrap(), &all, 0.0);
+    let signature = poisonguard::SpectralSignatureParams::default().check().unwrap();
+    let whole = poisonguard::Detector::fit(&signature, &all).unwrap();
+    check("spectral_signature", &whole, &signature.fit_shards(&parts).unwrap(), &all, 1e-9);
+    // one class in all shards together is the single-class error
+    let only = [parts[0].clone()];
+    assert!(signature.fit_shards(&only).unwrap_err().to_string().contains("class"));
+}
+
+#[test]
 fn shards_that_do_not_fit_together_are_errors() {
     let (parts, _) = shards(&digits());
     let params = PcaParams::default().check().unwrap();

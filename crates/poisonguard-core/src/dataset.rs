@@ -423,6 +423,46 @@ impl Dataset {
         }
         Ok(labels)
     }
+
+    /// The classes of several shards of one table, for a per-class fit on shards: the union of
+    /// their labels as one map, and every shard's rows as class ids in it. Every shard must be
+    /// labelled (a shard may hold one class), and the union must hold two classes or more.
+    ///
+    /// # Errors
+    /// [`DataError::LabelsRequired`] for a shard without labels, [`DataError::SingleClass`] when
+    /// all shards together hold one class, [`DataError::NoRows`] without shards.
+    pub fn shard_classes(
+        shards: &[Dataset],
+        detector: &'static str,
+    ) -> Result<(LabelMap, Vec<Vec<ClassId>>), DataError> {
+        let mut values: Vec<LabelValue> = Vec::new();
+        for s in shards {
+            let labels = s.labels().ok_or(DataError::LabelsRequired { detector })?;
+            let present = labels.rows_by_class().into_iter().map(|rows| !rows.is_empty());
+            values.extend(
+                labels
+                    .map()
+                    .values()
+                    .iter()
+                    .zip(present)
+                    .filter(|(_, p)| *p)
+                    .map(|(v, _)| v.clone()),
+            );
+        }
+        values.sort();
+        values.dedup();
+        match values.len() {
+            0 => return Err(DataError::NoRows),
+            1 => return Err(DataError::SingleClass { detector, label: values[0].to_string() }),
+            _ => {}
+        }
+        let map = LabelMap::new(values)?;
+        let ids = shards
+            .iter()
+            .map(|s| s.labels().ok_or(DataError::LabelsRequired { detector })?.ids_in(&map))
+            .collect::<Result<_, _>>()?;
+        Ok((map, ids))
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{ArrayView1, ArrayView2, Axis};
 use poisonguard_core::{
     DataError, Dataset, Detection, DetectorId, FitContext, FittedDetector, KnnGraph, LabelMap,
     Reason, ScoreNull, ThresholdRule,
@@ -162,8 +162,9 @@ pub trait MergeableModel: OutlierModel {
 /// Fits `M` on the rows of several shards, as [`fit`] on their concatenation (in shard order)
 /// would: pass 1 summarizes each shard (per class in per-class mode) and merges the summaries in
 /// shard order, pass 2 scores every shard against the merged model; the threshold and the
-/// p-values are fitted on all the scores. Only the summaries and the scores are held, never
-/// two shards' rows at once. Per class, the classes are the union of the shards' labels.
+/// p-values are fitted on all the scores ([`assemble`]). Only the summaries and the scores are
+/// held, never two shards' rows at once. Per class, the classes are the union of the shards'
+/// labels.
 pub(crate) fn fit_shards<M: MergeableModel>(
     params: &M::Params,
     common: &Common,
@@ -171,20 +172,28 @@ pub(crate) fn fit_shards<M: MergeableModel>(
 ) -> Result<Outlier<M>> {
     use poisonguard_core::Merge;
     let id = M::INFO.id.as_str();
-    let first = shards.first().ok_or(DataError::NoRows)?;
-    let d = first.n_features();
+    let d = shards.first().ok_or(DataError::NoRows)?.n_features();
     if let Some(s) = shards.iter().find(|s| s.n_features() != d) {
         return Err(DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into());
     }
     let min = M::min_rows(params);
-    let merged = |parts: Vec<M::Summary>| -> Result<Option<M::Summary>> {
-        let mut parts = parts.into_iter();
-        let Some(mut acc) = parts.next() else { return Ok(None) };
-        for p in parts {
-            acc.merge(p)
-                .map_err(|e| DataError::Detector { detector: id, message: e.to_string() })?;
+    // one group's model from its rows in every shard (`rows(s)`: the group's rows of shard `s`)
+    let group = |rows: &dyn Fn(usize) -> Vec<usize>| -> Result<M> {
+        let mut summary: Option<M::Summary> = None;
+        for (s, data) in shards.iter().enumerate() {
+            let rows = rows(s);
+            if rows.is_empty() {
+                continue;
+            }
+            let part = M::summarize(params, data.features().select(Axis(0), &rows).view())?;
+            match summary.as_mut() {
+                None => summary = Some(part),
+                Some(acc) => acc
+                    .merge(part)
+                    .map_err(|e| DataError::Detector { detector: id, message: e.to_string() })?,
+            }
         }
-        Ok(Some(acc))
+        M::from_summary(params, summary.ok_or(DataError::NoRows)?)
     };
     // `(shard, local row)` of every row, in concatenation order, for the reasons
     let origin: Vec<(usize, usize)> = shards
@@ -197,113 +206,94 @@ pub(crate) fn fit_shards<M: MergeableModel>(
         explain_row(model, &shards[s], local, score, threshold)
     };
     if !common.per_class {
-        let summaries = shards
-            .iter()
-            .map(|s| M::summarize(params, s.features()))
-            .collect::<Result<Vec<_>>>()?;
-        let summary = merged(summaries)?.ok_or(DataError::NoRows)?;
-        let n = M::summary_rows(&summary);
-        if n < min {
+        if origin.len() < min {
             return Err(Error::TooFewRows {
                 detector: id,
                 needed: min,
                 what: "the shards".into(),
-                actual: n,
+                actual: origin.len(),
             });
         }
-        let model = M::from_summary(params, summary)?;
-        let mut scores = Vec::with_capacity(n);
+        let model = group(&|s| (0..shards[s].n_samples()).collect())?;
+        let mut scores = Vec::with_capacity(origin.len());
         for s in shards {
             scores.extend(model.score_members(s.features())?);
         }
-        let null = model.null();
-        let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-        let training = Detection::with_threshold(scores, threshold, |i, s| {
-            explain(Some(&model), i, s, threshold)
-        })?;
-        return Ok(Outlier {
-            groups: Groups::Global(model),
-            skipped: Vec::new(),
-            n_features: d,
-            training,
+        let groups = Groups::Global(model);
+        return assemble(groups, Vec::new(), d, scores, common, |groups, i, s, t| {
+            explain(groups.model_of(None), i, s, t)
         });
     }
 
-    let mut values: Vec<poisonguard_core::LabelValue> = Vec::new();
-    for s in shards {
-        values.extend(s.require_classes(id)?.map().values().iter().cloned());
-    }
-    values.sort();
-    values.dedup();
-    let map = LabelMap::new(values)?;
-    let ids: Vec<Vec<poisonguard_core::ClassId>> = shards
-        .iter()
-        .map(|s| s.require_classes(id).and_then(|l| l.ids_in(&map)))
-        .collect::<std::result::Result<_, _>>()?;
+    let (map, ids) = Dataset::shard_classes(shards, id)?;
     let rows_of = |s: usize, c: usize| -> Vec<usize> {
-        (0..shards[s].n_samples()).filter(|&i| ids[s][i].index() == c).collect()
+        (0..ids[s].len()).filter(|&i| ids[s][i].index() == c).collect()
     };
-    let mut sizes = vec![0usize; map.n_classes()];
-    for shard_ids in &ids {
-        for c in shard_ids {
-            sizes[c.index()] += 1;
-        }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); map.n_classes()];
+    for (g, &(s, i)) in origin.iter().enumerate() {
+        by_class[ids[s][i].index()].push(g);
     }
-    let mut models: Vec<Option<M>> = Vec::with_capacity(map.n_classes());
-    for (c, &size) in sizes.iter().enumerate() {
-        if size < min {
-            models.push(None);
-            continue;
-        }
-        let mut parts = Vec::new();
+    let skipped = poisonguard_core::SkippedClass::of(&by_class, &map, min);
+    let models =
+        (0..map.n_classes())
+            .map(|c| {
+                if by_class[c].len() < min { Ok(None) } else { group(&|s| rows_of(s, c)).map(Some) }
+            })
+            .collect::<Result<Vec<Option<M>>>>()?;
+    let mut scores = vec![0.0f64; origin.len()];
+    for (c, model) in models.iter().enumerate() {
+        let Some(model) = model else { continue };
+        let mut at = by_class[c].iter();
         for (s, data) in shards.iter().enumerate() {
-            let rows = rows_of(s, c);
-            if !rows.is_empty() {
-                parts.push(M::summarize(
-                    params,
-                    data.features().select(ndarray::Axis(0), &rows).view(),
-                )?);
-            }
-        }
-        let summary = merged(parts)?.ok_or(DataError::NoRows)?;
-        models.push(Some(M::from_summary(params, summary)?));
-    }
-    let skipped = sizes
-        .iter()
-        .enumerate()
-        .filter(|&(_, &size)| size > 0 && size < min)
-        .map(|(c, &size)| poisonguard_core::SkippedClass {
-            class: poisonguard_core::ClassId(c as u32),
-            label: map.values()[c].clone(),
-            rows: size,
-            needed: min,
-        })
-        .collect();
-    let mut scores: Vec<f64> = Vec::with_capacity(origin.len());
-    let mut class_of: Vec<usize> = Vec::with_capacity(origin.len());
-    let mut null = None;
-    for (s, data) in shards.iter().enumerate() {
-        let mut local = vec![0.0f64; data.n_samples()];
-        for (c, model) in models.iter().enumerate() {
-            let Some(model) = model else { continue };
-            null = null.or(model.null());
             let rows = rows_of(s, c);
             if rows.is_empty() {
                 continue;
             }
-            let x = data.features().select(ndarray::Axis(0), &rows);
-            for (&i, v) in rows.iter().zip(model.score_members(x.view())?) {
-                local[i] = v;
+            let x = data.features().select(Axis(0), &rows);
+            // the scores first: `zip` stops on them without taking a row of the next shard
+            for (v, &g) in model.score_members(x.view())?.into_iter().zip(at.by_ref()) {
+                scores[g] = v;
             }
         }
-        scores.extend(local);
-        class_of.extend(ids[s].iter().map(|c| c.index()));
     }
+    let class_of: Vec<usize> = origin.iter().map(|&(s, i)| ids[s][i].index()).collect();
+    let groups = Groups::PerClass { map, models };
+    assemble(groups, skipped, d, scores, common, |groups, i, s, t| {
+        explain(groups.model_of(Some(class_of[i])), i, s, t)
+    })
+}
+
+/// The fitted detector from its groups and the training scores of all rows: the threshold by
+/// the rule (with the models' stated null), p-values from the scores' robust tail (even where a
+/// model states a law, as mahalanobis's chi-square: real tails are heavier), and
+/// `explain(groups, row, score, threshold)` for each row's reason.
+fn assemble<M: OutlierModel>(
+    groups: Groups<M>,
+    skipped: Vec<poisonguard_core::SkippedClass>,
+    n_features: usize,
+    scores: Vec<f64>,
+    common: &Common,
+    explain: impl Fn(&Groups<M>, usize, f64, f64) -> Reason,
+) -> Result<Outlier<M>> {
+    let null = match &groups {
+        Groups::Global(model) => model.null(),
+        Groups::PerClass { models, .. } => models.iter().flatten().find_map(OutlierModel::null),
+    };
     let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-    let training = Detection::with_threshold(scores, threshold, |i, s| {
-        explain(models[class_of[i]].as_ref(), i, s, threshold)
-    })?;
-    Ok(Outlier { skipped, groups: Groups::PerClass { map, models }, n_features: d, training })
+    let training =
+        Detection::with_threshold(scores, threshold, |i, s| explain(&groups, i, s, threshold))?;
+    Ok(Outlier { groups, skipped, n_features, training })
+}
+
+impl<M> Groups<M> {
+    /// The model of the global fit (`class` None) or of a class (None for a class too small).
+    fn model_of(&self, class: Option<usize>) -> Option<&M> {
+        match (self, class) {
+            (Groups::Global(model), _) => Some(model),
+            (Groups::PerClass { models, .. }, Some(c)) => models.get(c).and_then(Option::as_ref),
+            (Groups::PerClass { .. }, None) => None,
+        }
+    }
 }
 
 /// A fitted group and its in-sample scores; `None` for a class too small to fit.
@@ -370,19 +360,9 @@ pub(crate) fn fit<M: OutlierModel>(
             Some(fitted) => fitted?,
             None => M::fit(params, data.features(), common.seed)?,
         };
-        let null = model.null();
-        let rule = common.threshold;
-        let threshold = rule.fit_with_null(&scores, null.as_ref())?;
-        // p-values from the robust tail of the scores (`with_threshold`'s calibration), even
-        // where the model states a law (mahalanobis's chi-square): real tails are heavier
-        let training = Detection::with_threshold(scores, threshold, |i, s| {
-            explain_row(Some(&model), data, i, s, threshold)
-        })?;
-        return Ok(Outlier {
-            groups: Groups::Global(model),
-            skipped: Vec::new(),
-            n_features: data.n_features(),
-            training,
+        let groups = Groups::Global(model);
+        return assemble(groups, Vec::new(), data.n_features(), scores, common, |g, i, s, t| {
+            explain_row(g.model_of(None), data, i, s, t)
         });
     }
 
@@ -406,29 +386,20 @@ pub(crate) fn fit<M: OutlierModel>(
 
     let mut scores = vec![0.0f64; n];
     let mut models = Vec::with_capacity(by_class.len());
-    let mut null = None;
     for (result, rows) in fitted.into_iter().zip(&by_class) {
         match result? {
             Some((model, s)) => {
                 for (&i, v) in rows.iter().zip(s) {
                     scores[i] = v;
                 }
-                null = null.or(model.null());
                 models.push(Some(model));
             }
             None => models.push(None),
         }
     }
-    let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-    let training = Detection::with_threshold(scores, threshold, |i, s| {
-        let model = models[labels.ids()[i].index()].as_ref();
-        explain_row(model, data, i, s, threshold)
-    })?;
-    Ok(Outlier {
-        skipped,
-        groups: Groups::PerClass { map: labels.map().clone(), models },
-        n_features: data.n_features(),
-        training,
+    let groups = Groups::PerClass { map: labels.map().clone(), models };
+    assemble(groups, skipped, data.n_features(), scores, common, |g, i, s, t| {
+        explain_row(g.model_of(Some(labels.ids()[i].index())), data, i, s, t)
     })
 }
 

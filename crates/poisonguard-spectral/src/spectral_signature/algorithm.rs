@@ -249,20 +249,13 @@ impl SpectralSignatureValidParams {
                 DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into()
             );
         }
-        let mut values: Vec<poisonguard_core::LabelValue> = Vec::new();
-        for s in shards {
-            values.extend(s.require_classes(id)?.map().values().iter().cloned());
-        }
-        values.sort();
-        values.dedup();
-        let map = LabelMap::new(values)?;
+        let (map, shard_ids) = Dataset::shard_classes(shards, id)?;
         let k = map.n_classes();
         // every shard's rows by class, and the rows of each class in concatenation order
         let mut local: Vec<Vec<Vec<usize>>> = Vec::with_capacity(shards.len());
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); k];
         let mut offset = 0;
-        for s in shards {
-            let ids = s.require_classes(id)?.ids_in(&map)?;
+        for (s, ids) in shards.iter().zip(&shard_ids) {
             let mut rows = vec![Vec::new(); k];
             for (i, c) in ids.iter().enumerate() {
                 rows[c.index()].push(i);
