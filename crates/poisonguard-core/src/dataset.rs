@@ -424,6 +424,19 @@ impl Dataset {
         Ok(labels)
     }
 
+    /// The feature count of several shards of one table, for a fit on shards.
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] without shards, [`DataError::FeatureCountMismatch`] for the first
+    /// shard whose width differs from the first's.
+    pub fn shard_width(shards: &[Dataset]) -> Result<usize, DataError> {
+        let d = shards.first().ok_or(DataError::NoRows)?.n_features();
+        match shards.iter().find(|s| s.n_features() != d) {
+            Some(s) => Err(DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }),
+            None => Ok(d),
+        }
+    }
+
     /// The classes of several shards of one table, for a per-class fit on shards: the union of
     /// their labels as one map, and every shard's rows as class ids in it. Every shard must be
     /// labelled (a shard may hold one class), and the union must hold two classes or more.

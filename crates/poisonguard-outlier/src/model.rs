@@ -172,20 +172,18 @@ pub(crate) fn fit_shards<M: MergeableModel>(
 ) -> Result<Outlier<M>> {
     use poisonguard_core::Merge;
     let id = M::INFO.id.as_str();
-    let d = shards.first().ok_or(DataError::NoRows)?.n_features();
-    if let Some(s) = shards.iter().find(|s| s.n_features() != d) {
-        return Err(DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into());
-    }
+    let d = Dataset::shard_width(shards)?;
     let min = M::min_rows(params);
-    // one group's model from its rows in every shard (`rows(s)`: the group's rows of shard `s`)
-    let group = |rows: &dyn Fn(usize) -> Vec<usize>| -> Result<M> {
+    // one group's model from its rows in every shard (`rows(s)`: the group's rows of shard `s`,
+    // `None` for all of them, read in place)
+    let group = |rows: &dyn Fn(usize) -> Option<Vec<usize>>| -> Result<M> {
         let mut summary: Option<M::Summary> = None;
         for (s, data) in shards.iter().enumerate() {
-            let rows = rows(s);
-            if rows.is_empty() {
-                continue;
-            }
-            let part = M::summarize(params, data.features().select(Axis(0), &rows).view())?;
+            let part = match rows(s) {
+                None => M::summarize(params, data.features())?,
+                Some(rows) if rows.is_empty() => continue,
+                Some(rows) => M::summarize(params, data.features().select(Axis(0), &rows).view())?,
+            };
             match summary.as_mut() {
                 None => summary = Some(part),
                 Some(acc) => acc
@@ -214,7 +212,7 @@ pub(crate) fn fit_shards<M: MergeableModel>(
                 actual: origin.len(),
             });
         }
-        let model = group(&|s| (0..shards[s].n_samples()).collect())?;
+        let model = group(&|_| None)?;
         let mut scores = Vec::with_capacity(origin.len());
         for s in shards {
             scores.extend(model.score_members(s.features())?);
@@ -234,12 +232,15 @@ pub(crate) fn fit_shards<M: MergeableModel>(
         by_class[ids[s][i].index()].push(g);
     }
     let skipped = poisonguard_core::SkippedClass::of(&by_class, &map, min);
-    let models =
-        (0..map.n_classes())
-            .map(|c| {
-                if by_class[c].len() < min { Ok(None) } else { group(&|s| rows_of(s, c)).map(Some) }
-            })
-            .collect::<Result<Vec<Option<M>>>>()?;
+    let models = (0..map.n_classes())
+        .map(|c| {
+            if by_class[c].len() < min {
+                Ok(None)
+            } else {
+                group(&|s| Some(rows_of(s, c))).map(Some)
+            }
+        })
+        .collect::<Result<Vec<Option<M>>>>()?;
     let mut scores = vec![0.0f64; origin.len()];
     for (c, model) in models.iter().enumerate() {
         let Some(model) = model else { continue };

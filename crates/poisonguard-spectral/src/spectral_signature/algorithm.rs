@@ -29,7 +29,7 @@ struct ClassFit {
 
 impl ClassFit {
     fn projection(&self, row: impl Iterator<Item = f32>) -> f64 {
-        row.zip(&self.mean).zip(&self.direction).map(|((x, m), v)| (f64::from(x) - m) * v).sum()
+        projection(row, &self.mean, &self.direction)
     }
 
     /// The score of a row with centred projection `p`.
@@ -42,6 +42,11 @@ impl ClassFit {
             SignatureScore::Reference => (p + self.offset).abs() / self.scale2.sqrt(),
         }
     }
+}
+
+/// `<row - mean, direction>`.
+fn projection(row: impl Iterator<Item = f32>, mean: &[f64], direction: &[f64]) -> f64 {
+    row.zip(mean).zip(direction).map(|((x, m), v)| (f64::from(x) - m) * v).sum()
 }
 
 /// A fitted spectral-signature detector; see the [module docs](crate::spectral_signature).
@@ -243,12 +248,7 @@ impl SpectralSignatureValidParams {
     /// eigendecomposition fails.
     pub fn fit_shards(&self, shards: &[Dataset]) -> Result<SpectralSignature> {
         let id = SpectralSignature::ID.as_str();
-        let d = shards.first().ok_or(DataError::NoRows)?.n_features();
-        if let Some(s) = shards.iter().find(|s| s.n_features() != d) {
-            return Err(
-                DataError::FeatureCountMismatch { expected: d, actual: s.n_features() }.into()
-            );
-        }
+        let d = Dataset::shard_width(shards)?;
         let (map, shard_ids) = Dataset::shard_classes(shards, id)?;
         let k = map.n_classes();
         // every shard's rows by class, and the rows of each class in concatenation order
@@ -293,14 +293,7 @@ impl SpectralSignatureValidParams {
             for (s, rows) in shards.iter().zip(&local) {
                 let x = s.features();
                 for &i in &rows[c] {
-                    let row = x.row(i);
-                    proj.push(
-                        row.iter()
-                            .zip(&mean)
-                            .zip(&eig.vector)
-                            .map(|((&v, m), e)| (f64::from(v) - m) * e)
-                            .sum(),
-                    );
+                    proj.push(projection(x.row(i).iter().copied(), &mean, &eig.vector));
                 }
             }
             let fit = class_fit(mean, &eig, &proj, self.score);
