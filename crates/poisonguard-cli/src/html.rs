@@ -90,8 +90,7 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
     let mut any = false;
     for run in report.runs().iter().filter(|r| !r.class_findings.is_empty()) {
         any = true;
-        let mut findings: Vec<_> = run.class_findings.iter().collect();
-        findings.sort_by(|a, b| b.score().total_cmp(&a.score()));
+        let findings = crate::view::ranked_classes(run);
         let _ = writeln!(h, "<p>{}: ", esc(run.id.as_str()));
         for f in findings.iter().take(3) {
             let attacked = f.attacked() == Some(true);

@@ -9,6 +9,7 @@ mod eval;
 mod html;
 mod summary;
 mod summary_json;
+mod view;
 
 use std::path::Path;
 use std::process::ExitCode;

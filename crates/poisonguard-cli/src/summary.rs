@@ -3,10 +3,11 @@
 use std::io::Write;
 
 use anyhow::Result;
-use poisonguard::{NoiseMatrix, Report, metrics};
+use poisonguard::{NoiseMatrix, Report};
 use poisonguard_io::Table;
 
 use crate::args::ScanArgs;
+use crate::view;
 
 /// Classes listed per detector in the summary.
 const TOP_CLASSES: usize = 5;
@@ -80,8 +81,7 @@ pub fn print(
     }
 
     for run in report.runs().iter().filter(|r| !r.class_findings.is_empty()) {
-        let mut findings: Vec<_> = run.class_findings.iter().collect();
-        findings.sort_by(|a, b| b.score().total_cmp(&a.score()));
+        let findings = view::ranked_classes(run);
         writeln!(out, "\nmost suspicious classes ({}):", run.id)?;
         let stats: Vec<_> = findings[0].statistics().iter().map(|(s, _)| *s).collect();
         write!(out, "  {:<12} {:>7} {:>8}", "class", "rows", "flagged")?;
@@ -116,8 +116,7 @@ pub fn print(
     }
 
     if let (Some(truth), Some(col)) = (table.truth(), &args.truth) {
-        let n_poison = truth.iter().filter(|&&t| t).count();
-        let k = (1.5 * n_poison as f64).round() as usize;
+        let (n_poison, k, quality) = view::quality(report, truth);
         writeln!(
             out,
             "\ndetection quality against {col:?} ({n_poison} poisoned rows; recall in the top {k}):"
@@ -127,20 +126,12 @@ pub fn print(
             "  {:<22} {:>8} {:>14} {:>10}",
             "scores", "roc_auc", "avg_precision", "recall"
         )?;
-        let mut rows: Vec<(String, &[f64])> =
-            report.runs().iter().map(|r| (r.id.to_string(), r.detection.scores())).collect();
-        rows.push(("suspicion".into(), report.suspicion()));
-        for (name, scores) in rows {
-            let auc = metrics::roc_auc(scores, truth);
-            let ap = metrics::average_precision(scores, truth);
-            let rec = metrics::recall_at_k(scores, truth, k);
-            match (auc, ap, rec) {
-                (Ok(auc), Ok(ap), Ok(rec)) => {
-                    writeln!(out, "  {name:<22} {auc:>8.4} {ap:>14.4} {rec:>10.4}")?
+        for q in quality {
+            match q.metrics {
+                Ok((auc, ap, rec)) => {
+                    writeln!(out, "  {:<22} {auc:>8.4} {ap:>14.4} {rec:>10.4}", q.name)?
                 }
-                (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
-                    writeln!(out, "  {name:<22} n/a: {e}")?
-                }
+                Err(e) => writeln!(out, "  {:<22} n/a: {e}", q.name)?,
             }
         }
     }

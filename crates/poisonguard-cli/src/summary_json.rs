@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use poisonguard::{LabelValue, Report, SourceFinding, metrics};
+use poisonguard::{LabelValue, Report, SourceFinding};
 use poisonguard_io::Table;
 use serde_json::{Map, Value, json};
+
+use crate::view;
 
 fn label(v: &LabelValue) -> Value {
     match v {
@@ -113,19 +115,17 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
         doc.insert("sources".into(), sources(report.source_findings()));
     }
     if let (Some(truth), Some(col)) = (table.truth(), truth_column) {
-        let n_poison = truth.iter().filter(|&&t| t).count();
-        let k = (1.5 * n_poison as f64).round() as usize;
+        let (n_poison, _, quality) = view::quality(report, truth);
         let mut q = Map::new();
-        let mut rows: Vec<(String, &[f64])> =
-            report.runs().iter().map(|r| (r.id.to_string(), r.detection.scores())).collect();
-        rows.push(("suspicion".into(), report.suspicion()));
-        for (name, scores) in rows {
-            let (auc, ap, rec) = (
-                metrics::roc_auc(scores, truth).ok(),
-                metrics::average_precision(scores, truth).ok(),
-                metrics::recall_at_k(scores, truth, k).ok(),
+        for row in quality {
+            let (auc, ap, rec) = match row.metrics {
+                Ok((auc, ap, rec)) => (Some(auc), Some(ap), Some(rec)),
+                Err(_) => (None, None, None),
+            };
+            q.insert(
+                row.name,
+                json!({"roc_auc": auc, "average_precision": ap, "recall_at_1.5x": rec}),
             );
-            q.insert(name, json!({"roc_auc": auc, "average_precision": ap, "recall_at_1.5x": rec}));
         }
         doc.insert(
             "quality".into(),
