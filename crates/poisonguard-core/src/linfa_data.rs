@@ -170,7 +170,7 @@ pub fn detect_dataset<F: LinfaRecord, T: LinfaTarget>(
 /// - `fit: P1, P2, ...`: [`Fit`](linfa::traits::Fit)`<Array2<F>, Array1<T>, LinfaError>` for
 ///   detector parameters (checked or not) `P: Detector`, `F` = f32 or f64, `T` any
 ///   [`LinfaTarget`]: `params.fit(&linfa_dataset)` returns the fitted detector;
-/// - `predict: X`: [`PredictInplace`](linfa::traits::PredictInplace) for a fitted detector `X`,
+/// - `predict: X1, X2, ...`: [`PredictInplace`](linfa::traits::PredictInplace) for each fitted detector,
 ///   with the target `Result<Detection, DataError>` (scores, flags, p-values and reasons, or why
 ///   the rows were refused: linfa's predict cannot fail otherwise), from records
 ///   (`fitted.predict(&records)`; per-class detectors need labels and say so) and from a
@@ -200,9 +200,9 @@ macro_rules! linfa_estimator {
             }
         }
     )*};
-    (predict: $fitted:ty) => {
+    (predict: $($fitted:ty),+ $(,)?) => {$(
         $crate::linfa_estimator!(predict impl[] $fitted);
-    };
+    )+};
     (predict impl[$($gen:tt)*] $fitted:ty) => {
         impl<$($gen)* F: $crate::LinfaRecord>
             $crate::__linfa::traits::PredictInplace<

@@ -53,11 +53,7 @@ poisonguard_core::linfa_estimator!(fit:
     DuplicatesParams, duplicates::DuplicatesValidParams,
 );
 #[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: ConfidentLearning);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: KnnLabel);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: Duplicates);
+poisonguard_core::linfa_estimator!(predict: ConfidentLearning, KnnLabel, Duplicates);
 
 /// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order.
 fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {

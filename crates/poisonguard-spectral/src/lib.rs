@@ -58,10 +58,6 @@ poisonguard_core::linfa_estimator!(fit:
     ScanDecompositionParams, scan_decomposition::ScanDecompositionValidParams,
 );
 #[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: SpectralSignature);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: Spectre);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: ActivationClustering);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: ScanDecomposition);
+poisonguard_core::linfa_estimator!(
+    predict: SpectralSignature, Spectre, ActivationClustering, ScanDecomposition
+);

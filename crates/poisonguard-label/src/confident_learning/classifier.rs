@@ -98,6 +98,15 @@ impl ProbabilisticClassifier for LogisticRegression {
     }
 }
 
+/// Refuses rows of another width than the `fitted` features a model was fitted on.
+fn check_width(x: ArrayView2<'_, f32>, fitted: usize) -> Result<(), BoxError> {
+    if x.ncols() == fitted {
+        Ok(())
+    } else {
+        Err(format!("{} features, the model was fitted on {fitted}", x.ncols()).into())
+    }
+}
+
 /// A fitted [`LogisticRegression`].
 struct BuiltIn {
     model: ScaledLogistic,
@@ -106,14 +115,7 @@ struct BuiltIn {
 
 impl ClassProbabilities for BuiltIn {
     fn predict_proba(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f64>, BoxError> {
-        if x.ncols() != self.model.n_features() {
-            return Err(format!(
-                "{} features, the model was fitted on {}",
-                x.ncols(),
-                self.model.n_features()
-            )
-            .into());
-        }
+        check_width(x, self.model.n_features())?;
         let rows: Vec<usize> = (0..x.nrows()).collect();
         Ok(Array2::from_shape_vec((x.nrows(), self.n_classes), self.model.predict(x, &rows))?)
     }
@@ -330,14 +332,7 @@ mod linfa_adapter {
 
     impl<O: Send + Sync> ClassProbabilities for Fitted<O> {
         fn predict_proba(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f64>, BoxError> {
-            if x.ncols() != self.scaler.n_features() {
-                return Err(format!(
-                    "{} features, the model was fitted on {}",
-                    x.ncols(),
-                    self.scaler.n_features()
-                )
-                .into());
-            }
+            super::check_width(x, self.scaler.n_features())?;
             let (p, classes) = (self.proba)(&self.model, standardized(&self.scaler, x).view());
             if p.ncols() != classes.len() || classes.iter().any(|&c| c >= self.n_classes) {
                 return Err(format!(
