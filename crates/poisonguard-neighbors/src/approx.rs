@@ -10,7 +10,10 @@ use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
 use crate::error::{Error, Result};
-use crate::exact::{Centred, KDTREE_MAX_DIM, Rows, centre_and_scale, exact_knn_rows, gemm_search};
+use crate::exact::{
+    Centred, KDTREE_MAX_DIM, RERANK_EXTRA, Rows, TopK, centre_and_scale, copies, exact_knn_rows,
+    gemm_candidates, rerank,
+};
 
 /// Parameters of [`approximate_knn`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,7 +22,7 @@ pub struct ApproxParams {
     pub seed: u64,
     /// Cells of the index; 0 = `round(sqrt(n))`.
     pub n_lists: usize,
-    /// Cells searched for the rows of each cell (the cell itself and its nearest cells).
+    /// Cells searched for each row: those whose centroids are nearest to the row.
     pub n_probe: usize,
     /// Lloyd iterations of the k-means that places the cells.
     pub kmeans_iter: usize,
@@ -27,15 +30,19 @@ pub struct ApproxParams {
 
 impl Default for ApproxParams {
     fn default() -> Self {
-        Self { seed: 0x5EED, n_lists: 0, n_probe: 8, kmeans_iter: 10 }
+        Self { seed: 0x5EED, n_lists: 0, n_probe: 16, kmeans_iter: 10 }
     }
 }
 
-/// A row and its `(neighbour, distance)` list.
-type Found = (u32, Vec<(u32, f32)>);
+/// A batch row and its `(GEMM distance^2, neighbour)` candidates within one cell.
+type Found = (u32, Vec<(f32, u32)>);
 
-/// Cells searched between two writes into the graph (bounds the per-row lists held at once).
-const CELL_BATCH: usize = 64;
+/// Rows per query batch: enough that each cell is asked by about this many rows of a batch
+/// (one blocked search of that size per cell), few enough that the batch's per-cell lists stay
+/// small beside the graph.
+const QUERIES_PER_CELL: usize = 128;
+/// Smallest query batch.
+const MIN_BATCH: usize = 1024;
 
 /// Training rows per cell for the k-means (FAISS samples 39 to 256 per centroid).
 const TRAIN_PER_LIST: usize = 64;
@@ -47,21 +54,27 @@ const ASSIGN_BLOCK: usize = 1024;
 /// 1. Place `n_lists` cells by k-means (seeded sample of 64 rows per cell, seeded initial
 ///    centroids, `kmeans_iter` Lloyd iterations) and put every row in the cell of its nearest
 ///    centroid.
-/// 2. For the rows of each cell, search exactly (blocked GEMM, exact re-rank, ties by index)
-///    among the rows of the `n_probe` cells whose centroids are nearest to the cell's own
-///    (more cells if needed to hold `k + 1` rows).
+/// 2. Search each row among the rows of the `n_probe` cells whose centroids are nearest to the
+///    row itself (more cells if needed to hold `k + 1` rows), as FAISS's `IndexIVFFlat` does:
+///    matrix products give candidates, exact differences re-rank them (ties by index). Rows go
+///    a batch at a time and are grouped by probed cell, so that each cell is one blocked
+///    product with the batch rows that probe it; the row's nearest cell is searched first and
+///    its `k + 8`-th distance bounds what the other cells may add. Rows with at least `k` exact
+///    copies are answered by their copies, as in the exact search.
 ///
 /// Cost: about `n * n_probe * n / n_lists * d` multiply-adds, against `n^2 d` for the exact
-/// search (with the defaults, `8 / sqrt(n)` of it). Cells run in parallel and each is
-/// single-threaded, so the graph is identical for any thread count. Up to 12 features the exact
-/// k-d tree is fast and is used instead, and also when there are too few cells to skip any.
+/// search (with the defaults, `n_probe / sqrt(n)` of it). Cells run in parallel and a row's
+/// candidates are merged by distance and index, so the graph is identical for any thread count.
+/// Up to 12 features the exact k-d tree is fast and is used instead, and also when there are too
+/// few cells to skip any.
 ///
-/// Measured with `examples/knn_scale --approx`, k = 10, 2 cores (exact time in brackets):
-/// 20 well-separated clusters (`tests/oracle.rs`) recall 1.00; `24_mnist` (7,603 x 100) 0.86 in
-/// 0.05 s (0.15 s); `CIFAR10_0` embeddings (5,263 x 512) 0.77 in 0.11 s (0.18 s); a 10-class
-/// Gaussian mixture of 100,000 x 128 with heavy within-class noise 0.52 in 1.6 s (19.2 s). Low
-/// recall there means near-ties among many equally distant rows: for votes and densities the
-/// approximate neighbours are still rows of the same region.
+/// Recall@10 against the exact graph, and time (2 cores; `examples/knn_scale --approx`,
+/// benches/RESULTS.md): `CIFAR10_0` embeddings (5,263 x 512) 0.987; `24_mnist` (7,603 x 100)
+/// 0.998. Probing the cells nearest to each row rather than those nearest to the row's cell
+/// (the first version of this index) lifted these from 0.77 and 0.86 at the same cost. Where
+/// the data have no structure within a region (isotropic noise, uniform) many rows are almost
+/// equally near and recall is lower: for votes and densities the approximate neighbours are
+/// still rows of the same region.
 ///
 /// # Errors
 /// [`Error::ZeroK`], [`Error::KTooLarge`] when `k >= n_samples`, [`Error::TooManyRows`].
@@ -98,77 +111,112 @@ pub(crate) fn approximate_knn_rows(
     let (mean, scale) = centre_and_scale(&[rows.view()]);
     let data = Centred::from_rows_of(rows, &mean, scale);
     let centroids = kmeans(&data, n_lists, params);
-    let cell = assign(&data, &centroids);
+    let all: Vec<u32> = (0..n as u32).collect();
+    let cell = nearest_cells(&data, &all, &centroids, 1);
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n_lists];
     for (i, &c) in cell.iter().enumerate() {
         lists[c as usize].push(i as u32);
     }
+    let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
+    let n_probe = params.n_probe.clamp(1, n_lists);
+    let cap = k + RERANK_EXTRA;
+    let max_norm = data.max_norm();
 
-    let search_cell = |c: usize| -> Vec<Found> {
-        let queries = &lists[c];
-        if queries.is_empty() {
-            return Vec::new();
-        }
-        // cells by centroid distance to this one, ties by index
-        let mut order: Vec<(f64, usize)> = (0..n_lists)
-            .map(|e| {
-                let d2: f64 = centroids
-                    .row(c)
-                    .iter()
-                    .zip(centroids.row(e))
-                    .map(|(&a, &b)| f64::from(a - b) * f64::from(a - b))
-                    .sum();
-                (d2, e)
-            })
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut cands: Vec<u32> = Vec::new();
-        for (taken, &(_, e)) in order.iter().enumerate() {
-            if taken >= params.n_probe && cands.len() > k {
-                break;
-            }
-            cands.extend_from_slice(&lists[e]);
-        }
-        // Candidates in cell order, nearest cell (the query's own) first, so the bound of the
-        // top-k scan tightens early; exact ties are put back in global index order below.
-        let reference = data.gather(&cands);
-        let q = data.gather(queries);
-        let kk = (k + 1).min(cands.len());
-        let local = gemm_search(&reference, &q, kk, false);
-        queries
-            .iter()
-            .enumerate()
-            .map(|(qi, &i)| {
-                let mut row: Vec<(u32, f32)> = local
-                    .neighbors(qi)
-                    .iter()
-                    .zip(local.distances(qi))
-                    .map(|(&j, &dist)| (cands[j as usize], dist))
-                    .filter(|&(j, _)| j != i)
-                    .collect();
-                row.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-                row.truncate(k);
-                (i, row)
-            })
-            .collect()
-    };
     let mut indices = vec![0u32; n * k];
     let mut distances = vec![0f32; n * k];
-    // Cells are searched in parallel a batch at a time and their rows written into the graph at
-    // once, so the per-row neighbour lists exist for one batch of cells, not for all n rows
-    // beside the graph (at 10^6 rows and k = 50 that was 0.45 GB). The result does not depend
-    // on the batching.
-    let cells: Vec<usize> = (0..n_lists).collect();
-    for batch in cells.chunks(CELL_BATCH) {
+    // rows with at least k exact copies are answered by them, as in the exact search (a flood
+    // of identical rows would otherwise send every copy to the exhaustive re-rank)
+    let copied = copies(&data, k);
+    for (i, answer) in &copied {
+        let i = *i as usize;
+        indices[i * k..(i + 1) * k].copy_from_slice(answer);
+    }
+    // Query rows go a batch at a time: each row's `n_probe` nearest cells, then the pairs are
+    // grouped by cell, so that each probed cell is one blocked search of the batch rows that
+    // probe it (its rows read once per batch, as in FAISS's search by inverted list). The
+    // per-(row, cell) lists exist for one batch, not for all n rows beside the graph. Cells are
+    // searched in parallel, and a row's lists are merged by exact distance and index, so the
+    // graph is the same for any thread count and batching.
+    let batch_rows = (QUERIES_PER_CELL * n_lists / n_probe).max(MIN_BATCH).min(n);
+    for start in (0..n).step_by(batch_rows) {
+        let batch: Vec<u32> = (start as u32..(start + batch_rows).min(n) as u32)
+            .filter(|&i| copied.binary_search_by_key(&i, |c| c.0).is_err())
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let probes = nearest_cells(&data, &batch, &centroids, n_probe);
+        // rows beyond n_probe cells, for the rare row whose probed cells hold k rows or fewer
+        let extra: Vec<(u32, Vec<u32>)> = probes
+            .chunks(n_probe)
+            .enumerate()
+            .filter(|(_, cells)| cells.iter().map(|&c| sizes[c as usize]).sum::<usize>() <= k)
+            .map(|(qi, _)| (qi as u32, more_cells(&data, batch[qi], &centroids, &sizes, k)))
+            .collect();
+        let probed = |qi: usize| -> Vec<u32> {
+            let mut cells = probes[qi * n_probe..(qi + 1) * n_probe].to_vec();
+            if let Some((_, more)) = extra.iter().find(|e| e.0 as usize == qi) {
+                cells.extend(more.iter().filter(|c| !cells.contains(c)).collect::<Vec<_>>());
+            }
+            cells
+        };
+        // Pass 1, each row's nearest cell: its GEMM candidates there, whose `cap`-th distance
+        // (self left out) bounds the `cap`-th over all its cells, plus the rounding by which
+        // two evaluations of one distance can differ.
+        let mut askers: Vec<Vec<u32>> = vec![Vec::new(); n_lists];
+        for qi in 0..batch.len() {
+            askers[probes[qi * n_probe] as usize].push(qi as u32);
+        }
+        let first = search_cells(&data, &lists, &batch, &askers, cap, None);
+        let mut merged: Vec<TopK<f32>> = batch.iter().map(|_| TopK::new(cap)).collect();
+        merge(&mut merged, &batch, first);
+        let limits: Vec<f32> = merged
+            .iter()
+            .zip(&batch)
+            .map(|(top, &i)| {
+                let slack = 4.0
+                    * (d as f64 + 4.0)
+                    * f64::from(f32::EPSILON)
+                    * (f64::from(data.norm(i as usize)) + max_norm);
+                top.worst().map_or(f32::INFINITY, |w| (f64::from(w) + slack) as f32)
+            })
+            .collect();
+        // Pass 2, the other probed cells, grouped by cell: each is one blocked search of the
+        // batch rows that probe it, below their bounds (so few candidates are kept per cell).
+        for list in &mut askers {
+            list.clear();
+        }
+        for qi in 0..batch.len() {
+            for c in probed(qi).into_iter().skip(1) {
+                askers[c as usize].push(qi as u32);
+            }
+        }
+        let rest = search_cells(&data, &lists, &batch, &askers, cap, Some(&limits));
+        merge(&mut merged, &batch, rest);
+        let rerank_row = |qi: usize| -> Vec<(u32, f32)> {
+            let i = batch[qi] as usize;
+            // the rows the candidates came from: every row of the row's probed cells
+            let rows = || -> Vec<u32> {
+                let mut cells = probed(qi);
+                cells.sort_unstable();
+                cells
+                    .iter()
+                    .flat_map(|&c| lists[c as usize].iter().copied())
+                    .filter(|&j| j as usize != i)
+                    .collect()
+            };
+            rerank(&data, data.row(i), data.norm(i), &merged[qi], k, cap, max_norm, rows)
+        };
+        let qis: Vec<usize> = (0..batch.len()).collect();
         #[cfg(feature = "parallel")]
-        let found: Vec<Vec<Found>> = {
+        let rows: Vec<Vec<(u32, f32)>> = {
             use rayon::prelude::*;
-            batch.par_iter().map(|&c| search_cell(c)).collect()
+            qis.par_iter().map(|&qi| rerank_row(qi)).collect()
         };
         #[cfg(not(feature = "parallel"))]
-        let found: Vec<Vec<Found>> = batch.iter().map(|&c| search_cell(c)).collect();
-        for (i, row) in found.into_iter().flatten() {
-            let i = i as usize;
+        let rows: Vec<Vec<(u32, f32)>> = qis.iter().map(|&qi| rerank_row(qi)).collect();
+        for (qi, row) in rows.into_iter().enumerate() {
+            let i = batch[qi] as usize;
             for (slot, (j, dist)) in row.into_iter().enumerate() {
                 indices[i * k + slot] = j;
                 distances[i * k + slot] = dist;
@@ -176,6 +224,66 @@ pub(crate) fn approximate_knn_rows(
         }
     }
     Ok(KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale))
+}
+
+/// The GEMM candidates (the `cap + 1` nearest, as a row may meet itself; below the row's
+/// limit when given) of the batch rows `askers[c]` in each cell `c`, in global indices; cells
+/// in parallel.
+fn search_cells(
+    data: &Centred,
+    lists: &[Vec<u32>],
+    batch: &[u32],
+    askers: &[Vec<u32>],
+    cap: usize,
+    limits: Option<&[f32]>,
+) -> Vec<Vec<Found>> {
+    let search_cell = |c: usize| -> Vec<Found> {
+        let asking = &askers[c];
+        if asking.is_empty() {
+            return Vec::new();
+        }
+        let reference = data.gather(&lists[c]);
+        let rows: Vec<u32> = asking.iter().map(|&qi| batch[qi as usize]).collect();
+        let lim: Option<Vec<f32>> =
+            limits.map(|l| asking.iter().map(|&qi| l[qi as usize]).collect());
+        let tops = gemm_candidates(
+            &reference,
+            data,
+            (cap + 1).min(reference.n),
+            false,
+            &rows,
+            lim.as_deref(),
+        );
+        asking
+            .iter()
+            .zip(tops)
+            .map(|(&qi, top)| {
+                (qi, top.items.into_iter().map(|(d2, j)| (d2, lists[c][j as usize])).collect())
+            })
+            .collect()
+    };
+    let cells: Vec<usize> = (0..lists.len()).collect();
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        cells.par_iter().map(|&c| search_cell(c)).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    cells.iter().map(|&c| search_cell(c)).collect()
+}
+
+/// Each batch row's candidates from its cells into its list of the `cap` nearest, self left out
+/// (the same list whatever order they come in: it orders by distance, then index).
+fn merge(merged: &mut [TopK<f32>], batch: &[u32], found: Vec<Vec<Found>>) {
+    for (qi, cands) in found.into_iter().flatten() {
+        let i = batch[qi as usize];
+        let top = &mut merged[qi as usize];
+        for (d2, j) in cands {
+            if j != i {
+                top.push(d2, j);
+            }
+        }
+    }
 }
 
 /// k-means centroids (Lloyd) trained on a seeded sample of the rows.
@@ -193,8 +301,9 @@ fn kmeans(data: &Centred, n_lists: usize, params: ApproxParams) -> Centred {
     let train = data.gather(&train);
     let init: Vec<u32> = sample(&mut rng, train.n, n_lists).into_iter().map(|i| i as u32).collect();
     let mut centroids = train.gather(&init);
+    let all_train: Vec<u32> = (0..train.n as u32).collect();
     for _ in 0..params.kmeans_iter {
-        let cell = assign(&train, &centroids);
+        let cell = nearest_cells(&train, &all_train, &centroids, 1);
         let mut sums = vec![0.0f64; n_lists * d];
         let mut counts = vec![0usize; n_lists];
         for (i, &c) in cell.iter().enumerate() {
@@ -218,27 +327,30 @@ fn kmeans(data: &Centred, n_lists: usize, params: ApproxParams) -> Centred {
     centroids
 }
 
-/// The nearest centroid of every row (ties by the lower index), by blocked GEMM.
-fn assign(data: &Centred, centroids: &Centred) -> Vec<u32> {
-    let (n, m) = (data.n, centroids.n);
+/// The `p` nearest centroids of each of the rows `rows` of `data`, nearest first (ties by the
+/// lower index), `rows.len() * p` cells in row order, by blocked GEMM.
+fn nearest_cells(data: &Centred, rows: &[u32], centroids: &Centred, p: usize) -> Vec<u32> {
+    let (n, m) = (rows.len(), centroids.n);
     let cmat = centroids.mat();
     let block = |start: usize| -> Vec<u32> {
         let end = (start + ASSIGN_BLOCK).min(n);
+        let q = data.gather(&rows[start..end]);
         let mut g = Mat::<f32>::zeros(end - start, m);
-        let rows = data.mat().subrows(start, end - start);
-        matmul(g.as_mut(), Accum::Replace, rows, cmat.transpose(), 1.0f32, Par::Seq);
-        (0..end - start)
-            .map(|r| {
-                let mut best = (f32::INFINITY, 0u32);
-                for c in 0..m {
-                    let score = centroids.norm(c) - 2.0 * g[(r, c)];
-                    if score < best.0 {
-                        best = (score, c as u32);
-                    }
-                }
-                best.1
-            })
-            .collect()
+        matmul(g.as_mut(), Accum::Replace, q.mat(), cmat.transpose(), 1.0f32, Par::Seq);
+        let mut out = Vec::with_capacity((end - start) * p);
+        let mut scores: Vec<(f32, u32)> = Vec::with_capacity(m);
+        for r in 0..end - start {
+            // |q - c|^2 less the query's own norm, which does not change the order
+            scores.clear();
+            scores.extend((0..m).map(|c| (centroids.norm(c) - 2.0 * g[(r, c)], c as u32)));
+            let order = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+            if p < m {
+                scores.select_nth_unstable_by(p - 1, order);
+            }
+            scores[..p].sort_unstable_by(order);
+            out.extend(scores[..p].iter().map(|s| s.1));
+        }
+        out
     };
     let starts: Vec<usize> = (0..n).step_by(ASSIGN_BLOCK).collect();
     #[cfg(feature = "parallel")]
@@ -249,4 +361,20 @@ fn assign(data: &Centred, centroids: &Centred) -> Vec<u32> {
     #[cfg(not(feature = "parallel"))]
     let parts: Vec<Vec<u32>> = starts.iter().map(|&s| block(s)).collect();
     parts.into_iter().flatten().collect()
+}
+
+/// Cells nearest to row `i` first, as many as it takes to hold more than `k` rows (for a row
+/// whose `n_probe` nearest cells hold `k` rows or fewer).
+fn more_cells(data: &Centred, i: u32, centroids: &Centred, sizes: &[usize], k: usize) -> Vec<u32> {
+    let order = nearest_cells(data, &[i], centroids, centroids.n);
+    let mut held = 0;
+    let mut out = Vec::new();
+    for c in order {
+        if held > k {
+            break;
+        }
+        held += sizes[c as usize];
+        out.push(c);
+    }
+    out
 }

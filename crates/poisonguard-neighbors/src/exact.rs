@@ -16,7 +16,7 @@ const SCAN_CHUNK: usize = 32;
 /// Extra candidates kept from the GEMM distances and re-ranked with exact differences, so that
 /// rounding in `|a|^2 + |b|^2 - 2ab` cannot change which neighbours are returned (up to ties
 /// closer than f32 resolution, which are broken by index).
-const RERANK_EXTRA: usize = 8;
+pub(crate) const RERANK_EXTRA: usize = 8;
 
 /// A bounded list of the `cap` smallest `(distance^2, index)` pairs, sorted ascending.
 pub(crate) struct TopK<T> {
@@ -223,6 +223,11 @@ impl Centred {
         self.norms[i]
     }
 
+    /// The largest squared norm of a row (0 without rows).
+    pub(crate) fn max_norm(&self) -> f64 {
+        self.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)))
+    }
+
     pub(crate) fn mat(&self) -> MatRef<'_, f32> {
         MatRef::from_row_major_slice(&self.data, self.n, self.d)
     }
@@ -277,7 +282,7 @@ fn graph_of(
 /// exactly 0), each with its answer: the `k` lowest-indexed copies other than itself, which is
 /// what the exact search returns (no row is nearer than 0; ties go to the lower index). Sorted by
 /// row. Rows are grouped by a hash of their bits, then compared, in O(n d + n log n).
-fn copies(x: &Centred, k: usize) -> Vec<(u32, Vec<u32>)> {
+pub(crate) fn copies(x: &Centred, k: usize) -> Vec<(u32, Vec<u32>)> {
     let hash = |i: usize| {
         // FNV-1a over the values' bits, -0.0 read as 0.0 (they are at distance 0)
         x.row(i).iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
@@ -312,6 +317,7 @@ fn copies(x: &Centred, k: usize) -> Vec<(u32, Vec<u32>)> {
 
 /// The blocked search: `k` nearest reference rows of every query row; with `exclude_self`
 /// (queries = reference) a row is not its own neighbour.
+#[cfg(test)]
 pub(crate) fn gemm_search(
     reference: &Centred,
     queries: &Centred,
@@ -333,25 +339,59 @@ fn gemm_answers(
     ids: &[u32],
 ) -> Vec<Vec<(u32, f32)>> {
     let n_ref = reference.n;
-    let n_q = ids.len();
     let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
-    let data = reference.mat();
-    let max_norm = reference.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)));
-    let d = queries.d;
-
+    let max_norm = reference.max_norm();
     let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
-        let end = (start + QUERY_BLOCK).min(n_q);
-        let block_ids = &ids[start..end];
+        let block_ids = &ids[start..(start + QUERY_BLOCK).min(ids.len())];
+        let tops = gemm_candidates(reference, queries, cap, exclude_self, block_ids, None);
+        tops.iter()
+            .zip(block_ids)
+            .map(|(top, &i)| {
+                let i = i as usize;
+                rerank(reference, queries.row(i), queries.norms[i], top, k, cap, max_norm, || {
+                    (0..n_ref as u32).filter(|&j| !(exclude_self && j as usize == i)).collect()
+                })
+            })
+            .collect()
+    };
+    let starts: Vec<usize> = (0..ids.len()).step_by(QUERY_BLOCK).collect();
+    #[cfg(feature = "parallel")]
+    let blocks: Vec<Vec<Vec<(u32, f32)>>> = {
+        use rayon::prelude::*;
+        starts.par_iter().map(|&s| block(s)).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let blocks: Vec<Vec<Vec<(u32, f32)>>> = starts.iter().map(|&s| block(s)).collect();
+    blocks.into_iter().flatten().collect()
+}
+
+/// The `cap` reference rows nearest to each query row of `ids` by the GEMM expression
+/// `|q|^2 + |r|^2 - 2 q.r` (f32; approximate), in `ids` order; single-threaded. With
+/// `exclude_self` (queries = reference) a row is not its own candidate; with `limits` (one per
+/// query) only rows at most that far (squared) are kept.
+pub(crate) fn gemm_candidates(
+    reference: &Centred,
+    queries: &Centred,
+    cap: usize,
+    exclude_self: bool,
+    ids: &[u32],
+    limits: Option<&[f32]>,
+) -> Vec<TopK<f32>> {
+    let n_ref = reference.n;
+    let data = reference.mat();
+    let d = queries.d;
+    let mut tops: Vec<TopK<f32>> = ids.iter().map(|_| TopK::new(cap)).collect();
+    for (b, block_ids) in ids.chunks(QUERY_BLOCK).enumerate() {
+        let tops = &mut tops[b * QUERY_BLOCK..b * QUERY_BLOCK + block_ids.len()];
         // the block's query rows, gathered (a block of the answered rows, not a copy of all)
         let mut rows = Vec::with_capacity(block_ids.len() * d);
         for &i in block_ids {
             rows.extend_from_slice(queries.row(i as usize));
         }
         let q = MatRef::from_row_major_slice(&rows, block_ids.len(), d);
-        let mut tops: Vec<TopK<f32>> = (start..end).map(|_| TopK::new(cap)).collect();
         // g = R Q^T, so that each query's products with the reference block are one contiguous
         // column and the scan below reads memory in order.
-        let mut g = Mat::<f32>::zeros(REF_BLOCK.min(n_ref), end - start);
+        let mut g = Mat::<f32>::zeros(REF_BLOCK.min(n_ref), block_ids.len());
         let mut r0 = 0;
         while r0 < n_ref {
             let r1 = (r0 + REF_BLOCK).min(n_ref);
@@ -368,9 +408,10 @@ fn gemm_answers(
             for (qi, top) in tops.iter_mut().enumerate() {
                 let i = block_ids[qi] as usize;
                 let nq = queries.norms[i];
+                let limit = limits.map_or(f32::INFINITY, |l| l[b * QUERY_BLOCK + qi]);
                 let col = &g.col_as_slice(qi)[..r1 - r0];
                 // `nq + |r|^2 - 2 q.r <= worst`, with the query's norm moved to the bound
-                let mut bound = top.worst().unwrap_or(f32::INFINITY) - nq;
+                let mut bound = top.worst().unwrap_or(limit).min(limit) - nq;
                 // Chunks of SCAN_CHUNK: a branch-free test of the whole chunk (vectorized),
                 // then the rare chunk with a candidate is scanned element by element.
                 let mut base = 0;
@@ -382,7 +423,7 @@ fn gemm_answers(
                             let j = r0 + base + t;
                             if nj - 2.0 * gj <= bound && !(exclude_self && j == i) {
                                 top.push((nq + nj - 2.0 * gj).max(0.0), j as u32);
-                                bound = top.worst().unwrap_or(f32::INFINITY) - nq;
+                                bound = top.worst().unwrap_or(limit).min(limit) - nq;
                             }
                         }
                     }
@@ -391,53 +432,46 @@ fn gemm_answers(
             }
             r0 = r1;
         }
-        // Exact re-rank of the candidates. A reference row left out of the list had an
-        // approximate distance of at least the list's worst, so its true distance is at least
-        // that minus the rounding bound of the GEMM expression; when this does not clear the k-th
-        // exact distance (massive ties, duplicates), the row is searched exhaustively.
-        let mut out = Vec::with_capacity(end - start);
-        for (qi, top) in tops.into_iter().enumerate() {
-            let i = block_ids[qi] as usize;
-            let row = queries.row(i);
-            let rank = |cands: &mut Vec<(f64, u32)>| {
-                cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                cands.truncate(k);
-            };
-            let mut cands: Vec<(f64, u32)> = top
-                .items
-                .iter()
-                .map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j))
-                .collect();
-            rank(&mut cands);
-            let complete = top.items.len() < cap || {
-                let tol = 2.0
-                    * (queries.d as f64 + 4.0)
-                    * f64::from(f32::EPSILON)
-                    * (f64::from(queries.norms[i]) + max_norm);
-                top.worst().is_none_or(|w| f64::from(w) - tol > cands[k - 1].0)
-            };
-            if !complete {
-                let mut all: Vec<(f64, u32)> = (0..n_ref)
-                    .filter(|&j| !(exclude_self && j == i))
-                    .map(|j| (exact_d2(row, reference.row(j)), j as u32))
-                    .collect();
-                rank(&mut all);
-                cands = all;
-            }
-            out.push(cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect());
-        }
-        out
-    };
+    }
+    tops
+}
 
-    let starts: Vec<usize> = (0..n_q).step_by(QUERY_BLOCK).collect();
-    #[cfg(feature = "parallel")]
-    let blocks: Vec<Vec<Vec<(u32, f32)>>> = {
-        use rayon::prelude::*;
-        starts.par_iter().map(|&s| block(s)).collect()
+/// Exact re-rank of a query row's GEMM candidates `top` (kept at most `cap`): its `k` nearest
+/// `(reference row, distance)` by exact differences, ties by index. A reference row left out of
+/// `top` had a GEMM distance of at least its worst, so its true distance is at least that minus
+/// the rounding bound of the GEMM expression (`max_norm`: the largest squared norm of a
+/// reference row); when this does not clear the k-th exact distance (massive ties, duplicates),
+/// the rows `all()` (every row the candidates were chosen from) are searched exhaustively.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rerank(
+    reference: &Centred,
+    row: &[f32],
+    row_norm: f32,
+    top: &TopK<f32>,
+    k: usize,
+    cap: usize,
+    max_norm: f64,
+    all: impl FnOnce() -> Vec<u32>,
+) -> Vec<(u32, f32)> {
+    let rank = |cands: &mut Vec<(f64, u32)>| {
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        cands.truncate(k);
     };
-    #[cfg(not(feature = "parallel"))]
-    let blocks: Vec<Vec<Vec<(u32, f32)>>> = starts.iter().map(|&s| block(s)).collect();
-    blocks.into_iter().flatten().collect()
+    let mut cands: Vec<(f64, u32)> =
+        top.items.iter().map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j)).collect();
+    rank(&mut cands);
+    let complete = top.items.len() < cap || {
+        let tol = 2.0
+            * (row.len() as f64 + 4.0)
+            * f64::from(f32::EPSILON)
+            * (f64::from(row_norm) + max_norm);
+        top.worst().is_none_or(|w| f64::from(w) - tol > cands[k - 1].0)
+    };
+    if !complete {
+        cands = all().into_iter().map(|j| (exact_d2(row, reference.row(j as usize)), j)).collect();
+        rank(&mut cands);
+    }
+    cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect()
 }
 
 fn check_rows(n: usize) -> Result<()> {

@@ -189,3 +189,61 @@ fn floods_of_identical_rows_match_naive() {
         }
     }
 }
+
+/// The approximate graph's contract beyond recall: every listed neighbour is at its exact
+/// distance, lists ascend (ties by index), no row lists itself or a row twice; the graph does
+/// not depend on the thread count; a flood is answered by its copies; rows whose probed cells
+/// hold `k` rows or fewer are searched in more cells.
+#[test]
+fn approximate_graph_distances_threads_floods_and_small_cells() {
+    use poisonguard_neighbors::{ApproxParams, approximate_knn};
+    let mut rng = SmallRng::seed_from_u64(9);
+    let centres = Array2::from_shape_fn((12, 20), |_| rng.random_range(-3.0f32..3.0));
+    let mut x = Array2::from_shape_fn((3000, 20), |(i, j)| {
+        centres[[i % 12, j]] + rng.random_range(-1.5f32..1.5)
+    });
+    let flood = x.row(5).to_owned();
+    for i in (0..3000).filter(|i| i % 10 == 3) {
+        x.row_mut(i).assign(&flood); // 300 copies of row 5
+    }
+    let exact_d = |i: usize, j: usize| -> f64 {
+        x.row(i)
+            .iter()
+            .zip(x.row(j))
+            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let k = 8;
+    let cases = [
+        ApproxParams::default(),
+        // cells of about two rows, one probed: every row needs more cells to hold k + 1 rows
+        ApproxParams { n_lists: 1500, n_probe: 1, ..ApproxParams::default() },
+    ];
+    for params in cases {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let g = one.install(|| approximate_knn(x.view(), k, params)).unwrap();
+        assert_eq!(g, two.install(|| approximate_knn(x.view(), k, params)).unwrap());
+        for i in 0..x.nrows() {
+            let nb = g.neighbors(i);
+            let dist = g.distances(i);
+            assert!(!nb.contains(&(i as u32)), "row {i} lists itself");
+            for s in 0..k {
+                let want = exact_d(i, nb[s] as usize);
+                assert!((f64::from(dist[s]) - want).abs() <= 1e-5 * (1.0 + want), "row {i}");
+                if s > 0 {
+                    assert!(nb[s - 1] != nb[s], "row {i} lists a row twice");
+                    assert!((dist[s - 1], nb[s - 1]) < (dist[s], nb[s]), "row {i} not ascending");
+                }
+            }
+        }
+        // the copies of the flood: the k lowest-indexed other copies, at distance 0
+        let copies: Vec<u32> = (0..3000).filter(|&i| i == 5 || i % 10 == 3).collect();
+        for &i in &copies {
+            let want: Vec<u32> = copies.iter().copied().filter(|&j| j != i).take(k).collect();
+            assert_eq!(g.neighbors(i as usize), want.as_slice(), "copy {i}");
+            assert!(g.distances(i as usize).iter().all(|&d| d == 0.0));
+        }
+    }
+}
