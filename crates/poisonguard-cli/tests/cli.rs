@@ -253,6 +253,59 @@ mod determinism {
         assert_eq!(reports[0], reports[1], "report differs between 1 and 2 threads");
     }
 
+    /// The approximate graphs give the audit the exact graphs' verdicts on every shipped
+    /// poisoned table: the same classes declared attacked, the suspicion ROC-AUC within 0.01
+    /// and the flagged count within 10% (the tables are small, so `--knn approx` is forced).
+    #[test]
+    fn approximate_graphs_give_the_exact_verdicts_on_the_shipped_poisoned_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        for table in ["digits_badnets", "digits_badnets_embeddings", "digits_labelflip"] {
+            let input = datasets().join(format!("poisoned/{table}.parquet"));
+            let mut summaries = Vec::new();
+            for knn in ["exact", "approx"] {
+                let summary = dir.path().join(format!("{table}_{knn}.json"));
+                let o = poisonguard(&[
+                    "scan",
+                    input.to_str().unwrap(),
+                    "--label",
+                    "label",
+                    "--truth",
+                    "is_poison",
+                    "--knn",
+                    knn,
+                    "--summary",
+                    summary.to_str().unwrap(),
+                ]);
+                assert!(o.status.success(), "{}", stderr(&o));
+                let json: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+                summaries.push(json);
+            }
+            let attacked = |s: &serde_json::Value| -> Vec<String> {
+                let mut out = Vec::new();
+                for det in s["detectors"].as_array().unwrap() {
+                    for class in det["classes"].as_array().into_iter().flatten() {
+                        if class["attacked"].as_f64() == Some(1.0) {
+                            out.push(format!("{} {}", det["id"], class["label"]));
+                        }
+                    }
+                }
+                out
+            };
+            assert_eq!(attacked(&summaries[0]), attacked(&summaries[1]), "{table}");
+            let auc = |s: &serde_json::Value| {
+                s["quality"]["scores"]["suspicion"]["roc_auc"].as_f64().unwrap()
+            };
+            assert!((auc(&summaries[0]) - auc(&summaries[1])).abs() <= 0.01, "{table}");
+            let flagged = |s: &serde_json::Value| s["flagged"].as_f64().unwrap();
+            let (e, a) = (flagged(&summaries[0]), flagged(&summaries[1]));
+            assert!(
+                (e - a).abs() <= 0.1 * e.max(10.0),
+                "{table}: flagged {e} exact, {a} approximate"
+            );
+        }
+    }
+
     #[test]
     fn outlier_detectors_same_bytes_for_1_and_2_threads() {
         let dir = tempfile::tempdir().unwrap();
