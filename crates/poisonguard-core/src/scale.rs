@@ -67,6 +67,24 @@ impl Standardizer {
     pub fn n_features(&self) -> usize {
         self.mean.len()
     }
+
+    /// The map from this standardizer's z-scores to `other`'s (both fitted on the same columns,
+    /// on different rows): per column `(a, c)` with `other.z(j, v) = a * self.z(j, v) + c`. A
+    /// column without spread here maps to `(0, 0)`.
+    pub fn affine_to(&self, other: &Self) -> Vec<(f64, f64)> {
+        (0..self.n_features())
+            .map(|j| {
+                if self.inv_sd[j] == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    (
+                        other.inv_sd[j] / self.inv_sd[j],
+                        (self.mean[j] - other.mean[j]) * other.inv_sd[j],
+                    )
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

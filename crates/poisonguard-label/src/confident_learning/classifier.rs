@@ -378,8 +378,11 @@ mod tests {
             .classifier(LogisticRegression { c: 1.0, max_iter: 100 })
             .fit(&data)
             .unwrap();
-        // equal up to the renormalization of each row (an ulp)
-        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        // The same model up to rounding: the built-in path fits every fold on one standardized
+        // matrix (held-out rows weigh 0, the fold's standardizer applied as an affine map), the
+        // user path on a standardized copy of the fold's rows; their f32 products round
+        // differently (measured: 8e-8 at most).
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
         let (p, q) = (built_in.probabilities(), as_user.probabilities());
         assert!(close(p.as_slice().unwrap(), q.as_slice().unwrap()));
         assert!(close(built_in.training().scores(), as_user.training().scores()));

@@ -47,13 +47,45 @@ impl Work {
     }
 }
 
+/// The training rows of one cross-validation fold inside the matrix standardized once for all
+/// folds: which rows train, how many, and per column the map `(scale, shift)` from the shared
+/// z-scores to the fold's own (its standardizer is fitted on its training rows), so that no fold
+/// copies its rows: the held-out rows weigh 0.
+pub(crate) struct FoldRows<'a> {
+    train: &'a [bool],
+    n_train: usize,
+    affine: &'a [(f64, f64)],
+}
+
+/// The weights and intercepts that act on the shared z-scores as `theta`'s act on the fold's:
+/// `z_fold W + b = z (diag(scale) W) + (shift^T W + b)`.
+fn effective(
+    theta: &[f64],
+    d: usize,
+    k: usize,
+    fold: Option<&FoldRows<'_>>,
+) -> (Mat<f32>, Vec<f64>) {
+    let scale = |r: usize| fold.map_or(1.0, |f| f.affine[r].0);
+    let w = Mat::<f32>::from_fn(d, k, |r, j| (theta[j * d + r] * scale(r)) as f32);
+    let b = (0..k)
+        .map(|j| {
+            let shift: f64 =
+                fold.map_or(0.0, |f| (0..d).map(|r| f.affine[r].1 * theta[j * d + r]).sum());
+            theta[d * k + j] + shift
+        })
+        .collect();
+    (w, b)
+}
+
 /// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
-/// gradient into `grad`.
+/// gradient into `grad`; over the rows of `x`, or with `fold` over its training rows (in its
+/// standardization) with the other rows weighing 0.
 ///
 /// The two products with the data (logits `W^T X^T` and gradient `(P - Y)^T X`) are computed in
 /// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
 /// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
 /// contiguous for the softmax.
+#[allow(clippy::too_many_arguments)] // the L-BFGS kernel's inputs, each used in the hot loop
 fn objective(
     x: MatRef<'_, f32>,
     y: &[u32],
@@ -62,10 +94,10 @@ fn objective(
     theta: &[f64],
     grad: &mut [f64],
     work: &mut Work,
+    fold: Option<&FoldRows<'_>>,
 ) -> f64 {
     let (n, d) = (x.nrows(), x.ncols());
-    let w = Mat::<f32>::from_fn(d, k, |r, j| theta[j * d + r] as f32);
-    let b = &theta[d * k..];
+    let (w, b) = effective(theta, d, k, fold);
     let zt = &mut work.zt;
     matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
@@ -73,8 +105,12 @@ fn objective(
     let mut z = vec![0.0f64; k];
     for (i, &yi) in y.iter().enumerate() {
         let col = zt.col_as_slice_mut(i);
+        if fold.is_some_and(|f| !f.train[i]) {
+            col.fill(0.0);
+            continue;
+        }
         let mut m = f64::NEG_INFINITY;
-        for ((zj, &cj), bj) in z.iter_mut().zip(col.iter()).zip(b) {
+        for ((zj, &cj), bj) in z.iter_mut().zip(col.iter()).zip(&b) {
             *zj = f64::from(cj) + bj;
             m = m.max(*zj);
         }
@@ -95,7 +131,7 @@ fn objective(
             *cj = zj as f32;
         }
     }
-    let nf = n as f64;
+    let nf = fold.map_or(n, |f| f.n_train) as f64;
     let gt = &mut work.gt;
     matmul(gt.as_mut(), Accum::Replace, zt.as_ref(), x, 1.0, Par::Seq);
     let mut reg = 0.0;
@@ -103,7 +139,11 @@ fn objective(
         for r in 0..d {
             let wv = theta[j * d + r];
             reg += wv * wv;
-            grad[j * d + r] = f64::from(gt[(j, r)]) / nf + wv / (c * nf);
+            // the gradient in the fold's z-scores: diag(scale) (z^T R) + shift (1^T R)
+            let g = fold.map_or(f64::from(gt[(j, r)]), |f| {
+                f.affine[r].0 * f64::from(gt[(j, r)]) + f.affine[r].1 * bias_grad[j]
+            });
+            grad[j * d + r] = g / nf + wv / (c * nf);
         }
         grad[d * k + j] = bias_grad[j] / nf;
     }
@@ -124,13 +164,14 @@ impl Logistic {
         k: usize,
         s: LogisticSettings,
         init: Option<&[f64]>,
+        fold: Option<&FoldRows<'_>>,
     ) -> (Self, Vec<f64>) {
         let d = x.ncols();
         let dim = d * k + k;
         let mut theta = init.map_or_else(|| vec![0.0f64; dim], <[f64]>::to_vec);
         let mut grad = vec![0.0f64; dim];
         let mut work = Work::new(x.nrows(), d, k);
-        let mut f = objective(x, y, k, s.c, &theta, &mut grad, &mut work);
+        let mut f = objective(x, y, k, s.c, &theta, &mut grad, &mut work, fold);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
         let mut new_grad = vec![0.0f64; dim];
@@ -180,7 +221,7 @@ impl Logistic {
                     .zip(&theta)
                     .zip(&dir)
                     .for_each(|((t, th), dv)| *t = th + step * dv);
-                let ft = objective(x, y, k, s.c, &trial, &mut new_grad, &mut work);
+                let ft = objective(x, y, k, s.c, &trial, &mut new_grad, &mut work, fold);
                 if ft <= f + 1e-4 * step * slope {
                     accepted = Some(ft);
                     break;
@@ -210,13 +251,21 @@ impl Logistic {
         (Self { w, b: theta[d * k..].to_vec() }, theta)
     }
 
-    /// Class probabilities of standardized rows `x`, `n x k` row-major.
-    pub(crate) fn predict_proba(&self, x: MatRef<'_, f32>) -> Vec<f64> {
-        let k = self.b.len();
-        let w = Mat::<f32>::from_fn(self.w.nrows(), k, |r, j| self.w[(r, j)] as f32);
+    /// Class probabilities of standardized rows `x`, `n x k` row-major; with `fold`, of rows
+    /// in the shared standardization, mapped to the fold's.
+    pub(crate) fn predict_proba(
+        &self,
+        x: MatRef<'_, f32>,
+        fold: Option<&FoldRows<'_>>,
+    ) -> Vec<f64> {
+        let (d, k) = (self.w.nrows(), self.b.len());
+        let mut theta: Vec<f64> =
+            (0..k).flat_map(|j| (0..d).map(move |r| (r, j))).map(|(r, j)| self.w[(r, j)]).collect();
+        theta.extend_from_slice(&self.b);
+        let (w, b) = effective(&theta, d, k, fold);
         let mut z = Mat::<f32>::zeros(x.nrows(), k);
         matmul(z.as_mut(), Accum::Replace, x, w.as_ref(), 1.0, Par::Seq);
-        let logit = |i: usize, j: usize| f64::from(z[(i, j)]) + self.b[j];
+        let logit = |i: usize, j: usize| f64::from(z[(i, j)]) + b[j];
         let mut out = vec![0.0f64; x.nrows() * k];
         for (i, row) in out.chunks_mut(k).enumerate() {
             let m = (0..k).map(|j| logit(i, j)).fold(f64::NEG_INFINITY, f64::max);
@@ -260,7 +309,8 @@ impl ScaledLogistic {
         cs.iter()
             .map(|&c| {
                 let settings = LogisticSettings { c, ..s };
-                let (model, t) = Logistic::fit_from(xs.as_ref(), &y, k, settings, theta.as_deref());
+                let (model, t) =
+                    Logistic::fit_from(xs.as_ref(), &y, k, settings, theta.as_deref(), None);
                 theta = Some(t);
                 Self { scaler: scaler.clone(), model }
             })
@@ -274,9 +324,12 @@ impl ScaledLogistic {
 
     /// Probabilities of `rows` of `x`, `rows.len() x k` row-major.
     pub(crate) fn predict(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> Vec<f64> {
-        self.model.predict_proba(standardized(&self.scaler, x, rows).as_ref())
+        self.model.predict_proba(standardized(&self.scaler, x, rows).as_ref(), None)
     }
 }
+
+/// Held-out rows predicted at once (a block gathered from the shared standardized matrix).
+const PREDICT_BLOCK: usize = 4096;
 
 /// Stratified fold of every row: each class's rows are shuffled (seeded per class) and dealt
 /// round-robin into `folds` folds.
@@ -345,11 +398,50 @@ pub(crate) fn cross_val_proba(
     cs: &[f64],
 ) -> (Array2<f64>, FoldEnsemble, f64) {
     let fold = stratified_folds(classes, k, folds, seed);
+    // The rows standardized once; each fold fits on them with its held-out rows weighing 0 and
+    // its own standardizer (fitted on its training rows) applied as an affine map, so that no
+    // fold copies its rows (the same model as a fit on a standardized copy of the fold's rows,
+    // up to rounding).
+    let all: Vec<usize> = (0..classes.len()).collect();
+    let shared = Scaler::fit_rows(x, &all);
+    let z = standardized(&shared, x, &all);
     let work = |f: usize| {
-        let (test, train): (Vec<usize>, Vec<usize>) =
-            (0..classes.len()).partition(|&i| fold[i] == f);
-        let models = ScaledLogistic::fit_path(x, classes, &train, k, s, cs);
-        let probs: Vec<Vec<f64>> = models.iter().map(|m| m.predict(x, &test)).collect();
+        let train: Vec<bool> = fold.iter().map(|&g| g != f).collect();
+        let train_rows: Vec<usize> = all.iter().copied().filter(|&i| train[i]).collect();
+        let test: Vec<usize> = all.iter().copied().filter(|&i| !train[i]).collect();
+        let scaler = Scaler::fit_rows(x, &train_rows);
+        let affine = shared.affine_to(&scaler);
+        let rows = FoldRows { train: &train, n_train: train_rows.len(), affine: &affine };
+        let mut theta: Option<Vec<f64>> = None;
+        let models: Vec<ScaledLogistic> = cs
+            .iter()
+            .map(|&c| {
+                let settings = LogisticSettings { c, ..s };
+                let (model, t) = Logistic::fit_from(
+                    z.as_ref(),
+                    classes,
+                    k,
+                    settings,
+                    theta.as_deref(),
+                    Some(&rows),
+                );
+                theta = Some(t);
+                ScaledLogistic { scaler: scaler.clone(), model }
+            })
+            .collect();
+        // the held-out rows, a block at a time from the shared matrix
+        let probs: Vec<Vec<f64>> = models
+            .iter()
+            .map(|m| {
+                test.chunks(PREDICT_BLOCK)
+                    .flat_map(|block| {
+                        let xb =
+                            Mat::<f32>::from_fn(block.len(), z.ncols(), |r, j| z[(block[r], j)]);
+                        m.model.predict_proba(xb.as_ref(), Some(&rows))
+                    })
+                    .collect()
+            })
+            .collect();
         (test, probs, models)
     };
     #[cfg(feature = "parallel")]
