@@ -331,6 +331,25 @@ impl ScaledLogistic {
 /// Held-out rows predicted at once (a block gathered from the shared standardized matrix).
 const PREDICT_BLOCK: usize = 4096;
 
+/// The probabilities of the rows `test` of the shared standardized matrix `z` under a fold's
+/// `model`, a block at a time, handed to `each(row, probabilities)` in row order.
+fn for_held_out(
+    z: &Mat<f32>,
+    test: &[usize],
+    model: &Logistic,
+    fold: &FoldRows<'_>,
+    mut each: impl FnMut(usize, &[f64]),
+) {
+    let k = model.b.len();
+    for block in test.chunks(PREDICT_BLOCK) {
+        let xb = Mat::<f32>::from_fn(block.len(), z.ncols(), |r, j| z[(block[r], j)]);
+        let p = model.predict_proba(xb.as_ref(), Some(fold));
+        for (&i, row) in block.iter().zip(p.chunks(k)) {
+            each(i, row);
+        }
+    }
+}
+
 /// Stratified fold of every row: each class's rows are shuffled (seeded per class) and dealt
 /// round-robin into `folds` folds.
 pub(crate) fn stratified_folds(classes: &[u32], k: usize, folds: usize, seed: u64) -> Vec<usize> {
@@ -429,20 +448,19 @@ pub(crate) fn cross_val_proba(
                 ScaledLogistic { scaler: scaler.clone(), model }
             })
             .collect();
-        // the held-out rows, a block at a time from the shared matrix
-        let probs: Vec<Vec<f64>> = models
+        // each candidate's out-of-fold log loss; the held-out rows' probabilities are computed
+        // again for the chosen candidate only, rather than kept for every one
+        let losses: Vec<f64> = models
             .iter()
             .map(|m| {
-                test.chunks(PREDICT_BLOCK)
-                    .flat_map(|block| {
-                        let xb =
-                            Mat::<f32>::from_fn(block.len(), z.ncols(), |r, j| z[(block[r], j)]);
-                        m.model.predict_proba(xb.as_ref(), Some(&rows))
-                    })
-                    .collect()
+                let mut loss = 0.0f64;
+                for_held_out(&z, &test, &m.model, &rows, |i, p| {
+                    loss -= p[classes[i] as usize].max(1e-15).ln();
+                });
+                loss
             })
             .collect();
-        (test, probs, models)
+        (losses, models, affine)
     };
     #[cfg(feature = "parallel")]
     let parts: Vec<_> = {
@@ -453,23 +471,21 @@ pub(crate) fn cross_val_proba(
     let parts: Vec<_> = (0..folds).map(work).collect();
     // out-of-fold log loss of every candidate, summed over the folds in fold order
     let mut loss = vec![0.0f64; cs.len()];
-    for (rows, probs, _) in &parts {
-        for (l, p) in loss.iter_mut().zip(probs) {
-            for (r, &i) in rows.iter().enumerate() {
-                *l -= p[r * k + classes[i] as usize].max(1e-15).ln();
-            }
-        }
+    for (losses, _, _) in &parts {
+        loss.iter_mut().zip(losses).for_each(|(l, v)| *l += v);
     }
     let best = (0..cs.len()).fold(0, |b, c| if loss[c] < loss[b] { c } else { b });
     let mut out = Array2::zeros((classes.len(), k));
     let mut models = Vec::with_capacity(folds);
-    for (rows, probs, fold_models) in parts {
-        for (r, &i) in rows.iter().enumerate() {
-            for j in 0..k {
-                out[[i, j]] = probs[best][r * k + j];
-            }
-        }
-        models.extend(fold_models.into_iter().nth(best));
+    for (f, (_, fold_models, affine)) in parts.into_iter().enumerate() {
+        let train: Vec<bool> = fold.iter().map(|&g| g != f).collect();
+        let test: Vec<usize> = all.iter().copied().filter(|&i| !train[i]).collect();
+        let rows = FoldRows { train: &train, n_train: classes.len() - test.len(), affine: &affine };
+        let Some(chosen) = fold_models.into_iter().nth(best) else { continue };
+        for_held_out(&z, &test, &chosen.model, &rows, |i, p| {
+            out.row_mut(i).iter_mut().zip(p).for_each(|(o, &v)| *o = v);
+        });
+        models.push(chosen);
     }
     (out, FoldEnsemble { models }, cs[best])
 }
