@@ -72,6 +72,46 @@ fn lower_bound(sorted: &[f32], v: f32) -> usize {
     sorted.partition_point(|&s| s < v)
 }
 
+/// `f(le, ge)` of every value, in the values' order, from its counts in `sorted` (`le` as
+/// [`upper_bound`], `ge` as `n - lower_bound` give them): the values are sorted once and both
+/// bounds walk `sorted` forward, reading memory in order instead of one binary search per value
+/// that misses the cache at every step (ECOD's fit on 10^6 x 32 uniform rows, median of 3:
+/// 8.0 s before, 4.2 s).
+fn counts_in(
+    sorted: &[f32],
+    values: ArrayView1<'_, f32>,
+    f: impl Fn(usize, usize) -> f64,
+) -> Vec<f64> {
+    // keys ordered as the values (f32's bits flipped into unsigned order), then the position
+    let mut keys: Vec<u64> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let b = v.to_bits();
+            let ordered = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+            (u64::from(ordered) << 32) | i as u64
+        })
+        .collect();
+    keys.sort_unstable();
+    let n = sorted.len();
+    let mut out = vec![0.0f64; values.len()];
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for key in keys {
+        let i = (key & 0xFFFF_FFFF) as usize;
+        let v = values[i];
+        // the values ascend, so both partition points only move forward
+        while lo < n && sorted[lo] < v {
+            lo += 1;
+        }
+        hi = hi.max(lo);
+        while hi < n && sorted[hi] <= v {
+            hi += 1;
+        }
+        out[i] = f(hi, n - lo);
+    }
+    out
+}
+
 /// Adds every column's contributions to `scores`, columns in parallel in chunks, summed in
 /// column order so the result does not depend on the thread count.
 fn accumulate(n_cols: usize, scores: &mut [f64], column: impl Fn(usize) -> Vec<f64> + Sync) {
@@ -235,13 +275,9 @@ impl MergeableModel for EcodModel {
         let n = self.sorted.first().map_or(0, Vec::len);
         let mut scores = vec![0.0f64; x.nrows()];
         accumulate(x.ncols(), &mut scores, |j| {
-            let s = &self.sorted[j];
-            x.column(j)
-                .iter()
-                .map(|&v| {
-                    contribution(upper_bound(s, v), n - lower_bound(s, v), n, self.skew_sign[j])
-                })
-                .collect()
+            counts_in(&self.sorted[j], x.column(j), |le, ge| {
+                contribution(le, ge, n, self.skew_sign[j])
+            })
         });
         Ok(scores)
     }
@@ -251,6 +287,27 @@ impl MergeableModel for EcodModel {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// The sorted walk gives every value the binary searches' counts: ties, signed zeros,
+    /// values outside the summary's range, a part of the summarized rows and all of them.
+    #[test]
+    fn walked_counts_equal_the_binary_searches() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let mut pool: Vec<f32> =
+            (0..2000).map(|_| (rng.random_range(-20i32..20) as f32) / 4.0).collect();
+        pool.extend([0.0, -0.0, -0.0, 1e30, -1e30]);
+        let mut sorted = pool.clone();
+        sorted.sort_by(f32::total_cmp);
+        for values in [pool.clone(), pool[..300].to_vec(), vec![-100.0, 100.0, -0.0, 0.25]] {
+            let n = sorted.len();
+            let code = |le: usize, ge: usize| (le * (n + 1) + ge) as f64;
+            let got = counts_in(&sorted, ndarray::ArrayView1::from(&values), code);
+            for (&v, &g) in values.iter().zip(&got) {
+                assert_eq!(g, code(upper_bound(&sorted, v), n - lower_bound(&sorted, v)), "{v}");
+            }
+        }
+    }
 
     #[test]
     fn matches_pyod_on_a_tiny_column() {
