@@ -8,7 +8,8 @@
 //! Up to 12 features a k-d tree (median splits on the widest dimension, leaves of 32 rows)
 //! answers the same queries exactly, without the quadratic cost. For large n where an
 //! approximate graph will do, [`approximate_knn`] searches an inverted-file index (k-means cells,
-//! exact search within the nearest cells); [`knn_graph`] picks one by a [`KnnMode`].
+//! each row searched exactly within the cells nearest to it); [`knn_graph`] picks one by a
+//! [`KnnMode`].
 //! Query blocks run in parallel; results do not depend on the thread count.
 //!
 //! ```
