@@ -2,6 +2,8 @@
 //! Douze, Schmid, *Product quantization for nearest neighbor search*, TPAMI 2011, without the
 //! quantization), for large n where the exact search's quadratic cost is too high.
 
+use std::sync::atomic::AtomicUsize;
+
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
 use poisonguard_core::{KnnGraph, derive_seed};
@@ -92,6 +94,12 @@ pub(crate) fn approximate_knn_rows(
     k: usize,
     params: ApproxParams,
 ) -> Result<KnnGraph> {
+    approximate_search(rows, k, params).map(|(graph, _)| graph)
+}
+
+/// [`approximate_knn_rows`], and the exact distances its re-rank computed (0 when the exact
+/// search answers instead): the work a flood must not blow up.
+fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<(KnnGraph, usize)> {
     let (n, d) = rows.view().dim();
     if k == 0 {
         return Err(Error::ZeroK);
@@ -106,8 +114,9 @@ pub(crate) fn approximate_knn_rows(
         if params.n_lists == 0 { (n as f64).sqrt().round() as usize } else { params.n_lists }
             .clamp(1, n);
     if d <= KDTREE_MAX_DIM || n_lists <= params.n_probe.max(1) {
-        return exact_knn_rows(rows, k);
+        return exact_knn_rows(rows, k).map(|graph| (graph, 0));
     }
+    let work = AtomicUsize::new(0);
     let (mean, scale) = centre_and_scale(&[rows.view()]);
     let data = Centred::from_rows_of(rows, &mean, scale);
     let centroids = kmeans(&data, n_lists, params);
@@ -205,7 +214,7 @@ pub(crate) fn approximate_knn_rows(
                     .filter(|&j| j as usize != i)
                     .collect()
             };
-            rerank(&data, data.row(i), data.norm(i), &merged[qi], k, cap, max_norm, rows)
+            rerank(&data, data.row(i), data.norm(i), &merged[qi], (k, cap), max_norm, rows, &work)
         };
         let qis: Vec<usize> = (0..batch.len()).collect();
         #[cfg(feature = "parallel")]
@@ -223,7 +232,7 @@ pub(crate) fn approximate_knn_rows(
             }
         }
     }
-    Ok(KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale))
+    Ok((KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale), work.into_inner()))
 }
 
 /// The GEMM candidates (the `cap + 1` nearest, as a row may meet itself; below the row's
@@ -377,4 +386,22 @@ fn more_cells(data: &Centred, i: u32, centroids: &Centred, sizes: &[usize], k: u
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::tests::table;
+
+    /// As the exact search's test: a flood costs the index's re-rank at most twice the clean
+    /// table's exact distances.
+    #[test]
+    fn a_flood_costs_at_most_twice_the_clean_work() {
+        let work = |x: &ndarray::Array2<f32>| {
+            approximate_search(Rows::View(x.view()), 10, ApproxParams::default()).unwrap().1
+        };
+        let (clean, flooded) = (work(&table(false)), work(&table(true)));
+        assert!(clean > 0);
+        assert!(flooded <= 2 * clean, "clean {clean}, flooded {flooded}");
+    }
 }

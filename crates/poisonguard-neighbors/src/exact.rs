@@ -1,5 +1,7 @@
 //! Exact kNN by blocked matrix products.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
@@ -243,7 +245,16 @@ pub(crate) const KDTREE_MAX_DIM: usize = 12;
 /// `exclude_self`, a row with at least `k` exact copies is answered by them ([`copies`]) and
 /// not searched: a flood of identical rows would otherwise defeat both searches (the tree's
 /// pruning and the GEMM re-rank's completeness check both stall on ties at distance 0).
-fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) -> KnnGraph {
+///
+/// Also returns the exact distances it computed in the blocked search's re-rank (candidates and
+/// exhaustive scans; 0 for the tree): the work a flood must not blow up.
+fn search(
+    reference: &Centred,
+    queries: &Centred,
+    k: usize,
+    exclude_self: bool,
+) -> (KnnGraph, usize) {
+    let work = AtomicUsize::new(0);
     let copied = if exclude_self { copies(reference, k) } else { Vec::new() };
     let ids: Vec<u32> = (0..queries.n as u32)
         .filter(|&i| copied.binary_search_by_key(&i, |c| c.0).is_err())
@@ -251,13 +262,13 @@ fn search(reference: &Centred, queries: &Centred, k: usize, exclude_self: bool) 
     let answers = if reference.d <= KDTREE_MAX_DIM {
         crate::kdtree::answers(reference, queries, k, exclude_self, &ids)
     } else {
-        gemm_answers(reference, queries, k, exclude_self, &ids)
+        gemm_answers(reference, queries, k, exclude_self, &ids, &work)
     };
     let answered = ids.iter().copied().zip(answers).chain(copied.into_iter().map(|(i, c)| {
         let neighbours: Vec<(u32, f32)> = c.into_iter().map(|j| (j, 0.0)).collect();
         (i, neighbours)
     }));
-    graph_of(queries.n, k, answered)
+    (graph_of(queries.n, k, answered), work.into_inner())
 }
 
 /// The graph of `n` rows from each row's `k` `(neighbour, distance)` pairs, rows in any order.
@@ -325,18 +336,19 @@ pub(crate) fn gemm_search(
     exclude_self: bool,
 ) -> KnnGraph {
     let ids: Vec<u32> = (0..queries.n as u32).collect();
-    let answers = gemm_answers(reference, queries, k, exclude_self, &ids);
+    let answers = gemm_answers(reference, queries, k, exclude_self, &ids, &AtomicUsize::new(0));
     graph_of(queries.n, k, ids.into_iter().zip(answers))
 }
 
 /// The blocked search for the query rows `ids`: their `k` nearest reference rows, in `ids`
-/// order.
+/// order; the exact distances computed are added to `work`.
 fn gemm_answers(
     reference: &Centred,
     queries: &Centred,
     k: usize,
     exclude_self: bool,
     ids: &[u32],
+    work: &AtomicUsize,
 ) -> Vec<Vec<(u32, f32)>> {
     let n_ref = reference.n;
     let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
@@ -348,9 +360,18 @@ fn gemm_answers(
             .zip(block_ids)
             .map(|(top, &i)| {
                 let i = i as usize;
-                rerank(reference, queries.row(i), queries.norms[i], top, k, cap, max_norm, || {
-                    (0..n_ref as u32).filter(|&j| !(exclude_self && j as usize == i)).collect()
-                })
+                let all =
+                    || (0..n_ref as u32).filter(|&j| !(exclude_self && j as usize == i)).collect();
+                rerank(
+                    reference,
+                    queries.row(i),
+                    queries.norms[i],
+                    top,
+                    (k, cap),
+                    max_norm,
+                    all,
+                    work,
+                )
             })
             .collect()
     };
@@ -441,17 +462,18 @@ pub(crate) fn gemm_candidates(
 /// `top` had a GEMM distance of at least its worst, so its true distance is at least that minus
 /// the rounding bound of the GEMM expression (`max_norm`: the largest squared norm of a
 /// reference row); when this does not clear the k-th exact distance (massive ties, duplicates),
-/// the rows `all()` (every row the candidates were chosen from) are searched exhaustively.
+/// the rows `all()` (every row the candidates were chosen from) are searched exhaustively. The
+/// exact distances computed are added to `work`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rerank(
     reference: &Centred,
     row: &[f32],
     row_norm: f32,
     top: &TopK<f32>,
-    k: usize,
-    cap: usize,
+    (k, cap): (usize, usize),
     max_norm: f64,
     all: impl FnOnce() -> Vec<u32>,
+    work: &AtomicUsize,
 ) -> Vec<(u32, f32)> {
     let rank = |cands: &mut Vec<(f64, u32)>| {
         cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -467,10 +489,13 @@ pub(crate) fn rerank(
             * (f64::from(row_norm) + max_norm);
         top.worst().is_none_or(|w| f64::from(w) - tol > cands[k - 1].0)
     };
+    let mut done = top.items.len();
     if !complete {
         cands = all().into_iter().map(|j| (exact_d2(row, reference.row(j as usize)), j)).collect();
+        done += cands.len();
         rank(&mut cands);
     }
+    work.fetch_add(done, Ordering::Relaxed);
     cands.iter().map(|&(d2, j)| (j, d2.sqrt() as f32)).collect()
 }
 
@@ -516,7 +541,7 @@ pub(crate) fn exact_knn_rows(rows: Rows<'_>, k: usize) -> Result<KnnGraph> {
     // cancelling catastrophically when the data sit far from the origin.
     let (mean, scale) = centre_and_scale(&[rows.view()]);
     let centred = Centred::from_rows_of(rows, &mean, scale);
-    Ok(search(&centred, &centred, k, true).scale_distances(1.0 / scale))
+    Ok(search(&centred, &centred, k, true).0.scale_distances(1.0 / scale))
 }
 
 /// The `k` nearest rows of `reference` for every row of `queries` (no row is excluded: a query
@@ -548,5 +573,44 @@ pub fn exact_knn_query(
     let (mean, scale) = centre_and_scale(&[reference.view(), queries.view()]);
     let r = Centred::new(reference, &mean, scale);
     let q = Centred::new(queries, &mean, scale);
-    Ok(search(&r, &q, k, false).scale_distances(1.0 / scale))
+    Ok(search(&r, &q, k, false).0.scale_distances(1.0 / scale))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// 4,000 rows in 20 clusters of 20 dimensions; with `flood`, 10% of them copies of row 0
+    /// (the 10^4 identical rows in 10^5, scaled down).
+    pub(crate) fn table(flood: bool) -> Array2<f32> {
+        let mut rng = SmallRng::seed_from_u64(17);
+        let centres = Array2::from_shape_fn((20, 20), |_| rng.random_range(-4.0f32..4.0));
+        let mut x = Array2::from_shape_fn((4000, 20), |(i, j)| {
+            centres[[i % 20, j]] + rng.random_range(-1.0f32..1.0)
+        });
+        if flood {
+            let copy = x.row(0).to_owned();
+            for i in (0..4000).filter(|i| i % 10 == 7) {
+                x.row_mut(i).assign(&copy);
+            }
+        }
+        x
+    }
+
+    /// Work counted, not time: a flood of identical rows costs the exact search's re-rank at
+    /// most twice the clean table's exact distances (before the copies were answered by
+    /// themselves, every copy scanned all rows: about 20x).
+    #[test]
+    fn a_flood_costs_at_most_twice_the_clean_work() {
+        let work = |x: &Array2<f32>| {
+            let (mean, scale) = centre_and_scale(&[x.view()]);
+            let c = Centred::new(x.view(), &mean, scale);
+            search(&c, &c, 10, true).1
+        };
+        let (clean, flooded) = (work(&table(false)), work(&table(true)));
+        assert!(clean > 0);
+        assert!(flooded <= 2 * clean, "clean {clean}, flooded {flooded}");
+    }
 }
