@@ -14,7 +14,7 @@ use rand::seq::index::sample;
 use crate::error::{Error, Result};
 use crate::exact::{
     Centred, KDTREE_MAX_DIM, RERANK_EXTRA, Rows, TopK, centre_and_scale, copies, exact_knn_rows,
-    gemm_candidates, rerank,
+    gemm_candidates, gemm_rounding, rerank,
 };
 
 /// Parameters of [`approximate_knn`].
@@ -156,17 +156,22 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
         }
         let probes = nearest_cells(&data, &batch, &centroids, n_probe);
         // rows beyond n_probe cells, for the rare row whose probed cells hold k rows or fewer
-        let extra: Vec<(u32, Vec<u32>)> = probes
+        // (empty for every other row)
+        let extra: Vec<Vec<u32>> = probes
             .chunks(n_probe)
             .enumerate()
-            .filter(|(_, cells)| cells.iter().map(|&c| sizes[c as usize]).sum::<usize>() <= k)
-            .map(|(qi, _)| (qi as u32, more_cells(&data, batch[qi], &centroids, &sizes, k)))
+            .map(|(qi, cells)| {
+                if cells.iter().map(|&c| sizes[c as usize]).sum::<usize>() <= k {
+                    more_cells(&data, batch[qi], &centroids, &sizes, k)
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let probed = |qi: usize| -> Vec<u32> {
             let mut cells = probes[qi * n_probe..(qi + 1) * n_probe].to_vec();
-            if let Some((_, more)) = extra.iter().find(|e| e.0 as usize == qi) {
-                cells.extend(more.iter().filter(|c| !cells.contains(c)).collect::<Vec<_>>());
-            }
+            let more: Vec<u32> = extra[qi].iter().copied().filter(|c| !cells.contains(c)).collect();
+            cells.extend(more);
             cells
         };
         // Pass 1, each row's nearest cell: its GEMM candidates there, whose `cap`-th distance
@@ -183,10 +188,7 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
             .iter()
             .zip(&batch)
             .map(|(top, &i)| {
-                let slack = 4.0
-                    * (d as f64 + 4.0)
-                    * f64::from(f32::EPSILON)
-                    * (f64::from(data.norm(i as usize)) + max_norm);
+                let slack = 2.0 * gemm_rounding(d, data.norm(i as usize), max_norm);
                 top.worst().map_or(f32::INFINITY, |w| (f64::from(w) + slack) as f32)
             })
             .collect();
@@ -216,15 +218,7 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
             };
             rerank(&data, data.row(i), data.norm(i), &merged[qi], (k, cap), max_norm, rows, &work)
         };
-        let qis: Vec<usize> = (0..batch.len()).collect();
-        #[cfg(feature = "parallel")]
-        let rows: Vec<Vec<(u32, f32)>> = {
-            use rayon::prelude::*;
-            qis.par_iter().map(|&qi| rerank_row(qi)).collect()
-        };
-        #[cfg(not(feature = "parallel"))]
-        let rows: Vec<Vec<(u32, f32)>> = qis.iter().map(|&qi| rerank_row(qi)).collect();
-        for (qi, row) in rows.into_iter().enumerate() {
+        for (qi, row) in crate::map_range(batch.len(), rerank_row).into_iter().enumerate() {
             let i = batch[qi] as usize;
             for (slot, (j, dist)) in row.into_iter().enumerate() {
                 indices[i * k + slot] = j;
@@ -271,14 +265,7 @@ fn search_cells(
             })
             .collect()
     };
-    let cells: Vec<usize> = (0..lists.len()).collect();
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        cells.par_iter().map(|&c| search_cell(c)).collect()
-    }
-    #[cfg(not(feature = "parallel"))]
-    cells.iter().map(|&c| search_cell(c)).collect()
+    crate::map_range(lists.len(), search_cell)
 }
 
 /// Each batch row's candidates from its cells into its list of the `cap` nearest, self left out
@@ -361,15 +348,10 @@ fn nearest_cells(data: &Centred, rows: &[u32], centroids: &Centred, p: usize) ->
         }
         out
     };
-    let starts: Vec<usize> = (0..n).step_by(ASSIGN_BLOCK).collect();
-    #[cfg(feature = "parallel")]
-    let parts: Vec<Vec<u32>> = {
-        use rayon::prelude::*;
-        starts.par_iter().map(|&s| block(s)).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let parts: Vec<Vec<u32>> = starts.iter().map(|&s| block(s)).collect();
-    parts.into_iter().flatten().collect()
+    crate::map_range(n.div_ceil(ASSIGN_BLOCK), |b| block(b * ASSIGN_BLOCK))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Cells nearest to row `i` first, as many as it takes to hold more than `k` rows (for a row

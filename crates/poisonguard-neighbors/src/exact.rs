@@ -375,15 +375,10 @@ fn gemm_answers(
             })
             .collect()
     };
-    let starts: Vec<usize> = (0..ids.len()).step_by(QUERY_BLOCK).collect();
-    #[cfg(feature = "parallel")]
-    let blocks: Vec<Vec<Vec<(u32, f32)>>> = {
-        use rayon::prelude::*;
-        starts.par_iter().map(|&s| block(s)).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let blocks: Vec<Vec<Vec<(u32, f32)>>> = starts.iter().map(|&s| block(s)).collect();
-    blocks.into_iter().flatten().collect()
+    crate::map_range(ids.len().div_ceil(QUERY_BLOCK), |b| block(b * QUERY_BLOCK))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The `cap` reference rows nearest to each query row of `ids` by the GEMM expression
@@ -457,6 +452,13 @@ pub(crate) fn gemm_candidates(
     tops
 }
 
+/// How far the GEMM expression `|q|^2 + |r|^2 - 2 q.r` in f32 can be from the exact squared
+/// distance, for a query row of squared norm `row_norm` among reference rows of squared norm at
+/// most `max_norm`, in `d` dimensions.
+pub(crate) fn gemm_rounding(d: usize, row_norm: f32, max_norm: f64) -> f64 {
+    2.0 * (d as f64 + 4.0) * f64::from(f32::EPSILON) * (f64::from(row_norm) + max_norm)
+}
+
 /// Exact re-rank of a query row's GEMM candidates `top` (kept at most `cap`): its `k` nearest
 /// `(reference row, distance)` by exact differences, ties by index. A reference row left out of
 /// `top` had a GEMM distance of at least its worst, so its true distance is at least that minus
@@ -483,10 +485,7 @@ pub(crate) fn rerank(
         top.items.iter().map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j)).collect();
     rank(&mut cands);
     let complete = top.items.len() < cap || {
-        let tol = 2.0
-            * (row.len() as f64 + 4.0)
-            * f64::from(f32::EPSILON)
-            * (f64::from(row_norm) + max_norm);
+        let tol = gemm_rounding(row.len(), row_norm, max_norm);
         top.worst().is_none_or(|w| f64::from(w) - tol > cands[k - 1].0)
     };
     let mut done = top.items.len();

@@ -167,13 +167,9 @@ pub(crate) fn answers(
             .map(|&i| tree.query(queries.row(i as usize), k, exclude_self.then_some(i as usize)))
             .collect()
     };
-    #[cfg(feature = "parallel")]
-    let found: Vec<Vec<Vec<(u32, f32)>>> = {
-        use rayon::prelude::*;
-        sequence.par_chunks(QUERY_CHUNK).map(chunk).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let found: Vec<Vec<Vec<(u32, f32)>>> = sequence.chunks(QUERY_CHUNK).map(chunk).collect();
+    let found = crate::map_range(sequence.len().div_ceil(QUERY_CHUNK), |c| {
+        chunk(&sequence[c * QUERY_CHUNK..((c + 1) * QUERY_CHUNK).min(sequence.len())])
+    });
     let mut out = vec![Vec::new(); ids.len()];
     for (i, answer) in sequence.iter().zip(found.into_iter().flatten()) {
         if let Ok(at) = ids.binary_search(i) {

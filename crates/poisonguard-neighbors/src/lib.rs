@@ -32,6 +32,20 @@ pub use error::{Error, Result};
 pub use exact::{exact_knn, exact_knn_query};
 pub use poisonguard_core::KnnGraph;
 
+/// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order (so results do
+/// not depend on the thread count).
+fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
 /// Rows above which [`KnnMode::Auto`] switches to the approximate search (when the data have
 /// more than 12 features; below that the exact k-d tree is fast at any n). At 50,000 rows in
 /// 128 dimensions the exact search takes about 5 s on 2 cores, and it grows as n^2.
