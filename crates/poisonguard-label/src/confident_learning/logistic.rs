@@ -57,24 +57,31 @@ pub(crate) struct FoldRows<'a> {
     affine: &'a [(f64, f64)],
 }
 
-/// The weights and intercepts that act on the shared z-scores as `theta`'s act on the fold's:
-/// `z_fold W + b = z (diag(scale) W) + (shift^T W + b)`.
+impl<'a> FoldRows<'a> {
+    fn new(train: &'a [bool], affine: &'a [(f64, f64)]) -> Self {
+        Self { train, n_train: train.iter().filter(|&&t| t).count(), affine }
+    }
+}
+
+/// The weights and intercepts that act on the shared z-scores as `w(r, j)` and `b` act on the
+/// fold's: `z_fold W + b = z (diag(scale) W) + (shift^T W + b)` (`W` is `d x k`).
 fn effective(
-    theta: &[f64],
+    w: impl Fn(usize, usize) -> f64,
+    b: &[f64],
     d: usize,
-    k: usize,
     fold: Option<&FoldRows<'_>>,
 ) -> (Mat<f32>, Vec<f64>) {
     let scale = |r: usize| fold.map_or(1.0, |f| f.affine[r].0);
-    let w = Mat::<f32>::from_fn(d, k, |r, j| (theta[j * d + r] * scale(r)) as f32);
-    let b = (0..k)
-        .map(|j| {
-            let shift: f64 =
-                fold.map_or(0.0, |f| (0..d).map(|r| f.affine[r].1 * theta[j * d + r]).sum());
-            theta[d * k + j] + shift
+    let weights = Mat::<f32>::from_fn(d, b.len(), |r, j| (w(r, j) * scale(r)) as f32);
+    let bias = b
+        .iter()
+        .enumerate()
+        .map(|(j, &bj)| {
+            let shift: f64 = fold.map_or(0.0, |f| (0..d).map(|r| f.affine[r].1 * w(r, j)).sum());
+            bj + shift
         })
         .collect();
-    (w, b)
+    (weights, bias)
 }
 
 /// Mean log loss plus `|W|^2 / (2 C n)` at `theta` (`W` column-major `d x k`, then `b`), and its
@@ -97,7 +104,7 @@ fn objective(
     fold: Option<&FoldRows<'_>>,
 ) -> f64 {
     let (n, d) = (x.nrows(), x.ncols());
-    let (w, b) = effective(theta, d, k, fold);
+    let (w, b) = effective(|r, j| theta[j * d + r], &theta[d * k..], d, fold);
     let zt = &mut work.zt;
     matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
@@ -258,11 +265,8 @@ impl Logistic {
         x: MatRef<'_, f32>,
         fold: Option<&FoldRows<'_>>,
     ) -> Vec<f64> {
-        let (d, k) = (self.w.nrows(), self.b.len());
-        let mut theta: Vec<f64> =
-            (0..k).flat_map(|j| (0..d).map(move |r| (r, j))).map(|(r, j)| self.w[(r, j)]).collect();
-        theta.extend_from_slice(&self.b);
-        let (w, b) = effective(&theta, d, k, fold);
+        let k = self.b.len();
+        let (w, b) = effective(|r, j| self.w[(r, j)], &self.b, self.w.nrows(), fold);
         let mut z = Mat::<f32>::zeros(x.nrows(), k);
         matmul(z.as_mut(), Accum::Replace, x, w.as_ref(), 1.0, Par::Seq);
         let logit = |i: usize, j: usize| f64::from(z[(i, j)]) + b[j];
@@ -430,7 +434,7 @@ pub(crate) fn cross_val_proba(
         let test: Vec<usize> = all.iter().copied().filter(|&i| !train[i]).collect();
         let scaler = Scaler::fit_rows(x, &train_rows);
         let affine = shared.affine_to(&scaler);
-        let rows = FoldRows { train: &train, n_train: train_rows.len(), affine: &affine };
+        let rows = FoldRows::new(&train, &affine);
         let mut theta: Option<Vec<f64>> = None;
         let models: Vec<ScaledLogistic> = cs
             .iter()
@@ -460,29 +464,20 @@ pub(crate) fn cross_val_proba(
                 loss
             })
             .collect();
-        (losses, models, affine)
+        (losses, models, affine, train, test)
     };
-    #[cfg(feature = "parallel")]
-    let parts: Vec<_> = {
-        use rayon::prelude::*;
-        (0..folds).into_par_iter().map(work).collect()
-    };
-    #[cfg(not(feature = "parallel"))]
-    let parts: Vec<_> = (0..folds).map(work).collect();
+    let parts = crate::map_range(folds, work);
     // out-of-fold log loss of every candidate, summed over the folds in fold order
     let mut loss = vec![0.0f64; cs.len()];
-    for (losses, _, _) in &parts {
+    for (losses, ..) in &parts {
         loss.iter_mut().zip(losses).for_each(|(l, v)| *l += v);
     }
     let best = (0..cs.len()).fold(0, |b, c| if loss[c] < loss[b] { c } else { b });
     let mut out = Array2::zeros((classes.len(), k));
     let mut models = Vec::with_capacity(folds);
-    for (f, (_, fold_models, affine)) in parts.into_iter().enumerate() {
-        let train: Vec<bool> = fold.iter().map(|&g| g != f).collect();
-        let test: Vec<usize> = all.iter().copied().filter(|&i| !train[i]).collect();
-        let rows = FoldRows { train: &train, n_train: classes.len() - test.len(), affine: &affine };
+    for (_, fold_models, affine, train, test) in parts {
         let Some(chosen) = fold_models.into_iter().nth(best) else { continue };
-        for_held_out(&z, &test, &chosen.model, &rows, |i, p| {
+        for_held_out(&z, &test, &chosen.model, &FoldRows::new(&train, &affine), |i, p| {
             out.row_mut(i).iter_mut().zip(p).for_each(|(o, &v)| *o = v);
         });
         models.push(chosen);
