@@ -22,6 +22,11 @@ fn scan_report(args: &[&str], out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
+/// A JSON file the binary wrote.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -94,8 +99,7 @@ mod scan {
         let out = stdout(&o);
         assert!(out.contains("left unscored, too few rows: class 9 (2 rows, needs 3)"), "{out}");
         assert!(out.contains("left unscored, too few rows: class 9 (2 rows, needs 8)"), "{out}");
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        let json = read_json(&summary);
         let skipped = &json["detectors"][0]["skipped_classes"][0];
         assert_eq!((skipped["label"].as_i64(), skipped["rows"].as_u64()), (Some(9), Some(2)));
     }
@@ -277,9 +281,7 @@ mod determinism {
                     summary.to_str().unwrap(),
                 ]);
                 assert!(o.status.success(), "{}", stderr(&o));
-                let json: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-                summaries.push(json);
+                summaries.push(read_json(&summary));
             }
             let attacked = |s: &serde_json::Value| -> Vec<String> {
                 let mut out = Vec::new();
@@ -467,8 +469,7 @@ mod mitigation {
         assert_eq!(clean[0], original[0].replace('"', ""));
         assert_eq!(clean.len(), original.len() - n_flagged);
         assert!(clean[1..] == kept[..], "clean output differs from the unflagged input lines");
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        let doc = read_json(&summary);
         assert_eq!(doc["rows"], 1797);
         assert_eq!(doc["flagged"], n_flagged);
         let cl =
@@ -626,8 +627,7 @@ mod eval {
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(stdout(&o).contains("flood(copies=30,jitter=0)"));
-        let rows: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let rows = read_json(&out);
         for (a, attack) in ["flip(0.1)", "flood(copies=30,jitter=0)"].iter().enumerate() {
             for (detector, auc) in scan_aucs(&save.join(format!("attack_{a}.parquet"))) {
                 let row = rows
