@@ -291,6 +291,10 @@ pub enum AuditEvent {
     SharedKnn(usize),
     /// The kNN graph of standardized features shared by several detectors is being built.
     SharedStandardizedKnn(usize),
+    /// Progress of the shared graph being built: the first many rows of the second have their
+    /// neighbours. Increases within one graph and ends at the number of rows; about the same
+    /// work per row, so it can drive an ETA.
+    KnnProgress(usize, usize),
     /// A detector starts fitting.
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
@@ -468,7 +472,13 @@ impl Audit {
         let shared = match raw_k {
             Some(k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedKnn(k));
-                poisonguard_neighbors::knn_graph(data.features(), k, self.knn).ok()
+                poisonguard_neighbors::knn_graph_with_progress(
+                    data.features(),
+                    k,
+                    self.knn,
+                    &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
+                )
+                .ok()
             }
             _ => None,
         };
@@ -476,7 +486,13 @@ impl Audit {
             Some(k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedStandardizedKnn(k));
                 let z = Standardizer::fit(data.features()).transform(data.features());
-                poisonguard_neighbors::knn_graph_owned(z, k, self.knn).ok()
+                poisonguard_neighbors::knn_graph_owned_with_progress(
+                    z,
+                    k,
+                    self.knn,
+                    &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
+                )
+                .ok()
             }
             _ => None,
         };
@@ -676,6 +692,40 @@ mod tests {
             let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
             let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
             assert_eq!(run.detection.scores(), alone.training().scores(), "{name}");
+        }
+    }
+
+    /// Progress of each shared graph: increasing, ending at the number of rows, after the event
+    /// that names the graph.
+    #[test]
+    fn graph_progress_follows_its_graph() {
+        let x = Array2::from_shape_fn((3000, 4), |(i, j)| ((i * 37 + j * 11) % 101) as f32);
+        let y: Vec<LabelValue> = (0..3000).map(|i| LabelValue::Int((i % 3) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let opts = DetectorOptions::default();
+        let audit = Audit::new()
+            .with_detector(detector("knn_distance", &opts).unwrap())
+            .with_detector(detector("knn_label", &opts).unwrap());
+        let events = std::sync::Mutex::new(Vec::new());
+        audit.run_with(&data, &|e| events.lock().unwrap().push(e)).unwrap();
+        let events = events.into_inner().unwrap();
+        let starts: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                matches!(events[i], AuditEvent::SharedKnn(_) | AuditEvent::SharedStandardizedKnn(_))
+            })
+            .collect();
+        assert_eq!(starts.len(), 2, "{events:?}");
+        for (a, &start) in starts.iter().enumerate() {
+            let end = starts.get(a + 1).copied().unwrap_or(events.len());
+            let done: Vec<usize> = events[start..end]
+                .iter()
+                .filter_map(|e| match *e {
+                    AuditEvent::KnnProgress(done, 3000) => Some(done),
+                    _ => None,
+                })
+                .collect();
+            assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+            assert_eq!(done.last(), Some(&3000), "{events:?}");
         }
     }
 

@@ -13,12 +13,13 @@ mod view;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use poisonguard::{Audit, AuditEvent, DetectorOptions, FittedAudit, Report};
+use poisonguard::{Audit, AuditEvent, DetectorId, DetectorOptions, FittedAudit, Report};
 use poisonguard_io::{
     Format, LoadOptions, Table, attach_pred_probs, is_array_input, load, write_report, write_rows,
 };
@@ -93,12 +94,15 @@ fn spinner() -> ProgressBar {
             delayed.set_draw_target(ProgressDrawTarget::stderr());
         }
     });
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    bar.set_style(spinner_style());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// The spinner's look: a message and the time so far.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 /// `scan` (against the saved `model` when given), and `fit`, which also saves the fitted
@@ -212,6 +216,66 @@ fn write_model(path: &Path, model: &FittedAudit) -> Result<()> {
     Ok(())
 }
 
+/// The audit's stages on the progress line: the shared neighbour graphs as a bar with an ETA
+/// (their search is most of the time on large tables, and costs about the same per row), then
+/// the detectors, which run in parallel, by name and count.
+struct Stages<'a> {
+    bar: &'a ProgressBar,
+    detectors: usize,
+    /// Detectors running now, and how many have finished.
+    running: std::sync::Mutex<(Vec<DetectorId>, usize)>,
+}
+
+impl<'a> Stages<'a> {
+    fn new(bar: &'a ProgressBar, detectors: usize) -> Self {
+        Self { bar, detectors, running: std::sync::Mutex::new((Vec::new(), 0)) }
+    }
+
+    fn on(&self, event: AuditEvent) {
+        let graph = |what: String| {
+            self.bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{elapsed}] {wide_bar} {percent}% ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar.set_position(0);
+            self.bar.reset_eta();
+            self.bar.set_message(what);
+        };
+        match event {
+            AuditEvent::SharedKnn(k) => graph(format!("finding {k} nearest neighbours")),
+            AuditEvent::SharedStandardizedKnn(k) => {
+                graph(format!("finding {k} nearest neighbours (standardized)"))
+            }
+            AuditEvent::KnnProgress(done, total) => {
+                self.bar.set_length(total as u64);
+                self.bar.set_position(done as u64);
+            }
+            AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
+                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+                if matches!(event, AuditEvent::Started(_)) {
+                    if running.0.is_empty() && running.1 == 0 {
+                        self.bar.set_style(spinner_style());
+                    }
+                    running.0.push(id);
+                } else {
+                    running.0.retain(|&r| r != id);
+                    running.1 += 1;
+                }
+                let names: Vec<&str> = running.0.iter().map(|r| r.as_str()).collect();
+                self.bar.set_message(format!(
+                    "running {} ({} of {} detectors done)",
+                    names.join(", "),
+                    running.1,
+                    self.detectors
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Reads the input, runs the audit and writes the report, reporting stages on `bar`.
 fn load_and_audit(
     args: &ScanArgs,
@@ -256,26 +320,24 @@ fn load_and_audit(
         }
     }
 
-    let on_event = |event| match event {
-        AuditEvent::SharedKnn(k) => bar.set_message(format!("finding {k} nearest neighbours")),
-        AuditEvent::SharedStandardizedKnn(k) => {
-            bar.set_message(format!("finding {k} nearest neighbours (standardized)"))
-        }
-        AuditEvent::Started(id) => bar.set_message(format!("running {id}")),
-        _ => {}
-    };
-    let audit = || -> Result<Audit> {
-        Ok(match requested {
+    let audit = || -> Result<(Audit, Stages<'_>)> {
+        let audit = match requested {
             Some(names) => Audit::from_ids(names, opts)?,
             None => Audit::for_dataset(data, opts),
         }
-        .fdr(args.fdr)?)
+        .fdr(args.fdr)?;
+        let stages = Stages::new(bar, audit.detector_ids().len());
+        Ok((audit, stages))
     };
     let input = || args.input.display().to_string();
     let report = match how {
-        How::Run => audit()?.run_with(data, &on_event).with_context(input)?,
+        How::Run => {
+            let (audit, stages) = audit()?;
+            audit.run_with(data, &|e| stages.on(e)).with_context(input)?
+        }
         How::Fit(path) => {
-            let (model, report) = audit()?.fit_with(data, &on_event).with_context(input)?;
+            let (audit, stages) = audit()?;
+            let (model, report) = audit.fit_with(data, &|e| stages.on(e)).with_context(input)?;
             bar.set_message(format!("writing {}", path.display()));
             write_model(path, &model)?;
             report

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
+use crate::Progress;
 use crate::error::{Error, Result};
 use crate::exact::{
     Centred, KDTREE_MAX_DIM, RERANK_EXTRA, Rows, TopK, centre_and_scale, copies, exact_knn_rows,
@@ -85,7 +86,7 @@ pub fn approximate_knn(
     k: usize,
     params: ApproxParams,
 ) -> Result<KnnGraph> {
-    approximate_knn_rows(Rows::View(x), k, params)
+    approximate_knn_rows(Rows::View(x), k, params, &Progress::silent())
 }
 
 /// [`approximate_knn`] of borrowed or owned rows.
@@ -93,13 +94,19 @@ pub(crate) fn approximate_knn_rows(
     rows: Rows<'_>,
     k: usize,
     params: ApproxParams,
+    progress: &Progress<'_>,
 ) -> Result<KnnGraph> {
-    approximate_search(rows, k, params).map(|(graph, _)| graph)
+    approximate_search(rows, k, params, progress).map(|(graph, _)| graph)
 }
 
 /// [`approximate_knn_rows`], and the exact distances its re-rank computed (0 when the exact
 /// search answers instead): the work a flood must not blow up.
-fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<(KnnGraph, usize)> {
+fn approximate_search(
+    rows: Rows<'_>,
+    k: usize,
+    params: ApproxParams,
+    progress: &Progress<'_>,
+) -> Result<(KnnGraph, usize)> {
     let (n, d) = rows.view().dim();
     if k == 0 {
         return Err(Error::ZeroK);
@@ -114,7 +121,7 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
         if params.n_lists == 0 { (n as f64).sqrt().round() as usize } else { params.n_lists }
             .clamp(1, n);
     if d <= KDTREE_MAX_DIM || n_lists <= params.n_probe.max(1) {
-        return exact_knn_rows(rows, k).map(|graph| (graph, 0));
+        return exact_knn_rows(rows, k, progress).map(|graph| (graph, 0));
     }
     let work = AtomicUsize::new(0);
     let (mean, scale) = centre_and_scale(&[rows.view()]);
@@ -148,10 +155,12 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
     // graph is the same for any thread count and batching.
     let batch_rows = (QUERIES_PER_CELL * n_lists / n_probe).max(MIN_BATCH).min(n);
     for start in (0..n).step_by(batch_rows) {
-        let batch: Vec<u32> = (start as u32..(start + batch_rows).min(n) as u32)
+        let end = (start + batch_rows).min(n);
+        let batch: Vec<u32> = (start as u32..end as u32)
             .filter(|&i| copied.binary_search_by_key(&i, |c| c.0).is_err())
             .collect();
         if batch.is_empty() {
+            progress.add(end - start);
             continue;
         }
         let probes = nearest_cells(&data, &batch, &centroids, n_probe);
@@ -225,6 +234,7 @@ fn approximate_search(rows: Rows<'_>, k: usize, params: ApproxParams) -> Result<
                 distances[i * k + slot] = dist;
             }
         }
+        progress.add(end - start);
     }
     Ok((KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale), work.into_inner()))
 }
@@ -380,10 +390,35 @@ mod tests {
     #[test]
     fn a_flood_costs_at_most_twice_the_clean_work() {
         let work = |x: &ndarray::Array2<f32>| {
-            approximate_search(Rows::View(x.view()), 10, ApproxParams::default()).unwrap().1
+            approximate_search(
+                Rows::View(x.view()),
+                10,
+                ApproxParams::default(),
+                &Progress::silent(),
+            )
+            .unwrap()
+            .1
         };
         let (clean, flooded) = (work(&table(false)), work(&table(true)));
         assert!(clean > 0);
         assert!(flooded <= 2 * clean, "clean {clean}, flooded {flooded}");
+    }
+
+    /// Progress of the index search: every row counted once (the flood's copies too), in
+    /// increasing order, ending at `n`; the graph is the one the silent search builds.
+    #[test]
+    fn progress_counts_every_row_once() {
+        let x = table(true);
+        let params = ApproxParams { n_lists: 40, n_probe: 4, ..ApproxParams::default() };
+        let seen = std::sync::Mutex::new(Vec::new());
+        let report = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
+        let progress = Progress::new(x.nrows(), &report);
+        let (graph, _) = approximate_search(Rows::View(x.view()), 10, params, &progress).unwrap();
+        assert_eq!(graph, approximate_knn(x.view(), 10, params).unwrap());
+        let seen = seen.into_inner().unwrap();
+        assert!(seen.len() > 1, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert!(seen.iter().all(|&(_, total)| total == 4000));
+        assert_eq!(seen.last(), Some(&(4000, 4000)));
     }
 }

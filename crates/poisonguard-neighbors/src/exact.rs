@@ -6,6 +6,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
 
+use crate::Progress;
 use crate::error::{Error, Result};
 use poisonguard_core::KnnGraph;
 
@@ -253,16 +254,18 @@ fn search(
     queries: &Centred,
     k: usize,
     exclude_self: bool,
+    progress: &Progress<'_>,
 ) -> (KnnGraph, usize) {
     let work = AtomicUsize::new(0);
     let copied = if exclude_self { copies(reference, k) } else { Vec::new() };
+    progress.add(copied.len());
     let ids: Vec<u32> = (0..queries.n as u32)
         .filter(|&i| copied.binary_search_by_key(&i, |c| c.0).is_err())
         .collect();
     let answers = if reference.d <= KDTREE_MAX_DIM {
-        crate::kdtree::answers(reference, queries, k, exclude_self, &ids)
+        crate::kdtree::answers(reference, queries, k, exclude_self, &ids, progress)
     } else {
-        gemm_answers(reference, queries, k, exclude_self, &ids, &work)
+        gemm_answers(reference, queries, k, exclude_self, &ids, &work, progress)
     };
     let answered = ids.iter().copied().zip(answers).chain(copied.into_iter().map(|(i, c)| {
         let neighbours: Vec<(u32, f32)> = c.into_iter().map(|j| (j, 0.0)).collect();
@@ -336,12 +339,14 @@ pub(crate) fn gemm_search(
     exclude_self: bool,
 ) -> KnnGraph {
     let ids: Vec<u32> = (0..queries.n as u32).collect();
-    let answers = gemm_answers(reference, queries, k, exclude_self, &ids, &AtomicUsize::new(0));
+    let work = AtomicUsize::new(0);
+    let answers =
+        gemm_answers(reference, queries, k, exclude_self, &ids, &work, &Progress::silent());
     graph_of(queries.n, k, ids.into_iter().zip(answers))
 }
 
 /// The blocked search for the query rows `ids`: their `k` nearest reference rows, in `ids`
-/// order; the exact distances computed are added to `work`.
+/// order; the exact distances computed are added to `work`, the rows answered to `progress`.
 fn gemm_answers(
     reference: &Centred,
     queries: &Centred,
@@ -349,6 +354,7 @@ fn gemm_answers(
     exclude_self: bool,
     ids: &[u32],
     work: &AtomicUsize,
+    progress: &Progress<'_>,
 ) -> Vec<Vec<(u32, f32)>> {
     let n_ref = reference.n;
     let cap = (k + RERANK_EXTRA).min(n_ref - usize::from(exclude_self));
@@ -356,7 +362,8 @@ fn gemm_answers(
     let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
         let block_ids = &ids[start..(start + QUERY_BLOCK).min(ids.len())];
         let tops = gemm_candidates(reference, queries, cap, exclude_self, block_ids, None);
-        tops.iter()
+        let answers = tops
+            .iter()
             .zip(block_ids)
             .map(|(top, &i)| {
                 let i = i as usize;
@@ -373,7 +380,9 @@ fn gemm_answers(
                     work,
                 )
             })
-            .collect()
+            .collect();
+        progress.add(block_ids.len());
+        answers
     };
     crate::map_range(ids.len().div_ceil(QUERY_BLOCK), |b| block(b * QUERY_BLOCK))
         .into_iter()
@@ -523,11 +532,15 @@ fn check_rows(n: usize) -> Result<()> {
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn exact_knn(x: ArrayView2<'_, f32>, k: usize) -> Result<KnnGraph> {
-    exact_knn_rows(Rows::View(x), k)
+    exact_knn_rows(Rows::View(x), k, &Progress::silent())
 }
 
 /// [`exact_knn`] of borrowed or owned rows.
-pub(crate) fn exact_knn_rows(rows: Rows<'_>, k: usize) -> Result<KnnGraph> {
+pub(crate) fn exact_knn_rows(
+    rows: Rows<'_>,
+    k: usize,
+    progress: &Progress<'_>,
+) -> Result<KnnGraph> {
     let n = rows.view().nrows();
     if k == 0 {
         return Err(Error::ZeroK);
@@ -540,7 +553,7 @@ pub(crate) fn exact_knn_rows(rows: Rows<'_>, k: usize) -> Result<KnnGraph> {
     // cancelling catastrophically when the data sit far from the origin.
     let (mean, scale) = centre_and_scale(&[rows.view()]);
     let centred = Centred::from_rows_of(rows, &mean, scale);
-    Ok(search(&centred, &centred, k, true).0.scale_distances(1.0 / scale))
+    Ok(search(&centred, &centred, k, true, progress).0.scale_distances(1.0 / scale))
 }
 
 /// The `k` nearest rows of `reference` for every row of `queries` (no row is excluded: a query
@@ -572,7 +585,7 @@ pub fn exact_knn_query(
     let (mean, scale) = centre_and_scale(&[reference.view(), queries.view()]);
     let r = Centred::new(reference, &mean, scale);
     let q = Centred::new(queries, &mean, scale);
-    Ok(search(&r, &q, k, false).0.scale_distances(1.0 / scale))
+    Ok(search(&r, &q, k, false, &Progress::silent()).0.scale_distances(1.0 / scale))
 }
 
 #[cfg(test)]
@@ -606,7 +619,7 @@ pub(crate) mod tests {
         let work = |x: &Array2<f32>| {
             let (mean, scale) = centre_and_scale(&[x.view()]);
             let c = Centred::new(x.view(), &mean, scale);
-            search(&c, &c, 10, true).1
+            search(&c, &c, 10, true, &Progress::silent()).1
         };
         let (clean, flooded) = (work(&table(false)), work(&table(true)));
         assert!(clean > 0);

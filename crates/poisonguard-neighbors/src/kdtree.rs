@@ -153,6 +153,7 @@ pub(crate) fn answers(
     k: usize,
     exclude_self: bool,
     ids: &[u32],
+    progress: &crate::Progress<'_>,
 ) -> Vec<Vec<(u32, f32)>> {
     let tree = KdTree::new(reference);
     let wanted = |i: &u32| ids.binary_search(i).is_ok();
@@ -162,10 +163,12 @@ pub(crate) fn answers(
         ids.to_vec()
     };
     let chunk = |chunk_ids: &[u32]| -> Vec<Vec<(u32, f32)>> {
-        chunk_ids
+        let answers = chunk_ids
             .iter()
             .map(|&i| tree.query(queries.row(i as usize), k, exclude_self.then_some(i as usize)))
-            .collect()
+            .collect();
+        progress.add(chunk_ids.len());
+        answers
     };
     let found = crate::map_range(sequence.len().div_ceil(QUERY_CHUNK), |c| {
         chunk(&sequence[c * QUERY_CHUNK..((c + 1) * QUERY_CHUNK).min(sequence.len())])
@@ -195,7 +198,7 @@ mod tests {
         let (mean, scale) = centre_and_scale(&[x.view()]);
         let c = Centred::new(x.view(), &mean, scale);
         let all: Vec<u32> = (0..3000).collect();
-        let a = answers(&c, &c, 7, true, &all);
+        let a = answers(&c, &c, 7, true, &all, &crate::Progress::silent());
         let b = gemm_search(&c, &c, 7, true);
         for (i, answer) in a.iter().enumerate() {
             let d = |j: u32| exact_d2(c.row(i), c.row(j as usize));

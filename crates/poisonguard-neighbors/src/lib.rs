@@ -78,7 +78,7 @@ pub enum KnnMode {
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
-    graph_of(exact::Rows::View(x), k, mode)
+    graph_of(exact::Rows::View(x), k, mode, &Progress::silent())
 }
 
 /// [`knn_graph`] of a matrix made only for the search (e.g. standardized features): centred in
@@ -95,17 +95,100 @@ pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Re
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
-    graph_of(exact::Rows::Owned(x), k, mode)
+    graph_of(exact::Rows::Owned(x), k, mode, &Progress::silent())
 }
 
-fn graph_of(rows: exact::Rows<'_>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
+/// [`knn_graph_owned`], calling `progress(done, total)` as rows are answered: `done` rows of
+/// the `total` (= the rows of `x`) have their neighbours, `done` increases from call to call
+/// (calls come from the search's worker threads, one at a time) and the last call has
+/// `done == total`. The graph is the same as without progress. For a progress display with an
+/// ETA: the search's cost is about the same for every block of rows (the approximate search
+/// first places its cells, a few percent of its time, before the first call).
+///
+/// # Errors
+/// As [`knn_graph`].
+///
+/// ```
+/// use ndarray::Array2;
+/// use poisonguard_neighbors::{KnnMode, knn_graph, knn_graph_owned_with_progress};
+/// use std::sync::Mutex;
+/// let x = Array2::from_shape_fn((2000, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32);
+/// let seen = Mutex::new(Vec::new());
+/// let graph = knn_graph_owned_with_progress(x.clone(), 5, KnnMode::Exact, &|done, total| {
+///     seen.lock().unwrap().push((done, total))
+/// })?;
+/// assert_eq!(graph, knn_graph(x.view(), 5, KnnMode::Exact)?);
+/// let seen = seen.into_inner().unwrap();
+/// assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+/// assert_eq!(seen.last(), Some(&(2000, 2000)));
+/// # Ok::<(), poisonguard_neighbors::Error>(())
+/// ```
+pub fn knn_graph_owned_with_progress(
+    x: ndarray::Array2<f32>,
+    k: usize,
+    mode: KnnMode,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<KnnGraph> {
+    let total = x.nrows();
+    graph_of(exact::Rows::Owned(x), k, mode, &Progress::new(total, progress))
+}
+
+/// [`knn_graph`] with progress, as [`knn_graph_owned_with_progress`].
+///
+/// # Errors
+/// As [`knn_graph`].
+pub fn knn_graph_with_progress(
+    x: ndarray::ArrayView2<'_, f32>,
+    k: usize,
+    mode: KnnMode,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<KnnGraph> {
+    graph_of(exact::Rows::View(x), k, mode, &Progress::new(x.nrows(), progress))
+}
+
+fn graph_of(
+    rows: exact::Rows<'_>,
+    k: usize,
+    mode: KnnMode,
+    progress: &Progress<'_>,
+) -> Result<KnnGraph> {
     let n = rows.view().nrows();
     match mode {
-        KnnMode::Exact => exact::exact_knn_rows(rows, k),
-        KnnMode::Approximate(p) => approx::approximate_knn_rows(rows, k, p),
+        KnnMode::Exact => exact::exact_knn_rows(rows, k, progress),
+        KnnMode::Approximate(p) => approx::approximate_knn_rows(rows, k, p, progress),
         KnnMode::Auto if n > AUTO_APPROX_ROWS => {
-            approx::approximate_knn_rows(rows, k, ApproxParams::default())
+            approx::approximate_knn_rows(rows, k, ApproxParams::default(), progress)
         }
-        KnnMode::Auto => exact::exact_knn_rows(rows, k),
+        KnnMode::Auto => exact::exact_knn_rows(rows, k, progress),
+    }
+}
+
+/// Rows answered so far by a search, reported to a caller's function after each block of rows;
+/// the lock makes the reports arrive one at a time, in increasing order.
+pub(crate) struct Progress<'a> {
+    total: usize,
+    done: std::sync::Mutex<usize>,
+    report: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+impl<'a> Progress<'a> {
+    /// Reports to `report`, out of `total` rows.
+    fn new(total: usize, report: &'a (dyn Fn(usize, usize) + Sync)) -> Self {
+        Self { total, done: std::sync::Mutex::new(0), report: Some(report) }
+    }
+
+    /// Reports to no one.
+    pub(crate) fn silent() -> Self {
+        Self { total: 0, done: std::sync::Mutex::new(0), report: None }
+    }
+
+    /// `rows` more rows are answered.
+    pub(crate) fn add(&self, rows: usize) {
+        if let (Some(report), true) = (self.report, rows > 0) {
+            // a poisoned lock only means another report panicked; the count is still right
+            let mut done = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *done += rows;
+            report(*done, self.total);
+        }
     }
 }
