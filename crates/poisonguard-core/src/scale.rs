@@ -63,6 +63,23 @@ impl Standardizer {
         (f64::from(v) - self.mean[j]) * self.inv_sd[j]
     }
 
+    /// The z-scores of one row (`z` of each value, rounded to f32) into `out`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use poisonguard_core::Standardizer;
+    /// let x = array![[1.0f32, 10.0], [3.0, 30.0]];
+    /// let s = Standardizer::fit(x.view());
+    /// let mut out = [0.0f32; 2];
+    /// s.z_row_into(&[3.0, 10.0], &mut out);
+    /// assert_eq!(out, [s.z(0, 3.0) as f32, s.z(1, 10.0) as f32]);
+    /// ```
+    pub fn z_row_into(&self, row: &[f32], out: &mut [f32]) {
+        for (((o, &v), &m), &s) in out.iter_mut().zip(row).zip(&self.mean).zip(&self.inv_sd) {
+            *o = ((f64::from(v) - m) * s) as f32;
+        }
+    }
+
     /// Columns of the fit.
     pub fn n_features(&self) -> usize {
         self.mean.len()

@@ -2,7 +2,8 @@
 //! probabilities: the built-in classifier of confident learning.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, Par};
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -34,16 +35,72 @@ const MEMORY: usize = 10;
 /// Relative objective decrease below which L-BFGS stops (as scikit-learn's `ftol`).
 const FTOL: f64 = 64.0 * f64::EPSILON;
 
-/// Buffers of [`objective`], allocated once per fit: the `k x n` logits and the `k x d`
-/// gradient.
+/// Rows standardized and multiplied together: bounds the working memory of a fit at a few
+/// `ROW_BLOCK x d` blocks, whatever the number of rows.
+const ROW_BLOCK: usize = 4096;
+
+/// The rows a model is fitted on or predicts, standardized a block at a time as they are read
+/// (never a standardized copy of the whole matrix): `rows` of `x` (all rows when `None`), each
+/// value `scaler.z(j, v)` rounded to f32.
+#[derive(Clone, Copy)]
+pub(crate) struct Standardized<'a> {
+    x: ArrayView2<'a, f32>,
+    rows: Option<&'a [usize]>,
+    scaler: &'a Scaler,
+}
+
+impl<'a> Standardized<'a> {
+    pub(crate) fn new(
+        x: ArrayView2<'a, f32>,
+        rows: Option<&'a [usize]>,
+        scaler: &'a Scaler,
+    ) -> Self {
+        Self { x, rows, scaler }
+    }
+
+    fn n(&self) -> usize {
+        self.rows.map_or(self.x.nrows(), <[usize]>::len)
+    }
+
+    fn d(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// Rows `positions` (positions in `rows`) into `block`'s first `positions.len()` columns:
+    /// the block holds the rows transposed (`d x ROW_BLOCK`, column-major), so that each row is
+    /// read and written contiguously.
+    fn fill(&self, positions: impl Iterator<Item = usize>, block: &mut Mat<f32>) {
+        let mut copy = Vec::new();
+        for (r, at) in positions.enumerate() {
+            let i = self.rows.map_or(at, |rows| rows[at]);
+            let row = self.x.row(i);
+            let values = row.as_slice().unwrap_or_else(|| {
+                copy.clear();
+                copy.extend(row.iter());
+                &copy
+            });
+            self.scaler.z_row_into(values, block.col_as_slice_mut(r));
+        }
+    }
+}
+
+/// Buffers of [`objective`], allocated once per fit: one block of standardized rows, its
+/// `k x block` logits, the `k x d` gradient of one block and the gradient summed over blocks.
 struct Work {
+    block: Mat<f32>,
     zt: Mat<f32>,
     gt: Mat<f32>,
+    grad: Vec<f64>,
 }
 
 impl Work {
-    fn new(n: usize, d: usize, k: usize) -> Self {
-        Self { zt: Mat::zeros(k, n), gt: Mat::zeros(k, d) }
+    fn new(d: usize, k: usize) -> Self {
+        Self {
+            block: Mat::zeros(d, ROW_BLOCK),
+            zt: Mat::zeros(k, ROW_BLOCK),
+            gt: Mat::zeros(k, d),
+            grad: vec![0.0; k * d],
+        }
     }
 }
 
@@ -88,13 +145,14 @@ fn effective(
 /// gradient into `grad`; over the rows of `x`, or with `fold` over its training rows (in its
 /// standardization) with the other rows weighing 0.
 ///
-/// The two products with the data (logits `W^T X^T` and gradient `(P - Y)^T X`) are computed in
-/// f32, as the features are stored; the softmax, the loss and the parameters are f64. The
-/// logits are computed transposed (`k x n`, column-major), so each row's `k` logits are
-/// contiguous for the softmax.
+/// The rows go a block at a time: standardized, then the two products with the data (logits
+/// `W^T X^T` and gradient `(P - Y)^T X`) in f32, as the features are stored; the softmax, the
+/// loss, the gradient summed over blocks and the parameters are f64. The logits are computed
+/// transposed (`k x block`, column-major), so each row's `k` logits are contiguous for the
+/// softmax.
 #[allow(clippy::too_many_arguments)] // the L-BFGS kernel's inputs, each used in the hot loop
 fn objective(
-    x: MatRef<'_, f32>,
+    x: &Standardized<'_>,
     y: &[u32],
     k: usize,
     c: f64,
@@ -103,53 +161,63 @@ fn objective(
     work: &mut Work,
     fold: Option<&FoldRows<'_>>,
 ) -> f64 {
-    let (n, d) = (x.nrows(), x.ncols());
+    let (n, d) = (x.n(), x.d());
     let (w, b) = effective(|r, j| theta[j * d + r], &theta[d * k..], d, fold);
-    let zt = &mut work.zt;
-    matmul(zt.as_mut(), Accum::Replace, w.transpose(), x.transpose(), 1.0, Par::Seq);
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
     let mut z = vec![0.0f64; k];
-    for (i, &yi) in y.iter().enumerate() {
-        let col = zt.col_as_slice_mut(i);
-        if fold.is_some_and(|f| !f.train[i]) {
-            col.fill(0.0);
-            continue;
+    work.grad.fill(0.0);
+    for start in (0..n).step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(n - start);
+        x.fill(start..start + len, &mut work.block);
+        let block = work.block.as_ref().subcols(0, len);
+        let mut zt = work.zt.as_mut().subcols_mut(0, len);
+        matmul(zt.rb_mut(), Accum::Replace, w.transpose(), block, 1.0, Par::Seq);
+        for (r, &yi) in y[start..start + len].iter().enumerate() {
+            let col = zt.rb_mut().col_mut(r).try_as_col_major_mut().map(|c| c.as_slice_mut());
+            let Some(col) = col else { continue };
+            if fold.is_some_and(|f| !f.train[start + r]) {
+                col.fill(0.0);
+                continue;
+            }
+            let mut m = f64::NEG_INFINITY;
+            for ((zj, &cj), bj) in z.iter_mut().zip(col.iter()).zip(&b) {
+                *zj = f64::from(cj) + bj;
+                m = m.max(*zj);
+            }
+            let yi = yi as usize;
+            let own = z[yi];
+            let mut s = 0.0;
+            for zj in z.iter_mut() {
+                *zj = (*zj - m).exp();
+                s += *zj;
+            }
+            loss += m + s.ln() - own;
+            for zj in z.iter_mut() {
+                *zj /= s;
+            }
+            z[yi] -= 1.0;
+            for ((g, &zj), cj) in bias_grad.iter_mut().zip(&z).zip(col.iter_mut()) {
+                *g += zj;
+                *cj = zj as f32;
+            }
         }
-        let mut m = f64::NEG_INFINITY;
-        for ((zj, &cj), bj) in z.iter_mut().zip(col.iter()).zip(&b) {
-            *zj = f64::from(cj) + bj;
-            m = m.max(*zj);
-        }
-        let yi = yi as usize;
-        let own = z[yi];
-        let mut s = 0.0;
-        for zj in z.iter_mut() {
-            *zj = (*zj - m).exp();
-            s += *zj;
-        }
-        loss += m + s.ln() - own;
-        for zj in z.iter_mut() {
-            *zj /= s;
-        }
-        z[yi] -= 1.0;
-        for ((g, &zj), cj) in bias_grad.iter_mut().zip(&z).zip(col.iter_mut()) {
-            *g += zj;
-            *cj = zj as f32;
+        matmul(work.gt.as_mut(), Accum::Replace, zt.rb(), block.transpose(), 1.0, Par::Seq);
+        for j in 0..k {
+            for r in 0..d {
+                work.grad[j * d + r] += f64::from(work.gt[(j, r)]);
+            }
         }
     }
     let nf = fold.map_or(n, |f| f.n_train) as f64;
-    let gt = &mut work.gt;
-    matmul(gt.as_mut(), Accum::Replace, zt.as_ref(), x, 1.0, Par::Seq);
     let mut reg = 0.0;
     for j in 0..k {
         for r in 0..d {
             let wv = theta[j * d + r];
             reg += wv * wv;
             // the gradient in the fold's z-scores: diag(scale) (z^T R) + shift (1^T R)
-            let g = fold.map_or(f64::from(gt[(j, r)]), |f| {
-                f.affine[r].0 * f64::from(gt[(j, r)]) + f.affine[r].1 * bias_grad[j]
-            });
+            let g = work.grad[j * d + r];
+            let g = fold.map_or(g, |f| f.affine[r].0 * g + f.affine[r].1 * bias_grad[j]);
             grad[j * d + r] = g / nf + wv / (c * nf);
         }
         grad[d * k + j] = bias_grad[j] / nf;
@@ -166,18 +234,18 @@ impl Logistic {
     /// `init` (a previous fit's, for a warm start along a regularization path) or from zero.
     /// Returns the model and its parameters.
     pub(crate) fn fit_from(
-        x: MatRef<'_, f32>,
+        x: &Standardized<'_>,
         y: &[u32],
         k: usize,
         s: LogisticSettings,
         init: Option<&[f64]>,
         fold: Option<&FoldRows<'_>>,
     ) -> (Self, Vec<f64>) {
-        let d = x.ncols();
+        let d = x.d();
         let dim = d * k + k;
         let mut theta = init.map_or_else(|| vec![0.0f64; dim], <[f64]>::to_vec);
         let mut grad = vec![0.0f64; dim];
-        let mut work = Work::new(x.nrows(), d, k);
+        let mut work = Work::new(d, k);
         let mut f = objective(x, y, k, s.c, &theta, &mut grad, &mut work, fold);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
@@ -258,34 +326,44 @@ impl Logistic {
         (Self { w, b: theta[d * k..].to_vec() }, theta)
     }
 
-    /// Class probabilities of standardized rows `x`, `n x k` row-major; with `fold`, of rows
-    /// in the shared standardization, mapped to the fold's.
-    pub(crate) fn predict_proba(
+    /// Class probabilities of the rows of `x` (with `fold`, mapped from the shared
+    /// standardization to the fold's), a block at a time, handed to `each(position, p)` in
+    /// order.
+    fn predict_each(
         &self,
-        x: MatRef<'_, f32>,
+        x: &Standardized<'_>,
         fold: Option<&FoldRows<'_>>,
-    ) -> Vec<f64> {
+        mut each: impl FnMut(usize, &[f64]),
+    ) {
         let k = self.b.len();
         let (w, b) = effective(|r, j| self.w[(r, j)], &self.b, self.w.nrows(), fold);
-        let mut z = Mat::<f32>::zeros(x.nrows(), k);
-        matmul(z.as_mut(), Accum::Replace, x, w.as_ref(), 1.0, Par::Seq);
-        let logit = |i: usize, j: usize| f64::from(z[(i, j)]) + b[j];
-        let mut out = vec![0.0f64; x.nrows() * k];
-        for (i, row) in out.chunks_mut(k).enumerate() {
-            let m = (0..k).map(|j| logit(i, j)).fold(f64::NEG_INFINITY, f64::max);
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = (logit(i, j) - m).exp();
+        let mut block = Mat::<f32>::zeros(x.d(), ROW_BLOCK.min(x.n()));
+        let mut z = Mat::<f32>::zeros(block.ncols(), k);
+        let mut p = vec![0.0f64; k];
+        for start in (0..x.n()).step_by(ROW_BLOCK) {
+            let len = ROW_BLOCK.min(x.n() - start);
+            x.fill(start..start + len, &mut block);
+            let mut zb = z.as_mut().subrows_mut(0, len);
+            matmul(
+                zb.rb_mut(),
+                Accum::Replace,
+                block.as_ref().subcols(0, len).transpose(),
+                w.as_ref(),
+                1.0,
+                Par::Seq,
+            );
+            for r in 0..len {
+                let logit = |j: usize| f64::from(zb[(r, j)]) + b[j];
+                let m = (0..k).map(logit).fold(f64::NEG_INFINITY, f64::max);
+                for (j, o) in p.iter_mut().enumerate() {
+                    *o = (logit(j) - m).exp();
+                }
+                let s: f64 = p.iter().sum();
+                p.iter_mut().for_each(|o| *o /= s);
+                each(start + r, &p);
             }
-            let s: f64 = row.iter().sum();
-            row.iter_mut().for_each(|o| *o /= s);
         }
-        out
     }
-}
-
-/// The standardized `rows` of `x`, in f32 as the features.
-fn standardized(scaler: &Scaler, x: ArrayView2<'_, f32>, rows: &[usize]) -> Mat<f32> {
-    Mat::from_fn(rows.len(), x.ncols(), |r, j| scaler.z(j, x[[rows[r], j]]) as f32)
 }
 
 /// A standardizer and a model fitted on the same rows.
@@ -307,14 +385,13 @@ impl ScaledLogistic {
         cs: &[f64],
     ) -> Vec<Self> {
         let scaler = Scaler::fit_rows(x, rows);
-        let xs = standardized(&scaler, x, rows);
+        let xs = Standardized::new(x.view(), Some(rows), &scaler);
         let y: Vec<u32> = rows.iter().map(|&i| classes[i]).collect();
         let mut theta: Option<Vec<f64>> = None;
         cs.iter()
             .map(|&c| {
                 let settings = LogisticSettings { c, ..s };
-                let (model, t) =
-                    Logistic::fit_from(xs.as_ref(), &y, k, settings, theta.as_deref(), None);
+                let (model, t) = Logistic::fit_from(&xs, &y, k, settings, theta.as_deref(), None);
                 theta = Some(t);
                 Self { scaler: scaler.clone(), model }
             })
@@ -328,30 +405,25 @@ impl ScaledLogistic {
 
     /// Probabilities of `rows` of `x`, `rows.len() x k` row-major.
     pub(crate) fn predict(&self, x: ArrayView2<'_, f32>, rows: &[usize]) -> Vec<f64> {
-        self.model.predict_proba(standardized(&self.scaler, x, rows).as_ref(), None)
+        let mut out = Vec::with_capacity(rows.len() * self.model.b.len());
+        let source = Standardized::new(x.view(), Some(rows), &self.scaler);
+        self.model.predict_each(&source, None, |_, p| out.extend_from_slice(p));
+        out
     }
 }
 
-/// Held-out rows predicted at once (a block gathered from the shared standardized matrix).
-const PREDICT_BLOCK: usize = 4096;
-
-/// The probabilities of the rows `test` of the shared standardized matrix `z` under a fold's
-/// `model`, a block at a time, handed to `each(row, probabilities)` in row order.
+/// The probabilities of the rows `test` of `x` under a fold's `model` (`x` in the shared
+/// standardization, mapped to the fold's), handed to `each(row, probabilities)` in row order.
 fn for_held_out(
-    z: &Mat<f32>,
+    x: ArrayView2<'_, f32>,
+    shared: &Scaler,
     test: &[usize],
     model: &Logistic,
     fold: &FoldRows<'_>,
     mut each: impl FnMut(usize, &[f64]),
 ) {
-    let k = model.b.len();
-    for block in test.chunks(PREDICT_BLOCK) {
-        let xb = Mat::<f32>::from_fn(block.len(), z.ncols(), |r, j| z[(block[r], j)]);
-        let p = model.predict_proba(xb.as_ref(), Some(fold));
-        for (&i, row) in block.iter().zip(p.chunks(k)) {
-            each(i, row);
-        }
-    }
+    let source = Standardized::new(x.view(), Some(test), shared);
+    model.predict_each(&source, Some(fold), |at, p| each(test[at], p));
 }
 
 /// Stratified fold of every row: each class's rows are shuffled (seeded per class) and dealt
@@ -421,13 +493,14 @@ pub(crate) fn cross_val_proba(
     cs: &[f64],
 ) -> (Array2<f64>, FoldEnsemble, f64) {
     let fold = stratified_folds(classes, k, folds, seed);
-    // The rows standardized once; each fold fits on them with its held-out rows weighing 0 and
-    // its own standardizer (fitted on its training rows) applied as an affine map, so that no
-    // fold copies its rows (the same model as a fit on a standardized copy of the fold's rows,
-    // up to rounding).
+    // One standardization of all rows (applied a block at a time as the rows are read, never
+    // stored); each fold fits on all rows with its held-out rows weighing 0 and its own
+    // standardizer (fitted on its training rows) applied as an affine map, so that no fold
+    // copies its rows (the same model as a fit on a standardized copy of the fold's rows, up to
+    // rounding).
     let all: Vec<usize> = (0..classes.len()).collect();
     let shared = Scaler::fit_rows(x, &all);
-    let z = standardized(&shared, x, &all);
+    let z = Standardized::new(x.view(), None, &shared);
     let work = |f: usize| {
         let train: Vec<bool> = fold.iter().map(|&g| g != f).collect();
         let train_rows: Vec<usize> = all.iter().copied().filter(|&i| train[i]).collect();
@@ -440,14 +513,8 @@ pub(crate) fn cross_val_proba(
             .iter()
             .map(|&c| {
                 let settings = LogisticSettings { c, ..s };
-                let (model, t) = Logistic::fit_from(
-                    z.as_ref(),
-                    classes,
-                    k,
-                    settings,
-                    theta.as_deref(),
-                    Some(&rows),
-                );
+                let (model, t) =
+                    Logistic::fit_from(&z, classes, k, settings, theta.as_deref(), Some(&rows));
                 theta = Some(t);
                 ScaledLogistic { scaler: scaler.clone(), model }
             })
@@ -458,7 +525,7 @@ pub(crate) fn cross_val_proba(
             .iter()
             .map(|m| {
                 let mut loss = 0.0f64;
-                for_held_out(&z, &test, &m.model, &rows, |i, p| {
+                for_held_out(x, &shared, &test, &m.model, &rows, |i, p| {
                     loss -= p[classes[i] as usize].max(1e-15).ln();
                 });
                 loss
@@ -477,7 +544,8 @@ pub(crate) fn cross_val_proba(
     let mut models = Vec::with_capacity(folds);
     for (_, fold_models, affine, train, test) in parts {
         let Some(chosen) = fold_models.into_iter().nth(best) else { continue };
-        for_held_out(&z, &test, &chosen.model, &FoldRows::new(&train, &affine), |i, p| {
+        let rows = FoldRows::new(&train, &affine);
+        for_held_out(x, &shared, &test, &chosen.model, &rows, |i, p| {
             out.row_mut(i).iter_mut().zip(p).for_each(|(o, &v)| *o = v);
         });
         models.push(chosen);
