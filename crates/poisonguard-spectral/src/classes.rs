@@ -41,16 +41,62 @@ pub(crate) fn fit_classes<T: Send>(
 /// The class mean (f64 accumulation) and the centred rows as an f64 matrix.
 pub(crate) fn centred(data: &Dataset, rows: &[usize]) -> (Vec<f64>, Mat<f64>) {
     let x = data.features();
-    let d = x.ncols();
-    let mut mean = vec![0.0f64; d];
+    let mean = class_mean(data, rows);
+    let c = Mat::from_fn(rows.len(), x.ncols(), |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
+    (mean, c)
+}
+
+/// Rows centred at a time by [`class_principal`]: bounds its working copy at `ROW_BLOCK x d`.
+const ROW_BLOCK: usize = 4096;
+
+/// The class mean, its top `p` principal directions (`d x p`) and its centred rows projected on
+/// them (`n x p`): [`principal`](crate::linalg::principal) of [`centred`], without the `n x d`
+/// f64 copy when the class has at least as many rows as features (the covariance and the
+/// projections are summed a block of rows at a time; one block when the class has at most
+/// 4,096 rows, which computes exactly what the whole copy does). Fewer rows than features take
+/// the Gram route on the (small) copy.
+pub(crate) fn class_principal(
+    data: &Dataset,
+    rows: &[usize],
+    p: usize,
+) -> Option<(Vec<f64>, Mat<f64>, Mat<f64>)> {
+    let (n, d) = (rows.len(), data.n_features());
+    if d > n || n <= ROW_BLOCK {
+        let (mean, c) = centred(data, rows);
+        let (basis, y) = crate::linalg::principal(&c, p)?;
+        return Some((mean, basis, y));
+    }
+    let x = data.features();
+    let mean = class_mean(data, rows);
+    let block =
+        |part: &[usize]| Mat::from_fn(part.len(), d, |r, j| f64::from(x[[part[r], j]]) - mean[j]);
+    let mut cov = Mat::<f64>::zeros(d, d);
+    for part in rows.chunks(ROW_BLOCK) {
+        let c = block(part);
+        cov += poisonguard_linalg::at_b(c.as_ref(), c.as_ref());
+    }
+    cov *= faer::Scale(1.0 / n as f64);
+    let (_, vecs) = crate::linalg::eig_desc(cov.as_ref())?;
+    let basis = Mat::from_fn(d, p, |r, j| vecs[(r, j)]);
+    let mut y = Mat::<f64>::zeros(n, p);
+    for (b, part) in rows.chunks(ROW_BLOCK).enumerate() {
+        let yb = poisonguard_linalg::a_b(block(part).as_ref(), basis.as_ref());
+        y.as_mut().subrows_mut(b * ROW_BLOCK, part.len()).copy_from(&yb);
+    }
+    Some((mean, basis, y))
+}
+
+/// The class mean, f64 accumulation.
+fn class_mean(data: &Dataset, rows: &[usize]) -> Vec<f64> {
+    let x = data.features();
+    let mut mean = vec![0.0f64; x.ncols()];
     for &i in rows {
         for (m, &v) in mean.iter_mut().zip(x.row(i)) {
             *m += f64::from(v);
         }
     }
     mean.iter_mut().for_each(|m| *m /= rows.len().max(1) as f64);
-    let c = Mat::from_fn(rows.len(), d, |r, j| f64::from(x[[rows[r], j]]) - mean[j]);
-    (mean, c)
+    mean
 }
 
 /// New rows to score against a fit: same feature count, labelled, every label seen at fit time.
@@ -177,4 +223,37 @@ pub(crate) fn gated_estimate(id: DetectorId, flagged: usize, at_risk: usize) -> 
             ),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// The blocked route (a class of more than one block of rows) computes the principal
+    /// directions and projections of the centred copy, up to rounding and each direction's sign.
+    #[test]
+    fn blocked_principal_matches_the_centred_copy() {
+        let (n, d) = (9_000, 6);
+        // independent columns of distinct spreads, far from the origin
+        let x = Array2::from_shape_fn((n + 7, d), |(i, j)| {
+            let t = ((i * 7 + j) * 2_654_435_761 % 1_000_003) as f32 / 1_000_003.0;
+            (t - 0.5) * (j + 1) as f32 + 100.0
+        });
+        let data = Dataset::new(x).unwrap();
+        let rows: Vec<usize> = (3..n + 3).collect();
+        let (mean, basis, y) = class_principal(&data, &rows, 3).unwrap();
+        let (mean0, c) = centred(&data, &rows);
+        let (basis0, y0) = crate::linalg::principal(&c, 3).unwrap();
+        assert_eq!(mean, mean0);
+        for j in 0..3 {
+            let sign = if basis[(0, j)] * basis0[(0, j)] < 0.0 { -1.0 } else { 1.0 };
+            for r in 0..d {
+                assert!((basis[(r, j)] - sign * basis0[(r, j)]).abs() < 1e-9, "basis {r} {j}");
+            }
+            for i in 0..n {
+                assert!((y[(i, j)] - sign * y0[(i, j)]).abs() < 1e-9, "row {i} {j}");
+            }
+        }
+    }
 }

@@ -7,9 +7,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{ActivationClusteringParams, ActivationClusteringValidParams};
-use crate::classes::{centred, critical_z, fit_classes, new_rows, verdict_z};
+use crate::classes::{class_principal, critical_z, fit_classes, new_rows, verdict_z};
 use crate::error::{Error, Result};
-use crate::linalg::principal;
 
 /// Classes with fewer rows are not clustered (score -1 for all rows: never flagged).
 const MIN_CLASS_ROWS: usize = 6;
@@ -178,9 +177,8 @@ fn fit_class(
     class: usize,
 ) -> Option<(ClassFit, Vec<f64>)> {
     let (n, d) = (rows.len(), data.n_features());
-    let (mean, c) = centred(data, rows);
     let dims = p.dims.min(d).min(n - 1).max(1);
-    let (basis, y) = principal(&c, dims)?;
+    let (mean, basis, y) = class_principal(data, rows, dims)?;
     let points: Vec<Vec<f64>> = (0..n).map(|i| (0..dims).map(|j| y[(i, j)]).collect()).collect();
     let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(p.seed, class as u64));
     let (assign, centres, _) = best_two_means(&points, &mut rng, p.n_init)?;

@@ -6,9 +6,10 @@ use poisonguard_core::{
 use poisonguard_linalg::{a_b, at_b};
 
 use crate::classes::{
-    centred, critical_z, fit_classes, gated_calibration, gated_estimate, new_rows, verdict_z,
+    class_principal, critical_z, fit_classes, gated_calibration, gated_estimate, new_rows,
+    verdict_z,
 };
-use crate::linalg::{eig_desc, principal};
+use crate::linalg::eig_desc;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 use super::{SpectreParams, SpectreValidParams};
@@ -155,9 +156,8 @@ fn fit_class(
     class: usize,
 ) -> Option<(ClassFit, Vec<f64>, [f64; 5])> {
     let (n, d) = (rows.len(), data.n_features());
-    let (mean, c) = centred(data, rows);
     let dims = p.max_dims.min(d).min((n - 1) / 2).max(1);
-    let (basis, y) = principal(&c, dims)?;
+    let (mean, basis, y) = class_principal(data, rows, dims)?;
     let seed = poisonguard_core::derive_seed(p.seed, class as u64);
 
     // SPECTRE's choice of k: the largest excess variance of the p-dimensional rows whitened by
