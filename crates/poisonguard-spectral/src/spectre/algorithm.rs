@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
+/// Rows whitened at a time for the scores.
+const ROW_BLOCK: usize = 4096;
 /// Rows of a class the robust covariance filter runs on (a seeded sample above).
 const FILTER_ROWS: usize = 2_000;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
@@ -120,10 +122,11 @@ pub(super) fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
     Some(a_b(scaled.as_ref(), vecs.transpose()))
 }
 
-/// Whitens the first `k` columns of every row of `y` by `(centre, w)`: `(y - centre) w`.
-fn whiten(y: &Mat<f64>, k: usize, centre: &[f64], w: &Mat<f64>) -> Mat<f64> {
-    let c = Mat::from_fn(y.nrows(), k, |i, j| y[(i, j)] - centre[j]);
-    a_b(c.as_ref(), w.as_ref())
+/// The covariance of the rows' first `k` coordinates whitened by `w` (symmetric), from the
+/// covariance `cov_y` of all their coordinates: `w cov_y[..k, ..k] w`.
+fn whitened_cov(cov_y: &Mat<f64>, k: usize, w: &Mat<f64>) -> Mat<f64> {
+    let block = cov_y.as_ref().submatrix(0, 0, k, k);
+    a_b(a_b(w.as_ref(), block).as_ref(), w.as_ref())
 }
 
 /// The quantum-entropy weights of a whitened covariance: eigenvalues `lambda`, weights
@@ -140,12 +143,6 @@ fn que_weights(vals: &[f64], alpha: f64) -> (Vec<f64>, f64) {
     let w: Vec<f64> = raw.iter().map(|v| v / total).collect();
     let excess = vals.iter().zip(&w).map(|(l, wi)| l * wi).sum();
     (w, excess)
-}
-
-/// Centred covariance of the rows of `z`.
-fn cov_all(z: &Mat<f64>) -> Mat<f64> {
-    let rows: Vec<usize> = (0..z.nrows()).collect();
-    mean_cov(z, &rows, z.ncols()).1
 }
 
 /// One class: `(fit, training scores, finding statistics)`.
@@ -175,6 +172,10 @@ fn fit_class(
     } else {
         (0..n).collect()
     };
+    // the covariance of all the class's projected rows: whitening by `w` makes it `w cov_y w`
+    // (the whitening centre does not move a covariance), so no whitened copy of the rows is made
+    let all: Vec<usize> = (0..n).collect();
+    let cov_y = mean_cov(&y, &all, dims).1;
     let limit = (2.0 * p.max_poison_share * sample.len() as f64).round() as usize;
     let mut best: Option<(f64, usize, Vec<usize>)> = None;
     let mut root = 1usize;
@@ -189,10 +190,9 @@ fn fit_class(
         if kept.len() <= dims {
             continue;
         }
-        let (centre, cov) = mean_cov(&y, &kept, dims);
+        let (_, cov) = mean_cov(&y, &kept, dims);
         let w = inv_sqrt(cov.as_ref())?;
-        let s = cov_all(&whiten(&y, dims, &centre, &w));
-        let (vals, _) = eig_desc(s.as_ref())?;
+        let (vals, _) = eig_desc(whitened_cov(&cov_y, dims, &w).as_ref())?;
         let (_, excess) = que_weights(&vals, p.alpha);
         if best.as_ref().is_none_or(|b| excess > b.0) {
             best = Some((excess, k, kept));
@@ -206,10 +206,8 @@ fn fit_class(
     // Scores at k: whiten by the kept rows, weight by M of the whitened covariance.
     let (centre, cov) = mean_cov(&y, &kept, k);
     let w = inv_sqrt(cov.as_ref())?;
-    let z = whiten(&y, k, &centre, &w);
-    let (vals, u) = eig_desc(cov_all(&z).as_ref())?;
+    let (vals, u) = eig_desc(whitened_cov(&cov_y, k, &w).as_ref())?;
     let (weights, _) = que_weights(&vals, p.alpha);
-    let zu = a_b(z.as_ref(), u.as_ref());
     // The class verdict's statistic: along the class's top principal direction, the variance
     // over its robust estimate (median-centred, median of squares over the chi2(1) median);
     // about 1 for one Gaussian population, large when a minority sits far along it.
@@ -217,8 +215,17 @@ fn fit_class(
     let inflation = variance_inflation(&top_pc);
     let log_se = log_inflation_se(&top_pc, seed);
     let projection = a_b(w.as_ref(), u.as_ref());
-    let taus: Vec<f64> =
-        (0..n).map(|i| (0..k).map(|a| weights[a] * zu[(i, a)] * zu[(i, a)]).sum()).collect();
+    // each row's whitened coordinates in the eigenbasis, `(y - centre) w u`, a block of rows at
+    // a time
+    let mut taus = Vec::with_capacity(n);
+    for start in (0..n).step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(n - start);
+        let c = Mat::from_fn(len, k, |i, j| y[(start + i, j)] - centre[j]);
+        let zu = a_b(c.as_ref(), projection.as_ref());
+        taus.extend(
+            (0..len).map(|i| (0..k).map(|a| weights[a] * zu[(i, a)] * zu[(i, a)]).sum::<f64>()),
+        );
+    }
     // Calibration on the class itself: tau is about c * chi2(nu), nu = 1 / sum(w^2)
     // (Satterthwaite), with the scale c taken from the median, as spectral signatures do: heavy
     // tails of real data and the rows left out of the covariance inflate every moment of tau, a
