@@ -217,57 +217,77 @@ fn write_model(path: &Path, model: &FittedAudit) -> Result<()> {
 }
 
 /// The audit's stages on the progress line: the shared neighbour graphs as a bar with an ETA
-/// (their search is most of the time on large tables, and costs about the same per row), then
-/// the detectors, which run in parallel, by name and count.
+/// once their search reports its first rows (their search is most of the time on large tables,
+/// and costs about the same per row; the approximate index first places its cells, shown as a
+/// spinner), then the detectors, which run in parallel, by name and count.
 struct Stages<'a> {
     bar: &'a ProgressBar,
     detectors: usize,
-    /// Detectors running now, and how many have finished.
-    running: std::sync::Mutex<(Vec<DetectorId>, usize)>,
+    state: std::sync::Mutex<StageState>,
+}
+
+/// What [`Stages`] remembers between events.
+#[derive(Default)]
+struct StageState {
+    /// The graph's bar is drawn (its search has reported rows).
+    bar_drawn: bool,
+    /// Detectors running now.
+    running: Vec<DetectorId>,
+    /// Detectors finished.
+    finished: usize,
 }
 
 impl<'a> Stages<'a> {
     fn new(bar: &'a ProgressBar, detectors: usize) -> Self {
-        Self { bar, detectors, running: std::sync::Mutex::new((Vec::new(), 0)) }
+        Self { bar, detectors, state: std::sync::Mutex::new(StageState::default()) }
+    }
+
+    /// A graph's search starts: a spinner until it reports rows.
+    fn graph(&self, state: &mut StageState, what: String) {
+        self.bar.set_style(spinner_style());
+        self.bar.set_message(what);
+        state.bar_drawn = false;
     }
 
     fn on(&self, event: AuditEvent) {
-        let graph = |what: String| {
-            self.bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} [{elapsed}] {wide_bar} {percent}% ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            self.bar.set_position(0);
-            self.bar.reset_eta();
-            self.bar.set_message(what);
-        };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
-            AuditEvent::SharedKnn(k) => graph(format!("finding {k} nearest neighbours")),
+            AuditEvent::SharedKnn(k) => {
+                self.graph(&mut state, format!("finding {k} nearest neighbours"));
+            }
             AuditEvent::SharedStandardizedKnn(k) => {
-                graph(format!("finding {k} nearest neighbours (standardized)"))
+                self.graph(&mut state, format!("finding {k} nearest neighbours (standardized)"));
             }
             AuditEvent::KnnProgress(done, total) => {
-                self.bar.set_length(total as u64);
+                if !state.bar_drawn {
+                    self.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {msg} [{elapsed}] {wide_bar} {percent}% ETA {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    self.bar.set_length(total as u64);
+                    self.bar.set_position(0);
+                    self.bar.reset_eta();
+                    state.bar_drawn = true;
+                }
                 self.bar.set_position(done as u64);
             }
             AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
-                let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-                if matches!(event, AuditEvent::Started(_)) {
-                    if running.0.is_empty() && running.1 == 0 {
-                        self.bar.set_style(spinner_style());
-                    }
-                    running.0.push(id);
-                } else {
-                    running.0.retain(|&r| r != id);
-                    running.1 += 1;
+                if state.running.is_empty() && state.finished == 0 {
+                    self.bar.set_style(spinner_style());
                 }
-                let names: Vec<&str> = running.0.iter().map(|r| r.as_str()).collect();
+                if matches!(event, AuditEvent::Started(_)) {
+                    state.running.push(id);
+                } else {
+                    state.running.retain(|&r| r != id);
+                    state.finished += 1;
+                }
+                let names: Vec<&str> = state.running.iter().map(|r| r.as_str()).collect();
                 self.bar.set_message(format!(
                     "running {} ({} of {} detectors done)",
                     names.join(", "),
-                    running.1,
+                    state.finished,
                     self.detectors
                 ));
             }
