@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AuditError, DEFAULT_FDR, Dataset, DetectorFailure, DetectorId, DetectorInfo, DetectorRun,
-    FittedDetector, ParamError, Report, StateError, combine, error_chain, registered,
+    AuditError, AuditEvent, DEFAULT_FDR, Dataset, DetectorFailure, DetectorId, DetectorInfo,
+    DetectorRun, FittedDetector, ParamError, Report, StateError, combine, error_chain, registered,
 };
 
 /// The `format` field of every model file.
@@ -184,6 +184,19 @@ impl FittedAudit {
     /// [`AuditError::ModelMismatch`] when `data`'s feature columns are not the model's (count,
     /// or names when both have names); [`AuditError::AllFailed`] when no detector can score.
     pub fn scan(&self, data: &Dataset) -> Result<Report, AuditError> {
+        self.scan_with(data, &|_| {})
+    }
+
+    /// [`FittedAudit::scan`], reporting each detector's start and end to `on_event` (as
+    /// [`Audit::run_with`](crate::Audit::run_with) does).
+    ///
+    /// # Errors
+    /// As [`FittedAudit::scan`].
+    pub fn scan_with(
+        &self,
+        data: &Dataset,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+    ) -> Result<Report, AuditError> {
         if data.n_features() != self.n_features {
             return Err(AuditError::ModelMismatch(format!(
                 "the model was fitted on {} feature columns, the data has {}",
@@ -202,13 +215,20 @@ impl FittedAudit {
         let outcomes: Vec<Result<DetectorRun, DetectorFailure>> = self
             .detectors
             .par_iter()
-            .map(|(info, fitted)| match fitted.detect(data) {
-                Ok(detection) => {
-                    let mut run = DetectorRun::new(info.id, info.family, detection);
-                    run.source_findings = crate::source_findings(data, &run.detection.flagged());
-                    Ok(run)
-                }
-                Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
+            .map(|(info, fitted)| {
+                on_event(AuditEvent::Started(info.id));
+                let start = std::time::Instant::now();
+                let outcome = match fitted.detect(data) {
+                    Ok(detection) => {
+                        let mut run = DetectorRun::new(info.id, info.family, detection);
+                        run.source_findings =
+                            crate::source_findings(data, &run.detection.flagged());
+                        Ok(run)
+                    }
+                    Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
+                };
+                on_event(AuditEvent::Finished(info.id, start.elapsed()));
+                outcome
             })
             .collect();
         let (runs, failures) = crate::split(outcomes);

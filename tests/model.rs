@@ -7,7 +7,7 @@ use std::path::Path;
 
 use poisonguard::metrics::{flagged_precision_recall, roc_auc};
 use poisonguard::{
-    Audit, AuditError, Dataset, DetectorOptions, FittedAudit, MODEL_VERSION, ModelError,
+    Audit, AuditError, AuditEvent, Dataset, DetectorOptions, FittedAudit, MODEL_VERSION, ModelError,
 };
 use poisonguard_attacks::Attack;
 use poisonguard_io::{LoadOptions, load};
@@ -57,6 +57,24 @@ fn a_saved_model_scores_new_rows_as_the_fitted_one() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     // saving again gives the same bytes
     assert_eq!(saved(&back), saved(&model));
+    // scan_with: the same report, each detector's start and end reported once
+    let events = std::sync::Mutex::new(Vec::new());
+    let c = back.scan_with(&incoming, &|e| events.lock().unwrap().push(e)).unwrap();
+    assert_eq!(format!("{c:?}"), format!("{b:?}"));
+    let events = events.into_inner().unwrap();
+    for id in back.detector_ids() {
+        let count = |started: bool| {
+            events
+                .iter()
+                .filter(|e| match e {
+                    AuditEvent::Started(i) => started && *i == id,
+                    AuditEvent::Finished(i, _) => !started && *i == id,
+                    _ => false,
+                })
+                .count()
+        };
+        assert_eq!((count(true), count(false)), (1, 1), "{id}: {events:?}");
+    }
 }
 
 /// Poison planted in the incoming half only is found against the trusted half: label flips by

@@ -364,7 +364,8 @@ fn load_and_audit(
         }
         How::Model(model) => {
             bar.set_message("scoring against the model".to_string());
-            model.scan(data).with_context(input)?
+            let stages = Stages::new(bar, model.detector_ids().len());
+            model.scan_with(data, &|e| stages.on(e)).with_context(input)?
         }
     };
     if let Some(out) = &args.output {
