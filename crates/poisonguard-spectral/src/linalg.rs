@@ -10,7 +10,14 @@ use rand::{Rng, SeedableRng};
 
 /// When `min(n_samples, n_features)` of a class is at most this, the exact route is taken: a full
 /// symmetric eigendecomposition of the smaller of covariance (`d x d`) and Gram (`n x n`) matrix.
-pub(crate) const EXACT_MAX_DIM: usize = 128;
+/// Its cost, `n d^2` for the covariance, is below the subspace iteration's worst case (`4 n d`
+/// times the block, times up to `max_iter` = 300 iterations) up to `d` of several thousand, and
+/// about equal to a subspace iteration that converges in 20 iterations at `d` = 640. The
+/// iteration converges slowly exactly on clean classes, whose top eigenvalues are nearly equal:
+/// a class of 20,000 Gaussian rows in 512 dimensions ran all 300 iterations (2 x 10^5 x 512 in
+/// 10 classes: 39 s for spectral_signature, against 6.5 s for spectre's exact route) when this
+/// was 128.
+pub(crate) const EXACT_MAX_DIM: usize = 1024;
 /// Block size of the subspace iteration (two wanted eigenpairs plus oversampling, which makes
 /// the convergence rate `lambda_{b+1} / lambda_1` rather than `lambda_2 / lambda_1`).
 const BLOCK: usize = 8;
