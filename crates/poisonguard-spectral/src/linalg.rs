@@ -10,14 +10,7 @@ use rand::{Rng, SeedableRng};
 
 /// When `min(n_samples, n_features)` of a class is at most this, the exact route is taken: a full
 /// symmetric eigendecomposition of the smaller of covariance (`d x d`) and Gram (`n x n`) matrix.
-/// Its cost, `n d^2` for the covariance, is below the subspace iteration's worst case (`4 n d`
-/// times the block, times up to `max_iter` = 300 iterations) up to `d` of several thousand, and
-/// about equal to a subspace iteration that converges in 20 iterations at `d` = 640. The
-/// iteration converges slowly exactly on clean classes, whose top eigenvalues are nearly equal:
-/// a class of 20,000 Gaussian rows in 512 dimensions ran all 300 iterations (2 x 10^5 x 512 in
-/// 10 classes: 39 s for spectral_signature, against 6.5 s for spectre's exact route) when this
-/// was 128.
-pub(crate) const EXACT_MAX_DIM: usize = 1024;
+pub(crate) const EXACT_MAX_DIM: usize = 128;
 /// Block size of the subspace iteration (two wanted eigenpairs plus oversampling, which makes
 /// the convergence rate `lambda_{b+1} / lambda_1` rather than `lambda_2 / lambda_1`).
 const BLOCK: usize = 8;
@@ -91,18 +84,44 @@ fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
 
 /// Block subspace iteration with Rayleigh-Ritz; stops when the top two Ritz values change by
 /// less than `tol` (relative) or after `max_iter` iterations, returning the best Ritz pair found.
+///
+/// With at least as many rows as features, the iteration multiplies by the covariance
+/// `X^T X / n`, formed once (`n d^2`), instead of by `X` and `X^T` at every step (`4 n d` times
+/// the block): the iteration converges slowly exactly on clean classes, whose top eigenvalues are
+/// nearly equal, and on 2 x 10^5 x 512 Gaussian rows in ten classes it ran all 300 iterations
+/// through `X` (39 s for `spectral_signature`); through the covariance the worst case costs
+/// about one product more than the best.
 fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
     let (n, d) = (x.nrows(), x.ncols());
     let b = BLOCK.min(d);
     let mut rng = SmallRng::seed_from_u64(it.seed);
     let mut q = Mat::from_fn(d, b, |_, _| rng.random_range(-1.0..1.0));
     orthonormalize(&mut q);
+    let cov = (d <= n).then(|| {
+        let mut c = at_b(x, x);
+        c *= faer::Scale(1.0 / n as f64);
+        c
+    });
+    // `C Q` (d x b) and `Q^T C Q` (b x b), through the covariance or through the rows
+    let step = |q: &Mat<f64>| -> (Mat<f64>, Mat<f64>) {
+        match &cov {
+            Some(c) => {
+                let cq = a_b(c.as_ref(), q.as_ref());
+                let t = at_b(q.as_ref(), cq.as_ref());
+                (cq, t)
+            }
+            None => {
+                let y = a_b(x, q.as_ref()); // n x b
+                let mut t = at_b(y.as_ref(), y.as_ref());
+                t *= faer::Scale(1.0 / n as f64);
+                (at_b(x, y.as_ref()), t)
+            }
+        }
+    };
     let mut prev = (f64::NAN, f64::NAN);
     let mut ritz = None;
     for _ in 0..it.max_iter.max(1) {
-        let y = a_b(x, q.as_ref()); // n x b
-        let mut t = at_b(y.as_ref(), y.as_ref()); // b x b = Q^T C Q * n
-        t *= faer::Scale(1.0 / n as f64);
+        let (cq, t) = step(&q);
         let (vals, w) = sym_eigen(t.as_ref())?;
         let (l1, l2) = (vals[b - 1], if b > 1 { vals[b - 2] } else { 0.0 });
         let v = a_b(q.as_ref(), w.col(b - 1).as_mat());
@@ -112,7 +131,7 @@ fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
             break;
         }
         prev = (l1, l2);
-        q = at_b(x, y.as_ref()); // d x b = X^T X Q
+        q = cq;
         orthonormalize(&mut q);
     }
     let (l1, l2, mut v) = ritz?;
