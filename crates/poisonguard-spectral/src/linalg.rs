@@ -85,26 +85,25 @@ fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
 /// Block subspace iteration with Rayleigh-Ritz; stops when the top two Ritz values change by
 /// less than `tol` (relative) or after `max_iter` iterations, returning the best Ritz pair found.
 ///
-/// With at least as many rows as features, the iteration multiplies by the covariance
-/// `X^T X / n`, formed once (`n d^2`), instead of by `X` and `X^T` at every step (`4 n d` times
-/// the block): the iteration converges slowly exactly on clean classes, whose top eigenvalues are
-/// nearly equal, and on 2 x 10^5 x 512 Gaussian rows in ten classes it ran all 300 iterations
-/// through `X` (39 s for `spectral_signature`); through the covariance the worst case costs
-/// about one product more than the best.
+/// Each step multiplies through the rows (`X`, then `X^T`: `4 n d` times the block). When the
+/// class has at least as many rows as features and the iteration has not converged after `d /
+/// (4 b)` steps (where those products have cost as much as forming the covariance, `n d^2`), it
+/// forms the covariance once and multiplies by it (`2 d^2` times the block per step): the
+/// iteration converges slowly exactly on clean classes, whose top eigenvalues are nearly equal,
+/// and on 2 x 10^5 x 512 Gaussian rows in ten classes it ran all 300 steps through `X` (39 s for
+/// `spectral_signature`, 4.9 s through the covariance). So a step costs at most about twice the
+/// cheaper of the two routes, whether the iteration converges fast or not.
 fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
     let (n, d) = (x.nrows(), x.ncols());
     let b = BLOCK.min(d);
     let mut rng = SmallRng::seed_from_u64(it.seed);
     let mut q = Mat::from_fn(d, b, |_, _| rng.random_range(-1.0..1.0));
     orthonormalize(&mut q);
-    let cov = (d <= n).then(|| {
-        let mut c = at_b(x, x);
-        c *= faer::Scale(1.0 / n as f64);
-        c
-    });
-    // `C Q` (d x b) and `Q^T C Q` (b x b), through the covariance or through the rows
-    let step = |q: &Mat<f64>| -> (Mat<f64>, Mat<f64>) {
-        match &cov {
+    let switch_at = if d <= n { d / (4 * b) } else { usize::MAX };
+    let mut cov: Option<Mat<f64>> = None;
+    // `C Q` (d x b, up to scale) and `Q^T C Q` (b x b), through the covariance or the rows
+    let step = |q: &Mat<f64>, cov: &Option<Mat<f64>>| -> (Mat<f64>, Mat<f64>) {
+        match cov {
             Some(c) => {
                 let cq = a_b(c.as_ref(), q.as_ref());
                 let t = at_b(q.as_ref(), cq.as_ref());
@@ -120,8 +119,13 @@ fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
     };
     let mut prev = (f64::NAN, f64::NAN);
     let mut ritz = None;
-    for _ in 0..it.max_iter.max(1) {
-        let (cq, t) = step(&q);
+    for iter in 0..it.max_iter.max(1) {
+        if iter == switch_at {
+            let mut c = at_b(x, x);
+            c *= faer::Scale(1.0 / n as f64);
+            cov = Some(c);
+        }
+        let (cq, t) = step(&q, &cov);
         let (vals, w) = sym_eigen(t.as_ref())?;
         let (l1, l2) = (vals[b - 1], if b > 1 { vals[b - 2] } else { 0.0 });
         let v = a_b(q.as_ref(), w.col(b - 1).as_mat());
