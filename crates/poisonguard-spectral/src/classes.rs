@@ -46,8 +46,9 @@ pub(crate) fn centred(data: &Dataset, rows: &[usize]) -> (Vec<f64>, Mat<f64>) {
     (mean, c)
 }
 
-/// Rows centred at a time by [`class_principal`]: bounds its working copy at `ROW_BLOCK x d`.
-const ROW_BLOCK: usize = 4096;
+/// Rows of a class worked on at a time where the whole class would otherwise be copied
+/// ([`class_principal`], spectre's scores): bounds the working copy at `ROW_BLOCK x d`.
+pub(crate) const ROW_BLOCK: usize = 4096;
 
 /// The class mean, its top `p` principal directions (`d x p`) and its centred rows projected on
 /// them (`n x p`): [`principal`](crate::linalg::principal) of [`centred`], without the `n x d`

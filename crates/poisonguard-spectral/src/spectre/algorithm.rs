@@ -6,8 +6,8 @@ use poisonguard_core::{
 use poisonguard_linalg::{a_b, at_b};
 
 use crate::classes::{
-    class_principal, critical_z, fit_classes, gated_calibration, gated_estimate, new_rows,
-    verdict_z,
+    ROW_BLOCK, class_principal, critical_z, fit_classes, gated_calibration, gated_estimate,
+    new_rows, verdict_z,
 };
 use crate::linalg::eig_desc;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
@@ -17,8 +17,6 @@ use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not scored (score 0).
 const MIN_CLASS_ROWS: usize = 8;
-/// Rows whitened at a time for the scores.
-const ROW_BLOCK: usize = 4096;
 /// Rows of a class the robust covariance filter runs on (a seeded sample above).
 const FILTER_ROWS: usize = 2_000;
 /// Largest `k` searched: the robust covariance (FAST-MCD) is cubic in `k`; see the module docs.
