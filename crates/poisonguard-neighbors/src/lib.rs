@@ -103,7 +103,8 @@ pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Resu
 /// (calls come from the search's worker threads, one at a time) and the last call has
 /// `done == total`. The graph is the same as without progress. For a progress display with an
 /// ETA: the search's cost is about the same for every block of rows; the approximate search
-/// first places its cells, before the first call (10 s of 115 s for 10^6 x 128 on 2 cores).
+/// first places its cells, before the first call (about 10 s of 100 s for 10^6 x 128 on 2
+/// cores).
 ///
 /// # Errors
 /// As [`knn_graph`].
