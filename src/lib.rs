@@ -505,17 +505,13 @@ impl Audit {
             .par_iter()
             .map(|d| {
                 let info = d.info();
-                on_event(AuditEvent::Started(info.id));
-                let start = Instant::now();
-                let outcome = match d.fit_boxed_in(data, &ctx) {
+                timed(info.id, on_event, || match d.fit_boxed_in(data, &ctx) {
                     Ok(fitted) => {
                         let run = training_run(&info, fitted.as_ref(), data);
                         Ok((run, keep.then_some((info, fitted))))
                     }
                     Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(e.as_ref()) }),
-                };
-                on_event(AuditEvent::Finished(info.id, start.elapsed()));
-                outcome
+                })
             })
             .collect();
         let (done, failures) = split(outcomes);
@@ -530,6 +526,15 @@ impl Audit {
 }
 
 /// The detectors that succeeded, and those that failed, in audit order.
+/// `work()`, reported to `on_event` as detector `id`'s start and, with its duration, its end.
+fn timed<T>(id: DetectorId, on_event: &(dyn Fn(AuditEvent) + Sync), work: impl FnOnce() -> T) -> T {
+    on_event(AuditEvent::Started(id));
+    let start = Instant::now();
+    let outcome = work();
+    on_event(AuditEvent::Finished(id, start.elapsed()));
+    outcome
+}
+
 fn split<T>(outcomes: Vec<Result<T, DetectorFailure>>) -> (Vec<T>, Vec<DetectorFailure>) {
     let (mut done, mut failures) = (Vec::new(), Vec::new());
     for outcome in outcomes {

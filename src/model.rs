@@ -216,9 +216,7 @@ impl FittedAudit {
             .detectors
             .par_iter()
             .map(|(info, fitted)| {
-                on_event(AuditEvent::Started(info.id));
-                let start = std::time::Instant::now();
-                let outcome = match fitted.detect(data) {
+                crate::timed(info.id, on_event, || match fitted.detect(data) {
                     Ok(detection) => {
                         let mut run = DetectorRun::new(info.id, info.family, detection);
                         run.source_findings =
@@ -226,9 +224,7 @@ impl FittedAudit {
                         Ok(run)
                     }
                     Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
-                };
-                on_event(AuditEvent::Finished(info.id, start.elapsed()));
-                outcome
+                })
             })
             .collect();
         let (runs, failures) = crate::split(outcomes);
