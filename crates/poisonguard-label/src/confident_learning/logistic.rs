@@ -2,7 +2,7 @@
 //! probabilities: the built-in classifier of confident learning.
 
 use faer::linalg::matmul::matmul;
-use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::reborrow::ReborrowMut;
 use faer::{Accum, Mat, Par};
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -171,11 +171,10 @@ fn objective(
         let len = ROW_BLOCK.min(n - start);
         x.fill(start..start + len, &mut work.block);
         let block = work.block.as_ref().subcols(0, len);
-        let mut zt = work.zt.as_mut().subcols_mut(0, len);
-        matmul(zt.rb_mut(), Accum::Replace, w.transpose(), block, 1.0, Par::Seq);
+        let zt = work.zt.as_mut().subcols_mut(0, len);
+        matmul(zt, Accum::Replace, w.transpose(), block, 1.0, Par::Seq);
         for (r, &yi) in y[start..start + len].iter().enumerate() {
-            let col = zt.rb_mut().col_mut(r).try_as_col_major_mut().map(|c| c.as_slice_mut());
-            let Some(col) = col else { continue };
+            let col = work.zt.col_as_slice_mut(r);
             if fold.is_some_and(|f| !f.train[start + r]) {
                 col.fill(0.0);
                 continue;
@@ -202,7 +201,8 @@ fn objective(
                 *cj = zj as f32;
             }
         }
-        matmul(work.gt.as_mut(), Accum::Replace, zt.rb(), block.transpose(), 1.0, Par::Seq);
+        let residuals = work.zt.as_ref().subcols(0, len);
+        matmul(work.gt.as_mut(), Accum::Replace, residuals, block.transpose(), 1.0, Par::Seq);
         for j in 0..k {
             for r in 0..d {
                 work.grad[j * d + r] += f64::from(work.gt[(j, r)]);
