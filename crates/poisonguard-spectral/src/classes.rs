@@ -76,9 +76,7 @@ pub(crate) fn class_principal(
         let c = block(part);
         cov += poisonguard_linalg::at_b(c.as_ref(), c.as_ref());
     }
-    cov *= faer::Scale(1.0 / n as f64);
-    let (_, vecs) = crate::linalg::eig_desc(cov.as_ref())?;
-    let basis = Mat::from_fn(d, p, |r, j| vecs[(r, j)]);
+    let basis = crate::linalg::top_directions(cov, n, p)?;
     let mut y = Mat::<f64>::zeros(n, p);
     for (b, part) in rows.chunks(ROW_BLOCK).enumerate() {
         let yb = poisonguard_linalg::a_b(block(part).as_ref(), basis.as_ref());

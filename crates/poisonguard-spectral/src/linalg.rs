@@ -196,14 +196,18 @@ pub(crate) fn eig_desc(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
     Some((order.iter().map(|&i| vals[i]).collect(), Mat::from_fn(n, n, |r, c| vecs[(r, order[c])])))
 }
 
+/// The top `p` eigenvectors (`d x p`) of the co-moment matrix `sum x x^T` of `n` centred rows.
+pub(crate) fn top_directions(mut comoment: Mat<f64>, n: usize, p: usize) -> Option<Mat<f64>> {
+    comoment *= faer::Scale(1.0 / n as f64);
+    let (_, vecs) = eig_desc(comoment.as_ref())?;
+    Some(Mat::from_fn(comoment.nrows(), p, |r, j| vecs[(r, j)]))
+}
+
 /// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
 pub(crate) fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
     let (n, d) = (c.nrows(), c.ncols());
     let basis = if d <= n {
-        let mut cov = at_b(c.as_ref(), c.as_ref());
-        cov *= faer::Scale(1.0 / n as f64);
-        let (_, vecs) = eig_desc(cov.as_ref())?;
-        Mat::from_fn(d, p, |r, j| vecs[(r, j)])
+        top_directions(at_b(c.as_ref(), c.as_ref()), n, p)?
     } else {
         // Gram route: C C^T u = lambda u  =>  v = C^T u / |C^T u|
         let g = a_b(c.as_ref(), c.transpose());
