@@ -465,8 +465,9 @@ impl Audit {
         // every detector that reads neighbours, built as the audit's `KnnMode` says. If it
         // cannot be built (too few rows), each detector reports its own error. The two are built
         // one after the other (each search is parallel inside), so that at most one working
-        // copy of the features exists beside them: the raw search centres a copy, the
-        // standardized one centres its standardized matrix in place and drops it.
+        // copy of the features exists beside them: the exact search (smaller tables) centres a
+        // copy of the rows, raw or standardized; the approximate index reads the features
+        // centred, and standardized, as it goes, and holds no copy.
         let raw_k = self.detectors.iter().filter_map(|d| d.knn_k()).max();
         let standardized_k = self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).max();
         let shared = match raw_k {
@@ -485,9 +486,10 @@ impl Audit {
         let standardized = match standardized_k {
             Some(k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedStandardizedKnn(k));
-                let z = Standardizer::fit(data.features()).transform(data.features());
-                poisonguard_neighbors::knn_graph_owned_with_progress(
-                    z,
+                let z = Standardizer::fit(data.features());
+                poisonguard_neighbors::knn_graph_standardized_with_progress(
+                    data.features(),
+                    &z,
                     k,
                     self.knn,
                     &|done, total| on_event(AuditEvent::KnnProgress(done, total)),

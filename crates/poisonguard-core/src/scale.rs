@@ -80,6 +80,15 @@ impl Standardizer {
         }
     }
 
+    /// The mean and the inverse standard deviation of column `j` (0 for a column without
+    /// spread): `z(j, v) = (v - mean) * inv_sd`.
+    ///
+    /// # Panics
+    /// If `j` is not a column of the fit.
+    pub fn column(&self, j: usize) -> (f64, f64) {
+        (self.mean[j], self.inv_sd[j])
+    }
+
     /// Columns of the fit.
     pub fn n_features(&self) -> usize {
         self.mean.len()

@@ -14,8 +14,8 @@ use rand::seq::index::sample;
 use crate::Progress;
 use crate::error::{Error, Result};
 use crate::exact::{
-    Centred, KDTREE_MAX_DIM, RERANK_EXTRA, Rows, TopK, centre_and_scale, copies, exact_knn_rows,
-    gemm_candidates, gemm_rounding, rerank,
+    Centred, KDTREE_MAX_DIM, Mapped, RERANK_EXTRA, Rows, Source, TopK, centre_and_scale,
+    centre_and_scale_of, copies, exact_knn_rows, gemm_candidates, gemm_rounding, rerank,
 };
 
 /// Parameters of [`approximate_knn`].
@@ -107,7 +107,7 @@ fn approximate_search(
     params: ApproxParams,
     progress: &Progress<'_>,
 ) -> Result<(KnnGraph, usize)> {
-    let (n, d) = rows.view().dim();
+    let (n, d) = rows.dim();
     if k == 0 {
         return Err(Error::ZeroK);
     }
@@ -123,12 +123,42 @@ fn approximate_search(
     if d <= KDTREE_MAX_DIM || n_lists <= params.n_probe.max(1) {
         return exact_knn_rows(rows, k, progress).map(|graph| (graph, 0));
     }
+    // The rows as the index reads them: owned rows centred in place, borrowed rows (raw or
+    // standardized) centred as they are read, so that no n x d copy exists beside them.
+    let graph = match rows {
+        Rows::Owned(x) => {
+            let (mean, scale) = centre_and_scale(&[x.view()]);
+            let data = Centred::from_rows_of(Rows::Owned(x), &mean, scale);
+            index_search(&data, k, n_lists, params, progress, scale)
+        }
+        Rows::View(x) => {
+            let (mean, scale) = centre_and_scale(&[x]);
+            index_search(&Mapped::new(x, None, mean, scale), k, n_lists, params, progress, scale)
+        }
+        Rows::Standardized(x, z) => {
+            let (mean, scale) = centre_and_scale_of(&[x], Some(z));
+            index_search(&Mapped::new(x, Some(z), mean, scale), k, n_lists, params, progress, scale)
+        }
+    };
+    Ok(graph)
+}
+
+/// The index's search of the rows of `data` (centred, scaled by `scale`): cells by k-means,
+/// each row's `n_probe` nearest cells searched, candidates re-ranked exactly. Returns the graph
+/// (distances scaled back) and the exact distances the re-rank computed.
+fn index_search<S: Source>(
+    data: &S,
+    k: usize,
+    n_lists: usize,
+    params: ApproxParams,
+    progress: &Progress<'_>,
+    scale: f32,
+) -> (KnnGraph, usize) {
+    let (n, d) = (data.n(), data.d());
     let work = AtomicUsize::new(0);
-    let (mean, scale) = centre_and_scale(&[rows.view()]);
-    let data = Centred::from_rows_of(rows, &mean, scale);
-    let centroids = kmeans(&data, n_lists, params);
+    let centroids = kmeans(data, n_lists, params);
     let all: Vec<u32> = (0..n as u32).collect();
-    let cell = nearest_cells(&data, &all, &centroids, 1);
+    let cell = nearest_cells(data, &all, &centroids, 1);
     let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n_lists];
     for (i, &c) in cell.iter().enumerate() {
         lists[c as usize].push(i as u32);
@@ -142,7 +172,7 @@ fn approximate_search(
     let mut distances = vec![0f32; n * k];
     // rows with at least k exact copies are answered by them, as in the exact search (a flood
     // of identical rows would otherwise send every copy to the exhaustive re-rank)
-    let copied = copies(&data, k);
+    let copied = copies(data, k);
     for (i, answer) in &copied {
         let i = *i as usize;
         indices[i * k..(i + 1) * k].copy_from_slice(answer);
@@ -163,7 +193,7 @@ fn approximate_search(
             progress.add(end - start);
             continue;
         }
-        let probes = nearest_cells(&data, &batch, &centroids, n_probe);
+        let probes = nearest_cells(data, &batch, &centroids, n_probe);
         // rows beyond n_probe cells, for the rare row whose probed cells hold k rows or fewer
         // (empty for every other row)
         let extra: Vec<Vec<u32>> = probes
@@ -171,7 +201,7 @@ fn approximate_search(
             .enumerate()
             .map(|(qi, cells)| {
                 if cells.iter().map(|&c| sizes[c as usize]).sum::<usize>() <= k {
-                    more_cells(&data, batch[qi], &centroids, &sizes, k)
+                    more_cells(data, batch[qi], &centroids, &sizes, k)
                 } else {
                     Vec::new()
                 }
@@ -190,7 +220,7 @@ fn approximate_search(
         for qi in 0..batch.len() {
             askers[probes[qi * n_probe] as usize].push(qi as u32);
         }
-        let first = search_cells(&data, &lists, &batch, &askers, cap, None);
+        let first = search_cells(data, &lists, &batch, &askers, cap, None);
         let mut merged: Vec<TopK<f32>> = batch.iter().map(|_| TopK::new(cap)).collect();
         merge(&mut merged, &batch, first);
         let limits: Vec<f32> = merged
@@ -211,7 +241,7 @@ fn approximate_search(
                 askers[c as usize].push(qi as u32);
             }
         }
-        let rest = search_cells(&data, &lists, &batch, &askers, cap, Some(&limits));
+        let rest = search_cells(data, &lists, &batch, &askers, cap, Some(&limits));
         merge(&mut merged, &batch, rest);
         let rerank_row = |qi: usize| -> Vec<(u32, f32)> {
             let i = batch[qi] as usize;
@@ -225,7 +255,7 @@ fn approximate_search(
                     .filter(|&j| j as usize != i)
                     .collect()
             };
-            rerank(&data, data.row(i), data.norm(i), &merged[qi], (k, cap), max_norm, rows, &work)
+            rerank(data, &data.row(i), data.norm(i), &merged[qi], (k, cap), max_norm, rows, &work)
         };
         for (qi, row) in crate::map_range(batch.len(), rerank_row).into_iter().enumerate() {
             let i = batch[qi] as usize;
@@ -236,14 +266,14 @@ fn approximate_search(
         }
         progress.add(end - start);
     }
-    Ok((KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale), work.into_inner()))
+    (KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale), work.into_inner())
 }
 
 /// The GEMM candidates (the `cap + 1` nearest, as a row may meet itself; below the row's
 /// limit when given) of the batch rows `askers[c]` in each cell `c`, in global indices; cells
 /// in parallel.
-fn search_cells(
-    data: &Centred,
+fn search_cells<S: Source>(
+    data: &S,
     lists: &[Vec<u32>],
     batch: &[u32],
     askers: &[Vec<u32>],
@@ -293,8 +323,8 @@ fn merge(merged: &mut [TopK<f32>], batch: &[u32], found: Vec<Vec<Found>>) {
 }
 
 /// k-means centroids (Lloyd) trained on a seeded sample of the rows.
-fn kmeans(data: &Centred, n_lists: usize, params: ApproxParams) -> Centred {
-    let (n, d) = (data.n, data.d);
+fn kmeans<S: Source>(data: &S, n_lists: usize, params: ApproxParams) -> Centred {
+    let (n, d) = (data.n(), data.d());
     let mut rng = SmallRng::seed_from_u64(derive_seed(params.seed, 0));
     let train: Vec<u32> = if n > TRAIN_PER_LIST * n_lists {
         let mut s: Vec<u32> =
@@ -335,7 +365,7 @@ fn kmeans(data: &Centred, n_lists: usize, params: ApproxParams) -> Centred {
 
 /// The `p` nearest centroids of each of the rows `rows` of `data`, nearest first (ties by the
 /// lower index), `rows.len() * p` cells in row order, by blocked GEMM.
-fn nearest_cells(data: &Centred, rows: &[u32], centroids: &Centred, p: usize) -> Vec<u32> {
+fn nearest_cells<S: Source>(data: &S, rows: &[u32], centroids: &Centred, p: usize) -> Vec<u32> {
     let (n, m) = (rows.len(), centroids.n);
     let cmat = centroids.mat();
     let block = |start: usize| -> Vec<u32> {
@@ -366,7 +396,13 @@ fn nearest_cells(data: &Centred, rows: &[u32], centroids: &Centred, p: usize) ->
 
 /// Cells nearest to row `i` first, as many as it takes to hold more than `k` rows (for a row
 /// whose `n_probe` nearest cells hold `k` rows or fewer).
-fn more_cells(data: &Centred, i: u32, centroids: &Centred, sizes: &[usize], k: usize) -> Vec<u32> {
+fn more_cells<S: Source>(
+    data: &S,
+    i: u32,
+    centroids: &Centred,
+    sizes: &[usize],
+    k: usize,
+) -> Vec<u32> {
     let order = nearest_cells(data, &[i], centroids, centroids.n);
     let mut held = 0;
     let mut out = Vec::new();
@@ -402,6 +438,43 @@ mod tests {
         let (clean, flooded) = (work(&table(false)), work(&table(true)));
         assert!(clean > 0);
         assert!(flooded <= 2 * clean, "clean {clean}, flooded {flooded}");
+    }
+
+    /// The index reads borrowed rows centred (and standardized) as it goes: the same graph, up
+    /// to rounding, as from the centred copy it held before (owned rows); with and without a
+    /// flood, with features of very different scales and with one so large that the rows are
+    /// scaled down (the median centre).
+    #[test]
+    fn rows_read_as_they_go_search_as_their_copy() {
+        let params = ApproxParams { n_lists: 40, n_probe: 4, ..ApproxParams::default() };
+        let search = |rows: Rows<'_>| approximate_knn_rows(rows, 10, params, &Progress::silent());
+        let mut huge = table(false);
+        huge[[3, 5]] = 1e30;
+        for mut x in [table(false), table(true), huge] {
+            for (j, mut col) in x.columns_mut().into_iter().enumerate() {
+                col.mapv_inplace(|v| v * (1 + 7 * j) as f32 + j as f32);
+            }
+            // rows read through the f32 map differ from the copy's by rounding (a few f32
+            // ulps), so may the distances (relative 1e-5 is 100 ulps) and, at near-ties, the
+            // order of the neighbours
+            let agree = |read: &KnnGraph, copy: &KnnGraph| {
+                let mut same = 0;
+                for i in 0..x.nrows() {
+                    let pairs = read.neighbors(i).iter().zip(copy.neighbors(i));
+                    same += pairs.filter(|(a, b)| a == b).count();
+                    for (a, b) in read.distances(i).iter().zip(copy.distances(i)) {
+                        assert!((a - b).abs() <= 1e-5 * (1.0 + b), "row {i}: {a} against {b}");
+                    }
+                }
+                assert!(same as f64 >= 0.999 * (10 * x.nrows()) as f64, "{same} agree");
+            };
+            let copy = search(Rows::Owned(x.clone())).unwrap();
+            agree(&search(Rows::View(x.view())).unwrap(), &copy);
+            let z = poisonguard_core::Standardizer::fit(x.view());
+            let standardized = search(Rows::Owned(z.transform(x.view()))).unwrap();
+            agree(&search(Rows::Standardized(x.view(), &z)).unwrap(), &standardized);
+            assert_ne!(standardized, copy);
+        }
     }
 
     /// Progress of the index search: every row counted once (the flood's copies too), in

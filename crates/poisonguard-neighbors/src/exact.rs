@@ -8,7 +8,8 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::Progress;
 use crate::error::{Error, Result};
-use poisonguard_core::KnnGraph;
+use poisonguard_core::{KnnGraph, Standardizer};
+use std::borrow::Cow;
 
 /// Query rows per task (one GEMM panel of `REF_BLOCK x QUERY_BLOCK` f32 = 2 MiB).
 const QUERY_BLOCK: usize = 256;
@@ -101,12 +102,29 @@ fn range_scale(range: &[(f32, f32)], centre: &[f64]) -> f32 {
 /// bulk of the rows stays near 0 and keeps its f32 precision rather than sitting at a mean
 /// dragged away by the extreme value. The means and the column ranges come from one pass.
 pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
+    centre_and_scale_of(xs, None)
+}
+
+/// The value the search reads at column `j` for an input value `v`: its z-score (rounded to
+/// f32, as [`Standardizer::transform`] gives it) when the rows are searched standardized.
+#[inline]
+fn input(z: Option<&Standardizer>, j: usize, v: f32) -> f32 {
+    z.map_or(v, |s| s.z(j, v) as f32)
+}
+
+/// [`centre_and_scale`] of the rows `xs` read through [`input`]: of their z-scores under `z`
+/// when given (the same centre and scale as for `z.transform(xs[0])`).
+pub(crate) fn centre_and_scale_of(
+    xs: &[ArrayView2<'_, f32>],
+    z: Option<&Standardizer>,
+) -> (Vec<f64>, f32) {
     let x = xs[0];
     let d = x.ncols();
     let mut mean = vec![0.0f64; d];
     let mut range = vec![(f32::INFINITY, f32::NEG_INFINITY); d];
     for row in x.rows() {
-        for ((m, r), &v) in mean.iter_mut().zip(range.iter_mut()).zip(row) {
+        for (j, ((m, r), &v)) in mean.iter_mut().zip(range.iter_mut()).zip(row).enumerate() {
+            let v = input(z, j, v);
             *m += f64::from(v);
             *r = (r.0.min(v), r.1.max(v));
         }
@@ -125,7 +143,8 @@ pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
     }
     let median: Vec<f64> = (0..d)
         .map(|j| {
-            let mut col: Vec<f64> = x.column(j).iter().map(|&v| f64::from(v)).collect();
+            let mut col: Vec<f64> =
+                x.column(j).iter().map(|&v| f64::from(input(z, j, v))).collect();
             let mid = col.len() / 2;
             col.select_nth_unstable_by(mid, f64::total_cmp);
             col[mid]
@@ -135,20 +154,34 @@ pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
     (median, scale)
 }
 
-/// The rows a search starts from: borrowed (copied once into the centred form) or owned (centred
-/// in place, no copy: for a matrix made only for the search, such as standardized features).
+/// The rows a search starts from: borrowed (the exact search copies them once into the centred
+/// form, the index reads them through [`Mapped`]), owned (centred in place, no copy: for a matrix
+/// made only for the search), or borrowed and searched by their z-scores under a standardizer
+/// (the same search as of `Owned(z.transform(x))`, without that matrix for the index).
 pub(crate) enum Rows<'a> {
     /// Rows the caller keeps.
     View(ArrayView2<'a, f32>),
     /// Rows the search may overwrite.
     Owned(Array2<f32>),
+    /// Rows the caller keeps, searched standardized.
+    Standardized(ArrayView2<'a, f32>, &'a Standardizer),
 }
 
 impl Rows<'_> {
-    pub(crate) fn view(&self) -> ArrayView2<'_, f32> {
+    /// The number of rows and features.
+    pub(crate) fn dim(&self) -> (usize, usize) {
         match self {
-            Rows::View(v) => v.view(),
-            Rows::Owned(a) => a.view(),
+            Rows::View(v) | Rows::Standardized(v, _) => v.dim(),
+            Rows::Owned(a) => a.dim(),
+        }
+    }
+
+    /// Rows as the exact search reads them: standardized rows materialized (the exact search
+    /// is for tables small enough that one more copy does not matter), the others as they are.
+    fn materialized(self) -> Self {
+        match self {
+            Rows::Standardized(x, z) => Rows::Owned(z.transform(x)),
+            rows => rows,
         }
     }
 }
@@ -180,8 +213,8 @@ impl Centred {
     /// The rows minus `mean`, times `scale`: a copy of borrowed rows, owned rows in place (the
     /// same arithmetic either way, so both give the same search).
     pub(crate) fn from_rows_of(rows: Rows<'_>, mean: &[f64], scale: f32) -> Self {
-        match rows {
-            Rows::View(x) => Self::new(x, mean, scale),
+        match rows.materialized() {
+            Rows::View(x) | Rows::Standardized(x, _) => Self::new(x, mean, scale),
             Rows::Owned(x) => {
                 let d = x.ncols();
                 let x = if x.is_standard_layout() { x } else { x.as_standard_layout().to_owned() };
@@ -233,6 +266,195 @@ impl Centred {
 
     pub(crate) fn mat(&self) -> MatRef<'_, f32> {
         MatRef::from_row_major_slice(&self.data, self.n, self.d)
+    }
+}
+
+/// Rows a search reads, centred (and scaled) as [`Centred`] holds them: in memory, or computed
+/// from the caller's rows as they are read ([`Mapped`]). Both give the same values, bit for bit.
+pub(crate) trait Source: Sync {
+    /// Number of rows.
+    fn n(&self) -> usize;
+    /// Number of features.
+    fn d(&self) -> usize;
+    /// The squared norm of row `i`.
+    fn norm(&self, i: usize) -> f32;
+    /// The largest squared norm of a row (0 without rows).
+    fn max_norm(&self) -> f64;
+    /// Row `i`.
+    fn row(&self, i: usize) -> Cow<'_, [f32]>;
+    /// Appends row `i` to `out`.
+    fn append_row(&self, i: usize, out: &mut Vec<f32>);
+    /// The exact squared distances ([`exact_d2`]) from `q` to the rows `ids`, with their index.
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)>;
+
+    /// A copy of the rows `idx`, in that order.
+    fn gather(&self, idx: &[u32]) -> Centred {
+        let d = self.d();
+        let mut data = Vec::with_capacity(idx.len() * d);
+        let mut norms = Vec::with_capacity(idx.len());
+        for &i in idx {
+            self.append_row(i as usize, &mut data);
+            norms.push(self.norm(i as usize));
+        }
+        Centred { data, norms, n: idx.len(), d }
+    }
+}
+
+impl Source for Centred {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn d(&self) -> usize {
+        self.d
+    }
+
+    fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    fn max_norm(&self) -> f64 {
+        Centred::max_norm(self)
+    }
+
+    fn row(&self, i: usize) -> Cow<'_, [f32]> {
+        Cow::Borrowed(Centred::row(self, i))
+    }
+
+    fn append_row(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(Centred::row(self, i));
+    }
+
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)> {
+        ids.map(|j| (exact_d2(q, Centred::row(self, j as usize)), j)).collect()
+    }
+
+    fn gather(&self, idx: &[u32]) -> Centred {
+        Centred::gather(self, idx)
+    }
+}
+
+/// The caller's rows, centred and scaled (after standardizing them, with a standardizer) as
+/// they are read: each value `v` of column `j` is read as `(v - shift_j) * mul_j`, without
+/// holding the centred rows; only the squared norms are kept (one f32 per row). The index reads
+/// a cell's rows once per batch of queries, so this map runs often: it is computed in f32
+/// (a subtraction and a multiplication, vectorized), which differs from [`Centred`]'s f64 map
+/// by rounding only. The f32 subtraction is exact or correctly rounded; the shift's own
+/// rounding to f32 moves every row of a column by the same amount, which no distance sees.
+/// Rows so extreme that the search scales them down ([`range_scale`]) are mapped in f64, as
+/// [`Centred`] does, where the f32 difference could overflow.
+pub(crate) struct Mapped<'a> {
+    x: ArrayView2<'a, f32>,
+    map: ColumnMap,
+    norms: Vec<f32>,
+}
+
+/// `(v - shift_j) * mul_j` per column: in f32, or in f64 for extreme ranges.
+enum ColumnMap {
+    F32 { shift: Vec<f32>, mul: Vec<f32> },
+    F64 { shift: Vec<f64>, mul: Vec<f64> },
+}
+
+impl<'a> Mapped<'a> {
+    /// The rows of `x` (their z-scores under `z`, when given) minus `centre`, times `scale`.
+    pub(crate) fn new(
+        x: ArrayView2<'a, f32>,
+        z: Option<&Standardizer>,
+        centre: Vec<f64>,
+        scale: f32,
+    ) -> Self {
+        let s = f64::from(scale);
+        let (shift, mul): (Vec<f64>, Vec<f64>) = match z {
+            None => (centre, vec![s; x.ncols()]),
+            // (((v - mean) * inv) - centre) * s = (v - (mean + centre / inv)) * (inv * s)
+            Some(z) => centre
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| match z.column(j) {
+                    (mean, 0.0) => (mean, 0.0),
+                    (mean, inv) => (mean + c / inv, inv * s),
+                })
+                .unzip(),
+        };
+        let map = if scale == 1.0 {
+            let narrow = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect();
+            ColumnMap::F32 { shift: narrow(shift), mul: narrow(mul) }
+        } else {
+            ColumnMap::F64 { shift, mul }
+        };
+        let mut mapped = Self { x, map, norms: Vec::new() };
+        let norm = |i: usize| {
+            let mut row = vec![0.0f32; x.ncols()];
+            mapped.row_into(i, &mut row);
+            row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32
+        };
+        let norms = crate::map_range(x.nrows(), norm);
+        mapped.norms = norms;
+        mapped
+    }
+
+    /// Row `i` into `out` (`d` values).
+    #[inline]
+    fn row_into(&self, i: usize, out: &mut [f32]) {
+        let row = self.x.row(i);
+        let contiguous = row.as_slice();
+        match (&self.map, contiguous) {
+            // contiguous rows: loops over slices, which the compiler vectorizes
+            (ColumnMap::F32 { shift, mul }, Some(r)) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(r).zip(shift.iter().zip(mul)) {
+                    *o = (v - c) * a;
+                }
+            }
+            (ColumnMap::F32 { shift, mul }, None) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(&row).zip(shift.iter().zip(mul)) {
+                    *o = (v - c) * a;
+                }
+            }
+            (ColumnMap::F64 { shift, mul }, _) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(&row).zip(shift.iter().zip(mul)) {
+                    *o = ((f64::from(v) - c) * a) as f32;
+                }
+            }
+        }
+    }
+}
+
+impl Source for Mapped<'_> {
+    fn n(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn d(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    fn max_norm(&self) -> f64 {
+        self.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)))
+    }
+
+    fn row(&self, i: usize) -> Cow<'_, [f32]> {
+        let mut out = vec![0.0; self.x.ncols()];
+        self.row_into(i, &mut out);
+        Cow::Owned(out)
+    }
+
+    fn append_row(&self, i: usize, out: &mut Vec<f32>) {
+        let start = out.len();
+        out.resize(start + self.x.ncols(), 0.0);
+        self.row_into(i, &mut out[start..]);
+    }
+
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)> {
+        let mut row = vec![0.0; self.x.ncols()];
+        ids.map(|j| {
+            self.row_into(j as usize, &mut row);
+            (exact_d2(q, &row), j)
+        })
+        .collect()
     }
 }
 
@@ -296,17 +518,18 @@ fn graph_of(
 /// exactly 0), each with its answer: the `k` lowest-indexed copies other than itself, which is
 /// what the exact search returns (no row is nearer than 0; ties go to the lower index). Sorted by
 /// row. Rows are grouped by a hash of their bits, then compared, in O(n d + n log n).
-pub(crate) fn copies(x: &Centred, k: usize) -> Vec<(u32, Vec<u32>)> {
+pub(crate) fn copies<S: Source>(x: &S, k: usize) -> Vec<(u32, Vec<u32>)> {
     let hash = |i: usize| {
         // FNV-1a over the values' bits, -0.0 read as 0.0 (they are at distance 0)
         x.row(i).iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
             (h ^ u64::from((v + 0.0).to_bits())).wrapping_mul(0x0100_0000_01b3)
         })
     };
-    let mut keyed: Vec<(u64, u32)> = (0..x.n).map(|i| (hash(i), i as u32)).collect();
+    let mut keyed: Vec<(u64, u32)> = crate::map_range(x.n(), |i| (hash(i), i as u32));
     keyed.sort_unstable();
-    let same =
-        |a: u32, b: u32| x.row(a as usize).iter().zip(x.row(b as usize)).all(|(&p, &q)| p == q);
+    let same = |a: u32, b: u32| {
+        x.row(a as usize).iter().zip(x.row(b as usize).iter()).all(|(&p, &q)| p == q)
+    };
     let mut out = Vec::new();
     for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > k) {
         // within one hash, split into classes of equal rows (a collision is not a copy)
@@ -394,9 +617,9 @@ fn gemm_answers(
 /// `|q|^2 + |r|^2 - 2 q.r` (f32; approximate), in `ids` order; single-threaded. With
 /// `exclude_self` (queries = reference) a row is not its own candidate; with `limits` (one per
 /// query) only rows at most that far (squared) are kept.
-pub(crate) fn gemm_candidates(
+pub(crate) fn gemm_candidates<Q: Source>(
     reference: &Centred,
-    queries: &Centred,
+    queries: &Q,
     cap: usize,
     exclude_self: bool,
     ids: &[u32],
@@ -404,14 +627,14 @@ pub(crate) fn gemm_candidates(
 ) -> Vec<TopK<f32>> {
     let n_ref = reference.n;
     let data = reference.mat();
-    let d = queries.d;
+    let d = reference.d;
     let mut tops: Vec<TopK<f32>> = ids.iter().map(|_| TopK::new(cap)).collect();
     for (b, block_ids) in ids.chunks(QUERY_BLOCK).enumerate() {
         let tops = &mut tops[b * QUERY_BLOCK..b * QUERY_BLOCK + block_ids.len()];
         // the block's query rows, gathered (a block of the answered rows, not a copy of all)
         let mut rows = Vec::with_capacity(block_ids.len() * d);
         for &i in block_ids {
-            rows.extend_from_slice(queries.row(i as usize));
+            queries.append_row(i as usize, &mut rows);
         }
         let q = MatRef::from_row_major_slice(&rows, block_ids.len(), d);
         // g = R Q^T, so that each query's products with the reference block are one contiguous
@@ -432,7 +655,7 @@ pub(crate) fn gemm_candidates(
             let ref_norms = &reference.norms[r0..r1];
             for (qi, top) in tops.iter_mut().enumerate() {
                 let i = block_ids[qi] as usize;
-                let nq = queries.norms[i];
+                let nq = queries.norm(i);
                 let limit = limits.map_or(f32::INFINITY, |l| l[b * QUERY_BLOCK + qi]);
                 let col = &g.col_as_slice(qi)[..r1 - r0];
                 // `nq + |r|^2 - 2 q.r <= worst`, with the query's norm moved to the bound
@@ -476,8 +699,8 @@ pub(crate) fn gemm_rounding(d: usize, row_norm: f32, max_norm: f64) -> f64 {
 /// the rows `all()` (every row the candidates were chosen from) are searched exhaustively. The
 /// exact distances computed are added to `work`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn rerank(
-    reference: &Centred,
+pub(crate) fn rerank<S: Source>(
+    reference: &S,
     row: &[f32],
     row_norm: f32,
     top: &TopK<f32>,
@@ -490,8 +713,7 @@ pub(crate) fn rerank(
         cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         cands.truncate(k);
     };
-    let mut cands: Vec<(f64, u32)> =
-        top.items.iter().map(|&(_, j)| (exact_d2(row, reference.row(j as usize)), j)).collect();
+    let mut cands = reference.distances(row, top.items.iter().map(|&(_, j)| j));
     rank(&mut cands);
     let complete = top.items.len() < cap || {
         let tol = gemm_rounding(row.len(), row_norm, max_norm);
@@ -499,7 +721,7 @@ pub(crate) fn rerank(
     };
     let mut done = top.items.len();
     if !complete {
-        cands = all().into_iter().map(|j| (exact_d2(row, reference.row(j as usize)), j)).collect();
+        cands = reference.distances(row, all().into_iter());
         done += cands.len();
         rank(&mut cands);
     }
@@ -541,7 +763,7 @@ pub(crate) fn exact_knn_rows(
     k: usize,
     progress: &Progress<'_>,
 ) -> Result<KnnGraph> {
-    let n = rows.view().nrows();
+    let n = rows.dim().0;
     if k == 0 {
         return Err(Error::ZeroK);
     }
@@ -549,9 +771,13 @@ pub(crate) fn exact_knn_rows(
         return Err(Error::KTooLarge { k, n_samples: n });
     }
     check_rows(n)?;
+    let rows = rows.materialized();
     // Distances are translation invariant; centring first keeps `|a|^2 + |b|^2 - 2ab` from
     // cancelling catastrophically when the data sit far from the origin.
-    let (mean, scale) = centre_and_scale(&[rows.view()]);
+    let (mean, scale) = match &rows {
+        Rows::View(x) | Rows::Standardized(x, _) => centre_and_scale(&[x.view()]),
+        Rows::Owned(x) => centre_and_scale(&[x.view()]),
+    };
     let centred = Centred::from_rows_of(rows, &mean, scale);
     Ok(search(&centred, &centred, k, true, progress).0.scale_distances(1.0 / scale))
 }

@@ -98,10 +98,15 @@ pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Resu
     graph_of(exact::Rows::Owned(x), k, mode, &Progress::silent())
 }
 
-/// [`knn_graph_owned`], calling `progress(done, total)` as rows are answered: `done` rows of
-/// the `total` (= the rows of `x`) have their neighbours, `done` increases from call to call
-/// (calls come from the search's worker threads, one at a time) and the last call has
-/// `done == total`. The graph is the same as without progress. For a progress display with an
+/// The kNN graph of the rows of `x` standardized by `z`
+/// ([`Standardizer::transform`](poisonguard_core::Standardizer::transform)), calling
+/// `progress(done, total)` as rows are answered. The exact search (for smaller tables) searches
+/// `z.transform(x)`: the graph of `knn_graph_owned(z.transform(x), ..)`. The approximate search
+/// reads the rows standardized and centred as it goes, with the two maps folded into one per
+/// column, so that it holds no `n x d` copy of the rows; its distances differ from those of the
+/// standardized copy by f32 rounding (and the order of neighbours at such near-ties). Progress: `done` rows of the `total` (= the rows of `x`) have
+/// their neighbours, `done` increases from call to call (calls come from the search's worker
+/// threads, one at a time) and the last call has `done == total`. For a progress display with an
 /// ETA: the search's cost is about the same for every block of rows; the approximate search
 /// first places its cells, before the first call (about 10 s of 100 s for 10^6 x 128 on 2
 /// cores).
@@ -111,30 +116,32 @@ pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Resu
 ///
 /// ```
 /// use ndarray::Array2;
-/// use poisonguard_neighbors::{KnnMode, knn_graph, knn_graph_owned_with_progress};
+/// use poisonguard_core::Standardizer;
+/// use poisonguard_neighbors::{KnnMode, knn_graph_owned, knn_graph_standardized_with_progress};
 /// use std::sync::Mutex;
-/// let x = Array2::from_shape_fn((2000, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32);
+/// let x = Array2::from_shape_fn((2000, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32 * (j + 1) as f32);
+/// let z = Standardizer::fit(x.view());
 /// let seen = Mutex::new(Vec::new());
-/// let graph = knn_graph_owned_with_progress(x.clone(), 5, KnnMode::Exact, &|done, total| {
+/// let graph = knn_graph_standardized_with_progress(x.view(), &z, 5, KnnMode::Exact, &|done, total| {
 ///     seen.lock().unwrap().push((done, total))
 /// })?;
-/// assert_eq!(graph, knn_graph(x.view(), 5, KnnMode::Exact)?);
+/// assert_eq!(graph, knn_graph_owned(z.transform(x.view()), 5, KnnMode::Exact)?);
 /// let seen = seen.into_inner().unwrap();
 /// assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
 /// assert_eq!(seen.last(), Some(&(2000, 2000)));
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
-pub fn knn_graph_owned_with_progress(
-    x: ndarray::Array2<f32>,
+pub fn knn_graph_standardized_with_progress<'a>(
+    x: ndarray::ArrayView2<'a, f32>,
+    z: &'a poisonguard_core::Standardizer,
     k: usize,
     mode: KnnMode,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<KnnGraph> {
-    let total = x.nrows();
-    graph_of(exact::Rows::Owned(x), k, mode, &Progress::new(total, progress))
+    graph_of(exact::Rows::Standardized(x, z), k, mode, &Progress::new(x.nrows(), progress))
 }
 
-/// [`knn_graph`] with progress, as [`knn_graph_owned_with_progress`].
+/// [`knn_graph`] with progress, as [`knn_graph_standardized_with_progress`].
 ///
 /// # Errors
 /// As [`knn_graph`].
@@ -153,7 +160,7 @@ fn graph_of(
     mode: KnnMode,
     progress: &Progress<'_>,
 ) -> Result<KnnGraph> {
-    let n = rows.view().nrows();
+    let n = rows.dim().0;
     match mode {
         KnnMode::Exact => exact::exact_knn_rows(rows, k, progress),
         KnnMode::Approximate(p) => approx::approximate_knn_rows(rows, k, p, progress),
