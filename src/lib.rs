@@ -502,6 +502,9 @@ impl Audit {
         if let Some(g) = &standardized {
             ctx = ctx.and_standardized_knn(g);
         }
+        if !keep {
+            ctx = ctx.for_scan();
+        }
         let outcomes: Vec<Result<(DetectorRun, Option<Fitted>), DetectorFailure>> = self
             .detectors
             .par_iter()

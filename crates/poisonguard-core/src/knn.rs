@@ -76,7 +76,8 @@ impl KnnGraph {
 }
 
 /// What an audit shares with the detectors it fits: kNN graphs of the dataset's rows, computed
-/// once for every detector that needs neighbours.
+/// once for every detector that needs neighbours, and whether the fitted detector outlives the
+/// audit of its own rows.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct FitContext<'a> {
@@ -85,12 +86,24 @@ pub struct FitContext<'a> {
     /// The exact kNN graph of the dataset's standardized rows
     /// ([`Standardizer`](crate::Standardizer)), if one was computed.
     pub standardized_knn: Option<&'a KnnGraph>,
+    /// The fit is for a scan of these rows only: the caller reads the fitted detector's
+    /// training detection and findings and drops it (it will not score new rows or be saved).
+    /// A detector may then keep less: its fitted state may refuse
+    /// [`detect`](crate::FittedDetector::detect) with a clear error. Off by default.
+    pub scan_only: bool,
 }
 
 impl<'a> FitContext<'a> {
+    /// The same context, for a scan only ([`FitContext::scan_only`]).
+    #[must_use]
+    pub fn for_scan(mut self) -> Self {
+        self.scan_only = true;
+        self
+    }
+
     /// A context carrying `graph` of the features as given.
     pub fn with_knn(graph: &'a KnnGraph) -> Self {
-        Self { knn: Some(graph), standardized_knn: None }
+        Self { knn: Some(graph), standardized_knn: None, scan_only: false }
     }
 
     /// Adds a graph of the standardized features.

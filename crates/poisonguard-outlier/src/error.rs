@@ -44,6 +44,17 @@ pub enum Error {
         /// The limit ([`MAX_COVARIANCE_FEATURES`](crate::MAX_COVARIANCE_FEATURES)).
         max: usize,
     },
+    /// The detector was fitted for a scan of its training rows only
+    /// ([`FitContext::scan_only`](poisonguard_core::FitContext::scan_only)) and did not keep
+    /// what scoring new rows needs.
+    #[error(
+        "{detector} was fitted for a scan of its own rows only and kept no state to score new \
+         rows; fit it without FitContext::scan_only (e.g. `poisonguard fit --save`)"
+    )]
+    ScanOnly {
+        /// The detector.
+        detector: &'static str,
+    },
     /// The symmetric eigensolver failed.
     #[error("{detector}: eigendecomposition did not converge")]
     EigenNotConverged {

@@ -84,6 +84,32 @@ pub trait OutlierModel:
     /// When the rows cannot be fitted.
     fn fit(params: &Self::Params, x: ArrayView2<'_, f32>, seed: u64) -> Result<(Self, Vec<f64>)>;
 
+    /// Fits for a scan of `x` only ([`FitContext::scan_only`]): the in-sample scores as
+    /// [`OutlierModel::fit`] gives them, and a model that may keep only what explains the
+    /// training rows ([`OutlierModel::member_reason`]), not what scores new rows. By default the
+    /// full fit.
+    ///
+    /// # Errors
+    /// When the rows cannot be fitted.
+    fn fit_scan(
+        params: &Self::Params,
+        x: ArrayView2<'_, f32>,
+        seed: u64,
+    ) -> Result<(Self, Vec<f64>)> {
+        Self::fit(params, x, seed)
+    }
+
+    /// The reason of training row `member` (its position among the rows the model was fitted
+    /// on) kept by a scan-only fit; `None` (the default) when [`OutlierModel::explain`] says it.
+    fn member_reason(
+        &self,
+        member: usize,
+        feature_name: &dyn Fn(usize) -> String,
+    ) -> Option<Reason> {
+        let _ = (member, feature_name);
+        None
+    }
+
     /// Neighbours per row the model reads from a kNN graph of its rows, if it uses one.
     fn knn_k(params: &Self::Params) -> Option<usize> {
         let _ = params;
@@ -201,7 +227,7 @@ pub(crate) fn fit_shards<M: MergeableModel>(
         .collect();
     let explain = |model: Option<&M>, i: usize, score: f64, threshold: f64| {
         let (s, local) = origin[i];
-        explain_row(model, &shards[s], local, score, threshold)
+        explain_row(model, &shards[s], (local, None), score, threshold)
     };
     if !common.per_class {
         if origin.len() < min {
@@ -323,15 +349,22 @@ pub struct Outlier<M: OutlierModel> {
     training: Detection,
 }
 
+/// The reason of row `i` of `data` with `score`: the model's, for a training row (`member`: its
+/// position among the model's rows) the one a scan-only fit kept, else a plain score.
 fn explain_row<M: OutlierModel>(
     model: Option<&M>,
     data: &Dataset,
-    i: usize,
+    (i, member): (usize, Option<usize>),
     score: f64,
     threshold: f64,
 ) -> Reason {
+    let name = |j| data.feature_name(j);
     model
-        .and_then(|m| m.explain(data.features().row(i), score, &|j| data.feature_name(j)))
+        .and_then(|m| {
+            member
+                .and_then(|p| m.member_reason(p, &name))
+                .or_else(|| m.explain(data.features().row(i), score, &name))
+        })
         .unwrap_or(Reason::Score { score, threshold })
 }
 
@@ -359,11 +392,12 @@ pub(crate) fn fit<M: OutlierModel>(
             .and_then(|g| M::fit_graph(params, data.features(), g));
         let (model, scores) = match shared {
             Some(fitted) => fitted?,
+            None if ctx.scan_only => M::fit_scan(params, data.features(), common.seed)?,
             None => M::fit(params, data.features(), common.seed)?,
         };
         let groups = Groups::Global(model);
         return assemble(groups, Vec::new(), data.n_features(), scores, common, |g, i, s, t| {
-            explain_row(g.model_of(None), data, i, s, t)
+            explain_row(g.model_of(None), data, (i, Some(i)), s, t)
         });
     }
 
@@ -375,7 +409,13 @@ pub(crate) fn fit<M: OutlierModel>(
             return Ok(None);
         }
         let x = data.features().select(ndarray::Axis(0), rows);
-        M::fit(params, x.view(), poisonguard_core::derive_seed(common.seed, c as u64)).map(Some)
+        let seed = poisonguard_core::derive_seed(common.seed, c as u64);
+        if ctx.scan_only {
+            M::fit_scan(params, x.view(), seed)
+        } else {
+            M::fit(params, x.view(), seed)
+        }
+        .map(Some)
     };
     #[cfg(feature = "parallel")]
     let fitted: Vec<GroupFit<M>> = {
@@ -398,9 +438,16 @@ pub(crate) fn fit<M: OutlierModel>(
             None => models.push(None),
         }
     }
+    // each row's position among its class's rows, which its class's model was fitted on
+    let mut member = vec![0usize; n];
+    for rows in &by_class {
+        for (p, &i) in rows.iter().enumerate() {
+            member[i] = p;
+        }
+    }
     let groups = Groups::PerClass { map: labels.map().clone(), models };
     assemble(groups, skipped, data.n_features(), scores, common, |g, i, s, t| {
-        explain_row(g.model_of(Some(labels.ids()[i].index())), data, i, s, t)
+        explain_row(g.model_of(Some(labels.ids()[i].index())), data, (i, Some(member[i])), s, t)
     })
 }
 
@@ -419,7 +466,7 @@ impl<M: OutlierModel> Outlier<M> {
                 let scores = model.score(data.features())?;
                 let calibration = self.training.calibration();
                 Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
-                    explain_row(Some(model), data, i, s, threshold)
+                    explain_row(Some(model), data, (i, None), s, threshold)
                 })?)
             }
             Groups::PerClass { map, models } => {
@@ -450,7 +497,7 @@ impl<M: OutlierModel> Outlier<M> {
                 }
                 let calibration = self.training.calibration();
                 Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
-                    explain_row(models[class_of[i]].as_ref(), data, i, s, threshold)
+                    explain_row(models[class_of[i]].as_ref(), data, (i, None), s, threshold)
                 })?)
             }
         }

@@ -12,13 +12,19 @@ pub type Ecod = Outlier<EcodModel>;
 /// the temporary memory at `n_samples x COLUMN_CHUNK` f64).
 const COLUMN_CHUNK: usize = 16;
 
-/// One fitted group of [`Ecod`]: every training column, sorted.
+/// One fitted group of [`Ecod`]: every training column, sorted; fitted for a scan only, each
+/// training row's largest contribution instead.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct EcodModel {
-    /// `sorted[j]`: column `j` of the training rows, ascending.
+    /// `sorted[j]`: column `j` of the training rows, ascending (empty in a scan-only fit).
     sorted: Vec<Vec<f32>>,
     /// Sign of each column's skewness on the training rows.
     skew_sign: Vec<f64>,
+    /// A scan-only fit's reasons: per training row, the feature with the largest contribution
+    /// and that contribution (what [`OutlierModel::explain`] reads off `sorted`); empty
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<(u32, f64)>,
 }
 
 /// Sample skewness sign (Fisher-Pearson, biased, as `scipy.stats.skew`): -1, 0 or 1.
@@ -115,20 +121,32 @@ fn counts_in(
 /// Adds every column's contributions to `scores`, columns in parallel in chunks, summed in
 /// column order so the result does not depend on the thread count.
 fn accumulate(n_cols: usize, scores: &mut [f64], column: impl Fn(usize) -> Vec<f64> + Sync) {
+    accumulate_each(n_cols, column, |_, part| {
+        for (s, o) in scores.iter_mut().zip(part) {
+            *s += o;
+        }
+    });
+}
+
+/// `add(j, column(j))` for every column in order, the columns computed in parallel in chunks of
+/// [`COLUMN_CHUNK`].
+fn accumulate_each<T: Send>(
+    n_cols: usize,
+    column: impl Fn(usize) -> T + Sync,
+    mut add: impl FnMut(usize, T),
+) {
     let mut start = 0;
     while start < n_cols {
         let end = (start + COLUMN_CHUNK).min(n_cols);
         #[cfg(feature = "parallel")]
-        let parts: Vec<Vec<f64>> = {
+        let parts: Vec<T> = {
             use rayon::prelude::*;
             (start..end).into_par_iter().map(&column).collect()
         };
         #[cfg(not(feature = "parallel"))]
-        let parts: Vec<Vec<f64>> = (start..end).map(&column).collect();
-        for part in parts {
-            for (s, o) in scores.iter_mut().zip(part) {
-                *s += o;
-            }
+        let parts: Vec<T> = (start..end).map(&column).collect();
+        for (j, part) in (start..end).zip(parts) {
+            add(j, part);
         }
         start = end;
     }
@@ -161,7 +179,42 @@ impl OutlierModel for EcodModel {
         Ok((model, scores))
     }
 
+    /// One column at a time: sorted, every row's contribution added to its score and compared
+    /// with its largest so far; no column is kept. The scores are those of [`OutlierModel::fit`]
+    /// (the same counts and skewness signs, added in the same order), and each row's reason is
+    /// the one [`OutlierModel::explain`] would give it.
+    fn fit_scan(_: &Self::Params, x: ArrayView2<'_, f32>, _seed: u64) -> Result<(Self, Vec<f64>)> {
+        let n = x.nrows();
+        let mut scores = vec![0.0f64; n];
+        let mut reasons = vec![(0u32, f64::NEG_INFINITY); n];
+        let mut skew = vec![0.0f64; x.ncols()];
+        let column = |j: usize| {
+            let mut sorted: Vec<f32> = x.column(j).to_vec();
+            sorted.sort_by(f32::total_cmp);
+            let sign = skew_sign(sorted.iter().copied());
+            (sign, counts_in(&sorted, x.column(j), |le, ge| contribution(le, ge, n, sign)))
+        };
+        accumulate_each(x.ncols(), column, |j, (sign, part)| {
+            skew[j] = sign;
+            for ((s, best), o) in scores.iter_mut().zip(reasons.iter_mut()).zip(part) {
+                *s += o;
+                if o > best.1 {
+                    *best = (j as u32, o);
+                }
+            }
+        });
+        Ok((Self { sorted: Vec::new(), skew_sign: skew, reasons }, scores))
+    }
+
+    fn member_reason(&self, member: usize, name: &dyn Fn(usize) -> String) -> Option<Reason> {
+        let &(j, contribution) = self.reasons.get(member)?;
+        Some(Reason::TailProbability { feature: name(j as usize), contribution })
+    }
+
     fn score(&self, x: ArrayView2<'_, f32>) -> Result<Vec<f64>> {
+        if !self.reasons.is_empty() {
+            return Err(crate::error::Error::ScanOnly { detector: "ecod" });
+        }
         // As PyOD: the ECDFs and skewness of the training rows together with the new rows.
         let (n_train, m) = (self.sorted.first().map_or(0, Vec::len), x.nrows());
         let n = n_train + m;
@@ -189,6 +242,10 @@ impl OutlierModel for EcodModel {
         _: f64,
         name: &dyn Fn(usize) -> String,
     ) -> Option<Reason> {
+        if self.sorted.len() != row.len() {
+            // a scan-only fit keeps no columns (its training rows' reasons are kept instead)
+            return None;
+        }
         let mut best = (0usize, f64::NEG_INFINITY);
         for (j, &v) in row.iter().enumerate() {
             let s = &self.sorted[j];
@@ -266,7 +323,7 @@ impl MergeableModel for EcodModel {
     fn from_summary(_: &Self::Params, summary: EcodSummary) -> Result<Self> {
         // the skewness of each column from its sorted values: the same values in any order
         let skew_sign = summary.sorted.iter().map(|c| skew_sign(c.iter().copied())).collect();
-        Ok(Self { sorted: summary.sorted, skew_sign })
+        Ok(Self { sorted: summary.sorted, skew_sign, reasons: Vec::new() })
     }
 
     /// The training rows' scores: their tail probabilities among the summarized rows (which
@@ -306,6 +363,40 @@ mod tests {
             for (&v, &g) in values.iter().zip(&got) {
                 assert_eq!(g, code(upper_bound(&sorted, v), n - lower_bound(&sorted, v)), "{v}");
             }
+        }
+    }
+
+    /// A scan-only fit keeps no columns but gives the full fit's training detection: scores,
+    /// threshold, p-values and every flagged row's reason, globally and per class (with ties
+    /// between features, so that the first largest contribution must win as in `explain`);
+    /// scoring new rows is refused with an error.
+    #[test]
+    fn a_scan_only_fit_audits_its_rows_as_the_full_fit() {
+        use poisonguard_core::{Dataset, Detector, FitContext, FittedDetector};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let x = ndarray::Array2::from_shape_fn((600, 5), |(i, j)| {
+            let v = rng.random_range(-3.0f32..3.0).round();
+            if i % 50 == 0 { v * 10.0 + j as f32 } else { v }
+        });
+        let labels: Vec<poisonguard_core::LabelValue> =
+            (0..600).map(|i| poisonguard_core::LabelValue::Int(i % 3)).collect();
+        let labels = poisonguard_core::Labels::from_values(&labels);
+        let data = Dataset::new(x).unwrap().with_labels(labels).unwrap();
+        for per_class in [false, true] {
+            let params = crate::EcodParams::default().per_class(per_class);
+            let full = params.fit_in(&data, &FitContext::default()).unwrap();
+            let scan = params.fit_in(&data, &FitContext::default().for_scan()).unwrap();
+            let (a, b) = (full.training(), scan.training());
+            assert_eq!(a.scores(), b.scores());
+            assert_eq!(a.p_values(), b.p_values());
+            assert!(a.n_flagged() > 0);
+            for i in 0..600 {
+                assert_eq!(a.reason(i), b.reason(i), "row {i}");
+            }
+            let err = scan.detect(&data).unwrap_err().to_string();
+            assert!(err.contains("scan of its own rows only"), "{err}");
+            assert_eq!(full.detect(&data).unwrap().scores().len(), 600);
         }
     }
 
