@@ -18,6 +18,12 @@
 //! Fitted on shards (`EcodValidParams::fit_shards`), the summaries (every column, sorted) merge:
 //! the result is the fit on all rows, bit for bit.
 //!
+//! Fitted for a scan of its own rows only
+//! ([`FitContext::scan_only`](poisonguard_core::FitContext::scan_only), what `Audit::run` asks),
+//! the model keeps no sorted column (an `n x d` f32 copy of the features): the columns are
+//! sorted and scored one at a time and each row keeps its largest contribution for its reason.
+//! The training detection is the same; scoring new rows is refused (`Error::ScanOnly`).
+//!
 //! # References
 //! Z. Li, Y. Zhao, X. Hu, N. Botta, C. Ionescu, G. H. Chen. *ECOD: Unsupervised Outlier Detection
 //! Using Empirical Cumulative Distribution Functions.* IEEE TKDE 2022.
