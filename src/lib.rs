@@ -770,7 +770,8 @@ mod tests {
     #[test]
     fn one_strong_detector_is_not_drowned_and_outliers_share_a_weight() {
         let run = |id: &'static str, p: Vec<f64>| {
-            let detection = Detection::with_threshold(vec![0.0; p.len()], 0.5, |_, s| {
+            let threshold = ThresholdRule::Fixed(0.5).fit(&[0.0]).unwrap();
+            let detection = Detection::with_threshold(vec![0.0; p.len()], threshold, |_, s| {
                 Reason::Score { score: s, threshold: 0.5 }
             })
             .unwrap()

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::dataset::LabelValue;
 use crate::error::DataError;
 use crate::evidence::Calibration;
-use crate::threshold::{ScoreNull, ThresholdRule, check_finite};
+use crate::threshold::{FittedThreshold, ScoreNull, ThresholdRule, check_finite};
 
 /// The stable snake_case id of a detector; the single source of report column names
 /// (`<id>_score`, `<id>_flagged`).
@@ -308,32 +308,33 @@ impl Detection {
         Self::with_calibration(scores, threshold, calibration, explain)
     }
 
-    /// Applies an already fitted threshold (used to score new data against a fit). The p-values
-    /// come from [`Calibration::tail`] fitted on `scores`; a detector that knows better uses
-    /// [`Detection::with_calibration`] (e.g. its training calibration, for new rows) or
-    /// [`Detection::with_p_values`].
+    /// Applies a threshold a [`ThresholdRule`] fitted (on these scores, or on the training
+    /// scores of a fit that now scores new rows). The p-values come from [`Calibration::tail`]
+    /// fitted on `scores`; a detector that knows better uses [`Detection::with_calibration`]
+    /// (e.g. its training calibration, for new rows) or [`Detection::with_p_values`].
     ///
     /// # Errors
     /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
     pub fn with_threshold(
         scores: Vec<f64>,
-        threshold: f64,
+        threshold: FittedThreshold,
         explain: impl Fn(usize, f64) -> Reason,
     ) -> Result<Self, DataError> {
         let calibration = Calibration::tail(&scores);
         Self::with_calibration(scores, threshold, calibration, explain)
     }
 
-    /// Applies an already fitted threshold, the p-values read off `calibration`.
+    /// Applies a threshold a [`ThresholdRule`] fitted, the p-values read off `calibration`.
     ///
     /// # Errors
     /// [`DataError::NoRows`] or [`DataError::NonFiniteScore`].
     pub fn with_calibration(
         scores: Vec<f64>,
-        threshold: f64,
+        threshold: FittedThreshold,
         calibration: Calibration,
         explain: impl Fn(usize, f64) -> Reason,
     ) -> Result<Self, DataError> {
+        let threshold = threshold.value();
         if scores.is_empty() {
             return Err(DataError::NoRows);
         }
@@ -396,6 +397,12 @@ impl Detection {
         self.threshold
     }
 
+    /// The fitted threshold, to apply to the scores of new rows
+    /// ([`Detection::with_calibration`]).
+    pub fn fitted_threshold(&self) -> FittedThreshold {
+        FittedThreshold(self.threshold)
+    }
+
     /// Whether row `i` is flagged (`score > threshold`).
     ///
     /// # Panics
@@ -435,7 +442,8 @@ mod tests {
 
     #[test]
     fn flags_are_derived_from_scores() {
-        let d = Detection::with_threshold(vec![1.0, 3.0, 2.0, 3.0], 2.0, reason).unwrap();
+        let t = ThresholdRule::Fixed(2.0).fit(&[0.0]).unwrap();
+        let d = Detection::with_threshold(vec![1.0, 3.0, 2.0, 3.0], t, reason).unwrap();
         assert_eq!(d.flagged(), vec![false, true, false, true]);
         assert_eq!(d.n_flagged(), 2);
         assert!(d.reason(0).is_none());
@@ -445,11 +453,12 @@ mod tests {
 
     #[test]
     fn rejects_non_finite_scores() {
+        let t = ThresholdRule::Fixed(1.0).fit(&[0.0]).unwrap();
         assert!(matches!(
-            Detection::with_threshold(vec![0.0, f64::INFINITY], 1.0, reason),
+            Detection::with_threshold(vec![0.0, f64::INFINITY], t, reason),
             Err(DataError::NonFiniteScore { row: 1, .. })
         ));
-        assert_eq!(Detection::with_threshold(vec![], 1.0, reason).unwrap_err(), DataError::NoRows);
+        assert_eq!(Detection::with_threshold(vec![], t, reason).unwrap_err(), DataError::NoRows);
     }
 
     #[test]

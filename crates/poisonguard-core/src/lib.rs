@@ -90,4 +90,6 @@ pub use ndarray as __ndarray;
 pub use report::{DetectorFailure, DetectorRun, Report};
 pub use scale::Standardizer;
 pub use state::{Merge, MergeError, SaveState, StateError, load_state};
-pub use threshold::{AUTO_ALPHA, AUTO_ROBUST_Z, ScoreNull, ThresholdRule, quantile_sorted};
+pub use threshold::{
+    AUTO_ALPHA, AUTO_ROBUST_Z, FittedThreshold, ScoreNull, ThresholdRule, quantile_sorted,
+};

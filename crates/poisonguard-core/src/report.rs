@@ -242,8 +242,10 @@ mod tests {
 
     #[test]
     fn a_row_flagged_by_combined_evidence_says_so() {
-        let det = Detection::with_threshold(vec![0.0, 0.0, 0.0], 1.0, |_, s| {
-            crate::Reason::Score { score: s, threshold: 1.0 }
+        let t = crate::ThresholdRule::Fixed(1.0).fit(&[0.0]).unwrap();
+        let det = Detection::with_threshold(vec![0.0, 0.0, 0.0], t, |_, s| crate::Reason::Score {
+            score: s,
+            threshold: 1.0,
         })
         .unwrap()
         .with_p_values(vec![1e-6, 0.5, 1.0]);

@@ -7,6 +7,22 @@ pub const AUTO_ROBUST_Z: f64 = 3.5;
 /// Per-row false-flag rate of [`ThresholdRule::Auto`] for detectors that state a [`ScoreNull`].
 pub const AUTO_ALPHA: f64 = 0.01;
 
+/// A threshold fitted by a [`ThresholdRule`] on a detector's scores: rows scoring above it are
+/// flagged. Only the rules build one, so every threshold a [`Detection`](crate::Detection)
+/// applies was fitted here, in core; a detector declares its rule (its `Auto`, or the user's),
+/// never a number. [`Detection::fitted_threshold`](crate::Detection::fitted_threshold) hands the
+/// training threshold back for scoring new rows against the fit.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(transparent)]
+pub struct FittedThreshold(pub(crate) f64);
+
+impl FittedThreshold {
+    /// The threshold's value.
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
 /// The distribution a detector's score follows on clean rows under the detector's model, when
 /// the detector can state one. [`ThresholdRule::Auto`] then flags at its upper
 /// `1 - AUTO_ALPHA` quantile instead of using the robust z-score.
@@ -111,11 +127,11 @@ impl ThresholdRule {
     /// ```
     /// use poisonguard_core::ThresholdRule;
     /// let scores = [1.0, 1.1, 0.9, 1.05, 0.95, 50.0];
-    /// let t = ThresholdRule::Auto.fit(&scores)?;
+    /// let t = ThresholdRule::Auto.fit(&scores)?.value();
     /// assert!(t > 1.1 && t < 50.0);
     /// # Ok::<(), poisonguard_core::DataError>(())
     /// ```
-    pub fn fit(&self, scores: &[f64]) -> Result<f64, DataError> {
+    pub fn fit(&self, scores: &[f64]) -> Result<FittedThreshold, DataError> {
         self.fit_with_null(scores, None)
     }
 
@@ -130,14 +146,49 @@ impl ThresholdRule {
     /// ```
     /// use poisonguard_core::{ScoreNull, ThresholdRule};
     /// let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.3, 2.0], Some(&ScoreNull::ChiSquared { dof: 1.0 }))?;
-    /// assert!((t - 6.6349).abs() < 1e-3);
+    /// assert!((t.value() - 6.6349).abs() < 1e-3);
     /// # Ok::<(), poisonguard_core::DataError>(())
     /// ```
     pub fn fit_with_null(
         &self,
         scores: &[f64],
         null: Option<&ScoreNull>,
-    ) -> Result<f64, DataError> {
+    ) -> Result<FittedThreshold, DataError> {
+        self.fit_value(scores, null).map(FittedThreshold)
+    }
+
+    /// Fits the threshold of a detector that gates rows by a class verdict: with
+    /// [`ThresholdRule::Auto`], the `1 - AUTO_ALPHA` quantile of the scores of `reference` (the
+    /// rows of the classes its verdict calls clean, sorted ascending; all scores when empty), and
+    /// never below `null`'s own `1 - AUTO_ALPHA` quantile; any other rule as
+    /// [`ThresholdRule::fit_with_null`] on `scores`.
+    ///
+    /// # Errors
+    /// As [`ThresholdRule::fit_with_null`].
+    pub fn fit_with_reference(
+        &self,
+        scores: &[f64],
+        reference: &[f64],
+        null: &ScoreNull,
+    ) -> Result<FittedThreshold, DataError> {
+        match self {
+            // a non-finite reference score fails later, in `Detection::with_calibration`
+            ThresholdRule::Auto => {
+                let q = if reference.is_empty() {
+                    check_finite(scores)?;
+                    let mut sorted = scores.to_vec();
+                    sorted.sort_by(f64::total_cmp);
+                    quantile_sorted(&sorted, 1.0 - AUTO_ALPHA)
+                } else {
+                    quantile_sorted(reference, 1.0 - AUTO_ALPHA)
+                };
+                Ok(FittedThreshold(q.max(null.upper_quantile(AUTO_ALPHA))))
+            }
+            rule => rule.fit_with_null(scores, Some(null)),
+        }
+    }
+
+    fn fit_value(&self, scores: &[f64], null: Option<&ScoreNull>) -> Result<f64, DataError> {
         if scores.is_empty() {
             return Err(DataError::NoRows);
         }
@@ -212,17 +263,17 @@ mod tests {
     #[test]
     fn auto_is_median_plus_scaled_mad() {
         // median 3, |dev| = [2, 1, 0, 1, 97] -> MAD 1
-        let t = ThresholdRule::Auto.fit(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap();
+        let t = ThresholdRule::Auto.fit(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap().value();
         assert!((t - (3.0 + 3.5 * MAD_TO_SD)).abs() < 1e-12);
     }
 
     #[test]
     fn auto_falls_back_to_mean_deviation_when_mad_is_zero() {
         // median 0, MAD 0, mean |dev| = 10/5 = 2
-        let t = ThresholdRule::Auto.fit(&[0.0, 0.0, 0.0, 0.0, 10.0]).unwrap();
+        let t = ThresholdRule::Auto.fit(&[0.0, 0.0, 0.0, 0.0, 10.0]).unwrap().value();
         assert!((t - 3.5 * MEANAD_TO_SD * 2.0).abs() < 1e-12);
         // all equal: nothing can exceed the threshold
-        assert_eq!(ThresholdRule::Auto.fit(&[2.0; 4]).unwrap(), 2.0);
+        assert_eq!(ThresholdRule::Auto.fit(&[2.0; 4]).unwrap().value(), 2.0);
     }
 
     #[test]
@@ -230,24 +281,27 @@ mod tests {
         // chi-square(1) 99% quantile = 2.575829^2 = 6.634897; the median score (0.2) is below
         // the null's median (0.4549), so the quantile is used as it is
         let null = ScoreNull::ChiSquared { dof: 1.0 };
-        let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.2, 100.0], Some(&null)).unwrap();
+        let t = ThresholdRule::Auto.fit_with_null(&[0.1, 0.2, 100.0], Some(&null)).unwrap().value();
         assert!((t - 6.634_896_6).abs() < 1e-6, "{t}");
         // chi-square(10) 99% quantile = 23.209251
         let t = ScoreNull::ChiSquared { dof: 10.0 }.upper_quantile(0.01);
         assert!((t - 23.209_251).abs() < 1e-5, "{t}");
         // other rules ignore it
-        let t = ThresholdRule::Fixed(3.0).fit_with_null(&[1.0], Some(&null)).unwrap();
+        let t = ThresholdRule::Fixed(3.0).fit_with_null(&[1.0], Some(&null)).unwrap().value();
         assert_eq!(t, 3.0);
         // scores whose median is twice the null's median: the quantile is doubled
         let med = null.upper_quantile(0.5);
-        let t = ThresholdRule::Auto.fit_with_null(&[0.0, 2.0 * med, 50.0], Some(&null)).unwrap();
+        let t = ThresholdRule::Auto
+            .fit_with_null(&[0.0, 2.0 * med, 50.0], Some(&null))
+            .unwrap()
+            .value();
         assert!((t - 2.0 * 6.634_896_6).abs() < 1e-5, "{t}");
     }
 
     #[test]
     fn contamination_is_upper_quantile() {
         let scores: Vec<f64> = (0..=100).map(f64::from).collect();
-        let t = ThresholdRule::Contamination(0.1).fit(&scores).unwrap();
+        let t = ThresholdRule::Contamination(0.1).fit(&scores).unwrap().value();
         assert!((t - 90.0).abs() < 1e-12);
         assert_eq!(scores.iter().filter(|&&s| s > t).count(), 10);
     }
@@ -255,10 +309,12 @@ mod tests {
     #[test]
     fn tukey_and_fixed() {
         // Q1 = 2, Q3 = 4 for [1..5]
-        let t =
-            ThresholdRule::Tukey { iqr_multiplier: 1.5 }.fit(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        let t = ThresholdRule::Tukey { iqr_multiplier: 1.5 }
+            .fit(&[1.0, 2.0, 3.0, 4.0, 5.0])
+            .unwrap()
+            .value();
         assert!((t - 7.0).abs() < 1e-12);
-        assert_eq!(ThresholdRule::Fixed(0.5).fit(&[1.0]).unwrap(), 0.5);
+        assert_eq!(ThresholdRule::Fixed(0.5).fit(&[1.0]).unwrap().value(), 0.5);
     }
 
     #[test]

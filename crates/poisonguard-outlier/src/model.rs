@@ -307,8 +307,9 @@ fn assemble<M: OutlierModel>(
         Groups::PerClass { models, .. } => models.iter().flatten().find_map(OutlierModel::null),
     };
     let threshold = common.threshold.fit_with_null(&scores, null.as_ref())?;
-    let training =
-        Detection::with_threshold(scores, threshold, |i, s| explain(&groups, i, s, threshold))?;
+    let training = Detection::with_threshold(scores, threshold, |i, s| {
+        explain(&groups, i, s, threshold.value())
+    })?;
     Ok(Outlier { groups, skipped, n_features, training })
 }
 
@@ -460,12 +461,13 @@ impl<M: OutlierModel> Outlier<M> {
             }
             .into());
         }
-        let threshold = self.training.threshold();
+        let fitted = self.training.fitted_threshold();
+        let threshold = fitted.value();
         match &self.groups {
             Groups::Global(model) => {
                 let scores = model.score(data.features())?;
                 let calibration = self.training.calibration();
-                Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
+                Ok(Detection::with_calibration(scores, fitted, calibration, |i, s| {
                     explain_row(Some(model), data, (i, None), s, threshold)
                 })?)
             }
@@ -496,7 +498,7 @@ impl<M: OutlierModel> Outlier<M> {
                     }
                 }
                 let calibration = self.training.calibration();
-                Ok(Detection::with_calibration(scores, threshold, calibration, |i, s| {
+                Ok(Detection::with_calibration(scores, fitted, calibration, |i, s| {
                     explain_row(models[class_of[i]].as_ref(), data, (i, None), s, threshold)
                 })?)
             }

@@ -184,7 +184,7 @@ pub(crate) fn gated_calibration(
     by_class: &[Vec<usize>],
     null_class: impl Fn(usize) -> bool,
     rule: ThresholdRule,
-) -> Result<(f64, Calibration)> {
+) -> Result<(poisonguard_core::FittedThreshold, Calibration)> {
     let null = ScoreNull::ChiSquared { dof: 1.0 };
     let mut reference: Vec<f64> = by_class
         .iter()
@@ -196,12 +196,7 @@ pub(crate) fn gated_calibration(
         reference = scores.to_vec();
     }
     reference.sort_by(f64::total_cmp);
-    let threshold = match rule {
-        // a non-finite score fails later, in `Detection::with_calibration`
-        ThresholdRule::Auto => poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA)
-            .max(null.upper_quantile(AUTO_ALPHA)),
-        rule => rule.fit_with_null(scores, Some(&null))?,
-    };
+    let threshold = rule.fit_with_reference(scores, &reference, &null)?;
     Ok((threshold, Calibration::fit(Some(&null), &reference)))
 }
 

@@ -526,7 +526,7 @@ impl FittedDetector for ConfidentLearning {
         let p_values = (0..data.n_samples())
             .map(|i| label_p_value(&probs.row(i).to_vec(), given[i], &self.thresholds))
             .collect();
-        Ok(Detection::with_calibration(scores, self.training.threshold(), Given, |i, _| {
+        Ok(Detection::with_calibration(scores, self.training.fitted_threshold(), Given, |i, _| {
             explain_row(&self.label_map, &probs.row(i).to_vec(), given[i])
         })?
         .with_p_values(p_values))

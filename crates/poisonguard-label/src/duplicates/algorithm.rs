@@ -378,7 +378,8 @@ impl FittedDetector for Duplicates {
         }
         let threshold = train.threshold();
         let fallback = |s: f64| Reason::Score { score: s, threshold };
-        Ok(Detection::with_calibration(scores, threshold, Given, |i, s| match nearest[i] {
+        let fitted = train.fitted_threshold();
+        Ok(Detection::with_calibration(scores, fitted, Given, |i, s| match nearest[i] {
             Some(j) if same_label(i, j) => train.reason(j).cloned().unwrap_or(fallback(s)),
             Some(j) => conflict(i, j),
             None => fallback(s),

@@ -249,7 +249,7 @@ impl FittedDetector for KnnLabel {
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
         let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
         let scores = why.iter().map(Vote::score).collect();
-        Detection::with_calibration(scores, self.training.threshold(), NEG_LOG10, |i, _| {
+        Detection::with_calibration(scores, self.training.fitted_threshold(), NEG_LOG10, |i, _| {
             why[i].reason(self.k, &self.label_map)
         })
     }

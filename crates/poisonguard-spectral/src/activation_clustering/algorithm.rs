@@ -269,21 +269,23 @@ impl Detector for ActivationClusteringValidParams {
             fit_class(data, rows, self, c)
         })?;
 
-        let threshold = match self.threshold {
-            ThresholdRule::Auto => 0.0,
-            rule => {
-                // fit the rule on the uncapped scores
-                let mut all = vec![-1.0f64; data.n_samples()];
-                for (r, rows) in fitted.iter().zip(&by_class) {
-                    if let Some((_, s)) = r {
-                        for (&i, &v) in rows.iter().zip(s) {
-                            all[i] = v;
-                        }
-                    }
-                }
-                rule.fit(&all)?
-            }
+        // The rule is fitted on the uncapped scores. `Auto` is 0: a row's score is positive
+        // exactly when it sits in its class's smaller cluster, and rows of classes the verdict
+        // does not call attacked are capped at the threshold below.
+        let rule = match self.threshold {
+            ThresholdRule::Auto => ThresholdRule::Fixed(0.0),
+            rule => rule,
         };
+        let mut all = vec![-1.0f64; data.n_samples()];
+        for (r, rows) in fitted.iter().zip(&by_class) {
+            if let Some((_, s)) = r {
+                for (&i, &v) in rows.iter().zip(s) {
+                    all[i] = v;
+                }
+            }
+        }
+        let fitted_threshold = rule.fit(&all)?;
+        let threshold = fitted_threshold.value();
         // Class verdicts: ART's size test, and the silhouette against the other classes' (or
         // ART's fixed threshold when set).
         let stats: Vec<Option<f64>> =
@@ -332,7 +334,7 @@ impl Detector for ActivationClusteringValidParams {
         // no evidence (the paper's class gate)
         let flaggable =
             |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f| f.flaggable);
-        let training = Detection::with_threshold(scores, threshold, explain)?
+        let training = Detection::with_threshold(scores, fitted_threshold, explain)?
             .without_evidence(|i| !flaggable(i));
         Ok(ActivationClustering {
             skipped,
@@ -366,6 +368,7 @@ impl FittedDetector for ActivationClustering {
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
         let threshold = self.training.threshold();
+        let fitted_threshold = self.training.fitted_threshold();
         let x = data.features();
         let scores: Vec<f64> = x
             .rows()
@@ -381,12 +384,13 @@ impl FittedDetector for ActivationClustering {
             })
             .collect();
         let calibration = self.training.calibration();
-        let detection = Detection::with_calibration(scores, threshold, calibration, |i, _| {
-            let (share, silhouette) = self.classes[ids[i].index()]
-                .as_ref()
-                .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
-            Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
-        })?;
+        let detection =
+            Detection::with_calibration(scores, fitted_threshold, calibration, |i, _| {
+                let (share, silhouette) = self.classes[ids[i].index()]
+                    .as_ref()
+                    .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
+                Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
+            })?;
         Ok(detection.without_evidence(|i| {
             !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
         }))

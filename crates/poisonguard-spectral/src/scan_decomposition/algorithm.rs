@@ -550,7 +550,7 @@ impl Detector for ScanDecompositionValidParams {
             if fit.flaggable {
                 at_risk += rows.len();
             } else {
-                rows.iter().for_each(|&i| scores[i] = scores[i].min(threshold));
+                rows.iter().for_each(|&i| scores[i] = scores[i].min(threshold.value()));
             }
             findings.push(ClassFinding::new(
                 ClassId(c as u32),
@@ -638,14 +638,16 @@ impl FittedDetector for ScanDecomposition {
             })
             .collect();
         let share = |i: usize| self.classes[ids[i].index()].as_ref().map_or(0.0, |f| f.share);
-        let detection =
-            Detection::with_calibration(scores, threshold, self.training.calibration(), |i, _| {
-                Reason::Decomposition {
-                    class: labels.value_of_row(i).clone(),
-                    z: position[i],
-                    share: share(i),
-                }
-            })?;
+        let detection = Detection::with_calibration(
+            scores,
+            self.training.fitted_threshold(),
+            self.training.calibration(),
+            |i, _| Reason::Decomposition {
+                class: labels.value_of_row(i).clone(),
+                z: position[i],
+                share: share(i),
+            },
+        )?;
         Ok(detection.without_evidence(|i| {
             !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
         }))

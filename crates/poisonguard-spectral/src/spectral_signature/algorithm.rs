@@ -352,7 +352,8 @@ impl FittedDetector for SpectralSignature {
             scores.push(s);
             z.push(zi);
         }
-        let (threshold, calibration) = (self.training.threshold(), self.training.calibration());
+        let (threshold, calibration) =
+            (self.training.fitted_threshold(), self.training.calibration());
         Detection::with_calibration(scores, threshold, calibration, |i, _| {
             Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
         })

@@ -401,7 +401,7 @@ impl Detector for SpectreValidParams {
                 at_risk += rows.len();
             } else {
                 for &i in rows {
-                    scores[i] = scores[i].min(threshold);
+                    scores[i] = scores[i].min(threshold.value());
                 }
             }
             findings.push(ClassFinding::new(
@@ -491,7 +491,8 @@ impl FittedDetector for Spectre {
                 }
             })
             .collect();
-        let (threshold, calibration) = (self.training.threshold(), self.training.calibration());
+        let (threshold, calibration) =
+            (self.training.fitted_threshold(), self.training.calibration());
         let detection = Detection::with_calibration(scores, threshold, calibration, |i, s| {
             Reason::QuantumEntropy {
                 class: labels.value_of_row(i).clone(),
