@@ -125,22 +125,17 @@ fn approximate_search(
     }
     // The rows as the index reads them: owned rows centred in place, borrowed rows (raw or
     // standardized) centred as they are read, so that no n x d copy exists beside them.
-    let graph = match rows {
+    let (x, z) = match rows {
         Rows::Owned(x) => {
             let (mean, scale) = centre_and_scale(&[x.view()]);
             let data = Centred::from_rows_of(Rows::Owned(x), &mean, scale);
-            index_search(&data, k, n_lists, params, progress, scale)
+            return Ok(index_search(&data, k, n_lists, params, progress, scale));
         }
-        Rows::View(x) => {
-            let (mean, scale) = centre_and_scale(&[x]);
-            index_search(&Mapped::new(x, None, mean, scale), k, n_lists, params, progress, scale)
-        }
-        Rows::Standardized(x, z) => {
-            let (mean, scale) = centre_and_scale_of(&[x], Some(z));
-            index_search(&Mapped::new(x, Some(z), mean, scale), k, n_lists, params, progress, scale)
-        }
+        Rows::View(x) => (x, None),
+        Rows::Standardized(x, z) => (x, Some(z)),
     };
-    Ok(graph)
+    let (mean, scale) = centre_and_scale_of(&[x], z);
+    Ok(index_search(&Mapped::new(x, z, mean, scale), k, n_lists, params, progress, scale))
 }
 
 /// The index's search of the rows of `data` (centred, scaled by `scale`): cells by k-means,

@@ -157,7 +157,8 @@ pub(crate) fn centre_and_scale_of(
 /// The rows a search starts from: borrowed (the exact search copies them once into the centred
 /// form, the index reads them through [`Mapped`]), owned (centred in place, no copy: for a matrix
 /// made only for the search), or borrowed and searched by their z-scores under a standardizer
-/// (the same search as of `Owned(z.transform(x))`, without that matrix for the index).
+/// (the search of `Owned(z.transform(x))`; the index reads them without that matrix, the same
+/// up to f32 rounding).
 pub(crate) enum Rows<'a> {
     /// Rows the caller keeps.
     View(ArrayView2<'a, f32>),
@@ -269,8 +270,8 @@ impl Centred {
     }
 }
 
-/// Rows a search reads, centred (and scaled) as [`Centred`] holds them: in memory, or computed
-/// from the caller's rows as they are read ([`Mapped`]). Both give the same values, bit for bit.
+/// Rows a search reads, centred (and scaled): held in memory ([`Centred`]), or computed from the
+/// caller's rows as they are read ([`Mapped`], the same values up to f32 rounding).
 pub(crate) trait Source: Sync {
     /// Number of rows.
     fn n(&self) -> usize;
