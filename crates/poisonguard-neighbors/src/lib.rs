@@ -81,8 +81,10 @@ pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Re
     graph_of(exact::Rows::View(x), k, mode, &Progress::silent())
 }
 
-/// [`knn_graph`] of a matrix made only for the search (e.g. standardized features): centred in
-/// place, so the search holds no second copy of it. Same graph as `knn_graph(x.view(), ..)`.
+/// [`knn_graph`] of a matrix made only for the search: centred in place, so the search holds no
+/// second copy of it. Same graph as `knn_graph(x.view(), ..)` with the exact search; with the
+/// approximate one, the same up to f32 rounding (the index reads borrowed rows through an f32
+/// map instead of the f64 centring of owned ones).
 ///
 /// # Errors
 /// As [`knn_graph`].
@@ -104,9 +106,11 @@ pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Resu
 /// `z.transform(x)`: the graph of `knn_graph_owned(z.transform(x), ..)`. The approximate search
 /// reads the rows standardized and centred as it goes, with the two maps folded into one per
 /// column, so that it holds no `n x d` copy of the rows; its distances differ from those of the
-/// standardized copy by f32 rounding (and the order of neighbours at such near-ties). Progress: `done` rows of the `total` (= the rows of `x`) have
-/// their neighbours, `done` increases from call to call (calls come from the search's worker
-/// threads, one at a time) and the last call has `done == total`. For a progress display with an
+/// standardized copy by f32 rounding (and the order of neighbours at such near-ties).
+///
+/// Progress: `done` rows of the `total` (= the rows of `x`) have their neighbours, `done`
+/// increases from call to call (calls come from the search's worker threads, one at a time) and
+/// the last call has `done == total`. For a progress display with an
 /// ETA: the search's cost is about the same for every block of rows; the approximate search
 /// first places its cells, before the first call (about 10 s of 100 s for 10^6 x 128 on 2
 /// cores).
