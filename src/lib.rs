@@ -47,12 +47,13 @@ mod model;
 pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
 
 pub use poisonguard_core::{
-    Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector,
-    DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector, EstimateMethod, Family,
-    FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed, KnnGraph, LabelMap, LabelValue,
-    Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError, ParamGuard, PoisonEstimate,
-    Reason, Report, SaveState, SkippedClass, SourceFinding, Standardizer, StateError,
-    ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
+    AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset,
+    Detection, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector,
+    EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed,
+    KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
+    ParamGuard, PoisonEstimate, Reason, Report, SaveState, SkippedClass, SourceFinding,
+    Standardizer, StateError, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p,
+    metrics, suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,

@@ -17,7 +17,7 @@ use crate::{
 pub const MODEL_FORMAT: &str = "poisonguard-model";
 
 /// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 
 /// A model file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub enum ModelError {
 /// [`FittedAudit::load`] reads back, so that incoming data can be audited against a trusted
 /// reference in another process.
 ///
-/// # The model file (format version 1)
+/// # The model file (format version 2)
 /// One [MessagePack](https://msgpack.org) map with named fields:
 ///
 /// | field | type | meaning |

@@ -10,8 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use ndarray::{Array2, Axis};
 use poisonguard::metrics::mid_ranks;
 use poisonguard::{
-    Dataset, Detection, DetectorOptions, FittedDetector, LabelValue, Labels, REGISTRY, Registered,
-    TrainingScores,
+    AutoThreshold, Dataset, Detection, DetectorOptions, FittedDetector, LabelValue, Labels,
+    REGISTRY, Registered, TrainingScores,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -101,6 +101,10 @@ fn every_detector_keeps_the_detection_contract() {
         let fitted = fit(r, &data);
         assert_eq!(fitted.id().as_str(), r.id());
         check_contract(r.id(), fitted.training(), data.n_samples());
+        // a declared fixed cut-off is the threshold the default fit applies
+        if let AutoThreshold::Fixed(cut) = r.info().auto {
+            assert_eq!(fitted.training().threshold(), cut, "{}", r.id());
+        }
     }
 }
 

@@ -81,12 +81,29 @@ pub enum TrainingScores {
     OutOfFold,
 }
 
+/// What [`ThresholdRule::Auto`](crate::ThresholdRule::Auto) is for a detector, declared as
+/// data: [`ThresholdRule::resolve`](crate::ThresholdRule::resolve) turns it into the rule the
+/// detector fits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum AutoThreshold {
+    /// Core's automatic rule: the 99% quantile of the score's stated null law (checked against
+    /// the rows the detector names as its reference), or the robust z-score rule when the score
+    /// has no null.
+    Null,
+    /// A fixed cut-off on the score's scale: a test's level, a sign, a count.
+    Fixed(f64),
+    /// A fence the fit reads off the data it is given (e.g. a fence of group sizes); the fit
+    /// supplies its value.
+    Fence,
+}
+
 /// What a detector declares about itself: identity, family, the data it needs, how it fits,
 /// where its threshold comes from, and its paper.
 ///
 /// Every detector has one, as [`Detector::INFO`](crate::Detector::INFO); nothing else restates
 /// these facts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectorInfo {
     /// Stable snake_case id: report columns are `<id>_score`, `<id>_flagged`.
     pub id: DetectorId,
@@ -109,8 +126,9 @@ pub struct DetectorInfo {
     pub randomized: bool,
     /// What a row's score means (higher = more suspicious), in one sentence.
     pub score: &'static str,
-    /// What [`ThresholdRule::Auto`](crate::ThresholdRule::Auto) means for this detector: the
-    /// law of a clean row's score it uses, or the robust rule.
+    /// What [`ThresholdRule::Auto`](crate::ThresholdRule::Auto) is for this detector.
+    pub auto: AutoThreshold,
+    /// The same in words: the law of a clean row's score it uses, the cut-off, or the fence.
     pub auto_threshold: &'static str,
     /// The null its per-row p-values refer to ([`crate::Calibration`]), in one sentence.
     pub p_value: &'static str,

@@ -74,7 +74,9 @@ pub use findings::{
     ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
     SkippedClass, SourceFinding,
 };
-pub use info::{DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores};
+pub use info::{
+    AutoThreshold, DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores,
+};
 pub use knn::{FitContext, KnnGraph};
 /// linfa, for [`linfa_estimator!`]'s expansions.
 #[cfg(feature = "linfa")]

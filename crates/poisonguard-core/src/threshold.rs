@@ -95,6 +95,29 @@ pub enum ThresholdRule {
 }
 
 impl ThresholdRule {
+    /// The rule a detector fits: [`ThresholdRule::Auto`] as the detector declares it
+    /// ([`DetectorInfo::auto`](crate::DetectorInfo::auto)): unchanged for
+    /// [`AutoThreshold::Null`], [`ThresholdRule::Fixed`] at the declared cut-off, or at `fence`
+    /// for [`AutoThreshold::Fence`] (unchanged when the fit gives none). Any other rule is the
+    /// user's and is returned as given.
+    ///
+    /// ```
+    /// use poisonguard_core::{AutoThreshold, ThresholdRule};
+    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Fixed(1.0), None), ThresholdRule::Fixed(1.0));
+    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Fence, Some(4.5)), ThresholdRule::Fixed(4.5));
+    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Null, None), ThresholdRule::Auto);
+    /// let mine = ThresholdRule::Contamination(0.1);
+    /// assert_eq!(mine.resolve(AutoThreshold::Fixed(1.0), None), mine);
+    /// ```
+    pub fn resolve(self, auto: crate::AutoThreshold, fence: Option<f64>) -> ThresholdRule {
+        use crate::AutoThreshold;
+        match (self, auto) {
+            (ThresholdRule::Auto, AutoThreshold::Fixed(cut)) => ThresholdRule::Fixed(cut),
+            (ThresholdRule::Auto, AutoThreshold::Fence) => fence.map_or(self, ThresholdRule::Fixed),
+            (rule, _) => rule,
+        }
+    }
+
     /// Checks the rule's parameter.
     ///
     /// # Errors

@@ -1,10 +1,12 @@
 //! What every per-class detector of this crate does the same way: fit the classes in parallel,
-//! centre a class's rows, check new rows before scoring them.
+//! centre a class's rows, declare classes attacked, keep one fitted state ([`PerClass`]), check
+//! and score new rows, answer as a [`FittedDetector`](poisonguard_core::FittedDetector).
 
 use faer::Mat;
 use poisonguard_core::{
-    AUTO_ALPHA, Calibration, ClassId, DataError, Dataset, DetectorId, ESTIMATE_LEVEL, LabelMap,
-    Labels, PoisonEstimate, ScoreNull, SkippedClass, ThresholdRule,
+    AUTO_ALPHA, Calibration, ClassFinding, ClassId, DataError, Dataset, Detection, DetectorId,
+    ESTIMATE_LEVEL, LabelMap, LabelValue, Labels, PoisonEstimate, Reason, ScoreNull, SkippedClass,
+    ThresholdRule,
 };
 
 use crate::error::{Error, Result};
@@ -115,6 +117,163 @@ pub(crate) fn new_rows<'a>(
     let labels = data.labels().ok_or(DataError::LabelsRequired { detector })?;
     let ids = labels.ids_in(map)?;
     Ok((labels, ids))
+}
+
+/// One class's fit, as [`PerClass`] scores rows with it.
+pub(crate) trait ClassGate {
+    /// Whether the class's verdict lets its rows be flagged. A detector without class verdicts
+    /// flags in every class (the default).
+    fn flaggable(&self) -> bool {
+        true
+    }
+}
+
+/// The fitted state of every per-class detector of this crate: each class's fit (`None`: too
+/// small to fit), the classes skipped, the label map and feature count new rows are checked
+/// against, the training detection, the class findings and the poison estimate.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+pub(crate) struct PerClass<C> {
+    pub(crate) skipped: Vec<SkippedClass>,
+    pub(crate) classes: Vec<Option<C>>,
+    pub(crate) label_map: LabelMap,
+    pub(crate) n_features: usize,
+    pub(crate) training: Detection,
+    pub(crate) findings: Vec<ClassFinding>,
+    pub(crate) estimate: Option<PoisonEstimate>,
+}
+
+impl<C: ClassGate> PerClass<C> {
+    /// The state from its parts; the rows (`by_class[c]`: the rows of class `c`) of a class that
+    /// is not fitted or not flaggable carry no evidence in `training` (the class gate).
+    pub(crate) fn new(
+        by_class: &[Vec<usize>],
+        label_map: LabelMap,
+        n_features: usize,
+        fit: (Vec<Option<C>>, Vec<SkippedClass>),
+        training: Detection,
+        findings: Vec<ClassFinding>,
+        estimate: Option<PoisonEstimate>,
+    ) -> Self {
+        let (classes, skipped) = fit;
+        let mut gated = vec![false; training.scores().len()];
+        for (fit, rows) in classes.iter().zip(by_class) {
+            if !fit.as_ref().is_some_and(ClassGate::flaggable) {
+                rows.iter().for_each(|&i| gated[i] = true);
+            }
+        }
+        let training = training.without_evidence(|i| gated[i]);
+        PerClass { skipped, classes, label_map, n_features, training, findings, estimate }
+    }
+
+    /// New rows checked against the fit ([`new_rows`]): their labels and classes.
+    pub(crate) fn new_rows<'a>(
+        &self,
+        data: &'a Dataset,
+        id: DetectorId,
+    ) -> std::result::Result<(&'a Labels, Vec<ClassId>), DataError> {
+        new_rows(data, self.n_features, &self.label_map, id.as_str())
+    }
+
+    /// Scores checked new rows (`ids` from [`Self::new_rows`]): `score(fit, i)` is row `i`'s
+    /// score and detail under its class's fit, `unscored` those of a row whose class was too
+    /// small to fit, `reason(label, score, detail)` its reason. As in training, a row of a class
+    /// its verdict does not let be flagged is capped at the threshold and carries no evidence;
+    /// the threshold and p-values are the training's.
+    pub(crate) fn score_rows<D: Clone>(
+        &self,
+        labels: &Labels,
+        ids: &[ClassId],
+        unscored: (f64, D),
+        score: impl Fn(&C, usize) -> (f64, D),
+        reason: impl Fn(&LabelValue, f64, &D) -> Reason,
+    ) -> std::result::Result<Detection, DataError> {
+        let cap = self.training.threshold();
+        let mut details = Vec::with_capacity(ids.len());
+        let scores: Vec<f64> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (s, detail) = match &self.classes[c.index()] {
+                    Some(fit) => {
+                        let (s, detail) = score(fit, i);
+                        (if fit.flaggable() { s } else { s.min(cap) }, detail)
+                    }
+                    None => unscored.clone(),
+                };
+                details.push(detail);
+                s
+            })
+            .collect();
+        let detection = Detection::with_calibration(
+            scores,
+            self.training.fitted_threshold(),
+            self.training.calibration(),
+            |i, s| reason(labels.value_of_row(i), s, &details[i]),
+        )?;
+        Ok(detection.without_evidence(|i| {
+            !self.classes[ids[i].index()].as_ref().is_some_and(ClassGate::flaggable)
+        }))
+    }
+}
+
+/// Implements [`FittedDetector`](poisonguard_core::FittedDetector) for a per-class detector
+/// whose fitted state is the [`PerClass`] field `state` and whose inherent `detect_rows` scores
+/// new rows.
+macro_rules! per_class_fitted {
+    ($ty:ty) => {
+        impl poisonguard_core::FittedDetector for $ty {
+            fn id(&self) -> poisonguard_core::DetectorId {
+                Self::ID
+            }
+
+            fn training(&self) -> &poisonguard_core::Detection {
+                &self.state.training
+            }
+
+            fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
+                &self.state.skipped
+            }
+
+            fn class_findings(&self) -> &[poisonguard_core::ClassFinding] {
+                &self.state.findings
+            }
+
+            fn poison_estimate(&self) -> Option<poisonguard_core::PoisonEstimate> {
+                self.state.estimate.clone()
+            }
+
+            fn detect(
+                &self,
+                data: &poisonguard_core::Dataset,
+            ) -> std::result::Result<poisonguard_core::Detection, poisonguard_core::DataError> {
+                self.detect_rows(data)
+            }
+        }
+    };
+}
+pub(crate) use per_class_fitted;
+
+/// Class verdicts from one statistic per class (`None`: the class was not fitted): each class's
+/// robust z against the others ([`verdict_z`], with the class's own standard error `se(c)`)
+/// and the critical value ([`critical_z`]) for the classes that have a statistic.
+pub(crate) struct Verdicts {
+    /// Each class's robust z (`None`: no statistic, or too few other classes).
+    pub(crate) z: Vec<Option<f64>>,
+    /// The family-wise critical value of `z`.
+    pub(crate) critical: f64,
+}
+
+impl Verdicts {
+    pub(crate) fn new(stats: &[Option<f64>], se: impl Fn(usize) -> f64, seed: u64) -> Self {
+        let z = (0..stats.len()).map(|c| verdict_z(stats, c, se(c))).collect();
+        let critical = critical_z(stats.iter().filter(|s| s.is_some()).count(), seed);
+        Verdicts { z, critical }
+    }
+
+    /// Whether class `c`'s z exceeds the critical value.
+    pub(crate) fn declared(&self, c: usize) -> bool {
+        self.z[c].is_some_and(|z| z > self.critical)
+    }
 }
 
 /// Family-wise level of the class verdicts: the chance that some class of a clean dataset is

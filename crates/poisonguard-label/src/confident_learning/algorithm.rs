@@ -2,7 +2,7 @@ use ndarray::{Array2, ArrayView2};
 use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL,
-    FittedDetector, LabelMap, NoiseMatrix, PoisonEstimate, Reason, ThresholdRule,
+    FittedDetector, LabelMap, NoiseMatrix, PoisonEstimate, Reason,
 };
 
 use super::classifier::{FoldModels, cross_val_custom};
@@ -45,6 +45,7 @@ impl ConfidentLearning {
         training_scores: poisonguard_core::TrainingScores::OutOfFold,
         randomized: true,
         score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
+        auto: poisonguard_core::AutoThreshold::Fixed(1.0),
         auto_threshold: "1: the label issues of the calibrated confident joint",
         p_value: "exact test of the given label under the out-of-fold class probabilities re-weighted by the per-class thresholds: sum of the probabilities of the labels at most as likely",
         paper: "C. G. Northcutt, L. Jiang, I. L. Chuang. Confident Learning: Estimating Uncertainty in Dataset Labels. JAIR 2021",
@@ -375,10 +376,7 @@ impl Detector for ConfidentLearningValidParams {
             })
             .collect();
         let map = labels.map().clone();
-        let rule = match self.threshold {
-            ThresholdRule::Auto => ThresholdRule::Fixed(1.0),
-            r => r,
-        };
+        let rule = self.threshold.resolve(ConfidentLearning::INFO.auto, None);
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
         let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i], &thresholds)).collect();
         let threshold = rule.fit(&scores)?;

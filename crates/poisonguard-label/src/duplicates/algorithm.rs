@@ -46,6 +46,7 @@ impl Duplicates {
         training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
         randomized: false,
         score: "size of the row's near-duplicate group, + the flood fence when the group's labels conflict",
+        auto: poisonguard_core::AutoThreshold::Fence,
         auto_threshold: "the flood fence: groups with conflicting labels or beyond the fence of group sizes",
         p_value: "Poisson law of a clean row's near-duplicate count (mean of the rows at or below the flood fence)",
         paper: "near-duplicate flooding, ISO/IEC 27090; groups by a radius read off the nearest-neighbour distances",
@@ -266,10 +267,7 @@ impl DuplicatesValidParams {
             .iter()
             .map(|g| g.map_or(0.0, |g| group_score(groups[g].0, groups[g].1.len(), fence)))
             .collect();
-        let rule = match self.threshold {
-            ThresholdRule::Auto => ThresholdRule::Fixed(fence),
-            r => r,
-        };
+        let rule = self.threshold.resolve(Duplicates::INFO.auto, Some(fence));
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
         let null_mean = poisson_null_mean(&scores, fence);
         let p_values = scores.iter().map(|&s| poisson_p_value(s, null_mean)).collect();

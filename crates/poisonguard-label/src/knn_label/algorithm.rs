@@ -1,11 +1,11 @@
 use poisonguard_core::{
     ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector,
-    KnnGraph, LabelMap, Labels, Reason, ThresholdRule,
+    KnnGraph, LabelMap, Labels, Reason,
 };
 
 use statrs::distribution::{Binomial, DiscreteCDF};
 
-use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K, SIGN_TEST_ALPHA};
+use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K};
 use crate::error::Result;
 use crate::reference::Reference;
 
@@ -32,6 +32,7 @@ impl KnnLabel {
         training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
         randomized: false,
         score: "-log10 p of a sign test that the plurality label of the row's k nearest neighbours (standardized features, k = sqrt of the smallest class size in [5, 50]) outvotes its own",
+        auto: poisonguard_core::AutoThreshold::Fixed(KNN_AUTO),
         auto_threshold: "p < 0.05: -log10(0.05)",
         p_value: "the sign test of the plurality neighbour label against the row's own (10^-score)",
         paper: "N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020",
@@ -138,15 +139,12 @@ fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Ve
     (0..graph.n_samples()).map(|i| vote(own[i], graph.neighbors(i), classes, &mut counts)).collect()
 }
 
+/// The automatic threshold, `-log10(SIGN_TEST_ALPHA)`: the score of a sign-test p-value of
+/// 0.05 (a test checks the literal against the level).
+const KNN_AUTO: f64 = 1.301_029_995_663_981_3;
+
 /// The score is `-log10` of the sign-test p-value: that test is the row's p-value.
 const NEG_LOG10: poisonguard_core::Calibration = poisonguard_core::Calibration::NegLog10;
-
-fn rule(p: &KnnLabelValidParams) -> ThresholdRule {
-    match p.threshold {
-        ThresholdRule::Auto => ThresholdRule::Fixed(-SIGN_TEST_ALPHA.log10()),
-        r => r,
-    }
-}
 
 impl KnnLabelValidParams {
     fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<KnnLabel> {
@@ -160,7 +158,7 @@ impl KnnLabelValidParams {
         let why = votes(&graph, &classes, &classes, n_classes);
         let map = labels.map().clone();
         let scores: Vec<f64> = why.iter().map(Vote::score).collect();
-        let threshold = rule(self).fit(&scores)?;
+        let threshold = self.threshold.resolve(KnnLabel::INFO.auto, None).fit(&scores)?;
         let training = Detection::with_calibration(scores, threshold, NEG_LOG10, |i, _| {
             why[i].reason(k, &map)
         })?;
@@ -252,5 +250,15 @@ impl FittedDetector for KnnLabel {
         Detection::with_calibration(scores, self.training.fitted_threshold(), NEG_LOG10, |i, _| {
             why[i].reason(self.k, &self.label_map)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_cut_off_is_the_sign_test_level() {
+        assert_eq!(KNN_AUTO, -super::super::SIGN_TEST_ALPHA.log10());
     }
 }

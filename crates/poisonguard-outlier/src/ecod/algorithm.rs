@@ -170,6 +170,7 @@ impl OutlierModel for EcodModel {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: false,
         score: "sum over features of -ln of the row's empirical tail probability",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
         p_value: "robust exponential tail of the training scores (median and 90th percentile)",
         paper: "Z. Li, Y. Zhao, X. Hu, N. Botta, C. Ionescu, G. H. Chen. ECOD: Unsupervised Outlier Detection Using Empirical Cumulative Distribution Functions. IEEE TKDE 2022",

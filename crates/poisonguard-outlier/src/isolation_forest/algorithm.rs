@@ -174,6 +174,7 @@ impl OutlierModel for IsolationForestModel {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: true,
         score: "2^(-E[h]/c(256)): how few random splits isolate the row (100 trees of 256 rows)",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
         p_value: "robust exponential tail of the training scores (median and 90th percentile)",
         paper: "F. T. Liu, K. M. Ting, Z.-H. Zhou. Isolation Forest. ICDM 2008",

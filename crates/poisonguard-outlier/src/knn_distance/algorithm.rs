@@ -45,6 +45,7 @@ impl OutlierModel for KnnDistanceModel {
         training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
         randomized: false,
         score: "distance to the k-th (or mean, median of the k) nearest neighbours, k = 5",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
         p_value: "robust exponential tail of the training scores (median and 90th percentile)",
         paper: "S. Ramaswamy, R. Rastogi, K. Shim. Efficient Algorithms for Mining Outliers from Large Data Sets. SIGMOD 2000",

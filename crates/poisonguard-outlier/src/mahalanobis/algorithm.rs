@@ -272,6 +272,7 @@ impl OutlierModel for MahalanobisModel {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: true,
         score: "squared robust Mahalanobis distance from the FAST-MCD centre (re-weighted)",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of chi-square(d), scaled up when the median score exceeds the law's",
         p_value: "robust exponential tail of the training scores (median and 90th percentile); not chi-square(d): real tails are heavier",
         paper: "P. J. Rousseeuw, K. Van Driessen. A Fast Algorithm for the Minimum Covariance Determinant Estimator. Technometrics 1999",

@@ -123,6 +123,7 @@ impl OutlierModel for PcaModel {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: false,
         score: "weighted distance of the standardized row to every principal axis (PyOD's PCA score)",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
         p_value: "robust exponential tail of the training scores (median and 90th percentile)",
         paper: "M.-L. Shyu, S.-C. Chen, K. Sarinnapakorn, L. Chang. A Novel Anomaly Detection Scheme Based on Principal Component Classifier. ICDM 2003",

@@ -1,13 +1,14 @@
 use faer::Mat;
 use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, Reason, ThresholdRule,
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, Reason,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{ActivationClusteringParams, ActivationClusteringValidParams};
-use crate::classes::{class_principal, critical_z, fit_classes, new_rows, verdict_z};
+use crate::classes::{
+    ClassGate, PerClass, Verdicts, class_principal, fit_classes, per_class_fitted,
+};
 use crate::error::{Error, Result};
 
 /// Classes with fewer rows are not clustered (score -1 for all rows: never flagged).
@@ -32,6 +33,12 @@ struct ClassFit {
     /// Standard error of the mean silhouette (sd of the rows' silhouettes over sqrt(rows)).
     silhouette_se: f64,
     flaggable: bool,
+}
+
+impl ClassGate for ClassFit {
+    fn flaggable(&self) -> bool {
+        self.flaggable
+    }
 }
 
 impl ClassFit {
@@ -209,13 +216,9 @@ fn fit_class(
 
 /// A fitted activation-clustering detector; see the [module docs](crate::activation_clustering).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(transparent)]
 pub struct ActivationClustering {
-    skipped: Vec<poisonguard_core::SkippedClass>,
-    classes: Vec<Option<ClassFit>>,
-    label_map: LabelMap,
-    n_features: usize,
-    training: Detection,
-    findings: Vec<ClassFinding>,
+    state: PerClass<ClassFit>,
 }
 
 impl ActivationClustering {
@@ -230,6 +233,7 @@ impl ActivationClustering {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: true,
         score: "position of the row toward the smaller of two k-means clusters of its class (PCA to 10); rows score only in classes declared attacked",
+        auto: poisonguard_core::AutoThreshold::Fixed(0.0),
         auto_threshold: "0: rows on the small cluster's side in a class declared attacked",
         p_value: "robust exponential tail of the training scores; p = 1 outside classes declared attacked",
         paper: "B. Chen, W. Carvalho, N. Baracaldo, H. Ludwig, B. Edwards, T. Lee, I. Molloy, B. Srivastava. Detecting Backdoor Attacks on Deep Neural Networks by Activation Clustering. AAAI SafeAI 2019",
@@ -272,10 +276,7 @@ impl Detector for ActivationClusteringValidParams {
         // The rule is fitted on the uncapped scores. `Auto` is 0: a row's score is positive
         // exactly when it sits in its class's smaller cluster, and rows of classes the verdict
         // does not call attacked are capped at the threshold below.
-        let rule = match self.threshold {
-            ThresholdRule::Auto => ThresholdRule::Fixed(0.0),
-            rule => rule,
-        };
+        let rule = self.threshold.resolve(ActivationClustering::INFO.auto, None);
         let mut all = vec![-1.0f64; data.n_samples()];
         for (r, rows) in fitted.iter().zip(&by_class) {
             if let Some((_, s)) = r {
@@ -290,7 +291,8 @@ impl Detector for ActivationClusteringValidParams {
         // ART's fixed threshold when set).
         let stats: Vec<Option<f64>> =
             fitted.iter().map(|r| r.as_ref().map(|(f, _)| f.silhouette)).collect();
-        let critical = critical_z(stats.iter().filter(|s| s.is_some()).count(), self.seed);
+        let se = |c: usize| fitted[c].as_ref().map_or(0.0, |(f, _)| f.silhouette_se);
+        let verdicts = Verdicts::new(&stats, se, self.seed);
         let mut scores = vec![-1.0f64; data.n_samples()];
         let mut classes = Vec::with_capacity(by_class.len());
         let mut findings = Vec::new();
@@ -299,10 +301,10 @@ impl Detector for ActivationClusteringValidParams {
                 classes.push(None);
                 continue;
             };
-            let z = verdict_z(&stats, c, fit.silhouette_se);
+            let z = verdicts.z[c];
             let split = match self.silhouette_threshold {
                 Some(t) => fit.silhouette > t,
-                None => z.is_some_and(|z| z > critical),
+                None => verdicts.declared(c),
             };
             let small = fit.share < self.size_threshold;
             let attacked = small && split;
@@ -331,69 +333,43 @@ impl Detector for ActivationClusteringValidParams {
             Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
         };
         // p-values: the robust tail of the scores; rows of classes not declared attacked carry
-        // no evidence (the paper's class gate)
-        let flaggable =
-            |i: usize| classes[labels.ids()[i].index()].as_ref().is_some_and(|f| f.flaggable);
-        let training = Detection::with_threshold(scores, fitted_threshold, explain)?
-            .without_evidence(|i| !flaggable(i));
-        Ok(ActivationClustering {
-            skipped,
-            classes,
-            label_map: labels.map().clone(),
-            n_features: data.n_features(),
+        // no evidence (the paper's class gate, applied by `PerClass::new`)
+        let training = Detection::with_threshold(scores, fitted_threshold, explain)?;
+        let state = PerClass::new(
+            &by_class,
+            labels.map().clone(),
+            data.n_features(),
+            (classes, skipped),
             training,
             findings,
-        })
+            None,
+        );
+        Ok(ActivationClustering { state })
     }
 }
 
-impl FittedDetector for ActivationClustering {
-    fn id(&self) -> DetectorId {
-        Self::ID
-    }
+per_class_fitted!(ActivationClustering);
 
-    fn training(&self) -> &Detection {
-        &self.training
-    }
-
-    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
-        &self.skipped
-    }
-
-    fn class_findings(&self) -> &[ClassFinding] {
-        &self.findings
-    }
-
-    /// Scores new rows by their position between the two clusters of their class.
-    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
-        let threshold = self.training.threshold();
-        let fitted_threshold = self.training.fitted_threshold();
+impl ActivationClustering {
+    /// Scores new rows by their position between the two clusters of their class
+    /// ([`poisonguard_core::FittedDetector::detect`]).
+    fn detect_rows(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        let (labels, ids) = self.state.new_rows(data, Self::ID)?;
         let x = data.features();
-        let scores: Vec<f64> = x
-            .rows()
-            .into_iter()
-            .zip(&ids)
-            .map(|(row, c)| match &self.classes[c.index()] {
-                Some(fit) => {
-                    let row: Vec<f32> = row.iter().copied().collect();
-                    let s = fit.score(&fit.reduce(&row));
-                    if fit.flaggable { s } else { s.min(threshold) }
-                }
-                None => -1.0,
-            })
-            .collect();
-        let calibration = self.training.calibration();
-        let detection =
-            Detection::with_calibration(scores, fitted_threshold, calibration, |i, _| {
-                let (share, silhouette) = self.classes[ids[i].index()]
-                    .as_ref()
-                    .map_or((0.0, 0.0), |f| (f.share, f.silhouette));
-                Reason::SmallCluster { class: labels.value_of_row(i).clone(), share, silhouette }
-            })?;
-        Ok(detection.without_evidence(|i| {
-            !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
-        }))
+        self.state.score_rows(
+            labels,
+            &ids,
+            (-1.0, (0.0, 0.0)),
+            |fit, i| {
+                let row: Vec<f32> = x.row(i).iter().copied().collect();
+                (fit.score(&fit.reduce(&row)), (fit.share, fit.silhouette))
+            },
+            |class, _, &(share, silhouette)| Reason::SmallCluster {
+                class: class.clone(),
+                share,
+                silhouette,
+            },
+        )
     }
 }
 

@@ -1,13 +1,13 @@
 use faer::Mat;
 use poisonguard_core::{
     ClassFinding, ClassId, ClassStatistic, DataError, Dataset, Detection, Detector, DetectorId,
-    FittedDetector, LabelMap, ParamError, PoisonEstimate, Reason, ThresholdRule,
+    ParamError, Reason, ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
 use super::ScanDecompositionValidParams;
 use crate::classes::{
-    critical_z, fit_classes, gated_calibration, gated_estimate, new_rows, verdict_z,
+    ClassGate, PerClass, Verdicts, fit_classes, gated_calibration, gated_estimate, per_class_fitted,
 };
 use crate::error::{Error, Result};
 use crate::linalg::eig_desc;
@@ -321,6 +321,12 @@ struct ClassFit {
     flaggable: bool,
 }
 
+impl ClassGate for ClassFit {
+    fn flaggable(&self) -> bool {
+        self.flaggable
+    }
+}
+
 impl ClassFit {
     fn z(&self, row: &[f64]) -> f64 {
         let t: f64 =
@@ -401,13 +407,7 @@ fn fit_class(
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct ScanDecomposition {
     global: Global,
-    classes: Vec<Option<ClassFit>>,
-    skipped: Vec<poisonguard_core::SkippedClass>,
-    label_map: LabelMap,
-    n_features: usize,
-    training: Detection,
-    findings: Vec<ClassFinding>,
-    estimate: Option<PoisonEstimate>,
+    state: PerClass<ClassFit>,
 }
 
 impl ScanDecomposition {
@@ -422,6 +422,7 @@ impl ScanDecomposition {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: false,
         score: "position of the row toward the suspect one of two components of its class, in within-class standard deviations of the global model, from the class median (chi-square(1) scale); rows score only in classes declared attacked",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
         p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "D. Tang, X. Wang, H. Tang, K. Zhang. Demon in the Variant: Statistical Analysis of DNNs for Robust Backdoor Contamination Detection. USENIX Security 2021",
@@ -527,10 +528,9 @@ impl Detector for ScanDecompositionValidParams {
         }
         let log_gain: Vec<Option<f64>> =
             fits.iter().map(|f| f.as_ref().map(|(_, j)| j.max(f64::MIN_POSITIVE).ln())).collect();
-        let verdict: Vec<Option<f64>> =
-            (0..fits.len()).map(|c| verdict_z(&log_gain, c, 0.0)).collect();
-        let critical = critical_z(log_gain.iter().filter(|v| v.is_some()).count(), self.seed);
-        let attacked: Vec<bool> = verdict.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
+        let verdicts = Verdicts::new(&log_gain, |_| 0.0, self.seed);
+        let verdict = &verdicts.z;
+        let attacked: Vec<bool> = (0..fits.len()).map(|c| verdicts.declared(c)).collect();
         let mut scores: Vec<f64> = zs.iter().map(|&z| chi2_score(z)).collect();
         let (threshold, calibration) = gated_calibration(
             &scores,
@@ -567,90 +567,52 @@ impl Detector for ScanDecompositionValidParams {
             ));
             classes.push(Some(fit));
         }
-        let flaggable = |i: usize| {
-            classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable)
-        };
         let share = |i: usize| classes[labels.ids()[i].index()].as_ref().map_or(0.0, |f| f.share);
+        // rows of classes not declared attacked carry no evidence (the class gate, applied by
+        // `PerClass::new`)
         let training = Detection::with_calibration(scores, threshold, calibration, |i, _| {
             Reason::Decomposition {
                 class: labels.value_of_row(i).clone(),
                 z: zs[i],
                 share: share(i),
             }
-        })?
-        .without_evidence(|i| !flaggable(i));
+        })?;
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| gated_estimate(ScanDecomposition::ID, training.n_flagged(), at_risk));
-        Ok(ScanDecomposition {
-            global,
-            classes,
-            skipped,
-            label_map: labels.map().clone(),
-            n_features: data.n_features(),
+        let state = PerClass::new(
+            &by_class,
+            labels.map().clone(),
+            data.n_features(),
+            (classes, skipped),
             training,
             findings,
             estimate,
-        })
+        );
+        Ok(ScanDecomposition { global, state })
     }
 }
 
-impl FittedDetector for ScanDecomposition {
-    fn id(&self) -> DetectorId {
-        Self::ID
-    }
+per_class_fitted!(ScanDecomposition);
 
-    fn training(&self) -> &Detection {
-        &self.training
-    }
-
-    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
-        &self.skipped
-    }
-
-    fn class_findings(&self) -> &[ClassFinding] {
-        &self.findings
-    }
-
-    /// With the automatic threshold: the flagged rows beyond its 1% false-flag rate, with a
-    /// binomial interval ([`PoisonEstimate::excess_over_null`]).
-    fn poison_estimate(&self) -> Option<PoisonEstimate> {
-        self.estimate.clone()
-    }
-
-    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
+impl ScanDecomposition {
+    /// Scores new rows by their position along their class's split
+    /// ([`poisonguard_core::FittedDetector::detect`]).
+    fn detect_rows(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        let (labels, ids) = self.state.new_rows(data, Self::ID)?;
         let all: Vec<usize> = (0..data.n_samples()).collect();
         let z = self.global.project(data, &all);
         let p = self.global.dims();
-        let threshold = self.training.threshold();
-        let mut position = vec![0.0f64; all.len()];
-        let scores: Vec<f64> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match &self.classes[c.index()] {
-                Some(fit) => {
-                    let row: Vec<f64> = (0..p).map(|j| z[(i, j)]).collect();
-                    position[i] = fit.z(&row);
-                    let s = chi2_score(position[i]);
-                    if fit.flaggable { s } else { s.min(threshold) }
-                }
-                None => 0.0,
-            })
-            .collect();
-        let share = |i: usize| self.classes[ids[i].index()].as_ref().map_or(0.0, |f| f.share);
-        let detection = Detection::with_calibration(
-            scores,
-            self.training.fitted_threshold(),
-            self.training.calibration(),
-            |i, _| Reason::Decomposition {
-                class: labels.value_of_row(i).clone(),
-                z: position[i],
-                share: share(i),
+        self.state.score_rows(
+            labels,
+            &ids,
+            (0.0, (0.0, 0.0)),
+            |fit, i| {
+                let row: Vec<f64> = (0..p).map(|j| z[(i, j)]).collect();
+                let position = fit.z(&row);
+                (chi2_score(position), (position, fit.share))
             },
-        )?;
-        Ok(detection.without_evidence(|i| {
-            !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
-        }))
+            |class, _, &(z, share)| Reason::Decomposition { class: class.clone(), z, share },
+        )
     }
 }
 
@@ -658,6 +620,7 @@ impl FittedDetector for ScanDecomposition {
 mod tests {
     use super::*;
     use ndarray::Array2;
+    use poisonguard_core::FittedDetector;
     use poisonguard_core::{LabelValue, Labels, ParamGuard};
     use rand::{Rng, SeedableRng};
 

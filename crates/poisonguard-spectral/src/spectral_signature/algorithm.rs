@@ -1,10 +1,10 @@
 use poisonguard_core::{
     AUTO_ALPHA, ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId,
-    ESTIMATE_LEVEL, FittedDetector, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
+    ESTIMATE_LEVEL, LabelMap, PoisonEstimate, Reason, ScoreNull, ThresholdRule,
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
-use crate::classes::{centred, fit_classes, new_rows};
+use crate::classes::{ClassGate, PerClass, centred, fit_classes, per_class_fitted};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen, top_eigen_of_covariance};
 use poisonguard_linalg::Moments;
@@ -26,6 +26,8 @@ struct ClassFit {
     /// Which score.
     kind: SignatureScore,
 }
+
+impl ClassGate for ClassFit {}
 
 impl ClassFit {
     fn projection(&self, row: impl Iterator<Item = f32>) -> f64 {
@@ -51,14 +53,9 @@ fn projection(row: impl Iterator<Item = f32>, mean: &[f64], direction: &[f64]) -
 
 /// A fitted spectral-signature detector; see the [module docs](crate::spectral_signature).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(transparent)]
 pub struct SpectralSignature {
-    skipped: Vec<poisonguard_core::SkippedClass>,
-    classes: Vec<Option<ClassFit>>,
-    label_map: LabelMap,
-    n_features: usize,
-    training: Detection,
-    findings: Vec<ClassFinding>,
-    estimate: Option<PoisonEstimate>,
+    state: PerClass<ClassFit>,
 }
 
 impl SpectralSignature {
@@ -73,6 +70,7 @@ impl SpectralSignature {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: true,
         score: "squared projection of the centred row onto its class's top singular direction, in units of the class's robust variance along it",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of chi-square(1)",
         p_value: "chi-square(1), scaled up when the median score exceeds the law's",
         paper: "B. Tran, J. Li, A. Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018",
@@ -222,15 +220,16 @@ impl SpectralSignatureValidParams {
                 ),
             )
         });
-        Ok(SpectralSignature {
-            skipped,
-            estimate,
-            classes,
-            label_map: map.clone(),
+        let state = PerClass::new(
+            by_class,
+            map.clone(),
             n_features,
+            (classes, skipped),
             training,
             findings,
-        })
+            estimate,
+        );
+        Ok(SpectralSignature { state })
     }
 
     /// Fits on several labelled shards of rows (same columns) as a fit on their concatenation,
@@ -311,52 +310,24 @@ impl SpectralSignatureValidParams {
     }
 }
 
-impl FittedDetector for SpectralSignature {
-    fn id(&self) -> DetectorId {
-        Self::ID
-    }
+per_class_fitted!(SpectralSignature);
 
-    fn training(&self) -> &Detection {
-        &self.training
-    }
-
-    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
-        &self.skipped
-    }
-
-    fn class_findings(&self) -> &[ClassFinding] {
-        &self.findings
-    }
-
-    /// With the automatic threshold (a 1% false-flag rate per row under the chi-square null):
-    /// the flagged rows beyond that rate's false flags, with a binomial interval
-    /// ([`PoisonEstimate::excess_over_null`]).
-    fn poison_estimate(&self) -> Option<PoisonEstimate> {
-        self.estimate.clone()
-    }
-
-    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
+impl SpectralSignature {
+    /// Scores new rows against their class's fit ([`poisonguard_core::FittedDetector::detect`]).
+    fn detect_rows(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        let (labels, ids) = self.state.new_rows(data, Self::ID)?;
         let x = data.features();
-        let mut scores = Vec::with_capacity(data.n_samples());
-        let mut z = Vec::with_capacity(data.n_samples());
-        for (row, class) in x.rows().into_iter().zip(&ids) {
-            let (s, zi) = match &self.classes[class.index()] {
-                Some(fit) => {
-                    let p = fit.projection(row.iter().copied());
-                    let zi = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
-                    (fit.score(p), zi)
-                }
-                None => (0.0, 0.0),
-            };
-            scores.push(s);
-            z.push(zi);
-        }
-        let (threshold, calibration) =
-            (self.training.fitted_threshold(), self.training.calibration());
-        Detection::with_calibration(scores, threshold, calibration, |i, _| {
-            Reason::SpectralProjection { class: labels.value_of_row(i).clone(), z: z[i] }
-        })
+        self.state.score_rows(
+            labels,
+            &ids,
+            (0.0, 0.0),
+            |fit, i| {
+                let p = fit.projection(x.row(i).iter().copied());
+                let z = if fit.scale2 > 0.0 { p / fit.scale2.sqrt() } else { 0.0 };
+                (fit.score(p), z)
+            },
+            |class, _, &z| Reason::SpectralProjection { class: class.clone(), z },
+        )
     }
 }
 
@@ -364,6 +335,7 @@ impl FittedDetector for SpectralSignature {
 mod tests {
     use super::*;
     use ndarray::Array2;
+    use poisonguard_core::FittedDetector;
     use poisonguard_core::metrics::roc_auc;
     use poisonguard_core::{LabelValue, Labels};
     use rand::rngs::SmallRng;

@@ -1,13 +1,13 @@
 use faer::{Mat, MatRef};
 use poisonguard_core::{
-    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, FittedDetector,
-    LabelMap, PoisonEstimate, Reason, ThresholdRule,
+    ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, Reason,
+    ThresholdRule,
 };
 use poisonguard_linalg::{a_b, at_b};
 
 use crate::classes::{
-    ROW_BLOCK, class_principal, critical_z, fit_classes, gated_calibration, gated_estimate,
-    new_rows, verdict_z,
+    ClassGate, PerClass, ROW_BLOCK, Verdicts, class_principal, fit_classes, gated_calibration,
+    gated_estimate, per_class_fitted,
 };
 use crate::linalg::eig_desc;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
@@ -46,6 +46,12 @@ struct ClassFit {
     nu: f64,
     /// Whether rows of this class may be flagged (class declared attacked, or all classes).
     flaggable: bool,
+}
+
+impl ClassGate for ClassFit {
+    fn flaggable(&self) -> bool {
+        self.flaggable
+    }
 }
 
 impl ClassFit {
@@ -288,14 +294,9 @@ fn log_inflation_se(t: &[f64], seed: u64) -> f64 {
 
 /// A fitted SPECTRE detector; see the [module docs](crate::spectre).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(transparent)]
 pub struct Spectre {
-    skipped: Vec<poisonguard_core::SkippedClass>,
-    classes: Vec<Option<ClassFit>>,
-    label_map: LabelMap,
-    n_features: usize,
-    training: Detection,
-    findings: Vec<ClassFinding>,
-    estimate: Option<PoisonEstimate>,
+    state: PerClass<ClassFit>,
 }
 
 impl Spectre {
@@ -310,6 +311,7 @@ impl Spectre {
         training_scores: poisonguard_core::TrainingScores::InSample,
         randomized: true,
         score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
+        auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
         p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
@@ -368,16 +370,9 @@ impl Detector for SpectreValidParams {
             .iter()
             .map(|f| f.as_ref().map(|(_, s)| s[3].max(f64::MIN_POSITIVE).ln()))
             .collect();
-        let verdict_z: Vec<Option<f64>> = (0..fits.len())
-            .map(|c| {
-                let se = fits[c].as_ref().map_or(0.0, |(_, s)| s[4]);
-                verdict_z(&log_inflation, c, se)
-            })
-            .collect();
-        let n_scored = log_inflation.iter().filter(|v| v.is_some()).count();
-        let critical = critical_z(n_scored, self.seed);
-        let attacked: Vec<bool> =
-            verdict_z.iter().map(|z| z.is_some_and(|z| z > critical)).collect();
+        let se = |c: usize| fits[c].as_ref().map_or(0.0, |(_, s)| s[4]);
+        let verdicts = Verdicts::new(&log_inflation, se, self.seed);
+        let attacked: Vec<bool> = (0..fits.len()).map(|c| verdicts.declared(c)).collect();
         // The rows of the classes not declared attacked are the empirical null of the
         // calibrated score.
         let (threshold, calibration) = gated_calibration(
@@ -394,7 +389,7 @@ impl Detector for SpectreValidParams {
                 classes.push(None);
                 continue;
             };
-            let z = verdict_z[c];
+            let z = verdicts.z[c];
             let attacked = attacked[c];
             fit.flaggable = attacked || self.flag_all_classes;
             if fit.flaggable {
@@ -427,88 +422,44 @@ impl Detector for SpectreValidParams {
         };
         // p-values: the chi-square(1) null, its scale checked against the rows of the classes
         // not declared attacked (as the threshold is); rows of those classes carry no evidence
-        // (the paper's class gate).
-        let flaggable = |i: usize| {
-            classes[labels.ids()[i].index()].as_ref().is_some_and(|f: &ClassFit| f.flaggable)
-        };
-        let training = Detection::with_calibration(scores, threshold, calibration, explain)?
-            .without_evidence(|i| !flaggable(i));
+        // (the paper's class gate, applied by `PerClass::new`).
+        let training = Detection::with_calibration(scores, threshold, calibration, explain)?;
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| gated_estimate(Spectre::ID, training.n_flagged(), at_risk));
-        Ok(Spectre {
-            skipped,
-            estimate,
-            classes,
-            label_map: labels.map().clone(),
-            n_features: data.n_features(),
+        let state = PerClass::new(
+            &by_class,
+            labels.map().clone(),
+            data.n_features(),
+            (classes, skipped),
             training,
             findings,
-        })
+            estimate,
+        );
+        Ok(Spectre { state })
     }
 }
 
-impl FittedDetector for Spectre {
-    fn id(&self) -> DetectorId {
-        Self::ID
-    }
+per_class_fitted!(Spectre);
 
-    fn training(&self) -> &Detection {
-        &self.training
-    }
-
-    fn skipped_classes(&self) -> &[poisonguard_core::SkippedClass] {
-        &self.skipped
-    }
-
-    fn class_findings(&self) -> &[ClassFinding] {
-        &self.findings
-    }
-
-    /// With the automatic threshold (a 1% false-flag rate per row under the chi-square null):
-    /// the flagged rows beyond that rate's false flags, with a binomial interval
-    /// ([`PoisonEstimate::excess_over_null`]).
-    fn poison_estimate(&self) -> Option<PoisonEstimate> {
-        self.estimate.clone()
-    }
-
-    fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let (labels, ids) = new_rows(data, self.n_features, &self.label_map, Self::ID.as_str())?;
+impl Spectre {
+    /// Scores new rows against their class's fit ([`poisonguard_core::FittedDetector::detect`]).
+    fn detect_rows(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
+        let (labels, ids) = self.state.new_rows(data, Self::ID)?;
         let x = data.features();
-        let mut dims = Vec::with_capacity(data.n_samples());
-        let scores: Vec<f64> = x
-            .rows()
-            .into_iter()
-            .zip(&ids)
-            .map(|(row, c)| match &self.classes[c.index()] {
-                Some(fit) => {
-                    dims.push(fit.centre.len());
-                    let s = fit.score(fit.tau(row.iter().copied()));
-                    if fit.flaggable { s } else { s.min(self.training.threshold()) }
-                }
-                None => {
-                    dims.push(0);
-                    0.0
-                }
-            })
-            .collect();
-        let (threshold, calibration) =
-            (self.training.fitted_threshold(), self.training.calibration());
-        let detection = Detection::with_calibration(scores, threshold, calibration, |i, s| {
-            Reason::QuantumEntropy {
-                class: labels.value_of_row(i).clone(),
-                score: s,
-                dims: dims[i],
-            }
-        })?;
-        Ok(detection.without_evidence(|i| {
-            !self.classes[ids[i].index()].as_ref().is_some_and(|f| f.flaggable)
-        }))
+        self.state.score_rows(
+            labels,
+            &ids,
+            (0.0, 0),
+            |fit, i| (fit.score(fit.tau(x.row(i).iter().copied())), fit.centre.len()),
+            |class, score, &dims| Reason::QuantumEntropy { class: class.clone(), score, dims },
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poisonguard_core::FittedDetector;
 
     #[test]
     fn bad_parameters_are_refused() {
