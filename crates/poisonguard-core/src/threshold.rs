@@ -97,8 +97,8 @@ pub enum ThresholdRule {
 impl ThresholdRule {
     /// The rule a detector fits: [`ThresholdRule::Auto`] as the detector declares it
     /// ([`DetectorInfo::auto`](crate::DetectorInfo::auto)): unchanged for
-    /// [`AutoThreshold::Null`], [`ThresholdRule::Fixed`] at the declared cut-off, or at `fence`
-    /// for [`AutoThreshold::Fence`] (unchanged when the fit gives none). Any other rule is the
+    /// [`AutoThreshold::Null`](crate::AutoThreshold::Null), [`ThresholdRule::Fixed`] at the declared cut-off, or at `fence`
+    /// for [`AutoThreshold::Fence`](crate::AutoThreshold::Fence) (unchanged when the fit gives none). Any other rule is the
     /// user's and is returned as given.
     ///
     /// ```
