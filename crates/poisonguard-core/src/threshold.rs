@@ -97,15 +97,17 @@ pub enum ThresholdRule {
 impl ThresholdRule {
     /// The rule a detector fits: [`ThresholdRule::Auto`] as the detector declares it
     /// ([`DetectorInfo::auto`](crate::DetectorInfo::auto)): unchanged for
-    /// [`AutoThreshold::Null`](crate::AutoThreshold::Null), [`ThresholdRule::Fixed`] at the declared cut-off, or at `fence`
-    /// for [`AutoThreshold::Fence`](crate::AutoThreshold::Fence) (unchanged when the fit gives none). Any other rule is the
-    /// user's and is returned as given.
+    /// [`AutoThreshold::Null`](crate::AutoThreshold::Null), [`ThresholdRule::Fixed`] at the
+    /// declared cut-off, or at `fence` for [`AutoThreshold::Fence`](crate::AutoThreshold::Fence)
+    /// (unchanged when the fit gives none). Any other rule is the user's and is returned as
+    /// given.
     ///
     /// ```
     /// use poisonguard_core::{AutoThreshold, ThresholdRule};
-    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Fixed(1.0), None), ThresholdRule::Fixed(1.0));
-    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Fence, Some(4.5)), ThresholdRule::Fixed(4.5));
-    /// assert_eq!(ThresholdRule::Auto.resolve(AutoThreshold::Null, None), ThresholdRule::Auto);
+    /// let auto = ThresholdRule::Auto;
+    /// assert_eq!(auto.resolve(AutoThreshold::Fixed(1.0), None), ThresholdRule::Fixed(1.0));
+    /// assert_eq!(auto.resolve(AutoThreshold::Fence, Some(4.5)), ThresholdRule::Fixed(4.5));
+    /// assert_eq!(auto.resolve(AutoThreshold::Null, None), ThresholdRule::Auto);
     /// let mine = ThresholdRule::Contamination(0.1);
     /// assert_eq!(mine.resolve(AutoThreshold::Fixed(1.0), None), mine);
     /// ```
