@@ -18,7 +18,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Score every row of a CSV or Parquet table for poisoning and summarise the findings.
+    /// Score every row of a table (CSV, Parquet, Arrow) or .npy array for poisoning and
+    /// summarise the findings.
     Scan(ScanCommand),
     /// Audit a trusted table as `scan` does and save the fitted detectors as a model file, to
     /// audit incoming tables against it later with `scan --model`.
@@ -114,15 +115,18 @@ pub struct EvalArgs {
 /// Arguments of `poisonguard scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Input: a table (.csv with a header row, or .parquet), or a NumPy .npy feature array
-    /// (2-D float16/32/64, C order) whose label, id, source and truth columns come from --meta.
+    /// Input: a table (.csv with a header row, .parquet, or Arrow IPC .arrow/.feather/.ipc in
+    /// the file or stream format), or a NumPy .npy feature array (2-D float16/32/64, C order)
+    /// whose label, id, source and truth columns come from --meta; or a directory or glob of
+    /// shards of one kind, read as one table in name order.
     pub input: PathBuf,
-    /// A Parquet column of float lists (List or FixedSizeList of float16/32/64: one embedding
-    /// per row) that holds the features; the other columns are then not features.
+    /// A Parquet or Arrow column of float lists (List or FixedSizeList of float16/32/64: one
+    /// embedding per row) that holds the features; the other columns are then not features.
     #[arg(long, value_name = "COL", conflicts_with_all = ["features", "exclude"])]
     pub embedding: Option<String>,
-    /// Beside a .npy input: the table (.csv or .parquet, one row per array row) that holds the
-    /// columns named by --label, --id, --source and --truth, or a 1-D .npy array of labels.
+    /// Beside a .npy input: the table (.csv, .parquet or .arrow, one row per array row) that
+    /// holds the columns named by --label, --id, --source and --truth, or a 1-D .npy array of
+    /// labels.
     #[arg(long, value_name = "FILE")]
     pub meta: Option<PathBuf>,
     /// Label column (integers or strings).
@@ -166,7 +170,7 @@ pub struct ScanArgs {
     /// is at most Q (Benjamini-Hochberg on the combined p-values).
     #[arg(long, value_name = "Q", default_value_t = poisonguard::DEFAULT_FDR)]
     pub fdr: f64,
-    /// Write the per-row report here (.csv, .parquet or .json).
+    /// Write the per-row report here (.csv, .parquet, .arrow or .json).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// kNN graphs shared by the detectors: exact, approximate (inverted-file index), or auto
@@ -180,11 +184,11 @@ pub struct ScanArgs {
     /// of the most suspicious class).
     #[arg(long, value_name = "PATH")]
     pub html: Option<PathBuf>,
-    /// Write the input rows the audit did not flag here (.csv or .parquet), every original
-    /// column kept with its type.
+    /// Write the input rows the audit did not flag here (.csv, .parquet or .arrow), every
+    /// original column kept with its type.
     #[arg(long, value_name = "PATH")]
     pub clean_output: Option<PathBuf>,
-    /// Write the flagged input rows here (.csv or .parquet), with `poisonguard_row` and
+    /// Write the flagged input rows here (.csv, .parquet or .arrow), with `poisonguard_row` and
     /// `poisonguard_reasons` columns added.
     #[arg(long, value_name = "PATH")]
     pub quarantine: Option<PathBuf>,

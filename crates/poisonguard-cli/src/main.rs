@@ -1,4 +1,4 @@
-//! `poisonguard`: audit a CSV or Parquet training set for data poisoning.
+//! `poisonguard`: audit a training set (CSV, Parquet, Arrow or .npy) for data poisoning.
 //!
 //! Exit codes: 0 = ran, 1 = ran and rows were flagged (only with `--fail-on-flagged`),
 //! 2 = bad input or failure (one line on stderr naming file, column and row).
@@ -27,13 +27,23 @@ use poisonguard_io::{
 use crate::args::{Cli, Command, ScanArgs};
 
 fn main() -> ExitCode {
+    quiet_reader_panics();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let run = std::panic::AssertUnwindSafe(|| match cli.command {
         Command::Scan(cmd) => scan(&cmd.args, cmd.model.as_deref(), None),
         Command::Fit(args) => scan(&args.scan, None, Some(&args.save)),
         Command::Eval(args) => run_eval(&args),
         Command::Detectors(args) => list_detectors(&args),
-    };
+    });
+    // a panic the readers did not catch (a bug): one line, whatever the hook printed
+    let result = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(anyhow::anyhow!("internal failure, please report it: {what}"))
+    });
     match result {
         Ok(code) => code,
         // A closed stdout (`poisonguard scan ... | head`) is not a failure.
@@ -43,6 +53,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// polars' file readers panic on some damaged files instead of returning an error;
+/// `poisonguard_io` catches those panics and reports the file as damaged, in the one `error:`
+/// line. The default hook would first print the panic: it stays silent for panics raised inside
+/// polars and speaks for every other.
+fn quiet_reader_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_polars = info.location().is_some_and(|l| l.file().contains("/polars-"));
+        if !in_polars {
+            default(info);
+        }
+    }));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -128,7 +152,7 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         // they copy input rows with every column: a table's, not an array's
         if is_array_input(&args.input)? {
             bail!(
-                "{}: --clean-output and --quarantine copy rows of a CSV or Parquet input",
+                "{}: --clean-output and --quarantine copy rows of a CSV, Parquet or Arrow input",
                 out.display()
             );
         }

@@ -934,7 +934,8 @@ mod formats {
         Fixed,
     }
 
-    /// `table` as a Parquet file with its features laid out as `layout` says, beside `label` and
+    /// `table` as a Parquet file (or Arrow IPC: the file format for `.arrow`, the stream format
+    /// for `.stream.arrow`) with its features laid out as `layout` says, beside `label` and
     /// `is_poison`.
     fn write_parquet(path: &Path, table: &poisonguard_io::Table, layout: Layout) {
         use polars::prelude::*;
@@ -966,12 +967,20 @@ mod formats {
         columns.push(Series::new("label".into(), label).into());
         columns.push(Series::new("is_poison".into(), truth).into());
         let mut frame = DataFrame::new(data.n_samples(), columns).unwrap();
-        ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut frame).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        let name = path.to_str().unwrap();
+        if name.ends_with(".stream.arrow") {
+            IpcStreamWriter::new(file).finish(&mut frame).unwrap();
+        } else if name.ends_with(".arrow") {
+            IpcWriter::new(file).finish(&mut frame).unwrap();
+        } else {
+            ParquetWriter::new(file).finish(&mut frame).unwrap();
+        }
     }
 
     /// The shipped BadNets digits as CSV columns, Parquet columns, a `.npy` feature array with
-    /// its labels and truth in a meta table, a list column and a fixed-size list column: the same
-    /// report, byte for byte.
+    /// its labels and truth in a meta table, a list column and a fixed-size list column, and
+    /// Arrow IPC files (file and stream format): the same report, byte for byte.
     #[test]
     fn npy_arrays_and_embedding_columns_scan_as_the_parquet_table() {
         let dir = tempfile::tempdir().unwrap();
@@ -1030,6 +1039,15 @@ mod formats {
             };
             assert_eq!(expected, report(&path, extra, &format!("{layout:?}.csv")), "{layout:?}");
         }
+        for (name, layout) in
+            [("columns.arrow", Layout::Columns), ("emb.stream.arrow", Layout::Fixed)]
+        {
+            let path = dir.path().join(name);
+            write_parquet(&path, &table, layout);
+            let extra: &[&str] =
+                if let Layout::Fixed = layout { &["--embedding", "emb"] } else { &[] };
+            assert_eq!(expected, report(&path, extra, &format!("{name}.csv")), "{name}");
+        }
 
         // the rows of an array cannot be copied as table rows
         let out = dir.path().join("clean.csv");
@@ -1039,7 +1057,11 @@ mod formats {
         c.extend(["--clean-output", out.to_str().unwrap()]);
         let o = poisonguard(&c);
         assert_eq!(o.status.code(), Some(2));
-        assert!(stderr(&o).contains("copy rows of a CSV or Parquet input"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("copy rows of a CSV, Parquet or Arrow input"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 

@@ -1,4 +1,5 @@
-//! Random byte mutations and truncations of a small valid CSV and Parquet file: the binary exits
+//! Random byte mutations and truncations of a small valid CSV, Parquet and Arrow IPC file (file
+//! and stream format): the binary exits
 //! 0 (the mutation left a readable table) or 2 with one line `error: ...`, never panics.
 //!
 //! Bounded for CI: a fixed seed and `PROPTEST_CASES` cases per format (default 40); by hand,
@@ -73,5 +74,15 @@ proptest! {
     #[test]
     fn mutated_parquet_exits_cleanly(m in mutation()) {
         check("good.parquet", &["--label", "label"], m)?;
+    }
+
+    #[test]
+    fn mutated_arrow_exits_cleanly(m in mutation()) {
+        check("good.arrow", &["--label", "label"], m)?;
+    }
+
+    #[test]
+    fn mutated_arrow_stream_exits_cleanly(m in mutation()) {
+        check("good_stream.arrow", &["--label", "label"], m)?;
     }
 }

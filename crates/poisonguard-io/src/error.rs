@@ -90,12 +90,12 @@ pub enum Error {
         /// The file.
         path: String,
     },
-    /// The file is not valid CSV or Parquet (truncated, corrupt, ragged).
+    /// The file is not valid CSV, Parquet or Arrow IPC (truncated, corrupt, ragged).
     #[error("{path}: cannot read as {format}: {message}")]
     Parse {
         /// The file.
         path: String,
-        /// "CSV" or "Parquet".
+        /// "CSV", "Parquet", "Arrow IPC" or "Arrow IPC stream".
         format: &'static str,
         /// The parser's message.
         message: String,
@@ -161,9 +161,9 @@ pub enum Error {
         /// The value.
         value: f64,
     },
-    /// A Parquet column the load needs has a type this build cannot read.
+    /// A Parquet or Arrow column the load needs has a type this build cannot read.
     #[error(
-        "{path}: column {column:?} has Parquet type {dtype}, which poisonguard cannot read; \
+        "{path}: column {column:?} has type {dtype}, which poisonguard cannot read; \
          --exclude it, or name the features with --features"
     )]
     UnsupportedColumnType {

@@ -1,4 +1,4 @@
-//! Reading a CSV or Parquet table into a checked [`Dataset`].
+//! Reading a CSV, Parquet or Arrow IPC table (or `.npy` arrays) into a checked [`Dataset`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,10 @@ pub enum Format {
     Csv,
     /// `.parquet` / `.pq`.
     Parquet,
+    /// `.arrow` / `.feather` / `.ipc`: Arrow IPC, read in its file format (Feather v2) or its
+    /// stream format (the cache files of Hugging Face `datasets`), told apart by the file's
+    /// first bytes; written in the file format.
+    Ipc,
     /// `.json`: an array of row objects (report output only).
     Json,
 }
@@ -32,11 +36,16 @@ impl Format {
         match extension.as_str() {
             "csv" => Ok(Format::Csv),
             "parquet" | "pq" => Ok(Format::Parquet),
+            "arrow" | "feather" | "ipc" => Ok(Format::Ipc),
             "json" if allow_json => Ok(Format::Json),
             _ => Err(Error::UnsupportedFormat {
                 path: path.display().to_string(),
                 extension,
-                supported: if allow_json { ".csv, .parquet or .json" } else { ".csv or .parquet" },
+                supported: if allow_json {
+                    ".csv, .parquet, .arrow (.feather, .ipc) or .json"
+                } else {
+                    ".csv, .parquet or .arrow (.feather, .ipc)"
+                },
             }),
         }
     }
@@ -61,7 +70,7 @@ pub struct LoadOptions {
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the default feature set.
     pub exclude: Vec<String>,
-    /// A Parquet column of lists (List, LargeList or FixedSizeList of float16, float32 or
+    /// A Parquet or Arrow column of lists (List, LargeList or FixedSizeList of float16, float32 or
     /// float64: how embedding datasets ship one vector per row) that holds the features: row
     /// `i`'s list is its feature vector, every list of one length. Other columns are then not
     /// features.
@@ -139,7 +148,7 @@ impl Table {
     }
 }
 
-/// Reads a CSV or Parquet file (by extension) into a [`Table`].
+/// Reads a CSV, Parquet or Arrow IPC file (by extension) into a [`Table`].
 ///
 /// # Errors
 /// Every [`Error`] variant that concerns reading: missing or empty file, unreadable format,
@@ -200,8 +209,9 @@ fn shards(path: &Path) -> Result<Vec<PathBuf>> {
         let file = entry.path();
         let Some(file_name) = file.file_name().and_then(|n| n.to_str()) else { continue };
         let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
-        let known =
-            ["csv", "parquet", "pq", "npy"].iter().any(|k| extension.eq_ignore_ascii_case(k));
+        let known = ["csv", "parquet", "pq", "arrow", "feather", "ipc", "npy"]
+            .iter()
+            .any(|k| extension.eq_ignore_ascii_case(k));
         if file.is_file() && known && !file_name.starts_with('.') && wildcard(&pattern, file_name) {
             files.push(file);
         }
@@ -210,7 +220,7 @@ fn shards(path: &Path) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         return Err(Error::Unsupported {
             path: shown,
-            what: "names no .csv, .parquet or .npy file".into(),
+            what: "names no .csv, .parquet, .arrow (.feather, .ipc) or .npy file".into(),
         });
     }
     if files.iter().any(|f| is_npy(f)) && !files.iter().all(|f| is_npy(f)) {
@@ -431,7 +441,7 @@ fn needed_columns(names: &[String], opts: &LoadOptions) -> Vec<String> {
         .collect()
 }
 
-/// Whether a Parquet column of this type is a list of floats (an embedding column).
+/// Whether a Parquet or Arrow column of this type is a list of floats (an embedding column).
 fn float_list(dtype: &ArrowDataType) -> bool {
     use ArrowDataType as A;
     match dtype {
@@ -442,7 +452,8 @@ fn float_list(dtype: &ArrowDataType) -> bool {
     }
 }
 
-/// Whether polars reads a Parquet column of this type (with the dtypes this crate enables).
+/// Whether polars reads a Parquet or Arrow column of this type (with the dtypes this crate
+/// enables).
 fn readable(dtype: &ArrowDataType) -> bool {
     use ArrowDataType as A;
     matches!(
@@ -479,8 +490,8 @@ pub(crate) fn check_input_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads the file; for Parquet, only the columns a load with `opts` uses (all with `None`), so
-/// that an unused column of a type this build cannot read (struct, decimal, float16, lists) is
+/// Reads the file; for Parquet and Arrow IPC, only the columns a load with `opts` uses (all with
+/// `None`), so that an unused column of a type this build cannot read (struct, decimal, lists) is
 /// never touched, and a used one is named in a clear error instead of failing inside the reader.
 /// Returns the frame and the names of all the file's columns.
 fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, Vec<String>)> {
@@ -509,51 +520,112 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
                 let names = frame.get_column_names().iter().map(|s| s.to_string()).collect();
                 (frame, names)
             })?,
-        _ => {
-            let file =
-                File::open(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
-            let mut reader = ParquetReader::new(file);
+        Format::Parquet => guarded(&shown, "Parquet", || {
+            let mut reader = ParquetReader::new(open(path)?);
             let schema = reader.schema().map_err(parse("Parquet"))?;
-            let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-            let wanted = match opts {
-                Some(o) => needed_columns(&names, o),
-                None => names.clone(),
-            };
-            let embedding = opts.and_then(|o| o.embedding.as_deref());
-            for field in schema.iter_values() {
-                let name = field.name.as_str();
-                if embedding == Some(name) {
-                    if !float_list(field.dtype()) {
-                        return Err(Error::EmbeddingType {
-                            path: shown,
-                            column: name.to_string(),
-                            dtype: format!("{:?}", field.dtype()),
-                        });
-                    }
-                    continue;
-                }
-                if wanted.iter().any(|w| w == name) && !readable(field.dtype()) {
-                    if float_list(field.dtype()) {
-                        return Err(Error::ListColumn { path: shown, column: name.to_string() });
-                    }
-                    return Err(Error::UnsupportedColumnType {
-                        path: shown,
-                        column: field.name.to_string(),
-                        dtype: format!("{:?}", field.dtype()),
-                    });
-                }
-            }
-            // a projection that names no column would read them all: keep the first
-            let wanted =
-                if wanted.is_empty() { names.iter().take(1).cloned().collect() } else { wanted };
-            let frame = reader.with_columns(Some(wanted)).finish().map_err(parse("Parquet"))?;
-            (frame, names)
-        }
+            let (names, wanted) = arrow_columns(&shown, &schema, opts)?;
+            Ok((reader.with_columns(Some(wanted)).finish().map_err(parse("Parquet"))?, names))
+        })?,
+        Format::Ipc if ipc_file_format(path)? => guarded(&shown, "Arrow IPC", || {
+            let mut reader = IpcReader::new(open(path)?);
+            let schema = reader.schema().map_err(parse("Arrow IPC"))?;
+            let (names, wanted) = arrow_columns(&shown, &schema, opts)?;
+            Ok((reader.with_columns(Some(wanted)).finish().map_err(parse("Arrow IPC"))?, names))
+        })?,
+        // the stream format (`Format::of` gives no `Json` for an input)
+        _ => guarded(&shown, "Arrow IPC stream", || {
+            let mut reader = IpcStreamReader::new(open(path)?);
+            let schema = reader.arrow_schema().map_err(parse("Arrow IPC stream"))?;
+            let (names, wanted) = arrow_columns(&shown, &schema, opts)?;
+            let frame = reader.with_columns(Some(wanted)).finish();
+            Ok((frame.map_err(parse("Arrow IPC stream"))?, names))
+        })?,
     };
     if frame.0.height() == 0 {
         return Err(Error::NoRows { path: shown });
     }
     Ok(frame)
+}
+
+/// Runs a binary reader on a file, turning a panic inside it into [`Error::Parse`]: polars'
+/// Arrow readers assert on some malformed files (a damaged record batch of an IPC stream)
+/// instead of returning an error, and a damaged input file is bad input, not a crash. The panic
+/// hook still runs (the `poisonguard` binary keeps it quiet for panics inside polars).
+fn guarded<T>(shown: &str, format: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Parse {
+            path: shown.to_string(),
+            format,
+            message: format!("damaged file (the reader failed: {what})"),
+        })
+    })
+}
+
+/// Opens an input file for reading.
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
+}
+
+/// Whether an Arrow IPC file is in the file format (it opens with the magic `ARROW1`), not the
+/// stream format.
+fn ipc_file_format(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 6];
+    let n = open(path)?
+        .read(&mut head)
+        .map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+    Ok(n == 6 && &head == b"ARROW1")
+}
+
+/// The columns of a file with an Arrow schema (Parquet, Arrow IPC): all of its column names,
+/// and the ones a load with `opts` reads (all with `None`). A used column of a type this build
+/// cannot read, and an `--embedding` column that is not a list of floats, are clear errors; an
+/// unused one is never touched.
+fn arrow_columns(
+    shown: &str,
+    schema: &ArrowSchema,
+    opts: Option<&LoadOptions>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let wanted = match opts {
+        Some(o) => needed_columns(&names, o),
+        None => names.clone(),
+    };
+    let embedding = opts.and_then(|o| o.embedding.as_deref());
+    for field in schema.iter_values() {
+        let name = field.name.as_str();
+        if embedding == Some(name) {
+            if !float_list(field.dtype()) {
+                return Err(Error::EmbeddingType {
+                    path: shown.to_string(),
+                    column: name.to_string(),
+                    dtype: format!("{:?}", field.dtype()),
+                });
+            }
+            continue;
+        }
+        if wanted.iter().any(|w| w == name) && !readable(field.dtype()) {
+            if float_list(field.dtype()) {
+                return Err(Error::ListColumn {
+                    path: shown.to_string(),
+                    column: name.to_string(),
+                });
+            }
+            return Err(Error::UnsupportedColumnType {
+                path: shown.to_string(),
+                column: field.name.to_string(),
+                dtype: format!("{:?}", field.dtype()),
+            });
+        }
+    }
+    // a projection that names no column would read them all: keep the first
+    let wanted = if wanted.is_empty() { names.iter().take(1).cloned().collect() } else { wanted };
+    Ok((names, wanted))
 }
 
 /// polars renames a repeated CSV header `a` to `a_duplicated_0`, `a_duplicated_1`, ...; both

@@ -1,4 +1,4 @@
-//! Writing the per-row report as CSV, Parquet or JSON (by extension).
+//! Writing the per-row report as CSV, Parquet, Arrow IPC or JSON (by extension).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -84,16 +84,21 @@ pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> 
             .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() });
     }
     let mut frame = frame_of(report, data).map_err(write_err)?;
-    if format == Format::Csv {
-        CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err)
-    } else {
-        ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err)
+    write_frame(format, file, &mut frame).map_err(write_err)
+}
+
+/// Writes `frame` to `file` as `format` (CSV, Parquet or the Arrow IPC file format).
+fn write_frame(format: Format, file: File, frame: &mut DataFrame) -> PolarsResult<()> {
+    match format {
+        Format::Csv => CsvWriter::new(BufWriter::new(file)).finish(frame),
+        Format::Ipc => IpcWriter::new(BufWriter::new(file)).finish(frame),
+        _ => ParquetWriter::new(file).finish(frame).map(|_| ()),
     }
 }
 
 /// The report as a polars `DataFrame`, one row per input row, in input order, with the columns of
-/// [`report_columns`]: what [`write_report`] writes as CSV or Parquet, for a pipeline that keeps
-/// working in polars.
+/// [`report_columns`]: what [`write_report`] writes as CSV, Parquet or Arrow, for a pipeline
+/// that keeps working in polars.
 ///
 /// # Errors
 /// [`Error::Write`] if polars refuses the columns (it does not for a report of `data`).
@@ -146,9 +151,10 @@ fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::
     out.flush()
 }
 
-/// Writes the rows of the table at `input` where `keep` is true to `output` (CSV or Parquet by
-/// its extension), with every original column and its type; with `reasons` (one per input row)
-/// two columns are added: `poisonguard_row` (the 0-based input row) and `poisonguard_reasons`.
+/// Writes the rows of the table at `input` where `keep` is true to `output` (CSV, Parquet or
+/// Arrow by its extension), with every original column and its type; with `reasons` (one per
+/// input row) two columns are added: `poisonguard_row` (the 0-based input row) and
+/// `poisonguard_reasons`.
 /// Returns the number of rows written.
 ///
 /// This is how the CLI writes a cleaned dataset (`--clean-output`: the rows not flagged) and a
@@ -192,18 +198,13 @@ pub fn write_rows(
     let mask = BooleanChunked::from_slice("keep".into(), keep);
     let mut kept = frame.filter(&mask).map_err(write_err)?;
     let file = File::create(output).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
-    match format {
-        Format::Csv => CsvWriter::new(BufWriter::new(file)).finish(&mut kept).map_err(write_err)?,
-        _ => {
-            ParquetWriter::new(file).finish(&mut kept).map_err(write_err)?;
-        }
-    }
+    write_frame(format, file, &mut kept).map_err(write_err)?;
     Ok(kept.height())
 }
 
-/// Writes a dataset as a table (CSV or Parquet by extension): its feature columns (named as the
-/// dataset's feature names, else `f0`, `f1`, ...), `label` (when labelled), `source` (when it
-/// has sources) and, when `truth` is given, `is_poison` (0/1). This is how `poisonguard eval`
+/// Writes a dataset as a table (CSV, Parquet or Arrow by extension): its feature columns (named
+/// as the dataset's feature names, else `f0`, `f1`, ...), `label` (when labelled), `source`
+/// (when it has sources) and, when `truth` is given, `is_poison` (0/1). This is how `poisonguard eval`
 /// saves a poisoned dataset so that `poisonguard scan --truth is_poison` can score it again.
 ///
 /// # Errors
@@ -254,8 +255,5 @@ pub fn write_dataset(path: impl AsRef<Path>, data: &Dataset, truth: Option<&[boo
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
     let mut frame = DataFrame::new(n, columns).map_err(write_err)?;
     let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
-    match format {
-        Format::Csv => CsvWriter::new(BufWriter::new(file)).finish(&mut frame).map_err(write_err),
-        _ => ParquetWriter::new(file).finish(&mut frame).map(|_| ()).map_err(write_err),
-    }
+    write_frame(format, file, &mut frame).map_err(write_err)
 }

@@ -50,3 +50,14 @@ fn a_frame_gets_the_errors_a_file_gets() {
     let e = from_frame(&empty, &LoadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("no rows"), "{e}");
 }
+
+#[test]
+fn a_table_written_as_arrow_reads_back_as_the_parquet_table() {
+    // `write_dataset` (what `poisonguard eval` saves) in the Arrow IPC file format, read back
+    let from_parquet = load(badnets(), &opts()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let arrow = dir.path().join("badnets.arrow");
+    poisonguard_io::write_dataset(&arrow, from_parquet.dataset(), from_parquet.truth()).unwrap();
+    let from_arrow = load(&arrow, &opts()).unwrap();
+    common::same(&from_arrow, &from_parquet, "Arrow and Parquet");
+}

@@ -96,7 +96,7 @@ fn small_report(dir: &Path) -> (Report, poisonguard_core::Dataset) {
 }
 
 #[test]
-fn parquet_csv_and_json_reports_round_trip_with_types() {
+fn parquet_arrow_csv_and_json_reports_round_trip_with_types() {
     let dir = tempfile::tempdir().unwrap();
     let (report, data) = small_report(dir.path());
     let expected = [
@@ -125,6 +125,12 @@ fn parquet_csv_and_json_reports_round_trip_with_types() {
     let reasons = df.column("reasons").unwrap();
     assert_eq!(reasons.str().unwrap().get(2), Some("demo: score 5.0000 exceeds threshold 1.0000"));
     assert_eq!(reasons.str().unwrap().get(0), Some(""));
+
+    // the Arrow IPC file format: the same frame as the Parquet report
+    let arrow = dir.path().join("r.arrow");
+    write_report(&arrow, &report, &data).unwrap();
+    let back = IpcReader::new(std::fs::File::open(&arrow).unwrap()).finish().unwrap();
+    assert!(back.equals_missing(&df), "the Arrow report is the Parquet report");
 
     let csv = dir.path().join("r.csv");
     write_report(&csv, &report, &data).unwrap();
@@ -162,11 +168,13 @@ fn kept_rows_round_trip_with_columns_and_types() {
     .unwrap();
     ParquetWriter::new(std::fs::File::create(&input).unwrap()).finish(&mut frame).unwrap();
     let keep = [true, false, true, true];
-    for ext in ["parquet", "csv"] {
+    for ext in ["parquet", "arrow", "csv"] {
         let out = dir.path().join(format!("clean.{ext}"));
         assert_eq!(write_rows(&input, &keep, &out, None).unwrap(), 3);
         let back = if ext == "parquet" {
             ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap()
+        } else if ext == "arrow" {
+            IpcReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap()
         } else {
             CsvReadOptions::default()
                 .with_has_header(true)
@@ -177,8 +185,8 @@ fn kept_rows_round_trip_with_columns_and_types() {
         };
         assert_eq!(back.get_column_names(), frame.get_column_names(), "{ext}");
         assert_eq!(back.height(), 3);
-        if ext == "parquet" {
-            assert_eq!(back.schema(), frame.schema(), "types survive in Parquet");
+        if ext != "csv" {
+            assert_eq!(back.schema(), frame.schema(), "types survive in {ext}");
             let expected = frame.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
             assert!(back.equals(&expected));
         }

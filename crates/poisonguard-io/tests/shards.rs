@@ -76,7 +76,7 @@ fn shards_that_do_not_fit_together_are_clear_errors() {
 
     let empty = tempfile::tempdir().unwrap();
     let e = load(empty.path(), &opts()).unwrap_err().to_string();
-    assert!(e.contains("names no .csv, .parquet or .npy file"), "{e}");
+    assert!(e.contains("names no .csv, .parquet, .arrow (.feather, .ipc) or .npy file"), "{e}");
     let e = load(empty.path().join("none-*.parquet"), &opts()).unwrap_err().to_string();
-    assert!(e.contains("names no .csv, .parquet or .npy file"), "{e}");
+    assert!(e.contains("names no .csv, .parquet, .arrow (.feather, .ipc) or .npy file"), "{e}");
 }
