@@ -14,9 +14,9 @@ use rand::seq::index::sample;
 use crate::Progress;
 use crate::error::{Error, Result};
 use crate::exact::{
-    Centred, KDTREE_MAX_DIM, Mapped, RERANK_EXTRA, Rows, Source, TopK, centre_and_scale,
-    centre_and_scale_of, copies, exact_knn_rows, gemm_candidates, gemm_rounding, rerank,
+    KDTREE_MAX_DIM, RERANK_EXTRA, copies, exact_knn_rows, gemm_candidates, gemm_rounding, rerank,
 };
+use crate::rows::{Centred, Mapped, Rows, Source, TopK, centre_and_scale, centre_and_scale_of};
 
 /// Parameters of [`approximate_knn`].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,6 +1,6 @@
 //! Exact kNN with a k-d tree, for low-dimensional data where matrix products waste their work.
 
-use crate::exact::{Centred, TopK, exact_d2};
+use crate::rows::{Centred, TopK, exact_d2};
 
 /// Rows per leaf.
 const LEAF_SIZE: usize = 32;
@@ -185,7 +185,8 @@ pub(crate) fn answers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::{centre_and_scale, gemm_search};
+    use crate::exact::gemm_search;
+    use crate::rows::centre_and_scale;
     use ndarray::Array2;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};

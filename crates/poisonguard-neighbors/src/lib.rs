@@ -26,6 +26,7 @@ mod approx;
 mod error;
 mod exact;
 mod kdtree;
+mod rows;
 
 pub use approx::{ApproxParams, approximate_knn};
 pub use error::{Error, Result};
@@ -78,7 +79,7 @@ pub enum KnnMode {
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
-    graph_of(exact::Rows::View(x), k, mode, &Progress::silent())
+    graph_of(rows::Rows::View(x), k, mode, &Progress::silent())
 }
 
 /// [`knn_graph`] of a matrix made only for the search: centred in place, so the search holds no
@@ -97,7 +98,7 @@ pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Re
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph_owned(x: ndarray::Array2<f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
-    graph_of(exact::Rows::Owned(x), k, mode, &Progress::silent())
+    graph_of(rows::Rows::Owned(x), k, mode, &Progress::silent())
 }
 
 /// The kNN graph of the rows of `x` standardized by `z`
@@ -142,7 +143,7 @@ pub fn knn_graph_standardized_with_progress<'a>(
     mode: KnnMode,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<KnnGraph> {
-    graph_of(exact::Rows::Standardized(x, z), k, mode, &Progress::new(x.nrows(), progress))
+    graph_of(rows::Rows::Standardized(x, z), k, mode, &Progress::new(x.nrows(), progress))
 }
 
 /// [`knn_graph`] with progress, as [`knn_graph_standardized_with_progress`].
@@ -155,11 +156,11 @@ pub fn knn_graph_with_progress(
     mode: KnnMode,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<KnnGraph> {
-    graph_of(exact::Rows::View(x), k, mode, &Progress::new(x.nrows(), progress))
+    graph_of(rows::Rows::View(x), k, mode, &Progress::new(x.nrows(), progress))
 }
 
 fn graph_of(
-    rows: exact::Rows<'_>,
+    rows: rows::Rows<'_>,
     k: usize,
     mode: KnnMode,
     progress: &Progress<'_>,

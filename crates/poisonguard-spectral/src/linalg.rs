@@ -222,6 +222,23 @@ pub(crate) fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> 
     Some((basis, y))
 }
 
+/// Eigenvalues below this share of the largest are treated as zero by [`inv_sqrt`].
+const INV_SQRT_RCOND: f64 = 1e-10;
+
+/// `cov^(-1/2)` of a symmetric positive semi-definite matrix: the pseudo-inverse square root,
+/// directions with eigenvalues below [`INV_SQRT_RCOND`] of the largest left out. `None` when
+/// the eigendecomposition fails.
+pub(crate) fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    let (vals, vecs) = eig_desc(cov)?;
+    let max = vals.first().copied().unwrap_or(0.0).max(0.0);
+    let s: Vec<f64> = vals
+        .iter()
+        .map(|&v| if v > INV_SQRT_RCOND * max && v > 0.0 { 1.0 / v.sqrt() } else { 0.0 })
+        .collect();
+    let scaled = Mat::from_fn(vecs.nrows(), vecs.ncols(), |r, c| vecs[(r, c)] * s[c]);
+    Some(a_b(scaled.as_ref(), vecs.transpose()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

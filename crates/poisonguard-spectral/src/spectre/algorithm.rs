@@ -1,4 +1,4 @@
-use faer::{Mat, MatRef};
+use faer::Mat;
 use poisonguard_core::{
     ClassFinding, ClassId, DataError, Dataset, Detection, Detector, DetectorId, Reason,
     ThresholdRule,
@@ -9,7 +9,7 @@ use crate::classes::{
     ClassGate, PerClass, ROW_BLOCK, Verdicts, class_principal, fit_classes, gated_calibration,
     gated_estimate, per_class_fitted,
 };
-use crate::linalg::eig_desc;
+use crate::linalg::{eig_desc, inv_sqrt};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
 use super::{SpectreParams, SpectreValidParams};
@@ -23,8 +23,6 @@ const FILTER_ROWS: usize = 2_000;
 const MAX_K: usize = 25;
 /// Median of the chi-square distribution with one degree of freedom.
 const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_7;
-/// Eigenvalues below this share of the largest are treated as zero when whitening.
-const RCOND: f64 = 1e-10;
 
 /// What the fit keeps of one class to score rows.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
@@ -112,18 +110,6 @@ fn mean_cov(y: &Mat<f64>, rows: &[usize], k: usize) -> (Vec<f64>, Mat<f64>) {
     let mut cov = at_b(c.as_ref(), c.as_ref());
     cov *= faer::Scale(1.0 / m);
     (mean, cov)
-}
-
-/// `cov^(-1/2)` (pseudo-inverse square root).
-pub(super) fn inv_sqrt(cov: MatRef<'_, f64>) -> Option<Mat<f64>> {
-    let (vals, vecs) = eig_desc(cov)?;
-    let max = vals.first().copied().unwrap_or(0.0).max(0.0);
-    let s: Vec<f64> = vals
-        .iter()
-        .map(|&v| if v > RCOND * max && v > 0.0 { 1.0 / v.sqrt() } else { 0.0 })
-        .collect();
-    let scaled = Mat::from_fn(vecs.nrows(), vecs.ncols(), |r, c| vecs[(r, c)] * s[c]);
-    Some(a_b(scaled.as_ref(), vecs.transpose()))
 }
 
 /// The covariance of the rows' first `k` coordinates whitened by `w` (symmetric), from the

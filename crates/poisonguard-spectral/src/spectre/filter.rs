@@ -5,7 +5,7 @@
 use faer::Mat;
 use poisonguard_linalg::{a_b, at_b};
 
-use super::algorithm::inv_sqrt;
+use crate::linalg::inv_sqrt;
 
 /// The filter's constant `C` (the reference code's 10).
 const C: f64 = 10.0;

@@ -1,0 +1,446 @@
+//! The rows a search reads: the reference and query rows centred (and, where the audit asks,
+//! standardized) once, as an owned f32 copy ([`Centred`]) or through a per-column map of the
+//! caller's rows ([`Mapped`]), behind one [`Source`] trait; the bounded neighbour list
+//! ([`TopK`]) and the exact squared distance ([`exact_d2`]) every search shares.
+
+use faer::MatRef;
+use ndarray::{Array2, ArrayView2};
+use poisonguard_core::Standardizer;
+use std::borrow::Cow;
+
+/// A bounded list of the `cap` smallest `(distance^2, index)` pairs, sorted ascending.
+pub(crate) struct TopK<T> {
+    cap: usize,
+    pub(crate) items: Vec<(T, u32)>,
+}
+
+impl<T: Copy + PartialOrd> TopK<T> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self { cap, items: Vec::with_capacity(cap + 1) }
+    }
+
+    /// The largest kept distance, or `None` while the list is not full.
+    #[inline]
+    pub(crate) fn worst(&self) -> Option<T> {
+        if self.items.len() < self.cap { None } else { Some(self.items[self.cap - 1].0) }
+    }
+
+    /// Whether `d2` could enter the list (ignoring the index tie-break).
+    #[inline]
+    pub(crate) fn admits(&self, d2: T) -> bool {
+        self.worst().is_none_or(|w| d2 <= w)
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, d2: T, idx: u32) {
+        if self.items.len() == self.cap {
+            let (wd, wi) = self.items[self.cap - 1];
+            if d2 > wd || (d2 == wd && idx > wi) {
+                return;
+            }
+        }
+        let pos = self.items.partition_point(|&(d, i)| d < d2 || (d == d2 && i < idx));
+        self.items.insert(pos, (d2, idx));
+        self.items.truncate(self.cap);
+    }
+}
+
+/// Exact squared Euclidean distance, accumulated in f64.
+#[inline]
+pub(crate) fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let t = f64::from(x) - f64::from(y);
+            t * t
+        })
+        .sum()
+}
+
+/// Largest centred magnitude times sqrt(d) that the search takes as it is: its square, 2^100, is
+/// far inside f32's range (2^128), with room for the GEMM's sums.
+const MAX_CENTRED_NORM: f64 = 1_125_899_906_842_624.0; // 2^50
+
+/// A power of two `s` such that every centred row, times `s`, has a norm of at most 2^50:
+/// squared norms and the products `ab` then stay finite in f32, whatever the input's range (a
+/// value of 1e20 squared overflows f32). `range` holds each column's smallest and largest value
+/// over every row searched; the largest `|v - centre|` of a column is at one of them, so no pass
+/// over the rows is needed. Multiplying by a power of two is exact, so the neighbour order is
+/// that of the unscaled rows; distances are scaled back by `1 / s`.
+fn range_scale(range: &[(f32, f32)], centre: &[f64]) -> f32 {
+    let max = range
+        .iter()
+        .zip(centre)
+        .map(|(&(lo, hi), &m)| (f64::from(hi) - m).abs().max((f64::from(lo) - m).abs()))
+        .fold(0.0f64, f64::max);
+    let norm = max * (range.len().max(1) as f64).sqrt();
+    if norm.is_finite() && norm > MAX_CENTRED_NORM {
+        let shift = (norm / MAX_CENTRED_NORM).log2().ceil() as i32;
+        2f32.powi(-shift)
+    } else {
+        1.0
+    }
+}
+
+/// The centre and scale the search uses for rows `xs` (the reference first): column means and
+/// scale 1 for inputs of moderate range (every ordinary table); when one value is so large that
+/// the rows must be scaled down ([`range_scale`]), column medians instead of means, so that the
+/// bulk of the rows stays near 0 and keeps its f32 precision rather than sitting at a mean
+/// dragged away by the extreme value. The means and the column ranges come from one pass.
+pub(crate) fn centre_and_scale(xs: &[ArrayView2<'_, f32>]) -> (Vec<f64>, f32) {
+    centre_and_scale_of(xs, None)
+}
+
+/// The value the search reads at column `j` for an input value `v`: its z-score (rounded to
+/// f32, as [`Standardizer::transform`] gives it) when the rows are searched standardized.
+#[inline]
+fn input(z: Option<&Standardizer>, j: usize, v: f32) -> f32 {
+    z.map_or(v, |s| s.z(j, v) as f32)
+}
+
+/// [`centre_and_scale`] of the rows `xs` read through [`input`]: of their z-scores under `z`
+/// when given (the same centre and scale as for `z.transform(xs[0])`).
+pub(crate) fn centre_and_scale_of(
+    xs: &[ArrayView2<'_, f32>],
+    z: Option<&Standardizer>,
+) -> (Vec<f64>, f32) {
+    let x = xs[0];
+    let d = x.ncols();
+    let mut mean = vec![0.0f64; d];
+    let mut range = vec![(f32::INFINITY, f32::NEG_INFINITY); d];
+    for row in x.rows() {
+        for (j, ((m, r), &v)) in mean.iter_mut().zip(range.iter_mut()).zip(row).enumerate() {
+            let v = input(z, j, v);
+            *m += f64::from(v);
+            *r = (r.0.min(v), r.1.max(v));
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= x.nrows().max(1) as f64);
+    for other in &xs[1..] {
+        for row in other.rows() {
+            for (r, &v) in range.iter_mut().zip(row) {
+                *r = (r.0.min(v), r.1.max(v));
+            }
+        }
+    }
+    let scale = range_scale(&range, &mean);
+    if scale == 1.0 {
+        return (mean, scale);
+    }
+    let median: Vec<f64> = (0..d)
+        .map(|j| {
+            let mut col: Vec<f64> =
+                x.column(j).iter().map(|&v| f64::from(input(z, j, v))).collect();
+            let mid = col.len() / 2;
+            col.select_nth_unstable_by(mid, f64::total_cmp);
+            col[mid]
+        })
+        .collect();
+    let scale = range_scale(&range, &median);
+    (median, scale)
+}
+
+/// The rows a search starts from: borrowed (the exact search copies them once into the centred
+/// form, the index reads them through [`Mapped`]), owned (centred in place, no copy: for a matrix
+/// made only for the search), or borrowed and searched by their z-scores under a standardizer
+/// (the search of `Owned(z.transform(x))`; the index reads them without that matrix, the same
+/// up to f32 rounding).
+pub(crate) enum Rows<'a> {
+    /// Rows the caller keeps.
+    View(ArrayView2<'a, f32>),
+    /// Rows the search may overwrite.
+    Owned(Array2<f32>),
+    /// Rows the caller keeps, searched standardized.
+    Standardized(ArrayView2<'a, f32>, &'a Standardizer),
+}
+
+impl Rows<'_> {
+    /// The number of rows and features.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        match self {
+            Rows::View(v) | Rows::Standardized(v, _) => v.dim(),
+            Rows::Owned(a) => a.dim(),
+        }
+    }
+
+    /// Rows as the exact search reads them: standardized rows materialized (the exact search
+    /// is for tables small enough that one more copy does not matter), the others as they are.
+    pub(crate) fn materialized(self) -> Self {
+        match self {
+            Rows::Standardized(x, z) => Rows::Owned(z.transform(x)),
+            rows => rows,
+        }
+    }
+}
+
+/// Rows of a matrix, centred by given column means, with their squared norms.
+pub(crate) struct Centred {
+    data: Vec<f32>,
+    pub(crate) norms: Vec<f32>,
+    pub(crate) n: usize,
+    pub(crate) d: usize,
+}
+
+impl Centred {
+    /// The rows of `x` minus `mean`, times `scale` (see [`range_scale`]).
+    pub(crate) fn new(x: ArrayView2<'_, f32>, mean: &[f64], scale: f32) -> Self {
+        let (n, d) = (x.nrows(), x.ncols());
+        let s = f64::from(scale);
+        let mut data = Vec::with_capacity(n * d);
+        for row in x.rows() {
+            data.extend(row.iter().zip(mean).map(|(&v, &m)| ((f64::from(v) - m) * s) as f32));
+        }
+        let norms = data
+            .chunks_exact(d.max(1))
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        Self { data, norms, n, d }
+    }
+
+    /// The rows minus `mean`, times `scale`: a copy of borrowed rows, owned rows in place (the
+    /// same arithmetic either way, so both give the same search).
+    pub(crate) fn from_rows_of(rows: Rows<'_>, mean: &[f64], scale: f32) -> Self {
+        match rows.materialized() {
+            Rows::View(x) | Rows::Standardized(x, _) => Self::new(x, mean, scale),
+            Rows::Owned(x) => {
+                let d = x.ncols();
+                let x = if x.is_standard_layout() { x } else { x.as_standard_layout().to_owned() };
+                let (mut data, _) = x.into_raw_vec_and_offset();
+                let s = f64::from(scale);
+                for row in data.chunks_exact_mut(d.max(1)) {
+                    for (v, &m) in row.iter_mut().zip(mean) {
+                        *v = ((f64::from(*v) - m) * s) as f32;
+                    }
+                }
+                Self::from_rows(data, d)
+            }
+        }
+    }
+
+    /// Rows already centred, row-major `n x d`.
+    pub(crate) fn from_rows(data: Vec<f32>, d: usize) -> Self {
+        let n = data.len().checked_div(d).unwrap_or(0);
+        let norms = data
+            .chunks_exact(d.max(1))
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        Self { data, norms, n, d }
+    }
+
+    /// A copy of the rows `idx`, in that order.
+    pub(crate) fn gather(&self, idx: &[u32]) -> Self {
+        let mut data = Vec::with_capacity(idx.len() * self.d);
+        let mut norms = Vec::with_capacity(idx.len());
+        for &i in idx {
+            data.extend_from_slice(self.row(i as usize));
+            norms.push(self.norms[i as usize]);
+        }
+        Self { data, norms, n: idx.len(), d: self.d }
+    }
+
+    pub(crate) fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    pub(crate) fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    /// The largest squared norm of a row (0 without rows).
+    pub(crate) fn max_norm(&self) -> f64 {
+        self.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)))
+    }
+
+    pub(crate) fn mat(&self) -> MatRef<'_, f32> {
+        MatRef::from_row_major_slice(&self.data, self.n, self.d)
+    }
+}
+
+/// Rows a search reads, centred (and scaled): held in memory ([`Centred`]), or computed from the
+/// caller's rows as they are read ([`Mapped`], the same values up to f32 rounding).
+pub(crate) trait Source: Sync {
+    /// Number of rows.
+    fn n(&self) -> usize;
+    /// Number of features.
+    fn d(&self) -> usize;
+    /// The squared norm of row `i`.
+    fn norm(&self, i: usize) -> f32;
+    /// The largest squared norm of a row (0 without rows).
+    fn max_norm(&self) -> f64;
+    /// Row `i`.
+    fn row(&self, i: usize) -> Cow<'_, [f32]>;
+    /// Appends row `i` to `out`.
+    fn append_row(&self, i: usize, out: &mut Vec<f32>);
+    /// The exact squared distances ([`exact_d2`]) from `q` to the rows `ids`, with their index.
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)>;
+
+    /// A copy of the rows `idx`, in that order.
+    fn gather(&self, idx: &[u32]) -> Centred {
+        let d = self.d();
+        let mut data = Vec::with_capacity(idx.len() * d);
+        let mut norms = Vec::with_capacity(idx.len());
+        for &i in idx {
+            self.append_row(i as usize, &mut data);
+            norms.push(self.norm(i as usize));
+        }
+        Centred { data, norms, n: idx.len(), d }
+    }
+}
+
+impl Source for Centred {
+    fn n(&self) -> usize {
+        self.n
+    }
+
+    fn d(&self) -> usize {
+        self.d
+    }
+
+    fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    fn max_norm(&self) -> f64 {
+        Centred::max_norm(self)
+    }
+
+    fn row(&self, i: usize) -> Cow<'_, [f32]> {
+        Cow::Borrowed(Centred::row(self, i))
+    }
+
+    fn append_row(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(Centred::row(self, i));
+    }
+
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)> {
+        ids.map(|j| (exact_d2(q, Centred::row(self, j as usize)), j)).collect()
+    }
+
+    fn gather(&self, idx: &[u32]) -> Centred {
+        Centred::gather(self, idx)
+    }
+}
+
+/// The caller's rows, centred and scaled (after standardizing them, with a standardizer) as
+/// they are read: each value `v` of column `j` is read as `(v - shift_j) * mul_j`, without
+/// holding the centred rows; only the squared norms are kept (one f32 per row). The index reads
+/// a cell's rows once per batch of queries, so this map runs often: it is computed in f32
+/// (a subtraction and a multiplication, vectorized), which differs from [`Centred`]'s f64 map
+/// by rounding only. The f32 subtraction is exact or correctly rounded; the shift's own
+/// rounding to f32 moves every row of a column by the same amount, which no distance sees.
+/// Rows so extreme that the search scales them down ([`range_scale`]) are mapped in f64, as
+/// [`Centred`] does, where the f32 difference could overflow.
+pub(crate) struct Mapped<'a> {
+    x: ArrayView2<'a, f32>,
+    map: ColumnMap,
+    norms: Vec<f32>,
+}
+
+/// `(v - shift_j) * mul_j` per column: in f32, or in f64 for extreme ranges.
+enum ColumnMap {
+    F32 { shift: Vec<f32>, mul: Vec<f32> },
+    F64 { shift: Vec<f64>, mul: Vec<f64> },
+}
+
+impl<'a> Mapped<'a> {
+    /// The rows of `x` (their z-scores under `z`, when given) minus `centre`, times `scale`.
+    pub(crate) fn new(
+        x: ArrayView2<'a, f32>,
+        z: Option<&Standardizer>,
+        centre: Vec<f64>,
+        scale: f32,
+    ) -> Self {
+        let s = f64::from(scale);
+        let (shift, mul): (Vec<f64>, Vec<f64>) = match z {
+            None => (centre, vec![s; x.ncols()]),
+            // (((v - mean) * inv) - centre) * s = (v - (mean + centre / inv)) * (inv * s)
+            Some(z) => centre
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| match z.column(j) {
+                    (mean, 0.0) => (mean, 0.0),
+                    (mean, inv) => (mean + c / inv, inv * s),
+                })
+                .unzip(),
+        };
+        let map = if scale == 1.0 {
+            let narrow = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect();
+            ColumnMap::F32 { shift: narrow(shift), mul: narrow(mul) }
+        } else {
+            ColumnMap::F64 { shift, mul }
+        };
+        let mut mapped = Self { x, map, norms: Vec::new() };
+        let norm = |i: usize| {
+            let mut row = vec![0.0f32; x.ncols()];
+            mapped.row_into(i, &mut row);
+            row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32
+        };
+        let norms = crate::map_range(x.nrows(), norm);
+        mapped.norms = norms;
+        mapped
+    }
+
+    /// Row `i` into `out` (`d` values).
+    #[inline]
+    fn row_into(&self, i: usize, out: &mut [f32]) {
+        let row = self.x.row(i);
+        let contiguous = row.as_slice();
+        match (&self.map, contiguous) {
+            // contiguous rows: loops over slices, which the compiler vectorizes
+            (ColumnMap::F32 { shift, mul }, Some(r)) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(r).zip(shift.iter().zip(mul)) {
+                    *o = (v - c) * a;
+                }
+            }
+            (ColumnMap::F32 { shift, mul }, None) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(&row).zip(shift.iter().zip(mul)) {
+                    *o = (v - c) * a;
+                }
+            }
+            (ColumnMap::F64 { shift, mul }, _) => {
+                for ((o, &v), (&c, &a)) in out.iter_mut().zip(&row).zip(shift.iter().zip(mul)) {
+                    *o = ((f64::from(v) - c) * a) as f32;
+                }
+            }
+        }
+    }
+}
+
+impl Source for Mapped<'_> {
+    fn n(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn d(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn norm(&self, i: usize) -> f32 {
+        self.norms[i]
+    }
+
+    fn max_norm(&self) -> f64 {
+        self.norms.iter().fold(0.0f64, |m, &v| m.max(f64::from(v)))
+    }
+
+    fn row(&self, i: usize) -> Cow<'_, [f32]> {
+        let mut out = vec![0.0; self.x.ncols()];
+        self.row_into(i, &mut out);
+        Cow::Owned(out)
+    }
+
+    fn append_row(&self, i: usize, out: &mut Vec<f32>) {
+        let start = out.len();
+        out.resize(start + self.x.ncols(), 0.0);
+        self.row_into(i, &mut out[start..]);
+    }
+
+    fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)> {
+        let mut row = vec![0.0; self.x.ncols()];
+        ids.map(|j| {
+            self.row_into(j as usize, &mut row);
+            (exact_d2(q, &row), j)
+        })
+        .collect()
+    }
+}
