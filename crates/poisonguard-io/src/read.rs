@@ -70,8 +70,8 @@ pub struct LoadOptions {
     pub features: Option<Vec<String>>,
     /// Columns to leave out of the default feature set.
     pub exclude: Vec<String>,
-    /// A Parquet or Arrow column of lists (List, LargeList or FixedSizeList of float16, float32 or
-    /// float64: how embedding datasets ship one vector per row) that holds the features: row
+    /// A Parquet or Arrow column of lists (List, LargeList or FixedSizeList of float16, float32
+    /// or float64: how embedding datasets ship one vector per row) that holds the features: row
     /// `i`'s list is its feature vector, every list of one length. Other columns are then not
     /// features.
     pub embedding: Option<String>,

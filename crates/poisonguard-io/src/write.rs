@@ -204,8 +204,9 @@ pub fn write_rows(
 
 /// Writes a dataset as a table (CSV, Parquet or Arrow by extension): its feature columns (named
 /// as the dataset's feature names, else `f0`, `f1`, ...), `label` (when labelled), `source`
-/// (when it has sources) and, when `truth` is given, `is_poison` (0/1). This is how `poisonguard eval`
-/// saves a poisoned dataset so that `poisonguard scan --truth is_poison` can score it again.
+/// (when it has sources) and, when `truth` is given, `is_poison` (0/1). This is how
+/// `poisonguard eval` saves a poisoned dataset so that `poisonguard scan --truth is_poison` can
+/// score it again.
 ///
 /// # Errors
 /// [`Error::UnsupportedFormat`] for another extension, [`Error::Data`] when `truth` does not
