@@ -698,7 +698,7 @@ mod tests {
                 }
             })
             .unwrap();
-        assert_eq!(*shared_k.lock().unwrap(), Some(20));
+        assert_eq!(*shared_k.lock().unwrap(), Some(poisonguard_outlier::lof::DEFAULT_K));
         for name in ["knn_distance", "lof"] {
             let alone = detector(name, &opts).unwrap().fit_boxed(&data).unwrap();
             let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
@@ -834,7 +834,7 @@ mod tests {
         assert_eq!(ids, vec!["isolation_forest", "ecod", "duplicates"]);
         assert_eq!(Audit::new().run(&data).unwrap_err(), AuditError::NoDetectors);
 
-        // one detector fails (LOF's k = 20 needs 21 rows), the other still runs
+        // one detector fails (LOF's k = 50 needs 51 rows), the other still runs
         let opts = DetectorOptions::default();
         let audit = Audit::new()
             .with_detector(detector("lof", &opts).unwrap())
@@ -843,7 +843,7 @@ mod tests {
         assert_eq!(report.runs().len(), 1);
         assert_eq!(report.failures()[0].id.as_str(), "lof");
         assert!(
-            report.failures()[0].error.contains("at least 21 rows"),
+            report.failures()[0].error.contains("at least 51 rows"),
             "{}",
             report.failures()[0].error
         );

@@ -87,3 +87,27 @@ fn grid_on_seeds_not_used_for_choosing() {
     assert!(recall >= 0.65, "mean flagged recall {recall:.3} over {n} scenarios");
     assert!(precision >= 0.7, "mean flagged precision {precision:.3} over {n} scenarios");
 }
+
+/// A clean-label blended key (labels kept) in the hidden layer of a network trained on the
+/// poisoned digits: no default detector sees it, `lof` at its default `k` (chosen on seeds 0-2,
+/// where it measured 0.899-0.989) ranks the poisons above the clean rows with ROC-AUC >= 0.9
+/// (issue: "the best poisonguard detector reaches ROC-AUC >= 0.9").
+#[test]
+fn lof_sees_a_clean_label_blend_in_embeddings() {
+    use poisonguard::{DetectorOptions, detector, metrics::roc_auc};
+    use poisonguard_attacks::Attack;
+    let clean = load_table(&TABLES[0]);
+    for spec in [
+        "clean-label-blend:target=0,eps=0.05,alpha=0.2",
+        "clean-label-blend:target=0,eps=0.1,alpha=0.2",
+    ] {
+        for seed in SEEDS {
+            let poisoned = Attack::parse(spec).unwrap().apply(&clean, seed).unwrap();
+            let data = scenarios::in_space(poisoned.data, Space::Mlp, seed);
+            let fitted =
+                detector("lof", &DetectorOptions::default()).unwrap().fit_boxed(&data).unwrap();
+            let auc = roc_auc(fitted.training().scores(), &poisoned.truth).unwrap();
+            assert!(auc >= 0.9, "{spec} seed {seed}: lof ROC-AUC {auc:.3}");
+        }
+    }
+}

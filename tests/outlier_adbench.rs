@@ -33,7 +33,7 @@ fn cardio() {
         &[
             ("isolation_forest", 0.9369),
             ("knn_distance", 0.7127),
-            ("lof", 0.5471),
+            ("lof", 0.6790),
             ("ecod", 0.9350),
             ("mahalanobis", 0.8277),
             ("pca", 0.9500),
@@ -48,7 +48,7 @@ fn ionosphere() {
         &[
             ("isolation_forest", 0.8571),
             ("knn_distance", 0.9259),
-            ("lof", 0.8610),
+            ("lof", 0.8824),
             ("ecod", 0.7284),
             ("mahalanobis", 0.9550),
             ("pca", 0.7842),
@@ -63,7 +63,7 @@ fn wbc() {
         &[
             ("isolation_forest", 0.9948),
             ("knn_distance", 0.9941),
-            ("lof", 0.8315),
+            ("lof", 0.9840),
             ("ecod", 0.9948),
             ("mahalanobis", 0.9958),
             ("pca", 0.9934),

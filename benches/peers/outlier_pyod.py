@@ -16,7 +16,7 @@ Two modes, run by hand (never in CI) after `cargo build --release -p poisonguard
       python benches/peers/outlier_pyod.py knn FILE [FILE ...]
 
 The PyOD detectors use the same parameters as ours: IForest(n_estimators=100, max_samples=256,
-random_state=0), KNN(n_neighbors=5, method='largest'), LOF(n_neighbors=20), ECOD(),
+random_state=0), KNN(n_neighbors=5, method='largest'), LOF(n_neighbors=50), ECOD(),
 MCD(random_state=0), PCA().
 Requirements: benches/peers/requirements.txt.
 """
@@ -42,7 +42,7 @@ RANDOMIZED = {"isolation_forest", "mahalanobis"}
 PYOD = {
     "isolation_forest": "from pyod.models.iforest import IForest as C; kw = dict(n_estimators=100, max_samples=256, random_state=0)",
     "knn_distance": "from pyod.models.knn import KNN as C; kw = dict(n_neighbors=5, method='largest')",
-    "lof": "from pyod.models.lof import LOF as C; kw = dict(n_neighbors=20)",
+    "lof": "from pyod.models.lof import LOF as C; kw = dict(n_neighbors=50)",
     "ecod": "from pyod.models.ecod import ECOD as C; kw = dict()",
     "mahalanobis": "from pyod.models.mcd import MCD as C; kw = dict(random_state=0)",
     "pca": "from pyod.models.pca import PCA as C; kw = dict()",

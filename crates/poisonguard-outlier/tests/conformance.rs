@@ -76,9 +76,9 @@ macro_rules! conformance {
 
             #[test]
             fn degenerate_data_is_scored_or_rejected_cleanly() {
-                // identical rows, a constant column
+                // identical rows, a constant column (more rows than LOF's default k)
                 let x = Array2::from_shape_fn(
-                    (40, 3),
+                    (60, 3),
                     |(i, j)| if j == 0 { 1.0 } else { (i % 2) as f32 },
                 );
                 let fit = $params.fit(&Dataset::new(x).unwrap()).unwrap();

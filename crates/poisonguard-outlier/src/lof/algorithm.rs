@@ -48,7 +48,7 @@ impl OutlierModel for LofModel {
         graph: poisonguard_core::GraphNeed::Raw,
         training_scores: poisonguard_core::TrainingScores::LeaveOneOut,
         randomized: false,
-        score: "local outlier factor, k = 20: the neighbours' local density over the row's",
+        score: "local outlier factor, k = 50: the neighbours' local density over the row's",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "robust z-score of the training scores (median + 3.5 MAD-sd)",
         p_value: "robust exponential tail of the training scores (median and 90th percentile)",

@@ -2,8 +2,9 @@ use poisonguard_core::ParamError;
 
 use crate::model::{Common, check_k, outlier_detector};
 
-/// Default number of neighbours (PyOD's `LOF(n_neighbors=20)`).
-pub const DEFAULT_K: usize = 20;
+/// Default number of neighbours: above the size of the groups of rows LOF should call outlying
+/// (see the [module docs](super), "Default k = 50"; PyOD's default is 20).
+pub const DEFAULT_K: usize = 50;
 
 /// Model hyperparameters of LOF.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +30,7 @@ impl LofValidParams {
     }
 }
 
-/// Unchecked hyperparameters of [`Lof`](super::Lof): `k` = 20, global fit, automatic threshold.
+/// Unchecked hyperparameters of [`Lof`](super::Lof): `k` = 50, global fit, automatic threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LofParams(pub(crate) LofValidParams);
 
