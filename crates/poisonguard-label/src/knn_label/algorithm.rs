@@ -1,9 +1,10 @@
+use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
     ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector,
     KnnGraph, LabelMap, Labels, Reason,
 };
 
-use statrs::distribution::{Binomial, DiscreteCDF};
+use statrs::distribution::{Binomial, Discrete, DiscreteCDF};
 
 use super::{KnnLabelParams, KnnLabelValidParams, MAX_AUTO_K, MIN_AUTO_K};
 use crate::error::Result;
@@ -16,6 +17,8 @@ pub struct KnnLabel {
     reference: Reference,
     reference_classes: Vec<u32>,
     label_map: LabelMap,
+    /// The law of a clean row's own votes.
+    null: VoteNull,
     training: Detection,
     findings: Vec<ClassFinding>,
 }
@@ -34,7 +37,7 @@ impl KnnLabel {
         score: "-log10 p of a sign test that the plurality label of the row's k nearest neighbours (standardized features, k = sqrt of the smallest class size in [5, 50]) outvotes its own",
         auto: poisonguard_core::AutoThreshold::Fixed(KNN_AUTO),
         auto_threshold: "p < 0.05: -log10(0.05)",
-        p_value: "the sign test of the plurality neighbour label against the row's own (10^-score)",
+        p_value: "twice the smaller of the sign test (10^-score) and the lower tail of the row's own votes under the table's agreement law (a beta-binomial fitted to the rows whose own label holds at least half of their votes)",
         paper: "N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020",
     };
 
@@ -75,6 +78,116 @@ fn auto_k(labels: &Labels, n: usize) -> usize {
     k.clamp(MIN_AUTO_K, MAX_AUTO_K).min(n.saturating_sub(1)).max(1)
 }
 
+/// The law of the own-label votes `X` among `k` neighbours of a clean row of one class: a
+/// beta-binomial with the class's mean agreement `mean` and intra-class correlation `rho` (a
+/// binomial at `rho = 0`). The row's p-value is `P(X <= own votes)`.
+///
+/// Fitted to the class's training rows whose own label holds at least half of their votes, by
+/// maximum likelihood of the law truncated there: the rows outvoted by other labels (where
+/// flipped labels sit) do not enter the fit, so a table with many flips does not widen its own
+/// null (Efron's empirical null, fitted where the null dominates).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct VoteNull {
+    k: u32,
+    /// Mean share of own-label votes.
+    mean: f64,
+    /// Intra-class correlation of the votes (0: binomial).
+    rho: f64,
+}
+
+impl VoteNull {
+    /// The truncated fit to one class's own-vote counts (out of `k`); with fewer than
+    /// [`MIN_NULL_ROWS`] rows above the truncation point, or no disagreement there, the
+    /// binomial of the class's agreement shrunk by half a vote (`(sum + 1/2) / (m k + 1)`), so
+    /// that a disagreeing row still gets a finite score.
+    fn fit(own: &[u32], k: u32) -> Self {
+        let cut = k.div_ceil(2);
+        let kept: Vec<u32> = own.iter().copied().filter(|&a| a >= cut).collect();
+        let sum: f64 = own.iter().map(|&a| f64::from(a)).sum();
+        let fallback =
+            VoteNull { k, mean: (sum + 0.5) / (own.len() as f64 * f64::from(k) + 1.0), rho: 0.0 };
+        if kept.len() < MIN_NULL_ROWS || kept.iter().all(|&a| a == k) {
+            return fallback;
+        }
+        let mut counts = vec![0u32; k as usize + 1];
+        kept.iter().for_each(|&a| counts[a as usize] += 1);
+        let loglik = |mean: f64, rho: f64| -> f64 {
+            let pmf = VoteNull { k, mean, rho }.pmf();
+            let tail: f64 = pmf[cut as usize..].iter().sum();
+            if tail <= 0.0 {
+                return f64::NEG_INFINITY;
+            }
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(a, &n)| f64::from(n) * (pmf[a].max(f64::MIN_POSITIVE) / tail).ln())
+                .sum()
+        };
+        // grid search, then a finer grid around the best point
+        let search = |best: &mut (f64, f64, f64), means: &[f64], rhos: &[f64]| {
+            for &m in means {
+                for &r in rhos {
+                    let l = loglik(m, r);
+                    if l > best.0 {
+                        *best = (l, m, r);
+                    }
+                }
+            }
+        };
+        let mut best = (f64::NEG_INFINITY, fallback.mean, 0.0);
+        let rhos: Vec<f64> = std::iter::once(0.0)
+            .chain((0..40).map(|i| 1e-3 * 900f64.powf(f64::from(i) / 39.0)))
+            .collect();
+        let means: Vec<f64> = (1..200).map(|i| 0.3 + 0.7 * f64::from(i) / 200.0).collect();
+        search(&mut best, &means, &rhos);
+        let (m0, r0) = (best.1, best.2);
+        let rhos: Vec<f64> =
+            (0..21).map(|i| (r0 * (0.8 + 0.02 * f64::from(i))).min(0.95)).collect();
+        let means: Vec<f64> = (0..21)
+            .map(|i| (m0 - 0.0035 + 0.00035 * f64::from(i)).clamp(1e-6, 1.0 - 1e-9))
+            .collect();
+        search(&mut best, &means, &rhos);
+        VoteNull { k, mean: best.1, rho: best.2 }
+    }
+
+    /// `P(X = x)` for `x` in `0..=k`.
+    fn pmf(&self) -> Vec<f64> {
+        use statrs::function::beta::ln_beta;
+        use statrs::function::factorial::ln_binomial;
+        let k = self.k;
+        if self.rho <= 0.0 {
+            return match Binomial::new(self.mean, u64::from(k)) {
+                Ok(b) => (0..=u64::from(k)).map(|x| b.pmf(x)).collect(),
+                Err(_) => (0..=k).map(|x| f64::from(u8::from(x == k))).collect(),
+            };
+        }
+        let t = (1.0 - self.rho) / self.rho;
+        let (a, b) = (self.mean * t, (1.0 - self.mean) * t);
+        let base = ln_beta(a, b);
+        (0..=k)
+            .map(|x| {
+                let xf = f64::from(x);
+                (ln_binomial(u64::from(k), u64::from(x)) + ln_beta(xf + a, f64::from(k) - xf + b)
+                    - base)
+                    .exp()
+            })
+            .collect()
+    }
+
+    /// `P(X <= own)`.
+    fn p_value(&self, own: u32) -> f64 {
+        if own >= self.k {
+            return 1.0;
+        }
+        let p: f64 = self.pmf()[..=own as usize].iter().sum();
+        p.clamp(f64::MIN_POSITIVE, 1.0)
+    }
+}
+
+/// Fewest rows above the truncation point that [`VoteNull::fit`] fits a law to.
+const MIN_NULL_ROWS: usize = 10;
+
 /// One-sided sign-test p-value of `other` votes outvoting `own` votes:
 /// `P(X >= other)`, `X ~ Binomial(own + other, 1/2)`.
 fn sign_test(own: u32, other: u32) -> f64 {
@@ -87,6 +200,7 @@ fn sign_test(own: u32, other: u32) -> f64 {
 /// What the vote of one row's neighbours says.
 #[derive(Debug, Clone, Copy)]
 struct Vote {
+    own_votes: u32,
     plurality: u32,
     plurality_share: f64,
     own_share: f64,
@@ -94,7 +208,7 @@ struct Vote {
 }
 
 impl Vote {
-    /// The score: `-log10` of the sign-test p-value.
+    /// The score: `-log10` of the p-value.
     fn score(&self) -> f64 {
         -self.p_value.max(f64::MIN_POSITIVE).log10()
     }
@@ -126,6 +240,7 @@ fn vote(own: u32, neighbours: &[u32], classes: &[u32], counts: &mut [u32]) -> Vo
     }
     let k = neighbours.len() as f64;
     Vote {
+        own_votes,
         plurality: best,
         plurality_share: f64::from(best_votes) / k,
         own_share: f64::from(own_votes) / k,
@@ -139,12 +254,15 @@ fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Ve
     (0..graph.n_samples()).map(|i| vote(own[i], graph.neighbors(i), classes, &mut counts)).collect()
 }
 
+/// Each row's p-value as evidence: twice the smaller of its sign test and its own votes'
+/// lower tail under the table's agreement law `null` (Bonferroni over the two tests).
+fn evidence(why: &[Vote], null: &VoteNull) -> Vec<f64> {
+    why.iter().map(|v| (2.0 * v.p_value.min(null.p_value(v.own_votes))).min(1.0)).collect()
+}
+
 /// The automatic threshold, `-log10(SIGN_TEST_ALPHA)`: the score of a sign-test p-value of
 /// 0.05 (a test checks the literal against the level).
 const KNN_AUTO: f64 = 1.301_029_995_663_981_3;
-
-/// The score is `-log10` of the sign-test p-value: that test is the row's p-value.
-const NEG_LOG10: poisonguard_core::Calibration = poisonguard_core::Calibration::NegLog10;
 
 impl KnnLabelValidParams {
     fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<KnnLabel> {
@@ -156,12 +274,14 @@ impl KnnLabelValidParams {
         let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
         let n_classes = labels.map().n_classes();
         let why = votes(&graph, &classes, &classes, n_classes);
+        let own: Vec<u32> = why.iter().map(|v| v.own_votes).collect();
+        let null = VoteNull::fit(&own, k as u32);
         let map = labels.map().clone();
         let scores: Vec<f64> = why.iter().map(Vote::score).collect();
         let threshold = self.threshold.resolve(KnnLabel::INFO.auto, None).fit(&scores)?;
-        let training = Detection::with_calibration(scores, threshold, NEG_LOG10, |i, _| {
-            why[i].reason(k, &map)
-        })?;
+        let training =
+            Detection::with_calibration(scores, threshold, Given, |i, _| why[i].reason(k, &map))?
+                .with_p_values(evidence(&why, &null));
         let findings = labels
             .rows_by_class()
             .iter()
@@ -189,6 +309,7 @@ impl KnnLabelValidParams {
             reference,
             reference_classes: classes,
             label_map: map,
+            null,
             training,
             findings,
         })
@@ -247,15 +368,61 @@ impl FittedDetector for KnnLabel {
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
         let why = votes(&graph, &own, &self.reference_classes, self.label_map.n_classes());
         let scores = why.iter().map(Vote::score).collect();
-        Detection::with_calibration(scores, self.training.fitted_threshold(), NEG_LOG10, |i, _| {
+        Ok(Detection::with_calibration(scores, self.training.fitted_threshold(), Given, |i, _| {
             why[i].reason(self.k, &self.label_map)
-        })
+        })?
+        .with_p_values(evidence(&why, &self.null)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seeded beta-binomial draws: `k` votes with mean `mean` and correlation `rho`.
+    fn draws(n: usize, k: u32, mean: f64, rho: f64, seed: u64) -> Vec<u32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let pmf = VoteNull { k, mean, rho }.pmf();
+        (0..n)
+            .map(|_| {
+                let mut u: f64 = rng.random();
+                pmf.iter()
+                    .position(|&p| {
+                        u -= p;
+                        u <= 0.0
+                    })
+                    .unwrap_or(k as usize) as u32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_agreement_law_is_recovered_and_ignores_outvoted_rows() {
+        let (k, mean, rho) = (15, 0.9, 0.05);
+        let clean = draws(2000, k, mean, rho, 1);
+        let fit = VoteNull::fit(&clean, k);
+        assert!((fit.mean - mean).abs() < 0.01, "{fit:?}");
+        assert!((fit.rho - rho).abs() < 0.03, "{fit:?}");
+        // 20% flipped rows, outvoted (0..=3 own votes): the law barely moves
+        let mut flipped = clean.clone();
+        for (i, a) in flipped.iter_mut().enumerate().take(400) {
+            *a = (i % 4) as u32;
+        }
+        let robust = VoteNull::fit(&flipped, k);
+        assert!((robust.mean - fit.mean).abs() < 0.01, "{robust:?} vs {fit:?}");
+        assert!(robust.p_value(1) < 1e-6 && robust.p_value(k) == 1.0, "{robust:?}");
+        // p-values are monotone in the own votes and valid: P(p <= t) <= t on the clean draws
+        let ps: Vec<f64> = (0..=k).map(|a| fit.p_value(a)).collect();
+        assert!(ps.windows(2).all(|w| w[0] <= w[1]), "{ps:?}");
+        for t in [0.01, 0.05, 0.2] {
+            let share = clean.iter().filter(|&&a| fit.p_value(a) <= t).count() as f64 / 2000.0;
+            assert!(share <= t * 1.3, "P(p <= {t}) = {share}");
+        }
+        // all votes agree: the shrunk binomial, a disagreeing row still finite
+        let pure = VoteNull::fit(&[k; 50], k);
+        assert!(pure.p_value(0) > 0.0 && pure.p_value(k - 1) < 0.5, "{pure:?}");
+    }
 
     #[test]
     fn the_declared_cut_off_is_the_sign_test_level() {
