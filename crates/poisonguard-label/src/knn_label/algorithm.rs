@@ -78,14 +78,14 @@ fn auto_k(labels: &Labels, n: usize) -> usize {
     k.clamp(MIN_AUTO_K, MAX_AUTO_K).min(n.saturating_sub(1)).max(1)
 }
 
-/// The law of the own-label votes `X` among `k` neighbours of a clean row of one class: a
-/// beta-binomial with the class's mean agreement `mean` and intra-class correlation `rho` (a
-/// binomial at `rho = 0`). The row's p-value is `P(X <= own votes)`.
+/// The law of the own-label votes `X` among `k` neighbours of a clean row of the table: a
+/// beta-binomial with mean agreement `mean` and intra-neighbourhood correlation `rho` (a
+/// binomial at `rho = 0`). A row's p-value is `P(X <= own votes)`.
 ///
-/// Fitted to the class's training rows whose own label holds at least half of their votes, by
-/// maximum likelihood of the law truncated there: the rows outvoted by other labels (where
-/// flipped labels sit) do not enter the fit, so a table with many flips does not widen its own
-/// null (Efron's empirical null, fitted where the null dominates).
+/// Fitted to the training rows whose own label holds at least half of their votes, by maximum
+/// likelihood of the law truncated there: the rows outvoted by other labels (where flipped
+/// labels sit) do not enter the fit, so a table with many flips does not widen its own null
+/// (an empirical null fitted where the null dominates, as in Efron's local false-discovery rate).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 struct VoteNull {
     k: u32,
@@ -96,10 +96,10 @@ struct VoteNull {
 }
 
 impl VoteNull {
-    /// The truncated fit to one class's own-vote counts (out of `k`); with fewer than
+    /// The truncated fit to the rows' own-vote counts (out of `k`); with fewer than
     /// [`MIN_NULL_ROWS`] rows above the truncation point, or no disagreement there, the
-    /// binomial of the class's agreement shrunk by half a vote (`(sum + 1/2) / (m k + 1)`), so
-    /// that a disagreeing row still gets a finite score.
+    /// binomial of the rows' agreement shrunk by half a vote (`(sum + 1/2) / (m k + 1)`), so
+    /// that a disagreeing row still gets a finite p-value.
     fn fit(own: &[u32], k: u32) -> Self {
         let cut = k.div_ceil(2);
         let kept: Vec<u32> = own.iter().copied().filter(|&a| a >= cut).collect();
@@ -175,13 +175,27 @@ impl VoteNull {
             .collect()
     }
 
-    /// `P(X <= own)`.
-    fn p_value(&self, own: u32) -> f64 {
-        if own >= self.k {
-            return 1.0;
+    /// `P(X <= a)` for `a` in `0..=k` (1 at `k`), floored at the smallest positive f64.
+    fn lower_tails(&self) -> Vec<f64> {
+        let mut sum = 0.0;
+        let mut tails: Vec<f64> = self
+            .pmf()
+            .iter()
+            .map(|p| {
+                sum += p;
+                sum.clamp(f64::MIN_POSITIVE, 1.0)
+            })
+            .collect();
+        if let Some(last) = tails.last_mut() {
+            *last = 1.0;
         }
-        let p: f64 = self.pmf()[..=own as usize].iter().sum();
-        p.clamp(f64::MIN_POSITIVE, 1.0)
+        tails
+    }
+
+    /// `P(X <= own)`.
+    #[cfg(test)]
+    fn p_value(&self, own: u32) -> f64 {
+        self.lower_tails()[own.min(self.k) as usize]
     }
 }
 
@@ -204,11 +218,12 @@ struct Vote {
     plurality: u32,
     plurality_share: f64,
     own_share: f64,
+    /// The sign test's p-value (the score's and the reason's).
     p_value: f64,
 }
 
 impl Vote {
-    /// The score: `-log10` of the p-value.
+    /// The score: `-log10` of the sign-test p-value.
     fn score(&self) -> f64 {
         -self.p_value.max(f64::MIN_POSITIVE).log10()
     }
@@ -257,7 +272,10 @@ fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Ve
 /// Each row's p-value as evidence: twice the smaller of its sign test and its own votes'
 /// lower tail under the table's agreement law `null` (Bonferroni over the two tests).
 fn evidence(why: &[Vote], null: &VoteNull) -> Vec<f64> {
-    why.iter().map(|v| (2.0 * v.p_value.min(null.p_value(v.own_votes))).min(1.0)).collect()
+    let tails = null.lower_tails();
+    why.iter()
+        .map(|v| (2.0 * v.p_value.min(tails[(v.own_votes.min(null.k)) as usize])).min(1.0))
+        .collect()
 }
 
 /// The automatic threshold, `-log10(SIGN_TEST_ALPHA)`: the score of a sign-test p-value of
