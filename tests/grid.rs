@@ -95,18 +95,16 @@ fn grid_on_seeds_not_used_for_choosing() {
 #[test]
 fn lof_sees_a_clean_label_blend_in_embeddings() {
     use poisonguard::{DetectorOptions, detector, metrics::roc_auc};
-    use poisonguard_attacks::Attack;
     let clean = load_table(&TABLES[0]);
     for spec in [
         "clean-label-blend:target=0,eps=0.05,alpha=0.2",
         "clean-label-blend:target=0,eps=0.1,alpha=0.2",
     ] {
         for seed in SEEDS {
-            let poisoned = Attack::parse(spec).unwrap().apply(&clean, seed).unwrap();
-            let data = scenarios::in_space(poisoned.data, Space::Mlp, seed);
+            let (data, truth) = scenarios::poisoned(&clean, spec, seed, Space::Mlp);
             let fitted =
                 detector("lof", &DetectorOptions::default()).unwrap().fit_boxed(&data).unwrap();
-            let auc = roc_auc(fitted.training().scores(), &poisoned.truth).unwrap();
+            let auc = roc_auc(fitted.training().scores(), &truth).unwrap();
             assert!(auc >= 0.9, "{spec} seed {seed}: lof ROC-AUC {auc:.3}");
         }
     }

@@ -187,9 +187,15 @@ pub fn in_space(data: Dataset, space: Space, seed: u64) -> Dataset {
     }
 }
 
-/// Poisons `clean` with `spec` at `seed` and audits it in `space`.
-pub fn run(clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
+/// `clean` poisoned with `spec` at `seed`, as read in `space`, and which rows are poison.
+pub fn poisoned(clean: &Dataset, spec: &str, seed: u64, space: Space) -> (Dataset, Vec<bool>) {
     let attack = Attack::parse(spec).expect("grid spec parses");
     let poisoned = attack.apply(clean, seed).expect("grid attack applies");
-    audit(&in_space(poisoned.data, space, seed), &poisoned.truth)
+    (in_space(poisoned.data, space, seed), poisoned.truth)
+}
+
+/// Poisons `clean` with `spec` at `seed` and audits it in `space`.
+pub fn run(clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
+    let (data, truth) = poisoned(clean, spec, seed, space);
+    audit(&data, &truth)
 }
