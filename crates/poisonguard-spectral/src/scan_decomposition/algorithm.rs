@@ -424,7 +424,7 @@ impl ScanDecomposition {
         score: "position of the row toward the suspect one of two components of its class, in within-class standard deviations of the global model, from the class median (chi-square(1) scale); rows score only in classes declared attacked",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
-        p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
+        p_value: "chi-square(1), scaled to the median and 99% quantile of the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "D. Tang, X. Wang, H. Tang, K. Zhang. Demon in the Variant: Statistical Analysis of DNNs for Robust Backdoor Contamination Detection. USENIX Security 2021",
     };
 

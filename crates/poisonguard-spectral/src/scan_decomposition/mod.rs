@@ -36,7 +36,7 @@
 //! (whitened, so in units of the global model's within-class standard deviation), centred at its
 //! class's median, squared where positive and 0 on the other side: the chi-square(1) scale of the other spectral detectors;
 //! higher = more suspicious. The p-value is the chi-square(1) upper tail (twice the one-sided
-//! normal tail: conservative), its scale checked against the rows of the classes not declared
+//! normal tail: conservative), scaled by the median and 99% quantile of the rows of the classes not declared
 //! attacked; rows of those classes carry no evidence (p = 1), and their scores are capped at the
 //! threshold, as [`Spectre`](crate::Spectre) does. The default [`ThresholdRule::Auto`] is the 99%
 //! quantile of the scores of those rows, never below the chi-square(1) 99% quantile (6.63).

@@ -299,7 +299,7 @@ impl Spectre {
         score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
-        p_value: "chi-square(1), scaled to the classes not declared attacked; p = 1 outside classes declared attacked",
+        p_value: "chi-square(1), scaled to the median and 99% quantile of the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
     };
 

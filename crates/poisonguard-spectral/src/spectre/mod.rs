@@ -36,7 +36,9 @@
 //! quarter of each class's rows exceed its 99% quantile), so the default
 //! [`ThresholdRule::Auto`] takes the null from the data: the 99% quantile of the scores of the
 //! rows in classes *not* declared attacked (all rows with `flag_all_classes`), never below the
-//! chi-square(1) 99% quantile (6.63).
+//! chi-square(1) 99% quantile (6.63). The p-values are chi-square(1) scaled by the larger of the
+//! ratios of those rows' median and 99% quantile to the law's, so that they agree with the
+//! threshold; rows of classes not declared attacked get p = 1.
 //!
 //! # Class verdicts
 //! SPECTRE ranks the rows of a class it is told is the target; a user does not know the target.
