@@ -62,7 +62,7 @@ fn load_dataset(name: &str) -> (poisonguard::Dataset, Option<Vec<bool>>) {
 #[test]
 fn default_audit_is_quiet_on_clean_data() {
     // at most 1% of rows flagged and no class declared attacked, on every shipped clean
-    // labelled table (measured: 0.0% / 0.0% / 0.5%)
+    // labelled table (measured: 0.0% / 0.0% / 0.4%)
     for name in ["tabular/wine.parquet", "digits/digits.parquet", "tabular/breast_cancer.parquet"] {
         let (data, _) = load_dataset(name);
         let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();

@@ -34,18 +34,16 @@ fn grid_on_seeds_not_used_for_choosing() {
     for table in TABLES {
         let clean = load_table(table);
         for seed in SEEDS {
-            // clean raw features: at most 1% flagged, no class declared attacked
-            // [0.0%, 0.0%, 0.5%]; the embeddings of clean breast_cancer are not quiet (2.3% on
-            // seeds 0-2, see RESULTS.md)
+            // clean raw features: at most 1% flagged, no class declared attacked [0.0-0.4%].
+            // Clean embeddings are not always quiet: the hidden layer of 90% subsamples flags
+            // 0.06-0.74% of digits, 0-1.25% of wine, 0.98-2.15% of breast_cancer on these seeds
+            // (`spectral_signature`: rows far out along their class's top direction, see
+            // RESULTS.md), so they are measured there, not asserted
             let sub = subsample(&clean, seed);
             let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
-            assert!(
-                c.flag_rate() <= 0.01,
-                "{} clean seed {seed}: {:.2}% flagged",
-                table.name,
-                100.0 * c.flag_rate()
-            );
-            assert_eq!(c.attacked_classes, 0, "{} clean seed {seed}", table.name);
+            let name = format!("{} clean seed {seed}", table.name);
+            assert!(c.flag_rate() <= 0.01, "{name}: {:.2}% flagged", 100.0 * c.flag_rate());
+            assert_eq!(c.attacked_classes, 0, "{name}");
         }
         for spec in attacks_for(table) {
             for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
@@ -73,10 +71,11 @@ fn grid_on_seeds_not_used_for_choosing() {
             }
         }
     }
-    // mean gap to the best detector over the whole grid, raw and embeddings [-0.028]
+    // mean gap to the best detector over the whole grid, raw and embeddings [-0.0215]
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len() as f64;
     assert!(mean_gap >= -0.04, "mean gap {mean_gap:.4}");
-    // where the best detector reaches 0.98: mean flagged recall [0.742] and precision [0.802]
+    // where the best detector reaches 0.98: mean flagged recall [0.826] and precision [0.812];
+    // the floors are the calibrated-evidence issue's bar
     let n = strong.len() as f64;
     let recall = strong.iter().map(|(_, o)| o.recall).sum::<f64>() / n;
     let precision = strong.iter().map(|(_, o)| o.precision).sum::<f64>() / n;
@@ -84,8 +83,8 @@ fn grid_on_seeds_not_used_for_choosing() {
         "seeds {SEEDS:?}: mean gap {mean_gap:+.4}; {n} strong scenarios: recall {recall:.3}, \
          precision {precision:.3}"
     );
-    assert!(recall >= 0.65, "mean flagged recall {recall:.3} over {n} scenarios");
-    assert!(precision >= 0.7, "mean flagged precision {precision:.3} over {n} scenarios");
+    assert!(recall >= 0.8, "mean flagged recall {recall:.3} over {n} scenarios");
+    assert!(precision >= 0.8, "mean flagged precision {precision:.3} over {n} scenarios");
 }
 
 /// A clean-label blended key (labels kept) in the hidden layer of a network trained on the

@@ -32,6 +32,19 @@
 //! that chi-square(1) null and flags above its 99% quantile (6.63, |projection| > 2.58 robust
 //! sd): about 1% of the rows of a clean Gaussian class, whatever the poison rate.
 //!
+//! P-value (centred score): `P(chi2(1) > score / t_c)`, where `t_c` >= 1 is how much heavier
+//! the tail of the *other* classes' scores is than the law's: their 99% quantile over 6.63,
+//! never below 1. Embeddings are often not Gaussian along a class's top direction (ReLU units:
+//! 2-3% of a clean breast_cancer class's hidden-layer rows lie beyond the law's 99% quantile),
+//! and their natural tails would otherwise read as backdoors. The tail is read off the other
+//! classes, which share the representation, because a class's backdoored rows sit in its own
+//! tail and would widen its own law. Poison spread over every class (injected outliers) widens
+//! every class's law: those rows are the outlier detectors' to find. Measured on the scenario
+//! grid (benches/RESULTS.md): clean breast_cancer embeddings 2.28% -> 0.70% of rows flagged,
+//! flagged precision 0.801 -> 0.816, flagged recall 0.867 -> 0.809 (injected outliers), seeds 0-2.
+//! [`SignatureScore::Reference`] has no stated null: its p-values come from the robust tail of
+//! its training scores.
+//!
 //! Class-level findings: `top_eigenvalue` (lambda_1), `second_eigenvalue`, `spectral_ratio`
 //! (lambda_1 / lambda_2, the gap a planted direction opens) and `explained_variance`
 //! (lambda_1 / trace). Classes are ranked by `spectral_ratio`.
