@@ -451,6 +451,46 @@ mod tests {
         }
     }
 
+    /// The p-values read the representation's tail off the other classes: heavy-tailed clean
+    /// classes are not reported as backdoors, and a planted sub-population keeps tiny p-values
+    /// because its own class's poison does not widen its law.
+    #[test]
+    fn p_values_read_the_tail_off_the_other_classes() {
+        // three clean classes whose rows are Gaussian with a spread of 1 (95%) or 4 (5%)
+        let mut rng = SmallRng::seed_from_u64(5);
+        let (n, d) = (1200, 16);
+        let spread: Vec<f32> =
+            (0..n).map(|_| if rng.random::<f64>() < 0.05 { 4.0 } else { 1.0 }).collect();
+        let x = Array2::from_shape_fn((n, d), |(i, _)| {
+            spread[i] * ((0..12).map(|_| rng.random::<f32>()).sum::<f32>() - 6.0)
+        });
+        let y: Vec<LabelValue> = (0..n).map(|i| LabelValue::Int((i % 3) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        let share_below =
+            |p: &mut dyn Iterator<Item = f64>| p.filter(|&v| v < 0.01).count() as f64 / n as f64;
+        let law = Calibration::ChiSquared { dof: 1.0, scale: 1.0 };
+        let plain = share_below(&mut fit.training().scores().iter().map(|&s| law.p_value(s)));
+        let read = share_below(&mut fit.training().p_values().iter().copied());
+        // the chi-square law alone: far more than 1% of clean rows below p = 0.01; scaled by the
+        // other classes' 99% quantile: about 1% (each class's own quantile is one draw)
+        assert!(plain > 0.03, "plain law {plain}");
+        assert!(read <= 0.02, "scaled law {read}");
+
+        // a planted sub-population (10% of class 0, 8 sd out) beside a clean Gaussian class: its
+        // law is class 1's, not widened by its own poison
+        let (data, truth) = planted(500, 32, 0.1, 8.0, 11);
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        let p = fit.training().p_values();
+        let worst = (0..truth.len()).filter(|&i| truth[i]).map(|i| p[i]).fold(0.0, f64::max);
+        let clean = (0..truth.len()).filter(|&i| !truth[i]).map(|i| p[i]).fold(1.0, f64::min);
+        // measured: planted rows 6e-9 to 7e-4, clean rows from 0.008 up
+        assert!(worst < 1e-3 && worst < clean, "planted rows up to {worst}, clean from {clean}");
+        // new rows get their class's law: detect on the training rows repeats its p-values
+        let again = fit.detect(&data).unwrap();
+        assert_eq!(again.p_values(), p);
+    }
+
     #[test]
     fn same_seed_same_scores_and_detect_matches_training() {
         let (data, _) = planted(300, 150, 0.05, 6.0, 5);
