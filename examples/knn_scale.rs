@@ -3,9 +3,11 @@
 //! Used for peak memory above the input (`/usr/bin/time -v`) and for the comparison with
 //! scikit-learn's brute-force `NearestNeighbors` in `benches/peers/outlier_pyod.py knn`.
 //!
-//! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]] [--approx]`
-//! (default 20000 x 128, K = 10). `--approx` also times the approximate graph and prints its
-//! recall against the exact one.
+//! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]] [--approx]
+//! [--projection-variance=V]` (default 20000 x 128, K = 10). `--approx` also times the
+//! approximate graph and prints its recall against the exact one; `--projection-variance=V` sets
+//! the share of variance the index's projection must hold (0 = full rows; default
+//! [`ApproxParams::default`]'s).
 
 use std::error::Error;
 use std::time::Instant;
@@ -19,7 +21,13 @@ use rand::{Rng, SeedableRng};
 fn main() -> Result<(), Box<dyn Error>> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let approx = all.iter().any(|a| a == "--approx");
-    let args: Vec<String> = all.into_iter().filter(|a| a != "--approx").collect();
+    let mut params = ApproxParams::default();
+    for a in &all {
+        if let Some(v) = a.strip_prefix("--projection-variance=") {
+            params.projection_variance = v.parse()?;
+        }
+    }
+    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
     let is_file = args.first().is_some_and(|a| a.ends_with(".parquet") || a.ends_with(".csv"));
     let (x, k) = if is_file {
         // FILE [K [EXCLUDED_COLUMN]]
@@ -45,12 +53,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("row 0: neighbours {:?}", graph.neighbors(0));
     if approx {
         let start = Instant::now();
-        let fast = approximate_knn(x.view(), k, ApproxParams::default())?;
+        let fast = approximate_knn(x.view(), k, params)?;
         let hits: usize = (0..n)
             .map(|i| fast.neighbors(i).iter().filter(|j| graph.neighbors(i).contains(j)).count())
             .sum();
         println!(
-            "approximate (IVF): {:.4} s, recall@{k} {:.4}",
+            "approximate (IVF, projection variance {}): {:.4} s, recall@{k} {:.4}",
+            params.projection_variance,
             start.elapsed().as_secs_f64(),
             hits as f64 / (n * k) as f64
         );

@@ -28,7 +28,7 @@ mod exact;
 mod kdtree;
 mod rows;
 
-pub use approx::{ApproxParams, approximate_knn};
+pub use approx::{ApproxParams, SHORTLIST_FACTOR, approximate_knn};
 pub use error::{Error, Result};
 pub use exact::{exact_knn, exact_knn_query};
 pub use poisonguard_core::KnnGraph;
