@@ -246,10 +246,11 @@ impl SpectralSignatureValidParams {
             SignatureScore::Reference => None,
         };
         let explain = |i, _| Reason::SpectralProjection { class: label_of(i), z: z[i] };
-        let mut training =
-            Detection::with_null(scores.clone(), &self.threshold, null.as_ref(), explain)?;
+        let mut training = Detection::with_null(scores, &self.threshold, null.as_ref(), explain)?;
         if null.is_some() {
-            let tails = tail_inflation(&scores, by_class, |c| classes[c].is_some());
+            // the centred score's p-values: each class's law scaled by the other classes' tail
+            let scores = training.scores();
+            let tails = tail_inflation(scores, by_class, |c| classes[c].is_some());
             let mut p = vec![1.0; n];
             for ((fit, rows), tail) in classes.iter_mut().zip(by_class).zip(tails) {
                 if let Some(fit) = fit {
@@ -382,7 +383,11 @@ impl SpectralSignature {
             },
             |class, _, &z| Reason::SpectralProjection { class: class.clone(), z },
         )?;
-        if self.state.training.calibration() != Calibration::Given {
+        // the reference score keeps the training's tail calibration; the centred score's law
+        // is its class's
+        let centred =
+            self.state.classes.iter().flatten().any(|f| f.kind == SignatureScore::Centred);
+        if !centred {
             return Ok(detection);
         }
         let p = ids
