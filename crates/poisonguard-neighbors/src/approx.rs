@@ -33,14 +33,16 @@ pub struct ApproxParams {
     /// place its cells and find its candidates in it ([`SHORTLIST_FACTOR`] `k` per row, then
     /// re-ranked by exact distance in the full rows): the fewest leading directions that hold
     /// it, at most a quarter of the features; when a quarter do not hold it (data without a
-    /// low-dimensional structure: isotropic noise, uniform) the full rows are searched. 0 =
-    /// always the full rows.
+    /// low-dimensional structure: isotropic noise, uniform) the full rows are searched. 0 (the
+    /// default) = always the full rows: the projection is faster for `k = 10` (3.7x at 300,000 x
+    /// 512) but slower for `k = 50` (2x at 100,000 x 512), the audit's standardized graph
+    /// (benches/RESULTS.md); 0.9 is the share measured there.
     pub projection_variance: f64,
 }
 
 impl Default for ApproxParams {
     fn default() -> Self {
-        Self { seed: 0x5EED, n_lists: 0, n_probe: 16, kmeans_iter: 10, projection_variance: 0.9 }
+        Self { seed: 0x5EED, n_lists: 0, n_probe: 16, kmeans_iter: 10, projection_variance: 0.0 }
     }
 }
 
@@ -76,14 +78,15 @@ const PROJECTION_SAMPLE: usize = 20_000;
 ///    product with the batch rows that probe it; the row's nearest cell is searched first and
 ///    its `k + 8`-th distance bounds what the other cells may add. Rows with at least `k` exact
 ///    copies are answered by their copies, as in the exact search.
-/// 3. When the rows have a low-dimensional structure (the fewest leading principal directions
-///    of a seeded sample's covariance that hold `projection_variance`, 90% by default, of its
-///    variance are at most a quarter of the features: model embeddings, not isotropic noise),
-///    steps 1-2 run on the rows projected on those directions, for [`SHORTLIST_FACTOR`] `k`
-///    candidates per row, and each row keeps the `k` nearest of them by exact distance in the
-///    full rows (FAISS's `PCA` + `IVF` + `RFlat`). Measured (benches/RESULTS.md): 300,000 x 512
-///    rows built from `CIFAR10_0` 77 s -> 21 s at recall 0.9997 against the full rows' index;
-///    `CIFAR10_0` itself recall@10 0.986 (0.987 on the full rows).
+/// 3. With `projection_variance` > 0 (off by default) and rows of a low-dimensional structure
+///    (the fewest leading principal directions of a seeded sample's covariance that hold that
+///    share of its variance are at most a quarter of the features: model embeddings, not
+///    isotropic noise), steps 1-2 run on the rows projected on those directions, for
+///    [`SHORTLIST_FACTOR`] `k` candidates per row, and each row keeps the `k` nearest of them by
+///    exact distance in the full rows (FAISS's `PCA` + `IVF` + `RFlat`). Measured at 0.9
+///    (benches/RESULTS.md): `k = 10`, 300,000 x 512 rows built from `CIFAR10_0`, 77 s -> 21 s
+///    at recall 0.9997 against the full rows' index, `CIFAR10_0` itself recall@10 0.986 (0.987
+///    on the full rows); `k = 50`, 100,000 x 512, 13-15 s -> 27-29 s.
 ///
 /// Cost: about `n * n_probe * n / n_lists * d` multiply-adds, against `n^2 d` for the exact
 /// search (with the defaults, `n_probe / sqrt(n)` of it). Cells run in parallel and a row's
@@ -171,16 +174,17 @@ fn search<S: Source>(
 ) -> (KnnGraph, usize) {
     match principal_basis(data, params.projection_variance, params.seed) {
         Some(basis) => projected_search(data, basis, k, n_lists, params, progress, scale),
-        None => index_search(data, k, n_lists, params, progress, scale),
+        None => index_search(data, (k, k), n_lists, params, progress, scale, |_, found| found),
     }
 }
 
 /// The index's search in a projection of the rows on `basis` (`d x p`; FAISS's `PCA` + `IVF` +
 /// `RFlat` re-ranking): the projected rows' [`SHORTLIST_FACTOR`] `k` approximate neighbours by
-/// [`index_search`], then each row's `k` nearest among them by exact distance in the full rows
-/// (ties by index). The cells and candidates cost about `p / d` of the full search, the
-/// re-rank `SHORTLIST_FACTOR k d` per row. Deterministic: the projection is blocked by row and
-/// the search is.
+/// [`index_search`], each query batch's then re-ranked to the `k` nearest by exact distance in
+/// the full rows (ties by index), so that the candidates of one batch exist at a time. The
+/// cells and candidates cost about `p / d` of the full search, the re-rank
+/// `SHORTLIST_FACTOR k d` per row. Deterministic: the projection is blocked by row and the
+/// search is.
 fn projected_search<S: Source>(
     data: &S,
     basis: Mat<f32>,
@@ -193,22 +197,13 @@ fn projected_search<S: Source>(
     let n = data.n();
     let projected = project(data, basis.as_ref());
     let shortlist = (SHORTLIST_FACTOR * k).min(n - 1);
-    let (candidates, work) = index_search(&projected, shortlist, n_lists, params, progress, 1.0);
-    let rerank_row = |i: usize| -> Vec<(f64, u32)> {
-        let mut near = data.distances(&data.row(i), candidates.neighbors(i).iter().copied());
+    let rerank = |i: usize, found: Vec<(u32, f32)>| -> Vec<(u32, f32)> {
+        let mut near = data.distances(&data.row(i), found.into_iter().map(|(j, _)| j));
         near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        near.truncate(k);
-        near
+        near.into_iter().take(k).map(|(d2, j)| (j, d2.sqrt() as f32)).collect()
     };
-    let mut indices = Vec::with_capacity(n * k);
-    let mut distances = Vec::with_capacity(n * k);
-    for near in crate::map_range(n, rerank_row) {
-        for (d2, j) in near {
-            indices.push(j);
-            distances.push(d2.sqrt() as f32);
-        }
-    }
-    let graph = KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale);
+    let (graph, work) =
+        index_search(&projected, (shortlist, k), n_lists, params, progress, scale, rerank);
     (graph, work + n * shortlist)
 }
 
@@ -266,15 +261,19 @@ fn project<S: Source>(data: &S, basis: faer::MatRef<'_, f32>) -> Centred {
 }
 
 /// The index's search of the rows of `data` (centred, scaled by `scale`): cells by k-means,
-/// each row's `n_probe` nearest cells searched, candidates re-ranked exactly. Returns the graph
+/// each row's `n_probe` nearest cells searched for its `k` nearest, candidates re-ranked
+/// exactly; `finish(i, neighbours)` then turns row `i`'s `k` neighbours (index, distance;
+/// nearest first) into the `out_k` the graph keeps, a query batch at a time (the identity for
+/// the plain search; the full rows' re-rank for [`projected_search`]). Returns the graph
 /// (distances scaled back) and the exact distances the re-rank computed.
 fn index_search<S: Source>(
     data: &S,
-    k: usize,
+    (k, out_k): (usize, usize),
     n_lists: usize,
     params: ApproxParams,
     progress: &Progress<'_>,
     scale: f32,
+    finish: impl Fn(usize, Vec<(u32, f32)>) -> Vec<(u32, f32)> + Sync,
 ) -> (KnnGraph, usize) {
     let (n, d) = (data.n(), data.d());
     let work = AtomicUsize::new(0);
@@ -290,14 +289,20 @@ fn index_search<S: Source>(
     let cap = k + RERANK_EXTRA;
     let max_norm = data.max_norm();
 
-    let mut indices = vec![0u32; n * k];
-    let mut distances = vec![0f32; n * k];
+    let mut indices = vec![0u32; n * out_k];
+    let mut distances = vec![0f32; n * out_k];
+    let mut write = |i: usize, row: Vec<(u32, f32)>| {
+        for (slot, (j, dist)) in row.into_iter().enumerate() {
+            indices[i * out_k + slot] = j;
+            distances[i * out_k + slot] = dist;
+        }
+    };
     // rows with at least k exact copies are answered by them, as in the exact search (a flood
     // of identical rows would otherwise send every copy to the exhaustive re-rank)
     let copied = copies(data, k);
     for (i, answer) in &copied {
         let i = *i as usize;
-        indices[i * k..(i + 1) * k].copy_from_slice(answer);
+        write(i, finish(i, answer.iter().map(|&j| (j, 0.0)).collect()));
     }
     // Query rows go a batch at a time: each row's `n_probe` nearest cells, then the pairs are
     // grouped by cell, so that each probed cell is one blocked search of the batch rows that
@@ -379,16 +384,13 @@ fn index_search<S: Source>(
             };
             rerank(data, &data.row(i), data.norm(i), &merged[qi], (k, cap), max_norm, rows, &work)
         };
-        for (qi, row) in crate::map_range(batch.len(), rerank_row).into_iter().enumerate() {
-            let i = batch[qi] as usize;
-            for (slot, (j, dist)) in row.into_iter().enumerate() {
-                indices[i * k + slot] = j;
-                distances[i * k + slot] = dist;
-            }
+        let finished = |qi: usize| finish(batch[qi] as usize, rerank_row(qi));
+        for (qi, row) in crate::map_range(batch.len(), finished).into_iter().enumerate() {
+            write(batch[qi] as usize, row);
         }
         progress.add(end - start);
     }
-    (KnnGraph::new(n, k, indices, distances).scale_distances(1.0 / scale), work.into_inner())
+    (KnnGraph::new(n, out_k, indices, distances).scale_distances(1.0 / scale), work.into_inner())
 }
 
 /// The GEMM candidates (the `cap + 1` nearest, as a row may meet itself; below the row's

@@ -274,7 +274,7 @@ fn projected_index_keeps_recall_and_exact_distances() {
     }
     let k = 10;
     let exact = exact_knn(x.view(), k).unwrap();
-    let params = ApproxParams::default();
+    let params = ApproxParams { projection_variance: 0.9, ..ApproxParams::default() };
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let g = one.install(|| approximate_knn(x.view(), k, params)).unwrap();
