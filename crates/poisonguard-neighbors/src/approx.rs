@@ -161,9 +161,14 @@ fn approximate_search(
     Ok(search(&Mapped::new(x, z, mean, scale), k, n_lists, params, progress, scale))
 }
 
-/// The index's search of `data` ([`index_search`]), in the rows' principal-component projection
-/// ([`projected_search`]) when few directions hold `params.projection_variance` of the variance
-/// ([`principal_basis`]).
+/// The index's search of `data` ([`index_search`]); when few principal directions hold
+/// `params.projection_variance` of the variance ([`principal_basis`], a `d x p` basis), in the
+/// rows' projection on them (FAISS's `PCA` + `IVF` + `RFlat` re-ranking): the projected rows'
+/// [`SHORTLIST_FACTOR`] `k` approximate neighbours, each query batch's then re-ranked to the `k`
+/// nearest by exact distance in the full rows (ties by index), so that the candidates of one
+/// batch exist at a time. The cells and candidates cost about `p / d` of the full search, the
+/// re-rank `SHORTLIST_FACTOR k d` per row. Deterministic: the projection is blocked by row and
+/// the search is.
 fn search<S: Source>(
     data: &S,
     k: usize,
@@ -172,28 +177,9 @@ fn search<S: Source>(
     progress: &Progress<'_>,
     scale: f32,
 ) -> (KnnGraph, usize) {
-    match principal_basis(data, params.projection_variance, params.seed) {
-        Some(basis) => projected_search(data, basis, k, n_lists, params, progress, scale),
-        None => index_search(data, (k, k), n_lists, params, progress, scale, |_, found| found),
-    }
-}
-
-/// The index's search in a projection of the rows on `basis` (`d x p`; FAISS's `PCA` + `IVF` +
-/// `RFlat` re-ranking): the projected rows' [`SHORTLIST_FACTOR`] `k` approximate neighbours by
-/// [`index_search`], each query batch's then re-ranked to the `k` nearest by exact distance in
-/// the full rows (ties by index), so that the candidates of one batch exist at a time. The
-/// cells and candidates cost about `p / d` of the full search, the re-rank
-/// `SHORTLIST_FACTOR k d` per row. Deterministic: the projection is blocked by row and the
-/// search is.
-fn projected_search<S: Source>(
-    data: &S,
-    basis: Mat<f32>,
-    k: usize,
-    n_lists: usize,
-    params: ApproxParams,
-    progress: &Progress<'_>,
-    scale: f32,
-) -> (KnnGraph, usize) {
+    let Some(basis) = principal_basis(data, params.projection_variance, params.seed) else {
+        return index_search(data, (k, k), n_lists, params, progress, scale, |_, found| found);
+    };
     let n = data.n();
     let projected = project(data, basis.as_ref());
     let shortlist = (SHORTLIST_FACTOR * k).min(n - 1);
@@ -264,7 +250,7 @@ fn project<S: Source>(data: &S, basis: faer::MatRef<'_, f32>) -> Centred {
 /// each row's `n_probe` nearest cells searched for its `k` nearest, candidates re-ranked
 /// exactly; `finish(i, neighbours)` then turns row `i`'s `k` neighbours (index, distance;
 /// nearest first) into the `out_k` the graph keeps, a query batch at a time (the identity for
-/// the plain search; the full rows' re-rank for [`projected_search`]). Returns the graph
+/// the plain search; the full rows' re-rank of the projected one in [`search`]). Returns the graph
 /// (distances scaled back) and the exact distances the re-rank computed.
 fn index_search<S: Source>(
     data: &S,

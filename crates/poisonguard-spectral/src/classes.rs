@@ -361,13 +361,22 @@ pub(crate) fn gated_calibration(
     let threshold = rule.fit_with_reference(scores, &reference, &null)?;
     let calibration = match Calibration::fit(Some(&null), &reference) {
         Calibration::ChiSquared { dof, scale } => {
-            let tail = poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA)
-                / null.upper_quantile(AUTO_ALPHA);
-            Calibration::ChiSquared { dof, scale: scale.max(tail) }
+            Calibration::ChiSquared { dof, scale: scale.max(tail_ratio(&reference)) }
         }
         other => other,
     };
     Ok((threshold, calibration))
+}
+
+/// The 99% quantile of `sorted` (chi-square(1)-scale scores of a reference, ascending) over
+/// chi-square(1)'s (6.63), never below 1: how much heavier the reference's tail is than the law's
+/// (1 for an empty reference).
+pub(crate) fn tail_ratio(sorted: &[f64]) -> f64 {
+    if sorted.is_empty() {
+        return 1.0;
+    }
+    let law = ScoreNull::ChiSquared { dof: 1.0 }.upper_quantile(AUTO_ALPHA);
+    (poisonguard_core::quantile_sorted(sorted, 1.0 - AUTO_ALPHA) / law).max(1.0)
 }
 
 /// The poison estimate of a detector thresholded by [`gated_calibration`]'s automatic rule: the

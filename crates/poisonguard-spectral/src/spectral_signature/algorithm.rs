@@ -4,7 +4,7 @@ use poisonguard_core::{
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
-use crate::classes::{ClassGate, PerClass, centred, fit_classes, per_class_fitted};
+use crate::classes::{ClassGate, PerClass, centred, fit_classes, per_class_fitted, tail_ratio};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen, top_eigen_of_covariance};
 use poisonguard_linalg::Moments;
@@ -155,7 +155,6 @@ fn tail_inflation(
     by_class: &[Vec<usize>],
     fitted: impl Fn(usize) -> bool,
 ) -> Vec<f64> {
-    let null = ScoreNull::ChiSquared { dof: 1.0 }.upper_quantile(AUTO_ALPHA);
     (0..by_class.len())
         .map(|c| {
             if !fitted(c) {
@@ -165,11 +164,8 @@ fn tail_inflation(
                 .filter(|&o| o != c && fitted(o))
                 .flat_map(|o| by_class[o].iter().map(|&i| scores[i]))
                 .collect();
-            if reference.is_empty() {
-                return 1.0;
-            }
             reference.sort_by(f64::total_cmp);
-            (poisonguard_core::quantile_sorted(&reference, 1.0 - AUTO_ALPHA) / null).max(1.0)
+            tail_ratio(&reference)
         })
         .collect()
 }
@@ -246,20 +242,23 @@ impl SpectralSignatureValidParams {
             SignatureScore::Reference => None,
         };
         let explain = |i, _| Reason::SpectralProjection { class: label_of(i), z: z[i] };
-        let mut training = Detection::with_null(scores, &self.threshold, null.as_ref(), explain)?;
-        if null.is_some() {
+        let training = match &null {
             // the centred score's p-values: each class's law scaled by the other classes' tail
-            let scores = training.scores();
-            let tails = tail_inflation(scores, by_class, |c| classes[c].is_some());
-            let mut p = vec![1.0; n];
-            for ((fit, rows), tail) in classes.iter_mut().zip(by_class).zip(tails) {
-                if let Some(fit) = fit {
-                    fit.tail = tail;
-                    rows.iter().for_each(|&i| p[i] = fit.p_value(scores[i]));
+            Some(law) => {
+                let threshold = self.threshold.fit_with_null(&scores, Some(law))?;
+                let tails = tail_inflation(&scores, by_class, |c| classes[c].is_some());
+                let mut p = vec![1.0; n];
+                for ((fit, rows), tail) in classes.iter_mut().zip(by_class).zip(tails) {
+                    if let Some(fit) = fit {
+                        fit.tail = tail;
+                        rows.iter().for_each(|&i| p[i] = fit.p_value(scores[i]));
+                    }
                 }
+                Detection::with_calibration(scores, threshold, Calibration::Given, explain)?
+                    .with_p_values(p)
             }
-            training = training.with_p_values(p);
-        }
+            None => Detection::with_null(scores, &self.threshold, None, explain)?,
+        };
         let estimate = (null.is_some() && self.threshold == ThresholdRule::Auto).then(|| {
             PoisonEstimate::excess_over_null(
                 training.n_flagged(),
