@@ -43,17 +43,19 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+mod batched;
 mod model;
+pub use batched::{BatchPlan, reference_sample};
 pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
 
 pub use poisonguard_core::{
     AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset,
-    Detection, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun, DynDetector,
-    EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector, GraphNeed,
-    KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
-    ParamGuard, PoisonEstimate, Reason, Report, SaveState, SkippedClass, SourceFinding,
-    Standardizer, StateError, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p,
-    metrics, suspicion_of,
+    Detection, DetectionRows, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun,
+    DynDetector, EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector,
+    GraphNeed, InMemoryRows, KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError,
+    NoiseMatrix, ParamError, ParamGuard, PoisonEstimate, Reason, Report, RowKeys, RowSource,
+    SaveState, SkippedClass, SourceFinding, Standardizer, StateError, ThresholdRule,
+    TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -296,6 +298,11 @@ pub enum AuditEvent {
     /// neighbours. Increases within one graph and ends at the number of rows; about the same
     /// work per row, so it can drive an ETA.
     KnnProgress(usize, usize),
+    /// A batched audit ([`Audit::run_batched`]) has read the first many rows of the second
+    /// while collecting its reference sample.
+    Reading(usize, usize),
+    /// A batched audit has scored the first many rows of the second against its fit.
+    Scoring(usize, usize),
     /// A detector starts fitting.
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
@@ -315,6 +322,15 @@ pub enum AuditError {
     /// The data does not match the fitted model it is scored against ([`FittedAudit::scan`]).
     #[error("the data does not match the model: {0}")]
     ModelMismatch(String),
+    /// A batched audit's source could not be read ([`Audit::run_batched`]).
+    #[error("cannot read the rows: {0}")]
+    Read(String),
+    /// A batched audit's rows are not valid data (a non-finite value, no rows).
+    #[error(transparent)]
+    Data(DataError),
+    /// The memory budget of a batched audit is too small ([`BatchPlan::for_budget`]).
+    #[error("memory budget too small: {0}")]
+    Budget(String),
 }
 
 /// Runs several detectors on one dataset and combines their scores into one [`Report`].
@@ -580,7 +596,12 @@ fn training_run(info: &DetectorInfo, fitted: &dyn FittedDetector, data: &Dataset
 
 /// `flags` tested per source of `data` (empty without a source column).
 fn source_findings(data: &Dataset, flags: &[bool]) -> Vec<SourceFinding> {
-    data.sources()
+    source_findings_of(data.sources(), flags)
+}
+
+/// The per-source test of `flags` when there are sources.
+fn source_findings_of(sources: Option<&[String]>, flags: &[bool]) -> Vec<SourceFinding> {
+    sources
         .and_then(|s| poisonguard_label::sources::test_sources(flags, s).ok())
         .unwrap_or_default()
 }
@@ -590,17 +611,28 @@ fn source_findings(data: &Dataset, flags: &[bool]) -> Vec<SourceFinding> {
 /// flagged rows.
 fn combine(
     runs: Vec<DetectorRun>,
-    mut failures: Vec<DetectorFailure>,
+    failures: Vec<DetectorFailure>,
     data: &Dataset,
+    fdr: f64,
+) -> Result<Report, AuditError> {
+    combine_rows(runs, failures, data.n_samples(), data.sources(), fdr)
+}
+
+/// [`combine`] for `n` rows with these sources.
+fn combine_rows(
+    runs: Vec<DetectorRun>,
+    mut failures: Vec<DetectorFailure>,
+    n: usize,
+    sources: Option<&[String]>,
     fdr: f64,
 ) -> Result<Report, AuditError> {
     if runs.is_empty() {
         return Err(AuditError::AllFailed(failures.swap_remove(0)));
     }
-    let p_values = combined_p_values(&runs, data.n_samples());
+    let p_values = combined_p_values(&runs, n);
     let report = Report::new(runs, failures, p_values, fdr);
     let flagged = report.flagged();
-    Ok(report.with_source_findings(source_findings(data, &flagged)))
+    Ok(report.with_source_findings(source_findings_of(sources, &flagged)))
 }
 
 /// Renders an error and its sources as `a: b: c`.

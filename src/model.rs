@@ -158,6 +158,11 @@ impl FittedAudit {
         Ok(self)
     }
 
+    /// The fitted detectors with their declarations, in audit order.
+    pub(crate) fn detectors(&self) -> &[(DetectorInfo, Box<dyn FittedDetector>)] {
+        &self.detectors
+    }
+
     /// Ids of the fitted detectors, in audit order.
     pub fn detector_ids(&self) -> Vec<DetectorId> {
         self.detectors.iter().map(|(info, _)| info.id).collect()

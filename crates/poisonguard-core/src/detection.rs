@@ -432,6 +432,74 @@ impl Detection {
     }
 }
 
+/// Assembles one [`Detection`] row by row from rows of others: how a batched scan joins the
+/// detections of its batches (and of its reference sample) into one detection of the whole
+/// table. The parts share one threshold (a fit's training detection and the detections of new
+/// rows against that fit do); the calibration is the parts' common one, or
+/// [`Calibration::Given`] when they differ.
+#[derive(Debug, Clone, Default)]
+pub struct DetectionRows {
+    scores: Vec<f64>,
+    reasons: Vec<(usize, Reason)>,
+    p_values: Vec<f64>,
+    /// Threshold and calibration of the first row pushed.
+    first: Option<(f64, Calibration)>,
+    mixed_calibration: bool,
+}
+
+impl DetectionRows {
+    /// An empty assembly with room for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { scores: Vec::with_capacity(n), p_values: Vec::with_capacity(n), ..Self::default() }
+    }
+
+    /// Appends row `i` of `part` (its score, p-value and reason).
+    ///
+    /// # Panics
+    /// If `i` is out of bounds, or if `part`'s threshold is not the first part's (the flags
+    /// would not follow the scores: a fit's detections of new rows apply its training
+    /// threshold, by the [`FittedDetector`](crate::FittedDetector) contract).
+    pub fn push(&mut self, part: &Detection, i: usize) {
+        let (threshold, calibration) =
+            *self.first.get_or_insert((part.threshold, part.calibration));
+        assert!(
+            threshold.to_bits() == part.threshold.to_bits(),
+            "detections of one fit share its threshold"
+        );
+        self.mixed_calibration |= calibration != part.calibration;
+        if let Some(reason) = part.reason(i) {
+            self.reasons.push((self.scores.len(), reason.clone()));
+        }
+        self.scores.push(part.scores[i]);
+        self.p_values.push(part.p_values[i]);
+    }
+
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Whether no row was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// The detection of the rows pushed, in push order.
+    ///
+    /// # Errors
+    /// [`DataError::NoRows`] when no row was pushed.
+    pub fn finish(self) -> Result<Detection, DataError> {
+        let (threshold, calibration) = self.first.ok_or(DataError::NoRows)?;
+        Ok(Detection {
+            scores: self.scores,
+            threshold,
+            reasons: self.reasons,
+            p_values: self.p_values,
+            calibration: if self.mixed_calibration { Calibration::Given } else { calibration },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +517,28 @@ mod tests {
         assert!(d.reason(0).is_none());
         assert_eq!(d.reason(3), Some(&Reason::Score { score: 3.0, threshold: 0.0 }));
         assert_eq!(d.reasons().iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn rows_of_several_detections_assemble_into_one() {
+        let t = ThresholdRule::Fixed(2.0).fit(&[0.0]).unwrap();
+        let a = Detection::with_threshold(vec![1.0, 3.0], t, reason).unwrap();
+        let b = Detection::with_threshold(vec![5.0, 0.5, 2.5], t, reason).unwrap();
+        let mut rows = DetectionRows::with_capacity(4);
+        for (part, i) in [(&b, 0), (&a, 0), (&a, 1), (&b, 1)] {
+            rows.push(part, i);
+        }
+        let joined = rows.finish().unwrap();
+        assert_eq!(joined.scores(), [5.0, 1.0, 3.0, 0.5]);
+        assert_eq!(
+            joined.p_values(),
+            [b.p_values()[0], a.p_values()[0], a.p_values()[1], b.p_values()[1]]
+        );
+        assert_eq!(joined.reasons().iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(joined.reason(0), Some(&Reason::Score { score: 5.0, threshold: 0.0 }));
+        // the two tails were fitted on different scores
+        assert_eq!(joined.calibration(), Calibration::Given);
+        assert_eq!(DetectionRows::default().finish().unwrap_err(), DataError::NoRows);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //!   and scores cannot disagree.
 //! - This crate has no I/O, no threads and no printing.
 
+mod batches;
 mod dataset;
 mod detection;
 mod detector;
@@ -62,8 +63,9 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+pub use batches::{InMemoryRows, RowKeys, RowSource};
 pub use dataset::{ClassId, Dataset, LabelMap, LabelValue, Labels};
-pub use detection::{Detection, DetectorId, Reason};
+pub use detection::{Detection, DetectionRows, DetectorId, Reason};
 pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
 pub use evidence::{

@@ -2,7 +2,6 @@
 //! probabilities: the built-in classifier of confident learning.
 
 use faer::linalg::matmul::matmul;
-use faer::reborrow::ReborrowMut;
 use faer::{Accum, Mat, Par};
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -337,23 +336,25 @@ impl Logistic {
     ) {
         let k = self.b.len();
         let (w, b) = effective(|r, j| self.w[(r, j)], &self.b, self.w.nrows(), fold);
-        let mut block = Mat::<f32>::zeros(x.d(), ROW_BLOCK.min(x.n()));
-        let mut z = Mat::<f32>::zeros(block.ncols(), k);
+        // Every product has the shape of a full block (columns past the end keep the last
+        // block's rows and are ignored), so a row's logits are computed the same way however
+        // many rows are scored with it.
+        let mut block = Mat::<f32>::zeros(x.d(), ROW_BLOCK);
+        let mut z = Mat::<f32>::zeros(ROW_BLOCK, k);
         let mut p = vec![0.0f64; k];
         for start in (0..x.n()).step_by(ROW_BLOCK) {
             let len = ROW_BLOCK.min(x.n() - start);
             x.fill(start..start + len, &mut block);
-            let mut zb = z.as_mut().subrows_mut(0, len);
             matmul(
-                zb.rb_mut(),
+                z.as_mut(),
                 Accum::Replace,
-                block.as_ref().subcols(0, len).transpose(),
+                block.as_ref().transpose(),
                 w.as_ref(),
                 1.0,
                 Par::Seq,
             );
             for r in 0..len {
-                let logit = |j: usize| f64::from(zb[(r, j)]) + b[j];
+                let logit = |j: usize| f64::from(z[(r, j)]) + b[j];
                 let m = (0..k).map(logit).fold(f64::NEG_INFINITY, f64::max);
                 for (j, o) in p.iter_mut().enumerate() {
                     *o = (logit(j) - m).exp();

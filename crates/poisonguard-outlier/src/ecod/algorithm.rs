@@ -222,21 +222,19 @@ impl OutlierModel for EcodModel {
         if !self.reasons.is_empty() {
             return Err(crate::error::Error::ScanOnly { detector: "ecod" });
         }
-        // As PyOD: the ECDFs and skewness of the training rows together with the new rows.
-        let (n_train, m) = (self.sorted.first().map_or(0, Vec::len), x.nrows());
-        let n = n_train + m;
-        let mut scores = vec![0.0f64; m];
+        // Each new row on the ECDF of the training rows and itself (PyOD's scoring of one new
+        // row), with the training column's skewness: a row's score does not depend on which
+        // other rows are scored with it (a batch, a stream, one at a time).
+        let n = self.sorted.first().map_or(0, Vec::len) + 1;
+        let mut scores = vec![0.0f64; x.nrows()];
         accumulate(x.ncols(), &mut scores, |j| {
             let train = &self.sorted[j];
-            let mut new: Vec<f32> = x.column(j).to_vec();
-            new.sort_by(f32::total_cmp);
-            let sign = skew_sign(train.iter().copied().chain(x.column(j).iter().copied()));
             x.column(j)
                 .iter()
                 .map(|&v| {
-                    let le = upper_bound(train, v) + upper_bound(&new, v);
-                    let ge = n - lower_bound(train, v) - lower_bound(&new, v);
-                    contribution(le, ge, n, sign)
+                    let le = upper_bound(train, v) + 1;
+                    let ge = n - lower_bound(train, v);
+                    contribution(le, ge, n, self.skew_sign[j])
                 })
                 .collect()
         });

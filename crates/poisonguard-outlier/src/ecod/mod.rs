@@ -12,8 +12,11 @@
 //!
 //! # Score
 //! `sum_j O_j`: a sum of `-ln` tail probabilities, >= 0; higher = more extreme in more features =
-//! more suspicious. New rows are scored, as PyOD does, on the ECDFs of the training rows together
-//! with the new rows. The reason names the feature with the largest contribution.
+//! more suspicious. A new row is scored on the ECDFs of the training rows and itself, with the
+//! training columns' skewness signs: PyOD's score of one new row (PyOD pools a whole batch of new
+//! rows with the training rows, so that a row's score depends on the rows scored beside it; here
+//! it does not, and a batched audit gives the same scores for any batch size). The reason names
+//! the feature with the largest contribution.
 //!
 //! Fitted on shards (`EcodValidParams::fit_shards`), the summaries (every column, sorted) merge:
 //! the result is the fit on all rows, bit for bit.
