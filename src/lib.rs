@@ -403,7 +403,13 @@ impl Audit {
     /// The default set (the [`REGISTRY`] lines marked default) for what `data` has: detectors
     /// that need labels only when it has labels with at least two classes.
     pub fn for_dataset(data: &Dataset, opts: &DetectorOptions) -> Self {
-        let labelled = data.labels().is_some_and(|l| l.n_present_classes() >= 2);
+        Self::for_labels(data.labels(), opts)
+    }
+
+    /// The default set for rows with these labels (as [`Audit::for_dataset`]; for a table
+    /// audited in batches, [`Audit::run_batched`], whose labels are known before its features).
+    pub fn for_labels(labels: Option<&Labels>, opts: &DetectorOptions) -> Self {
+        let labelled = labels.is_some_and(|l| l.n_present_classes() >= 2);
         let mut audit = Self::new().knn_mode(opts.knn);
         for r in REGISTRY.iter().filter(|r| r.default) {
             if labelled || !r.info.needs_labels {

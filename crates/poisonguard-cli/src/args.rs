@@ -198,6 +198,13 @@ pub struct ScanArgs {
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Memory the audit may use (bytes, or with a K, M, G or T suffix, powers of 1024; default
+    /// half of the machine's memory). A Parquet or .npy input whose in-memory audit would not
+    /// fit (about 6x its f32 features) is audited in batches: the detectors are fitted on a
+    /// seeded class-stratified reference sample and every other row is scored against that fit,
+    /// a batch at a time.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
     /// Exit with code 1 when any row is flagged.
     #[arg(long)]
     pub fail_on_flagged: bool,
@@ -281,6 +288,34 @@ fn known() -> String {
     detector_ids().collect::<Vec<_>>().join(", ")
 }
 
+/// Parses a memory size: bytes, or a number with a K, M, G or T suffix (powers of 1024, an
+/// optional trailing `B` or `iB`).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let (number, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{text:?}: the unit is K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let value: f64 =
+        number.trim().parse().map_err(|_| format!("{text:?} is not a size (e.g. 4G, 512M)"))?;
+    let bytes =
+        value * f64::from(1u32 << shift.min(30)) * f64::from(1u32 << (shift - shift.min(30)));
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 2f64.powi(63)) {
+        return Err(format!("{text:?} is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Parses `auto`, `contamination:F`, `fixed:X`, `robust-z:C` or `tukey:K`, and checks the value.
 pub fn parse_threshold(text: &str) -> Result<ThresholdRule> {
     let (kind, value) = match text.split_once(':') {
@@ -310,6 +345,18 @@ pub fn parse_threshold(text: &str) -> Result<ThresholdRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_with_binary_units() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2TB"), Ok(2 << 40));
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("G").is_err());
+    }
 
     #[test]
     fn threshold_rules_parse_and_check() {

@@ -19,9 +19,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use poisonguard::{Audit, AuditEvent, DetectorId, DetectorOptions, FittedAudit, Report};
+use poisonguard::{
+    Audit, AuditEvent, BatchPlan, DetectorId, DetectorOptions, FittedAudit, Report, RowSource,
+};
 use poisonguard_io::{
-    Format, LoadOptions, Table, attach_pred_probs, is_array_input, load, write_report, write_rows,
+    Format, LoadOptions, RowBatches, Table, attach_pred_probs, is_array_input, load, open_batches,
+    write_report, write_report_keys, write_rows,
 };
 
 use crate::args::{Cli, Command, ScanArgs};
@@ -182,6 +185,15 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         None => None,
     };
 
+    if fitted.is_none() && save.is_none() {
+        if let Some((source, plan)) = batched_source(args)? {
+            let bar = spinner();
+            let outcome = audit_batched(args, &opts, requested.as_deref(), source, &plan, &bar);
+            bar.finish_and_clear();
+            return outcome;
+        }
+    }
+
     let bar = spinner();
     // The spinner is cleared on every path, so an error line never follows a stale spinner.
     let how = match (&fitted, save) {
@@ -197,11 +209,140 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
     let mut stdout = std::io::stdout().lock();
-    summary::print(&mut stdout, args, model, &table, &report)?;
+    let data = table.dataset();
+    let rows = summary::Audited {
+        n_rows: data.n_samples(),
+        n_features: data.n_features(),
+        labels: data.labels(),
+        truth: table.truth(),
+    };
+    summary::print(&mut stdout, args, model, &rows, &report)?;
+    finished(args, &report)
+}
+
+/// The exit code of a scan that ran.
+fn finished(args: &ScanArgs, report: &Report) -> Result<ExitCode> {
     if args.fail_on_flagged && report.n_flagged() > 0 {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many times its f32 features the in-memory audit holds at its peak (5.5x measured on
+/// 10^6 x 512 embeddings, benches/RESULTS.md), rounded up.
+const IN_MEMORY_FACTOR: u64 = 6;
+
+/// The memory limit: `--memory-limit`, else half of the machine's memory (`MemTotal` of
+/// /proc/meminfo), else none.
+fn memory_limit(args: &ScanArgs) -> Option<u64> {
+    args.memory_limit.or_else(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024 / 2)
+    })
+}
+
+/// The input opened for a batched audit, with its plan, when it is a Parquet or .npy input
+/// whose in-memory audit would exceed the memory limit; `None` otherwise (the input is then
+/// read whole, and any reading error reported by that read).
+fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan)>> {
+    let Some(limit) = memory_limit(args) else { return Ok(None) };
+    let Ok(source) = open_batches(&args.input, &load_options(args)) else { return Ok(None) };
+    let (n, d) = (source.keys().n_rows(), source.n_features());
+    let need = (n as u64).saturating_mul(d as u64).saturating_mul(4 * IN_MEMORY_FACTOR);
+    if need <= limit {
+        return Ok(None);
+    }
+    let what = |flag: &str| {
+        anyhow::anyhow!(
+            "{}: {n} x {d} features need about {} audited in memory, more than the memory \
+             limit of {}, so it is audited in batches, which does not support {flag}",
+            args.input.display(),
+            size(need),
+            size(limit)
+        )
+    };
+    for (set, flag) in [
+        (args.pred_probs.is_some(), "--pred-probs"),
+        (args.summary.is_some(), "--summary"),
+        (args.html.is_some(), "--html"),
+        (args.clean_output.is_some(), "--clean-output"),
+        (args.quarantine.is_some(), "--quarantine"),
+    ] {
+        if set {
+            return Err(what(flag));
+        }
+    }
+    let plan = BatchPlan::for_budget(limit, n, d, args.seed)
+        .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
+    eprintln!(
+        "{}: {n} x {d} features need about {} audited in memory, more than the memory \
+         limit of {}: fitting on a reference sample of {} rows and scoring the others \
+         {} rows at a time",
+        args.input.display(),
+        size(need),
+        size(limit),
+        plan.reference_rows.min(n),
+        plan.batch_rows
+    );
+    Ok(Some((source, plan)))
+}
+
+/// `bytes` in GiB, or MiB below one GiB.
+fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    }
+}
+
+/// The batched audit of `source`: the summary on stdout, the report to `--output`.
+fn audit_batched(
+    args: &ScanArgs,
+    opts: &DetectorOptions,
+    requested: Option<&[String]>,
+    mut source: RowBatches,
+    plan: &BatchPlan,
+    bar: &ProgressBar,
+) -> Result<ExitCode> {
+    let keys = source.keys().clone();
+    if let (Some(labels), Some(column)) = (keys.labels(), &args.label) {
+        if labels.n_present_classes() < 2 {
+            bail!(
+                "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
+                args.input.display(),
+                labels.value_of_row(0)
+            );
+        }
+    }
+    let audit = match requested {
+        Some(names) => Audit::from_ids(names, opts)?,
+        None => Audit::for_labels(keys.labels(), opts),
+    }
+    .fdr(args.fdr)?;
+    let stages = Stages::new(bar, audit.detector_ids().len());
+    let report = audit
+        .run_batched(&mut source, plan, &|e| stages.on(e))
+        .with_context(|| args.input.display().to_string())?;
+    if let Some(out) = &args.output {
+        bar.set_message(format!("writing {}", out.display()));
+        write_report_keys(out, &report, &keys)?;
+    }
+    bar.finish_and_clear();
+    for failure in report.failures() {
+        eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
+    }
+    let rows = summary::Audited {
+        n_rows: keys.n_rows(),
+        n_features: source.n_features(),
+        labels: keys.labels(),
+        truth: source.truth(),
+    };
+    summary::print(&mut std::io::stdout().lock(), args, None, &rows, &report)?;
+    finished(args, &report)
 }
 
 /// How `scan` gets its report.
@@ -259,6 +400,8 @@ struct StageState {
     running: Vec<DetectorId>,
     /// Detectors finished.
     finished: usize,
+    /// The batched audit's stage shown (reading or scoring).
+    stage: Option<&'static str>,
 }
 
 impl<'a> Stages<'a> {
@@ -273,6 +416,23 @@ impl<'a> Stages<'a> {
         state.bar_drawn = false;
     }
 
+    /// A stage with a known amount of work: a bar with an ETA from its first report.
+    fn progress(&self, state: &mut StageState, done: usize, total: usize) {
+        if !state.bar_drawn {
+            self.bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{elapsed}] {wide_bar} {percent}% ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar.set_length(total as u64);
+            self.bar.set_position(0);
+            self.bar.reset_eta();
+            state.bar_drawn = true;
+        }
+        self.bar.set_position(done as u64);
+    }
+
     fn on(&self, event: AuditEvent) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
@@ -282,21 +442,19 @@ impl<'a> Stages<'a> {
             AuditEvent::SharedStandardizedKnn(k) => {
                 self.graph(&mut state, format!("finding {k} nearest neighbours (standardized)"));
             }
-            AuditEvent::KnnProgress(done, total) => {
-                if !state.bar_drawn {
-                    self.bar.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} {msg} [{elapsed}] {wide_bar} {percent}% ETA {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
-                    self.bar.set_length(total as u64);
-                    self.bar.set_position(0);
-                    self.bar.reset_eta();
-                    state.bar_drawn = true;
+            AuditEvent::Reading(done, total) | AuditEvent::Scoring(done, total) => {
+                let what = if matches!(event, AuditEvent::Reading(..)) {
+                    "reading the reference sample"
+                } else {
+                    "scoring the rows against the reference's fit"
+                };
+                if state.stage != Some(what) {
+                    self.graph(&mut state, what.to_string());
+                    state.stage = Some(what);
                 }
-                self.bar.set_position(done as u64);
+                self.progress(&mut state, done, total);
             }
+            AuditEvent::KnnProgress(done, total) => self.progress(&mut state, done, total),
             AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
                 if state.running.is_empty() && state.finished == 0 {
                     self.bar.set_style(spinner_style());
@@ -320,16 +478,9 @@ impl<'a> Stages<'a> {
     }
 }
 
-/// Reads the input, runs the audit and writes the report, reporting stages on `bar`.
-fn load_and_audit(
-    args: &ScanArgs,
-    opts: &DetectorOptions,
-    requested: Option<&[String]>,
-    how: How<'_>,
-    bar: &ProgressBar,
-) -> Result<(Table, Report)> {
-    bar.set_message(format!("reading {}", args.input.display()));
-    let load_opts = LoadOptions {
+/// The column roles the scan's arguments name.
+fn load_options(args: &ScanArgs) -> LoadOptions {
+    LoadOptions {
         label: args.label.clone(),
         id: args.id.clone(),
         source: args.source.clone(),
@@ -339,8 +490,19 @@ fn load_and_audit(
         exclude: args.exclude.clone().unwrap_or_default(),
         embedding: args.embedding.clone(),
         meta: args.meta.clone(),
-    };
-    let mut table = load(&args.input, &load_opts)?;
+    }
+}
+
+/// Reads the input, runs the audit and writes the report, reporting stages on `bar`.
+fn load_and_audit(
+    args: &ScanArgs,
+    opts: &DetectorOptions,
+    requested: Option<&[String]>,
+    how: How<'_>,
+    bar: &ProgressBar,
+) -> Result<(Table, Report)> {
+    bar.set_message(format!("reading {}", args.input.display()));
+    let mut table = load(&args.input, &load_options(args))?;
     if let Some(path) = &args.pred_probs {
         bar.set_message(format!("reading {}", path.display()));
         table = attach_pred_probs(table, path)?;

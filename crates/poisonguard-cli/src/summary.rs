@@ -4,7 +4,6 @@ use std::io::Write;
 
 use anyhow::Result;
 use poisonguard::{NoiseMatrix, Report};
-use poisonguard_io::Table;
 
 use crate::args::ScanArgs;
 use crate::view;
@@ -16,19 +15,30 @@ fn pct(part: usize, whole: usize) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
 
+/// What the summary reads of the audited rows (a table in memory, or one audited in batches).
+pub struct Audited<'a> {
+    /// Rows audited.
+    pub n_rows: usize,
+    /// Feature columns.
+    pub n_features: usize,
+    /// Their labels.
+    pub labels: Option<&'a poisonguard::Labels>,
+    /// Their ground truth.
+    pub truth: Option<&'a [bool]>,
+}
+
 /// Prints rows / classes, flags per detector, the most suspicious classes, and with ground
 /// truth the detection quality of every detector and of the combined suspicion.
 pub fn print(
     out: &mut impl Write,
     args: &ScanArgs,
     model: Option<&std::path::Path>,
-    table: &Table,
+    rows: &Audited<'_>,
     report: &Report,
 ) -> Result<()> {
-    let data = table.dataset();
-    let n = data.n_samples();
-    write!(out, "{}: {} rows, {} features", args.input.display(), n, data.n_features())?;
-    if let Some(labels) = data.labels() {
+    let n = rows.n_rows;
+    write!(out, "{}: {} rows, {} features", args.input.display(), n, rows.n_features)?;
+    if let Some(labels) = rows.labels {
         write!(out, ", {} classes", labels.n_present_classes())?;
     }
     writeln!(out)?;
@@ -89,7 +99,7 @@ pub fn print(
             write!(out, " {s:>18}")?;
         }
         writeln!(out)?;
-        let labels = data.labels();
+        let labels = rows.labels;
         for f in findings.iter().take(TOP_CLASSES) {
             let flagged = labels.map_or(0, |l| {
                 l.ids()
@@ -115,7 +125,7 @@ pub fn print(
         print_sources(out, report)?;
     }
 
-    if let (Some(truth), Some(col)) = (table.truth(), &args.truth) {
+    if let (Some(truth), Some(col)) = (rows.truth, &args.truth) {
         let (n_poison, k, quality) = view::quality(report, truth);
         writeln!(
             out,

@@ -1195,3 +1195,39 @@ mod trusted {
         );
     }
 }
+
+/// A table whose in-memory audit would exceed `--memory-limit` is audited in batches against a
+/// reference sample: the same report columns, one row per input row, the poison still found;
+/// the outputs that need the whole table in memory are refused by name.
+#[test]
+fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
+    let input = datasets().join("poisoned/digits_badnets.parquet");
+    let input = input.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (batched, whole) = (dir.path().join("batched.csv"), dir.path().join("whole.csv"));
+    let args = ["scan", input, "--label", "label", "--truth", "is_poison"];
+    let o = poisonguard(
+        &[&args[..], &["--memory-limit", "2.5M", "-o", batched.to_str().unwrap()]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fitting on a reference sample of 1140 rows"), "{}", stderr(&o));
+    let quality = stdout(&o);
+    let line = quality.lines().find(|l| l.trim_start().starts_with("suspicion")).unwrap();
+    let auc: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(auc >= 0.98, "{line}");
+    let report = std::fs::read_to_string(&batched).unwrap();
+    let memory = String::from_utf8(scan_report(&args, &whole)).unwrap();
+    assert_eq!(report.lines().count(), 1818);
+    assert_eq!(report.lines().next(), memory.lines().next());
+
+    let o = poisonguard(&[&args[..], &["--memory-limit", "2.5M", "--html", "x.html"]].concat());
+    assert!(
+        !o.status.success() && stderr(&o).contains("does not support --html"),
+        "{}",
+        stderr(&o)
+    );
+    let o = poisonguard(&[&args[..], &["--memory-limit", "1M"]].concat());
+    assert!(stderr(&o).contains("memory budget too small"), "{}", stderr(&o));
+    let o = poisonguard(&[&args[..], &["--memory-limit", "4X"]].concat());
+    assert!(stderr(&o).contains("the unit is K, M, G or T"), "{}", stderr(&o));
+}

@@ -26,14 +26,18 @@
 //! temporary for the cast). Polars' `ndarray` feature is not used: from polars 0.53 it builds
 //! against another ndarray than the rest of the workspace.
 
+mod batches;
 mod error;
 mod npy;
 mod read;
 mod write;
 
+pub use batches::{RowBatches, open_batches};
 pub use error::{Error, Result};
 pub use read::{Format, LoadOptions, Table, attach_pred_probs, from_frame, is_array_input, load};
-pub use write::{report_columns, report_frame, write_dataset, write_report, write_rows};
+pub use write::{
+    report_columns, report_frame, write_dataset, write_report, write_report_keys, write_rows,
+};
 
 /// The polars this crate reads and writes frames with ([`from_frame`], [`report_frame`]): use it
 /// to build frames of the same version.

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
@@ -225,17 +226,8 @@ fn matrix_shape(path: &Path) -> Result<(usize, usize)> {
 /// f32 feature matrix, allocated once. Values beyond f32's range, NaN and infinities are errors
 /// naming the file, row and column, as for CSV and Parquet.
 pub(crate) fn read_matrix(paths: &[PathBuf]) -> Result<Array2<f32>> {
-    let mut shapes = Vec::with_capacity(paths.len());
-    for path in paths {
-        shapes.push(matrix_shape(path)?);
-    }
+    let shapes = shapes(paths)?;
     let d = shapes[0].1;
-    if let Some(k) = shapes.iter().position(|s| s.1 != d) {
-        return Err(bad(
-            &paths[k],
-            format!("{} columns where {} has {d}", shapes[k].1, paths[0].display()),
-        ));
-    }
     let n: usize = shapes.iter().map(|s| s.0).sum();
     let shown = paths[0].display().to_string();
     if n == 0 {
@@ -248,29 +240,57 @@ pub(crate) fn read_matrix(paths: &[PathBuf]) -> Result<Array2<f32>> {
     let cells = x.as_slice_mut().expect("a fresh array is contiguous");
     let mut start = 0;
     for (path, &(rows, _)) in paths.iter().zip(&shapes) {
-        let shown = path.display().to_string();
-        let mut r = open(path)?;
-        let h = read_header(path, &mut r)?;
-        let (Kind::Float(width), true) = (h.kind, h.shape == [rows, d]) else {
-            return Err(bad(path, "the file changed while it was read"));
-        };
-        let part = &mut cells[start * d..(start + rows) * d];
-        stream(path, &mut r, rows * d, width, |k, bytes| {
-            let v = float_of(bytes, width, h.big_endian);
-            if v.is_finite() && v.abs() <= f64::from(f32::MAX) {
-                part[k] = v as f32;
-                return Ok(());
-            }
-            let (path, column, row) = (shown.clone(), format!("#{}", k % d), k / d);
-            Err(if v.is_finite() {
-                Error::OutOfF32Range { path, column, row, value: v }
-            } else {
-                Error::NonFinite { path, column, row, value: v }
-            })
-        })?;
+        read_rows(path, 0..rows, d, &mut cells[start * d..(start + rows) * d])?;
         start += rows;
     }
     Ok(x)
+}
+
+/// The shape of every array of `paths` (2-D floats, all of one width), checked.
+pub(crate) fn shapes(paths: &[PathBuf]) -> Result<Vec<(usize, usize)>> {
+    let mut shapes = Vec::with_capacity(paths.len());
+    for path in paths {
+        shapes.push(matrix_shape(path)?);
+    }
+    let d = shapes[0].1;
+    if let Some(k) = shapes.iter().position(|s| s.1 != d) {
+        return Err(bad(
+            &paths[k],
+            format!("{} columns where {} has {d}", shapes[k].1, paths[0].display()),
+        ));
+    }
+    Ok(shapes)
+}
+
+/// Reads rows `rows` of the 2-D float array at `path` (`d` columns) into `out` (row-major,
+/// `rows.len() x d`), seeking past the rows before. A value beyond f32's range, NaN or an
+/// infinity is an error naming the file, its row in the file and the column.
+pub(crate) fn read_rows(path: &Path, rows: Range<usize>, d: usize, out: &mut [f32]) -> Result<()> {
+    let shown = path.display().to_string();
+    let mut r = open(path)?;
+    let h = read_header(path, &mut r)?;
+    let Kind::Float(width) = h.kind else {
+        return Err(bad(path, "the file changed while it was read"));
+    };
+    if h.shape.len() != 2 || h.shape[1] != d || h.shape[0] < rows.end {
+        return Err(bad(path, "the file changed while it was read"));
+    }
+    let skip = i64::try_from(rows.start * d * width).map_err(|_| bad(path, "too large"))?;
+    r.seek_relative(skip).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
+    let first = rows.start;
+    stream(path, &mut r, rows.len() * d, width, |k, bytes| {
+        let v = float_of(bytes, width, h.big_endian);
+        if v.is_finite() && v.abs() <= f64::from(f32::MAX) {
+            out[k] = v as f32;
+            return Ok(());
+        }
+        let (path, column, row) = (shown.clone(), format!("#{}", k % d), first + k / d);
+        Err(if v.is_finite() {
+            Error::OutOfF32Range { path, column, row, value: v }
+        } else {
+            Error::NonFinite { path, column, row, value: v }
+        })
+    })
 }
 
 /// Reads a 1-D integer, bool or unicode array as label values.

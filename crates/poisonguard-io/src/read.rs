@@ -83,7 +83,7 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// The named role columns with their role, in the order label, id, source, truth, trusted.
-    fn roles(&self) -> Vec<(&'static str, &String)> {
+    pub(crate) fn roles(&self) -> Vec<(&'static str, &String)> {
         [
             ("label", &self.label),
             ("id", &self.id),
@@ -116,9 +116,9 @@ pub struct Table {
 
 /// The 0/1 columns read beside the dataset.
 #[derive(Debug, Clone, Default)]
-struct RowFlags {
-    truth: Option<Vec<bool>>,
-    trusted: Option<Vec<bool>>,
+pub(crate) struct RowFlags {
+    pub(crate) truth: Option<Vec<bool>>,
+    pub(crate) trusted: Option<Vec<bool>>,
 }
 
 impl Table {
@@ -188,7 +188,7 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
 /// matching `.csv`, `.parquet`, `.pq` or `.npy` files (hidden files skipped), sorted by name
 /// (byte order) so that the rows keep one order on every machine. All of one kind: tables
 /// (CSV or Parquet) or `.npy` arrays.
-fn shards(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn shards(path: &Path) -> Result<Vec<PathBuf>> {
     let shown = path.display().to_string();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let (dir, pattern) = if path.is_dir() {
@@ -255,7 +255,7 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 /// Reads the table shards `files` of `path` as one frame, rows in file order: every shard has
 /// the columns of the first, in the same order.
-fn read_shards(
+pub(crate) fn read_shards(
     path: &Path,
     files: &[PathBuf],
     opts: Option<&LoadOptions>,
@@ -332,7 +332,7 @@ pub fn is_array_input(path: impl AsRef<Path>) -> Result<bool> {
 }
 
 /// Whether `path` names a NumPy array file.
-fn is_npy(path: &Path) -> bool {
+pub(crate) fn is_npy(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
@@ -406,7 +406,7 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame> {
 }
 
 /// Every column `opts` names (roles, features, excluded) is one of the file's `names`.
-fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Result<()> {
+pub(crate) fn check_named_columns(path: &str, names: &[String], opts: &LoadOptions) -> Result<()> {
     let named = opts
         .roles()
         .into_iter()
@@ -551,7 +551,11 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
 /// Arrow readers assert on some malformed files (a damaged record batch of an IPC stream)
 /// instead of returning an error, and a damaged input file is bad input, not a crash. The panic
 /// hook still runs (the `poisonguard` binary keeps it quiet for panics inside polars).
-fn guarded<T>(shown: &str, format: &'static str, read: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guarded<T>(
+    shown: &str,
+    format: &'static str,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|payload| {
         let what = payload
             .downcast_ref::<&str>()
@@ -567,7 +571,7 @@ fn guarded<T>(shown: &str, format: &'static str, read: impl FnOnce() -> Result<T
 }
 
 /// Opens an input file for reading.
-fn open(path: &Path) -> Result<File> {
+pub(crate) fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })
 }
 
@@ -586,7 +590,7 @@ fn ipc_file_format(path: &Path) -> Result<bool> {
 /// and the ones a load with `opts` reads (all with `None`). A used column of a type this build
 /// cannot read, and an `--embedding` column that is not a list of floats, are clear errors; an
 /// unused one is never touched.
-fn arrow_columns(
+pub(crate) fn arrow_columns(
     shown: &str,
     schema: &ArrowSchema,
     opts: Option<&LoadOptions>,
@@ -663,7 +667,12 @@ fn list_names(names: &[String]) -> String {
     }
 }
 
-fn get<'a>(frame: &'a DataFrame, path: &str, name: &str, role: &'static str) -> Result<&'a Column> {
+pub(crate) fn get<'a>(
+    frame: &'a DataFrame,
+    path: &str,
+    name: &str,
+    role: &'static str,
+) -> Result<&'a Column> {
     frame.column(name).map_err(|_| Error::MissingColumn {
         path: path.to_string(),
         column: name.to_string(),
@@ -677,7 +686,7 @@ fn is_numeric(dtype: &DataType) -> bool {
 }
 
 /// The table from `frame` (the columns read of a file whose columns are `names`).
-fn table_from_frame(
+pub(crate) fn table_from_frame(
     path: &Path,
     frame: &DataFrame,
     names: &[String],
@@ -770,40 +779,70 @@ fn attach_roles(
     mut dataset: Dataset,
     opts: &LoadOptions,
 ) -> Result<(Dataset, RowFlags)> {
-    let p = path;
     let data_err = |error| Error::Data { path: path.to_string(), error };
-    if let Some(name) = &opts.label {
-        let raw = label_values(p, get(frame, p, name, "label")?)?;
-        dataset = dataset.with_labels(Labels::from_values(&raw)).map_err(data_err)?;
+    let roles = roles_of(path, frame, opts)?;
+    if let Some(labels) = roles.labels {
+        dataset = dataset.with_labels(labels).map_err(data_err)?;
     }
-    if let Some(name) = &opts.id {
-        dataset =
-            dataset.with_ids(text_values(p, get(frame, p, name, "id")?)?).map_err(data_err)?;
+    if let Some(ids) = roles.ids {
+        dataset = dataset.with_ids(ids).map_err(data_err)?;
     }
-    if let Some(name) = &opts.source {
-        let sources = text_values(p, get(frame, p, name, "source")?)?;
+    if let Some(sources) = roles.sources {
         dataset = dataset.with_sources(sources).map_err(data_err)?;
     }
+    for (role, values) in [("truth", &roles.flags.truth), ("trusted", &roles.flags.trusted)] {
+        if let Some(values) = values {
+            if values.len() != dataset.n_samples() {
+                return Err(data_err(DataError::LengthMismatch {
+                    what: role,
+                    expected: dataset.n_samples(),
+                    actual: values.len(),
+                }));
+            }
+        }
+    }
+    Ok((dataset, roles.flags))
+}
+
+/// The role columns (label, id, source, truth, trusted) `opts` names, read from `frame`.
+pub(crate) struct Roles {
+    pub(crate) labels: Option<Labels>,
+    pub(crate) ids: Option<Vec<String>>,
+    pub(crate) sources: Option<Vec<String>>,
+    pub(crate) flags: RowFlags,
+}
+
+/// Reads the role columns `opts` names from `frame` (each checked for its role's values).
+pub(crate) fn roles_of(path: &str, frame: &DataFrame, opts: &LoadOptions) -> Result<Roles> {
+    let p = path;
+    let labels = match &opts.label {
+        Some(name) => Some(Labels::from_values(&label_values(p, get(frame, p, name, "label")?)?)),
+        None => None,
+    };
+    let ids = match &opts.id {
+        Some(name) => Some(text_values(p, get(frame, p, name, "id")?)?),
+        None => None,
+    };
+    let sources = match &opts.source {
+        Some(name) => Some(text_values(p, get(frame, p, name, "source")?)?),
+        None => None,
+    };
     let mut flags = RowFlags::default();
     for (role, name, slot) in
         [("truth", &opts.truth, &mut flags.truth), ("trusted", &opts.trusted, &mut flags.trusted)]
     {
         let Some(name) = name else { continue };
-        let values = flag_values(p, get(frame, p, name, role)?, role)?;
-        if values.len() != dataset.n_samples() {
-            return Err(data_err(DataError::LengthMismatch {
-                what: role,
-                expected: dataset.n_samples(),
-                actual: values.len(),
-            }));
-        }
-        *slot = Some(values);
+        *slot = Some(flag_values(p, get(frame, p, name, role)?, role)?);
     }
-    Ok((dataset, flags))
+    Ok(Roles { labels, ids, sources, flags })
 }
 
 /// Fills the row-major f32 matrix one column at a time (one column-sized temporary at most).
-fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Array2<f32>> {
+pub(crate) fn feature_matrix(
+    path: &str,
+    frame: &DataFrame,
+    names: &[String],
+) -> Result<Array2<f32>> {
     let n = frame.height();
     let mut x = Array2::<f32>::zeros((n, names.len()));
     for (j, name) in names.iter().enumerate() {
@@ -854,7 +893,7 @@ fn feature_matrix(path: &str, frame: &DataFrame, names: &[String]) -> Result<Arr
 }
 
 /// The feature matrix of a column of float lists, one list per row, every list of one length.
-fn embedding_matrix(path: &str, col: &Column) -> Result<Array2<f32>> {
+pub(crate) fn embedding_matrix(path: &str, col: &Column) -> Result<Array2<f32>> {
     let name = col.name().to_string();
     let not_floats = |detail: String| Error::EmbeddingType {
         path: path.to_string(),

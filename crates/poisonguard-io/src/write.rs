@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use poisonguard_core::{Dataset, LabelValue, Report};
+use poisonguard_core::{Dataset, LabelValue, Labels, Report, RowKeys};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
@@ -15,11 +15,15 @@ use crate::read::Format;
 /// labels), `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value) per
 /// detector run, then `suspicion`, `p_value` (combined), `flagged`, `reasons`.
 pub fn report_columns(report: &Report, data: &Dataset) -> Vec<String> {
+    columns(report, data.ids(), data.labels())
+}
+
+fn columns(report: &Report, ids: Option<&[String]>, labels: Option<&Labels>) -> Vec<String> {
     let mut names = vec!["row".to_string()];
-    if data.ids().is_some() {
+    if ids.is_some() {
         names.push("id".into());
     }
-    if data.labels().is_some() {
+    if labels.is_some() {
         names.push("label".into());
     }
     for run in report.runs() {
@@ -39,13 +43,13 @@ enum Values {
     Text(Vec<String>),
 }
 
-fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
+fn report_values(report: &Report, ids: Option<&[String]>, labels: Option<&Labels>) -> Vec<Values> {
     let n = report.n_samples();
     let mut cols = vec![Values::Int((0..n as i64).collect())];
-    if let Some(ids) = data.ids() {
+    if let Some(ids) = ids {
         cols.push(Values::Text(ids.to_vec()));
     }
-    if let Some(labels) = data.labels() {
+    if let Some(labels) = labels {
         let values: Vec<&LabelValue> = (0..n).map(|i| labels.value_of_row(i)).collect();
         if values.iter().all(|v| matches!(v, LabelValue::Int(_))) {
             let ints = values.iter().map(|v| if let LabelValue::Int(k) = v { *k } else { 0 });
@@ -73,17 +77,34 @@ fn report_values(report: &Report, data: &Dataset) -> Vec<Values> {
 /// [`Error::UnsupportedFormat`] for another extension, [`Error::Write`] / [`Error::Io`] when the
 /// file cannot be written.
 pub fn write_report(path: impl AsRef<Path>, report: &Report, data: &Dataset) -> Result<()> {
-    let path = path.as_ref();
+    write_keyed(path.as_ref(), report, data.ids(), data.labels())
+}
+
+/// [`write_report`] for rows known by their keys (a table audited in batches,
+/// `Audit::run_batched`): the same columns, the ids and labels read from `keys`.
+///
+/// # Errors
+/// As [`write_report`].
+pub fn write_report_keys(path: impl AsRef<Path>, report: &Report, keys: &RowKeys) -> Result<()> {
+    write_keyed(path.as_ref(), report, keys.ids(), keys.labels())
+}
+
+fn write_keyed(
+    path: &Path,
+    report: &Report,
+    ids: Option<&[String]>,
+    labels: Option<&Labels>,
+) -> Result<()> {
     let shown = path.display().to_string();
     let format = Format::of(path, true)?;
     let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
     if format == Format::Json {
-        let (names, values) = (report_columns(report, data), report_values(report, data));
+        let (names, values) = (columns(report, ids, labels), report_values(report, ids, labels));
         return write_json(BufWriter::new(file), &names, &values)
             .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() });
     }
-    let mut frame = frame_of(report, data).map_err(write_err)?;
+    let mut frame = frame_of(report, ids, labels).map_err(write_err)?;
     write_frame(format, file, &mut frame).map_err(write_err)
 }
 
@@ -103,14 +124,18 @@ fn write_frame(format: Format, file: File, frame: &mut DataFrame) -> PolarsResul
 /// # Errors
 /// [`Error::Write`] if polars refuses the columns (it does not for a report of `data`).
 pub fn report_frame(report: &Report, data: &Dataset) -> Result<DataFrame> {
-    frame_of(report, data)
+    frame_of(report, data.ids(), data.labels())
         .map_err(|e| Error::Write { path: "DataFrame".into(), message: e.to_string() })
 }
 
-fn frame_of(report: &Report, data: &Dataset) -> PolarsResult<DataFrame> {
-    let columns: Vec<Column> = report_columns(report, data)
+fn frame_of(
+    report: &Report,
+    ids: Option<&[String]>,
+    labels: Option<&Labels>,
+) -> PolarsResult<DataFrame> {
+    let columns: Vec<Column> = columns(report, ids, labels)
         .iter()
-        .zip(report_values(report, data))
+        .zip(report_values(report, ids, labels))
         .map(|(name, v)| {
             let name = PlSmallStr::from(name.as_str());
             match v {

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use poisonguard_io::{LoadOptions, Table};
+use polars::prelude::*;
 
 /// A fixture under `tests/` (`"npy/x.csv"`).
 pub fn fixture(path: &str) -> PathBuf {
@@ -53,4 +54,31 @@ pub fn same_rows(a: &Table, b: &Table, what: &str) {
     assert_eq!(a.dataset().ids(), b.dataset().ids(), "{what}");
     assert_eq!(a.dataset().sources(), b.dataset().sources(), "{what}");
     assert_eq!(a.truth(), b.truth(), "{what}");
+}
+
+/// Writes rows `[start, end)` of the shipped table to `path` as Parquet.
+pub fn write_part(path: &Path, start: usize, end: usize) {
+    let file = std::fs::File::open(badnets()).unwrap();
+    let frame = ParquetReader::new(file).finish().unwrap();
+    let mut part = frame.slice(start as i64, end - start);
+    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut part).unwrap();
+}
+
+/// A C-order little-endian float32 `.npy` file of `x`'s rows `[start, end)`.
+pub fn write_npy(path: &Path, table: &Table, start: usize, end: usize) {
+    let x = table.dataset().features();
+    let d = x.ncols();
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {d}), }}", end - start);
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for i in start..end {
+        bytes.extend(x.row(i).iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(path, bytes).unwrap();
 }

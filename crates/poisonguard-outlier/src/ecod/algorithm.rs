@@ -222,18 +222,18 @@ impl OutlierModel for EcodModel {
         if !self.reasons.is_empty() {
             return Err(crate::error::Error::ScanOnly { detector: "ecod" });
         }
-        // Each new row on the ECDF of the training rows and itself (PyOD's scoring of one new
-        // row), with the training column's skewness: a row's score does not depend on which
-        // other rows are scored with it (a batch, a stream, one at a time).
-        let n = self.sorted.first().map_or(0, Vec::len) + 1;
+        // Each new row on the ECDFs of the training columns alone (a tail count of 0 counts as
+        // 1), with their skewness: a training row scored again gets its training score, and a
+        // row's score does not depend on which other rows are scored with it.
+        let n = self.sorted.first().map_or(0, Vec::len);
         let mut scores = vec![0.0f64; x.nrows()];
         accumulate(x.ncols(), &mut scores, |j| {
             let train = &self.sorted[j];
             x.column(j)
                 .iter()
                 .map(|&v| {
-                    let le = upper_bound(train, v) + 1;
-                    let ge = n - lower_bound(train, v);
+                    let le = upper_bound(train, v).max(1);
+                    let ge = (n - lower_bound(train, v)).max(1);
                     contribution(le, ge, n, self.skew_sign[j])
                 })
                 .collect()

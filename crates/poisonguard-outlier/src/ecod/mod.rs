@@ -12,11 +12,12 @@
 //!
 //! # Score
 //! `sum_j O_j`: a sum of `-ln` tail probabilities, >= 0; higher = more extreme in more features =
-//! more suspicious. A new row is scored on the ECDFs of the training rows and itself, with the
-//! training columns' skewness signs: PyOD's score of one new row (PyOD pools a whole batch of new
-//! rows with the training rows, so that a row's score depends on the rows scored beside it; here
-//! it does not, and a batched audit gives the same scores for any batch size). The reason names
-//! the feature with the largest contribution.
+//! more suspicious. A new row is scored on the ECDFs and skewness signs of the training columns
+//! (a tail count of 0 counts as 1): a training row scored again gets its training score, and a
+//! row's score does not depend on the rows scored beside it. (PyOD instead pools a batch of new
+//! rows with the training rows, so that a row's score changes with the batch it comes in; a
+//! batched audit here gives the same scores for any batch size.) The reason names the feature
+//! with the largest contribution.
 //!
 //! Fitted on shards (`EcodValidParams::fit_shards`), the summaries (every column, sorted) merge:
 //! the result is the fit on all rows, bit for bit.

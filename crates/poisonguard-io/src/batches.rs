@@ -1,0 +1,334 @@
+//! Tables read in row batches, for an audit of a table larger than memory
+//! ([`poisonguard_core::RowSource`]): `.npy` arrays and Parquet files, one or the shards of one
+//! table.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Axis, concatenate};
+use poisonguard_core::{BoxError, RowKeys, RowSource};
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::read::{self, Format, LoadOptions, RowFlags};
+
+/// What the feature rows are read from.
+#[derive(Debug)]
+enum Kind {
+    /// 2-D float `.npy` arrays.
+    Npy,
+    /// Parquet files: these feature columns, or this embedding (list) column.
+    Parquet { columns: Vec<String>, embedding: Option<String> },
+}
+
+/// A table on disk read a batch of rows at a time: its keys (labels, ids, sources) and ground
+/// truth are read whole when it is opened, its features when [`RowSource::read`] asks. Made by
+/// [`open_batches`].
+#[derive(Debug)]
+pub struct RowBatches {
+    /// Each file with its row count, in table order.
+    parts: Vec<(PathBuf, usize)>,
+    kind: Kind,
+    n_features: usize,
+    feature_names: Vec<String>,
+    keys: RowKeys,
+    flags: RowFlags,
+}
+
+/// Opens `path` (a `.npy` array with its `--meta` table, or a Parquet file; a directory or
+/// wildcard name of shards of either) for reading in batches, with the roles of `opts` as
+/// [`load`](crate::load) reads them. Only the role columns are read now; the features are read
+/// by [`RowSource::read`], each batch from the files it spans (a Parquet file reads only the
+/// row groups of the batch, a `.npy` array seeks to the batch's first row).
+///
+/// # Errors
+/// As [`load`](crate::load) for the file and the role columns (a bad feature value is found
+/// when its batch is read, named by file, row and column); [`Error::Unsupported`] for a CSV or
+/// Arrow input (convert it to Parquet) and for a trusted column.
+pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBatches> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    if opts.trusted.is_some() {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "a trusted column is not read by a batched audit (its reference sample is drawn at random)".into(),
+        });
+    }
+    let files = read::shards(path)?;
+    if files.iter().all(|f| read::is_npy(f)) {
+        return open_npy(path, files, opts);
+    }
+    if let Some(f) = files.iter().find(|f| Format::of(f, false).ok() != Some(Format::Parquet)) {
+        return Err(Error::Unsupported {
+            path: f.display().to_string(),
+            what: "a batched audit reads Parquet or .npy files (a CSV or Arrow table converts to Parquet with polars or pyarrow)".into(),
+        });
+    }
+    if opts.meta.is_some() {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "a meta file goes with a .npy feature array; a Parquet input holds its own label, id, source and truth columns".into(),
+        });
+    }
+    // the feature columns: those `load` would take, found on the first rows of the first file
+    let first = files[0].display().to_string();
+    let (head, names) = read::guarded(&first, "Parquet", || {
+        let mut reader = ParquetReader::new(read::open(&files[0])?);
+        let schema = reader.schema().map_err(|e| parse(&first, &e))?;
+        let (names, wanted) = read::arrow_columns(&first, &schema, Some(opts))?;
+        let frame = reader
+            .with_columns(Some(wanted))
+            .with_slice(Some((0, 1)))
+            .finish()
+            .map_err(|e| parse(&first, &e))?;
+        Ok((frame, names))
+    })?;
+    if head.height() == 0 {
+        return Err(Error::NoRows { path: first });
+    }
+    read::check_named_columns(&first, &names, opts)?;
+    let table = read::table_from_frame(&files[0], &head, &names, opts)?;
+    let feature_names = table.feature_names().to_vec();
+    let n_features = table.dataset().n_features();
+    let kind = match &opts.embedding {
+        Some(column) => {
+            Kind::Parquet { columns: vec![column.clone()], embedding: Some(column.clone()) }
+        }
+        None => Kind::Parquet { columns: feature_names.clone(), embedding: None },
+    };
+    let mut parts = Vec::with_capacity(files.len());
+    for file in &files {
+        let shown = file.display().to_string();
+        let rows = read::guarded(&shown, "Parquet", || {
+            ParquetReader::new(read::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
+        })?;
+        parts.push((file.clone(), rows));
+    }
+    // the role columns of every row
+    let role_opts = LoadOptions {
+        features: Some(Vec::new()),
+        exclude: Vec::new(),
+        embedding: None,
+        ..opts.clone()
+    };
+    let n: usize = parts.iter().map(|p| p.1).sum();
+    let (keys, flags) = if opts.roles().is_empty() {
+        (RowKeys::new(n), RowFlags::default())
+    } else {
+        let (frame, _) = read::read_shards(path, &files, Some(&role_opts))?;
+        keys_of(&shown, &frame, n, opts)?
+    };
+    let keys = keys.with_feature_names(feature_names.clone());
+    Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
+}
+
+fn parse(path: &str, e: &PolarsError) -> Error {
+    Error::Parse {
+        path: path.to_string(),
+        format: "Parquet",
+        message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// The keys and flags of `n` rows from the role columns of `frame`.
+fn keys_of(
+    path: &str,
+    frame: &DataFrame,
+    n: usize,
+    opts: &LoadOptions,
+) -> Result<(RowKeys, RowFlags)> {
+    let data_err = |error| Error::Data { path: path.to_string(), error };
+    let roles = read::roles_of(path, frame, opts)?;
+    let mut keys = RowKeys::new(n);
+    if let Some(labels) = roles.labels {
+        keys = keys.with_labels(labels).map_err(data_err)?;
+    }
+    if let Some(ids) = roles.ids {
+        keys = keys.with_ids(ids).map_err(data_err)?;
+    }
+    if let Some(sources) = roles.sources {
+        keys = keys.with_sources(sources).map_err(data_err)?;
+    }
+    if let Some(truth) = &roles.flags.truth {
+        if truth.len() != n {
+            return Err(data_err(poisonguard_core::DataError::LengthMismatch {
+                what: "truth",
+                expected: n,
+                actual: truth.len(),
+            }));
+        }
+    }
+    Ok((keys, roles.flags))
+}
+
+fn open_npy(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<RowBatches> {
+    let shown = path.display().to_string();
+    if opts.features.is_some() || !opts.exclude.is_empty() || opts.embedding.is_some() {
+        return Err(Error::Unsupported {
+            path: shown,
+            what: "--features, --exclude and --embedding pick columns of a table; every column of a .npy array is a feature".into(),
+        });
+    }
+    let shapes = crate::npy::shapes(&files)?;
+    let (n, d) = (shapes.iter().map(|s| s.0).sum::<usize>(), shapes[0].1);
+    if n == 0 {
+        return Err(Error::NoRows { path: shown });
+    }
+    if d == 0 {
+        return Err(Error::NoFeatures { path: shown, available: String::new() });
+    }
+    let feature_names: Vec<String> = (0..d).map(|j| format!("#{j}")).collect();
+    let roles = opts.roles();
+    let (keys, flags) = match (&opts.meta, roles.first()) {
+        (None, None) => (RowKeys::new(n), RowFlags::default()),
+        (None, Some((role, column))) => {
+            return Err(Error::Unsupported {
+                path: shown,
+                what: format!(
+                    "a .npy array holds only features; give the {role} column {column:?} in a table beside it with --meta FILE"
+                ),
+            });
+        }
+        (Some(meta), None) => {
+            return Err(Error::Unsupported {
+                path: meta.display().to_string(),
+                what: "a meta file is read for the label, id, source or truth column: name them (--label COL, ...)".into(),
+            });
+        }
+        (Some(meta), Some(_)) => {
+            let meta_shown = meta.display().to_string();
+            let meta_files = read::shards(meta)?;
+            if meta_files.iter().all(|f| read::is_npy(f)) {
+                if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
+                    return Err(Error::Unsupported {
+                        path: meta_shown,
+                        what: format!(
+                            "a .npy meta file holds labels only; give the {role} column in a CSV or Parquet meta table"
+                        ),
+                    });
+                }
+                let mut labels = Vec::new();
+                for file in &meta_files {
+                    labels.extend(crate::npy::read_labels(file)?);
+                }
+                let keys = RowKeys::new(n)
+                    .with_labels(poisonguard_core::Labels::from_values(&labels))
+                    .map_err(|error| Error::Data { path: meta_shown, error })?;
+                (keys, RowFlags::default())
+            } else {
+                let role_opts = LoadOptions {
+                    features: Some(Vec::new()),
+                    exclude: Vec::new(),
+                    meta: None,
+                    ..opts.clone()
+                };
+                let (frame, names) = read::read_shards(meta, &meta_files, Some(&role_opts))?;
+                read::check_named_columns(&meta_shown, &names, &role_opts)?;
+                keys_of(&meta_shown, &frame, n, opts)?
+            }
+        }
+    };
+    let keys = keys.with_feature_names(feature_names.clone());
+    let parts = files.into_iter().zip(shapes.iter().map(|s| s.0)).collect();
+    Ok(RowBatches { parts, kind: Kind::Npy, n_features: d, feature_names, keys, flags })
+}
+
+impl RowBatches {
+    /// Ground truth, if a truth column was named.
+    pub fn truth(&self) -> Option<&[bool]> {
+        self.flags.truth.as_deref()
+    }
+
+    /// Names of the feature columns, in matrix column order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Rows `rows` (within one file) of file `file`.
+    fn read_part(&self, file: &Path, rows: Range<usize>) -> Result<Array2<f32>> {
+        let d = self.n_features;
+        let shown = file.display().to_string();
+        match &self.kind {
+            Kind::Npy => {
+                let mut x = Array2::<f32>::zeros((rows.len(), d));
+                let cells = x.as_slice_mut().expect("a fresh array is contiguous");
+                crate::npy::read_rows(file, rows, d, cells)?;
+                Ok(x)
+            }
+            Kind::Parquet { columns, embedding } => {
+                let start = rows.start;
+                let frame = read::guarded(&shown, "Parquet", || {
+                    ParquetReader::new(read::open(file)?)
+                        .with_columns(Some(columns.iter().map(|c| c.as_str().into()).collect()))
+                        .with_slice(Some((rows.start, rows.len())))
+                        .finish()
+                        .map_err(|e| parse(&shown, &e))
+                })?;
+                let x = match embedding {
+                    Some(column) => read::embedding_matrix(
+                        &shown,
+                        read::get(&frame, &shown, column, "embedding")?,
+                    ),
+                    None => read::feature_matrix(&shown, &frame, columns),
+                }
+                .map_err(|e| at_row(e, start))?;
+                if x.ncols() != d {
+                    return Err(Error::Unsupported {
+                        path: shown,
+                        what: format!(
+                            "rows from {start} have {} features where the first have {d}",
+                            x.ncols()
+                        ),
+                    });
+                }
+                Ok(x)
+            }
+        }
+    }
+}
+
+/// A reading error of rows counted from `start` of the file, with its row counted in the file.
+fn at_row(e: Error, start: usize) -> Error {
+    match e {
+        Error::NonFinite { path, column, row, value } => {
+            Error::NonFinite { path, column, row: row + start, value }
+        }
+        Error::OutOfF32Range { path, column, row, value } => {
+            Error::OutOfF32Range { path, column, row: row + start, value }
+        }
+        e => e,
+    }
+}
+
+impl RowSource for RowBatches {
+    fn keys(&self) -> &RowKeys {
+        &self.keys
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn read(&mut self, rows: Range<usize>) -> std::result::Result<Array2<f32>, BoxError> {
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        for (file, count) in &self.parts {
+            let (lo, hi) = (rows.start.max(offset), rows.end.min(offset + count));
+            if lo < hi {
+                pieces.push(self.read_part(file, lo - offset..hi - offset)?);
+            }
+            offset += count;
+        }
+        if rows.end > offset || rows.start > rows.end {
+            return Err(format!("rows {}..{} of a table of {offset}", rows.start, rows.end).into());
+        }
+        match pieces.len() {
+            0 => Ok(Array2::zeros((0, self.n_features))),
+            1 => Ok(pieces.swap_remove(0)),
+            _ => {
+                let views: Vec<_> = pieces.iter().map(Array2::view).collect();
+                Ok(concatenate(Axis(0), &views)?)
+            }
+        }
+    }
+}
