@@ -19,12 +19,17 @@ use crate::{Audit, AuditError, AuditEvent, error_chain};
 /// suspicion and flag, the labels and the reference index. Ids and sources come on top.
 const BYTES_PER_ROW: u64 = 8 * 16 + 17 + 4 + 8;
 
-/// How many times the reference sample's feature matrix the in-memory audit of it holds at its
-/// peak (5.5x measured on 10^6 x 512 embeddings, benches/RESULTS.md), rounded up.
+/// How many times the reference sample's feature matrix its fit holds at its peak, with room:
+/// the in-memory scan peaks at 1.5-2.7x its features (benches/RESULTS.md), and a fit that
+/// scores new rows keeps more (ECOD's sorted columns, the neighbour index over the reference).
 const FIT_PEAK_FACTOR: u64 = 6;
 
 /// Fewest reference rows per class (all of a smaller class).
 const MIN_PER_CLASS: usize = 50;
+
+/// Fewest reference rows a budget must hold (all of a smaller table): fifty rows for each of
+/// ten classes.
+const MIN_REFERENCE: usize = 500;
 
 /// How a batched audit ([`Audit::run_batched`]) reads a table: the reference sample the
 /// detectors are fitted on and the rows scored at a time.
@@ -47,7 +52,7 @@ impl BatchPlan {
     ///
     /// # Errors
     /// [`AuditError::Budget`] when the budget does not hold the per-row results and a
-    /// reference of `min(n_rows, 1000)` rows.
+    /// reference of `min(n_rows, 500)` rows.
     pub fn for_budget(
         budget: u64,
         n_rows: usize,
@@ -57,7 +62,7 @@ impl BatchPlan {
         let row_bytes = 4 * n_features.max(1) as u64;
         let left = budget.saturating_sub(BYTES_PER_ROW * n_rows as u64);
         let reference_rows = (left * 3 / 4 / (FIT_PEAK_FACTOR * row_bytes)) as usize;
-        let least = n_rows.min(1000);
+        let least = n_rows.min(MIN_REFERENCE);
         if reference_rows < least {
             return Err(AuditError::Budget(format!(
                 "{budget} bytes cannot hold the results of {n_rows} rows ({} bytes) and a \

@@ -200,7 +200,7 @@ pub struct ScanArgs {
     pub threads: Option<usize>,
     /// Memory the audit may use (bytes, or with a K, M, G or T suffix, powers of 1024; default
     /// half of the machine's memory). A Parquet or .npy input whose in-memory audit would not
-    /// fit (about 6x its f32 features) is audited in batches: the detectors are fitted on a
+    /// fit (about 3x its f32 features) is audited in batches: the detectors are fitted on a
     /// seeded class-stratified reference sample and every other row is scored against that fit,
     /// a batch at a time.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

@@ -228,9 +228,9 @@ fn finished(args: &ScanArgs, report: &Report) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How many times its f32 features the in-memory audit holds at its peak (5.5x measured on
-/// 10^6 x 512 embeddings, benches/RESULTS.md), rounded up.
-const IN_MEMORY_FACTOR: u64 = 6;
+/// How many times its f32 features the in-memory audit holds at its peak: 2.72x measured on
+/// 10^6 x 128 and 1.54x on 10^6 x 512 embeddings (benches/RESULTS.md), rounded up.
+const IN_MEMORY_FACTOR: u64 = 3;
 
 /// The memory limit: `--memory-limit`, else half of the machine's memory (`MemTotal` of
 /// /proc/meminfo), else none.

@@ -1207,10 +1207,10 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let (batched, whole) = (dir.path().join("batched.csv"), dir.path().join("whole.csv"));
     let args = ["scan", input, "--label", "label", "--truth", "is_poison"];
     let o = poisonguard(
-        &[&args[..], &["--memory-limit", "2.5M", "-o", batched.to_str().unwrap()]].concat(),
+        &[&args[..], &["--memory-limit", "1.3M", "-o", batched.to_str().unwrap()]].concat(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("fitting on a reference sample of 1140 rows"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fitting on a reference sample of 526 rows"), "{}", stderr(&o));
     let quality = stdout(&o);
     let line = quality.lines().find(|l| l.trim_start().starts_with("suspicion")).unwrap();
     let auc: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -1220,13 +1220,13 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     assert_eq!(report.lines().count(), 1818);
     assert_eq!(report.lines().next(), memory.lines().next());
 
-    let o = poisonguard(&[&args[..], &["--memory-limit", "2.5M", "--html", "x.html"]].concat());
+    let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--html", "x.html"]].concat());
     assert!(
         !o.status.success() && stderr(&o).contains("does not support --html"),
         "{}",
         stderr(&o)
     );
-    let o = poisonguard(&[&args[..], &["--memory-limit", "1M"]].concat());
+    let o = poisonguard(&[&args[..], &["--memory-limit", "0.5M"]].concat());
     assert!(stderr(&o).contains("memory budget too small"), "{}", stderr(&o));
     let o = poisonguard(&[&args[..], &["--memory-limit", "4X"]].concat());
     assert!(stderr(&o).contains("the unit is K, M, G or T"), "{}", stderr(&o));

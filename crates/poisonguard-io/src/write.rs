@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::Path;
 
 use poisonguard_core::{Dataset, LabelValue, Labels, Report, RowKeys};
@@ -43,32 +44,48 @@ enum Values {
     Text(Vec<String>),
 }
 
-fn report_values(report: &Report, ids: Option<&[String]>, labels: Option<&Labels>) -> Vec<Values> {
-    let n = report.n_samples();
-    let mut cols = vec![Values::Int((0..n as i64).collect())];
+/// The report's columns for rows `rows`.
+fn report_values(
+    report: &Report,
+    ids: Option<&[String]>,
+    labels: Option<&Labels>,
+    rows: Range<usize>,
+) -> Vec<Values> {
+    let floats = |v: &[f64]| Values::Float(v[rows.clone()].to_vec());
+    let mut cols = vec![Values::Int((rows.start as i64..rows.end as i64).collect())];
     if let Some(ids) = ids {
-        cols.push(Values::Text(ids.to_vec()));
+        cols.push(Values::Text(ids[rows.clone()].to_vec()));
     }
     if let Some(labels) = labels {
-        let values: Vec<&LabelValue> = (0..n).map(|i| labels.value_of_row(i)).collect();
-        if values.iter().all(|v| matches!(v, LabelValue::Int(_))) {
-            let ints = values.iter().map(|v| if let LabelValue::Int(k) = v { *k } else { 0 });
-            cols.push(Values::Int(ints.collect()));
+        // one type for the column, whichever rows are written: the classes' values decide
+        if labels.map().values().iter().all(|v| matches!(v, LabelValue::Int(_))) {
+            let int = |i: usize| match labels.value_of_row(i) {
+                LabelValue::Int(k) => *k,
+                _ => 0,
+            };
+            cols.push(Values::Int(rows.clone().map(int).collect()));
         } else {
-            cols.push(Values::Text(values.iter().map(|v| v.to_string()).collect()));
+            cols.push(Values::Text(
+                rows.clone().map(|i| labels.value_of_row(i).to_string()).collect(),
+            ));
         }
     }
     for run in report.runs() {
-        cols.push(Values::Float(run.detection.scores().to_vec()));
-        cols.push(Values::Bool(run.detection.flagged()));
-        cols.push(Values::Float(run.detection.p_values().to_vec()));
+        let d = &run.detection;
+        cols.push(floats(d.scores()));
+        cols.push(Values::Bool(rows.clone().map(|i| d.is_flagged(i)).collect()));
+        cols.push(floats(d.p_values()));
     }
-    cols.push(Values::Float(report.suspicion().to_vec()));
-    cols.push(Values::Float(report.p_values().to_vec()));
-    cols.push(Values::Bool((0..n).map(|i| report.is_flagged(i)).collect()));
-    cols.push(Values::Text((0..n).map(|i| report.reasons_of_row(i)).collect()));
+    cols.push(floats(report.suspicion()));
+    cols.push(floats(report.p_values()));
+    cols.push(Values::Bool(rows.clone().map(|i| report.is_flagged(i)).collect()));
+    cols.push(Values::Text(rows.map(|i| report.reasons_of_row(i)).collect()));
     cols
 }
+
+/// Rows of the report built and written at a time: the text of their reasons is held for one
+/// chunk, not for the whole table.
+const ROWS_PER_WRITE: usize = 1 << 16;
 
 /// Writes one row per input row, in input order, to `path` as CSV, Parquet or JSON (an array of
 /// objects) chosen by its extension. Columns: [`report_columns`].
@@ -99,13 +116,44 @@ fn write_keyed(
     let format = Format::of(path, true)?;
     let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
+    let n = report.n_samples();
+    let chunks = (0..n.div_ceil(ROWS_PER_WRITE).max(1))
+        .map(|c| c * ROWS_PER_WRITE..((c + 1) * ROWS_PER_WRITE).min(n));
     if format == Format::Json {
-        let (names, values) = (columns(report, ids, labels), report_values(report, ids, labels));
-        return write_json(BufWriter::new(file), &names, &values)
-            .map_err(|e| Error::Write { path: shown.clone(), message: e.to_string() });
+        let names = columns(report, ids, labels);
+        let mut out = BufWriter::new(file);
+        let json_err =
+            |e: std::io::Error| Error::Write { path: shown.clone(), message: e.to_string() };
+        out.write_all(b"[").map_err(json_err)?;
+        for rows in chunks {
+            let first = rows.start == 0;
+            let values = report_values(report, ids, labels, rows);
+            write_json_rows(&mut out, &names, &values, first).map_err(json_err)?;
+        }
+        return out.write_all(b"\n]\n").and_then(|()| out.flush()).map_err(json_err);
     }
-    let mut frame = frame_of(report, ids, labels).map_err(write_err)?;
-    write_frame(format, file, &mut frame).map_err(write_err)
+    if format == Format::Ipc {
+        let mut frame = frame_of(report, ids, labels, 0..n).map_err(write_err)?;
+        return write_frame(format, file, &mut frame).map_err(write_err);
+    }
+    // CSV lines and Parquet row groups, a chunk of rows at a time (at least one chunk)
+    let mut frames = chunks.map(|rows| frame_of(report, ids, labels, rows));
+    let first = frames.next().unwrap_or_else(|| frame_of(report, ids, labels, 0..0));
+    let first = first.map_err(write_err)?;
+    let mut writer = match format {
+        Format::Csv => {
+            CsvWriter::new(BufWriter::new(file)).batched(first.schema()).map(Batched::Csv)
+        }
+        _ => {
+            ParquetWriter::new(file).batched(first.schema()).map(|w| Batched::Parquet(Box::new(w)))
+        }
+    }
+    .map_err(write_err)?;
+    writer.write(&first).map_err(write_err)?;
+    for frame in frames {
+        writer.write(&frame.map_err(write_err)?).map_err(write_err)?;
+    }
+    writer.finish().map_err(write_err)
 }
 
 /// Writes `frame` to `file` as `format` (CSV, Parquet or the Arrow IPC file format).
@@ -117,6 +165,28 @@ fn write_frame(format: Format, file: File, frame: &mut DataFrame) -> PolarsResul
     }
 }
 
+/// A CSV or Parquet file written a chunk of rows at a time.
+enum Batched {
+    Csv(polars::io::csv::write::BatchedWriter<BufWriter<File>>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
+}
+
+impl Batched {
+    fn write(&mut self, frame: &DataFrame) -> PolarsResult<()> {
+        match self {
+            Batched::Csv(w) => w.write_batch(frame),
+            Batched::Parquet(w) => w.write_batch(frame),
+        }
+    }
+
+    fn finish(self) -> PolarsResult<()> {
+        match self {
+            Batched::Csv(mut w) => w.finish(),
+            Batched::Parquet(w) => w.finish().map(|_| ()),
+        }
+    }
+}
+
 /// The report as a polars `DataFrame`, one row per input row, in input order, with the columns of
 /// [`report_columns`]: what [`write_report`] writes as CSV, Parquet or Arrow, for a pipeline
 /// that keeps working in polars.
@@ -124,7 +194,7 @@ fn write_frame(format: Format, file: File, frame: &mut DataFrame) -> PolarsResul
 /// # Errors
 /// [`Error::Write`] if polars refuses the columns (it does not for a report of `data`).
 pub fn report_frame(report: &Report, data: &Dataset) -> Result<DataFrame> {
-    frame_of(report, data.ids(), data.labels())
+    frame_of(report, data.ids(), data.labels(), 0..report.n_samples())
         .map_err(|e| Error::Write { path: "DataFrame".into(), message: e.to_string() })
 }
 
@@ -132,10 +202,12 @@ fn frame_of(
     report: &Report,
     ids: Option<&[String]>,
     labels: Option<&Labels>,
+    rows: Range<usize>,
 ) -> PolarsResult<DataFrame> {
+    let height = rows.len();
     let columns: Vec<Column> = columns(report, ids, labels)
         .iter()
-        .zip(report_values(report, ids, labels))
+        .zip(report_values(report, ids, labels, rows))
         .map(|(name, v)| {
             let name = PlSmallStr::from(name.as_str());
             match v {
@@ -146,15 +218,20 @@ fn frame_of(
             }
         })
         .collect();
-    DataFrame::new(report.n_samples(), columns)
+    DataFrame::new(height, columns)
 }
 
-fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::io::Result<()> {
+/// Writes the rows of `values` as JSON objects (after a comma unless they are the `first`).
+fn write_json_rows(
+    mut out: impl Write,
+    names: &[String],
+    values: &[Values],
+    first: bool,
+) -> std::io::Result<()> {
     let n = match values.first() {
         Some(Values::Int(v)) => v.len(),
         _ => 0,
     };
-    out.write_all(b"[")?;
     for i in 0..n {
         let mut obj = Map::new();
         for (name, col) in names.iter().zip(values) {
@@ -166,14 +243,13 @@ fn write_json(mut out: impl Write, names: &[String], values: &[Values]) -> std::
             };
             obj.insert(name.clone(), v);
         }
-        if i > 0 {
+        if i > 0 || !first {
             out.write_all(b",")?;
         }
         out.write_all(b"\n")?;
         serde_json::to_writer(&mut out, &obj)?;
     }
-    out.write_all(b"\n]\n")?;
-    out.flush()
+    Ok(())
 }
 
 /// Writes the rows of the table at `input` where `keep` is true to `output` (CSV, Parquet or
