@@ -3,10 +3,11 @@
 //! detectors.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, KnnGraph, Standardizer};
+use poisonguard_neighbors::{AUTO_APPROX_ROWS, ApproxParams, IvfIndex, KDTREE_MAX_DIM};
 
 use crate::error::Result;
 
@@ -18,13 +19,17 @@ use crate::error::Result;
 pub(crate) struct Reference {
     scaler: Option<Standardizer>,
     rows: Arc<Array2<f32>>,
+    /// The index new rows are searched in, built at the first query of a large reference
+    /// ([`Reference::query`]); not saved.
+    #[serde(skip)]
+    index: OnceLock<Option<IvfIndex>>,
 }
 
 impl Reference {
     /// The rows of `data`, searched standardized when `standardize` is set.
     pub(crate) fn new(data: &Dataset, standardize: bool) -> Self {
         let scaler = standardize.then(|| Standardizer::fit(data.features()));
-        Self { scaler, rows: data.shared_features() }
+        Self { scaler, rows: data.shared_features(), index: OnceLock::new() }
     }
 
     /// The `k` nearest neighbours of every training row: the audit's `shared` graph of the same
@@ -46,7 +51,11 @@ impl Reference {
         })
     }
 
-    /// The `k` nearest training rows of every row of `data`, mapped into the same space.
+    /// The `k` nearest training rows of every row of `data`, mapped into the same space: by an
+    /// exact search, or, above [`AUTO_APPROX_ROWS`] training rows with more than 12 features
+    /// (where the audit's own graphs are approximate), in an inverted-file index over the
+    /// training rows, placed at the first query and kept for the next ones (a batched audit
+    /// asks batch after batch).
     pub(crate) fn query(
         &self,
         data: &Dataset,
@@ -59,13 +68,31 @@ impl Reference {
                 actual: data.n_features(),
             });
         }
-        let found = match &self.scaler {
-            Some(s) => {
+        let (n, d) = self.rows.dim();
+        let large = n > AUTO_APPROX_ROWS && d > KDTREE_MAX_DIM;
+        let index = large.then(|| {
+            self.index.get_or_init(|| {
+                let built = match &self.scaler {
+                    Some(s) => IvfIndex::build(
+                        s.transform(self.rows.view()).view(),
+                        ApproxParams::default(),
+                    ),
+                    None => IvfIndex::build(self.rows.view(), ApproxParams::default()),
+                };
+                built.ok()
+            })
+        });
+        let found = match (index.and_then(Option::as_ref), &self.scaler) {
+            (Some(index), Some(s)) => index.query(s.transform(data.features()).view(), k),
+            (Some(index), None) => index.query(data.features(), k),
+            (None, Some(s)) => {
                 let reference = s.transform(self.rows.view());
                 let queries = s.transform(data.features());
                 poisonguard_neighbors::exact_knn_query(reference.view(), queries.view(), k)
             }
-            None => poisonguard_neighbors::exact_knn_query(self.rows.view(), data.features(), k),
+            (None, None) => {
+                poisonguard_neighbors::exact_knn_query(self.rows.view(), data.features(), k)
+            }
         };
         found.map_err(|e| DataError::Detector { detector, message: e.to_string() })
     }

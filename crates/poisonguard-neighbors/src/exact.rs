@@ -25,7 +25,7 @@ pub(crate) const RERANK_EXTRA: usize = 8;
 /// Up to this many features a k-d tree answers the queries; above, blocked matrix products.
 /// Measured on 50k uniform rows (the worst case: intrinsic dimension = d), k = 10: at d = 10 the
 /// tree takes 1.07 s against 3.55 s for the products, at d = 16 8.74 s against 3.69 s.
-pub(crate) const KDTREE_MAX_DIM: usize = 12;
+pub const KDTREE_MAX_DIM: usize = 12;
 
 /// `k` nearest reference rows of every query row; with `exclude_self` (queries = reference) a
 /// row is not its own neighbour. A k-d tree in low dimension, blocked GEMM otherwise. With

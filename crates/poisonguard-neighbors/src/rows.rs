@@ -174,6 +174,7 @@ impl Rows<'_> {
 }
 
 /// Rows of a matrix, centred by given column means, with their squared norms.
+#[derive(Clone)]
 pub(crate) struct Centred {
     data: Vec<f32>,
     pub(crate) norms: Vec<f32>,
