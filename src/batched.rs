@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use poisonguard_core::{
-    BoxError, DataError, Dataset, DetectionRows, DetectorFailure, DetectorRun, Report, RowKeys,
+    DataError, Dataset, Detection, DetectionRows, DetectorFailure, DetectorRun, Report, RowKeys,
     RowSource,
 };
 use rand::SeedableRng;
@@ -173,7 +173,6 @@ impl Audit {
 
         // Pass 1: the reference rows.
         let mut features = ndarray::Array2::<f32>::zeros((reference.len(), d));
-        let mut filled = 0;
         for range in batches(n, plan.batch_rows) {
             let first = reference.partition_point(|&i| i < range.start);
             let last = reference.partition_point(|&i| i < range.end);
@@ -182,27 +181,18 @@ impl Audit {
                 for (k, &i) in reference.iter().enumerate().take(last).skip(first) {
                     features.row_mut(k).assign(&batch.row(i - range.start));
                 }
-                filled = last;
             }
             on_event(AuditEvent::Reading(range.end, n));
         }
-        debug_assert_eq!(filled, reference.len());
         let reference_data = keys.dataset(features, &reference).map_err(AuditError::Data)?;
         let (model, fit_report) = self.fit_with(&reference_data, on_event)?;
         drop(reference_data);
 
-        // Pass 2: every row, in order; the reference rows keep their training detections.
+        // Pass 2: every row, in order; the reference rows keep their training detections (the
+        // fit's runs and fitted detectors are the detectors that succeeded, in one order).
         let fitted = model.detectors();
-        let training: Vec<&DetectorRun> = fitted
-            .iter()
-            .map(|(info, _)| {
-                fit_report
-                    .runs()
-                    .iter()
-                    .find(|r| r.id == info.id)
-                    .expect("a fitted detector has a run")
-            })
-            .collect();
+        let training = fit_report.runs();
+        debug_assert!(fitted.iter().zip(training).all(|((info, _), run)| info.id == run.id));
         let mut rows: Vec<Option<DetectionRows>> =
             fitted.iter().map(|_| Some(DetectionRows::with_capacity(n))).collect();
         let mut failures: Vec<DetectorFailure> = fit_report.failures().to_vec();
@@ -219,11 +209,11 @@ impl Audit {
                 drop(all);
                 Some(keys.dataset(picked, &others).map_err(AuditError::Data)?)
             };
-            let detected: Vec<Option<Result<poisonguard_core::Detection, BoxError>>> = fitted
+            let detected: Vec<Option<Result<Detection, DataError>>> = fitted
                 .par_iter()
                 .zip(rows.par_iter())
                 .map(|((_, f), live)| match (&batch, live) {
-                    (Some(b), Some(_)) => Some(f.detect(b).map_err(BoxError::from)),
+                    (Some(b), Some(_)) => Some(f.detect(b)),
                     _ => None,
                 })
                 .collect();
@@ -238,7 +228,7 @@ impl Audit {
                                 "rows {}..{}: {}",
                                 range.start,
                                 range.end,
-                                error_chain(e.as_ref())
+                                error_chain(&e)
                             ),
                         });
                         rows[j] = None;
@@ -264,10 +254,10 @@ impl Audit {
         }
 
         let mut runs = Vec::new();
-        for ((j, acc), run) in rows.into_iter().enumerate().zip(&training) {
+        for (acc, run) in rows.into_iter().zip(training) {
             let Some(acc) = acc else { continue };
             let detection = acc.finish().map_err(AuditError::Data)?;
-            let mut whole = DetectorRun::new(fitted[j].0.id, fitted[j].0.family, detection);
+            let mut whole = DetectorRun::new(run.id, run.family, detection);
             whole.class_findings = run.class_findings.clone();
             whole.skipped_classes = run.skipped_classes.clone();
             whole.noise_matrix = run.noise_matrix.clone();
@@ -283,9 +273,6 @@ impl Audit {
             e
         });
         let report = crate::combine_rows(runs, failures, n, keys.sources(), self.fdr)?;
-        Ok(match estimate {
-            Some(e) => report.with_estimate(Some(e)),
-            None => report,
-        })
+        Ok(report.with_estimate(estimate))
     }
 }
