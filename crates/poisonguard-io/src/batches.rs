@@ -116,7 +116,7 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
         (RowKeys::new(n), RowFlags::default())
     } else {
         let (frame, _) = read::read_shards(path, &files, Some(&role_opts))?;
-        keys_of(&shown, &frame, n, opts)?
+        keys_of(&shown, read::roles_of(&shown, &frame, opts)?, n)?
     };
     let keys = keys.with_feature_names(feature_names.clone());
     Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
@@ -130,15 +130,9 @@ fn parse(path: &str, e: &PolarsError) -> Error {
     }
 }
 
-/// The keys and flags of `n` rows from the role columns of `frame`.
-fn keys_of(
-    path: &str,
-    frame: &DataFrame,
-    n: usize,
-    opts: &LoadOptions,
-) -> Result<(RowKeys, RowFlags)> {
+/// The keys and flags of `n` rows from their role columns (read from `path`).
+fn keys_of(path: &str, roles: read::Roles, n: usize) -> Result<(RowKeys, RowFlags)> {
     let data_err = |error| Error::Data { path: path.to_string(), error };
-    let roles = read::roles_of(path, frame, opts)?;
     let mut keys = RowKeys::new(n);
     if let Some(labels) = roles.labels {
         keys = keys.with_labels(labels).map_err(data_err)?;
@@ -149,26 +143,13 @@ fn keys_of(
     if let Some(sources) = roles.sources {
         keys = keys.with_sources(sources).map_err(data_err)?;
     }
-    if let Some(truth) = &roles.flags.truth {
-        if truth.len() != n {
-            return Err(data_err(poisonguard_core::DataError::LengthMismatch {
-                what: "truth",
-                expected: n,
-                actual: truth.len(),
-            }));
-        }
-    }
+    roles.flags.check_len(path, n)?;
     Ok((keys, roles.flags))
 }
 
 fn open_npy(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<RowBatches> {
     let shown = path.display().to_string();
-    if opts.features.is_some() || !opts.exclude.is_empty() || opts.embedding.is_some() {
-        return Err(Error::Unsupported {
-            path: shown,
-            what: "--features, --exclude and --embedding pick columns of a table; every column of a .npy array is a feature".into(),
-        });
-    }
+    read::check_npy_columns(path, opts)?;
     let shapes = crate::npy::shapes(&files)?;
     let (n, d) = (shapes.iter().map(|s| s.0).sum::<usize>(), shapes[0].1);
     if n == 0 {
@@ -178,55 +159,9 @@ fn open_npy(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<RowB
         return Err(Error::NoFeatures { path: shown, available: String::new() });
     }
     let feature_names: Vec<String> = (0..d).map(|j| format!("#{j}")).collect();
-    let roles = opts.roles();
-    let (keys, flags) = match (&opts.meta, roles.first()) {
-        (None, None) => (RowKeys::new(n), RowFlags::default()),
-        (None, Some((role, column))) => {
-            return Err(Error::Unsupported {
-                path: shown,
-                what: format!(
-                    "a .npy array holds only features; give the {role} column {column:?} in a table beside it with --meta FILE"
-                ),
-            });
-        }
-        (Some(meta), None) => {
-            return Err(Error::Unsupported {
-                path: meta.display().to_string(),
-                what: "a meta file is read for the label, id, source or truth column: name them (--label COL, ...)".into(),
-            });
-        }
-        (Some(meta), Some(_)) => {
-            let meta_shown = meta.display().to_string();
-            let meta_files = read::shards(meta)?;
-            if meta_files.iter().all(|f| read::is_npy(f)) {
-                if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
-                    return Err(Error::Unsupported {
-                        path: meta_shown,
-                        what: format!(
-                            "a .npy meta file holds labels only; give the {role} column in a CSV or Parquet meta table"
-                        ),
-                    });
-                }
-                let mut labels = Vec::new();
-                for file in &meta_files {
-                    labels.extend(crate::npy::read_labels(file)?);
-                }
-                let keys = RowKeys::new(n)
-                    .with_labels(poisonguard_core::Labels::from_values(&labels))
-                    .map_err(|error| Error::Data { path: meta_shown, error })?;
-                (keys, RowFlags::default())
-            } else {
-                let role_opts = LoadOptions {
-                    features: Some(Vec::new()),
-                    exclude: Vec::new(),
-                    meta: None,
-                    ..opts.clone()
-                };
-                let (frame, names) = read::read_shards(meta, &meta_files, Some(&role_opts))?;
-                read::check_named_columns(&meta_shown, &names, &role_opts)?;
-                keys_of(&meta_shown, &frame, n, opts)?
-            }
-        }
+    let (keys, flags) = match read::npy_roles(path, opts)? {
+        None => (RowKeys::new(n), RowFlags::default()),
+        Some((meta, roles)) => keys_of(&meta, roles, n)?,
     };
     let keys = keys.with_feature_names(feature_names.clone());
     let parts = files.into_iter().zip(shapes.iter().map(|s| s.0)).collect();

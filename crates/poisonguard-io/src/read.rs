@@ -339,21 +339,44 @@ pub(crate) fn is_npy(path: &Path) -> bool {
 /// A `.npy` feature array (or its shards `files`), with its role columns from `opts.meta`.
 fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table> {
     let shown = path.display().to_string();
-    if opts.features.is_some() || !opts.exclude.is_empty() {
-        return Err(Error::Unsupported {
-            path: shown,
-            what: "--features and --exclude pick columns of a CSV or Parquet table; every column of a .npy array is a feature".into(),
-        });
-    }
+    check_npy_columns(path, opts)?;
     let x = crate::npy::read_matrix(files)?;
     let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
     let dataset = Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
+    match npy_roles(path, opts)? {
+        None => Ok(Table { dataset, flags: RowFlags::default(), feature_names }),
+        Some((meta, roles)) => {
+            let (dataset, flags) = attach(&meta, dataset, roles)?;
+            Ok(Table { dataset, flags, feature_names })
+        }
+    }
+}
+
+/// A `.npy` array's columns are all features: naming some (`--features`, `--exclude`,
+/// `--embedding`) is an error.
+pub(crate) fn check_npy_columns(path: &Path, opts: &LoadOptions) -> Result<()> {
+    if opts.features.is_some() || !opts.exclude.is_empty() || opts.embedding.is_some() {
+        return Err(Error::Unsupported {
+            path: path.display().to_string(),
+            what: "--features, --exclude and --embedding pick columns of a CSV or Parquet table; every column of a .npy array is a feature".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The role columns of a `.npy` feature array at `path`, from its `--meta` file (a table, or
+/// 1-D `.npy` labels), with the meta file's name for errors; `None` when no role is named.
+///
+/// # Errors
+/// A role named without a meta file, a meta file without a role, a role other than the label
+/// from a `.npy` meta file, and the meta file's own reading errors.
+pub(crate) fn npy_roles(path: &Path, opts: &LoadOptions) -> Result<Option<(String, Roles)>> {
     let roles = opts.roles();
     let meta = match (&opts.meta, roles.first()) {
-        (None, None) => return Ok(Table { dataset, flags: RowFlags::default(), feature_names }),
+        (None, None) => return Ok(None),
         (None, Some((role, column))) => {
             return Err(Error::Unsupported {
-                path: shown,
+                path: path.display().to_string(),
                 what: format!(
                     "a .npy array holds only features; give the {role} column {column:?} in a table beside it with --meta FILE"
                 ),
@@ -369,7 +392,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
     };
     let meta_shown = meta.display().to_string();
     let meta_files = shards(meta)?;
-    let (dataset, flags) = if meta_files.iter().all(|f| is_npy(f)) {
+    if meta_files.iter().all(|f| is_npy(f)) {
         if let Some((role, _)) = roles.iter().find(|(r, _)| *r != "label") {
             return Err(Error::Unsupported {
                 path: meta_shown,
@@ -382,22 +405,20 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
         for file in &meta_files {
             labels.extend(crate::npy::read_labels(file)?);
         }
-        let dataset = dataset
-            .with_labels(Labels::from_values(&labels))
-            .map_err(|error| Error::Data { path: meta_shown, error })?;
-        (dataset, RowFlags::default())
-    } else {
-        let role_opts = LoadOptions {
-            features: Some(Vec::new()),
-            exclude: Vec::new(),
-            meta: None,
-            ..opts.clone()
+        let roles = Roles {
+            labels: Some(Labels::from_values(&labels)),
+            ids: None,
+            sources: None,
+            flags: RowFlags::default(),
         };
-        let (frame, names) = read_shards(meta, &meta_files, Some(&role_opts))?;
-        check_named_columns(&meta_shown, &names, &role_opts)?;
-        attach_roles(&meta_shown, &frame, dataset, opts)?
-    };
-    Ok(Table { dataset, flags, feature_names })
+        return Ok(Some((meta_shown, roles)));
+    }
+    let role_opts =
+        LoadOptions { features: Some(Vec::new()), exclude: Vec::new(), meta: None, ..opts.clone() };
+    let (frame, names) = read_shards(meta, &meta_files, Some(&role_opts))?;
+    check_named_columns(&meta_shown, &names, &role_opts)?;
+    let roles = roles_of(&meta_shown, &frame, opts)?;
+    Ok(Some((meta_shown, roles)))
 }
 
 /// Reads every column of the file (or of its shards, as one frame).
@@ -776,11 +797,15 @@ pub(crate) fn table_from_frame(
 fn attach_roles(
     path: &str,
     frame: &DataFrame,
-    mut dataset: Dataset,
+    dataset: Dataset,
     opts: &LoadOptions,
 ) -> Result<(Dataset, RowFlags)> {
+    attach(path, dataset, roles_of(path, frame, opts)?)
+}
+
+/// `dataset` with the role columns `roles` (read from `path`), and the 0/1 flags beside it.
+fn attach(path: &str, mut dataset: Dataset, roles: Roles) -> Result<(Dataset, RowFlags)> {
     let data_err = |error| Error::Data { path: path.to_string(), error };
-    let roles = roles_of(path, frame, opts)?;
     if let Some(labels) = roles.labels {
         dataset = dataset.with_labels(labels).map_err(data_err)?;
     }
@@ -790,18 +815,27 @@ fn attach_roles(
     if let Some(sources) = roles.sources {
         dataset = dataset.with_sources(sources).map_err(data_err)?;
     }
-    for (role, values) in [("truth", &roles.flags.truth), ("trusted", &roles.flags.trusted)] {
-        if let Some(values) = values {
-            if values.len() != dataset.n_samples() {
-                return Err(data_err(DataError::LengthMismatch {
-                    what: role,
-                    expected: dataset.n_samples(),
-                    actual: values.len(),
-                }));
+    roles.flags.check_len(path, dataset.n_samples())?;
+    Ok((dataset, roles.flags))
+}
+
+impl RowFlags {
+    /// Each flag column has `n` values.
+    pub(crate) fn check_len(&self, path: &str, n: usize) -> Result<()> {
+        for (role, values) in [("truth", &self.truth), ("trusted", &self.trusted)] {
+            if let Some(values) = values.as_ref().filter(|v| v.len() != n) {
+                return Err(Error::Data {
+                    path: path.to_string(),
+                    error: DataError::LengthMismatch {
+                        what: role,
+                        expected: n,
+                        actual: values.len(),
+                    },
+                });
             }
         }
+        Ok(())
     }
-    Ok((dataset, roles.flags))
 }
 
 /// The role columns (label, id, source, truth, trusted) `opts` names, read from `frame`.
