@@ -62,7 +62,8 @@ impl RowKeys {
         self
     }
 
-    fn check_len(&self, what: &'static str, actual: usize) -> Result<(), DataError> {
+    /// `actual` values for these rows are one per row.
+    pub(crate) fn check_len(&self, what: &'static str, actual: usize) -> Result<(), DataError> {
         if actual == self.n_rows {
             Ok(())
         } else {
@@ -97,12 +98,21 @@ impl RowKeys {
 
     /// The keys of a dataset (its labels, ids, sources and feature names).
     pub fn of(data: &Dataset) -> Self {
+        data.keys().clone()
+    }
+
+    /// The keys of the rows `rows`, in that order (labels in the same label map).
+    ///
+    /// # Panics
+    /// If an entry of `rows` is out of bounds.
+    pub(crate) fn select(&self, rows: &[usize]) -> Self {
+        let pick = |v: &Vec<String>| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
         Self {
-            n_rows: data.n_samples(),
-            labels: data.labels().cloned(),
-            ids: data.ids().map(<[String]>::to_vec),
-            sources: data.sources().map(<[String]>::to_vec),
-            feature_names: data.feature_names().map(<[String]>::to_vec),
+            n_rows: rows.len(),
+            labels: self.labels.as_ref().map(|l| l.select(rows)),
+            ids: self.ids.as_ref().map(pick),
+            sources: self.sources.as_ref().map(pick),
+            feature_names: self.feature_names.clone(),
         }
     }
 
@@ -125,27 +135,21 @@ impl RowKeys {
                 actual: features.nrows(),
             });
         }
-        let mut data = Dataset::new(features).map_err(|e| match e {
+        let data = Dataset::new(features).map_err(|e| match e {
             DataError::NonFinite { row, col, value } => {
                 DataError::NonFinite { row: rows[row], col, value }
             }
             e => e,
         })?;
-        let pick = |v: &[String]| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-        if let Some(l) = &self.labels {
-            let ids = rows.iter().map(|&i| l.ids()[i]).collect();
-            data = data.with_labels(Labels::new(ids, l.map().clone())?)?;
+        let keys = self.select(rows);
+        if let Some(names) = keys.feature_names().filter(|n| n.len() != data.n_features()) {
+            return Err(DataError::LengthMismatch {
+                what: "feature names",
+                expected: data.n_features(),
+                actual: names.len(),
+            });
         }
-        if let Some(ids) = &self.ids {
-            data = data.with_ids(pick(ids))?;
-        }
-        if let Some(sources) = &self.sources {
-            data = data.with_sources(pick(sources))?;
-        }
-        if let Some(names) = &self.feature_names {
-            data = data.with_feature_names(names.clone())?;
-        }
-        Ok(data)
+        Ok(data.with_keys(keys))
     }
 }
 

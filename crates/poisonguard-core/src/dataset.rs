@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::batches::RowKeys;
 use crate::error::DataError;
 
 /// A dense class id: `0..n_classes`, an index into a [`LabelMap`].
@@ -145,6 +146,14 @@ impl Labels {
         &self.map.values[self.ids[i].index()]
     }
 
+    /// The labels of the rows `rows`, in that order, in the same label map.
+    ///
+    /// # Panics
+    /// If an entry of `rows` is out of bounds.
+    pub(crate) fn select(&self, rows: &[usize]) -> Labels {
+        Labels { ids: rows.iter().map(|&i| self.ids[i]).collect(), map: self.map.clone() }
+    }
+
     /// Row indices of every class, in class-id order; each list is ascending.
     pub fn rows_by_class(&self) -> Vec<Vec<usize>> {
         let mut rows = vec![Vec::new(); self.map.n_classes()];
@@ -206,11 +215,9 @@ pub struct Dataset {
     /// Shared, so that a fitted detector can keep the training rows it needs for `detect`
     /// without copying them (cloning a dataset shares them too).
     features: Arc<Array2<f32>>,
-    labels: Option<Labels>,
-    ids: Option<Vec<String>>,
-    sources: Option<Vec<String>>,
+    /// Labels, ids, sources and feature names.
+    keys: RowKeys,
     pred_probs: Option<Array2<f32>>,
-    feature_names: Option<Vec<String>>,
 }
 
 /// How far a row of predicted probabilities may sum from 1.
@@ -234,14 +241,8 @@ impl Dataset {
                 return Err(DataError::NonFinite { row, col, value });
             }
         }
-        Ok(Self {
-            features: Arc::new(features),
-            labels: None,
-            ids: None,
-            sources: None,
-            pred_probs: None,
-            feature_names: None,
-        })
+        let n = features.nrows();
+        Ok(Self { features: Arc::new(features), keys: RowKeys::new(n), pred_probs: None })
     }
 
     /// Attaches labels, one per row.
@@ -249,8 +250,7 @@ impl Dataset {
     /// # Errors
     /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
     pub fn with_labels(mut self, labels: Labels) -> Result<Self, DataError> {
-        self.check_len("labels", labels.ids.len())?;
-        self.labels = Some(labels);
+        self.keys = self.keys.with_labels(labels)?;
         Ok(self)
     }
 
@@ -259,8 +259,7 @@ impl Dataset {
     /// # Errors
     /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
     pub fn with_ids(mut self, ids: Vec<String>) -> Result<Self, DataError> {
-        self.check_len("ids", ids.len())?;
-        self.ids = Some(ids);
+        self.keys = self.keys.with_ids(ids)?;
         Ok(self)
     }
 
@@ -269,8 +268,7 @@ impl Dataset {
     /// # Errors
     /// [`DataError::LengthMismatch`] when the count differs from the number of rows.
     pub fn with_sources(mut self, sources: Vec<String>) -> Result<Self, DataError> {
-        self.check_len("sources", sources.len())?;
-        self.sources = Some(sources);
+        self.keys = self.keys.with_sources(sources)?;
         Ok(self)
     }
 
@@ -286,13 +284,13 @@ impl Dataset {
                 actual: names.len(),
             });
         }
-        self.feature_names = Some(names);
+        self.keys = self.keys.with_feature_names(names);
         Ok(self)
     }
 
     /// Name of feature `j`: its column name when known, else `#j`.
     pub fn feature_name(&self, j: usize) -> String {
-        match &self.feature_names {
+        match self.keys.feature_names() {
             Some(names) if j < names.len() => names[j].clone(),
             _ => format!("#{j}"),
         }
@@ -300,7 +298,7 @@ impl Dataset {
 
     /// Feature names, if attached.
     pub fn feature_names(&self) -> Option<&[String]> {
-        self.feature_names.as_deref()
+        self.keys.feature_names()
     }
 
     /// A new dataset of the given rows (features, labels, ids, sources, probabilities and
@@ -309,18 +307,23 @@ impl Dataset {
     /// # Panics
     /// If a row index is out of bounds.
     pub fn select_rows(&self, rows: &[usize]) -> Dataset {
-        let pick = |v: &Vec<String>| rows.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
         Dataset {
             features: Arc::new(self.features.select(ndarray::Axis(0), rows)),
-            labels: self.labels.as_ref().map(|l| Labels {
-                ids: rows.iter().map(|&i| l.ids[i]).collect(),
-                map: l.map.clone(),
-            }),
-            ids: self.ids.as_ref().map(pick),
-            sources: self.sources.as_ref().map(pick),
+            keys: self.keys.select(rows),
             pred_probs: self.pred_probs.as_ref().map(|p| p.select(ndarray::Axis(0), rows)),
-            feature_names: self.feature_names.clone(),
         }
+    }
+
+    /// The labels, ids, sources and feature names of the rows.
+    pub fn keys(&self) -> &RowKeys {
+        &self.keys
+    }
+
+    /// This dataset with `keys` (of as many rows, feature names checked by the caller).
+    pub(crate) fn with_keys(mut self, keys: RowKeys) -> Self {
+        debug_assert_eq!(keys.n_rows(), self.n_samples());
+        self.keys = keys;
+        self
     }
 
     /// Attaches out-of-sample predicted probabilities, `n_samples x n_classes`, columns in
@@ -332,13 +335,13 @@ impl Dataset {
     /// [`DataError::ProbabilityColumns`], [`DataError::InvalidProbability`] or
     /// [`DataError::ProbabilitySum`].
     pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
-        let n_classes = match &self.labels {
+        let n_classes = match self.keys.labels() {
             Some(l) => l.map.n_classes(),
             None => {
                 return Err(DataError::LabelsRequired { detector: "pred_probs" });
             }
         };
-        self.check_len("predicted probabilities", probs.nrows())?;
+        self.keys.check_len("predicted probabilities", probs.nrows())?;
         if probs.ncols() != n_classes {
             return Err(DataError::ProbabilityColumns {
                 expected: n_classes,
@@ -358,15 +361,6 @@ impl Dataset {
         }
         self.pred_probs = Some(probs);
         Ok(self)
-    }
-
-    fn check_len(&self, what: &'static str, actual: usize) -> Result<(), DataError> {
-        let expected = self.n_samples();
-        if actual == expected {
-            Ok(())
-        } else {
-            Err(DataError::LengthMismatch { what, expected, actual })
-        }
     }
 
     /// The feature matrix, `n_samples x n_features`.
@@ -392,17 +386,17 @@ impl Dataset {
 
     /// Labels, if attached.
     pub fn labels(&self) -> Option<&Labels> {
-        self.labels.as_ref()
+        self.keys.labels()
     }
 
     /// Sample ids, if attached.
     pub fn ids(&self) -> Option<&[String]> {
-        self.ids.as_deref()
+        self.keys.ids()
     }
 
     /// Source of every row, if attached.
     pub fn sources(&self) -> Option<&[String]> {
-        self.sources.as_deref()
+        self.keys.sources()
     }
 
     /// Predicted probabilities, if attached.
