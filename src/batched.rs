@@ -146,7 +146,8 @@ impl Audit {
     /// score some batch (a class the reference lacks) is reported failed for the whole table.
     ///
     /// `on_event` gets [`AuditEvent::Reading`] while the reference is read,
-    /// the fit's own events, then [`AuditEvent::Scoring`] after each batch.
+    /// the fit's own events, then [`AuditEvent::Scoring`] once with no rows done when the fit
+    /// ends and again after each batch.
     ///
     /// # Errors
     /// [`AuditError::Read`] when the source fails or gives a batch of the wrong shape,
@@ -187,6 +188,7 @@ impl Audit {
         let reference_data = keys.dataset(features, &reference).map_err(AuditError::Data)?;
         let (model, fit_report) = self.fit_with(&reference_data, on_event)?;
         drop(reference_data);
+        on_event(AuditEvent::Scoring(0, n));
 
         // Pass 2: every row, in order; the reference rows keep their training detections (the
         // fit's runs and fitted detectors are the detectors that succeeded, in one order).

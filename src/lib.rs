@@ -301,7 +301,8 @@ pub enum AuditEvent {
     /// A batched audit ([`Audit::run_batched`]) has read the first many rows of the second
     /// while collecting its reference sample.
     Reading(usize, usize),
-    /// A batched audit has scored the first many rows of the second against its fit.
+    /// A batched audit has scored the first many rows of the second against its fit; sent
+    /// with no rows done when the fit ends.
     Scoring(usize, usize),
     /// A detector starts fitting.
     Started(DetectorId),

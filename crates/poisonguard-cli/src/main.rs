@@ -21,6 +21,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poisonguard::{
     Audit, AuditEvent, BatchPlan, DetectorId, DetectorOptions, FittedAudit, Report, RowSource,
+    reference_sample,
 };
 use poisonguard_io::{
     Format, LoadOptions, RowBatches, Table, attach_pred_probs, is_array_input, load, open_batches,
@@ -186,9 +187,10 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
     };
 
     if fitted.is_none() && save.is_none() {
-        if let Some((source, plan)) = batched_source(args)? {
+        if let Some((source, plan, reference)) = batched_source(args)? {
             let bar = spinner();
-            let outcome = audit_batched(args, &opts, requested.as_deref(), source, &plan, &bar);
+            let outcome =
+                audit_batched(args, &opts, requested.as_deref(), source, &plan, reference, &bar);
             bar.finish_and_clear();
             return outcome;
         }
@@ -243,10 +245,11 @@ fn memory_limit(args: &ScanArgs) -> Option<u64> {
     })
 }
 
-/// The input opened for a batched audit, with its plan, when it is a Parquet or .npy input
+/// The input opened for a batched audit, with its plan and its reference sample's size, when
+/// it is a Parquet or .npy input
 /// whose in-memory audit would exceed the memory limit; `None` otherwise (the input is then
 /// read whole, and any reading error reported by that read).
-fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan)>> {
+fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usize)>> {
     let Some(limit) = memory_limit(args) else { return Ok(None) };
     let Ok(source) = open_batches(&args.input, &load_options(args)) else { return Ok(None) };
     let (n, d) = (source.keys().n_rows(), source.n_features());
@@ -276,6 +279,7 @@ fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan)>> {
     }
     let plan = BatchPlan::for_budget(limit, n, d, args.seed)
         .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
+    let reference = reference_sample(source.keys(), plan.reference_rows, plan.seed).len();
     eprintln!(
         "{}: {n} x {d} features need about {} audited in memory, more than the memory \
          limit of {}: fitting on a reference sample of {} rows and scoring the others \
@@ -283,10 +287,10 @@ fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan)>> {
         args.input.display(),
         size(need),
         size(limit),
-        plan.reference_rows.min(n),
+        reference,
         plan.batch_rows
     );
-    Ok(Some((source, plan)))
+    Ok(Some((source, plan, reference)))
 }
 
 /// `bytes` in GiB, or MiB below one GiB.
@@ -306,6 +310,7 @@ fn audit_batched(
     requested: Option<&[String]>,
     mut source: RowBatches,
     plan: &BatchPlan,
+    reference: usize,
     bar: &ProgressBar,
 ) -> Result<ExitCode> {
     let keys = source.keys().clone();
@@ -327,11 +332,15 @@ fn audit_batched(
     let report = audit
         .run_batched(&mut source, plan, &|e| stages.on(e))
         .with_context(|| args.input.display().to_string())?;
+    let times = stages.batched_times(keys.n_rows(), reference);
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));
         write_report_keys(out, &report, &keys)?;
     }
     bar.finish_and_clear();
+    if let Some(times) = times {
+        eprintln!("{times}");
+    }
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
@@ -402,6 +411,8 @@ struct StageState {
     finished: usize,
     /// The batched audit's stage shown (reading or scoring).
     stage: Option<&'static str>,
+    /// When the batched audit started reading, fitting and scoring.
+    clock: [Option<std::time::Instant>; 3],
 }
 
 impl<'a> Stages<'a> {
@@ -448,6 +459,18 @@ impl<'a> Stages<'a> {
                 } else {
                     "scoring the rows against the reference's fit"
                 };
+                let now = std::time::Instant::now();
+                match event {
+                    AuditEvent::Reading(..) => {
+                        state.clock[0].get_or_insert(now);
+                        if done == total {
+                            state.clock[1] = Some(now);
+                        }
+                    }
+                    _ => {
+                        state.clock[2].get_or_insert(now);
+                    }
+                }
                 if state.stage != Some(what) {
                     self.graph(&mut state, what.to_string());
                     state.stage = Some(what);
@@ -475,6 +498,27 @@ impl<'a> Stages<'a> {
             }
             _ => {}
         }
+    }
+
+    /// The batched audit's stages with their times and rates, once it has scored: reading
+    /// the table for the reference, fitting on the reference, scoring the other rows.
+    fn batched_times(&self, n: usize, reference: usize) -> Option<String> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let [Some(read), Some(fit), Some(score)] = state.clock else { return None };
+        let end = std::time::Instant::now();
+        let cores = rayon::current_num_threads() as f64;
+        let secs = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64().max(1e-9);
+        let rate = |rows: usize, s: f64| rows as f64 / s / cores;
+        let (t_read, t_fit, t_score) = (secs(read, fit), secs(fit, score), secs(score, end));
+        Some(format!(
+            "stages on {cores} threads: reading {n} rows for the reference {t_read:.1} s \
+             ({:.0} rows/s/core); fitting on {reference} rows {t_fit:.1} s ({:.0} rows/s/core); \
+             scoring {} rows {t_score:.1} s ({:.0} rows/s/core)",
+            rate(n, t_read),
+            rate(reference, t_fit),
+            n - reference,
+            rate(n - reference, t_score)
+        ))
     }
 }
 
