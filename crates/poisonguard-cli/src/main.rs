@@ -211,14 +211,7 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
     let mut stdout = std::io::stdout().lock();
-    let data = table.dataset();
-    let rows = summary::Audited {
-        n_rows: data.n_samples(),
-        n_features: data.n_features(),
-        labels: data.labels(),
-        truth: table.truth(),
-    };
-    summary::print(&mut stdout, args, model, &rows, &report)?;
+    summary::print(&mut stdout, args, model, &summary::Audited::of(&table), &report)?;
     finished(args, &report)
 }
 
@@ -266,13 +259,9 @@ fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usiz
             size(limit)
         )
     };
-    for (set, flag) in [
-        (args.pred_probs.is_some(), "--pred-probs"),
-        (args.summary.is_some(), "--summary"),
-        (args.html.is_some(), "--html"),
-        (args.clean_output.is_some(), "--clean-output"),
-        (args.quarantine.is_some(), "--quarantine"),
-    ] {
+    for (set, flag) in
+        [(args.pred_probs.is_some(), "--pred-probs"), (args.html.is_some(), "--html")]
+    {
         if set {
             return Err(what(flag));
         }
@@ -337,6 +326,13 @@ fn audit_batched(
         bar.set_message(format!("writing {}", out.display()));
         write_report_keys(out, &report, &keys)?;
     }
+    let rows = summary::Audited {
+        n_rows: keys.n_rows(),
+        n_features: source.n_features(),
+        labels: keys.labels(),
+        truth: source.truth(),
+    };
+    write_copies_and_summary(args, &report, &rows, bar)?;
     bar.finish_and_clear();
     if let Some(times) = times {
         eprintln!("{times}");
@@ -344,14 +340,32 @@ fn audit_batched(
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
-    let rows = summary::Audited {
-        n_rows: keys.n_rows(),
-        n_features: source.n_features(),
-        labels: keys.labels(),
-        truth: source.truth(),
-    };
     summary::print(&mut std::io::stdout().lock(), args, None, &rows, &report)?;
     finished(args, &report)
+}
+
+/// Writes what `--clean-output`, `--quarantine` and `--summary` ask for.
+fn write_copies_and_summary(
+    args: &ScanArgs,
+    report: &Report,
+    rows: &summary::Audited<'_>,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let flagged: Vec<bool> = (0..rows.n_rows).map(|i| report.is_flagged(i)).collect();
+    if let Some(out) = &args.clean_output {
+        bar.set_message(format!("writing {}", out.display()));
+        let keep: Vec<bool> = flagged.iter().map(|f| !f).collect();
+        write_rows(&args.input, &keep, out, None)?;
+    }
+    if let Some(out) = &args.quarantine {
+        bar.set_message(format!("writing {}", out.display()));
+        write_rows(&args.input, &flagged, out, Some(&|i| report.reasons_of_row(i)))?;
+    }
+    if let Some(out) = &args.summary {
+        let doc = summary_json::document(&args.input, rows, report, args.truth.as_deref());
+        summary_json::write(out, &doc)?;
+    }
+    Ok(())
 }
 
 /// How `scan` gets its report.
@@ -602,22 +616,7 @@ fn load_and_audit(
         bar.set_message(format!("writing {}", out.display()));
         write_report(out, &report, data)?;
     }
-    let flagged: Vec<bool> = (0..data.n_samples()).map(|i| report.is_flagged(i)).collect();
-    if let Some(out) = &args.clean_output {
-        bar.set_message(format!("writing {}", out.display()));
-        let keep: Vec<bool> = flagged.iter().map(|f| !f).collect();
-        write_rows(&args.input, &keep, out, None)?;
-    }
-    if let Some(out) = &args.quarantine {
-        bar.set_message(format!("writing {}", out.display()));
-        let reasons: Vec<String> =
-            (0..data.n_samples()).map(|i| report.reasons_of_row(i)).collect();
-        write_rows(&args.input, &flagged, out, Some(&reasons))?;
-    }
-    if let Some(out) = &args.summary {
-        let doc = summary_json::document(&args.input, &table, &report, args.truth.as_deref());
-        summary_json::write(out, &doc)?;
-    }
+    write_copies_and_summary(args, &report, &summary::Audited::of(&table), bar)?;
     if let Some(out) = &args.html {
         bar.set_message(format!("writing {}", out.display()));
         html::write(out, &args.input, data, &report)?;

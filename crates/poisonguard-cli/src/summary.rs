@@ -27,6 +27,19 @@ pub struct Audited<'a> {
     pub truth: Option<&'a [bool]>,
 }
 
+impl<'a> Audited<'a> {
+    /// The rows of a table read whole.
+    pub fn of(table: &'a poisonguard_io::Table) -> Self {
+        let data = table.dataset();
+        Self {
+            n_rows: data.n_samples(),
+            n_features: data.n_features(),
+            labels: data.labels(),
+            truth: table.truth(),
+        }
+    }
+}
+
 /// Prints rows / classes, flags per detector, the most suspicious classes, and with ground
 /// truth the detection quality of every detector and of the combined suspicion.
 pub fn print(

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use poisonguard::{LabelValue, Report, SourceFinding};
-use poisonguard_io::Table;
 use serde_json::{Map, Value, json};
 
+use crate::summary::Audited;
 use crate::view;
 
 fn label(v: &LabelValue) -> Value {
@@ -35,9 +35,13 @@ fn sources(findings: &[SourceFinding]) -> Value {
 }
 
 /// Builds the summary document.
-pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Option<&str>) -> Value {
-    let data = table.dataset();
-    let n = data.n_samples();
+pub fn document(
+    input: &Path,
+    rows: &Audited<'_>,
+    report: &Report,
+    truth_column: Option<&str>,
+) -> Value {
+    let n = rows.n_rows;
     let detectors: Vec<Value> = report
         .runs()
         .iter()
@@ -93,8 +97,8 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
     let mut doc = Map::new();
     doc.insert("input".into(), json!(input.display().to_string()));
     doc.insert("rows".into(), json!(n));
-    doc.insert("features".into(), json!(data.n_features()));
-    if let Some(l) = data.labels() {
+    doc.insert("features".into(), json!(rows.n_features));
+    if let Some(l) = rows.labels {
         doc.insert("classes".into(), json!(l.n_present_classes()));
     }
     doc.insert("flagged".into(), json!(report.n_flagged()));
@@ -114,7 +118,7 @@ pub fn document(input: &Path, table: &Table, report: &Report, truth_column: Opti
     if !report.source_findings().is_empty() {
         doc.insert("sources".into(), sources(report.source_findings()));
     }
-    if let (Some(truth), Some(col)) = (table.truth(), truth_column) {
+    if let (Some(truth), Some(col)) = (rows.truth, truth_column) {
         let (n_poison, _, quality) = view::quality(report, truth);
         let mut q = Map::new();
         for row in quality {

@@ -1206,9 +1206,22 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (batched, whole) = (dir.path().join("batched.csv"), dir.path().join("whole.csv"));
     let args = ["scan", input, "--label", "label", "--truth", "is_poison"];
-    let o = poisonguard(
-        &[&args[..], &["--memory-limit", "1.3M", "-o", batched.to_str().unwrap()]].concat(),
+    let (summary, quarantine, clean) = (
+        dir.path().join("summary.json"),
+        dir.path().join("quarantine.csv"),
+        dir.path().join("clean.parquet"),
     );
+    let outputs = [
+        "-o",
+        batched.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+        "--quarantine",
+        quarantine.to_str().unwrap(),
+        "--clean-output",
+        clean.to_str().unwrap(),
+    ];
+    let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M"], &outputs[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     // the plan's 526 rows, each class's share rounded up
     assert!(stderr(&o).contains("fitting on a reference sample of 531 rows"), "{}", stderr(&o));
@@ -1222,6 +1235,19 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let memory = String::from_utf8(scan_report(&args, &whole)).unwrap();
     assert_eq!(report.lines().count(), 1818);
     assert_eq!(report.lines().next(), memory.lines().next());
+    // the copies and the summary: the flagged rows with why, the others, the counts
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(doc["rows"], 1817);
+    let flagged = doc["flagged"].as_u64().unwrap() as usize;
+    assert!(flagged > 0);
+    let quarantined = std::fs::read_to_string(&quarantine).unwrap();
+    assert_eq!(quarantined.lines().count(), flagged + 1);
+    assert!(quarantined.lines().next().unwrap().ends_with("poisonguard_row,poisonguard_reasons"));
+    use polars::prelude::SerReader;
+    let kept =
+        polars::prelude::ParquetReader::new(std::fs::File::open(&clean).unwrap()).finish().unwrap();
+    assert_eq!(kept.height(), 1817 - flagged);
 
     let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--html", "x.html"]].concat());
     assert!(

@@ -96,14 +96,10 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
         }
         None => Kind::Parquet { columns: feature_names.clone(), embedding: None },
     };
-    let mut parts = Vec::with_capacity(files.len());
-    for file in &files {
-        let shown = file.display().to_string();
-        let rows = read::guarded(&shown, "Parquet", || {
-            ParquetReader::new(read::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
-        })?;
-        parts.push((file.clone(), rows));
-    }
+    let parts = files
+        .iter()
+        .map(|f| parquet_rows(f).map(|rows| (f.clone(), rows)))
+        .collect::<Result<Vec<_>>>()?;
     // the role columns of every row
     let role_opts = LoadOptions {
         features: Some(Vec::new()),
@@ -120,6 +116,31 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
     };
     let keys = keys.with_feature_names(feature_names.clone());
     Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
+}
+
+/// The number of rows of a Parquet file, from its footer.
+pub(crate) fn parquet_rows(file: &Path) -> Result<usize> {
+    let shown = file.display().to_string();
+    read::guarded(&shown, "Parquet", || {
+        ParquetReader::new(read::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
+    })
+}
+
+/// Rows `rows` of a Parquet file (only the row groups they are in are read): the named
+/// `columns`, or every column.
+pub(crate) fn parquet_slice(
+    file: &Path,
+    rows: Range<usize>,
+    columns: Option<&[String]>,
+) -> Result<DataFrame> {
+    let shown = file.display().to_string();
+    read::guarded(&shown, "Parquet", || {
+        ParquetReader::new(read::open(file)?)
+            .with_columns(columns.map(|c| c.iter().map(|c| c.as_str().into()).collect()))
+            .with_slice(Some((rows.start, rows.len())))
+            .finish()
+            .map_err(|e| parse(&shown, &e))
+    })
 }
 
 fn parse(path: &str, e: &PolarsError) -> Error {
@@ -192,13 +213,7 @@ impl RowBatches {
             }
             Kind::Parquet { columns, embedding } => {
                 let start = rows.start;
-                let frame = read::guarded(&shown, "Parquet", || {
-                    ParquetReader::new(read::open(file)?)
-                        .with_columns(Some(columns.iter().map(|c| c.as_str().into()).collect()))
-                        .with_slice(Some((rows.start, rows.len())))
-                        .finish()
-                        .map_err(|e| parse(&shown, &e))
-                })?;
+                let frame = parquet_slice(file, rows, Some(columns))?;
                 let x = match embedding {
                     Some(column) => read::embedding_matrix(
                         &shown,

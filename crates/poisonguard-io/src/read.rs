@@ -679,7 +679,7 @@ fn column_list(frame: &DataFrame) -> String {
     list_names(&names)
 }
 
-fn list_names(names: &[String]) -> String {
+pub(crate) fn list_names(names: &[String]) -> String {
     if names.len() <= LISTED_COLUMNS {
         names.join(", ")
     } else {

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use poisonguard_core::{Dataset, LabelValue, Labels, Report, RowKeys};
 use polars::prelude::*;
@@ -87,6 +87,12 @@ fn report_values(
 /// chunk, not for the whole table.
 const ROWS_PER_WRITE: usize = 1 << 16;
 
+/// `0..n` in chunks of [`ROWS_PER_WRITE`] rows; one empty chunk when `n` is 0.
+fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..n.div_ceil(ROWS_PER_WRITE).max(1))
+        .map(move |c| c * ROWS_PER_WRITE..((c + 1) * ROWS_PER_WRITE).min(n))
+}
+
 /// Writes one row per input row, in input order, to `path` as CSV, Parquet or JSON (an array of
 /// objects) chosen by its extension. Columns: [`report_columns`].
 ///
@@ -117,8 +123,7 @@ fn write_keyed(
     let file = File::create(path).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
     let n = report.n_samples();
-    let chunks = (0..n.div_ceil(ROWS_PER_WRITE).max(1))
-        .map(|c| c * ROWS_PER_WRITE..((c + 1) * ROWS_PER_WRITE).min(n));
+    let chunks = chunks(n);
     if format == Format::Json {
         let names = columns(report, ids, labels);
         let mut out = BufWriter::new(file);
@@ -132,28 +137,12 @@ fn write_keyed(
         }
         return out.write_all(b"\n]\n").and_then(|()| out.flush()).map_err(json_err);
     }
-    if format == Format::Ipc {
-        let mut frame = frame_of(report, ids, labels, 0..n).map_err(write_err)?;
-        return write_frame(format, file, &mut frame).map_err(write_err);
-    }
     // CSV lines and Parquet row groups, a chunk of rows at a time (at least one chunk)
-    let mut frames = chunks.map(|rows| frame_of(report, ids, labels, rows));
-    let first = frames.next().unwrap_or_else(|| frame_of(report, ids, labels, 0..0));
-    let first = first.map_err(write_err)?;
-    let mut writer = match format {
-        Format::Csv => {
-            CsvWriter::new(BufWriter::new(file)).batched(first.schema()).map(Batched::Csv)
-        }
-        _ => {
-            ParquetWriter::new(file).batched(first.schema()).map(|w| Batched::Parquet(Box::new(w)))
-        }
+    let mut sink = Sink::new(format, file);
+    for rows in chunks {
+        sink.write(frame_of(report, ids, labels, rows).map_err(write_err)?).map_err(write_err)?;
     }
-    .map_err(write_err)?;
-    writer.write(&first).map_err(write_err)?;
-    for frame in frames {
-        writer.write(&frame.map_err(write_err)?).map_err(write_err)?;
-    }
-    writer.finish().map_err(write_err)
+    sink.finish().map(|_| ()).map_err(write_err)
 }
 
 /// Writes `frame` to `file` as `format` (CSV, Parquet or the Arrow IPC file format).
@@ -172,6 +161,18 @@ enum Batched {
 }
 
 impl Batched {
+    /// A CSV or Parquet writer of frames shaped as `first`.
+    fn new(format: Format, file: File, first: &DataFrame) -> PolarsResult<Self> {
+        match format {
+            Format::Csv => {
+                CsvWriter::new(BufWriter::new(file)).batched(first.schema()).map(Batched::Csv)
+            }
+            _ => ParquetWriter::new(file)
+                .batched(first.schema())
+                .map(|w| Batched::Parquet(Box::new(w))),
+        }
+    }
+
     fn write(&mut self, frame: &DataFrame) -> PolarsResult<()> {
         match self {
             Batched::Csv(w) => w.write_batch(frame),
@@ -253,54 +254,150 @@ fn write_json_rows(
 }
 
 /// Writes the rows of the table at `input` where `keep` is true to `output` (CSV, Parquet or
-/// Arrow by its extension), with every original column and its type; with `reasons` (one per
-/// input row) two columns are added: `poisonguard_row` (the 0-based input row) and
-/// `poisonguard_reasons`.
+/// Arrow by its extension), with every original column and its type; with `reasons` (the text
+/// of an input row's reasons, asked for the rows written) two columns are added:
+/// `poisonguard_row` (the 0-based input row) and `poisonguard_reasons`.
 /// Returns the number of rows written.
+///
+/// A Parquet input (one file, or the shards of one table) is copied 65,536 rows at a time (only
+/// their row groups are read), so a table larger than memory can be copied; a CSV or Arrow
+/// input is read whole. A CSV or Parquet output is written as the rows come, an Arrow output
+/// at the end.
 ///
 /// This is how the CLI writes a cleaned dataset (`--clean-output`: the rows not flagged) and a
 /// quarantine (`--quarantine`: the flagged rows with why).
 ///
 /// # Errors
 /// Reading errors as [`load`](crate::load); [`Error::UnsupportedFormat`] when `output` is not
-/// `.csv` or `.parquet`; [`Error::Data`] when `keep` (or `reasons`) does not have one entry per
-/// input row; [`Error::Write`] / [`Error::Io`] when the file cannot be written.
+/// `.csv`, `.parquet` or Arrow; [`Error::Unsupported`] for shards with different columns;
+/// [`Error::Data`] when `keep` does not have one entry per input row; [`Error::Write`] / [`Error::Io`] when the file cannot be written.
 pub fn write_rows(
     input: impl AsRef<Path>,
     keep: &[bool],
     output: impl AsRef<Path>,
-    reasons: Option<&[String]>,
+    reasons: Option<&dyn Fn(usize) -> String>,
 ) -> Result<usize> {
     let (input, output) = (input.as_ref(), output.as_ref());
     let shown = output.display().to_string();
     let format = Format::of(output, false)?;
-    let mut frame = crate::read::read_frame(input)?;
-    let n = frame.height();
-    for (what, len) in [("row mask", Some(keep.len())), ("reasons", reasons.map(<[String]>::len))] {
-        if let Some(len) = len.filter(|&l| l != n) {
-            return Err(Error::Data {
-                path: input.display().to_string(),
-                error: poisonguard_core::DataError::LengthMismatch {
-                    what,
-                    expected: n,
-                    actual: len,
-                },
-            });
-        }
+    let files = crate::read::shards(input)?;
+    // A Parquet table is read a chunk of rows at a time; another is read whole.
+    let parquet = files.iter().all(|f| Format::of(f, false).ok() == Some(Format::Parquet));
+    let whole = if parquet { None } else { Some(crate::read::read_frame(input)?) };
+    let parts: Vec<(PathBuf, usize)> = match &whole {
+        Some(frame) => vec![(input.to_path_buf(), frame.height())],
+        None => files
+            .iter()
+            .map(|f| crate::batches::parquet_rows(f).map(|n| (f.clone(), n)))
+            .collect::<Result<_>>()?,
+    };
+    let n: usize = parts.iter().map(|p| p.1).sum();
+    if keep.len() != n {
+        return Err(Error::Data {
+            path: input.display().to_string(),
+            error: poisonguard_core::DataError::LengthMismatch {
+                what: "row mask",
+                expected: n,
+                actual: keep.len(),
+            },
+        });
     }
     let write_err = |e: PolarsError| Error::Write { path: shown.clone(), message: e.to_string() };
-    if let Some(reasons) = reasons {
-        let rows: Vec<i64> = (0..n as i64).collect();
-        frame.with_column(Column::new("poisonguard_row".into(), rows)).map_err(write_err)?;
-        frame
-            .with_column(Column::new("poisonguard_reasons".into(), reasons.to_vec()))
-            .map_err(write_err)?;
-    }
-    let mask = BooleanChunked::from_slice("keep".into(), keep);
-    let mut kept = frame.filter(&mask).map_err(write_err)?;
     let file = File::create(output).map_err(|e| Error::Io { path: shown.clone(), source: e })?;
-    write_frame(format, file, &mut kept).map_err(write_err)?;
-    Ok(kept.height())
+    let mut sink = Sink::new(format, file);
+    let mut first_names: Option<Vec<String>> = None;
+    let mut offset = 0;
+    for (file, rows) in &parts {
+        for chunk in chunks(*rows) {
+            let mut frame = match &whole {
+                Some(frame) => frame.slice(chunk.start as i64, chunk.len()),
+                None => crate::batches::parquet_slice(file, chunk.clone(), None)?,
+            };
+            let names: Vec<String> =
+                frame.get_column_names().iter().map(|c| c.to_string()).collect();
+            match &first_names {
+                None => first_names = Some(names),
+                Some(first) if *first != names => {
+                    return Err(Error::Unsupported {
+                        path: file.display().to_string(),
+                        what: format!(
+                            "a shard of {} with columns {} where {} has {}",
+                            input.display(),
+                            crate::read::list_names(&names),
+                            parts[0].0.display(),
+                            crate::read::list_names(first)
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+            let rows = offset + chunk.start..offset + chunk.end;
+            if let Some(reasons) = reasons {
+                let index: Vec<i64> = (rows.start as i64..rows.end as i64).collect();
+                let why: Vec<String> = rows
+                    .clone()
+                    .map(|i| if keep[i] { reasons(i) } else { String::new() })
+                    .collect();
+                frame
+                    .with_column(Column::new("poisonguard_row".into(), index))
+                    .map_err(write_err)?;
+                frame
+                    .with_column(Column::new("poisonguard_reasons".into(), why))
+                    .map_err(write_err)?;
+            }
+            let mask = BooleanChunked::from_slice("keep".into(), &keep[rows]);
+            sink.write(frame.filter(&mask).map_err(write_err)?).map_err(write_err)?;
+        }
+        offset += rows;
+    }
+    sink.finish().map_err(write_err)
+}
+
+/// An output table written a chunk of rows at a time: CSV lines and Parquet row groups as they
+/// come, an Arrow IPC file as one frame at the end.
+struct Sink {
+    format: Format,
+    file: Option<File>,
+    writer: Option<Batched>,
+    ipc: Option<DataFrame>,
+    rows: usize,
+}
+
+impl Sink {
+    fn new(format: Format, file: File) -> Self {
+        Self { format, file: Some(file), writer: None, ipc: None, rows: 0 }
+    }
+
+    fn write(&mut self, mut frame: DataFrame) -> PolarsResult<()> {
+        // the writers need every column in chunks of the same lengths
+        frame.align_chunks_par();
+        self.rows += frame.height();
+        if self.format == Format::Ipc {
+            match &mut self.ipc {
+                Some(all) => {
+                    all.vstack_mut(&frame)?;
+                }
+                None => self.ipc = Some(frame),
+            }
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            let file = self.file.take().expect("the file is taken once, by the first chunk");
+            self.writer = Some(Batched::new(self.format, file, &frame)?);
+        }
+        self.writer.as_mut().expect("made above").write(&frame)
+    }
+
+    /// Finishes the file; the number of rows written.
+    fn finish(mut self) -> PolarsResult<usize> {
+        if let (Some(file), Some(mut frame)) = (self.file.take(), self.ipc.take()) {
+            frame.align_chunks_par();
+            write_frame(self.format, file, &mut frame)?;
+        } else if let Some(writer) = self.writer.take() {
+            writer.finish()?;
+        }
+        Ok(self.rows)
+    }
 }
 
 /// Writes a dataset as a table (CSV, Parquet or Arrow by extension): its feature columns (named

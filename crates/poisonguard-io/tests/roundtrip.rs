@@ -194,7 +194,7 @@ fn kept_rows_round_trip_with_columns_and_types() {
     // quarantine: the flagged rows with their input row and reasons
     let out = dir.path().join("q.parquet");
     let flagged = [false, true, false, false];
-    let reasons: Vec<String> = vec!["".into(), "why".into(), "".into(), "".into()];
+    let reasons = |i: usize| if i == 1 { "why".to_string() } else { String::new() };
     assert_eq!(write_rows(&input, &flagged, &out, Some(&reasons)).unwrap(), 1);
     let back = ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap();
     assert_eq!(back.column("poisonguard_row").unwrap().i64().unwrap().get(0), Some(1));
@@ -307,4 +307,72 @@ fn a_long_report_is_written_in_chunks_as_if_whole() {
         serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), n);
     assert_eq!(json[n - 1]["id"], "r149999");
+}
+
+/// A long Parquet table, and the same table as two shards, are copied 65,536 rows at a time:
+/// the kept rows (with the quarantine's row and reasons columns) are those of the whole
+/// frame filtered at once, in every output format; shards with other columns are refused.
+#[test]
+fn kept_rows_of_a_long_table_and_its_shards_are_copied_in_chunks() {
+    let n = 150_000usize;
+    let table = |rows: std::ops::Range<usize>| {
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("a".into(), rows.clone().map(|i| i as i64).collect::<Vec<_>>()),
+                Column::new("b".into(), rows.clone().map(|i| i as f32 / 7.0).collect::<Vec<_>>()),
+                Column::new("name".into(), rows.map(|i| format!("n{i}")).collect::<Vec<_>>()),
+            ],
+        )
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &Path, mut frame: DataFrame| {
+        let file = std::fs::File::create(path).unwrap();
+        ParquetWriter::new(file).with_row_group_size(Some(10_000)).finish(&mut frame).unwrap();
+    };
+    let whole = dir.path().join("whole.parquet");
+    write(&whole, table(0..n));
+    let shards = dir.path().join("shards");
+    std::fs::create_dir(&shards).unwrap();
+    write(&shards.join("part-0.parquet"), table(0..90_000));
+    write(&shards.join("part-1.parquet"), table(90_000..n));
+    let keep: Vec<bool> = (0..n).map(|i| i % 7 != 3).collect();
+    let reasons = |i: usize| format!("why {i}");
+    let mut expected = table(0..n);
+    expected
+        .with_column(Column::new("poisonguard_row".into(), (0..n as i64).collect::<Vec<_>>()))
+        .unwrap();
+    let why: Vec<String> =
+        (0..n).map(|i| if keep[i] { reasons(i) } else { String::new() }).collect();
+    expected.with_column(Column::new("poisonguard_reasons".into(), why)).unwrap();
+    let expected = expected.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
+    for input in [&whole, &shards] {
+        for ext in ["parquet", "arrow", "csv"] {
+            let out = dir.path().join(format!("kept.{ext}"));
+            let written = write_rows(input, &keep, &out, Some(&reasons)).unwrap();
+            assert_eq!(written, expected.height());
+            let back = match ext {
+                "parquet" => ParquetReader::new(std::fs::File::open(&out).unwrap()).finish(),
+                "arrow" => IpcReader::new(std::fs::File::open(&out).unwrap()).finish(),
+                _ => CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_schema(Some(expected.schema().clone()))
+                    .try_into_reader_with_file_path(Some(out.clone()))
+                    .unwrap()
+                    .finish(),
+            }
+            .unwrap();
+            assert!(back.equals(&expected), "{} -> {ext}", input.display());
+        }
+    }
+    // a shard with other columns
+    let mut other = table(0..10);
+    other.rename("b", "c".into()).unwrap();
+    write(&shards.join("part-2.parquet"), other);
+    let keep = vec![true; n + 10];
+    let out = dir.path().join("kept.parquet");
+    let err = write_rows(&shards, &keep, &out, None).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("part-2.parquet"), "{err}");
 }
