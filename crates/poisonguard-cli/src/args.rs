@@ -205,6 +205,10 @@ pub struct ScanArgs {
     /// a batch at a time.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_limit: Option<u64>,
+    /// Print each stage's time on stderr when the audit ends: the shared neighbour graphs and
+    /// each detector, with rows per second per thread.
+    #[arg(long)]
+    pub timings: bool,
     /// Exit with code 1 when any row is flagged.
     #[arg(long)]
     pub fail_on_flagged: bool,

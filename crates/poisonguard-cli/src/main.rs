@@ -337,6 +337,9 @@ fn audit_batched(
     if let Some(times) = times {
         eprintln!("{times}");
     }
+    if args.timings {
+        eprintln!("{}", stages.timings(reference));
+    }
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
@@ -427,6 +430,19 @@ struct StageState {
     stage: Option<&'static str>,
     /// When the batched audit started reading, fitting and scoring.
     clock: [Option<std::time::Instant>; 3],
+    /// The shared graph being built, since when.
+    graph: Option<(String, std::time::Instant)>,
+    /// Stages done: the graphs and the detectors, with their times.
+    done: Vec<(String, std::time::Duration)>,
+}
+
+impl StageState {
+    /// The graph being built (if any) has ended.
+    fn end_graph(&mut self) {
+        if let Some((what, since)) = self.graph.take() {
+            self.done.push((what, since.elapsed()));
+        }
+    }
 }
 
 impl<'a> Stages<'a> {
@@ -461,11 +477,14 @@ impl<'a> Stages<'a> {
     fn on(&self, event: AuditEvent) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
-            AuditEvent::SharedKnn(k) => {
-                self.graph(&mut state, format!("finding {k} nearest neighbours"));
-            }
-            AuditEvent::SharedStandardizedKnn(k) => {
-                self.graph(&mut state, format!("finding {k} nearest neighbours (standardized)"));
+            AuditEvent::SharedKnn(k) | AuditEvent::SharedStandardizedKnn(k) => {
+                let what = match event {
+                    AuditEvent::SharedKnn(_) => format!("finding {k} nearest neighbours"),
+                    _ => format!("finding {k} nearest neighbours (standardized)"),
+                };
+                state.end_graph();
+                state.graph = Some((what.clone(), std::time::Instant::now()));
+                self.graph(&mut state, what);
             }
             AuditEvent::Reading(done, total) | AuditEvent::Scoring(done, total) => {
                 let what = if matches!(event, AuditEvent::Reading(..)) {
@@ -493,6 +512,10 @@ impl<'a> Stages<'a> {
             }
             AuditEvent::KnnProgress(done, total) => self.progress(&mut state, done, total),
             AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
+                state.end_graph();
+                if let AuditEvent::Finished(_, took) = event {
+                    state.done.push((id.as_str().to_string(), took));
+                }
                 if state.running.is_empty() && state.finished == 0 {
                     self.bar.set_style(spinner_style());
                 }
@@ -512,6 +535,23 @@ impl<'a> Stages<'a> {
             }
             _ => {}
         }
+    }
+
+    /// The `--timings` lines: each graph and detector of a fit on `rows` rows, its time and rows
+    /// per second per thread (the detectors run side by side, so their times overlap).
+    fn timings(&self, rows: usize) -> String {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let threads = rayon::current_num_threads();
+        let mut text = format!(
+            "timings on {rows} rows, {threads} threads (detectors run side by side):\n  {:<48} {:>10} {:>16}",
+            "stage", "seconds", "rows/s/thread"
+        );
+        for (what, took) in &state.done {
+            let secs = took.as_secs_f64();
+            let rate = rows as f64 / secs.max(1e-9) / threads as f64;
+            text.push_str(&format!("\n  {what:<48} {secs:>10.2} {rate:>16.0}"));
+        }
+        text
     }
 
     /// The batched audit's stages with their times and rates, once it has scored: reading
@@ -594,14 +634,22 @@ fn load_and_audit(
         Ok((audit, stages))
     };
     let input = || args.input.display().to_string();
+    let timings = |stages: &Stages<'_>| {
+        if args.timings {
+            bar.suspend(|| eprintln!("{}", stages.timings(data.n_samples())));
+        }
+    };
     let report = match how {
         How::Run => {
             let (audit, stages) = audit()?;
-            audit.run_with(data, &|e| stages.on(e)).with_context(input)?
+            let report = audit.run_with(data, &|e| stages.on(e)).with_context(input)?;
+            timings(&stages);
+            report
         }
         How::Fit(path) => {
             let (audit, stages) = audit()?;
             let (model, report) = audit.fit_with(data, &|e| stages.on(e)).with_context(input)?;
+            timings(&stages);
             bar.set_message(format!("writing {}", path.display()));
             write_model(path, &model)?;
             report
@@ -609,7 +657,9 @@ fn load_and_audit(
         How::Model(model) => {
             bar.set_message("scoring against the model".to_string());
             let stages = Stages::new(bar, model.detector_ids().len());
-            model.scan_with(data, &|e| stages.on(e)).with_context(input)?
+            let report = model.scan_with(data, &|e| stages.on(e)).with_context(input)?;
+            timings(&stages);
+            report
         }
     };
     if let Some(out) = &args.output {
