@@ -24,6 +24,10 @@ const BYTES_PER_ROW: u64 = 8 * 16 + 17 + 4 + 8;
 /// scores new rows keeps more (ECOD's sorted columns, the neighbour index over the reference).
 const FIT_PEAK_FACTOR: u64 = 6;
 
+/// How many times its f32 features the in-memory audit holds at its peak: 2.72x measured on
+/// 10^6 x 128 and 1.54x on 10^6 x 512 embeddings (benches/RESULTS.md), rounded up.
+const IN_MEMORY_FACTOR: u64 = 3;
+
 /// Fewest reference rows per class (all of a smaller class).
 const MIN_PER_CLASS: usize = 50;
 
@@ -45,6 +49,12 @@ pub struct BatchPlan {
 }
 
 impl BatchPlan {
+    /// About how many bytes the in-memory audit ([`Audit::run`]) of `n_rows` x `n_features`
+    /// holds at its peak (3x its f32 features): above a memory budget, audit in batches.
+    pub fn in_memory_bytes(n_rows: usize, n_features: usize) -> u64 {
+        (n_rows as u64).saturating_mul(n_features as u64).saturating_mul(4 * IN_MEMORY_FACTOR)
+    }
+
     /// The plan that keeps a batched audit of `n_rows` x `n_features` within `budget` bytes:
     /// the per-row results (about 160 bytes a row) are set aside, the rest is split so that
     /// the reference fit (about 6x the reference's features at its peak) takes three quarters

@@ -25,7 +25,7 @@ use poisonguard::{
 };
 use poisonguard_io::{
     Format, LoadOptions, RowBatches, Table, attach_pred_probs, is_array_input, load, open_batches,
-    write_report, write_report_keys, write_rows,
+    table_shape, write_report, write_report_keys, write_rows,
 };
 
 use crate::args::{Cli, Command, ScanArgs};
@@ -223,10 +223,6 @@ fn finished(args: &ScanArgs, report: &Report) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How many times its f32 features the in-memory audit holds at its peak: 2.72x measured on
-/// 10^6 x 128 and 1.54x on 10^6 x 512 embeddings (benches/RESULTS.md), rounded up.
-const IN_MEMORY_FACTOR: u64 = 3;
-
 /// The memory limit: `--memory-limit`, else half of the machine's memory (`MemTotal` of
 /// /proc/meminfo), else none.
 fn memory_limit(args: &ScanArgs) -> Option<u64> {
@@ -244,9 +240,9 @@ fn memory_limit(args: &ScanArgs) -> Option<u64> {
 /// read whole, and any reading error reported by that read).
 fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usize)>> {
     let Some(limit) = memory_limit(args) else { return Ok(None) };
-    let Ok(source) = open_batches(&args.input, &load_options(args)) else { return Ok(None) };
-    let (n, d) = (source.keys().n_rows(), source.n_features());
-    let need = (n as u64).saturating_mul(d as u64).saturating_mul(4 * IN_MEMORY_FACTOR);
+    // the size from the files' headers; an input that cannot be read in batches is read whole
+    let Ok((n, d)) = table_shape(&args.input, &load_options(args)) else { return Ok(None) };
+    let need = BatchPlan::in_memory_bytes(n, d);
     if need <= limit {
         return Ok(None);
     }
@@ -268,6 +264,7 @@ fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usiz
     }
     let plan = BatchPlan::for_budget(limit, n, d, args.seed)
         .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
+    let source = open_batches(&args.input, &load_options(args))?;
     let reference = reference_sample(source.keys(), plan.reference_rows, plan.seed).len();
     eprintln!(
         "{}: {n} x {d} features need about {} audited in memory, more than the memory \

@@ -35,6 +35,32 @@ pub struct RowBatches {
     flags: RowFlags,
 }
 
+/// What a table to be read in batches is made of, known from the files' headers and first
+/// rows: its files with their row counts, how the features are read, their names.
+struct Layout {
+    parts: Vec<(PathBuf, usize)>,
+    kind: Kind,
+    n_features: usize,
+    feature_names: Vec<String>,
+}
+
+impl Layout {
+    fn n_rows(&self) -> usize {
+        self.parts.iter().map(|p| p.1).sum()
+    }
+}
+
+/// The rows and features of the table [`open_batches`] would open, read from the files'
+/// headers (`.npy`) or footers and first row (Parquet) only: what deciding whether a table fits
+/// in memory needs, without reading a column.
+///
+/// # Errors
+/// As [`open_batches`], except those of the role columns, which are not read.
+pub fn table_shape(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<(usize, usize)> {
+    let layout = layout(path.as_ref(), opts)?;
+    Ok((layout.n_rows(), layout.n_features))
+}
+
 /// Opens `path` (a `.npy` array with its `--meta` table, or a Parquet file; a directory or
 /// wildcard name of shards of either) for reading in batches, with the roles of `opts` as
 /// [`load`](crate::load) reads them. Only the role columns are read now; the features are read
@@ -48,6 +74,34 @@ pub struct RowBatches {
 pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBatches> {
     let path = path.as_ref();
     let shown = path.display().to_string();
+    let Layout { parts, kind, n_features, feature_names } = layout(path, opts)?;
+    let n: usize = parts.iter().map(|p| p.1).sum();
+    // the role columns of every row
+    let (keys, flags) = match kind {
+        Kind::Npy => match read::npy_roles(path, opts)? {
+            None => (RowKeys::new(n), RowFlags::default()),
+            Some((meta, roles)) => keys_of(&meta, roles, n)?,
+        },
+        Kind::Parquet { .. } if opts.roles().is_empty() => (RowKeys::new(n), RowFlags::default()),
+        Kind::Parquet { .. } => {
+            let role_opts = LoadOptions {
+                features: Some(Vec::new()),
+                exclude: Vec::new(),
+                embedding: None,
+                ..opts.clone()
+            };
+            let files: Vec<PathBuf> = parts.iter().map(|p| p.0.clone()).collect();
+            let (frame, _) = read::read_shards(path, &files, Some(&role_opts))?;
+            keys_of(&shown, read::roles_of(&shown, &frame, opts)?, n)?
+        }
+    };
+    let keys = keys.with_feature_names(feature_names.clone());
+    Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
+}
+
+/// The layout of the table at `path`, checked as [`open_batches`] checks it.
+fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
+    let shown = path.display().to_string();
     if opts.trusted.is_some() {
         return Err(Error::Unsupported {
             path: shown,
@@ -56,7 +110,7 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
     }
     let files = read::shards(path)?;
     if files.iter().all(|f| read::is_npy(f)) {
-        return open_npy(path, files, opts);
+        return npy_layout(path, files, opts);
     }
     if let Some(f) = files.iter().find(|f| Format::of(f, false).ok() != Some(Format::Parquet)) {
         return Err(Error::Unsupported {
@@ -100,22 +154,7 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
         .iter()
         .map(|f| parquet_rows(f).map(|rows| (f.clone(), rows)))
         .collect::<Result<Vec<_>>>()?;
-    // the role columns of every row
-    let role_opts = LoadOptions {
-        features: Some(Vec::new()),
-        exclude: Vec::new(),
-        embedding: None,
-        ..opts.clone()
-    };
-    let n: usize = parts.iter().map(|p| p.1).sum();
-    let (keys, flags) = if opts.roles().is_empty() {
-        (RowKeys::new(n), RowFlags::default())
-    } else {
-        let (frame, _) = read::read_shards(path, &files, Some(&role_opts))?;
-        keys_of(&shown, read::roles_of(&shown, &frame, opts)?, n)?
-    };
-    let keys = keys.with_feature_names(feature_names.clone());
-    Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
+    Ok(Layout { parts, kind, n_features, feature_names })
 }
 
 /// The number of rows of a Parquet file, from its footer.
@@ -168,7 +207,7 @@ fn keys_of(path: &str, roles: read::Roles, n: usize) -> Result<(RowKeys, RowFlag
     Ok((keys, roles.flags))
 }
 
-fn open_npy(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<RowBatches> {
+fn npy_layout(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<Layout> {
     let shown = path.display().to_string();
     read::check_npy_columns(path, opts)?;
     let shapes = crate::npy::shapes(&files)?;
@@ -180,13 +219,8 @@ fn open_npy(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<RowB
         return Err(Error::NoFeatures { path: shown, available: String::new() });
     }
     let feature_names: Vec<String> = (0..d).map(|j| format!("#{j}")).collect();
-    let (keys, flags) = match read::npy_roles(path, opts)? {
-        None => (RowKeys::new(n), RowFlags::default()),
-        Some((meta, roles)) => keys_of(&meta, roles, n)?,
-    };
-    let keys = keys.with_feature_names(feature_names.clone());
     let parts = files.into_iter().zip(shapes.iter().map(|s| s.0)).collect();
-    Ok(RowBatches { parts, kind: Kind::Npy, n_features: d, feature_names, keys, flags })
+    Ok(Layout { parts, kind: Kind::Npy, n_features: d, feature_names })
 }
 
 impl RowBatches {

@@ -32,7 +32,7 @@ mod npy;
 mod read;
 mod write;
 
-pub use batches::{RowBatches, open_batches};
+pub use batches::{RowBatches, open_batches, table_shape};
 pub use error::{Error, Result};
 pub use read::{Format, LoadOptions, Table, attach_pred_probs, from_frame, is_array_input, load};
 pub use write::{

@@ -7,15 +7,20 @@
 mod common;
 
 use common::{badnets, badnets_roles as opts, fixture, write_npy, write_part};
+use std::path::Path;
+
 use ndarray::{Axis, concatenate};
 use poisonguard_core::RowSource;
 use poisonguard_io::polars::prelude::*;
-use poisonguard_io::{LoadOptions, RowBatches, Table, load, open_batches};
+use poisonguard_io::{LoadOptions, Table, load, open_batches, table_shape};
 
-/// Reads every row in batches of `batch` and checks them, and the keys, against `whole`.
+/// Opens `path` for batches, reads every row in batches of `batch` and checks them, the keys
+/// and the shape read from the headers alone, against `whole`.
 #[track_caller]
-fn same_as_loaded(whole: &Table, mut source: RowBatches, batch: usize, what: &str) {
+fn same_as_loaded(whole: &Table, path: &Path, opts: &LoadOptions, batch: usize, what: &str) {
+    let mut source = open_batches(path, opts).unwrap();
     let n = whole.dataset().n_samples();
+    assert_eq!(table_shape(path, opts).unwrap(), (n, whole.dataset().n_features()), "{what}");
     assert_eq!(source.keys().n_rows(), n, "{what}");
     assert_eq!(source.n_features(), whole.dataset().n_features(), "{what}");
     let parts: Vec<_> = (0..n.div_ceil(batch))
@@ -34,35 +39,32 @@ fn same_as_loaded(whole: &Table, mut source: RowBatches, batch: usize, what: &st
 #[test]
 fn batches_read_what_load_reads() {
     let whole = load(badnets(), &opts()).unwrap();
-    same_as_loaded(&whole, open_batches(badnets(), &opts()).unwrap(), 250, "one Parquet file");
+    same_as_loaded(&whole, &badnets(), &opts(), 250, "one Parquet file");
     assert_eq!(open_batches(badnets(), &opts()).unwrap().feature_names(), whole.feature_names());
 
     let dir = tempfile::tempdir().unwrap();
     write_part(&dir.path().join("part-0.parquet"), 0, 600);
     write_part(&dir.path().join("part-1.parquet"), 600, 1817);
-    same_as_loaded(&whole, open_batches(dir.path(), &opts()).unwrap(), 333, "Parquet shards");
+    same_as_loaded(&whole, dir.path(), &opts(), 333, "Parquet shards");
 
     let arrays = tempfile::tempdir().unwrap();
     for (k, (start, end)) in [(0, 1000), (1000, 1817)].into_iter().enumerate() {
         write_npy(&arrays.path().join(format!("emb-{k}.npy")), &whole, start, end);
     }
     let o = LoadOptions { meta: Some(badnets()), ..opts() };
-    same_as_loaded(&whole, open_batches(arrays.path(), &o).unwrap(), 97, ".npy shards");
+    same_as_loaded(&whole, arrays.path(), &o, 97, ".npy shards");
 
     let o = LoadOptions { embedding: Some("emb".into()), ..common::roles() };
     let lists = load(fixture("lists/fixed_f32.parquet"), &o).unwrap();
-    same_as_loaded(
-        &lists,
-        open_batches(fixture("lists/fixed_f32.parquet"), &o).unwrap(),
-        2,
-        "list column",
-    );
+    same_as_loaded(&lists, &fixture("lists/fixed_f32.parquet"), &o, 2, "list column");
 }
 
 #[test]
 fn what_batches_cannot_read_is_a_clear_error() {
     let none = LoadOptions::default();
     let e = open_batches(fixture("npy/x.csv"), &none).unwrap_err().to_string();
+    assert!(e.contains("convert"), "{e}");
+    let e = table_shape(fixture("npy/x.csv"), &none).unwrap_err().to_string();
     assert!(e.contains("convert"), "{e}");
     let o = LoadOptions { trusted: Some("is_poison".into()), ..opts() };
     let e = open_batches(badnets(), &o).unwrap_err().to_string();
