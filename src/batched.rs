@@ -157,7 +157,7 @@ impl Audit {
     ///
     /// `on_event` gets [`AuditEvent::Reading`] while the reference is read,
     /// the fit's own events, then [`AuditEvent::Scoring`] once with no rows done when the fit
-    /// ends and again after each batch.
+    /// ends and again after each batch, with [`AuditEvent::Scored`] for each detector's part.
     ///
     /// # Errors
     /// [`AuditError::Read`] when the source fails or gives a batch of the wrong shape,
@@ -224,8 +224,13 @@ impl Audit {
             let detected: Vec<Option<Result<Detection, DataError>>> = fitted
                 .par_iter()
                 .zip(rows.par_iter())
-                .map(|((_, f), live)| match (&batch, live) {
-                    (Some(b), Some(_)) => Some(f.detect(b)),
+                .map(|((info, f), live)| match (&batch, live) {
+                    (Some(b), Some(_)) => {
+                        let start = std::time::Instant::now();
+                        let detected = f.detect(b);
+                        on_event(AuditEvent::Scored(info.id, start.elapsed()));
+                        Some(detected)
+                    }
                     _ => None,
                 })
                 .collect();

@@ -308,6 +308,8 @@ pub enum AuditEvent {
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
     Finished(DetectorId, Duration),
+    /// A batched audit's detector scored a batch of rows in the given time.
+    Scored(DetectorId, Duration),
 }
 
 /// No detector could run (every one failed, or none was chosen).

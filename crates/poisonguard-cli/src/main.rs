@@ -335,7 +335,7 @@ fn audit_batched(
         eprintln!("{times}");
     }
     if args.timings {
-        eprintln!("{}", stages.timings(reference));
+        eprintln!("{}", stages.timings(reference, keys.n_rows() - reference));
     }
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
@@ -431,6 +431,8 @@ struct StageState {
     graph: Option<(String, std::time::Instant)>,
     /// Stages done: the graphs and the detectors, with their times.
     done: Vec<(String, std::time::Duration)>,
+    /// A batched audit's detectors, each with its time scoring the batches.
+    scored: Vec<(String, std::time::Duration)>,
 }
 
 impl StageState {
@@ -508,6 +510,13 @@ impl<'a> Stages<'a> {
                 self.progress(&mut state, done, total);
             }
             AuditEvent::KnnProgress(done, total) => self.progress(&mut state, done, total),
+            AuditEvent::Scored(id, took) => {
+                let what = format!("scoring: {id}");
+                match state.scored.iter_mut().find(|(w, _)| *w == what) {
+                    Some((_, total)) => *total += took,
+                    None => state.scored.push((what, took)),
+                }
+            }
             AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
                 state.end_graph();
                 if let AuditEvent::Finished(_, took) = event {
@@ -534,16 +543,18 @@ impl<'a> Stages<'a> {
         }
     }
 
-    /// The `--timings` lines: each graph and detector of a fit on `rows` rows, its time and rows
-    /// per second per thread (the detectors run side by side, so their times overlap).
-    fn timings(&self, rows: usize) -> String {
+    /// The `--timings` lines: each graph and detector of a fit on `fitted` rows, and in a
+    /// batched audit each detector's time scoring the other `scored` rows; with rows per second
+    /// per thread (the detectors run side by side, so their times overlap).
+    fn timings(&self, fitted: usize, scored: usize) -> String {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let threads = rayon::current_num_threads();
         let mut text = format!(
-            "timings on {rows} rows, {threads} threads (detectors run side by side):\n  {:<48} {:>10} {:>16}",
+            "timings: fit on {fitted} rows, {threads} threads (detectors run side by side):\n  {:<48} {:>10} {:>16}",
             "stage", "seconds", "rows/s/thread"
         );
-        for (what, took) in &state.done {
+        let fit = state.done.iter().map(|s| (s, fitted));
+        for ((what, took), rows) in fit.chain(state.scored.iter().map(|s| (s, scored))) {
             let secs = took.as_secs_f64();
             let rate = rows as f64 / secs.max(1e-9) / threads as f64;
             text.push_str(&format!("\n  {what:<48} {secs:>10.2} {rate:>16.0}"));
@@ -563,8 +574,8 @@ impl<'a> Stages<'a> {
         let (t_read, t_fit, t_score) = (secs(read, fit), secs(fit, score), secs(score, end));
         Some(format!(
             "stages on {cores} threads: reading {n} rows for the reference {t_read:.1} s \
-             ({:.0} rows/s/core); fitting on {reference} rows {t_fit:.1} s ({:.0} rows/s/core); \
-             scoring {} rows {t_score:.1} s ({:.0} rows/s/core)",
+             ({:.0} rows/s/thread); fitting on {reference} rows {t_fit:.1} s ({:.0} rows/s/thread); \
+             scoring {} rows {t_score:.1} s ({:.0} rows/s/thread)",
             rate(n, t_read),
             rate(reference, t_fit),
             n - reference,
@@ -633,7 +644,7 @@ fn load_and_audit(
     let input = || args.input.display().to_string();
     let timings = |stages: &Stages<'_>| {
         if args.timings {
-            bar.suspend(|| eprintln!("{}", stages.timings(data.n_samples())));
+            bar.suspend(|| eprintln!("{}", stages.timings(data.n_samples(), 0)));
         }
     };
     let report = match how {

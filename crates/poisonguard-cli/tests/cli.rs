@@ -1225,7 +1225,8 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
         poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--timings"], &outputs[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     // the fit's stages, on the reference
-    assert!(stderr(&o).contains("timings on 531 rows"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fit on 531 rows"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scoring: knn_label"), "{}", stderr(&o));
     assert!(stderr(&o).lines().any(|l| l.trim_start().starts_with("knn_label")), "{}", stderr(&o));
     // the plan's 526 rows, each class's share rounded up
     assert!(stderr(&o).contains("fitting on a reference sample of 531 rows"), "{}", stderr(&o));
