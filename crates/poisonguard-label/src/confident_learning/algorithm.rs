@@ -6,7 +6,7 @@ use poisonguard_core::{
 };
 
 use super::classifier::{FoldModels, cross_val_custom};
-use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_proba};
+use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_sampled};
 use super::{ConfidentLearningParams, ConfidentLearningValidParams, Ranking};
 use crate::error::{Error, Result};
 
@@ -334,7 +334,7 @@ impl Detector for ConfidentLearningValidParams {
                         let cs = self.c.map_or_else(|| super::C_GRID.to_vec(), |c| vec![c]);
                         let x = data.features();
                         let (probs, models, c) =
-                            cross_val_proba(x, &classes, k, self.folds, self.seed, s, &cs);
+                            cross_val_sampled(x, &classes, k, self.folds, self.seed, s, &cs);
                         (probs, Some((models, c)), None)
                     }
                 }

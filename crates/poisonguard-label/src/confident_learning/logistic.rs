@@ -479,6 +479,84 @@ impl FoldEnsemble {
     }
 }
 
+/// Excess log loss per row, in nats, that the fold models may lose to a fit on every row:
+/// the maximum-likelihood fit of `p` parameters on `m` rows is about `p / 2m` above the best
+/// model of its family (the asymptotic excess risk of a well-specified fit), so `m = p / (2 x
+/// this)` training rows per fold suffice.
+const EXCESS_LOG_LOSS: f64 = 0.01;
+
+/// Below this many rows every row is cross-validated whatever the bound.
+const MIN_CV_ROWS: usize = 50_000;
+
+/// Rows the cross-validation fits on for `d` features, `k` classes and `folds` folds: enough
+/// that each fold's `folds - 1` parts hold `p / (2 EXCESS_LOG_LOSS)` rows, `p = (d + 1) k`
+/// parameters (80,625 rows at 128 features and 10 classes), and at least [`MIN_CV_ROWS`].
+pub(crate) fn cv_rows(d: usize, k: usize, folds: usize) -> usize {
+    let p = ((d + 1) * k) as f64;
+    let per_fold = p / (2.0 * EXCESS_LOG_LOSS);
+    let rows = per_fold * folds as f64 / (folds.max(2) - 1) as f64;
+    (rows.ceil() as usize).max(MIN_CV_ROWS)
+}
+
+/// A seeded class-stratified sample of `m` of the rows, ascending: each class its share
+/// (rounded up), at least `min(class size, 50)`.
+fn stratified_sample(classes: &[u32], k: usize, m: usize, seed: u64) -> Vec<usize> {
+    let n = classes.len();
+    let mut by_class = vec![Vec::new(); k];
+    for (i, &c) in classes.iter().enumerate() {
+        by_class[c as usize].push(i);
+    }
+    let mut picked = Vec::with_capacity(m + k);
+    for (c, mut rows) in by_class.into_iter().enumerate() {
+        let share = (rows.len() * m).div_ceil(n.max(1));
+        let take = share.max(rows.len().min(50)).min(rows.len());
+        let mut rng =
+            SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 1_000 + c as u64));
+        rows.shuffle(&mut rng);
+        picked.extend_from_slice(&rows[..take]);
+    }
+    picked.sort_unstable();
+    picked
+}
+
+/// [`cross_val_proba`] on at most [`cv_rows`] rows: above that, the cross-validation runs on a
+/// seeded class-stratified sample of that many rows, and every other row gets the mean
+/// probabilities of the fold models, which never saw it (as rows scored against a fitted
+/// detector do): out-of-sample all the same.
+#[allow(clippy::too_many_arguments)] // cross_val_proba's inputs
+pub(crate) fn cross_val_sampled(
+    x: ArrayView2<'_, f32>,
+    classes: &[u32],
+    k: usize,
+    folds: usize,
+    seed: u64,
+    s: LogisticSettings,
+    cs: &[f64],
+) -> (Array2<f64>, FoldEnsemble, f64) {
+    let n = classes.len();
+    let m = cv_rows(x.ncols(), k, folds);
+    if n <= m {
+        return cross_val_proba(x, classes, k, folds, seed, s, cs);
+    }
+    let sample = stratified_sample(classes, k, m, seed);
+    let xs = x.select(ndarray::Axis(0), &sample);
+    let ys: Vec<u32> = sample.iter().map(|&i| classes[i]).collect();
+    let (inside, models, c) = cross_val_proba(xs.view(), &ys, k, folds, seed, s, cs);
+    drop(xs);
+    let mut in_sample = vec![false; n];
+    sample.iter().for_each(|&i| in_sample[i] = true);
+    let others: Vec<usize> = (0..n).filter(|&i| !in_sample[i]).collect();
+    let outside = models.predict(x, &others);
+    let mut out = Array2::zeros((n, k));
+    for (row, &i) in sample.iter().enumerate() {
+        out.row_mut(i).assign(&inside.row(row));
+    }
+    for (row, &i) in others.iter().enumerate() {
+        out.row_mut(i).iter_mut().zip(&outside[row * k..(row + 1) * k]).for_each(|(o, &v)| *o = v);
+    }
+    (out, models, c)
+}
+
 /// Out-of-sample probabilities of every row by stratified K-fold cross-validation, the fold
 /// models and the chosen inverse L2 strength. With several candidates in `cs` (ascending), every
 /// fold fits the whole path with warm starts and the `C` with the smallest out-of-fold log loss
@@ -557,6 +635,46 @@ pub(crate) fn cross_val_proba(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Above `cv_rows` the cross-validation runs on a class-stratified sample, and the rows
+    /// outside it, scored by the fold models, are as out-of-sample as the cross-validated
+    /// ones: the flipped labels among them are found as well (ROC-AUC of `1 - p(given)`).
+    #[test]
+    fn rows_beyond_the_cross_validation_sample_are_scored_out_of_sample() {
+        use rand::Rng;
+        assert_eq!(cv_rows(128, 10, 5), 80_625);
+        assert_eq!(cv_rows(4, 3, 5), MIN_CV_ROWS);
+        let (n, d, k) = (60_000, 4, 3);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let truth: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
+        let x = Array2::from_shape_fn((n, d), |(i, j)| {
+            let centre = if j == truth[i] as usize { 1.5 } else { 0.0 };
+            centre + rng.random::<f32>() * 2.0 - 1.0
+        });
+        // 5% of the labels moved to the next class
+        let flipped: Vec<bool> = (0..n).map(|_| rng.random::<f64>() < 0.05).collect();
+        let given: Vec<u32> =
+            (0..n).map(|i| if flipped[i] { (truth[i] + 1) % k as u32 } else { truth[i] }).collect();
+        let s = LogisticSettings { c: 1.0, max_iter: 100, gtol: 1e-4 };
+        let (p, models, _) = cross_val_sampled(x.view(), &given, k, 5, 3, s, &[1.0]);
+        assert_eq!(models.models.len(), 5);
+        let sample = stratified_sample(&given, k, MIN_CV_ROWS, 3);
+        assert!(sample.len() >= MIN_CV_ROWS && sample.len() <= MIN_CV_ROWS + k);
+        let mut inside = vec![false; n];
+        sample.iter().for_each(|&i| inside[i] = true);
+        let auc = |part: bool| {
+            let rows: Vec<usize> = (0..n).filter(|&i| inside[i] == part).collect();
+            let score: Vec<f64> = rows.iter().map(|&i| 1.0 - p[[i, given[i] as usize]]).collect();
+            let truth: Vec<bool> = rows.iter().map(|&i| flipped[i]).collect();
+            poisonguard_core::metrics::roc_auc(&score, &truth).unwrap()
+        };
+        let (cross_validated, beyond) = (auc(true), auc(false));
+        assert!(cross_validated > 0.9, "{cross_validated}");
+        assert!((beyond - cross_validated).abs() < 0.02, "{beyond} vs {cross_validated}");
+        for row in p.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-9);
+        }
+    }
 
     #[test]
     fn separable_classes_are_learned() {
