@@ -14,11 +14,11 @@
 //!    shipped label-flip sets the held-out log loss picks `C = 0.1` for wine and digits and
 //!    `C = 1` for breast_cancer, and the ROC-AUC of the label-quality score rises against
 //!    scikit-learn's default `C = 1` (see `benches/RESULTS.md`). Large tables: the
-//!    cross-validation runs on a seeded class-stratified sample of `max(50,000, 1.25 x 50 (d +
-//!    1) k)` rows (enough that each fold's fit on `p = (d + 1) k` parameters is within about `p
-//!    / 2m = 0.01` nats per row of the log loss of a fit on all rows), and every other row gets
-//!    the mean probabilities of the fold models, which never saw it: out-of-sample like the
-//!    others.
+//!    cross-validation runs on a seeded class-stratified sample of `m` rows, `m` the larger of
+//!    50,000 and `1.25 x 50 p` for `p = (d + 1) k` parameters (enough that each fold's fit is
+//!    within about `p / 2m = 0.01` nats per row of the log loss of a fit on all rows), and
+//!    every other row gets the mean probabilities of the fold models, which never saw it:
+//!    out-of-sample like the others.
 //! 2. Per-class thresholds `t_j` = mean `p(j)` over the rows labelled `j`.
 //! 3. Confident joint `C[i][j]`: rows labelled `i` whose `p(j) >= t_j` (the largest such `p` when
 //!    several pass), calibrated so that row `i` sums to the number of rows labelled `i` and the
