@@ -83,7 +83,7 @@ fn lower_bound(sorted: &[f32], v: f32) -> usize {
 /// [`upper_bound`], `ge` as `n - lower_bound` give them): the values are sorted once and both
 /// bounds walk `sorted` forward, reading memory in order instead of one binary search per value
 /// that misses the cache at every step (ECOD's fit on 10^6 x 32 uniform rows, median of 3:
-/// 8.0 s before, 4.2 s).
+/// 8.0 s before, 4.2 s). New rows are counted in the training columns the same way.
 fn counts_in(
     sorted: &[f32],
     values: ArrayView1<'_, f32>,
@@ -228,15 +228,9 @@ impl OutlierModel for EcodModel {
         let n = self.sorted.first().map_or(0, Vec::len);
         let mut scores = vec![0.0f64; x.nrows()];
         accumulate(x.ncols(), &mut scores, |j| {
-            let train = &self.sorted[j];
-            x.column(j)
-                .iter()
-                .map(|&v| {
-                    let le = upper_bound(train, v).max(1);
-                    let ge = (n - lower_bound(train, v)).max(1);
-                    contribution(le, ge, n, self.skew_sign[j])
-                })
-                .collect()
+            counts_in(&self.sorted[j], x.column(j), |le, ge| {
+                contribution(le.max(1), ge.max(1), n, self.skew_sign[j])
+            })
         });
         Ok(scores)
     }
