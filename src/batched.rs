@@ -197,6 +197,11 @@ impl Audit {
         }
         let reference_data = keys.dataset(features, &reference).map_err(AuditError::Data)?;
         let (model, fit_report) = self.fit_with(&reference_data, on_event)?;
+        // One search of each batch among the standardized reference rows for every detector
+        // that searches there (`knn_label`, `duplicates`): the reference shares the rows the
+        // detectors keep, and searches as theirs do.
+        let query_k = model.detectors().iter().filter_map(|(_, f)| f.standardized_query_k()).max();
+        let search = query_k.map(|k| (poisonguard_label::Reference::new(&reference_data, true), k));
         drop(reference_data);
         on_event(AuditEvent::Scoring(0, n));
 
@@ -221,13 +226,18 @@ impl Audit {
                 drop(all);
                 Some(keys.dataset(picked, &others).map_err(AuditError::Data)?)
             };
+            // a failed search leaves each detector to search (and fail) on its own
+            let query = match (&batch, &search) {
+                (Some(b), Some((reference, k))) => reference.query(b, *k, "audit").ok(),
+                _ => None,
+            };
             let detected: Vec<Option<Result<Detection, DataError>>> = fitted
                 .par_iter()
                 .zip(rows.par_iter())
                 .map(|((info, f), live)| match (&batch, live) {
                     (Some(b), Some(_)) => {
                         let start = std::time::Instant::now();
-                        let detected = f.detect(b);
+                        let detected = f.detect_in(b, query.as_ref());
                         on_event(AuditEvent::Scored(info.id, start.elapsed()));
                         Some(detected)
                     }

@@ -9,7 +9,7 @@ use crate::detection::{Detection, DetectorId};
 use crate::error::DataError;
 use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass};
 use crate::info::DetectorInfo;
-use crate::knn::FitContext;
+use crate::knn::{FitContext, KnnGraph};
 use crate::state::SaveState;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
@@ -145,6 +145,27 @@ pub trait FittedDetector: Send + Sync + fmt::Debug + SaveState {
     /// # Errors
     /// Data that does not match the fit (feature count, labels).
     fn detect(&self, data: &Dataset) -> Result<Detection, DataError>;
+
+    /// Neighbours per new row that [`FittedDetector::detect`] searches among the training
+    /// rows in their standardized space (the [`Standardizer`](crate::Standardizer) fitted on
+    /// the training rows), if it searches there: an audit scoring batches of rows against
+    /// several such detectors searches once for all of them and hands the result to
+    /// [`FittedDetector::detect_in`].
+    fn standardized_query_k(&self) -> Option<usize> {
+        None
+    }
+
+    /// [`FittedDetector::detect`] with the search an audit shares: `query` holds the nearest
+    /// training rows of every row of `data` in the training rows' standardized space, found as
+    /// the detector's own search finds them, with at least
+    /// [`FittedDetector::standardized_query_k`] neighbours. By default it is ignored.
+    ///
+    /// # Errors
+    /// As [`FittedDetector::detect`].
+    fn detect_in(&self, data: &Dataset, query: Option<&KnnGraph>) -> Result<Detection, DataError> {
+        let _ = query;
+        self.detect(data)
+    }
 }
 
 /// A boxed error from any detector.

@@ -38,13 +38,14 @@ pub mod confident_learning;
 pub mod duplicates;
 mod error;
 pub mod knn_label;
-mod reference;
+pub mod reference;
 pub mod sources;
 
 pub use confident_learning::{ConfidentLearning, ConfidentLearningParams, Ranking};
 pub use duplicates::{Duplicates, DuplicatesParams};
 pub use error::{Error, Result};
 pub use knn_label::{KnnLabel, KnnLabelParams};
+pub use reference::Reference;
 
 #[cfg(feature = "linfa")]
 poisonguard_core::linfa_estimator!(fit:

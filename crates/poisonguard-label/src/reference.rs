@@ -11,12 +11,14 @@ use poisonguard_neighbors::{AUTO_APPROX_ROWS, ApproxParams, IvfIndex, KDTREE_MAX
 
 use crate::error::Result;
 
-/// The training rows, shared with the dataset they came from (no copy), and the standardizer
-/// that maps rows into the space the detector searches. The standardized copy of the training
-/// rows is made only while a search needs it (a fit without a shared graph, `detect`), never
-/// kept.
+/// The training rows a neighbour detector searches new rows among, shared with the dataset
+/// they came from (no copy), and the standardizer that maps rows into the space it searches.
+/// The standardized copy of the training rows is made only while a search needs it (a fit
+/// without a shared graph, `detect`), never kept. An audit that scores batches against
+/// `knn_label` and `duplicates` searches once in one of these for both
+/// ([`FittedDetector::detect_in`](poisonguard_core::FittedDetector::detect_in)).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
-pub(crate) struct Reference {
+pub struct Reference {
     scaler: Option<Standardizer>,
     rows: Arc<Array2<f32>>,
     /// The index new rows are searched in, built at the first query of a large reference
@@ -27,7 +29,7 @@ pub(crate) struct Reference {
 
 impl Reference {
     /// The rows of `data`, searched standardized when `standardize` is set.
-    pub(crate) fn new(data: &Dataset, standardize: bool) -> Self {
+    pub fn new(data: &Dataset, standardize: bool) -> Self {
         let scaler = standardize.then(|| Standardizer::fit(data.features()));
         Self { scaler, rows: data.shared_features(), index: OnceLock::new() }
     }
@@ -55,8 +57,12 @@ impl Reference {
     /// exact search, or, above [`AUTO_APPROX_ROWS`] training rows with more than 12 features
     /// (where the audit's own graphs are approximate), in an inverted-file index over the
     /// training rows, placed at the first query and kept for the next ones (a batched audit
-    /// asks batch after batch).
-    pub(crate) fn query(
+    /// asks batch after batch). `detector` names the search in errors.
+    ///
+    /// # Errors
+    /// [`DataError::FeatureCountMismatch`], or [`DataError::Detector`] when the search fails
+    /// (`k` not below the training rows).
+    pub fn query(
         &self,
         data: &Dataset,
         k: usize,
@@ -95,5 +101,71 @@ impl Reference {
             }
         };
         found.map_err(|e| DataError::Detector { detector, message: e.to_string() })
+    }
+
+    /// Whether the rows are searched standardized.
+    pub(crate) fn standardizes(&self) -> bool {
+        self.scaler.is_some()
+    }
+
+    /// [`Reference::query`], or the `shared` search of the same rows when it covers every row
+    /// of `data` with at least `k` neighbours (truncated to `k`).
+    pub(crate) fn query_or_shared<'g>(
+        &self,
+        data: &Dataset,
+        k: usize,
+        shared: Option<&'g KnnGraph>,
+        detector: &'static str,
+    ) -> std::result::Result<Cow<'g, KnnGraph>, DataError> {
+        match shared.filter(|g| self.standardizes() && g.n_samples() == data.n_samples()) {
+            Some(g) if g.k() == k => Ok(Cow::Borrowed(g)),
+            Some(g) if g.k() > k => Ok(Cow::Owned(g.truncate(k))),
+            _ => self.query(data, k, detector).map(Cow::Owned),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+    use poisonguard_core::{Dataset, Detector, FittedDetector, LabelValue, Labels};
+
+    use super::Reference;
+    use crate::{Duplicates, KnnLabel};
+
+    /// The search an audit shares gives `knn_label` and `duplicates` the detections of their
+    /// own searches, row for row.
+    #[test]
+    fn a_shared_search_detects_as_the_detectors_own() {
+        let table = |n: usize, shift: usize| {
+            let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+                let i = i + shift;
+                (i % 3) as f32 * 2.0 + ((i * 7 + j * 13) % 17) as f32 * 0.1
+            });
+            // every eleventh row carries the next class's label
+            let y: Vec<LabelValue> = (0..n)
+                .map(|i| {
+                    LabelValue::Int(
+                        (((i + shift) % 3) + usize::from((i + shift) % 11 == 0)) as i64 % 3,
+                    )
+                })
+                .collect();
+            Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
+        };
+        let (train, new) = (table(300, 0), table(120, 1000));
+        let knn = KnnLabel::params().fit(&train).unwrap();
+        let dup = Duplicates::params().fit(&train).unwrap();
+        let k =
+            [knn.standardized_query_k(), dup.standardized_query_k()].into_iter().flatten().max();
+        let k = k.expect("both search the standardized training rows");
+        let shared = Reference::new(&train, true).query(&new, k, "test").unwrap();
+        for fitted in [&knn as &dyn FittedDetector, &dup] {
+            let (own, with) =
+                (fitted.detect(&new).unwrap(), fitted.detect_in(&new, Some(&shared)).unwrap());
+            assert_eq!(own.scores(), with.scores(), "{}", fitted.id());
+            assert_eq!(own.p_values(), with.p_values(), "{}", fitted.id());
+            assert_eq!(own.flagged(), with.flagged(), "{}", fitted.id());
+        }
+        assert!(knn.detect(&new).unwrap().n_flagged() > 0);
     }
 }

@@ -761,6 +761,13 @@ mod tests {
             assert_eq!(found.neighbors(i), h.neighbors(r), "row {i}");
             assert_eq!(found.distances(i), h.distances(r), "row {i}");
         }
+        // fewer neighbours are the first of more (one search serves every k up to its own)
+        let nearest = index.query(queries, 1).unwrap();
+        let first = found.truncate(1);
+        for i in 0..1000 {
+            assert_eq!(nearest.neighbors(i), first.neighbors(i), "row {i}");
+            assert_eq!(nearest.distances(i), first.distances(i), "row {i}");
+        }
         let again = index.query(reference.slice_axis(ndarray::Axis(0), (0..50).into()), 3).unwrap();
         for i in 0..50 {
             assert_eq!(again.neighbors(i)[0] as usize, i);

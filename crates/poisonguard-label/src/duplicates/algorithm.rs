@@ -357,7 +357,19 @@ impl FittedDetector for Duplicates {
     /// A row farther from every training row scores 0 (p = 1). Floods among the new rows
     /// themselves are not searched: `detect` compares new rows with the training rows only.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let graph = self.reference.query(data, 1, Self::ID.as_str())?;
+        self.detect_in(data, None)
+    }
+
+    fn standardized_query_k(&self) -> Option<usize> {
+        self.reference.standardizes().then_some(1)
+    }
+
+    fn detect_in(
+        &self,
+        data: &Dataset,
+        query: Option<&KnnGraph>,
+    ) -> std::result::Result<Detection, DataError> {
+        let graph = self.reference.query_or_shared(data, 1, query, Self::ID.as_str())?;
         let labels = data.labels();
         let n = data.n_samples();
         let nearest: Vec<Option<usize>> = (0..n)

@@ -380,7 +380,19 @@ impl FittedDetector for KnnLabel {
 
     /// Scores new labelled rows by the vote of their `k` nearest training rows.
     fn detect(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
-        let graph = self.reference.query(data, self.k, Self::ID.as_str())?;
+        self.detect_in(data, None)
+    }
+
+    fn standardized_query_k(&self) -> Option<usize> {
+        self.reference.standardizes().then_some(self.k)
+    }
+
+    fn detect_in(
+        &self,
+        data: &Dataset,
+        query: Option<&KnnGraph>,
+    ) -> std::result::Result<Detection, DataError> {
+        let graph = self.reference.query_or_shared(data, self.k, query, Self::ID.as_str())?;
         let labels =
             data.labels().ok_or(DataError::LabelsRequired { detector: Self::ID.as_str() })?;
         let own: Vec<u32> = labels.ids_in(&self.label_map)?.iter().map(|c| c.0).collect();
