@@ -157,7 +157,8 @@ impl Audit {
     ///
     /// `on_event` gets [`AuditEvent::Reading`] while the reference is read,
     /// the fit's own events, then [`AuditEvent::Scoring`] once with no rows done when the fit
-    /// ends and again after each batch, with [`AuditEvent::Scored`] for each detector's part.
+    /// ends and again after each batch, with [`AuditEvent::Searched`] for the batch's shared
+    /// neighbour search and [`AuditEvent::Scored`] for each detector's part.
     ///
     /// # Errors
     /// [`AuditError::Read`] when the source fails or gives a batch of the wrong shape,
@@ -228,7 +229,12 @@ impl Audit {
             };
             // a failed search leaves each detector to search (and fail) on its own
             let query = match (&batch, &search) {
-                (Some(b), Some((reference, k))) => reference.query(b, *k, "audit").ok(),
+                (Some(b), Some((reference, k))) => {
+                    let start = std::time::Instant::now();
+                    let found = reference.query(b, *k, "audit").ok();
+                    on_event(AuditEvent::Searched(start.elapsed()));
+                    found
+                }
                 _ => None,
             };
             let detected: Vec<Option<Result<Detection, DataError>>> = fitted

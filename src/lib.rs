@@ -310,6 +310,9 @@ pub enum AuditEvent {
     Finished(DetectorId, Duration),
     /// A batched audit's detector scored a batch of rows in the given time.
     Scored(DetectorId, Duration),
+    /// A batched audit searched a batch's rows among the standardized reference rows, once for
+    /// every detector that reads them, in the given time.
+    Searched(Duration),
 }
 
 /// No detector could run (every one failed, or none was chosen).

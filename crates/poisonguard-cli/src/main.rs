@@ -235,9 +235,9 @@ fn memory_limit(args: &ScanArgs) -> Option<u64> {
 }
 
 /// The input opened for a batched audit, with its plan and its reference sample's size, when
-/// it is a Parquet or .npy input
-/// whose in-memory audit would exceed the memory limit; `None` otherwise (the input is then
-/// read whole, and any reading error reported by that read).
+/// it is a Parquet or .npy input whose in-memory audit would exceed the memory limit (its size
+/// read from the files' headers); `None` otherwise, and for an input that cannot be read in
+/// batches: it is then read whole, and any reading error is reported by that read.
 fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usize)>> {
     let Some(limit) = memory_limit(args) else { return Ok(None) };
     // the size from the files' headers; an input that cannot be read in batches is read whole
@@ -510,8 +510,11 @@ impl<'a> Stages<'a> {
                 self.progress(&mut state, done, total);
             }
             AuditEvent::KnnProgress(done, total) => self.progress(&mut state, done, total),
-            AuditEvent::Scored(id, took) => {
-                let what = format!("scoring: {id}");
+            AuditEvent::Scored(_, took) | AuditEvent::Searched(took) => {
+                let what = match event {
+                    AuditEvent::Scored(id, _) => format!("scoring: {id}"),
+                    _ => "scoring: shared standardized neighbour search".to_string(),
+                };
                 match state.scored.iter_mut().find(|(w, _)| *w == what) {
                     Some((_, total)) => *total += took,
                     None => state.scored.push((what, took)),
