@@ -264,16 +264,7 @@ pub(crate) fn read_shards(
     for file in &files[1..] {
         let (part, part_names) = read_columns(file, opts)?;
         if part_names != names || part.get_column_names() != frame.get_column_names() {
-            return Err(Error::Unsupported {
-                path: file.display().to_string(),
-                what: format!(
-                    "a shard of {} with columns {} where {} has {}",
-                    path.display(),
-                    list_names(&part_names),
-                    files[0].display(),
-                    list_names(&names)
-                ),
-            });
+            return Err(shard_mismatch(path, file, &part_names, &files[0], &names));
         }
         frame.vstack_mut(&part).map_err(|e| Error::Unsupported {
             path: file.display().to_string(),
@@ -287,6 +278,27 @@ pub(crate) fn read_shards(
         frame.align_chunks_par();
     }
     Ok((frame, names))
+}
+
+/// The error of a shard `file` of the table at `path` whose columns `names` are not those of its
+/// first shard (`first`, with `first_names`).
+pub(crate) fn shard_mismatch(
+    path: &Path,
+    file: &Path,
+    names: &[String],
+    first: &Path,
+    first_names: &[String],
+) -> Error {
+    Error::Unsupported {
+        path: file.display().to_string(),
+        what: format!(
+            "a shard of {} with columns {} where {} has {}",
+            path.display(),
+            list_names(names),
+            first.display(),
+            list_names(first_names)
+        ),
+    }
 }
 
 /// A polars `DataFrame` a pipeline already holds, read as [`load`] reads a file's columns (the
@@ -679,7 +691,7 @@ fn column_list(frame: &DataFrame) -> String {
     list_names(&names)
 }
 
-pub(crate) fn list_names(names: &[String]) -> String {
+fn list_names(names: &[String]) -> String {
     if names.len() <= LISTED_COLUMNS {
         names.join(", ")
     } else {

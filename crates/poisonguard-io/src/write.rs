@@ -270,7 +270,8 @@ fn write_json_rows(
 /// # Errors
 /// Reading errors as [`load`](crate::load); [`Error::UnsupportedFormat`] when `output` is not
 /// `.csv`, `.parquet` or Arrow; [`Error::Unsupported`] for shards with different columns;
-/// [`Error::Data`] when `keep` does not have one entry per input row; [`Error::Write`] / [`Error::Io`] when the file cannot be written.
+/// [`Error::Data`] when `keep` does not have one entry per input row; [`Error::Write`] /
+/// [`Error::Io`] when the file cannot be written.
 pub fn write_rows(
     input: impl AsRef<Path>,
     keep: &[bool],
@@ -318,16 +319,10 @@ pub fn write_rows(
             match &first_names {
                 None => first_names = Some(names),
                 Some(first) if *first != names => {
-                    return Err(Error::Unsupported {
-                        path: file.display().to_string(),
-                        what: format!(
-                            "a shard of {} with columns {} where {} has {}",
-                            input.display(),
-                            crate::read::list_names(&names),
-                            parts[0].0.display(),
-                            crate::read::list_names(first)
-                        ),
-                    });
+                    let first_file = &parts[0].0;
+                    return Err(crate::read::shard_mismatch(
+                        input, file, &names, first_file, first,
+                    ));
                 }
                 Some(_) => {}
             }
