@@ -170,6 +170,21 @@ impl Audit {
         plan: &BatchPlan,
         on_event: &(dyn Fn(AuditEvent) + Sync),
     ) -> Result<Report, AuditError> {
+        self.fit_batched(source, plan, on_event).map(|(_, report)| report)
+    }
+
+    /// [`Audit::run_batched`], keeping the detectors fitted on the reference sample: a model
+    /// that scores new rows ([`FittedAudit::scan`](crate::FittedAudit::scan)) and can be saved,
+    /// as [`Audit::fit`] gives for a table in memory.
+    ///
+    /// # Errors
+    /// As [`Audit::run_batched`].
+    pub fn fit_batched(
+        &self,
+        source: &mut dyn RowSource,
+        plan: &BatchPlan,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+    ) -> Result<(crate::FittedAudit, Report), AuditError> {
         let keys = source.keys().clone();
         let n = keys.n_rows();
         let d = source.n_features();
@@ -306,6 +321,6 @@ impl Audit {
             e
         });
         let report = crate::combine_rows(runs, failures, n, keys.sources(), self.fdr)?;
-        Ok(report.with_estimate(estimate))
+        Ok((model, report.with_estimate(estimate)))
     }
 }

@@ -186,11 +186,10 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         None => None,
     };
 
-    if fitted.is_none() && save.is_none() {
-        if let Some((source, plan, reference)) = batched_source(args)? {
+    if fitted.is_none() {
+        if let Some(batched) = batched_source(args)? {
             let bar = spinner();
-            let outcome =
-                audit_batched(args, &opts, requested.as_deref(), source, &plan, reference, &bar);
+            let outcome = audit_batched(args, &opts, requested.as_deref(), batched, save, &bar);
             bar.finish_and_clear();
             return outcome;
         }
@@ -289,14 +288,14 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// The batched audit of `source`: the summary on stdout, the report to `--output`.
+/// The batched audit of `source`: the summary on stdout, the report to `--output`, the
+/// detectors fitted on the reference sample to `save`.
 fn audit_batched(
     args: &ScanArgs,
     opts: &DetectorOptions,
     requested: Option<&[String]>,
-    mut source: RowBatches,
-    plan: &BatchPlan,
-    reference: usize,
+    (mut source, plan, reference): (RowBatches, BatchPlan, usize),
+    save: Option<&Path>,
     bar: &ProgressBar,
 ) -> Result<ExitCode> {
     let keys = source.keys().clone();
@@ -315,9 +314,14 @@ fn audit_batched(
     }
     .fdr(args.fdr)?;
     let stages = Stages::new(bar, audit.detector_ids().len());
-    let report = audit
-        .run_batched(&mut source, plan, &|e| stages.on(e))
+    let (model, report) = audit
+        .fit_batched(&mut source, &plan, &|e| stages.on(e))
         .with_context(|| args.input.display().to_string())?;
+    if let Some(path) = save {
+        bar.set_message(format!("writing {}", path.display()));
+        write_model(path, &model)?;
+    }
+    drop(model);
     let times = stages.batched_times(keys.n_rows(), reference);
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));

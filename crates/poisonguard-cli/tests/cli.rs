@@ -1254,6 +1254,30 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
         polars::prelude::ParquetReader::new(std::fs::File::open(&clean).unwrap()).finish().unwrap();
     assert_eq!(kept.height(), 1817 - flagged);
 
+    // `fit` in batches saves the detectors fitted on the reference sample, which then score
+    // the table as a model
+    let model = dir.path().join("m.bin");
+    let o = poisonguard(&[
+        "fit",
+        input,
+        "--label",
+        "label",
+        "--truth",
+        "is_poison",
+        "--memory-limit",
+        "1.3M",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fitted on 531 rows"), "{}", stderr(&o));
+    let o = poisonguard(&[&args[..], &["--model", model.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let quality = stdout(&o);
+    let line = quality.lines().find(|l| l.trim_start().starts_with("suspicion")).unwrap();
+    let auc: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(auc >= 0.98, "{line}");
+
     let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--html", "x.html"]].concat());
     assert!(
         !o.status.success() && stderr(&o).contains("does not support --html"),
