@@ -108,6 +108,102 @@ pub fn reference_sample(keys: &RowKeys, m: usize, seed: u64) -> Vec<usize> {
     rows
 }
 
+/// The reference rows of a batched audit: each row's position in the reference (`u32::MAX`
+/// outside it) and the fit's training runs, whose detections those rows keep.
+pub(crate) struct Kept<'a> {
+    slot: &'a [u32],
+    training: &'a [DetectorRun],
+}
+
+/// One detection per fitted detector for every row of `source`, read `batch_rows` at a time:
+/// the rows `kept` names keep their training detections, the others are scored by each
+/// detector's `detect_in`, with `search` (standardized reference rows and neighbours) done once
+/// per batch for the detectors that read it. A detector that fails on a batch is left out
+/// (`None`) and its failure returned, naming the batch's rows.
+pub(crate) fn score_batches(
+    source: &mut dyn RowSource,
+    keys: &RowKeys,
+    fitted: &[(poisonguard_core::DetectorInfo, Box<dyn poisonguard_core::FittedDetector>)],
+    kept: Option<&Kept<'_>>,
+    batch_rows: usize,
+    search: Option<&(poisonguard_label::Reference, usize)>,
+    on_event: &(dyn Fn(AuditEvent) + Sync),
+) -> Result<(Vec<Option<DetectionRows>>, Vec<DetectorFailure>), AuditError> {
+    let n = keys.n_rows();
+    let slot_of = |i: usize| kept.map_or(u32::MAX, |k| k.slot[i]);
+    let mut rows: Vec<Option<DetectionRows>> =
+        fitted.iter().map(|_| Some(DetectionRows::with_capacity(n))).collect();
+    let mut failures = Vec::new();
+    for range in batches(n, batch_rows) {
+        let others: Vec<usize> = range.clone().filter(|&i| slot_of(i) == u32::MAX).collect();
+        let batch: Option<Dataset> = if others.is_empty() {
+            None
+        } else {
+            let mut all = read(source, range.clone())?;
+            if others.len() < range.len() {
+                let at: Vec<usize> = others.iter().map(|&i| i - range.start).collect();
+                all = all.select(ndarray::Axis(0), &at);
+            }
+            Some(keys.dataset(all, &others).map_err(AuditError::Data)?)
+        };
+        // a failed search leaves each detector to search (and fail) on its own
+        let query = match (&batch, search) {
+            (Some(b), Some((reference, k))) => {
+                let start = std::time::Instant::now();
+                let found = reference.query(b, *k, "audit").ok();
+                on_event(AuditEvent::Searched(start.elapsed()));
+                found
+            }
+            _ => None,
+        };
+        let detected: Vec<Option<Result<Detection, DataError>>> = fitted
+            .par_iter()
+            .zip(rows.par_iter())
+            .map(|((info, f), live)| match (&batch, live) {
+                (Some(b), Some(_)) => {
+                    let start = std::time::Instant::now();
+                    let detected = f.detect_in(b, query.as_ref());
+                    on_event(AuditEvent::Scored(info.id, start.elapsed()));
+                    Some(detected)
+                }
+                _ => None,
+            })
+            .collect();
+        for (j, outcome) in detected.into_iter().enumerate() {
+            let Some(acc) = rows[j].as_mut() else { continue };
+            let part = match outcome {
+                Some(Ok(part)) => Some(part),
+                Some(Err(e)) => {
+                    failures.push(DetectorFailure {
+                        id: fitted[j].0.id,
+                        error: format!("rows {}..{}: {}", range.start, range.end, error_chain(&e)),
+                    });
+                    rows[j] = None;
+                    continue;
+                }
+                None => None,
+            };
+            let mut next = 0;
+            for i in range.clone() {
+                match (slot_of(i), kept) {
+                    (k, Some(kept)) if k != u32::MAX => {
+                        acc.push(&kept.training[j].detection, k as usize);
+                    }
+                    _ => {
+                        acc.push(
+                            part.as_ref().expect("rows outside the reference were scored"),
+                            next,
+                        );
+                        next += 1;
+                    }
+                }
+            }
+        }
+        on_event(AuditEvent::Scoring(range.end, n));
+    }
+    Ok((rows, failures))
+}
+
 /// Consecutive ranges of `batch` rows covering `0..n`.
 fn batches(n: usize, batch: usize) -> impl Iterator<Item = Range<usize>> {
     let batch = batch.max(1);
@@ -226,80 +322,17 @@ impl Audit {
         let fitted = model.detectors();
         let training = fit_report.runs();
         debug_assert!(fitted.iter().zip(training).all(|((info, _), run)| info.id == run.id));
-        let mut rows: Vec<Option<DetectionRows>> =
-            fitted.iter().map(|_| Some(DetectionRows::with_capacity(n))).collect();
-        let mut failures: Vec<DetectorFailure> = fit_report.failures().to_vec();
-        for range in batches(n, plan.batch_rows) {
-            let others: Vec<usize> = range.clone().filter(|&i| slot[i] == u32::MAX).collect();
-            let batch: Option<Dataset> = if others.is_empty() {
-                None
-            } else {
-                let all = read(source, range.clone())?;
-                let picked = all.select(
-                    ndarray::Axis(0),
-                    &others.iter().map(|&i| i - range.start).collect::<Vec<_>>(),
-                );
-                drop(all);
-                Some(keys.dataset(picked, &others).map_err(AuditError::Data)?)
-            };
-            // a failed search leaves each detector to search (and fail) on its own
-            let query = match (&batch, &search) {
-                (Some(b), Some((reference, k))) => {
-                    let start = std::time::Instant::now();
-                    let found = reference.query(b, *k, "audit").ok();
-                    on_event(AuditEvent::Searched(start.elapsed()));
-                    found
-                }
-                _ => None,
-            };
-            let detected: Vec<Option<Result<Detection, DataError>>> = fitted
-                .par_iter()
-                .zip(rows.par_iter())
-                .map(|((info, f), live)| match (&batch, live) {
-                    (Some(b), Some(_)) => {
-                        let start = std::time::Instant::now();
-                        let detected = f.detect_in(b, query.as_ref());
-                        on_event(AuditEvent::Scored(info.id, start.elapsed()));
-                        Some(detected)
-                    }
-                    _ => None,
-                })
-                .collect();
-            for (j, outcome) in detected.into_iter().enumerate() {
-                let Some(acc) = rows[j].as_mut() else { continue };
-                let part = match outcome {
-                    Some(Ok(part)) => Some(part),
-                    Some(Err(e)) => {
-                        failures.push(DetectorFailure {
-                            id: fitted[j].0.id,
-                            error: format!(
-                                "rows {}..{}: {}",
-                                range.start,
-                                range.end,
-                                error_chain(&e)
-                            ),
-                        });
-                        rows[j] = None;
-                        continue;
-                    }
-                    None => None,
-                };
-                let mut next = 0;
-                for i in range.clone() {
-                    match slot[i] {
-                        u32::MAX => {
-                            acc.push(
-                                part.as_ref().expect("rows outside the reference were scored"),
-                                next,
-                            );
-                            next += 1;
-                        }
-                        k => acc.push(&training[j].detection, k as usize),
-                    }
-                }
-            }
-            on_event(AuditEvent::Scoring(range.end, n));
-        }
+        let kept = Kept { slot: &slot, training };
+        let (rows, mut failures) = score_batches(
+            source,
+            &keys,
+            fitted,
+            Some(&kept),
+            plan.batch_rows,
+            search.as_ref(),
+            on_event,
+        )?;
+        failures.splice(0..0, fit_report.failures().iter().cloned());
 
         let mut runs = Vec::new();
         for (acc, run) in rows.into_iter().zip(training) {

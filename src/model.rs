@@ -202,21 +202,7 @@ impl FittedAudit {
         data: &Dataset,
         on_event: &(dyn Fn(AuditEvent) + Sync),
     ) -> Result<Report, AuditError> {
-        if data.n_features() != self.n_features {
-            return Err(AuditError::ModelMismatch(format!(
-                "the model was fitted on {} feature columns, the data has {}",
-                self.n_features,
-                data.n_features()
-            )));
-        }
-        if let (Some(ours), Some(theirs)) = (&self.feature_names, data.feature_names()) {
-            if let Some(j) = (0..ours.len()).find(|&j| ours[j] != theirs[j]) {
-                return Err(AuditError::ModelMismatch(format!(
-                    "feature column {j} is {:?} in the data but {:?} in the model",
-                    theirs[j], ours[j]
-                )));
-            }
-        }
+        self.check_columns(data.n_features(), data.feature_names())?;
         let outcomes: Vec<Result<DetectorRun, DetectorFailure>> = self
             .detectors
             .par_iter()
@@ -234,6 +220,69 @@ impl FittedAudit {
             .collect();
         let (runs, failures) = crate::split(outcomes);
         combine(runs, failures, data, self.fdr)
+    }
+
+    /// [`FittedAudit::scan`] of a table too large to hold: the rows of `source` are read
+    /// `batch_rows` at a time and scored against the fit, and their p-values combined and
+    /// flagged over the whole table (the same report as [`FittedAudit::scan`] of all rows: a
+    /// row's score does not depend on the rows scored with it). `on_event` gets
+    /// [`AuditEvent::Scoring`] after each batch and [`AuditEvent::Scored`] for each
+    /// detector's part.
+    ///
+    /// # Errors
+    /// As [`FittedAudit::scan`]; [`AuditError::Read`] / [`AuditError::Data`] as
+    /// [`Audit::run_batched`](crate::Audit::run_batched) for the batches.
+    pub fn scan_batched(
+        &self,
+        source: &mut dyn poisonguard_core::RowSource,
+        batch_rows: usize,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+    ) -> Result<Report, AuditError> {
+        let keys = source.keys().clone();
+        self.check_columns(source.n_features(), keys.feature_names())?;
+        let n = keys.n_rows();
+        if n == 0 {
+            return Err(AuditError::Data(poisonguard_core::DataError::NoRows));
+        }
+        on_event(AuditEvent::Scoring(0, n));
+        let (rows, failures) = crate::batched::score_batches(
+            source,
+            &keys,
+            &self.detectors,
+            None,
+            batch_rows,
+            None,
+            on_event,
+        )?;
+        let mut runs = Vec::new();
+        for (acc, (info, _)) in rows.into_iter().zip(&self.detectors) {
+            let Some(acc) = acc else { continue };
+            let detection = acc.finish().map_err(AuditError::Data)?;
+            let mut run = DetectorRun::new(info.id, info.family, detection);
+            run.source_findings =
+                crate::source_findings_of(keys.sources(), &run.detection.flagged());
+            runs.push(run);
+        }
+        crate::combine_rows(runs, failures, n, keys.sources(), self.fdr)
+    }
+
+    /// The rows' feature count and names (when both sides have names) are the model's.
+    fn check_columns(&self, n_features: usize, names: Option<&[String]>) -> Result<(), AuditError> {
+        if n_features != self.n_features {
+            return Err(AuditError::ModelMismatch(format!(
+                "the model was fitted on {} feature columns, the data has {}",
+                self.n_features, n_features
+            )));
+        }
+        if let (Some(ours), Some(theirs)) = (&self.feature_names, names) {
+            if let Some(j) = (0..ours.len()).find(|&j| ours[j] != theirs[j]) {
+                return Err(AuditError::ModelMismatch(format!(
+                    "feature column {j} is {:?} in the data but {:?} in the model",
+                    theirs[j], ours[j]
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the model file (its layout is documented on [`FittedAudit`]).

@@ -59,6 +59,32 @@ fn with_the_whole_table_as_reference_it_is_the_in_memory_audit() {
     assert!(events.contains(&AuditEvent::Scoring(data.n_samples(), data.n_samples())));
 }
 
+/// A saved model scores a table in batches as it scores it whole, row for row; and the
+/// model `fit_batched` returns is the reference's fit.
+#[test]
+fn a_model_scores_batches_as_it_scores_the_whole_table() {
+    let (data, _) = shipped("digits_labelflip.parquet");
+    let audit = Audit::for_dataset(&data, &DetectorOptions::default());
+    let plan = BatchPlan { reference_rows: data.n_samples() / 2, batch_rows: 300, seed: 3 };
+    let (model, report) = audit.fit_batched(&mut InMemoryRows::new(&data), &plan, &|_| {}).unwrap();
+    same_rows(&report, &audit.run_batched(&mut InMemoryRows::new(&data), &plan, &|_| {}).unwrap());
+    assert_eq!(
+        model.n_training_rows(),
+        reference_sample(&RowKeys::of(&data), plan.reference_rows, 3).len()
+    );
+    let whole = model.scan(&data).unwrap();
+    for batch_rows in [1000, 97] {
+        let batched =
+            model.scan_batched(&mut InMemoryRows::new(&data), batch_rows, &|_| {}).unwrap();
+        same_rows(&batched, &whole);
+    }
+    let (other, _) = shipped("wine_labelflip.parquet");
+    assert!(matches!(
+        model.scan_batched(&mut InMemoryRows::new(&other), 100, &|_| {}),
+        Err(AuditError::ModelMismatch(_))
+    ));
+}
+
 #[test]
 fn the_batch_size_changes_nothing() {
     let (data, _) = shipped("wine_labelflip.parquet");

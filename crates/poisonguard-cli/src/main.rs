@@ -186,13 +186,15 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         None => None,
     };
 
-    if fitted.is_none() {
-        if let Some(batched) = batched_source(args)? {
-            let bar = spinner();
-            let outcome = audit_batched(args, &opts, requested.as_deref(), batched, save, &bar);
-            bar.finish_and_clear();
-            return outcome;
-        }
+    if let Some(batched) = batched_source(args, fitted.is_some())? {
+        let bar = spinner();
+        let how = match (&fitted, model) {
+            (Some(fitted), Some(path)) => Batched::Model(fitted, path),
+            _ => Batched::Fit { opts: &opts, requested: requested.as_deref(), save },
+        };
+        let outcome = audit_batched(args, how, batched, &bar);
+        bar.finish_and_clear();
+        return outcome;
     }
 
     let bar = spinner();
@@ -233,11 +235,15 @@ fn memory_limit(args: &ScanArgs) -> Option<u64> {
     })
 }
 
-/// The input opened for a batched audit, with its plan and its reference sample's size, when
+/// The input opened for a batched scan (`with_model`: against a saved model, with no
+/// reference sample), with its plan and its reference sample's size, when
 /// it is a Parquet or .npy input whose in-memory audit would exceed the memory limit (its size
 /// read from the files' headers); `None` otherwise, and for an input that cannot be read in
 /// batches: it is then read whole, and any reading error is reported by that read.
-fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usize)>> {
+fn batched_source(
+    args: &ScanArgs,
+    with_model: bool,
+) -> Result<Option<(RowBatches, BatchPlan, usize)>> {
     let Some(limit) = memory_limit(args) else { return Ok(None) };
     // the size from the files' headers; an input that cannot be read in batches is read whole
     let Ok((n, d)) = table_shape(&args.input, &load_options(args)) else { return Ok(None) };
@@ -264,16 +270,26 @@ fn batched_source(args: &ScanArgs) -> Result<Option<(RowBatches, BatchPlan, usiz
     let plan = BatchPlan::for_budget(limit, n, d, args.seed)
         .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
     let source = open_batches(&args.input, &load_options(args))?;
-    let reference = reference_sample(source.keys(), plan.reference_rows, plan.seed).len();
+    let reference = if with_model {
+        0
+    } else {
+        reference_sample(source.keys(), plan.reference_rows, plan.seed).len()
+    };
+    let what = if with_model {
+        format!("scoring it against the model {} rows at a time", plan.batch_rows)
+    } else {
+        format!(
+            "fitting on a reference sample of {reference} rows and scoring the others {} rows \
+             at a time",
+            plan.batch_rows
+        )
+    };
     eprintln!(
         "{}: {n} x {d} features need about {} audited in memory, more than the memory \
-         limit of {}: fitting on a reference sample of {} rows and scoring the others \
-         {} rows at a time",
+         limit of {}: {what}",
         args.input.display(),
         size(need),
         size(limit),
-        reference,
-        plan.batch_rows
     );
     Ok(Some((source, plan, reference)))
 }
@@ -288,40 +304,57 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// The batched audit of `source`: the summary on stdout, the report to `--output`, the
-/// detectors fitted on the reference sample to `save`.
+/// What a batched scan does with its rows.
+enum Batched<'a> {
+    /// Fit on a reference sample and score the others; save the fit when a path is given.
+    Fit { opts: &'a DetectorOptions, requested: Option<&'a [String]>, save: Option<&'a Path> },
+    /// Score every row against a saved model (read from this path).
+    Model(&'a FittedAudit, &'a Path),
+}
+
+/// The batched scan of `source`: the summary on stdout, the report to `--output`, and for a
+/// fit the detectors fitted on the reference sample to `save`.
 fn audit_batched(
     args: &ScanArgs,
-    opts: &DetectorOptions,
-    requested: Option<&[String]>,
+    how: Batched<'_>,
     (mut source, plan, reference): (RowBatches, BatchPlan, usize),
-    save: Option<&Path>,
     bar: &ProgressBar,
 ) -> Result<ExitCode> {
     let keys = source.keys().clone();
-    if let (Some(labels), Some(column)) = (keys.labels(), &args.label) {
-        if labels.n_present_classes() < 2 {
-            bail!(
-                "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
-                args.input.display(),
-                labels.value_of_row(0)
-            );
+    let input = || args.input.display().to_string();
+    let (report, stages, reference, model_path) = match how {
+        Batched::Fit { opts, requested, save } => {
+            if let (Some(labels), Some(column)) = (keys.labels(), &args.label) {
+                if labels.n_present_classes() < 2 {
+                    bail!(
+                        "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
+                        args.input.display(),
+                        labels.value_of_row(0)
+                    );
+                }
+            }
+            let audit = match requested {
+                Some(names) => Audit::from_ids(names, opts)?,
+                None => Audit::for_labels(keys.labels(), opts),
+            }
+            .fdr(args.fdr)?;
+            let stages = Stages::new(bar, audit.detector_ids().len());
+            let (model, report) =
+                audit.fit_batched(&mut source, &plan, &|e| stages.on(e)).with_context(input)?;
+            if let Some(path) = save {
+                bar.set_message(format!("writing {}", path.display()));
+                write_model(path, &model)?;
+            }
+            (report, stages, reference, None)
         }
-    }
-    let audit = match requested {
-        Some(names) => Audit::from_ids(names, opts)?,
-        None => Audit::for_labels(keys.labels(), opts),
-    }
-    .fdr(args.fdr)?;
-    let stages = Stages::new(bar, audit.detector_ids().len());
-    let (model, report) = audit
-        .fit_batched(&mut source, &plan, &|e| stages.on(e))
-        .with_context(|| args.input.display().to_string())?;
-    if let Some(path) = save {
-        bar.set_message(format!("writing {}", path.display()));
-        write_model(path, &model)?;
-    }
-    drop(model);
+        Batched::Model(model, path) => {
+            let stages = Stages::new(bar, model.detector_ids().len());
+            let report = model
+                .scan_batched(&mut source, plan.batch_rows, &|e| stages.on(e))
+                .with_context(input)?;
+            (report, stages, 0, Some(path))
+        }
+    };
     let times = stages.batched_times(keys.n_rows(), reference);
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));
@@ -344,7 +377,7 @@ fn audit_batched(
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
-    summary::print(&mut std::io::stdout().lock(), args, None, &rows, &report)?;
+    summary::print(&mut std::io::stdout().lock(), args, model_path, &rows, &report)?;
     finished(args, &report)
 }
 
@@ -573,20 +606,27 @@ impl<'a> Stages<'a> {
     /// the table for the reference, fitting on the reference, scoring the other rows.
     fn batched_times(&self, n: usize, reference: usize) -> Option<String> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let [Some(read), Some(fit), Some(score)] = state.clock else { return None };
+        let score = state.clock[2]?;
         let end = std::time::Instant::now();
         let cores = rayon::current_num_threads() as f64;
         let secs = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64().max(1e-9);
         let rate = |rows: usize, s: f64| rows as f64 / s / cores;
-        let (t_read, t_fit, t_score) = (secs(read, fit), secs(fit, score), secs(score, end));
+        let t_score = secs(score, end);
+        let scoring = format!(
+            "scoring {} rows {t_score:.1} s ({:.0} rows/s/thread)",
+            n - reference,
+            rate(n - reference, t_score)
+        );
+        let [Some(read), Some(fit), _] = state.clock else {
+            return Some(format!("stages on {cores} threads: {scoring}"));
+        };
+        let (t_read, t_fit) = (secs(read, fit), secs(fit, score));
         Some(format!(
             "stages on {cores} threads: reading {n} rows for the reference {t_read:.1} s \
              ({:.0} rows/s/thread); fitting on {reference} rows {t_fit:.1} s ({:.0} rows/s/thread); \
-             scoring {} rows {t_score:.1} s ({:.0} rows/s/thread)",
+             {scoring}",
             rate(n, t_read),
             rate(reference, t_fit),
-            n - reference,
-            rate(n - reference, t_score)
         ))
     }
 }

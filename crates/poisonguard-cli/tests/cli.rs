@@ -1271,12 +1271,21 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("fitted on 531 rows"), "{}", stderr(&o));
-    let o = poisonguard(&[&args[..], &["--model", model.to_str().unwrap()]].concat());
+    let (whole, parts) = (dir.path().join("m-whole.csv"), dir.path().join("m-parts.csv"));
+    let o = poisonguard(
+        &[&args[..], &["--model", model.to_str().unwrap(), "-o", whole.to_str().unwrap()]].concat(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let quality = stdout(&o);
     let line = quality.lines().find(|l| l.trim_start().starts_with("suspicion")).unwrap();
     let auc: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(auc >= 0.98, "{line}");
+    // and in batches, the same report
+    let scan = ["--model", model.to_str().unwrap(), "--memory-limit", "1.3M"];
+    let o = poisonguard(&[&args[..], &scan, &["-o", parts.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scoring it against the model"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&parts).unwrap());
 
     let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--html", "x.html"]].concat());
     assert!(
