@@ -105,7 +105,10 @@ def timed(fn, repeats):
 
 
 def run_ours(path):
-    subprocess.run([BINARY, "scan", path, "--label", "label"], check=True, stdout=subprocess.DEVNULL)
+    cmd = [BINARY, "scan", path, "--label", "label"]
+    if "is_poison" in pq.read_schema(path).names:
+        cmd += ["--truth", "is_poison"]  # not a feature (the Python side reads f0.. only)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def run_peer(path, jobs):
