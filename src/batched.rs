@@ -271,7 +271,7 @@ impl Audit {
 
     /// [`Audit::run_batched`], keeping the detectors fitted on the reference sample: a model
     /// that scores new rows ([`FittedAudit::scan`](crate::FittedAudit::scan)) and can be saved,
-    /// as [`Audit::fit`] gives for a table in memory.
+    /// as [`Audit::fit_with`] gives for a table in memory.
     ///
     /// # Errors
     /// As [`Audit::run_batched`].
