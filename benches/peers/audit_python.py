@@ -31,9 +31,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
+
+# the same seeded table as the label benchmark's (one generator for both scripts)
+from label_cleanlab import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -127,22 +128,6 @@ def speed(files, repeats, jobs):
         print(f"{name:<28} {ours:>14.2f} {peer:>9.2f} {peer / ours:>6.1f}x")
         print(f"    runs: ours {[round(t, 2) for t in ot]}, python {[round(t, 2) for t in pt]}")
         print("    python stages (last run): " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
-
-
-def synth(out, rows, dims, seed=0):
-    rng = np.random.default_rng(seed)
-    k = 10
-    centres = rng.normal(0.0, 1.0, size=(k, dims)) * 0.6
-    y = rng.integers(0, k, size=rows)
-    X = (centres[y] + rng.normal(0.0, 1.0, size=(rows, dims))).astype(np.float32)
-    flip = rng.random(rows) < 0.1
-    noisy = y.copy()
-    noisy[flip] = (y[flip] + rng.integers(1, k, size=flip.sum())) % k
-    table = {f"f{j}": X[:, j] for j in range(dims)}
-    table["label"] = noisy
-    table["is_poison"] = flip.astype(np.int8)
-    pq.write_table(pa.table(table), out, compression="zstd")
-    print(f"{out}: {rows} x {dims}, {flip.sum()} flipped labels")
 
 
 def main():
