@@ -388,14 +388,14 @@ fn write_copies_and_summary(
     rows: &summary::Audited<'_>,
     bar: &ProgressBar,
 ) -> Result<()> {
-    let flagged: Vec<bool> = (0..rows.n_rows).map(|i| report.is_flagged(i)).collect();
     if let Some(out) = &args.clean_output {
         bar.set_message(format!("writing {}", out.display()));
-        let keep: Vec<bool> = flagged.iter().map(|f| !f).collect();
+        let keep: Vec<bool> = (0..rows.n_rows).map(|i| !report.is_flagged(i)).collect();
         write_rows(&args.input, &keep, out, None)?;
     }
     if let Some(out) = &args.quarantine {
         bar.set_message(format!("writing {}", out.display()));
+        let flagged: Vec<bool> = (0..rows.n_rows).map(|i| report.is_flagged(i)).collect();
         write_rows(&args.input, &flagged, out, Some(&|i| report.reasons_of_row(i)))?;
     }
     if let Some(out) = &args.summary {
