@@ -4,9 +4,9 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par};
+use faer::{Accum, Mat};
 use poisonguard_core::{KnnGraph, derive_seed};
+use poisonguard_linalg::matmul;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
@@ -235,7 +235,7 @@ fn project<S: Source>(data: &S, basis: faer::MatRef<'_, f32>) -> Centred {
             (b * ASSIGN_BLOCK..((b + 1) * ASSIGN_BLOCK).min(n)).map(|i| i as u32).collect();
         let q = data.gather(&rows);
         let mut out = Mat::<f32>::zeros(rows.len(), dims);
-        matmul(out.as_mut(), Accum::Replace, q.mat(), basis, 1.0f32, Par::Seq);
+        matmul(out.as_mut(), Accum::Replace, q.mat(), basis, 1.0f32);
         (0..rows.len())
             .flat_map(|r| (0..dims).map(move |a| (r, a)))
             .map(|(r, a)| out[(r, a)])
@@ -660,7 +660,7 @@ fn nearest_cells<S: Source>(data: &S, rows: &[u32], centroids: &Centred, p: usiz
         let end = (start + ASSIGN_BLOCK).min(n);
         let q = data.gather(&rows[start..end]);
         let mut g = Mat::<f32>::zeros(end - start, m);
-        matmul(g.as_mut(), Accum::Replace, q.mat(), cmat.transpose(), 1.0f32, Par::Seq);
+        matmul(g.as_mut(), Accum::Replace, q.mat(), cmat.transpose(), 1.0f32);
         let mut out = Vec::with_capacity((end - start) * p);
         let mut scores: Vec<(f32, u32)> = Vec::with_capacity(m);
         for r in 0..end - start {

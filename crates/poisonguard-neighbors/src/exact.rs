@@ -2,9 +2,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, MatRef};
 use ndarray::ArrayView2;
+use poisonguard_linalg::matmul;
 
 use crate::Progress;
 use crate::error::{Error, Result};
@@ -208,14 +208,7 @@ pub(crate) fn gemm_candidates<Q: Source>(
         while r0 < n_ref {
             let r1 = (r0 + REF_BLOCK).min(n_ref);
             let r = data.subrows(r0, r1 - r0);
-            matmul(
-                g.as_mut().subrows_mut(0, r1 - r0),
-                Accum::Replace,
-                r,
-                q.transpose(),
-                1.0f32,
-                Par::Seq,
-            );
+            matmul(g.as_mut().subrows_mut(0, r1 - r0), Accum::Replace, r, q.transpose(), 1.0f32);
             let ref_norms = &reference.norms[r0..r1];
             for (qi, top) in tops.iter_mut().enumerate() {
                 let i = block_ids[qi] as usize;

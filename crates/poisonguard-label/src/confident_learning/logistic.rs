@@ -1,9 +1,9 @@
 //! Multinomial logistic regression (L2, L-BFGS) and its stratified K-fold out-of-sample
 //! probabilities: the built-in classifier of confident learning.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par};
+use faer::{Accum, Mat};
 use ndarray::{Array2, ArrayView2};
+use poisonguard_linalg::matmul;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -84,7 +84,7 @@ impl<'a> Standardized<'a> {
 }
 
 /// Buffers of [`objective`], allocated once per fit: one block of standardized rows, its
-/// `k x block` logits, the `k x d` gradient of one block and the gradient summed over blocks.
+/// `k x block` logits, the `d x k` gradient of one block and the gradient summed over blocks.
 struct Work {
     block: Mat<f32>,
     zt: Mat<f32>,
@@ -97,7 +97,7 @@ impl Work {
         Self {
             block: Mat::zeros(d, ROW_BLOCK),
             zt: Mat::zeros(k, ROW_BLOCK),
-            gt: Mat::zeros(k, d),
+            gt: Mat::zeros(d, k),
             grad: vec![0.0; k * d],
         }
     }
@@ -171,7 +171,7 @@ fn objective(
         x.fill(start..start + len, &mut work.block);
         let block = work.block.as_ref().subcols(0, len);
         let zt = work.zt.as_mut().subcols_mut(0, len);
-        matmul(zt, Accum::Replace, w.transpose(), block, 1.0, Par::Seq);
+        matmul(zt, Accum::Replace, w.transpose(), block, 1.0);
         for (r, &yi) in y[start..start + len].iter().enumerate() {
             let col = work.zt.col_as_slice_mut(r);
             if fold.is_some_and(|f| !f.train[start + r]) {
@@ -201,10 +201,10 @@ fn objective(
             }
         }
         let residuals = work.zt.as_ref().subcols(0, len);
-        matmul(work.gt.as_mut(), Accum::Replace, residuals, block.transpose(), 1.0, Par::Seq);
+        matmul(work.gt.as_mut(), Accum::Replace, block, residuals.transpose(), 1.0);
         for j in 0..k {
             for r in 0..d {
-                work.grad[j * d + r] += f64::from(work.gt[(j, r)]);
+                work.grad[j * d + r] += f64::from(work.gt[(r, j)]);
             }
         }
     }
@@ -345,14 +345,7 @@ impl Logistic {
         for start in (0..x.n()).step_by(ROW_BLOCK) {
             let len = ROW_BLOCK.min(x.n() - start);
             x.fill(start..start + len, &mut block);
-            matmul(
-                z.as_mut(),
-                Accum::Replace,
-                block.as_ref().transpose(),
-                w.as_ref(),
-                1.0,
-                Par::Seq,
-            );
+            matmul(z.as_mut(), Accum::Replace, block.as_ref().transpose(), w.as_ref(), 1.0);
             for r in 0..len {
                 let logit = |j: usize| f64::from(z[(r, j)]) + b[j];
                 let m = (0..k).map(logit).fold(f64::NEG_INFINITY, f64::max);
