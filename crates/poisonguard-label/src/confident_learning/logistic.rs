@@ -406,17 +406,20 @@ impl ScaledLogistic {
     }
 }
 
-/// The probabilities of the rows `test` of `x` under a fold's `model` (`x` in the shared
-/// standardization, mapped to the fold's), handed to `each(row, probabilities)` in row order.
+/// The probabilities of the rows `rows[t]` of `x` for the positions `t` in `test` under a
+/// fold's `model` (`x` in the shared standardization, mapped to the fold's), handed to
+/// `each(position, probabilities)` in order.
 fn for_held_out(
     x: ArrayView2<'_, f32>,
+    rows: &[usize],
     shared: &Scaler,
     test: &[usize],
     model: &Logistic,
     fold: &FoldRows<'_>,
     mut each: impl FnMut(usize, &[f64]),
 ) {
-    let source = Standardized::new(x.view(), Some(test), shared);
+    let ids: Vec<usize> = test.iter().map(|&t| rows[t]).collect();
+    let source = Standardized::new(x.view(), Some(&ids), shared);
     model.predict_each(&source, Some(fold), |at, p| each(test[at], p));
 }
 
@@ -515,7 +518,7 @@ fn stratified_sample(classes: &[u32], k: usize, m: usize, seed: u64) -> Vec<usiz
 /// [`cross_val_proba`] on at most [`cv_rows`] rows: above that, the cross-validation runs on a
 /// seeded class-stratified sample of that many rows, and every other row gets the mean
 /// probabilities of the fold models, which never saw it (as rows scored against a fitted
-/// detector do): out-of-sample all the same.
+/// detector do): out-of-sample all the same. Neither the sample nor the other rows are copied.
 #[allow(clippy::too_many_arguments)] // cross_val_proba's inputs
 pub(crate) fn cross_val_sampled(
     x: ArrayView2<'_, f32>,
@@ -528,35 +531,43 @@ pub(crate) fn cross_val_sampled(
 ) -> (Array2<f64>, FoldEnsemble, f64) {
     let n = classes.len();
     let m = cv_rows(x.ncols(), k, folds);
-    if n <= m {
-        return cross_val_proba(x, classes, k, folds, seed, s, cs);
-    }
-    let sample = stratified_sample(classes, k, m, seed);
-    let xs = x.select(ndarray::Axis(0), &sample);
+    let sample = if n <= m { (0..n).collect() } else { stratified_sample(classes, k, m, seed) };
     let ys: Vec<u32> = sample.iter().map(|&i| classes[i]).collect();
-    let (inside, models, c) = cross_val_proba(xs.view(), &ys, k, folds, seed, s, cs);
-    drop(xs);
-    let mut in_sample = vec![false; n];
-    sample.iter().for_each(|&i| in_sample[i] = true);
-    let others: Vec<usize> = (0..n).filter(|&i| !in_sample[i]).collect();
-    let outside = models.predict(x, &others);
+    let (inside, models, c) = cross_val_proba(x, &sample, &ys, k, folds, seed, s, cs);
+    if n <= m {
+        return (inside, models, c);
+    }
     let mut out = Array2::zeros((n, k));
     for (row, &i) in sample.iter().enumerate() {
         out.row_mut(i).assign(&inside.row(row));
     }
-    for (row, &i) in others.iter().enumerate() {
-        out.row_mut(i).iter_mut().zip(&outside[row * k..(row + 1) * k]).for_each(|(o, &v)| *o = v);
+    drop(inside);
+    let mut in_sample = vec![false; n];
+    sample.iter().for_each(|&i| in_sample[i] = true);
+    let others: Vec<usize> = (0..n).filter(|&i| !in_sample[i]).collect();
+    // a block of rows at a time, so that no second n x k matrix exists beside `out`
+    for block in others.chunks(PREDICT_BLOCK) {
+        let p = models.predict(x, block);
+        for (&i, probs) in block.iter().zip(p.chunks(k)) {
+            out.row_mut(i).iter_mut().zip(probs).for_each(|(o, &v)| *o = v);
+        }
     }
     (out, models, c)
 }
 
-/// Out-of-sample probabilities of every row by stratified K-fold cross-validation, the fold
-/// models and the chosen inverse L2 strength. With several candidates in `cs` (ascending), every
-/// fold fits the whole path with warm starts and the `C` with the smallest out-of-fold log loss
-/// wins (ties: the stronger regularization). Folds are fitted in parallel, each
-/// single-threaded, so the result does not depend on the thread count.
+/// Rows the fold ensemble predicts at a time in [`cross_val_sampled`].
+const PREDICT_BLOCK: usize = 65_536;
+
+/// Out-of-sample probabilities of the rows `rows` of `x` (`classes[t]` the class of `rows[t]`)
+/// by stratified K-fold cross-validation, `rows.len() x k` in that order, the fold models and
+/// the chosen inverse L2 strength. With several candidates in `cs` (ascending), every fold fits
+/// the whole path with warm starts and the `C` with the smallest out-of-fold log loss wins
+/// (ties: the stronger regularization). Folds are fitted in parallel, each single-threaded, so
+/// the result does not depend on the thread count.
+#[allow(clippy::too_many_arguments)] // the cross-validation's inputs
 pub(crate) fn cross_val_proba(
     x: ArrayView2<'_, f32>,
+    rows: &[usize],
     classes: &[u32],
     k: usize,
     folds: usize,
@@ -565,28 +576,36 @@ pub(crate) fn cross_val_proba(
     cs: &[f64],
 ) -> (Array2<f64>, FoldEnsemble, f64) {
     let fold = stratified_folds(classes, k, folds, seed);
-    // One standardization of all rows (applied a block at a time as the rows are read, never
-    // stored); each fold fits on all rows with its held-out rows weighing 0 and its own
+    // One standardization of the rows (applied a block at a time as they are read, never
+    // stored); each fold fits on all of them with its held-out rows weighing 0 and its own
     // standardizer (fitted on its training rows) applied as an affine map, so that no fold
     // copies its rows (the same model as a fit on a standardized copy of the fold's rows, up to
     // rounding).
-    let all: Vec<usize> = (0..classes.len()).collect();
-    let shared = Scaler::fit_rows(x, &all);
-    let z = Standardized::new(x.view(), None, &shared);
+    let shared = Scaler::fit_rows(x, rows);
+    let z = Standardized::new(x.view(), Some(rows), &shared);
+    let positions = 0..rows.len();
     let work = |f: usize| {
         let train: Vec<bool> = fold.iter().map(|&g| g != f).collect();
-        let train_rows: Vec<usize> = all.iter().copied().filter(|&i| train[i]).collect();
-        let test: Vec<usize> = all.iter().copied().filter(|&i| !train[i]).collect();
+        let train_rows: Vec<usize> =
+            positions.clone().filter(|&t| train[t]).map(|t| rows[t]).collect();
+        let test: Vec<usize> = positions.clone().filter(|&t| !train[t]).collect();
         let scaler = Scaler::fit_rows(x, &train_rows);
+        drop(train_rows);
         let affine = shared.affine_to(&scaler);
-        let rows = FoldRows::new(&train, &affine);
+        let fold_rows = FoldRows::new(&train, &affine);
         let mut theta: Option<Vec<f64>> = None;
         let models: Vec<ScaledLogistic> = cs
             .iter()
             .map(|&c| {
                 let settings = LogisticSettings { c, ..s };
-                let (model, t) =
-                    Logistic::fit_from(&z, classes, k, settings, theta.as_deref(), Some(&rows));
+                let (model, t) = Logistic::fit_from(
+                    &z,
+                    classes,
+                    k,
+                    settings,
+                    theta.as_deref(),
+                    Some(&fold_rows),
+                );
                 theta = Some(t);
                 ScaledLogistic { scaler: scaler.clone(), model }
             })
@@ -597,8 +616,8 @@ pub(crate) fn cross_val_proba(
             .iter()
             .map(|m| {
                 let mut loss = 0.0f64;
-                for_held_out(x, &shared, &test, &m.model, &rows, |i, p| {
-                    loss -= p[classes[i] as usize].max(1e-15).ln();
+                for_held_out(x, rows, &shared, &test, &m.model, &fold_rows, |t, p| {
+                    loss -= p[classes[t] as usize].max(1e-15).ln();
                 });
                 loss
             })
@@ -612,13 +631,13 @@ pub(crate) fn cross_val_proba(
         loss.iter_mut().zip(losses).for_each(|(l, v)| *l += v);
     }
     let best = (0..cs.len()).fold(0, |b, c| if loss[c] < loss[b] { c } else { b });
-    let mut out = Array2::zeros((classes.len(), k));
+    let mut out = Array2::zeros((rows.len(), k));
     let mut models = Vec::with_capacity(folds);
     for (_, fold_models, affine, train, test) in parts {
         let Some(chosen) = fold_models.into_iter().nth(best) else { continue };
-        let rows = FoldRows::new(&train, &affine);
-        for_held_out(x, &shared, &test, &chosen.model, &rows, |i, p| {
-            out.row_mut(i).iter_mut().zip(p).for_each(|(o, &v)| *o = v);
+        let fold_rows = FoldRows::new(&train, &affine);
+        for_held_out(x, rows, &shared, &test, &chosen.model, &fold_rows, |t, p| {
+            out.row_mut(t).iter_mut().zip(p).for_each(|(o, &v)| *o = v);
         });
         models.push(chosen);
     }
