@@ -531,12 +531,13 @@ pub(crate) fn cross_val_sampled(
 ) -> (Array2<f64>, FoldEnsemble, f64) {
     let n = classes.len();
     let m = cv_rows(x.ncols(), k, folds);
-    let sample = if n <= m { (0..n).collect() } else { stratified_sample(classes, k, m, seed) };
+    if n <= m {
+        let all: Vec<usize> = (0..n).collect();
+        return cross_val_proba(x, &all, classes, k, folds, seed, s, cs);
+    }
+    let sample = stratified_sample(classes, k, m, seed);
     let ys: Vec<u32> = sample.iter().map(|&i| classes[i]).collect();
     let (inside, models, c) = cross_val_proba(x, &sample, &ys, k, folds, seed, s, cs);
-    if n <= m {
-        return (inside, models, c);
-    }
     let mut out = Array2::zeros((n, k));
     for (row, &i) in sample.iter().enumerate() {
         out.row_mut(i).assign(&inside.row(row));
