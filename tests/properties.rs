@@ -4,7 +4,7 @@
 //! error, and the default audit never panics.
 //!
 //! Bounded for CI: a fixed seed and `PROPTEST_CASES` cases (default 48, about ten seconds here);
-//! for a longer run by hand: `PROPTEST_CASES=2000 cargo test --release --test properties`.
+//! for a longer run by hand: `PROPTEST_CASES=2000 cargo test --release --test suite properties::`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use common::{badnets, badnets_roles as opts, fixture, write_npy, write_part};
 use std::path::Path;

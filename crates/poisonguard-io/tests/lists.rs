@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use poisonguard_io::{LoadOptions, load};
