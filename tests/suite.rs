@@ -2,6 +2,8 @@
 //! binary per file linked the whole tree (polars through `poisonguard-io`) a dozen times, 2.2 GB
 //! of the disk a CI run fills. Run one subject with `cargo test --test suite <module>::`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod audit;
 mod batched;
 mod calibration;
