@@ -63,6 +63,13 @@ pub trait Detector {
         None
     }
 
+    /// Whether this detector reads the distances of the shared graphs it asks for (by
+    /// default it does); an audit keeps a graph's distances only when a detector that reads the
+    /// graph reads them ([`KnnGraph::without_distances`](crate::KnnGraph::without_distances)).
+    fn knn_distances(&self) -> bool {
+        true
+    }
+
     /// Fits with what an audit shares (a kNN graph); by default the context is ignored.
     ///
     /// # Errors
@@ -94,6 +101,10 @@ where
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
         self.check_ref().ok().and_then(|c| c.standardized_knn_k(data))
+    }
+
+    fn knn_distances(&self) -> bool {
+        self.check_ref().map_or(true, |c| c.knn_distances())
     }
 
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Self::Fitted, Self::Error> {
@@ -205,6 +216,9 @@ pub trait DynDetector: Send + Sync + fmt::Debug {
 
     /// Neighbours per row this detector needs from a shared graph of standardized features.
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize>;
+
+    /// Whether this detector reads the distances of the shared graphs it asks for.
+    fn knn_distances(&self) -> bool;
 }
 
 impl<D> DynDetector for D
@@ -232,5 +246,9 @@ where
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
         Detector::standardized_knn_k(self, data)
+    }
+
+    fn knn_distances(&self) -> bool {
+        Detector::knn_distances(self)
     }
 }

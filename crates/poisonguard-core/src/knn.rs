@@ -43,9 +43,24 @@ impl KnnGraph {
     /// Euclidean distances of row `i`'s neighbours, ascending.
     ///
     /// # Panics
-    /// If `i >= n_samples`.
+    /// If `i >= n_samples`, or the graph keeps no distances ([`KnnGraph::without_distances`]:
+    /// an audit drops them when no detector that reads the graph declares it reads them,
+    /// [`Detector::knn_distances`](crate::Detector::knn_distances)).
     pub fn distances(&self, i: usize) -> &[f32] {
+        assert!(self.has_distances(), "this kNN graph keeps neighbour indices only");
         &self.distances[i * self.k..(i + 1) * self.k]
+    }
+
+    /// Whether the graph keeps its distances (see [`KnnGraph::without_distances`]).
+    pub fn has_distances(&self) -> bool {
+        self.distances.len() == self.indices.len()
+    }
+
+    /// The graph without its distances, half its memory (`4 n k` bytes of `8 n k`), for
+    /// detectors that read only who the neighbours are ([`KnnGraph::distances`] then panics).
+    pub fn without_distances(mut self) -> Self {
+        self.distances = Vec::new();
+        self
     }
 
     /// The same graph with every distance multiplied by `factor` (> 0): a search run on rows
@@ -66,12 +81,15 @@ impl KnnGraph {
     pub fn truncate(&self, k: usize) -> KnnGraph {
         assert!(k >= 1 && k <= self.k, "truncate to {k} of {}", self.k);
         let mut indices = Vec::with_capacity(self.n_samples * k);
-        let mut distances = Vec::with_capacity(self.n_samples * k);
+        let mut distances =
+            Vec::with_capacity(if self.has_distances() { self.n_samples * k } else { 0 });
         for i in 0..self.n_samples {
             indices.extend_from_slice(&self.neighbors(i)[..k]);
-            distances.extend_from_slice(&self.distances(i)[..k]);
+            if self.has_distances() {
+                distances.extend_from_slice(&self.distances(i)[..k]);
+            }
         }
-        KnnGraph::new(self.n_samples, k, indices, distances)
+        Self { n_samples: self.n_samples, k, indices, distances }
     }
 }
 
@@ -121,5 +139,34 @@ impl<'a> FitContext<'a> {
     /// `k` neighbours.
     pub fn standardized_knn_for(&self, n_samples: usize, k: usize) -> Option<&'a KnnGraph> {
         self.standardized_knn.filter(|g| g.n_samples() == n_samples && g.k() >= k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KnnGraph;
+
+    fn graph() -> KnnGraph {
+        KnnGraph::new(3, 2, vec![1, 2, 0, 2, 1, 0], vec![1.0, 2.0, 1.0, 1.5, 1.5, 2.0])
+    }
+
+    #[test]
+    fn a_graph_without_distances_keeps_its_neighbours_and_truncates() {
+        let full = graph();
+        let bare = graph().without_distances();
+        assert!(full.has_distances() && !bare.has_distances());
+        for i in 0..3 {
+            assert_eq!(full.neighbors(i), bare.neighbors(i));
+        }
+        let cut = bare.truncate(1);
+        assert!(!cut.has_distances());
+        assert_eq!((0..3).map(|i| cut.neighbors(i)[0]).collect::<Vec<_>>(), [1, 0, 1]);
+        assert_eq!(full.truncate(1).distances(2), [1.5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "neighbour indices only")]
+    fn reading_distances_a_graph_dropped_panics_with_why() {
+        let _ = graph().without_distances().distances(0);
     }
 }

@@ -354,6 +354,11 @@ impl Detector for KnnLabelValidParams {
         Some(self.k.unwrap_or_else(|| auto_k(labels, data.n_samples())))
     }
 
+    /// The vote reads who the neighbours are, not how far.
+    fn knn_distances(&self) -> bool {
+        false
+    }
+
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<KnnLabel> {
         let n = data.n_samples();
         let shared = match (self.standardize, self.standardized_knn_k(data), self.k) {
