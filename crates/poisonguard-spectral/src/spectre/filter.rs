@@ -30,6 +30,19 @@ fn lowest(values: &[f64], m: usize) -> Vec<bool> {
     keep
 }
 
+/// `sum_j a[(r, j)] b[(r, j)]` for every row `r` of two `m x k` matrices, summed over `j` in
+/// order, read a column at a time (faer's matrices are column-major: a row's entries are `m`
+/// apart, and a row at a time strode through memory for every term).
+fn row_dots(a: &Mat<f64>, b: &Mat<f64>) -> Vec<f64> {
+    let mut out = vec![-0.0; a.nrows()];
+    for j in 0..a.ncols() {
+        for ((o, &x), &y) in out.iter_mut().zip(a.col_as_slice(j)).zip(b.col_as_slice(j)) {
+            *o += x * y;
+        }
+    }
+    out
+}
+
 /// Rows of `rows` (indices into `y`) kept by the iterated filter on the first `k` columns of
 /// `y` (centred), for a poison share of at most `eps`, removing at most `limit` rows.
 pub(crate) fn filter_rows(
@@ -49,7 +62,7 @@ pub(crate) fn filter_rows(
         second *= faer::Scale(1.0 / m as f64);
         let Some(w) = inv_sqrt(second.as_ref()) else { break };
         let z = a_b(sub.as_ref(), w.as_ref());
-        let norms: Vec<f64> = (0..m).map(|r| (0..k).map(|j| z[(r, j)] * z[(r, j)]).sum()).collect();
+        let norms = row_dots(&z, &z);
         let floor = m.saturating_sub(limit);
         let early = C * k as f64 * (m as f64 / TAU).ln();
         let keep: Vec<bool> = if norms.iter().any(|&x| x >= early) {
@@ -57,13 +70,16 @@ pub(crate) fn filter_rows(
             norms.iter().zip(low).map(|(&x, l)| x < early || l).collect()
         } else {
             // power iteration on T + k I (T >= -k I): (T V) = Z' diag(z_i' V z_i) Z / m - tr(V) I
-            let quad = |v: &Mat<f64>| -> Vec<f64> {
-                let zv = a_b(z.as_ref(), v.as_ref());
-                (0..m).map(|r| (0..k).map(|j| zv[(r, j)] * z[(r, j)]).sum()).collect()
-            };
+            let quad = |v: &Mat<f64>| -> Vec<f64> { row_dots(&a_b(z.as_ref(), v.as_ref()), &z) };
             let apply = |v: &Mat<f64>| -> Mat<f64> {
                 let s = quad(v);
-                let scaled = Mat::from_fn(m, k, |r, j| z[(r, j)] * s[r] / m as f64);
+                let mut scaled = Mat::<f64>::zeros(m, k);
+                for j in 0..k {
+                    let (out, col) = (scaled.col_as_slice_mut(j), z.col_as_slice(j));
+                    for ((o, &x), &sr) in out.iter_mut().zip(col).zip(&s) {
+                        *o = x * sr / m as f64;
+                    }
+                }
                 let mut t = at_b(z.as_ref(), scaled.as_ref());
                 let trace: f64 = (0..k).map(|a| v[(a, a)]).sum();
                 for a in 0..k {
