@@ -794,13 +794,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn label_detectors_share_one_standardized_graph() {
+    /// 200 rows of 4 features in three classes, for the label detectors' shared graph.
+    fn three_classes() -> Dataset {
         let x = Array2::from_shape_fn((200, 4), |(i, j)| {
             ((i * 37 + j * 11) % 53) as f32 * (j + 1) as f32
         });
         let y: Vec<LabelValue> = (0..200).map(|i| LabelValue::Int((i % 3) as i64)).collect();
-        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
+    }
+
+    #[test]
+    fn label_detectors_share_one_standardized_graph() {
+        let data = three_classes();
         let opts = DetectorOptions::default();
         let audit = Audit::new()
             .with_detector(detector("knn_label", &opts).unwrap())
@@ -826,11 +831,7 @@ mod tests {
     /// none) and scores as when it searches alone.
     #[test]
     fn a_graph_without_distances_votes_as_a_full_one() {
-        let x = Array2::from_shape_fn((200, 4), |(i, j)| {
-            ((i * 37 + j * 11) % 53) as f32 * (j + 1) as f32
-        });
-        let y: Vec<LabelValue> = (0..200).map(|i| LabelValue::Int((i % 3) as i64)).collect();
-        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let data = three_classes();
         let opts = DetectorOptions::default();
         let knn = detector("knn_label", &opts).unwrap();
         assert!(!knn.knn_distances());
