@@ -1,7 +1,7 @@
 //! The scenario grid (`examples/grid`) on seeds 100-102. Every default (the false-discovery
 //! rate, the combination, the calibrations) was chosen on seeds 0-2; nothing here was looked at
 //! while choosing. Floors sit below what seeds 0-2 measured (in brackets), so an improvement
-//! never fails them.
+//! never fails them, except where a floor is the bar (flagged recall and precision).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -10,22 +10,9 @@
 #[path = "../examples/grid/scenarios.rs"]
 mod scenarios;
 
-use poisonguard::Dataset;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
-use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, run};
+use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, run, subsample};
 
 const SEEDS: [u64; 3] = [100, 101, 102];
-
-/// A seeded 90% subsample of a clean table: clean data the defaults were not chosen on.
-fn subsample(data: &Dataset, seed: u64) -> Dataset {
-    let mut rows: Vec<usize> = (0..data.n_samples()).collect();
-    rows.shuffle(&mut SmallRng::seed_from_u64(seed));
-    rows.truncate(data.n_samples() * 9 / 10);
-    rows.sort_unstable();
-    data.select_rows(&rows)
-}
 
 #[test]
 fn grid_on_seeds_not_used_for_choosing() {
@@ -33,15 +20,12 @@ fn grid_on_seeds_not_used_for_choosing() {
     let mut gaps = Vec::new();
     for table in TABLES {
         let clean = load_table(table);
-        for seed in SEEDS {
-            // clean raw features: at most 1% flagged, no class declared attacked [0.0-0.4%].
-            // Clean embeddings are not always quiet: the hidden layer of 90% subsamples flags
-            // 0.06-0.74% of digits, 0-1.25% of wine, 0.98-2.15% of breast_cancer on these seeds
-            // (`spectral_signature`: rows far out along their class's top direction, see
-            // RESULTS.md), so they are measured there, not asserted
-            let sub = subsample(&clean, seed);
+        for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
+            // clean tables, raw and in the hidden layer of a network trained on each: at most
+            // 1% flagged, no class declared attacked [seeds 0-2: 0.00-0.56%]
+            let sub = scenarios::in_space(subsample(&clean, seed), space, seed);
             let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
-            let name = format!("{} clean seed {seed}", table.name);
+            let name = format!("{} ({}) clean seed {seed}", table.name, space.name());
             assert!(c.flag_rate() <= 0.01, "{name}: {:.2}% flagged", 100.0 * c.flag_rate());
             assert_eq!(c.attacked_classes, 0, "{name}");
         }
@@ -52,7 +36,7 @@ fn grid_on_seeds_not_used_for_choosing() {
                 let gap = o.suspicion_auc - o.best();
                 gaps.push(gap);
                 // raw features, backdoors, injected outliers and floods: within 0.02 of the
-                // best detector [worst -0.006]; label flips, poisoned sources and the
+                // best detector [worst -0.007]; label flips, poisoned sources and the
                 // embeddings are not (see RESULTS.md)
                 let label_attack = ["flip", "targeted-flip", "source"]
                     .iter()
@@ -71,11 +55,12 @@ fn grid_on_seeds_not_used_for_choosing() {
             }
         }
     }
-    // mean gap to the best detector over the whole grid, raw and embeddings [-0.0215]
+    // mean gap to the best detector over the whole grid, raw and embeddings [-0.0186]
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len() as f64;
     assert!(mean_gap >= -0.04, "mean gap {mean_gap:.4}");
-    // where the best detector reaches 0.98: mean flagged recall [0.826] and precision [0.812];
-    // the floors are the calibrated-evidence issue's bar
+    // where the best detector reaches 0.98: mean flagged recall [0.793, below the bar] and
+    // precision [0.840]; the floors are the calibrated-evidence issue's bar, not ours (held out:
+    // 0.811 and 0.834 when the group test of `spectral_signature` came in)
     let n = strong.len() as f64;
     let recall = strong.iter().map(|(_, o)| o.recall).sum::<f64>() / n;
     let precision = strong.iter().map(|(_, o)| o.precision).sum::<f64>() / n;

@@ -31,6 +31,7 @@ fn main() {
     let mut gaps = Vec::new();
     let mut strong: Vec<(f64, f64)> = Vec::new();
     let mut clean_flagged = Vec::new();
+    let mut sub_flagged: Vec<f64> = Vec::new();
     for table in TABLES {
         let clean = load_table(table);
         for space in Space::ALL {
@@ -60,6 +61,17 @@ fn main() {
                     c.attacked_classes
                 );
             }
+            // seeded 90% subsamples of the clean table, each in its own network's space
+            let subs: Vec<String> = seeds
+                .iter()
+                .map(|&seed| {
+                    let sub = scenarios::in_space(scenarios::subsample(&clean, seed), space, seed);
+                    let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
+                    sub_flagged.push(100.0 * c.flag_rate());
+                    format!("{:.2}% ({} attacked)", 100.0 * c.flag_rate(), c.attacked_classes)
+                })
+                .collect();
+            println!("{name} clean 90% subsamples, seeds {seeds:?}: {}", subs.join(", "));
             let low_rate = if table.image { LOW_RATE_ATTACKS } else { &[] };
             for spec in attacks_for(table).into_iter().chain(low_rate.iter().copied()) {
                 if !only.is_empty() && !format!("{name} {spec}").contains(&only) {
@@ -127,4 +139,10 @@ fn main() {
     let clean: Vec<String> =
         clean_flagged.iter().map(|(n, f, a)| format!("{n} {f:.2}% ({a} attacked)")).collect();
     println!("clean tables flagged: {}", clean.join(", "));
+    let worst_sub = sub_flagged.iter().copied().fold(0.0, f64::max);
+    let over = sub_flagged.iter().filter(|&&f| f > 1.0).count();
+    println!(
+        "clean 90% subsamples: worst {worst_sub:.2}% flagged, {over} of {} above 1%",
+        sub_flagged.len()
+    );
 }

@@ -122,6 +122,17 @@ pub fn attacked_classes(report: &Report) -> usize {
         .unwrap_or(0)
 }
 
+/// A seeded 90% subsample of a clean table: clean data that differs from seed to seed.
+pub fn subsample(data: &Dataset, seed: u64) -> Dataset {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut rows: Vec<usize> = (0..data.n_samples()).collect();
+    rows.shuffle(&mut rand::rngs::SmallRng::seed_from_u64(seed));
+    rows.truncate(data.n_samples() * 9 / 10);
+    rows.sort_unstable();
+    data.select_rows(&rows)
+}
+
 /// Runs the default audit on `data` against `truth` (all false for a clean table).
 pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
     let fdr = std::env::var("GRID_FDR")

@@ -80,7 +80,7 @@ impl SpectralSignature {
         score: "squared projection of the centred row onto its class's top singular direction, in units of the class's robust variance along it",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of chi-square(1)",
-        p_value: "chi-square(1), scaled up to the other classes' 99% quantile when their tail is heavier than the law's",
+        p_value: "the larger of chi-square(1) scaled up to the other classes' 99% quantile and a group test: rows at least as far out, binomial against the other classes' tail",
         paper: "B. Tran, J. Li, A. Madry. Spectral Signatures in Backdoor Attacks. NeurIPS 2018",
     };
 
@@ -170,6 +170,84 @@ fn tail_inflation(
         .collect()
 }
 
+/// The group sizes the group test looks at: 1, 2, 3, 4, then about 1.41x apart, up to `n`.
+fn group_ranks(n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut r = 1usize;
+    while r <= n {
+        out.push(r);
+        r = (r + 1).max((r as f64 * std::f64::consts::SQRT_2).round() as usize);
+    }
+    out
+}
+
+/// The training p-values: each row's `law` p-value, raised to its class's group p-value where
+/// that is larger ([`SpectralSignature`]'s module docs, "P-value").
+///
+/// Group test of class `c` (`n_c` rows) against the reference `R` (the `N` scores of the other
+/// fitted classes): with `F(s) = (1 + #{R >= s}) / (N + 1)` the conformal tail of the reference,
+/// the test of size `r` (one of the `m` [`group_ranks`]) at threshold `s` is
+/// `P(Binomial(n_c, F(s)) >= r)`: how surprising `r` rows at or above `s` are in a class
+/// exchangeable with the others. A row ranked `rho` (score `s_rho`) is one of `r` rows at or
+/// above `s_rho` for the largest size `r <= rho`, and one of the `r` rows at or above the
+/// class's `r`-th score `s_(r)` for every size `r >= rho`; its group p-value is `m` times the
+/// smallest of those tests, at most 1. Each test at a size `r` is at least the one at `s_(r)`
+/// (the highest threshold `r` rows reach), so a row's group p-value <= `a` only when some size's
+/// test at `s_(r)` is <= `a / m`: Bonferroni over the sizes keeps it valid. Classes with no
+/// reference (the only fitted class) keep the law.
+fn group_p_values(
+    scores: &[f64],
+    by_class: &[Vec<usize>],
+    fitted: impl Fn(usize) -> bool,
+    law: &[f64],
+) -> Vec<f64> {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    let sorted: Vec<Vec<f64>> = by_class
+        .iter()
+        .enumerate()
+        .map(|(c, rows)| {
+            let mut v: Vec<f64> =
+                if fitted(c) { rows.iter().map(|&i| scores[i]).collect() } else { Vec::new() };
+            v.sort_by(f64::total_cmp);
+            v
+        })
+        .collect();
+    let mut p = law.to_vec();
+    for (c, rows) in by_class.iter().enumerate() {
+        let others: Vec<&Vec<f64>> =
+            (0..by_class.len()).filter(|&o| o != c && fitted(o)).map(|o| &sorted[o]).collect();
+        let n_ref: usize = others.iter().map(|v| v.len()).sum();
+        if !fitted(c) || n_ref == 0 {
+            continue;
+        }
+        let tail = |s: f64| -> f64 {
+            let above: usize = others.iter().map(|v| v.len() - v.partition_point(|&x| x < s)).sum();
+            (1 + above) as f64 / (n_ref + 1) as f64
+        };
+        let mut order: Vec<usize> = rows.clone();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let n_c = order.len() as u64;
+        let test = |r: usize, s: f64| {
+            Binomial::new(tail(s).min(1.0), n_c).map_or(1.0, |b| b.sf(r as u64 - 1))
+        };
+        let ranks = group_ranks(order.len());
+        // each size's test at its own threshold, then the smallest over the sizes from each up
+        let mut from: Vec<f64> = ranks.iter().map(|&r| test(r, scores[order[r - 1]])).collect();
+        for g in (0..from.len().saturating_sub(1)).rev() {
+            from[g] = from[g].min(from[g + 1]);
+        }
+        let m = ranks.len() as f64;
+        for (rank0, &i) in order.iter().enumerate() {
+            // sizes up to the row's rank: the largest one, at the row's own score
+            let below = ranks.partition_point(|&r| r <= rank0 + 1);
+            let own = test(ranks[below - 1], scores[i]);
+            let above = from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
+            p[i] = p[i].max((m * own.min(above)).min(1.0));
+        }
+    }
+    p
+}
+
 /// One fitted class: what the fit keeps, its top eigenpair, its rows' centred projections.
 type FittedClass = (ClassFit, TopEigen, Vec<f64>);
 
@@ -254,6 +332,7 @@ impl SpectralSignatureValidParams {
                         rows.iter().for_each(|&i| p[i] = fit.p_value(scores[i]));
                     }
                 }
+                let p = group_p_values(&scores, by_class, |c| classes[c].is_some(), &p);
                 Detection::with_calibration(scores, threshold, Calibration::Given, explain)?
                     .with_p_values(p)
             }
@@ -490,9 +569,37 @@ mod tests {
         let clean = (0..truth.len()).filter(|&i| !truth[i]).map(|i| p[i]).fold(1.0, f64::min);
         // measured: planted rows 6e-9 to 7e-4, clean rows from 0.008 up
         assert!(worst < 1e-3 && worst < clean, "planted rows up to {worst}, clean from {clean}");
-        // new rows get their class's law: detect on the training rows repeats its p-values
+        // new rows get their class's law alone: detect on the training rows gives p-values no
+        // larger than the training's (which also ask for a group)
         let again = fit.detect(&data).unwrap();
-        assert_eq!(again.p_values(), p);
+        assert!(again.p_values().iter().zip(p).all(|(a, b)| a <= b));
+    }
+
+    /// A lone row far out along its class's top direction is no sub-population: the law calls
+    /// it (p ~ 0), the group test does not, and the training p-value is the larger. A planted
+    /// group as far out keeps a tiny p-value.
+    #[test]
+    fn a_lone_far_row_is_not_a_group() {
+        let (mut data, _) = planted(300, 16, 0.0, 0.0, 3);
+        let mut x = data.features().to_owned();
+        x[[0, 0]] = 40.0;
+        let labels = data.labels().unwrap().clone();
+        data = Dataset::new(x).unwrap().with_labels(labels).unwrap();
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        let law = fit.detect(&data).unwrap().p_values()[0];
+        let p = fit.training().p_values()[0];
+        assert!(law < 1e-100, "law {law}");
+        // one row beyond every other class's: F = 1 / (N + 1), q_1 = 1 - (1 - F)^300 ~ 0.63
+        assert!(p > 0.5, "group {p}");
+
+        // ten rows (3%) that far, beyond every row of the other class: the top eight get
+        // 16 sizes x P(Binomial(300, 1/301) >= 8) ~ 1.6e-4 or less (the 9th and 10th count as a
+        // group of 8, the largest size on the grid below their rank; 11 would take in a clean row)
+        let (data, truth) = planted(300, 16, 0.033, 40.0, 3);
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        let p = fit.training().p_values();
+        let worst = (0..truth.len()).filter(|&i| truth[i]).map(|i| p[i]).fold(0.0, f64::max);
+        assert!(worst < 2e-4, "planted group up to {worst}");
     }
 
     #[test]

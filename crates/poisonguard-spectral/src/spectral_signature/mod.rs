@@ -32,16 +32,33 @@
 //! that chi-square(1) null and flags above its 99% quantile (6.63, |projection| > 2.58 robust
 //! sd): about 1% of the rows of a clean Gaussian class, whatever the poison rate.
 //!
-//! P-value (centred score): `P(chi2(1) > score / t_c)`, where `t_c` >= 1 is how much heavier
-//! the tail of the *other* classes' scores is than the law's: their 99% quantile over 6.63,
-//! never below 1. Embeddings are often not Gaussian along a class's top direction (ReLU units:
-//! 2-3% of a clean breast_cancer class's hidden-layer rows lie beyond the law's 99% quantile),
-//! and their natural tails would otherwise read as backdoors. The tail is read off the other
-//! classes, which share the representation, because a class's backdoored rows sit in its own
-//! tail and would widen its own law. Poison spread over every class (injected outliers) widens
-//! every class's law: those rows are the outlier detectors' to find. Measured on the scenario
-//! grid (benches/RESULTS.md): clean breast_cancer embeddings 2.28% -> 0.70% of rows flagged,
-//! flagged precision 0.801 -> 0.816, flagged recall 0.867 -> 0.809 (injected outliers), seeds 0-2.
+//! P-value (centred score), two tests, the larger p-value of the two (each valid, so their
+//! maximum is):
+//! 1. **The law**: `P(chi2(1) > score / t_c)`, where `t_c` >= 1 is how much heavier the tail of
+//!    the *other* classes' scores is than the law's: their 99% quantile over 6.63, never below 1.
+//!    Embeddings are often not Gaussian along a class's top direction (ReLU units: 2-3% of a
+//!    clean breast_cancer class's hidden-layer rows lie beyond the law's 99% quantile). The tail
+//!    is read off the other classes, which share the representation, because a class's
+//!    backdoored rows sit in its own tail and would widen its own law.
+//! 2. **The group**: the paper's premise is that the poison is a *sub-population*, so a row
+//!    is evidence only together with the rows at least as far out. For each group size `r` in
+//!    1, 2, 3, 4, 6, 8, 11, ... (about 1.41x apart) up to the class's `n_c` rows, with `s_(r)`
+//!    the class's `r`-th largest score and `F = (1 + #{other classes' scores >= s_(r)}) / (N + 1)`
+//!    their conformal tail there, `q_r = P(Binomial(n_c, F) >= r)`; a row ranked `rho` in its
+//!    class gets `min(1, m min_{r >= rho} q_r)`, Bonferroni over the `m` sizes. A lone row far
+//!    out (clean digits embeddings have single rows 16-19 robust sd out along their class's top
+//!    direction, p ~ 1e-50 under the law) is as surprising as the other classes' own lone far
+//!    rows say (`F >= 1 / (N + 1)`): no evidence; nine backdoored rows 7-10 sd out where the
+//!    other classes have a handful get `q_9` ~ 1e-6. A class alone (no other class fitted) keeps
+//!    the law.
+//!
+//! Poison spread over every class (injected outliers) widens every class's tail and is no group
+//! against the others: those rows are the outlier detectors' to find. New rows
+//! ([`poisonguard_core::FittedDetector::detect`]) are scored one at a time and get the law's
+//! p-value alone. Measured on the scenario grid (benches/RESULTS.md, seeds 0-2; the
+//! group test, 2026-12-02): 90% subsamples of the clean tables in the hidden layer of a
+//! network trained on each, worst 0.78% -> 0.56% of rows flagged (held-out seeds 100-102:
+//! 2.15% -> 0.62%), flagged precision 0.816 -> 0.840, recall 0.809 -> 0.779.
 //! [`SignatureScore::Reference`] has no stated null: its p-values come from the robust tail of
 //! its training scores.
 //!
