@@ -22,7 +22,8 @@
 //! the same count of runs with a verdict for `activation_clustering` and `scan_decomposition`.
 //!
 //! Run: `cargo run --release --example spectral_sweep [SEEDS] [raw]` (default 3 seeds; `raw`
-//! skips the embeddings).
+//! skips the embeddings; `SWEEP_FIRST_SEED=100` starts the seeds at 100, seeds not used for
+//! choosing any default).
 
 use std::error::Error;
 
@@ -245,6 +246,8 @@ fn embed(
 
 fn main() -> Result<(), Box<dyn Error>> {
     let seeds: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let first: u64 =
+        std::env::var("SWEEP_FIRST_SEED").ok().map(|s| s.parse()).transpose()?.unwrap_or(0);
     let embeddings = std::env::args().nth(2).is_none_or(|a| a != "raw");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/digits/digits.parquet");
     let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
@@ -315,7 +318,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             for eps in [0.10, 0.05, 0.02, 0.01, 0.005] {
                 let mut acc = [0.0f64; 16];
                 let mut reserve = [0.0f64; 3];
-                for seed in 0..seeds {
+                for seed in first..first + seeds {
                     let (raw, truth, pattern) = plant(&x, &y, trigger, eps, seed);
                     let (d, asr) = if space == "embeddings" {
                         embed(&raw, &x, &y, trigger, &pattern, seed)?
