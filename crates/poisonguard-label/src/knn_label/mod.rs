@@ -30,8 +30,10 @@
 //! clean row of this table is outvoted at all, so it is conservative (median p 0.99-1.0 on clean
 //! rows) and cannot go below `2^-k`: on small tables (`wine`, k = 7) a row all of whose
 //! neighbours carry another label gets p = 0.008, which no false-discovery rate over all rows
-//! lets through. The p-value the audit combines is therefore `min(1, 2 min(p_sign, p_agree))`
-//! (Bonferroni over two tests, valid when either is), where `p_agree = P(X <= own votes)` and
+//! lets through. The p-value the audit combines is therefore `1 - (1 - m)^2` with
+//! `m = min(p_sign, p_agree)` (Sidak's correction for two tests, valid when both are and they
+//! are positively dependent: both grow with the row's own votes), where
+//! `p_agree = P(X <= own votes)` and
 //! `X` follows the table's own agreement law: a beta-binomial over `k` votes (mean agreement
 //! and intra-neighbourhood correlation) fitted by maximum likelihood to the rows whose own label
 //! holds at least half of their votes, truncated there, so that rows outvoted by other labels,
