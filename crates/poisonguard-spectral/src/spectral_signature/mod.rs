@@ -45,7 +45,9 @@
 //!    1, 2, 3, 4, 6, 8, 11, ... (about 1.41x apart) up to the class's `n_c` rows, with `s_(r)`
 //!    the class's `r`-th largest score and `F = (1 + #{other classes' scores >= s_(r)}) / (N + 1)`
 //!    their conformal tail there, `q_r = P(Binomial(n_c, F) >= r)`; a row ranked `rho` in its
-//!    class gets `min(1, m min_{r >= rho} q_r)`, Bonferroni over the `m` sizes. A lone row far
+//!    class gets `min(1, m min(q'_rho, min_{r >= rho} q_r))`, Bonferroni over the `m` sizes,
+//!    where `q'_rho` is the test of the largest size `r <= rho` at the row's own score (a row
+//!    between two sizes is one of that many rows at least as far out). A lone row far
 //!    out (clean digits embeddings have single rows 16-19 robust sd out along their class's top
 //!    direction, p ~ 1e-50 under the law) is as surprising as the other classes' own lone far
 //!    rows say (`F >= 1 / (N + 1)`): no evidence; nine backdoored rows 7-10 sd out where the
@@ -55,10 +57,11 @@
 //! Poison spread over every class (injected outliers) widens every class's tail and is no group
 //! against the others: those rows are the outlier detectors' to find. New rows
 //! ([`poisonguard_core::FittedDetector::detect`]) are scored one at a time and get the law's
-//! p-value alone. Measured on the scenario grid (benches/RESULTS.md, seeds 0-2; the
-//! group test, 2026-12-02): 90% subsamples of the clean tables in the hidden layer of a
-//! network trained on each, worst 0.78% -> 0.56% of rows flagged (held-out seeds 100-102:
-//! 2.15% -> 0.62%), flagged precision 0.816 -> 0.840, recall 0.809 -> 0.779.
+//! p-value alone. Measured on the scenario grid (benches/RESULTS.md, "A lone far row is no
+//! sub-population", seeds 0-2): 90% subsamples of the clean tables, raw and in the hidden layer
+//! of a network trained on each, worst 0.78% -> 0.56% of rows flagged (held-out seeds 100-102:
+//! 2.15% -> 0.62%), flagged precision 0.816 -> 0.840, recall 0.809 -> 0.793 (injected outliers
+//! spread over every class and backdoors of two to four rows lose their flags).
 //! [`SignatureScore::Reference`] has no stated null: its p-values come from the robust tail of
 //! its training scores.
 //!
