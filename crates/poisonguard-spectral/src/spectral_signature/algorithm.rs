@@ -198,7 +198,7 @@ fn group_ranks(n: usize) -> Vec<usize> {
 fn group_p_values(
     scores: &[f64],
     by_class: &[Vec<usize>],
-    fitted: impl Fn(usize) -> bool,
+    fitted: impl Fn(usize) -> bool + Sync,
     law: &[f64],
 ) -> Vec<f64> {
     use statrs::distribution::{Binomial, DiscreteCDF};
@@ -212,13 +212,13 @@ fn group_p_values(
             v
         })
         .collect();
-    let mut p = law.to_vec();
-    for (c, rows) in by_class.iter().enumerate() {
+    // one class's group p-values, as (row, p) pairs; classes in parallel
+    let class_groups = |(c, rows): (usize, &Vec<usize>)| -> Vec<(usize, f64)> {
         let others: Vec<&Vec<f64>> =
             (0..by_class.len()).filter(|&o| o != c && fitted(o)).map(|o| &sorted[o]).collect();
         let n_ref: usize = others.iter().map(|v| v.len()).sum();
         if !fitted(c) || n_ref == 0 {
-            continue;
+            return Vec::new();
         }
         let tail = |s: f64| -> f64 {
             let above: usize = others.iter().map(|v| v.len() - v.partition_point(|&x| x < s)).sum();
@@ -237,13 +237,29 @@ fn group_p_values(
             from[g] = from[g].min(from[g + 1]);
         }
         let m = ranks.len() as f64;
-        for (rank0, &i) in order.iter().enumerate() {
-            // sizes up to the row's rank: the largest one, at the row's own score
-            let below = ranks.partition_point(|&r| r <= rank0 + 1);
-            let own = test(ranks[below - 1], scores[i]);
-            let above = from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
-            p[i] = p[i].max((m * own.min(above)).min(1.0));
-        }
+        order
+            .iter()
+            .enumerate()
+            .map(|(rank0, &i)| {
+                // sizes up to the row's rank: the largest one, at the row's own score
+                let below = ranks.partition_point(|&r| r <= rank0 + 1);
+                let own = test(ranks[below - 1], scores[i]);
+                let above =
+                    from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
+                (i, (m * own.min(above)).min(1.0))
+            })
+            .collect()
+    };
+    #[cfg(feature = "parallel")]
+    let groups: Vec<Vec<(usize, f64)>> = {
+        use rayon::prelude::*;
+        by_class.par_iter().enumerate().map(class_groups).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let groups: Vec<Vec<(usize, f64)>> = by_class.iter().enumerate().map(class_groups).collect();
+    let mut p = law.to_vec();
+    for (i, group) in groups.into_iter().flatten() {
+        p[i] = p[i].max(group);
     }
     p
 }
