@@ -181,27 +181,64 @@ fn group_ranks(n: usize) -> Vec<usize> {
     out
 }
 
-/// The training p-values: each row's `law` p-value, raised to its class's group p-value where
-/// that is larger ([`SpectralSignature`]'s module docs, "P-value").
+/// The group p-values of one class's rows `order`, most extreme first (`score(i)` row `i`'s
+/// score, `tail(s)` the reference's conformal tail at `s`), as `(row, p)` pairs.
 ///
-/// Group test of class `c` (`n_c` rows) against the reference `R` (the `N` scores of the other
-/// fitted classes): with `F(s) = (1 + #{R >= s}) / (N + 1)` the conformal tail of the reference,
-/// the test of size `r` (one of the `m` [`group_ranks`]) at threshold `s` is
-/// `P(Binomial(n_c, F(s)) >= r)`: how surprising `r` rows at or above `s` are in a class
-/// exchangeable with the others. A row ranked `rho` (score `s_rho`) is one of `r` rows at or
+/// With `n_c` rows, the test of size `r` (one of the `m` [`group_ranks`]) at threshold `s` is
+/// `P(Binomial(n_c, tail(s)) >= r)`: how surprising `r` rows at or above `s` are in rows
+/// exchangeable with the reference. A row ranked `rho` (score `s_rho`) is one of `r` rows at or
 /// above `s_rho` for the largest size `r <= rho`, and one of the `r` rows at or above the
 /// class's `r`-th score `s_(r)` for every size `r >= rho`; its group p-value is `m` times the
 /// smallest of those tests, at most 1. Each test at a size `r` is at least the one at `s_(r)`
 /// (the highest threshold `r` rows reach), so a row's group p-value <= `a` only when some size's
-/// test at `s_(r)` is <= `a / m`: Bonferroni over the sizes keeps it valid. Classes with no
-/// reference (the only fitted class) keep the law.
+/// test at `s_(r)` is <= `a / m`: Bonferroni over the sizes keeps it valid.
+fn group_test(
+    order: &[usize],
+    score: impl Fn(usize) -> f64,
+    tail: impl Fn(f64) -> f64,
+) -> Vec<(usize, f64)> {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    let n_c = order.len() as u64;
+    let test =
+        |r: usize, s: f64| Binomial::new(tail(s).min(1.0), n_c).map_or(1.0, |b| b.sf(r as u64 - 1));
+    let ranks = group_ranks(order.len());
+    // each size's test at its own threshold, then the smallest over the sizes from each up
+    let mut from: Vec<f64> = ranks.iter().map(|&r| test(r, score(order[r - 1]))).collect();
+    for g in (0..from.len().saturating_sub(1)).rev() {
+        from[g] = from[g].min(from[g + 1]);
+    }
+    let m = ranks.len() as f64;
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank0, &i)| {
+            // sizes up to the row's rank: the largest one, at the row's own score
+            let below = ranks.partition_point(|&r| r <= rank0 + 1);
+            let own = test(ranks[below - 1], score(i));
+            let above = from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
+            (i, (m * own.min(above)).min(1.0))
+        })
+        .collect()
+}
+
+/// `(1 + #{x in sorted slices >= s}) / (N + 1)`: the conformal tail at `s` of the `N` values
+/// of `sorted` (each slice ascending).
+fn conformal_tail(sorted: &[&[f64]], s: f64) -> f64 {
+    let n: usize = sorted.iter().map(|v| v.len()).sum();
+    let above: usize = sorted.iter().map(|v| v.len() - v.partition_point(|&x| x < s)).sum();
+    (1 + above) as f64 / (n + 1) as f64
+}
+
+/// The training p-values: each row's `law` p-value, raised to its class's group p-value
+/// ([`group_test`]) where that is larger ([`SpectralSignature`]'s module docs, "P-value"). The
+/// reference of class `c` is the other fitted classes' scores; a class with no reference (the
+/// only fitted class) keeps the law.
 fn group_p_values(
     scores: &[f64],
     by_class: &[Vec<usize>],
     fitted: impl Fn(usize) -> bool + Sync,
     law: &[f64],
 ) -> Vec<f64> {
-    use statrs::distribution::{Binomial, DiscreteCDF};
     let sorted: Vec<Vec<f64>> = by_class
         .iter()
         .enumerate()
@@ -214,41 +251,16 @@ fn group_p_values(
         .collect();
     // one class's group p-values, as (row, p) pairs; classes in parallel
     let class_groups = |(c, rows): (usize, &Vec<usize>)| -> Vec<(usize, f64)> {
-        let others: Vec<&Vec<f64>> =
-            (0..by_class.len()).filter(|&o| o != c && fitted(o)).map(|o| &sorted[o]).collect();
-        let n_ref: usize = others.iter().map(|v| v.len()).sum();
-        if !fitted(c) || n_ref == 0 {
+        let others: Vec<&[f64]> = (0..by_class.len())
+            .filter(|&o| o != c && fitted(o))
+            .map(|o| sorted[o].as_slice())
+            .collect();
+        if !fitted(c) || others.iter().all(|v| v.is_empty()) {
             return Vec::new();
         }
-        let tail = |s: f64| -> f64 {
-            let above: usize = others.iter().map(|v| v.len() - v.partition_point(|&x| x < s)).sum();
-            (1 + above) as f64 / (n_ref + 1) as f64
-        };
-        let mut order: Vec<usize> = rows.clone();
+        let mut order = rows.clone();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        let n_c = order.len() as u64;
-        let test = |r: usize, s: f64| {
-            Binomial::new(tail(s).min(1.0), n_c).map_or(1.0, |b| b.sf(r as u64 - 1))
-        };
-        let ranks = group_ranks(order.len());
-        // each size's test at its own threshold, then the smallest over the sizes from each up
-        let mut from: Vec<f64> = ranks.iter().map(|&r| test(r, scores[order[r - 1]])).collect();
-        for g in (0..from.len().saturating_sub(1)).rev() {
-            from[g] = from[g].min(from[g + 1]);
-        }
-        let m = ranks.len() as f64;
-        order
-            .iter()
-            .enumerate()
-            .map(|(rank0, &i)| {
-                // sizes up to the row's rank: the largest one, at the row's own score
-                let below = ranks.partition_point(|&r| r <= rank0 + 1);
-                let own = test(ranks[below - 1], scores[i]);
-                let above =
-                    from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
-                (i, (m * own.min(above)).min(1.0))
-            })
-            .collect()
+        group_test(&order, |i| scores[i], |s| conformal_tail(&others, s))
     };
     #[cfg(feature = "parallel")]
     let groups: Vec<Vec<(usize, f64)>> = {
@@ -484,6 +496,8 @@ impl SpectralSignature {
         if !centred {
             return Ok(detection);
         }
+        // one row at a time: a row's p-value must not depend on the batch it comes in (the
+        // batched audit scores a table larger than memory batch by batch)
         let p = ids
             .iter()
             .zip(detection.scores())
@@ -585,10 +599,6 @@ mod tests {
         let clean = (0..truth.len()).filter(|&i| !truth[i]).map(|i| p[i]).fold(1.0, f64::min);
         // measured: planted rows 6e-9 to 7e-4, clean rows from 0.008 up
         assert!(worst < 1e-3 && worst < clean, "planted rows up to {worst}, clean from {clean}");
-        // new rows get their class's law alone: detect on the training rows gives p-values no
-        // larger than the training's (which also ask for a group)
-        let again = fit.detect(&data).unwrap();
-        assert!(again.p_values().iter().zip(p).all(|(a, b)| a <= b));
     }
 
     /// A lone row far out along its class's top direction is no sub-population: the law calls
@@ -602,7 +612,8 @@ mod tests {
         let labels = data.labels().unwrap().clone();
         data = Dataset::new(x).unwrap().with_labels(labels).unwrap();
         let fit = SpectralSignature::params().fit(&data).unwrap();
-        let law = fit.detect(&data).unwrap().p_values()[0];
+        let class0 = fit.state.classes[0].as_ref().unwrap();
+        let law = class0.p_value(fit.training().scores()[0]);
         let p = fit.training().p_values()[0];
         assert!(law < 1e-100, "law {law}");
         // one row beyond every other class's: F = 1 / (N + 1), q_1 = 1 - (1 - F)^300 ~ 0.63
@@ -616,6 +627,19 @@ mod tests {
         let p = fit.training().p_values();
         let worst = (0..truth.len()).filter(|&i| truth[i]).map(|i| p[i]).fold(0.0, f64::max);
         assert!(worst < 2e-4, "planted group up to {worst}");
+    }
+
+    /// New rows get their class's law alone, row by row: detect on the training rows gives
+    /// p-values no larger than the training's (which also ask for a group), whatever the batch.
+    #[test]
+    fn new_rows_get_the_law_row_by_row() {
+        let (data, _) = planted(500, 32, 0.1, 8.0, 11);
+        let fit = SpectralSignature::params().fit(&data).unwrap();
+        let again = fit.detect(&data).unwrap();
+        let p = fit.training().p_values();
+        assert!(again.p_values().iter().zip(p).all(|(a, b)| a <= b));
+        let head = data.select_rows(&(0..40).collect::<Vec<_>>());
+        assert_eq!(fit.detect(&head).unwrap().p_values(), &again.p_values()[..40]);
     }
 
     #[test]
