@@ -10,14 +10,35 @@
 #[path = "../examples/grid/scenarios.rs"]
 mod scenarios;
 
-use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, run, subsample};
+use poisonguard::metrics::recall_at_k;
+use poisonguard::{Detector, FittedDetector, Spectre};
+use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, subsample};
 
 const SEEDS: [u64; 3] = [100, 101, 102];
+
+/// BadNets from every other class into class 0 at 20 rows, 10% of the class and 1.1% of the
+/// table (the low-rate issue's "1% poison").
+const BADNETS_ONE_PERCENT: &str = "badnets:target=0,eps=0.1,side=8,size=2,value=16";
+
+/// Tran et al.'s protocol on the target class 0: the share of the poison among the class's
+/// `1.5 x poison` highest scores.
+fn recall_in_target(data: &poisonguard::Dataset, scores: &[f64], truth: &[bool]) -> f64 {
+    let labels = data.labels().unwrap();
+    let rows: Vec<usize> = (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
+    let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
+    let t: Vec<bool> = rows.iter().map(|&i| truth[i]).collect();
+    let budget = (1.5 * t.iter().filter(|&&p| p).count() as f64).round() as usize;
+    recall_at_k(&s, &t, budget).unwrap()
+}
 
 #[test]
 fn grid_on_seeds_not_used_for_choosing() {
     let mut strong: Vec<(String, Outcome)> = Vec::new();
     let mut gaps = Vec::new();
+    // at 1% poison, raw and embeddings: seeds in which the audit declares class 0 attacked, and
+    // SPECTRE's mean recall in class 0 (every class scored)
+    let mut declared = [0usize; 2];
+    let mut spectre_recall = [0.0f64; 2];
     for table in TABLES {
         let clean = load_table(table);
         for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
@@ -31,8 +52,16 @@ fn grid_on_seeds_not_used_for_choosing() {
         }
         for spec in attacks_for(table) {
             for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
-                let o = run(&clean, spec, seed, space);
+                let (data, truth) = scenarios::poisoned(&clean, spec, seed, space);
+                let o = scenarios::audit(&data, &truth);
                 let name = format!("{} ({}) {spec} seed {seed}", table.name, space.name());
+                if spec == BADNETS_ONE_PERCENT {
+                    let all = Spectre::params().flag_all_classes(true).fit(&data).unwrap();
+                    let s = usize::from(space == Space::Mlp);
+                    spectre_recall[s] +=
+                        recall_in_target(&data, all.training().scores(), &truth) / 3.0;
+                    declared[s] += usize::from(o.declared.iter().any(|c| c == "0"));
+                }
                 let gap = o.suspicion_auc - o.best();
                 gaps.push(gap);
                 // raw features, backdoors, injected outliers and floods: within 0.02 of the
@@ -55,6 +84,18 @@ fn grid_on_seeds_not_used_for_choosing() {
             }
         }
     }
+    // the target class declared attacked in at least 2 of 3 seeds, raw and embeddings (the
+    // issue's bar) [seeds 0-2: 3/3 raw, 2/3 embeddings]
+    eprintln!(
+        "1% BadNets: class 0 declared in {declared:?} of 3 seeds, spectre recall {spectre_recall:?}"
+    );
+    assert!(declared.iter().all(|&d| d >= 2), "class 0 declared in {declared:?} of 3 seeds");
+    // recall at 1.5x the poison budget >= 0.9 (the bar) [seeds 0-2: 1.00 raw, 0.95
+    // embeddings (1.00, 1.00, 0.85)]
+    assert!(
+        spectre_recall.iter().all(|&r| r >= 0.9),
+        "spectre recall in class 0 {spectre_recall:?}"
+    );
     // mean gap to the best detector over the whole grid, raw and embeddings [-0.0177]
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len() as f64;
     assert!(mean_gap >= -0.04, "mean gap {mean_gap:.4}");

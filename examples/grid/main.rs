@@ -2,8 +2,10 @@
 //! (digits, wine, breast_cancer) at seeds 0-2, on the raw features and on the hidden layer of a
 //! small network trained on the poisoned table, plus every clean table, audited with the default
 //! detectors, and on digits backdoors at 0.5-2% poison and clean-label triggers at 5%
-//! ([`scenarios::LOW_RATE_ATTACKS`], not asserted by the test). Prints, per scenario, each detector's ROC-AUC, the audit's suspicion ROC-AUC,
-//! flagged recall and precision, and the share of rows flagged. Defaults are chosen on these
+//! ([`scenarios::LOW_RATE_ATTACKS`], not asserted by the test). Prints, per scenario, the
+//! poison's count and share of the table, each detector's ROC-AUC, the audit's suspicion
+//! ROC-AUC, flagged recall and precision, the share of rows flagged and, for backdoors, in how
+//! many seeds some detector declared the target class attacked. Defaults are chosen on these
 //! seeds; `tests/grid.rs` asserts on seeds 100-102.
 //!
 //! Run in release: `cargo run --release --example grid [--markdown] [SEEDS...]` (`--markdown`
@@ -23,8 +25,17 @@ fn main() {
     let mut header_done = false;
     if !markdown {
         println!(
-            "{:<20} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}  detectors (ROC-AUC)",
-            "table", "attack", "poison", "best", "audit", "recall", "prec", "flag%"
+            "{:<20} {:<52} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8}  detectors (ROC-AUC)",
+            "table",
+            "attack",
+            "poison",
+            "share",
+            "best",
+            "audit",
+            "recall",
+            "prec",
+            "flag%",
+            "target"
         );
     }
     let only = std::env::var("GRID_ONLY").unwrap_or_default();
@@ -50,9 +61,11 @@ fn main() {
                 header_done = false;
             } else {
                 println!(
-                    "{name:<20} {:<52} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2}  attacked classes: {}",
+                    "{name:<20} {:<52} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6.2} {:>8}  attacked classes: {}",
                     "clean",
                     0,
+                    "",
+                    "",
                     "",
                     "",
                     "",
@@ -90,6 +103,12 @@ fn main() {
                 let poison = mean(&|o| o.n_poison as f64);
                 let (recall, precision) = (mean(&|o| o.recall), mean(&|o| o.precision));
                 let flagged = 100.0 * mean(&|o| o.flag_rate());
+                let share = 100.0 * mean(&|o| o.n_poison as f64 / o.n_rows as f64);
+                // in how many seeds some detector declared the backdoor's target class attacked
+                let target = scenarios::target_of(spec).map_or("-".to_string(), |t| {
+                    let hits = outs.iter().filter(|o| o.declared.iter().any(|d| d == t)).count();
+                    format!("{hits}/{}", outs.len())
+                });
                 // the summary covers the rows the test asserts on
                 if !LOW_RATE_ATTACKS.contains(&spec) {
                     gaps.push(audit - best);
@@ -102,15 +121,16 @@ fn main() {
                     if !header_done {
                         let names: Vec<&str> = dets.iter().map(|d| d.0.as_str()).collect();
                         println!(
-                            "| attack | poison | best | audit | recall | precision | flagged | {} |",
+                            "| attack | poison | share | best | audit | recall | precision | flagged | \
+                             target declared | {} |",
                             names.join(" | ")
                         );
-                        println!("|{}", " --- |".repeat(7 + names.len()));
+                        println!("|{}", " --- |".repeat(9 + names.len()));
                         header_done = true;
                     }
                     println!(
-                        "| `{spec}` | {poison:.0} | {best:.4} | {audit:.4} | {recall:.3} | \
-                         {precision:.3} | {flagged:.2}% | {} |",
+                        "| `{spec}` | {poison:.0} | {share:.2}% | {best:.4} | {audit:.4} | \
+                         {recall:.3} | {precision:.3} | {flagged:.2}% | {target} | {} |",
                         aucs.join(" | ")
                     );
                 } else {
@@ -118,8 +138,8 @@ fn main() {
                     let pairs: Vec<String> =
                         names.zip(&aucs).map(|(n, a)| format!("{n} {a}")).collect();
                     println!(
-                        "{name:<20} {spec:<52} {poison:>6.0} {best:>7.4} {audit:>7.4} {recall:>7.3} \
-                         {precision:>7.3} {flagged:>6.2}  {}",
+                        "{name:<20} {spec:<52} {poison:>6.0} {share:>5.2}% {best:>7.4} {audit:>7.4} \
+                         {recall:>7.3} {precision:>7.3} {flagged:>6.2} {target:>8}  {}",
                         pairs.join(", ")
                     );
                 }

@@ -47,12 +47,18 @@ pub const IMAGE_ATTACKS: &[&str] = &[
 ];
 
 /// Image attacks at low poison rates, a smaller clean-label share and the clean-label blend,
-/// which no detector of ours declares yet: the example prints them (benches/RESULTS.md), `tests/grid.rs` does not assert
-/// on them (the audit's gap to the best detector there is the open work, not a floor).
+/// which no detector of ours declares yet: the example prints them (benches/RESULTS.md),
+/// `tests/grid.rs` does not assert on them (the audit's gap to the best detector there is the
+/// open work, not a floor). `eps` is a share of the target class: 0.005-0.02 put 1-4 rows in it
+/// (0.06-0.2% of the table); with the image attacks' 0.05 and 0.1 (0.5% and 1.1% of the table),
+/// 0.17 completes the low rates of the table, 2%.
 pub const LOW_RATE_ATTACKS: &[&str] = &[
+    "badnets:target=0,eps=0.17,side=8,size=2,value=16",
     "badnets:target=0,eps=0.02,side=8,size=2,value=16",
     "badnets:target=0,eps=0.01,side=8,size=2,value=16",
     "badnets:target=0,eps=0.005,side=8,size=2,value=16",
+    "blend:target=0,eps=0.17,alpha=0.2",
+    "blend:target=0,eps=0.05,alpha=0.2",
     "blend:target=0,eps=0.02,alpha=0.2",
     "blend:target=0,eps=0.01,alpha=0.2",
     "blend:target=0,eps=0.005,alpha=0.2",
@@ -98,6 +104,8 @@ pub struct Outcome {
     pub precision: f64,
     /// Classes some detector declared attacked.
     pub attacked_classes: usize,
+    /// The labels of the classes some detector declared attacked.
+    pub declared: Vec<String>,
 }
 
 impl Outcome {
@@ -120,6 +128,25 @@ pub fn attacked_classes(report: &Report) -> usize {
         .map(|r| r.class_findings.iter().filter(|f| f.attacked() == Some(true)).count())
         .max()
         .unwrap_or(0)
+}
+
+/// The labels of the classes any run declared attacked, sorted, once each.
+pub fn declared_classes(report: &Report) -> Vec<String> {
+    let mut labels: Vec<String> = report
+        .runs()
+        .iter()
+        .flat_map(|r| r.class_findings.iter())
+        .filter(|f| f.attacked() == Some(true))
+        .map(|f| f.label().to_string())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    labels
+}
+
+/// The target class of a backdoor spec (`target=T`), if it has one.
+pub fn target_of(spec: &str) -> Option<&str> {
+    spec.split([':', ',']).find_map(|kv| kv.strip_prefix("target="))
 }
 
 /// A seeded 90% subsample of a clean table: clean data that differs from seed to seed.
@@ -164,6 +191,7 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
         recall,
         precision,
         attacked_classes: attacked_classes(&report),
+        declared: declared_classes(&report),
     }
 }
 
