@@ -375,8 +375,12 @@ pub(crate) fn tail_ratio(sorted: &[f64]) -> f64 {
     if sorted.is_empty() {
         return 1.0;
     }
-    let law = ScoreNull::ChiSquared { dof: 1.0 }.upper_quantile(AUTO_ALPHA);
-    (poisonguard_core::quantile_sorted(sorted, 1.0 - AUTO_ALPHA) / law).max(1.0)
+    tail_ratio_of(poisonguard_core::quantile_sorted(sorted, 1.0 - AUTO_ALPHA))
+}
+
+/// [`tail_ratio`] of a reference whose 99% quantile is `q99`.
+pub(crate) fn tail_ratio_of(q99: f64) -> f64 {
+    (q99 / ScoreNull::ChiSquared { dof: 1.0 }.upper_quantile(AUTO_ALPHA)).max(1.0)
 }
 
 /// The poison estimate of a detector thresholded by [`gated_calibration`]'s automatic rule: the
