@@ -10,7 +10,7 @@
 #[path = "../examples/grid/scenarios.rs"]
 mod scenarios;
 
-use poisonguard::metrics::recall_at_k;
+use crate::planted_poison::recall_in_target;
 use poisonguard::{Detector, FittedDetector, Spectre};
 use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, subsample};
 
@@ -19,17 +19,6 @@ const SEEDS: [u64; 3] = [100, 101, 102];
 /// BadNets from every other class into class 0 at 20 rows, 10% of the class and 1.1% of the
 /// table (the low-rate issue's "1% poison").
 const BADNETS_ONE_PERCENT: &str = "badnets:target=0,eps=0.1,side=8,size=2,value=16";
-
-/// Tran et al.'s protocol on the target class 0: the share of the poison among the class's
-/// `1.5 x poison` highest scores.
-fn recall_in_target(data: &poisonguard::Dataset, scores: &[f64], truth: &[bool]) -> f64 {
-    let labels = data.labels().unwrap();
-    let rows: Vec<usize> = (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
-    let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
-    let t: Vec<bool> = rows.iter().map(|&i| truth[i]).collect();
-    let budget = (1.5 * t.iter().filter(|&&p| p).count() as f64).round() as usize;
-    recall_at_k(&s, &t, budget).unwrap()
-}
 
 #[test]
 fn grid_on_seeds_not_used_for_choosing() {
@@ -58,8 +47,8 @@ fn grid_on_seeds_not_used_for_choosing() {
                 if spec == BADNETS_ONE_PERCENT {
                     let all = Spectre::params().flag_all_classes(true).fit(&data).unwrap();
                     let s = usize::from(space == Space::Mlp);
-                    spectre_recall[s] +=
-                        recall_in_target(&data, all.training().scores(), &truth) / 3.0;
+                    spectre_recall[s] += recall_in_target(&data, all.training().scores(), &truth)
+                        / SEEDS.len() as f64;
                     declared[s] += usize::from(o.declared.iter().any(|c| c == "0"));
                 }
                 let gap = o.suspicion_auc - o.best();

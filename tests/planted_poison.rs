@@ -22,6 +22,17 @@ fn labelled(name: &str) -> (poisonguard::Dataset, Vec<bool>) {
     (data, truth.expect("truth column"))
 }
 
+/// Tran et al.'s protocol on the target class 0: the share of the poison among the class's
+/// `1.5 x poison` highest scores.
+pub(crate) fn recall_in_target(data: &poisonguard::Dataset, scores: &[f64], truth: &[bool]) -> f64 {
+    let labels = data.labels().unwrap();
+    let rows: Vec<usize> = (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
+    let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
+    let t: Vec<bool> = rows.iter().map(|&i| truth[i]).collect();
+    let budget = (1.5 * t.iter().filter(|&&p| p).count() as f64).round() as usize;
+    recall_at_k(&s, &t, budget).unwrap()
+}
+
 /// Tran et al.'s protocol: remove the top 1.5 x (number of poisons) rows of the target class and
 /// count the poisons removed; plus ROC-AUC over all rows.
 fn check_badnets(name: &str, min_auc: f64, min_recall: f64) {
@@ -43,12 +54,7 @@ fn check_scores(
 ) {
     let auc = roc_auc(scores, truth).unwrap();
     assert!(auc >= min_auc, "{name}: ROC-AUC {auc:.4} < {min_auc}");
-    let labels = data.labels().unwrap();
-    let target: Vec<usize> = (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
-    let s: Vec<f64> = target.iter().map(|&i| scores[i]).collect();
-    let t: Vec<bool> = target.iter().map(|&i| truth[i]).collect();
-    let n_poison = t.iter().filter(|&&p| p).count();
-    let recall = recall_at_k(&s, &t, (1.5 * n_poison as f64).round() as usize).unwrap();
+    let recall = recall_in_target(data, scores, truth);
     assert!(recall >= min_recall, "{name}: recall {recall:.3} < {min_recall}");
     println!("{name}: ROC-AUC {auc:.4}, recall in target class {recall:.3}");
 }

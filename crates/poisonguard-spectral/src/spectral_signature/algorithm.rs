@@ -150,27 +150,17 @@ fn class_fit(mean: Vec<f64>, eig: &TopEigen, proj: &[f64], kind: SignatureScore)
 /// a class's own poison cannot widen its law, and the p-value at the tail's 99% quantile is
 /// 0.01, as in the auto threshold's reading of the law. Poison spread over every class (injected
 /// outliers) widens every class's law; the outlier family reads those rows.
-fn tail_inflation(
-    scores: &[f64],
-    by_class: &[Vec<usize>],
-    fitted: impl Fn(usize) -> bool,
-) -> Vec<f64> {
-    // one sort of every fitted row and one per class, not one of the other classes per class:
-    // an order statistic of the others is read off the two (`kth_without`)
-    let sorted_class = |c: usize| -> Vec<f64> {
-        let mut v: Vec<f64> = by_class[c].iter().map(|&i| scores[i]).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let own: Vec<Option<Vec<f64>>> =
-        (0..by_class.len()).map(|c| fitted(c).then(|| sorted_class(c))).collect();
-    let mut all: Vec<f64> = own.iter().flatten().flatten().copied().collect();
+fn tail_inflation(sorted: &[Vec<f64>], fitted: impl Fn(usize) -> bool) -> Vec<f64> {
+    // one sort of every fitted row, not one of the other classes per class: an order statistic
+    // of the others is read off it and the class's own sorted scores (`kth_without`)
+    let mut all: Vec<f64> = sorted.iter().flatten().copied().collect();
     all.sort_by(f64::total_cmp);
-    own.iter()
-        .map(|class| {
-            let Some(class) = class else { return 1.0 };
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
             let n = all.len() - class.len();
-            if n == 0 {
+            if !fitted(c) || n == 0 {
                 return 1.0;
             }
             // `quantile_sorted` of the others at 99%, from their two order statistics
@@ -178,6 +168,25 @@ fn tail_inflation(
             let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
             let (a, b) = (kth_without(&all, class, lo), kth_without(&all, class, hi));
             tail_ratio_of(a + (b - a) * (pos - lo as f64))
+        })
+        .collect()
+}
+
+/// Each class's scores in ascending order (`total_cmp`), empty for a class `fitted(c)` denies:
+/// what [`tail_inflation`] and [`group_p_values`] read the classes' tails from.
+fn sorted_by_class(
+    scores: &[f64],
+    by_class: &[Vec<usize>],
+    fitted: impl Fn(usize) -> bool,
+) -> Vec<Vec<f64>> {
+    by_class
+        .iter()
+        .enumerate()
+        .map(|(c, rows)| {
+            let mut v: Vec<f64> =
+                if fitted(c) { rows.iter().map(|&i| scores[i]).collect() } else { Vec::new() };
+            v.sort_by(f64::total_cmp);
+            v
         })
         .collect()
 }
@@ -253,24 +262,15 @@ fn conformal_tail(sorted: &[&[f64]], s: f64) -> f64 {
 
 /// The training p-values: each row's `law` p-value, raised to its class's group p-value
 /// ([`group_test`]) where that is larger ([`SpectralSignature`]'s module docs, "P-value"). The
-/// reference of class `c` is the other fitted classes' scores; a class with no reference (the
-/// only fitted class) keeps the law.
+/// reference of class `c` is the other fitted classes' scores (`sorted`, from
+/// [`sorted_by_class`]); a class with no reference (the only fitted class) keeps the law.
 fn group_p_values(
     scores: &[f64],
     by_class: &[Vec<usize>],
+    sorted: &[Vec<f64>],
     fitted: impl Fn(usize) -> bool + Sync,
     law: &[f64],
 ) -> Vec<f64> {
-    let sorted: Vec<Vec<f64>> = by_class
-        .iter()
-        .enumerate()
-        .map(|(c, rows)| {
-            let mut v: Vec<f64> =
-                if fitted(c) { rows.iter().map(|&i| scores[i]).collect() } else { Vec::new() };
-            v.sort_by(f64::total_cmp);
-            v
-        })
-        .collect();
     // one class's group p-values, as (row, p) pairs; classes in parallel
     let class_groups = |(c, rows): (usize, &Vec<usize>)| -> Vec<(usize, f64)> {
         let others: Vec<&[f64]> = (0..by_class.len())
@@ -374,7 +374,9 @@ impl SpectralSignatureValidParams {
             // the centred score's p-values: each class's law scaled by the other classes' tail
             Some(law) => {
                 let threshold = self.threshold.fit_with_null(&scores, Some(law))?;
-                let tails = tail_inflation(&scores, by_class, |c| classes[c].is_some());
+                let fitted: Vec<bool> = classes.iter().map(Option::is_some).collect();
+                let sorted = sorted_by_class(&scores, by_class, |c| fitted[c]);
+                let tails = tail_inflation(&sorted, |c| fitted[c]);
                 let mut p = vec![1.0; n];
                 for ((fit, rows), tail) in classes.iter_mut().zip(by_class).zip(tails) {
                     if let Some(fit) = fit {
@@ -382,7 +384,7 @@ impl SpectralSignatureValidParams {
                         rows.iter().for_each(|&i| p[i] = fit.p_value(scores[i]));
                     }
                 }
-                let p = group_p_values(&scores, by_class, |c| classes[c].is_some(), &p);
+                let p = group_p_values(&scores, by_class, &sorted, |c| fitted[c], &p);
                 Detection::with_calibration(scores, threshold, Calibration::Given, explain)?
                     .with_p_values(p)
             }
@@ -558,7 +560,8 @@ mod tests {
                 crate::classes::tail_ratio(&r)
             })
             .collect();
-        let fast = super::tail_inflation(&scores, &by_class, fitted);
+        let fast =
+            super::tail_inflation(&super::sorted_by_class(&scores, &by_class, fitted), fitted);
         assert_eq!(fast, naive);
         assert!(fast.iter().any(|&t| t > 1.0), "{fast:?}");
     }
