@@ -34,16 +34,16 @@ fn grid_on_seeds_not_used_for_choosing() {
             // clean tables, raw and in the hidden layer of a network trained on each: at most
             // 1% flagged, no class declared attacked [seeds 0-2: 0.00-0.56%]
             let sub = scenarios::in_space(subsample(&clean, seed), space, seed);
-            let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
             let name = format!("{} ({}) clean seed {seed}", table.name, space.name());
+            let c = scenarios::audit(&sub, &vec![false; sub.n_samples()], &name);
             assert!(c.flag_rate() <= 0.01, "{name}: {:.2}% flagged", 100.0 * c.flag_rate());
             assert_eq!(c.attacked_classes, 0, "{name}");
         }
         for spec in attacks_for(table) {
             for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
                 let (data, truth) = scenarios::poisoned(&clean, spec, seed, space);
-                let o = scenarios::audit(&data, &truth);
                 let name = format!("{} ({}) {spec} seed {seed}", table.name, space.name());
+                let o = scenarios::audit(&data, &truth, &name);
                 if spec == BADNETS_ONE_PERCENT {
                     let all = Spectre::params().flag_all_classes(true).fit(&data).unwrap();
                     let s = usize::from(space == Space::Mlp);

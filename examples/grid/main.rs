@@ -11,7 +11,8 @@
 //! Run in release: `cargo run --release --example grid [--markdown] [SEEDS...]` (`--markdown`
 //! prints the table of benches/RESULTS.md; `GRID_FDR=Q` audits at another false-discovery
 //! rate; `GRID_ONLY=TEXT` runs only the attacks whose `table (space) attack` line contains
-//! TEXT).
+//! TEXT; `GRID_DUMP=FILE` appends every audited row's p-values and scores to the CSV file FILE,
+//! see [`scenarios::dump`]).
 
 #[path = "scenarios.rs"]
 mod scenarios;
@@ -46,11 +47,12 @@ fn main() {
     for table in TABLES {
         let clean = load_table(table);
         for space in Space::ALL {
+            let name = format!("{} ({})", table.name, space.name());
             let c = scenarios::audit(
                 &scenarios::in_space(clean.clone(), space, 0),
                 &vec![false; clean.n_samples()],
+                &format!("{name} clean"),
             );
-            let name = format!("{} ({})", table.name, space.name());
             clean_flagged.push((name.clone(), 100.0 * c.flag_rate(), c.attacked_classes));
             if markdown {
                 println!(
@@ -79,7 +81,11 @@ fn main() {
                 .iter()
                 .map(|&seed| {
                     let sub = scenarios::in_space(scenarios::subsample(&clean, seed), space, seed);
-                    let c = scenarios::audit(&sub, &vec![false; sub.n_samples()]);
+                    let c = scenarios::audit(
+                        &sub,
+                        &vec![false; sub.n_samples()],
+                        &format!("{name} clean 90% seed {seed}"),
+                    );
                     sub_flagged.push(100.0 * c.flag_rate());
                     format!("{:.2}% ({} attacked)", 100.0 * c.flag_rate(), c.attacked_classes)
                 })
@@ -90,7 +96,8 @@ fn main() {
                 if !only.is_empty() && !format!("{name} {spec}").contains(&only) {
                     continue;
                 }
-                let outs: Vec<_> = seeds.iter().map(|&s| run(&clean, spec, s, space)).collect();
+                let outs: Vec<_> =
+                    seeds.iter().map(|&s| run(table.name, &clean, spec, s, space)).collect();
                 let mean = |f: &dyn Fn(&scenarios::Outcome) -> f64| {
                     outs.iter().map(f).sum::<f64>() / outs.len() as f64
                 };

@@ -160,8 +160,10 @@ pub fn subsample(data: &Dataset, seed: u64) -> Dataset {
     data.select_rows(&rows)
 }
 
-/// Runs the default audit on `data` against `truth` (all false for a clean table).
-pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
+/// Runs the default audit on `data` against `truth` (all false for a clean table); with
+/// `GRID_DUMP=FILE` set, appends every row's p-values and scores to FILE ([`dump`]) under the
+/// name `scenario`.
+pub fn audit(data: &Dataset, truth: &[bool], scenario: &str) -> Outcome {
     let fdr = std::env::var("GRID_FDR")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -171,6 +173,10 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
         .expect("fdr in (0, 1)")
         .run(data)
         .expect("audit");
+    if let Ok(path) = std::env::var("GRID_DUMP") {
+        dump(Path::new(&path), scenario, data, truth, &report)
+            .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
+    }
     let n_poison = truth.iter().filter(|&&t| t).count();
     let auc = |s: &[f64]| {
         if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) }
@@ -193,6 +199,39 @@ pub fn audit(data: &Dataset, truth: &[bool]) -> Outcome {
         attacked_classes: attacked_classes(&report),
         declared: declared_classes(&report),
     }
+}
+
+/// Appends one CSV line per row of `data` to `path` (a header first when the file is empty):
+/// `scenario` (quoted), `row`, `poison`, `label`, `combined_p`, then `<detector>_p` and
+/// `<detector>_score` for each of the audit's detectors, so that the p-values behind a grid row
+/// can be studied outside (`scripts/grid_label_null.py`). Every audit of one file must run the
+/// same detectors.
+pub fn dump(
+    path: &Path,
+    scenario: &str,
+    data: &Dataset,
+    truth: &[bool],
+    report: &Report,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let fresh = file.metadata()?.len() == 0;
+    let mut out = std::io::BufWriter::new(file);
+    if fresh {
+        let columns: Vec<String> =
+            report.runs().iter().map(|r| format!("{0}_p,{0}_score", r.id)).collect();
+        writeln!(out, "scenario,row,poison,label,combined_p,{}", columns.join(","))?;
+    }
+    let labels = data.labels().map(|l| l.ids());
+    for (i, &poison) in truth.iter().enumerate() {
+        let label = labels.map_or(String::new(), |ids| ids[i].0.to_string());
+        write!(out, "\"{scenario}\",{i},{},{label},{:e}", u8::from(poison), report.p_values()[i])?;
+        for r in report.runs() {
+            write!(out, ",{:e},{:e}", r.detection.p_values()[i], r.detection.scores()[i])?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()
 }
 
 /// Which features the audit reads.
@@ -233,8 +272,8 @@ pub fn poisoned(clean: &Dataset, spec: &str, seed: u64, space: Space) -> (Datase
     (in_space(poisoned.data, space, seed), poisoned.truth)
 }
 
-/// Poisons `clean` with `spec` at `seed` and audits it in `space`.
-pub fn run(clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
+/// Poisons `clean` (the table named `table`) with `spec` at `seed` and audits it in `space`.
+pub fn run(table: &str, clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
     let (data, truth) = poisoned(clean, spec, seed, space);
-    audit(&data, &truth)
+    audit(&data, &truth, &format!("{table} ({}) {spec} seed {seed}", space.name()))
 }
