@@ -113,7 +113,7 @@ fn main() {
                 let share = 100.0 * mean(&|o| o.n_poison as f64 / o.n_rows as f64);
                 // in how many seeds some detector declared the backdoor's target class attacked
                 let target = scenarios::target_of(spec).map_or("-".to_string(), |t| {
-                    let hits = outs.iter().filter(|o| o.declared.iter().any(|d| d == t)).count();
+                    let hits = outs.iter().filter(|o| o.declared.contains(&t)).count();
                     format!("{hits}/{}", outs.len())
                 });
                 // the summary covers the rows the test asserts on

@@ -144,9 +144,9 @@ pub fn declared_classes(report: &Report) -> Vec<String> {
     labels
 }
 
-/// The target class of a backdoor spec (`target=T`), if it has one.
-pub fn target_of(spec: &str) -> Option<&str> {
-    spec.split([':', ',']).find_map(|kv| kv.strip_prefix("target="))
+/// The target class of a backdoor spec, as the findings print labels; `None` for other attacks.
+pub fn target_of(spec: &str) -> Option<String> {
+    Attack::parse(spec).expect("grid spec parses").target().map(ToString::to_string)
 }
 
 /// A seeded 90% subsample of a clean table: clean data that differs from seed to seed.

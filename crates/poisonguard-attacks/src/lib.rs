@@ -251,6 +251,26 @@ fn pairs(args: &str) -> Vec<(String, String)> {
 }
 
 impl Attack {
+    /// The class a backdoor (BadNets, blend, or their clean-label variants) teaches the model to
+    /// predict for triggered inputs; `None` for the other attacks.
+    ///
+    /// ```
+    /// use poisonguard_attacks::Attack;
+    /// use poisonguard_core::LabelValue;
+    /// let a = Attack::parse("badnets:target=3,eps=0.1").unwrap();
+    /// assert_eq!(a.target(), Some(&LabelValue::Int(3)));
+    /// assert_eq!(Attack::parse("flip:0.1").unwrap().target(), None);
+    /// ```
+    pub fn target(&self) -> Option<&LabelValue> {
+        match self {
+            Attack::BadNets { target, .. }
+            | Attack::Blend { target, .. }
+            | Attack::CleanLabel { target, .. }
+            | Attack::CleanLabelBlend { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
     /// Parses a spec such as `badnets:target=0,eps=0.1` (see the crate docs for every kind and
     /// its defaults: `side=8,size=2,value=16,corner=br`, `alpha=0.2`, `copies=30,jitter=0`,
     /// `sources=10,rate=0.4`, `rate=0.02,scale=3`).
