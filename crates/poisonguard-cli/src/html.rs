@@ -1,31 +1,100 @@
 //! `--html PATH`: one self-contained HTML file (inline CSS and SVG, no script, no network) with
 //! the summary, the classes that look attacked, a score histogram per detector and a 2-D
 //! principal-component view of the most suspicious class with its flagged rows highlighted.
+//! A table audited in batches gets the same page: the rows the view draws are read back from
+//! the input in one more pass.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use poisonguard::{Dataset, Report};
+use ndarray::Array2;
+use poisonguard::{Dataset, Labels, Report, RowSource};
 
 /// Bins of each histogram.
 const BINS: usize = 30;
-/// Rows drawn in the scatter plot at most (seeded-free: every `step`-th row, flagged rows always).
+/// Rows of the most suspicious class drawn in the scatter plot at most, and flagged rows drawn
+/// on top of them at most (every `step`-th of each, no seed needed).
 const MAX_POINTS: usize = 4_000;
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Writes the report page.
+/// What the page says of the table: its size and labels.
+struct Shape<'a> {
+    n_rows: usize,
+    n_features: usize,
+    labels: Option<&'a Labels>,
+}
+
+/// Writes the report page of a table held in memory.
 pub fn write(path: &Path, input: &Path, data: &Dataset, report: &Report) -> Result<()> {
-    let page = render(input, data, report);
+    let shape =
+        Shape { n_rows: data.n_samples(), n_features: data.n_features(), labels: data.labels() };
+    let view = drawn(shape.labels, report).map(|(label, drawn)| {
+        let x = data.features();
+        let rows =
+            Array2::from_shape_fn((drawn.rows.len(), x.ncols()), |(r, j)| x[[drawn.rows[r], j]]);
+        (label, drawn, rows)
+    });
+    save(path, &render(input, &shape, report, view))
+}
+
+/// Writes the report page of a table audited in batches from `source` (`report` covers all of
+/// its rows); the rows the scatter draws are read from `source`, `batch_rows` at a time.
+pub fn write_batched(
+    path: &Path,
+    input: &Path,
+    source: &mut dyn RowSource,
+    batch_rows: usize,
+    report: &Report,
+) -> Result<()> {
+    let n_features = source.n_features();
+    let keys = source.keys().clone();
+    let shape = Shape { n_rows: keys.n_rows(), n_features, labels: keys.labels() };
+    let view = match drawn(shape.labels, report) {
+        Some((label, drawn)) => {
+            let rows = read_rows(source, &drawn.rows, batch_rows)
+                .with_context(|| format!("{}: reading the rows to draw", input.display()))?;
+            Some((label, drawn, rows))
+        }
+        None => None,
+    };
+    save(path, &render(input, &shape, report, view))
+}
+
+fn save(path: &Path, page: &str) -> Result<()> {
     std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// The page as a string.
-pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
-    let n = data.n_samples();
+/// The features of `rows` (ascending) from `source`, one range of at most `batch_rows` rows
+/// read per stretch of the table that holds some of them.
+fn read_rows(source: &mut dyn RowSource, rows: &[usize], batch_rows: usize) -> Result<Array2<f32>> {
+    let d = source.n_features();
+    let mut out = Array2::zeros((rows.len(), d));
+    let mut next = 0;
+    while next < rows.len() {
+        let start = rows[next];
+        let end = (start + batch_rows.max(1)).min(source.keys().n_rows());
+        let batch = source.read(start..end).map_err(|e| anyhow::anyhow!(e))?;
+        while next < rows.len() && rows[next] < end {
+            out.row_mut(next).assign(&batch.row(rows[next] - start));
+            next += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The page as a string; `view`: the most suspicious class's label, the rows it draws and
+/// their features.
+fn render(
+    input: &Path,
+    shape: &Shape<'_>,
+    report: &Report,
+    view: Option<(String, Drawn, Array2<f32>)>,
+) -> String {
+    let n = shape.n_rows;
     let mut h = String::new();
     let title = format!("poisonguard report: {}", input.display());
     let _ = write!(
@@ -38,11 +107,11 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
         esc(&title),
         esc(&title)
     );
-    let classes = data.labels().map_or(0, |l| l.n_present_classes());
+    let classes = shape.labels.map_or(0, Labels::n_present_classes);
     let _ = writeln!(
         h,
         "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (false-discovery rate {}).</p>",
-        data.n_features(),
+        shape.n_features,
         if classes > 0 { format!(", {classes} classes") } else { String::new() },
         report.n_flagged(),
         100.0 * report.n_flagged() as f64 / n.max(1) as f64,
@@ -129,9 +198,9 @@ pub fn render(input: &Path, data: &Dataset, report: &Report) -> String {
         h.push_str(&histogram(run.id.as_str(), run.detection.scores(), run.detection.threshold()));
     }
 
-    if let Some((label, rows)) = most_suspicious_class(data, report) {
+    if let Some((label, drawn, x)) = view {
         h.push_str("<h2>Most suspicious class</h2>\n");
-        h.push_str(&scatter(data, report, &label, &rows));
+        h.push_str(&scatter(report, &label, &drawn, &x));
     }
     h.push_str("</body></html>\n");
     h
@@ -187,25 +256,56 @@ fn histogram(id: &str, scores: &[f64], threshold: f64) -> String {
     svg
 }
 
-/// The class with the most flagged rows (ties: the lower class id) and its rows.
-fn most_suspicious_class(data: &Dataset, report: &Report) -> Option<(String, Vec<usize>)> {
-    let labels = data.labels()?;
+/// The rows of the most suspicious class that the scatter draws, ascending: every `step`-th
+/// row of the class (the sample its principal directions are computed on; all of them up to
+/// [`MAX_POINTS`]) and, drawn on top, every `step`-th of its flagged rows.
+struct Drawn {
+    /// Rows in the class.
+    class_rows: usize,
+    rows: Vec<usize>,
+    /// Whether `rows[k]` is in the sample the directions come from.
+    sampled: Vec<bool>,
+}
+
+/// The class with the most flagged rows (ties: the lower class id; classes of at least three
+/// rows) and the rows drawn of it.
+fn drawn(labels: Option<&Labels>, report: &Report) -> Option<(String, Drawn)> {
+    let labels = labels?;
     let by_class = labels.rows_by_class();
     let (c, rows) = by_class.iter().enumerate().filter(|(_, r)| r.len() >= 3).max_by(|a, b| {
         let fa = a.1.iter().filter(|&&i| report.is_flagged(i)).count();
         let fb = b.1.iter().filter(|&&i| report.is_flagged(i)).count();
         fa.cmp(&fb).then(b.0.cmp(&a.0))
     })?;
-    Some((labels.map().values()[c].to_string(), rows.clone()))
+    let every = |n: usize| n.div_ceil(MAX_POINTS).max(1);
+    let step = every(rows.len());
+    let flagged: Vec<usize> = rows.iter().copied().filter(|&i| report.is_flagged(i)).collect();
+    let flag_step = every(flagged.len());
+    let mut picked: Vec<(usize, bool)> = rows
+        .iter()
+        .step_by(step)
+        .map(|&i| (i, true))
+        .chain(flagged.iter().step_by(flag_step).map(|&i| (i, false)))
+        .collect();
+    // a flagged row also in the sample once, as sampled
+    picked.sort_unstable_by_key(|&(i, sampled)| (i, !sampled));
+    picked.dedup_by_key(|p| p.0);
+    let drawn = Drawn {
+        class_rows: rows.len(),
+        rows: picked.iter().map(|p| p.0).collect(),
+        sampled: picked.iter().map(|p| p.1).collect(),
+    };
+    Some((labels.map().values()[c].to_string(), drawn))
 }
 
-/// Top two principal directions of `rows` (power iteration with deflation on the covariance).
-fn top_two(data: &Dataset, rows: &[usize]) -> (Vec<f64>, [Vec<f64>; 2]) {
-    let x = data.features();
+/// Mean and top two principal directions of the rows of `x` where `sampled` (power iteration
+/// with deflation on their covariance).
+fn top_two(x: &Array2<f32>, sampled: &[bool]) -> (Vec<f64>, [Vec<f64>; 2]) {
     let d = x.ncols();
+    let rows: Vec<usize> = (0..x.nrows()).filter(|&r| sampled[r]).collect();
     let m = rows.len() as f64;
     let mut mean = vec![0.0f64; d];
-    for &i in rows {
+    for &i in &rows {
         for (a, &v) in mean.iter_mut().zip(x.row(i)) {
             *a += f64::from(v) / m;
         }
@@ -213,7 +313,7 @@ fn top_two(data: &Dataset, rows: &[usize]) -> (Vec<f64>, [Vec<f64>; 2]) {
     let apply = |v: &[f64]| -> Vec<f64> {
         // C v = X^T (X v) / m on the centred rows
         let mut out = vec![0.0f64; d];
-        for &i in rows {
+        for &i in &rows {
             let t: f64 = x
                 .row(i)
                 .iter()
@@ -247,18 +347,17 @@ fn top_two(data: &Dataset, rows: &[usize]) -> (Vec<f64>, [Vec<f64>; 2]) {
     (mean, dirs)
 }
 
-/// An SVG scatter of the class's rows on its top two principal directions.
-fn scatter(data: &Dataset, report: &Report, label: &str, rows: &[usize]) -> String {
-    let (mean, dirs) = top_two(data, rows);
-    let x = data.features();
-    let step = rows.len().div_ceil(MAX_POINTS).max(1);
-    let points: Vec<(usize, f64, f64)> = rows
+/// An SVG scatter of the drawn rows of the class (features `x`, one row each) on its top two
+/// principal directions.
+fn scatter(report: &Report, label: &str, drawn: &Drawn, x: &Array2<f32>) -> String {
+    let (mean, dirs) = top_two(x, &drawn.sampled);
+    let points: Vec<(usize, f64, f64)> = drawn
+        .rows
         .iter()
         .enumerate()
-        .filter(|(k, i)| k % step == 0 || report.is_flagged(**i))
-        .map(|(_, &i)| {
+        .map(|(r, &i)| {
             let proj = |dir: &[f64]| -> f64 {
-                x.row(i)
+                x.row(r)
                     .iter()
                     .zip(&mean)
                     .zip(dir)
@@ -297,7 +396,49 @@ fn scatter(data: &Dataset, report: &Report, label: &str, rows: &[usize]) -> Stri
         svg,
         "<figcaption>class {}: {} rows on its top two principal directions; red = flagged</figcaption></figure>",
         esc(label),
-        rows.len()
+        drawn.class_rows
     );
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poisonguard::{Audit, DetectorOptions, InMemoryRows, LabelValue};
+
+    #[test]
+    fn a_table_read_back_in_batches_draws_the_page_held_in_memory() {
+        // two classes, class 1 with a shifted group that the audit flags
+        let x = Array2::from_shape_fn((300, 5), |(i, j)| {
+            // hashed noise in [0, 10), and 20 rows of class 1 shifted far along every feature
+            let base = ((i * 2_654_435_761 + j * 40_503) % 1000) as f32 / 100.0;
+            if i % 2 == 1 && i < 40 { base + 60.0 } else { base }
+        });
+        let y: Vec<LabelValue> = (0..300).map(|i| LabelValue::Int((i % 2) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();
+        assert!(report.n_flagged() > 0);
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, batched) = (dir.path().join("m.html"), dir.path().join("b.html"));
+        let input = Path::new("t.parquet");
+        write(&memory, input, &data, &report).unwrap();
+        // batches of 7 rows: the drawn rows come from many reads
+        write_batched(&batched, input, &mut InMemoryRows::new(&data), 7, &report).unwrap();
+        let page = std::fs::read_to_string(&memory).unwrap();
+        assert_eq!(page, std::fs::read_to_string(&batched).unwrap());
+        assert!(page.contains("class 1: 150 rows"), "{page}");
+    }
+
+    #[test]
+    fn rows_are_read_across_batches_in_order() {
+        let x = Array2::from_shape_fn((50, 3), |(i, j)| (i * 10 + j) as f32);
+        let data = Dataset::new(x.clone()).unwrap();
+        let rows = [0, 6, 7, 8, 20, 49];
+        for batch in [1, 4, 7, 100] {
+            let got = read_rows(&mut InMemoryRows::new(&data), &rows, batch).unwrap();
+            for (k, &i) in rows.iter().enumerate() {
+                assert_eq!(got.row(k), x.row(i), "batch {batch}, row {i}");
+            }
+        }
+    }
 }

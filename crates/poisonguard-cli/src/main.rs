@@ -251,21 +251,14 @@ fn batched_source(
     if need <= limit {
         return Ok(None);
     }
-    let what = |flag: &str| {
-        anyhow::anyhow!(
+    if args.pred_probs.is_some() {
+        bail!(
             "{}: {n} x {d} features need about {} audited in memory, more than the memory \
-             limit of {}, so it is audited in batches, which does not support {flag}",
+             limit of {}, so it is audited in batches, which does not support --pred-probs",
             args.input.display(),
             size(need),
             size(limit)
-        )
-    };
-    for (set, flag) in
-        [(args.pred_probs.is_some(), "--pred-probs"), (args.html.is_some(), "--html")]
-    {
-        if set {
-            return Err(what(flag));
-        }
+        );
     }
     let plan = BatchPlan::for_budget(limit, n, d, args.seed)
         .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
@@ -359,6 +352,11 @@ fn audit_batched(
     if let Some(out) = &args.output {
         bar.set_message(format!("writing {}", out.display()));
         write_report_keys(out, &report, &keys)?;
+    }
+    if let Some(out) = &args.html {
+        // the rows the page draws are read back from the input
+        bar.set_message(format!("writing {}", out.display()));
+        html::write_batched(out, &args.input, &mut source, plan.batch_rows, &report)?;
     }
     let rows = summary::Audited {
         n_rows: keys.n_rows(),

@@ -507,10 +507,15 @@ mod html {
     fn html_report_is_self_contained_and_balanced() {
         let dir = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(html_report(dir.path())).unwrap();
-        assert!(text.starts_with("<!DOCTYPE html>"));
         // one histogram per detector and the scatter of the most suspicious class (class 0)
         assert_eq!(text.matches("<svg").count(), 3);
         assert!(text.contains("class 0: 198 rows"));
+        assert_self_contained_and_balanced(&text);
+    }
+
+    /// A page that starts as HTML, loads nothing, and closes every element it opens in order.
+    pub(crate) fn assert_self_contained_and_balanced(text: &str) {
+        assert!(text.starts_with("<!DOCTYPE html>"));
         // self-contained: no script, no external resource
         for needle in ["<script", "src=", "href=", "@import"] {
             assert!(!text.contains(needle), "{needle}");
@@ -1197,8 +1202,9 @@ mod trusted {
 }
 
 /// A table whose in-memory audit would exceed `--memory-limit` is audited in batches against a
-/// reference sample: the same report columns, one row per input row, the poison still found;
-/// the outputs that need the whole table in memory are refused by name.
+/// reference sample: the same report columns, one row per input row, the poison still found,
+/// the HTML page drawn from rows read back; model probabilities (`--pred-probs`), which need
+/// the whole table in memory, are refused by name.
 #[test]
 fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let input = datasets().join("poisoned/digits_badnets.parquet");
@@ -1211,9 +1217,12 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
         dir.path().join("quarantine.csv"),
         dir.path().join("clean.parquet"),
     );
+    let page = dir.path().join("page.html");
     let outputs = [
         "-o",
         batched.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
         "--summary",
         summary.to_str().unwrap(),
         "--quarantine",
@@ -1253,6 +1262,26 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let kept =
         polars::prelude::ParquetReader::new(std::fs::File::open(&clean).unwrap()).finish().unwrap();
     assert_eq!(kept.height(), 1817 - flagged);
+    // the page: the whole table's counts, one histogram per detector, and the most suspicious
+    // class (all 198 rows of class 0, read back from the input) with every flagged row of it
+    // drawn in red
+    let text = std::fs::read_to_string(&page).unwrap();
+    html::assert_self_contained_and_balanced(&text);
+    assert!(text.contains(&format!("<p>1817 rows, 64 features, 10 classes; <b>{flagged} rows")));
+    let detectors = report.lines().next().unwrap().matches("_flagged").count();
+    assert_eq!(text.matches("<svg").count(), detectors + 1);
+    assert!(text.contains("class 0: 198 rows"), "{text}");
+    let header: Vec<&str> = report.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (label, flag) = (col("label"), col("flagged"));
+    let flagged_zeros = report
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[label] == "0" && f[flag] == "true")
+        .count();
+    assert!(flagged_zeros > 0);
+    assert_eq!(text.matches("fill=\"#c00\"").count(), flagged_zeros);
 
     // `fit` in batches saves the detectors fitted on the reference sample, which then score
     // the table as a model
@@ -1287,9 +1316,10 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     assert!(stderr(&o).contains("scoring it against the model"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&parts).unwrap());
 
-    let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--html", "x.html"]].concat());
+    let o =
+        poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--pred-probs", "p.npy"]].concat());
     assert!(
-        !o.status.success() && stderr(&o).contains("does not support --html"),
+        !o.status.success() && stderr(&o).contains("does not support --pred-probs"),
         "{}",
         stderr(&o)
     );
