@@ -202,10 +202,10 @@ pub fn audit(data: &Dataset, truth: &[bool], scenario: &str) -> Outcome {
 }
 
 /// Appends one CSV line per row of `data` to `path` (a header first when the file is empty):
-/// `scenario` (quoted), `row`, `poison`, `label`, `combined_p`, then `<detector>_p` and
-/// `<detector>_score` for each of the audit's detectors, so that the p-values behind a grid row
-/// can be studied outside (`scripts/grid_label_null.py`). Every audit of one file must run the
-/// same detectors.
+/// `scenario` (quoted), `row`, `poison`, `label` (the class index), `combined_p`, then
+/// `<detector>_p` and `<detector>_score` for each of the audit's detectors, so that the p-values
+/// behind a grid row can be studied outside (`scripts/grid_label_null.py`). A file that holds
+/// other columns (another detector set) is refused.
 pub fn dump(
     path: &Path,
     scenario: &str,
@@ -213,14 +213,21 @@ pub fn dump(
     truth: &[bool],
     report: &Report,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let fresh = file.metadata()?.len() == 0;
+    use std::io::{BufRead, Write};
+    let columns: Vec<String> =
+        report.runs().iter().map(|r| format!("{0}_p,{0}_score", r.id)).collect();
+    let header = format!("scenario,row,poison,label,combined_p,{}", columns.join(","));
+    let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let mut first = String::new();
+    std::io::BufReader::new(&file).read_line(&mut first)?;
+    if !first.is_empty() && first.trim_end() != header {
+        return Err(std::io::Error::other(format!(
+            "holds other columns than this audit's ({header})"
+        )));
+    }
     let mut out = std::io::BufWriter::new(file);
-    if fresh {
-        let columns: Vec<String> =
-            report.runs().iter().map(|r| format!("{0}_p,{0}_score", r.id)).collect();
-        writeln!(out, "scenario,row,poison,label,combined_p,{}", columns.join(","))?;
+    if first.is_empty() {
+        writeln!(out, "{header}")?;
     }
     let labels = data.labels().map(|l| l.ids());
     for (i, &poison) in truth.iter().enumerate() {
