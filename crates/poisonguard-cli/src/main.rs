@@ -251,18 +251,12 @@ fn batched_source(
     if need <= limit {
         return Ok(None);
     }
-    if args.pred_probs.is_some() {
-        bail!(
-            "{}: {n} x {d} features need about {} audited in memory, more than the memory \
-             limit of {}, so it is audited in batches, which does not support --pred-probs",
-            args.input.display(),
-            size(need),
-            size(limit)
-        );
-    }
     let plan = BatchPlan::for_budget(limit, n, d, args.seed)
         .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
-    let source = open_batches(&args.input, &load_options(args))?;
+    let mut source = open_batches(&args.input, &load_options(args))?;
+    if let Some(path) = &args.pred_probs {
+        source = source.with_pred_probs(path)?;
+    }
     let reference = if with_model {
         0
     } else {

@@ -392,6 +392,66 @@ mod label_family {
         assert!(summary.contains("sources (2 in all"), "{summary}");
     }
 
+    /// Given probabilities travel with the rows of a table audited in batches: the reference
+    /// sample is fitted on its rows' probabilities, every other row scored with its own.
+    #[test]
+    fn given_probabilities_drive_confident_learning_in_batches() {
+        use polars::prelude::SerReader;
+        let input = datasets().join("poisoned/digits_badnets.parquet");
+        let frame =
+            polars::prelude::ParquetReader::new(std::fs::File::open(&input).unwrap()).finish();
+        let labels: Vec<i64> = frame
+            .unwrap()
+            .column("label")
+            .unwrap()
+            .cast(&polars::prelude::DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        // every 50th row confidently in the next class, the others confidently in their own
+        let dir = tempfile::tempdir().unwrap();
+        let probs = dir.path().join("probs.csv");
+        let mut text = (0..10).map(|c| format!("prob_{c}")).collect::<Vec<_>>().join(",");
+        for (i, &y) in labels.iter().enumerate() {
+            let top = if i % 50 == 0 { (y + 1) % 10 } else { y };
+            let row: Vec<&str> = (0..10).map(|c| if c == top { "0.91" } else { "0.01" }).collect();
+            write!(text, "\n{}", row.join(",")).unwrap();
+        }
+        std::fs::write(&probs, text).unwrap();
+        let args = [
+            "scan",
+            input.to_str().unwrap(),
+            "--label",
+            "label",
+            "--pred-probs",
+            probs.to_str().unwrap(),
+            "--detectors",
+            "confident_learning",
+        ];
+        let flagged = |limit: &[&str], name: &str| -> Vec<usize> {
+            let out = dir.path().join(name);
+            let all = [&args[..], limit, &["-o", out.to_str().unwrap()]].concat();
+            let o = poisonguard(&all);
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert_eq!(stderr(&o).contains("fitting on a reference sample"), !limit.is_empty());
+            let report = std::fs::read_to_string(&out).unwrap();
+            let header: Vec<&str> = report.lines().next().unwrap().split(',').collect();
+            let col = header.iter().position(|h| *h == "confident_learning_flagged").unwrap();
+            report
+                .lines()
+                .skip(1)
+                .enumerate()
+                .filter(|(_, l)| l.split(',').nth(col) == Some("true"))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let relabelled: Vec<usize> = (0..labels.len()).step_by(50).collect();
+        assert_eq!(flagged(&[], "memory.csv"), relabelled);
+        assert_eq!(flagged(&["--memory-limit", "1.3M"], "batched.csv"), relabelled);
+    }
+
     #[test]
     fn bad_probability_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -1203,8 +1263,7 @@ mod trusted {
 
 /// A table whose in-memory audit would exceed `--memory-limit` is audited in batches against a
 /// reference sample: the same report columns, one row per input row, the poison still found,
-/// the HTML page drawn from rows read back; model probabilities (`--pred-probs`), which need
-/// the whole table in memory, are refused by name.
+/// the HTML page drawn from rows read back.
 #[test]
 fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let input = datasets().join("poisoned/digits_badnets.parquet");
@@ -1316,13 +1375,6 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     assert!(stderr(&o).contains("scoring it against the model"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&parts).unwrap());
 
-    let o =
-        poisonguard(&[&args[..], &["--memory-limit", "1.3M", "--pred-probs", "p.npy"]].concat());
-    assert!(
-        !o.status.success() && stderr(&o).contains("does not support --pred-probs"),
-        "{}",
-        stderr(&o)
-    );
     let o = poisonguard(&[&args[..], &["--memory-limit", "0.5M"]].concat());
     assert!(stderr(&o).contains("memory budget too small"), "{}", stderr(&o));
     let o = poisonguard(&[&args[..], &["--memory-limit", "4X"]].concat());

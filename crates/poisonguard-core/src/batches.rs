@@ -3,21 +3,26 @@
 
 use std::ops::Range;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::{BoxError, DataError, Dataset, Labels};
 
-/// The columns of a table that are not features, for every row: labels, ids, sources (each
-/// optional) and the feature names. They are a few bytes a row, so a batched audit holds them
-/// whole while it reads the features batch by batch.
+/// The columns of a table that are not features, for every row: labels, ids, sources,
+/// out-of-sample predicted probabilities (each optional) and the feature names. They are a few
+/// bytes a row (the probabilities one f32 per class), so a batched audit holds them whole while
+/// it reads the features batch by batch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowKeys {
     n_rows: usize,
     labels: Option<Labels>,
     ids: Option<Vec<String>>,
     sources: Option<Vec<String>>,
+    pred_probs: Option<Array2<f32>>,
     feature_names: Option<Vec<String>>,
 }
+
+/// How far a row of predicted probabilities may sum from 1.
+const PROBABILITY_SUM_TOLERANCE: f64 = 1e-3;
 
 impl RowKeys {
     /// Keys of `n_rows` rows, with no column yet.
@@ -52,6 +57,41 @@ impl RowKeys {
     pub fn with_sources(mut self, sources: Vec<String>) -> Result<Self, DataError> {
         self.check_len("sources", sources.len())?;
         self.sources = Some(sources);
+        Ok(self)
+    }
+
+    /// Attaches out-of-sample predicted probabilities, `n_rows x n_classes`, columns in
+    /// class-id order, each row summing to 1 (within 1e-3: f32 rounding of stored
+    /// probabilities). Labels must be attached first.
+    ///
+    /// # Errors
+    /// [`DataError::LabelsRequired`] without labels, [`DataError::LengthMismatch`],
+    /// [`DataError::ProbabilityColumns`], [`DataError::InvalidProbability`] or
+    /// [`DataError::ProbabilitySum`].
+    pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
+        let n_classes = match &self.labels {
+            Some(l) => l.map().n_classes(),
+            None => return Err(DataError::LabelsRequired { detector: "pred_probs" }),
+        };
+        self.check_len("predicted probabilities", probs.nrows())?;
+        if probs.ncols() != n_classes {
+            return Err(DataError::ProbabilityColumns {
+                expected: n_classes,
+                actual: probs.ncols(),
+            });
+        }
+        for (row, r) in probs.rows().into_iter().enumerate() {
+            if let Some((col, &value)) =
+                r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+            {
+                return Err(DataError::InvalidProbability { row, col, value });
+            }
+            let sum: f64 = r.iter().map(|&v| f64::from(v)).sum();
+            if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+                return Err(DataError::ProbabilitySum { row, sum });
+            }
+        }
+        self.pred_probs = Some(probs);
         Ok(self)
     }
 
@@ -91,12 +131,18 @@ impl RowKeys {
         self.sources.as_deref()
     }
 
+    /// Predicted probabilities, if attached.
+    pub fn pred_probs(&self) -> Option<ArrayView2<'_, f32>> {
+        self.pred_probs.as_ref().map(Array2::view)
+    }
+
     /// Feature names, if any.
     pub fn feature_names(&self) -> Option<&[String]> {
         self.feature_names.as_deref()
     }
 
-    /// The keys of a dataset (its labels, ids, sources and feature names).
+    /// The keys of a dataset (its labels, ids, sources, predicted probabilities and feature
+    /// names).
     pub fn of(data: &Dataset) -> Self {
         data.keys().clone()
     }
@@ -112,13 +158,14 @@ impl RowKeys {
             labels: self.labels.as_ref().map(|l| l.select(rows)),
             ids: self.ids.as_ref().map(pick),
             sources: self.sources.as_ref().map(pick),
+            pred_probs: self.pred_probs.as_ref().map(|p| p.select(ndarray::Axis(0), rows)),
             feature_names: self.feature_names.clone(),
         }
     }
 
     /// The dataset of rows `rows` (ascending or not) whose features are `features` (one row
     /// each, in that order), with these rows' labels (in the same label map, so classes keep
-    /// their ids across batches), ids, sources and the feature names.
+    /// their ids across batches), ids, sources, predicted probabilities and the feature names.
     ///
     /// # Errors
     /// As [`Dataset::new`], with the row of a non-finite value counted in the whole table
@@ -214,14 +261,18 @@ mod tests {
     use crate::LabelValue;
 
     #[test]
-    fn a_batch_keeps_the_tables_classes_and_names_its_rows() {
+    fn a_batch_keeps_the_tables_classes_and_names_its_rows_and_probabilities() {
         let labels = Labels::from_values(&[0, 1, 2, 1].map(LabelValue::Int));
         let keys = RowKeys::new(4)
             .with_labels(labels)
             .unwrap()
             .with_ids(["a", "b", "c", "d"].map(String::from).to_vec())
             .unwrap();
+        let probs = Array2::from_shape_fn((4, 3), |(i, c)| if i % 3 == c { 1.0f32 } else { 0.0 });
+        let keys = keys.with_pred_probs(probs.clone()).unwrap();
         let batch = keys.dataset(Array2::zeros((2, 3)), &[3, 2]).unwrap();
+        // the probabilities of the batch's rows, in its order
+        assert_eq!(batch.pred_probs().unwrap(), probs.select(ndarray::Axis(0), &[3, 2]));
         let l = batch.labels().unwrap();
         assert_eq!(l.n_present_classes(), 2);
         assert_eq!(l.map().n_classes(), 3);

@@ -215,13 +215,9 @@ pub struct Dataset {
     /// Shared, so that a fitted detector can keep the training rows it needs for `detect`
     /// without copying them (cloning a dataset shares them too).
     features: Arc<Array2<f32>>,
-    /// Labels, ids, sources and feature names.
+    /// Labels, ids, sources, predicted probabilities and feature names.
     keys: RowKeys,
-    pred_probs: Option<Array2<f32>>,
 }
-
-/// How far a row of predicted probabilities may sum from 1.
-const PROBABILITY_SUM_TOLERANCE: f64 = 1e-3;
 
 impl Dataset {
     /// Wraps a feature matrix after checking that it is non-empty and finite.
@@ -242,7 +238,7 @@ impl Dataset {
             }
         }
         let n = features.nrows();
-        Ok(Self { features: Arc::new(features), keys: RowKeys::new(n), pred_probs: None })
+        Ok(Self { features: Arc::new(features), keys: RowKeys::new(n) })
     }
 
     /// Attaches labels, one per row.
@@ -310,11 +306,10 @@ impl Dataset {
         Dataset {
             features: Arc::new(self.features.select(ndarray::Axis(0), rows)),
             keys: self.keys.select(rows),
-            pred_probs: self.pred_probs.as_ref().map(|p| p.select(ndarray::Axis(0), rows)),
         }
     }
 
-    /// The labels, ids, sources and feature names of the rows.
+    /// The labels, ids, sources, predicted probabilities and feature names of the rows.
     pub fn keys(&self) -> &RowKeys {
         &self.keys
     }
@@ -335,31 +330,7 @@ impl Dataset {
     /// [`DataError::ProbabilityColumns`], [`DataError::InvalidProbability`] or
     /// [`DataError::ProbabilitySum`].
     pub fn with_pred_probs(mut self, probs: Array2<f32>) -> Result<Self, DataError> {
-        let n_classes = match self.keys.labels() {
-            Some(l) => l.map.n_classes(),
-            None => {
-                return Err(DataError::LabelsRequired { detector: "pred_probs" });
-            }
-        };
-        self.keys.check_len("predicted probabilities", probs.nrows())?;
-        if probs.ncols() != n_classes {
-            return Err(DataError::ProbabilityColumns {
-                expected: n_classes,
-                actual: probs.ncols(),
-            });
-        }
-        for (row, r) in probs.rows().into_iter().enumerate() {
-            if let Some((col, &value)) =
-                r.iter().enumerate().find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(*v)))
-            {
-                return Err(DataError::InvalidProbability { row, col, value });
-            }
-            let sum: f64 = r.iter().map(|&v| f64::from(v)).sum();
-            if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
-                return Err(DataError::ProbabilitySum { row, sum });
-            }
-        }
-        self.pred_probs = Some(probs);
+        self.keys = self.keys.with_pred_probs(probs)?;
         Ok(self)
     }
 
@@ -401,7 +372,7 @@ impl Dataset {
 
     /// Predicted probabilities, if attached.
     pub fn pred_probs(&self) -> Option<ArrayView2<'_, f32>> {
-        self.pred_probs.as_ref().map(|p| p.view())
+        self.keys.pred_probs()
     }
 
     /// The labels, or [`DataError::LabelsRequired`] naming `detector`; also rejects labels that

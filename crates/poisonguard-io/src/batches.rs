@@ -224,6 +224,18 @@ fn npy_layout(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<La
 }
 
 impl RowBatches {
+    /// These batches with out-of-sample predicted probabilities read from `path` (a CSV or
+    /// Parquet file, one row per row of the table, one column per class, matched to the labels
+    /// as [`crate::attach_pred_probs`] does), held whole with the other keys and handed to
+    /// every batch's rows.
+    ///
+    /// # Errors
+    /// As [`crate::attach_pred_probs`].
+    pub fn with_pred_probs(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        self.keys = read::with_pred_probs_of(self.keys, path.as_ref())?;
+        Ok(self)
+    }
+
     /// Ground truth, if a truth column was named.
     pub fn truth(&self) -> Option<&[bool]> {
         self.flags.truth.as_deref()

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
-use poisonguard_core::{DataError, Dataset, LabelValue, Labels};
+use poisonguard_core::{DataError, Dataset, LabelValue, Labels, RowKeys};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
@@ -1169,12 +1169,29 @@ fn flag_values(path: &str, col: &Column, role: &'static str) -> Result<Vec<bool>
 /// have labels.
 pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> {
     let path = path.as_ref();
-    let shown = path.display().to_string();
-    let p = shown.as_str();
-    let frame = read_frame(path)?;
     let Table { dataset, flags, feature_names } = table;
+    let probs = read_pred_probs(dataset.keys(), path)?;
+    let dataset = dataset
+        .with_pred_probs(probs)
+        .map_err(|error| Error::Data { path: path.display().to_string(), error })?;
+    Ok(Table { dataset, flags, feature_names })
+}
+
+/// `keys` with the predicted probabilities of `path` attached, as [`attach_pred_probs`] reads
+/// and checks them.
+pub(crate) fn with_pred_probs_of(keys: RowKeys, path: &Path) -> Result<RowKeys> {
+    let probs = read_pred_probs(&keys, path)?;
+    keys.with_pred_probs(probs)
+        .map_err(|error| Error::Data { path: path.display().to_string(), error })
+}
+
+/// The predicted probabilities of `path` for the rows of `keys`, one column per class in
+/// class-id order (the values are checked where they are attached).
+fn read_pred_probs(keys: &RowKeys, path: &Path) -> Result<Array2<f32>> {
+    let shown = path.display().to_string();
+    let frame = read_frame(path)?;
     let data_err = |error| Error::Data { path: shown.clone(), error };
-    let Some(labels) = dataset.labels() else {
+    let Some(labels) = keys.labels() else {
         return Err(data_err(DataError::LabelsRequired { detector: "confident_learning" }));
     };
     let names: Vec<String> =
@@ -1198,14 +1215,12 @@ pub fn attach_pred_probs(table: Table, path: impl AsRef<Path>) -> Result<Table> 
             }
         }
     }
-    if frame.height() != dataset.n_samples() {
+    if frame.height() != keys.n_rows() {
         return Err(data_err(DataError::LengthMismatch {
             what: "predicted probabilities",
-            expected: dataset.n_samples(),
+            expected: keys.n_rows(),
             actual: frame.height(),
         }));
     }
-    let probs = feature_matrix(p, &frame, &columns)?;
-    let dataset = dataset.with_pred_probs(probs).map_err(data_err)?;
-    Ok(Table { dataset, flags, feature_names })
+    feature_matrix(&shown, &frame, &columns)
 }
