@@ -251,12 +251,22 @@ fn batched_source(
     if need <= limit {
         return Ok(None);
     }
-    let plan = BatchPlan::for_budget(limit, n, d, args.seed)
-        .with_context(|| format!("{}: --memory-limit", args.input.display()))?;
     let mut source = open_batches(&args.input, &load_options(args))?;
     if let Some(path) = &args.pred_probs {
         source = source.with_pred_probs(path)?;
     }
+    // the probabilities are held whole beside the labels: the plan shares what is left
+    let probs = source.keys().pred_probs().map_or(0, |p| 4 * p.len() as u64);
+    let plan =
+        BatchPlan::for_budget(limit.saturating_sub(probs), n, d, args.seed).with_context(|| {
+            match probs {
+                0 => format!("{}: --memory-limit", args.input.display()),
+                _ => format!(
+                    "{}: --memory-limit, less {probs} bytes of predicted probabilities",
+                    args.input.display()
+                ),
+            }
+        })?;
     let reference = if with_model {
         0
     } else {

@@ -449,7 +449,14 @@ mod label_family {
         };
         let relabelled: Vec<usize> = (0..labels.len()).step_by(50).collect();
         assert_eq!(flagged(&[], "memory.csv"), relabelled);
-        assert_eq!(flagged(&["--memory-limit", "1.3M"], "batched.csv"), relabelled);
+        // in memory the table needs about 1.42 MB; 1.34M holds the probabilities, the per-row
+        // results and a reference of 500 rows
+        assert_eq!(flagged(&["--memory-limit", "1.34M"], "batched.csv"), relabelled);
+        // the probabilities (1817 x 10 f32) come out of the budget before the reference
+        let o = poisonguard(&[&args[..], &["--memory-limit", "1.3M"]].concat());
+        let err = stderr(&o);
+        assert!(err.contains("less 72680 bytes of predicted probabilities"), "{err}");
+        assert!(err.contains("memory budget too small"), "{err}");
     }
 
     #[test]
