@@ -50,9 +50,13 @@ pub fn write_batched(
     batch_rows: usize,
     report: &Report,
 ) -> Result<()> {
-    let n_features = source.n_features();
-    let keys = source.keys().clone();
-    let shape = Shape { n_rows: keys.n_rows(), n_features, labels: keys.labels() };
+    // the labels alone (not every key: ids, sources, probabilities) outlive the reads below
+    let labels = source.keys().labels().cloned();
+    let shape = Shape {
+        n_rows: source.keys().n_rows(),
+        n_features: source.n_features(),
+        labels: labels.as_ref(),
+    };
     let view = match drawn(shape.labels, report) {
         Some((label, drawn)) => {
             let rows = read_rows(source, &drawn.rows, batch_rows)
