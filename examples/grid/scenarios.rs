@@ -49,9 +49,9 @@ pub const IMAGE_ATTACKS: &[&str] = &[
 /// Image attacks at low poison rates, a smaller clean-label share and the clean-label blend,
 /// whose target class our verdicts declare rarely or never: the example prints them
 /// (benches/RESULTS.md), `tests/grid.rs` does not assert on them (the audit's gap to the best
-/// detector there is the open work, not a floor). `eps` is a share of the target class: 0.005-0.02 put 1-4 rows in it
-/// (0.06-0.2% of the table); with the image attacks' 0.05 and 0.1 (0.5% and 1.1% of the table),
-/// 0.17 completes the low rates of the table, 2%.
+/// detector there is the open work, not a floor). `eps` is a share of the target class:
+/// 0.005-0.02 put 1-4 rows in it (0.06-0.2% of the table); with the image attacks' 0.05 and 0.1
+/// (0.5% and 1.1% of the table), 0.17 completes the low rates of the table, 2%.
 pub const LOW_RATE_ATTACKS: &[&str] = &[
     "badnets:target=0,eps=0.17,side=8,size=2,value=16",
     "badnets:target=0,eps=0.02,side=8,size=2,value=16",

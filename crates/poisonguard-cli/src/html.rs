@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use poisonguard::{Dataset, Labels, Report, RowSource};
 
 /// Bins of each histogram.
@@ -33,9 +33,7 @@ pub fn write(path: &Path, input: &Path, data: &Dataset, report: &Report) -> Resu
     let shape =
         Shape { n_rows: data.n_samples(), n_features: data.n_features(), labels: data.labels() };
     let view = drawn(shape.labels, report).map(|(label, drawn)| {
-        let x = data.features();
-        let rows =
-            Array2::from_shape_fn((drawn.rows.len(), x.ncols()), |(r, j)| x[[drawn.rows[r], j]]);
+        let rows = data.features().select(Axis(0), &drawn.rows);
         (label, drawn, rows)
     });
     save(path, &render(input, &shape, report, view))
