@@ -39,6 +39,38 @@ fn table(name: &str) -> Dataset {
     load(path, &opts).unwrap().into_parts().0
 }
 
+/// A real-embedding table (ResNet-18 penultimate layer, 512 columns, three classes of 1,000
+/// rows whose classes overlap naturally): `datasets/real-embeddings/` (CIFAR-10, on which the
+/// label nulls were chosen) or `tests/fixtures/` (SVHN, held out: nothing was chosen on it).
+pub(crate) fn real_embeddings(path: &str) -> Dataset {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let opts = LoadOptions {
+        label: Some("label".into()),
+        embedding: Some("embedding".into()),
+        ..LoadOptions::default()
+    };
+    load(path, &opts).unwrap().into_parts().0
+}
+
+/// The real-embedding tables: CIFAR-10 (chosen on) and SVHN (held out).
+pub(crate) const REAL_EMBEDDINGS: [&str; 2] = [
+    "datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet",
+    "tests/fixtures/svhn_resnet18_3class_3000.parquet",
+];
+
+/// The share of `p` at or below `t` is at most `allowed + 3` binomial standard errors of a
+/// share `allowed` among `p.len()` rows: the bars of the levels that matter to a
+/// false-discovery rate (1.5 times 0.01 and 2 times 0.001).
+fn check_levels(p: &[f64], name: &str, id: &str) {
+    let n = p.len() as f64;
+    for (t, allowed) in [(0.01, 0.015), (0.001, 0.002)] {
+        let share = p.iter().filter(|&&v| v <= t).count() as f64 / n;
+        let bar = allowed + 3.0 * (allowed * (1.0 - allowed) / n).sqrt();
+        eprintln!("{name}: {id} share of p <= {t}: {share:.4} (bar {bar:.4})");
+        assert!(share <= bar, "{name}: {id} share of p <= {t} is {share:.4} > {bar:.4}");
+    }
+}
+
 /// `max_t (share of p <= t) - t`, over the p-values themselves.
 fn d_plus(p: &[f64]) -> f64 {
     let mut sorted = p.to_vec();
@@ -79,6 +111,20 @@ fn p_values_are_valid_on_clean_embeddings() {
     for name in ["digits/digits.parquet", "tabular/breast_cancer.parquet"] {
         let emb = poisonguard_attacks::mlp_embeddings(&table(name), 0).unwrap();
         check(&emb, &format!("{name} embeddings"));
+    }
+}
+
+/// Real embeddings whose classes overlap (a 10-NN vote is wrong on a fifth to a third of the
+/// rows): every default detector's p-values hold at 0.01 and 0.001, where the table's own
+/// overlap, not a textbook law, sets how often a clean row is outvoted or far out.
+#[test]
+fn p_values_hold_at_small_levels_on_real_embeddings() {
+    for name in REAL_EMBEDDINGS {
+        let data = real_embeddings(name);
+        for r in REGISTRY.iter().filter(|r| r.is_default()) {
+            let fitted = r.build(&DetectorOptions::default()).fit_boxed(&data).unwrap();
+            check_levels(fitted.training().p_values(), name, r.id());
+        }
     }
 }
 

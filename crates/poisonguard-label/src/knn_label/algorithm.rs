@@ -37,7 +37,7 @@ impl KnnLabel {
         score: "-log10 p of a sign test that the plurality label of the row's k nearest neighbours (standardized features, k = sqrt of the smallest class size in [5, 50]) outvotes its own",
         auto: poisonguard_core::AutoThreshold::Fixed(KNN_AUTO),
         auto_threshold: "p < 0.05: -log10(0.05)",
-        p_value: "1 - (1 - m)^2 (Sidak, two tests) of the smaller m of the sign test (10^-score) and the lower tail of the row's own votes under the table's agreement law (a beta-binomial fitted to the rows whose own label holds at least half of their votes)",
+        p_value: "lower tail of the row's own votes under the table's agreement law: a beta-binomial fitted to the rows whose own label holds more than 15% of their votes",
         paper: "N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson. Deep k-NN Defense against Clean-label Data Poisoning Attacks. ECCV Workshops 2020",
     };
 
@@ -96,21 +96,30 @@ struct VoteNull {
 }
 
 impl VoteNull {
-    /// The truncated fit to the rows' own-vote counts (out of `k`); with fewer than
-    /// [`MIN_NULL_ROWS`] rows above the truncation point, or no disagreement there, the
-    /// binomial of the rows' agreement shrunk by half a vote (`(sum + 1/2) / (m k + 1)`), so
-    /// that a disagreeing row still gets a finite p-value.
+    /// The law of a clean row's own votes: a beta-binomial fitted by maximum likelihood to the
+    /// rows whose own label holds more than [`FLIP_SHARE`] of their `k` votes, truncated there
+    /// (Efron's empirical null, fitted where the null dominates). A flipped or injected label
+    /// sits among neighbours of another class and holds at most a few of their votes: the second
+    /// group of a two-group model lives below the cut and does not widen the law it is tested
+    /// against. Everything above the cut enters the fit, the natural overlap of the classes
+    /// included: a law fitted to the rows holding at least half of their votes (the previous
+    /// rule) and extrapolated to the outvoted ones put 2.8% of the clean rows of the real
+    /// CIFAR-10 embeddings at p <= 0.01, this one 1.4% (benches/RESULTS.md).
+    ///
+    /// With fewer than [`MIN_NULL_ROWS`] rows above the cut, or no disagreement there, the
+    /// binomial of the rows' agreement shrunk by half a vote (`(sum + 1/2) / (m k + 1)`), so that
+    /// a disagreeing row still gets a finite p-value.
     fn fit(own: &[u32], k: u32) -> Self {
-        let cut = k.div_ceil(2);
+        let cut = (FLIP_SHARE * f64::from(k)).floor() as u32 + 1;
         let kept: Vec<u32> = own.iter().copied().filter(|&a| a >= cut).collect();
         let sum: f64 = own.iter().map(|&a| f64::from(a)).sum();
         let fallback =
             VoteNull { k, mean: (sum + 0.5) / (own.len() as f64 * f64::from(k) + 1.0), rho: 0.0 };
-        if kept.len() < MIN_NULL_ROWS || kept.iter().all(|&a| a == k) {
+        if kept.len() < MIN_NULL_ROWS || kept.iter().all(|&a| a >= k) {
             return fallback;
         }
         let mut counts = vec![0u32; k as usize + 1];
-        kept.iter().for_each(|&a| counts[a as usize] += 1);
+        kept.iter().for_each(|&a| counts[a.min(k) as usize] += 1);
         let loglik = |mean: f64, rho: f64| -> f64 {
             let pmf = VoteNull { k, mean, rho }.pmf();
             let tail: f64 = pmf[cut as usize..].iter().sum();
@@ -139,13 +148,13 @@ impl VoteNull {
         let rhos: Vec<f64> = std::iter::once(0.0)
             .chain((0..40).map(|i| 1e-3 * 900f64.powf(f64::from(i) / 39.0)))
             .collect();
-        let means: Vec<f64> = (1..200).map(|i| 0.3 + 0.7 * f64::from(i) / 200.0).collect();
+        let means: Vec<f64> = (1..200).map(|i| f64::from(i) / 200.0).collect();
         search(&mut best, &means, &rhos);
         let (m0, r0) = (best.1, best.2);
         let rhos: Vec<f64> =
             (0..21).map(|i| (r0 * (0.8 + 0.02 * f64::from(i))).min(0.95)).collect();
         let means: Vec<f64> = (0..21)
-            .map(|i| (m0 - 0.0035 + 0.00035 * f64::from(i)).clamp(1e-6, 1.0 - 1e-9))
+            .map(|i| (m0 - 0.005 + 0.0005 * f64::from(i)).clamp(1e-6, 1.0 - 1e-9))
             .collect();
         search(&mut best, &means, &rhos);
         VoteNull { k, mean: best.1, rho: best.2 }
@@ -199,8 +208,15 @@ impl VoteNull {
     }
 }
 
-/// Fewest rows above the truncation point that [`VoteNull::fit`] fits a law to.
+/// Fewest rows above the cut that [`VoteNull::fit`] fits a law to.
 const MIN_NULL_ROWS: usize = 10;
+
+/// The share of own votes at or below which [`VoteNull::fit`] leaves rows out: where a label
+/// that has nothing to do with where its row sits (flipped, injected) falls, about the share of
+/// its class among the neighbours of another class's region. Chosen on the real CIFAR-10
+/// embeddings (0.10, 0.15 and 0.20 gave the same clean shares there; 0.15 kept more of the
+/// shipped tables' flips than 0.10 on `wine`) and checked on SVHN.
+const FLIP_SHARE: f64 = 0.15;
 
 /// One-sided sign-test p-value of `other` votes outvoting `own` votes:
 /// `P(X >= other)`, `X ~ Binomial(own + other, 1/2)`.
@@ -269,22 +285,14 @@ fn votes(graph: &KnnGraph, own: &[u32], classes: &[u32], n_classes: usize) -> Ve
     (0..graph.n_samples()).map(|i| vote(own[i], graph.neighbors(i), classes, &mut counts)).collect()
 }
 
-/// Each row's p-value as evidence: the smaller `m` of its sign test and its own votes' lower
-/// tail under the table's agreement law `null`, corrected for the two tests by Sidak,
-/// `1 - (1 - m)^2`. Valid when the two p-values are positively quadrant dependent under the
-/// null: both grow with the row's own votes (in a two-class table both are functions of that one
-/// count). Bonferroni's `min(1, 2m)` is as valid without that condition but ties every row with
-/// `m >= 0.5` at 1: on targeted flips it merged flipped rows that lost a few votes with the rows
-/// all of whose neighbours agree (benches/RESULTS.md).
+/// Each row's p-value as evidence: the lower tail of its own votes under the table's
+/// agreement law `null`, `P(X <= own votes)`. The sign test is not part of it: its null (the
+/// row's own label at least as common among its neighbours as any other) is not what a clean row
+/// of a table whose classes overlap does; on the real embeddings of CIFAR-10 it put 4.1% of the
+/// clean rows at p <= 0.001 (benches/RESULTS.md).
 fn evidence(why: &[Vote], null: &VoteNull) -> Vec<f64> {
     let tails = null.lower_tails();
-    why.iter()
-        .map(|v| {
-            let m = v.p_value.min(tails[(v.own_votes.min(null.k)) as usize]);
-            // 1 - (1 - m)^2: Sidak's correction, below Bonferroni's 2m and increasing in m
-            m * (2.0 - m)
-        })
-        .collect()
+    why.iter().map(|v| tails[(v.own_votes.min(null.k)) as usize]).collect()
 }
 
 /// The automatic threshold, `-log10(SIGN_TEST_ALPHA)`: the score of a sign-test p-value of
@@ -468,10 +476,10 @@ mod tests {
         assert!(pure.p_value(0) > 0.0 && pure.p_value(k - 1) < 0.5, "{pure:?}");
     }
 
-    /// Two-class votes out of 16: the evidence keeps the order of the own votes all the way up
-    /// (no tie at 1 below unanimity) and is never above Bonferroni's `2 m`.
+    /// Two-class votes out of 16: the evidence is the agreement law's lower tail, in the order
+    /// of the own votes all the way up (no tie at 1 below unanimity).
     #[test]
-    fn evidence_keeps_the_order_of_the_votes() {
+    fn evidence_is_the_lower_tail_of_the_own_votes() {
         let k = 16;
         let null = VoteNull { k, mean: 0.95, rho: 0.05 };
         let why: Vec<Vote> = (0..=k)
@@ -490,10 +498,22 @@ mod tests {
         let p = evidence(&why, &null);
         assert!(p.windows(2).all(|w| w[0] < w[1]), "{p:?}");
         assert_eq!(p[k as usize], 1.0);
-        let tails = null.lower_tails();
-        for (v, &e) in why.iter().zip(&p) {
-            let m = v.p_value.min(tails[v.own_votes as usize]);
-            assert!(e <= 2.0 * m && e >= m, "{e} vs {m}");
+        for (a, &e) in p.iter().enumerate() {
+            assert_eq!(e, null.p_value(a as u32));
+        }
+    }
+
+    /// A broad law of agreement, as on real embeddings whose classes overlap (no second group):
+    /// the fit covers its lower tail, where a fit to the agreeing rows only was far too thin.
+    #[test]
+    fn a_broad_clean_law_keeps_its_lower_tail() {
+        let (k, mean, rho) = (50, 0.66, 0.21);
+        let clean = draws(5000, k, mean, rho, 3);
+        let fit = VoteNull::fit(&clean, k);
+        for t in [0.01, 0.001] {
+            let share = clean.iter().filter(|&&a| fit.p_value(a) <= t).count() as f64 / 5000.0;
+            let se = (t * (1.0 - t) / 5000.0).sqrt();
+            assert!(share <= t + 3.0 * se, "P(p <= {t}) = {share}, {fit:?}");
         }
     }
 
