@@ -672,8 +672,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// ([`harmonic_mean_p`], Wilson 2019). Every label-consistency, spectral or other detector has
 /// a base weight of 1; the outlier detectors share one base weight of 1 among them. Each base
 /// weight is multiplied by the detector's *enrichment* (at least 1): how many times more rows
-/// have a small p-value than a clean table would give, `#{p <= t} / (n t)` at the level `t` where
-/// 20 clean rows are expected (at least 0.01). On a clean table every enrichment is about 1 and
+/// have a small p-value than a clean table would give, a lower confidence bound of
+/// `#{p <= t} / (n t)` at the level `t` where it is largest ([`enrichment`]). On a clean table
+/// every enrichment is about 1 and
 /// the weights are the base weights; on a poisoned one the detectors that see the poison weigh
 /// more, so the noise of the others (natural outliers, a sub-population along a top direction)
 /// does not drown them. The weights are read off the detectors' p-values as a whole, not off
@@ -721,15 +722,37 @@ pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
 }
 
 /// How many times more rows have a p-value at or below `t` than a clean table would give, at
-/// least 1:
-/// `max(1, #{p <= t} / (n t))`, with `t` the level at which 20 clean rows are expected (at
-/// least 0.01), so that the count's noise under the null is about 20%.
+/// least 1, read at the level where it is largest and counted conservatively: for each
+/// [`ENRICHMENT_LEVELS`] `t` at which at least one clean row is expected (`n t >= 1`), the lower
+/// 99% confidence bound of the count `#{p <= t}` (Garwood's Poisson bound,
+/// `chi2_{0.01}(2 count) / 2`) over the `n t` rows a clean table gives; the largest, at least
+/// 1. A clean detector's bound stays below its expected count at every level (1); one whose
+/// evidence is a group of rows at p ~ 1e-3 weighs by how far that group exceeds the null there,
+/// which a single level of 0.01 diluted with the clean rows between 1e-3 and 0.01: 53 blended
+/// rows at p ~ 6e-4 in 3,000 real CIFAR-10 embeddings weighed 2.4 there and were not flagged
+/// (benches/RESULTS.md).
 fn enrichment(p: &[f64]) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
     let n = p.len() as f64;
-    let t = (20.0 / n).clamp(0.01, 1.0);
-    let observed = p.iter().filter(|&&v| v <= t).count() as f64;
-    (observed / (n * t)).max(1.0)
+    let mut sorted = p.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    ENRICHMENT_LEVELS
+        .iter()
+        .filter(|&&t| n * t >= 1.0)
+        .map(|&t| {
+            let count = sorted.partition_point(|&v| v <= t) as f64;
+            let low = if count > 0.0 {
+                ChiSquared::new(2.0 * count).map_or(0.0, |c| c.inverse_cdf(0.01) / 2.0)
+            } else {
+                0.0
+            };
+            low / (n * t)
+        })
+        .fold(1.0, f64::max)
 }
+
+/// The p-value levels [`enrichment`] reads, half a decade apart.
+const ENRICHMENT_LEVELS: [f64; 7] = [0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4];
 
 #[cfg(test)]
 mod tests {
@@ -877,9 +900,15 @@ mod tests {
         for v in seeing.iter_mut().take(100) {
             *v = 1e-4;
         }
-        // t = 0.02: the 100 poisoned rows (they replaced the 20 clean ones below it), against
-        // 20 expected
-        assert!((enrichment(&seeing) - 5.0).abs() < 1e-9, "{}", enrichment(&seeing));
+        // largest at t = 1e-3 (1e-4 and 3e-4 expect fewer than one clean row: left out): 100
+        // rows against 1 expected, the count's lower 99% bound 78.2
+        let e = enrichment(&seeing);
+        assert!((e - 78.22).abs() < 0.05, "{e}");
+        // a clean detector with a few chance rows at the smallest levels stays at 1
+        let mut lucky = uniform.clone();
+        lucky[0] = 1e-5;
+        lucky[1] = 1e-5;
+        assert_eq!(enrichment(&lucky), 1.0);
         // conservative p-values (mostly 1) weigh as a clean detector, never less
         assert_eq!(enrichment(&[1.0; 50]), 1.0);
     }

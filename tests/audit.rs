@@ -114,7 +114,7 @@ fn clean_real_embeddings_carry_no_finding() {
         assert!(share <= 0.01, "{name}: {} rows flagged ({share:.4})", report.n_flagged());
         for run in report.runs() {
             for f in run.class_findings.iter() {
-                assert_ne!(f.attacked(), Some(true), "{name}: {} declares {:?}", run.id, f.class);
+                assert_ne!(f.attacked(), Some(true), "{name}: {} declares {}", run.id, f.label());
             }
         }
     }

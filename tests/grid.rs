@@ -40,6 +40,7 @@ fn grid_on_seeds_not_used_for_choosing() {
             assert_eq!(c.attacked_classes, 0, "{name}");
         }
         for spec in attacks_for(table) {
+            let spec = spec.as_str();
             for (space, seed) in Space::ALL.into_iter().flat_map(|s| SEEDS.map(|seed| (s, seed))) {
                 let (data, truth) = scenarios::poisoned(&clean, spec, seed, space);
                 let name = format!("{} ({}) {spec} seed {seed}", table.name, space.name());

@@ -17,7 +17,7 @@
 #[path = "scenarios.rs"]
 mod scenarios;
 
-use scenarios::{LOW_RATE_ATTACKS, Space, TABLES, attacks_for, load_table, run};
+use scenarios::{LOW_RATE_ATTACKS, REAL_TABLES, TABLES, attacks_for, load_table, run, spaces_of};
 
 fn main() {
     let markdown = std::env::args().any(|a| a == "--markdown");
@@ -44,9 +44,10 @@ fn main() {
     let mut strong: Vec<(f64, f64)> = Vec::new();
     let mut clean_flagged = Vec::new();
     let mut sub_flagged: Vec<f64> = Vec::new();
-    for table in TABLES {
+    let mut real_rows: Vec<scenarios::Outcome> = Vec::new();
+    for table in TABLES.iter().chain(REAL_TABLES) {
         let clean = load_table(table);
-        for space in Space::ALL {
+        for &space in spaces_of(table) {
             let name = format!("{} ({})", table.name, space.name());
             let c = scenarios::audit(
                 &scenarios::in_space(clean.clone(), space, 0),
@@ -92,7 +93,8 @@ fn main() {
                 .collect();
             println!("{name} clean 90% subsamples, seeds {seeds:?}: {}", subs.join(", "));
             let low_rate = if table.image { LOW_RATE_ATTACKS } else { &[] };
-            for spec in attacks_for(table).into_iter().chain(low_rate.iter().copied()) {
+            let specs = attacks_for(table);
+            for spec in specs.iter().map(String::as_str).chain(low_rate.iter().copied()) {
                 if !only.is_empty() && !format!("{name} {spec}").contains(&only) {
                     continue;
                 }
@@ -116,6 +118,9 @@ fn main() {
                     let hits = outs.iter().filter(|o| o.declared.contains(&t)).count();
                     format!("{hits}/{}", outs.len())
                 });
+                if table.embedding {
+                    real_rows.extend(outs.iter().cloned());
+                }
                 // the summary covers the rows the test asserts on
                 if !LOW_RATE_ATTACKS.contains(&spec) {
                     gaps.push(audit - best);
@@ -162,6 +167,17 @@ fn main() {
         strong.len(),
         strong.iter().map(|s| s.0).sum::<f64>() / k,
         strong.iter().map(|s| s.1).sum::<f64>() / k
+    );
+    // the real-embedding tables, on the scenarios whose best detector reaches 0.95
+    let real: Vec<&scenarios::Outcome> = real_rows.iter().filter(|o| o.best() >= 0.95).collect();
+    let k = real.len().max(1) as f64;
+    println!(
+        "real embeddings, scenario-seeds whose best detector reaches 0.95: {}, audit within 0.02 \
+         of it on {}, mean flagged recall {:.3}, precision {:.3}",
+        real.len(),
+        real.iter().filter(|o| o.suspicion_auc >= o.best() - 0.02).count(),
+        real.iter().map(|o| o.recall).sum::<f64>() / k,
+        real.iter().map(|o| o.precision).sum::<f64>() / k
     );
     let clean: Vec<String> =
         clean_flagged.iter().map(|(n, f, a)| format!("{n} {f:.2}% ({a} attacked)")).collect();

@@ -8,28 +8,71 @@ use poisonguard_attacks::Attack;
 
 use poisonguard_io::{LoadOptions, load};
 
-/// One shipped clean, labelled table.
+/// One clean, labelled table of the grid.
 pub struct Table {
     /// Short name.
     pub name: &'static str,
-    /// Path under `datasets/`.
+    /// Path under the repository root.
     pub path: &'static str,
     /// Whether its features are an 8x8 image (patch and blend triggers apply).
     pub image: bool,
+    /// Whether it is a table of real model embeddings (a FixedSizeList column `embedding`):
+    /// audited as given (no network is trained on it), with [`EMBEDDING_ATTACKS`].
+    pub embedding: bool,
+    /// The class a targeted flip relabels (to class 0).
+    pub flip_from: &'static str,
 }
 
 /// The shipped labelled tables.
 pub const TABLES: &[Table] = &[
-    Table { name: "digits", path: "digits/digits.parquet", image: true },
-    Table { name: "wine", path: "tabular/wine.parquet", image: false },
-    Table { name: "breast_cancer", path: "tabular/breast_cancer.parquet", image: false },
+    Table {
+        name: "digits",
+        path: "datasets/digits/digits.parquet",
+        image: true,
+        embedding: false,
+        flip_from: "1",
+    },
+    Table {
+        name: "wine",
+        path: "datasets/tabular/wine.parquet",
+        image: false,
+        embedding: false,
+        flip_from: "1",
+    },
+    Table {
+        name: "breast_cancer",
+        path: "datasets/tabular/breast_cancer.parquet",
+        image: false,
+        embedding: false,
+        flip_from: "1",
+    },
 ];
 
-/// Attacks on every table.
+/// The real-embedding tables (ResNet-18 penultimate layer, 3 x 1,000 rows, classes that overlap
+/// naturally): CIFAR-10, where the label nulls were chosen, and SVHN, held out (a test fixture:
+/// SVHN is for non-commercial use).
+pub const REAL_TABLES: &[Table] = &[
+    Table {
+        name: "cifar10_resnet18",
+        path: "datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet",
+        image: false,
+        embedding: true,
+        flip_from: "4",
+    },
+    Table {
+        name: "svhn_resnet18",
+        path: "tests/fixtures/svhn_resnet18_3class_3000.parquet",
+        image: false,
+        embedding: true,
+        flip_from: "8",
+    },
+];
+
+/// Attacks on every table; `{from}` is the table's [`Table::flip_from`].
 pub const TABULAR_ATTACKS: &[&str] = &[
     "flip:0.1",
     "flip:0.2",
-    "targeted-flip:from=1,to=0,rate=0.3",
+    "targeted-flip:from={from},to=0,rate=0.3",
     "off-manifold:rate=0.05,scale=3",
     "off-manifold:rate=0.05,scale=1",
     "flood:copies=30,jitter=0",
@@ -45,6 +88,12 @@ pub const IMAGE_ATTACKS: &[&str] = &[
     "blend:target=0,eps=0.1,alpha=0.2",
     "clean-label:target=0,eps=0.1,side=8,size=2,value=16",
 ];
+
+/// The feature-space trace of a backdoor in an embedding table: rows of other classes (blend)
+/// or 5% of class 0's own rows (clean-label blend) moved a tenth of the way to one seeded
+/// pattern, a sub-population along one direction.
+pub const EMBEDDING_ATTACKS: &[&str] =
+    &["blend:target=0,eps=0.05,alpha=0.1", "clean-label-blend:target=0,eps=0.05,alpha=0.1"];
 
 /// Image attacks at low poison rates, a smaller clean-label share and the clean-label blend,
 /// whose target class our verdicts declare rarely or never: the example prints them
@@ -67,21 +116,34 @@ pub const LOW_RATE_ATTACKS: &[&str] = &[
     "clean-label-blend:target=0,eps=0.05,alpha=0.2",
 ];
 
-/// Loads a shipped table.
+/// Loads a table of the grid.
 pub fn load_table(table: &Table) -> Dataset {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets").join(table.path);
-    let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
-    load(path, &opts).expect("shipped table loads").into_parts().0
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join(table.path);
+    let opts = LoadOptions {
+        label: Some("label".into()),
+        embedding: table.embedding.then(|| "embedding".to_string()),
+        ..LoadOptions::default()
+    };
+    load(path, &opts).expect("grid table loads").into_parts().0
 }
 
-/// The attacks of the grid for a table.
-pub fn attacks_for(table: &Table) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
+/// The attacks of the grid for a table, as specs.
+pub fn attacks_for(table: &Table) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     if table.image {
-        out.extend(IMAGE_ATTACKS);
+        out.extend(IMAGE_ATTACKS.iter().map(ToString::to_string));
     }
-    out.extend(TABULAR_ATTACKS);
+    out.extend(TABULAR_ATTACKS.iter().map(|a| a.replace("{from}", table.flip_from)));
+    if table.embedding {
+        out.extend(EMBEDDING_ATTACKS.iter().map(ToString::to_string));
+    }
     out
+}
+
+/// The spaces a table is audited in: an embedding table as given, the others also in the
+/// hidden layer of a network trained on them.
+pub fn spaces_of(table: &Table) -> &'static [Space] {
+    if table.embedding { &[Space::Raw] } else { &Space::ALL }
 }
 
 /// What one audit of one poisoned (or clean) table measured.

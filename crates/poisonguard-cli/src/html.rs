@@ -110,6 +110,7 @@ fn render(
         esc(&title)
     );
     let classes = shape.labels.map_or(0, Labels::n_present_classes);
+    let _ = writeln!(h, "<p class=\"verdict\"><b>{}</b></p>", esc(&crate::view::headline(report)));
     let _ = writeln!(
         h,
         "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (false-discovery rate {}).</p>",

@@ -58,6 +58,7 @@ pub fn print(
     if let Some(model) = model {
         writeln!(out, "scored against the model {} (no refit)", model.display())?;
     }
+    writeln!(out, "verdict: {}", view::headline(report))?;
 
     writeln!(out, "\n{:<22} {:>12} {:>16}", "detector", "threshold", "flagged")?;
     for run in report.runs() {
@@ -177,7 +178,8 @@ fn print_noise_matrix(out: &mut impl Write, id: &str, m: &NoiseMatrix) -> Result
     writeln!(
         out,
         "
-estimated label noise ({id}): about {} rows carry a wrong label",
+estimated label noise ({id}): about {} rows carry a wrong label (label issues, not a count of \
+         poisoned rows: where classes overlap naturally, the overlap counts here too)",
         m.n_mislabeled()
     )?;
     let mut given: Vec<usize> = (0..k).collect();

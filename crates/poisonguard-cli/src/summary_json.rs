@@ -96,6 +96,7 @@ pub fn document(
         report.failures().iter().map(|f| json!({"id": f.id.as_str(), "error": f.error})).collect();
     let mut doc = Map::new();
     doc.insert("input".into(), json!(input.display().to_string()));
+    doc.insert("verdict".into(), json!(view::headline(report)));
     doc.insert("rows".into(), json!(n));
     doc.insert("features".into(), json!(rows.n_features));
     if let Some(l) = rows.labels {

@@ -39,3 +39,53 @@ pub fn quality(report: &Report, truth: &[bool]) -> (usize, usize, Vec<Quality>) 
         .collect();
     (n_poison, k, rows)
 }
+
+/// The one-line verdict every summary (text, JSON, HTML) leads with: "no evidence of poisoning"
+/// when no row passes the false-discovery control, no detector declares a class attacked and
+/// no estimate's lower end is above 0; "no finding" when rows are flagged but nothing else
+/// holds (under Benjamini-Hochberg a clean table has some flagged row with probability up to
+/// the false-discovery rate); otherwise "evidence of poisoning" and what the evidence is.
+pub fn headline(report: &Report) -> String {
+    let mut declared: Vec<String> = report
+        .runs()
+        .iter()
+        .flat_map(|r| r.class_findings.iter())
+        .filter(|f| f.attacked() == Some(true))
+        .map(|f| f.label().to_string())
+        .collect();
+    declared.sort_unstable();
+    declared.dedup();
+    let flagged = report.n_flagged();
+    let low = report.estimate().map_or(0.0, |e| e.low);
+    if flagged == 0 && declared.is_empty() && low <= 0.0 {
+        return format!(
+            "no evidence of poisoning: no row passes the false-discovery control at {}, no class \
+             is declared attacked, no detector counts poisoned rows beyond its null",
+            report.fdr()
+        );
+    }
+    if declared.is_empty() && low <= 0.0 {
+        return format!(
+            "no finding: {flagged} rows flagged at a false-discovery rate of {}, each worth a look, \
+             but no class is declared attacked and no detector counts poisoned rows beyond its \
+             null (a clean table has flagged rows with probability up to {})",
+            report.fdr(),
+            report.fdr()
+        );
+    }
+    let mut parts =
+        vec![format!("{flagged} rows flagged at a false-discovery rate of {}", report.fdr())];
+    if !declared.is_empty() {
+        parts.push(format!("classes declared attacked: {}", declared.join(", ")));
+    }
+    if let Some(e) = report.estimate().filter(|e| e.low > 0.0) {
+        parts.push(format!(
+            "about {:.0} poisoned rows ({:.0}% interval {:.0} to {:.0})",
+            e.rows,
+            100.0 * e.level,
+            e.low,
+            e.high
+        ));
+    }
+    format!("evidence of poisoning: {}", parts.join("; "))
+}

@@ -363,19 +363,6 @@ impl Detection {
         self
     }
 
-    /// Replaces the training p-values row by row, like [`Self::with_p_values`], but keeps the
-    /// calibration that new rows are scored with: for a detector whose training p-values read
-    /// more than each row's score (a group test over the training rows) while a new row, scored
-    /// alone, gets the score's law.
-    ///
-    /// # Panics
-    /// If `p` has not one value per row (a programming error of the detector).
-    #[must_use]
-    pub fn with_training_p_values(self, p: Vec<f64>) -> Self {
-        let calibration = self.calibration.clone();
-        Self { calibration, ..self.with_p_values(p) }
-    }
-
     /// Sets the p-value of the rows `no_evidence` says to 1 (rows a class-level gate leaves
     /// out), keeping the calibration.
     #[must_use]

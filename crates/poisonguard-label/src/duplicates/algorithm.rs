@@ -19,6 +19,10 @@ const RADIUS_Z: f64 = 3.5;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct Duplicates {
     radius: f64,
+    /// Each class's radius (the labelled training rows' classes, in class order) when the
+    /// radius comes from the data and the table has labels; empty: `radius` for every row.
+    #[serde(default)]
+    class_radii: Vec<f64>,
     fence: f64,
     /// Mean of the Poisson null of a clean row's near-duplicate count.
     null_mean: f64,
@@ -83,6 +87,20 @@ impl Duplicates {
         self.radius
     }
 
+    /// Each class's near-duplicate radius, in the order of the training labels' classes, when
+    /// the radius came from a labelled table (empty otherwise: [`Self::radius`] for every row).
+    pub fn class_radii(&self) -> &[f64] {
+        &self.class_radii
+    }
+
+    /// The radius a new row is held to against training row `j`: `j`'s class's.
+    fn radius_of_training_row(&self, j: usize) -> f64 {
+        match &self.labels {
+            Some(l) if !self.class_radii.is_empty() => self.class_radii[l.ids()[j].index()],
+            _ => self.radius,
+        }
+    }
+
     /// The duplicate count above which a group counts as a flood.
     pub fn fence(&self) -> f64 {
         self.fence
@@ -96,11 +114,30 @@ impl Duplicates {
 
 /// The data-derived radius: robust lower fence of the log nearest-neighbour distances.
 fn auto_radius(graph: &KnnGraph) -> f64 {
-    let mut logs: Vec<f64> = (0..graph.n_samples())
-        .map(|i| f64::from(graph.distances(i)[0]))
-        .filter(|&d| d > 0.0)
-        .map(f64::ln)
-        .collect();
+    fence_of((0..graph.n_samples()).map(|i| f64::from(graph.distances(i)[0])))
+}
+
+/// Each class's radius: [`fence_of`] the nearest-neighbour distances of its rows (the nearest
+/// row of any class). Classes differ in density: on raw pixels the thin strokes of the ones sit
+/// far closer to each other than other digits do, and one fence for the table made a third of
+/// them near-duplicates of each other on a clean table. A class with no positive distance gets
+/// the table's `fallback`.
+fn class_radii(graph: &KnnGraph, labels: &Labels, fallback: f64) -> Vec<f64> {
+    labels
+        .rows_by_class()
+        .iter()
+        .map(|rows| {
+            let fence = fence_of(rows.iter().map(|&i| f64::from(graph.distances(i)[0])));
+            if rows.iter().any(|&i| graph.distances(i)[0] > 0.0) { fence } else { fallback }
+        })
+        .collect()
+}
+
+/// The robust lower fence of the logs of the positive `distances`:
+/// `exp(median - z * 1.4826 * MAD)` with `z` = [`radius_z`] of their count; 0 when there are
+/// none or their MAD is 0.
+fn fence_of(distances: impl Iterator<Item = f64>) -> f64 {
+    let mut logs: Vec<f64> = distances.filter(|&d| d > 0.0).map(f64::ln).collect();
     if logs.is_empty() {
         return 0.0;
     }
@@ -219,11 +256,24 @@ impl DuplicatesValidParams {
         let reference = Reference::new(data, self.standardize);
         let graph = reference.graph(k, shared)?;
         let radius = self.radius.unwrap_or_else(|| auto_radius(&graph));
+        let class_radii = match (self.radius, data.labels()) {
+            (None, Some(labels)) => class_radii(&graph, labels, radius),
+            _ => Vec::new(),
+        };
+        let class_of = data.labels().map(|l| l.ids());
+        // the radius a pair is held to: the smaller of its two rows' classes'
+        let radius_of = |i: usize| match class_of {
+            Some(ids) if !class_radii.is_empty() => class_radii[ids[i].index()],
+            _ => radius,
+        };
         let mut parent: Vec<usize> = (0..n).collect();
         for i in 0..n {
             for (&j, &d) in graph.neighbors(i).iter().zip(graph.distances(i)) {
-                if f64::from(d) > radius {
+                if f64::from(d) > radius_of(i) {
                     break;
+                }
+                if f64::from(d) > radius_of(i).min(radius_of(j as usize)) {
+                    continue;
                 }
                 let (a, b) = (find(&mut parent, i), find(&mut parent, j as usize));
                 if a != b {
@@ -279,6 +329,7 @@ impl DuplicatesValidParams {
         let labels = data.labels().cloned();
         Ok(Duplicates {
             radius,
+            class_radii,
             fence,
             null_mean,
             reference,
@@ -375,7 +426,7 @@ impl FittedDetector for Duplicates {
         let nearest: Vec<Option<usize>> = (0..n)
             .map(|i| {
                 let (j, d) = (graph.neighbors(i)[0] as usize, f64::from(graph.distances(i)[0]));
-                (d <= self.radius).then_some(j)
+                (d <= self.radius_of_training_row(j)).then_some(j)
             })
             .collect();
         let same_label = |i: usize, j: usize| match (labels, &self.labels) {

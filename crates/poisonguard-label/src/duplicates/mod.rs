@@ -14,7 +14,11 @@
 //!    concentrate, and a fixed 3.5 made 76 of 10^6 clean Gaussian rows near-duplicates); two
 //!    rows are near-duplicates when they are neighbours at most that far apart. Exact
 //!    duplicates always are. When the MAD is 0 (most rows share one nearest-neighbour distance,
-//!    as on coarse integer data) only exact duplicates count.
+//!    as on coarse integer data) only exact duplicates count. With labels, each class gets its
+//!    own fence, from its own rows' nearest-neighbour distances, and a pair is held to the
+//!    smaller of its two rows' radii: classes differ in density (the thin strokes of a real
+//!    handwritten "1" sit far closer to each other than other digits do), and one fence for the
+//!    table made dense classes of clean tables near-duplicate groups.
 //! 3. Groups are the connected components of the near-duplicate pairs (union-find), numbered
 //!    in order of their first row.
 //! 4. A group is flagged when its labels conflict (two or more distinct labels: one of them is

@@ -1,7 +1,7 @@
 use poisonguard_core::Calibration::Given;
 use poisonguard_core::{
-    ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, FitContext, FittedDetector,
-    KnnGraph, LabelMap, Labels, Reason,
+    ClassFinding, DataError, Dataset, Detection, Detector, DetectorId, ESTIMATE_LEVEL, FitContext,
+    FittedDetector, KnnGraph, LabelMap, Labels, PoisonEstimate, Reason,
 };
 
 use statrs::distribution::{Binomial, Discrete, DiscreteCDF};
@@ -21,6 +21,10 @@ pub struct KnnLabel {
     null: VoteNull,
     training: Detection,
     findings: Vec<ClassFinding>,
+    /// Rows whose labels the agreement law cannot explain ([`KnnLabel::poison_estimate`]);
+    /// `None` in models saved before it.
+    #[serde(default)]
+    estimate: Option<PoisonEstimate>,
 }
 
 impl KnnLabel {
@@ -153,9 +157,8 @@ impl VoteNull {
         let (m0, r0) = (best.1, best.2);
         let rhos: Vec<f64> =
             (0..21).map(|i| (r0 * (0.8 + 0.02 * f64::from(i))).min(0.95)).collect();
-        let means: Vec<f64> = (0..21)
-            .map(|i| (m0 - 0.005 + 0.0005 * f64::from(i)).clamp(1e-6, 1.0 - 1e-9))
-            .collect();
+        let means: Vec<f64> =
+            (0..21).map(|i| (m0 - 0.005 + 0.0005 * f64::from(i)).clamp(1e-6, 1.0 - 1e-9)).collect();
         search(&mut best, &means, &rhos);
         VoteNull { k, mean: best.1, rho: best.2 }
     }
@@ -207,6 +210,9 @@ impl VoteNull {
         self.lower_tails()[own.min(self.k) as usize]
     }
 }
+
+/// The p-value level of [`KnnLabel`]'s estimate of poisoned rows.
+const ESTIMATE_ALPHA: f64 = 0.01;
 
 /// Fewest rows above the cut that [`VoteNull::fit`] fits a law to.
 const MIN_NULL_ROWS: usize = 10;
@@ -339,6 +345,20 @@ impl KnnLabelValidParams {
                 )
             })
             .collect();
+        let below = training.p_values().iter().filter(|&&p| p <= ESTIMATE_ALPHA).count();
+        let estimate = PoisonEstimate::excess_over_null(
+            below,
+            n,
+            ESTIMATE_ALPHA,
+            ESTIMATE_LEVEL,
+            poisonguard_core::EstimateMethod::new(
+                KnnLabel::ID,
+                format!(
+                    "rows at p <= {ESTIMATE_ALPHA} beyond the {ESTIMATE_ALPHA} share the \
+                     table's agreement law (natural class overlap included) expects among {n} rows"
+                ),
+            ),
+        );
         Ok(KnnLabel {
             k,
             reference,
@@ -347,6 +367,7 @@ impl KnnLabelValidParams {
             null,
             training,
             findings,
+            estimate: Some(estimate),
         })
     }
 }
@@ -398,6 +419,13 @@ impl FittedDetector for KnnLabel {
 
     fn class_findings(&self) -> &[ClassFinding] {
         &self.findings
+    }
+
+    /// The rows at p <= 0.01 beyond the 1% that clean rows give (valid p-values: at most 1% of
+    /// the clean rows in expectation), with a binomial interval: the labels that the table's
+    /// own agreement law, natural overlap of the classes included, does not explain.
+    fn poison_estimate(&self) -> Option<PoisonEstimate> {
+        self.estimate.clone()
     }
 
     /// Scores new labelled rows by the vote of their `k` nearest training rows.

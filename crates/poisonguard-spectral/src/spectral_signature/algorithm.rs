@@ -400,8 +400,10 @@ mod tests {
                 crate::classes::tail_ratio(&r)
             })
             .collect();
-        let fast =
-            crate::classes::tail_inflation(&crate::classes::sorted_by_class(&scores, &by_class, fitted), fitted);
+        let fast = crate::classes::tail_inflation(
+            &crate::classes::sorted_by_class(&scores, &by_class, fitted),
+            fitted,
+        );
         assert_eq!(fast, naive);
         assert!(fast.iter().any(|&t| t > 1.0), "{fast:?}");
     }

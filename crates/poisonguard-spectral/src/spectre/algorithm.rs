@@ -7,7 +7,7 @@ use poisonguard_linalg::{a_b, at_b};
 
 use crate::classes::{
     ClassGate, PerClass, ROW_BLOCK, Verdicts, class_principal, fit_classes, gated_calibration,
-    gated_estimate, graded_p_values, per_class_fitted,
+    gated_estimate, per_class_fitted,
 };
 use crate::linalg::{eig_desc, inv_sqrt};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
@@ -308,7 +308,7 @@ impl Spectre {
         score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
-        p_value: "the larger of chi-square(1) scaled up to the other classes' 99% quantile and a group test: rows of the class at least as far out, binomial against the other classes' tail (every class, declared attacked or not)",
+        p_value: "chi-square(1), scaled to the median and 99% quantile of the classes not declared attacked; p = 1 outside classes declared attacked",
         paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
     };
 
@@ -376,13 +376,6 @@ impl Detector for SpectreValidParams {
             |c| self.flag_all_classes || !attacked[c],
             self.threshold,
         )?;
-        // The p-values: every fitted class's rows graded by their class's evidence (chi-square(1)
-        // scaled by the other classes' tail, raised to the class's group test), read off the
-        // scores before the gate caps them. The verdict gates the detector's own flags, as in
-        // the paper, but does not switch the rows' evidence off: a sub-population far out along
-        // a class's directions is a group whatever the class's variance inflation says.
-        let fitted: Vec<bool> = fits.iter().map(Option::is_some).collect();
-        let (_, p_values) = graded_p_values(&scores, &by_class, |c| fitted[c]);
         let mut classes = Vec::with_capacity(fits.len());
         let mut findings = Vec::new();
         let mut at_risk = 0;
@@ -422,10 +415,13 @@ impl Detector for SpectreValidParams {
             score: s,
             dims: dims[i],
         };
+        // p-values: the chi-square(1) null, its scale checked against the rows of the classes
+        // not declared attacked (as the threshold is); rows of those classes carry no evidence
+        // (the paper's class gate, applied by `PerClass::new`).
         let training = Detection::with_calibration(scores, threshold, calibration, explain)?;
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| gated_estimate(Spectre::ID, training.n_flagged(), at_risk));
-        let mut state = PerClass::new(
+        let state = PerClass::new(
             &by_class,
             labels.map().clone(),
             data.n_features(),
@@ -434,9 +430,6 @@ impl Detector for SpectreValidParams {
             findings,
             estimate,
         );
-        // `PerClass::new` gates the evidence of the classes not declared; the graded p-values
-        // replace it in training (new rows, scored alone, keep the gate and the calibration)
-        state.training = state.training.with_training_p_values(p_values);
         Ok(Spectre { state })
     }
 }

@@ -36,21 +36,9 @@
 //! quarter of each class's rows exceed its 99% quantile), so the default
 //! [`ThresholdRule::Auto`] takes the null from the data: the 99% quantile of the scores of the
 //! rows in classes *not* declared attacked (all rows with `flag_all_classes`), never below the
-//! chi-square(1) 99% quantile (6.63).
-//!
-//! # P-value
-//! The class evidence grades the row evidence instead of switching it off. A training row's
-//! p-value is the larger of (a) chi-square(1) scaled up to the *other* classes' 99% quantile
-//! and (b) its class's group test: `r` rows of the class at least as far out as the row,
-//! binomial against the other classes' conformal tail at that score, Bonferroni over a grid of
-//! group sizes (the rule `spectral_signature` uses, `crate::classes::graded_p_values`). A lone
-//! far row of a class whose tail is like the others' is no group (p large); a sub-population far
-//! out along a class's directions is one, whether or not the class verdict below declares the
-//! class (a 5% backdoor in one digit among classes with natural sub-populations was ranked at
-//! ROC-AUC 0.99 by the score while the verdict, and so every p-value, said nothing). This holds
-//! in every class; the verdict gates only the detector's own threshold and flags, as in the
-//! paper. New rows (`detect`), scored alone, cannot form a group: they keep the gate and get the
-//! chi-square(1) law scaled to the undeclared classes' median and 99% quantile.
+//! chi-square(1) 99% quantile (6.63). The p-values are chi-square(1) scaled by the larger of the
+//! ratios of those rows' median and 99% quantile to the law's, so that they agree with the
+//! threshold; rows of classes not declared attacked get p = 1.
 //!
 //! # Class verdicts
 //! SPECTRE ranks the rows of a class it is told is the target; a user does not know the target.
