@@ -725,8 +725,8 @@ pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
 /// least 1, read at the level where it is largest and counted conservatively: for each
 /// [`ENRICHMENT_LEVELS`] `t` at which at least one clean row is expected (`n t >= 1`), the lower
 /// 99% confidence bound of the count `#{p <= t}` (Garwood's Poisson bound,
-/// `chi2_{0.01}(2 count) / 2`) over the `n t` rows a clean table gives; the largest, at least
-/// 1. A clean detector's bound stays below its expected count at every level (1); one whose
+/// `chi2_{0.01}(2 count) / 2`) over the `n t` rows a clean table gives; the largest, at
+/// least 1. A clean detector's bound stays below its expected count at every level (1); one whose
 /// evidence is a group of rows at p ~ 1e-3 weighs by how far that group exceeds the null there,
 /// which a single level of 0.01 diluted with the clean rows between 1e-3 and 0.01: 53 blended
 /// rows at p ~ 6e-4 in 3,000 real CIFAR-10 embeddings weighed 2.4 there and were not flagged
