@@ -673,7 +673,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// a base weight of 1; the outlier detectors share one base weight of 1 among them. Each base
 /// weight is multiplied by the detector's *enrichment* (at least 1): how many times more rows
 /// have a small p-value than a clean table would give, a lower confidence bound of
-/// `#{p <= t} / (n t)` at the level `t` where it is largest ([`enrichment`]). On a clean table
+/// `#{p <= t} / (n t)` at the level `t` where it is largest. On a clean table
 /// every enrichment is about 1 and
 /// the weights are the base weights; on a poisoned one the detectors that see the poison weigh
 /// more, so the noise of the others (natural outliers, a sub-population along a top direction)
