@@ -12,7 +12,7 @@ mod scenarios;
 
 use crate::planted_poison::recall_in_target;
 use poisonguard::{Detector, FittedDetector, Spectre};
-use scenarios::{Outcome, Space, TABLES, attacks_for, load_table, subsample};
+use scenarios::{Outcome, REAL_TABLES, Space, TABLES, attacks_for, load_table, subsample};
 
 const SEEDS: [u64; 3] = [100, 101, 102];
 
@@ -107,6 +107,51 @@ fn grid_on_seeds_not_used_for_choosing() {
 /// poisoned digits: no default detector sees it, `lof` at its default `k` (chosen on seeds 0-2,
 /// where it measured 0.899-0.989) ranks the poisons above the clean rows with ROC-AUC >= 0.9
 /// (issue: "the best poisonguard detector reaches ROC-AUC >= 0.9").
+/// The real-embedding grid on the held-out table (SVHN: CIFAR-10 chose the label nulls and the
+/// enrichment's levels) at the held-out seeds: clean 90% subsamples flag at most 1% of rows and
+/// declare nothing; on the scenarios whose best single detector reaches 0.95 the audit's
+/// suspicion is within 0.02 of it on at least 90% of them, with mean flagged recall >= 0.7 and
+/// precision >= 0.8 (measured on seeds 100-102: 16 of 16, 1.000, 0.932; see
+/// benches/RESULTS.md). Random and targeted flips, where the label detectors reach 0.75-0.84
+/// on this table, are outside the bar and are audited all the same.
+#[test]
+fn real_embedding_grid_on_the_held_out_table() {
+    let table = REAL_TABLES.iter().find(|t| t.name == "svhn_resnet18").unwrap();
+    let clean = load_table(table);
+    for seed in SEEDS {
+        let sub = subsample(&clean, seed);
+        let c = scenarios::audit(&sub, &vec![false; sub.n_samples()], "svhn clean");
+        assert!(c.flag_rate() <= 0.01, "seed {seed}: {:.2}% flagged", 100.0 * c.flag_rate());
+        assert_eq!(c.attacked_classes, 0, "seed {seed}");
+    }
+    let mut strong: Vec<(String, Outcome)> = Vec::new();
+    for spec in attacks_for(table) {
+        for seed in SEEDS {
+            let (data, truth) = scenarios::poisoned(&clean, &spec, seed, Space::Raw);
+            let name = format!("{} {spec} seed {seed}", table.name);
+            let o = scenarios::audit(&data, &truth, &name);
+            eprintln!(
+                "{name}: best {:.4} audit {:.4} recall {:.3} precision {:.3}",
+                o.best(),
+                o.suspicion_auc,
+                o.recall,
+                o.precision
+            );
+            if o.best() >= 0.95 {
+                strong.push((name, o));
+            }
+        }
+    }
+    let n = strong.len() as f64;
+    assert!(n >= 9.0, "only {n} scenarios reach 0.95");
+    let within = strong.iter().filter(|(_, o)| o.suspicion_auc >= o.best() - 0.02).count();
+    let recall = strong.iter().map(|(_, o)| o.recall).sum::<f64>() / n;
+    let precision = strong.iter().map(|(_, o)| o.precision).sum::<f64>() / n;
+    assert!(within as f64 >= 0.9 * n, "audit within 0.02 of the best on {within} of {n}");
+    assert!(recall >= 0.7, "mean flagged recall {recall:.3} over {n} scenarios");
+    assert!(precision >= 0.8, "mean flagged precision {precision:.3} over {n} scenarios");
+}
+
 #[test]
 fn lof_sees_a_clean_label_blend_in_embeddings() {
     use poisonguard::{DetectorOptions, detector, metrics::roc_auc};
