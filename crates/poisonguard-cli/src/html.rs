@@ -196,6 +196,8 @@ fn render(
         h.push_str("</table>\n");
     }
 
+    h.push_str(&flagged_table(report, shape.labels));
+
     h.push_str("<h2>Score distributions</h2>\n");
     for run in report.runs() {
         h.push_str(&histogram(run.id.as_str(), run.detection.scores(), run.detection.threshold()));
@@ -206,6 +208,44 @@ fn render(
         h.push_str(&scatter(report, &label, &drawn, &x));
     }
     h.push_str("</body></html>\n");
+    h
+}
+
+/// Flagged rows the page lists, smallest combined p-value first.
+const FLAGGED_ROWS_SHOWN: usize = 200;
+
+/// The table of flagged rows: row, label, combined p-value and every detector's reason, the
+/// [`FLAGGED_ROWS_SHOWN`] with the smallest combined p-values (the per-row report has them all).
+fn flagged_table(report: &Report, labels: Option<&Labels>) -> String {
+    let mut rows: Vec<usize> = (0..report.n_samples()).filter(|&i| report.is_flagged(i)).collect();
+    let p = report.p_values();
+    rows.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    let mut h = String::from("<h2>Flagged rows</h2>\n");
+    if rows.is_empty() {
+        h.push_str("<p>No row passes the false-discovery control.</p>\n");
+        return h;
+    }
+    if rows.len() > FLAGGED_ROWS_SHOWN {
+        let _ = writeln!(
+            h,
+            "<p>The {FLAGGED_ROWS_SHOWN} of {} flagged rows with the smallest combined p-values; \
+             the per-row report (<code>--output</code>) lists them all.</p>",
+            rows.len()
+        );
+    }
+    h.push_str("<table><tr><th>row</th><th>label</th><th>combined p</th><th>reasons</th></tr>\n");
+    for &i in rows.iter().take(FLAGGED_ROWS_SHOWN) {
+        let label = labels.map_or(String::new(), |l| l.value_of_row(i).to_string());
+        let _ = writeln!(
+            h,
+            "<tr class=\"flagged\"><td>{i}</td><td>{}</td><td>{:.2e}</td>\
+             <td style=\"text-align:left\">{}</td></tr>",
+            esc(&label),
+            p[i],
+            esc(&report.reasons_of_row(i))
+        );
+    }
+    h.push_str("</table>\n");
     h
 }
 

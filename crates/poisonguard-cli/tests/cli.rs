@@ -577,6 +577,13 @@ mod html {
         // one histogram per detector and the scatter of the most suspicious class (class 0)
         assert_eq!(text.matches("<svg").count(), 3);
         assert!(text.contains("class 0: 198 rows"));
+        // the verdict leads, and every flagged row (fewer than 200 here) is listed
+        assert!(text.contains("<p class=\"verdict\"><b>evidence of poisoning"), "{text}");
+        assert!(text.contains("<h2>Flagged rows</h2>"));
+        let flagged: usize =
+            text.split("<b>").find_map(|t| t.split(" rows (").next()?.parse().ok()).unwrap();
+        assert!(flagged >= 20, "{flagged}");
+        assert_eq!(text.matches("<tr class=\"flagged\">").count(), flagged);
         assert_self_contained_and_balanced(&text);
     }
 
