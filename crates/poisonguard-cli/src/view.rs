@@ -59,9 +59,11 @@ pub fn true_discoveries(flagged: usize, fdr: f64) -> usize {
 
 /// The one-line verdict every summary (text, JSON, HTML) leads with: "no evidence of poisoning"
 /// when no row passes the false-discovery control, no detector declares a class attacked and
-/// no estimate's lower end is above 0; "no finding" when rows are flagged but as many could be
-/// clean ([`true_discoveries`] is 0) and nothing else holds; otherwise "evidence of poisoning"
-/// and what the evidence is.
+/// no estimate's lower end is above 0; "no finding" when no class is declared and the rows
+/// flagged, if any, could all be clean ([`true_discoveries`] is 0): a count of poisoned rows
+/// beyond a detector's null alone (a near-duplicate pair under two labels, a label law's excess)
+/// is reported beside the verdict, not as one; otherwise "evidence of poisoning" and what the
+/// evidence is.
 pub fn headline(report: &Report) -> String {
     let mut declared: Vec<String> = report
         .runs()
@@ -82,13 +84,22 @@ pub fn headline(report: &Report) -> String {
             report.fdr()
         );
     }
-    if poisoned == 0 && declared.is_empty() && low <= 0.0 {
-        return format!(
-            "no finding: {flagged} rows flagged at a false-discovery rate of {}, each worth a look, \
-             but as many could be clean, no class is declared attacked and no detector counts \
-             poisoned rows beyond its null",
-            report.fdr()
-        );
+    if poisoned == 0 && declared.is_empty() {
+        let rows = if flagged == 0 {
+            format!("no row passes the false-discovery control at {}", report.fdr())
+        } else {
+            format!(
+                "{flagged} rows flagged at a false-discovery rate of {}, each worth a look, but as \
+                 many could be clean",
+                report.fdr()
+            )
+        };
+        let counted = if low > 0.0 {
+            "; a detector counts rows beyond its null (see its estimate)"
+        } else {
+            ""
+        };
+        return format!("no finding: {rows}; no class is declared attacked{counted}");
     }
     let mut parts = vec![format!(
         "{flagged} rows flagged at a false-discovery rate of {}, at least {poisoned} of them not \

@@ -214,6 +214,13 @@ impl VoteNull {
 /// The p-value level of [`KnnLabel`]'s estimate of poisoned rows.
 const ESTIMATE_ALPHA: f64 = 0.01;
 
+/// The share of clean rows the estimate allows at p <= [`ESTIMATE_ALPHA`]: the fitted law is
+/// a model of real votes, not their exact law, and on the 15,000 clean CIFAR-10 embeddings 1.41%
+/// of the rows fall at p <= 0.01 (1.37% of the 3,000 shipped ones). Counted against 1%, a clean
+/// table of that size showed "61 poisoned rows (37 to 90)"; the tolerance is the validity bar of
+/// the calibration tests (1.5 times the level).
+const ESTIMATE_NULL_SHARE: f64 = 0.015;
+
 /// Fewest rows above the cut that [`VoteNull::fit`] fits a law to.
 const MIN_NULL_ROWS: usize = 10;
 
@@ -349,13 +356,14 @@ impl KnnLabelValidParams {
         let estimate = PoisonEstimate::excess_over_null(
             below,
             n,
-            ESTIMATE_ALPHA,
+            ESTIMATE_NULL_SHARE,
             ESTIMATE_LEVEL,
             poisonguard_core::EstimateMethod::new(
                 KnnLabel::ID,
                 format!(
-                    "rows at p <= {ESTIMATE_ALPHA} beyond the {ESTIMATE_ALPHA} share the \
-                     table's agreement law (natural class overlap included) expects among {n} rows"
+                    "rows at p <= {ESTIMATE_ALPHA} beyond the {ESTIMATE_NULL_SHARE} share that \
+                     clean rows may reach under the table's agreement law (natural class overlap \
+                     included), among {n} rows"
                 ),
             ),
         );
@@ -421,9 +429,9 @@ impl FittedDetector for KnnLabel {
         &self.findings
     }
 
-    /// The rows at p <= 0.01 beyond the 1% that clean rows give (valid p-values: at most 1% of
-    /// the clean rows in expectation), with a binomial interval: the labels that the table's
-    /// own agreement law, natural overlap of the classes included, does not explain.
+    /// The rows at p <= 0.01 beyond the 1.5% that clean rows may give (the fitted law's tolerance
+    /// on real data), with a binomial interval: the labels that the table's own agreement law,
+    /// natural overlap of the classes included, does not explain.
     fn poison_estimate(&self) -> Option<PoisonEstimate> {
         self.estimate.clone()
     }
