@@ -52,7 +52,7 @@ impl Duplicates {
         score: "size of the row's near-duplicate group, + the flood fence when the group's labels conflict",
         auto: poisonguard_core::AutoThreshold::Fence,
         auto_threshold: "the flood fence: groups with conflicting labels or beyond the fence of group sizes",
-        p_value: "Poisson law of a clean row's near-duplicate count (mean of the rows at or below the flood fence)",
+        p_value: "groups of exact copies or conflicting labels: Poisson law of a clean row's near-duplicate count (mean of the rows at or below the flood fence); other groups: the share of rows with as many near-duplicates",
         paper: "near-duplicate flooding, ISO/IEC 27090; groups by a radius read off the nearest-neighbour distances",
     };
 
@@ -236,6 +236,17 @@ fn poisson_null_mean(scores: &[f64], fence: f64) -> f64 {
     mean.max(1.0 / n)
 }
 
+/// The share of the rows with at least `count` near-duplicates (the row's own included): the
+/// p-value of a group of one label and no exact copy, against the table's own spread of group
+/// sizes. Valid whatever the law of a clean table's dense spots (conservative when the table
+/// holds floods); 1 for a row without near-duplicates.
+fn rank_p_value(counts: &[f64], count: f64) -> f64 {
+    if count < 1.0 {
+        return 1.0;
+    }
+    counts.iter().filter(|&&c| c >= count).count() as f64 / counts.len().max(1) as f64
+}
+
 /// `P(Poisson(mean) >= score)`; 1 for a score below 1 (no near-duplicate).
 fn poisson_p_value(score: f64, mean: f64) -> f64 {
     use statrs::distribution::{DiscreteCDF, Poisson};
@@ -320,7 +331,29 @@ impl DuplicatesValidParams {
         let rule = self.threshold.resolve(Duplicates::INFO.auto, Some(fence));
         let explain = |i: usize, _| explain(&groups, group_of[i].unwrap_or(0), 0, None);
         let null_mean = poisson_null_mean(&scores, fence);
-        let p_values = scores.iter().map(|&s| poisson_p_value(s, null_mean)).collect();
+        // a group whose rows all have an exact copy (distance 0) or whose labels conflict is
+        // tested against the Poisson law; any other group is a dense spot of one class, which
+        // clean data has (a tight cluster is a jittered flood to the geometry), and is ranked
+        // among the table's own group sizes instead
+        let exact: Vec<bool> = {
+            let mut all_zero = vec![true; groups.len()];
+            for (i, g) in group_of.iter().enumerate() {
+                if let Some(g) = *g {
+                    all_zero[g] &= graph.distances(i)[0] == 0.0;
+                }
+            }
+            all_zero
+        };
+        let strong = |i: usize| group_of[i].is_some_and(|g| exact[g] || groups[g].1.len() > 1);
+        let p_values = (0..n)
+            .map(|i| {
+                if strong(i) {
+                    poisson_p_value(scores[i], null_mean)
+                } else {
+                    rank_p_value(&counts, counts[i])
+                }
+            })
+            .collect();
         let threshold = rule.fit(&scores)?;
         let training =
             Detection::with_calibration(scores, threshold, Given, explain)?.with_p_values(p_values);
