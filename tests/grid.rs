@@ -111,7 +111,7 @@ fn grid_on_seeds_not_used_for_choosing() {
 /// enrichment's levels) at the held-out seeds: clean 90% subsamples flag at most 1% of rows and
 /// declare nothing; on the scenarios whose best single detector reaches 0.95 the audit's
 /// suspicion is within 0.02 of it on at least 90% of them, with mean flagged recall >= 0.7 and
-/// precision >= 0.8 (measured on seeds 100-102: 15 of 15, recall 1.000, precision 0.958; see
+/// precision >= 0.8 (measured on seeds 100-102: 15 of 15, recall 1.000, precision 0.994; see
 /// benches/RESULTS.md). Random and targeted flips, where the label detectors reach 0.75-0.84
 /// on this table, are outside the bar and are audited all the same.
 #[test]
