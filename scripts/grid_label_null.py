@@ -14,7 +14,7 @@ prints the suspicion ROC-AUC
   - `other`: replaced by the share of rows of the *other* classes scoring at least as high
     (a null that assumes all classes agree with their neighbours alike),
 and, for clean scenarios, the share of rows at p <= 0.01 under each (1% expected).
-Needs numpy.
+Needs numpy and scipy.
 """
 
 import argparse
@@ -46,10 +46,24 @@ def auc(score, truth):
     return (r[truth].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
+# the levels `enrichment` in src/lib.rs reads
+ENRICHMENT_LEVELS = [0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4]
+
+
 def enrichment(p):
+    """As src/lib.rs: the largest, over the levels where a clean table expects a row, of the
+    lower 99% Poisson (Garwood) bound of the count at or below the level over its expectation."""
+    from scipy.stats import chi2
+
     n = len(p)
-    t = min(max(20.0 / n, 0.01), 1.0)
-    return max(1.0, (p <= t).sum() / (n * t))
+    best = 1.0
+    for t in ENRICHMENT_LEVELS:
+        if n * t < 1.0:
+            continue
+        count = (p <= t).sum()
+        low = chi2.ppf(0.01, 2 * count) / 2 if count > 0 else 0.0
+        best = max(best, low / (n * t))
+    return best
 
 
 def combine(pvals):
