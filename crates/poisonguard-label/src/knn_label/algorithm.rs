@@ -86,10 +86,11 @@ fn auto_k(labels: &Labels, n: usize) -> usize {
 /// beta-binomial with mean agreement `mean` and intra-neighbourhood correlation `rho` (a
 /// binomial at `rho = 0`). A row's p-value is `P(X <= own votes)`.
 ///
-/// Fitted to the training rows whose own label holds at least half of their votes, by maximum
-/// likelihood of the law truncated there: the rows outvoted by other labels (where flipped
-/// labels sit) do not enter the fit, so a table with many flips does not widen its own null
-/// (an empirical null fitted where the null dominates, as in Efron's local false-discovery rate).
+/// Fitted to the training rows whose own label holds more than [`FLIP_SHARE`] of their votes,
+/// by maximum likelihood of the law truncated there ([`VoteNull::fit`]): the rows with a few own
+/// votes at most (where flipped labels sit) do not enter the fit, so a table with many flips does
+/// not widen its own null (an empirical null fitted where the null dominates, as in Efron's local
+/// false-discovery rate), while the natural overlap of the classes above the cut shapes its tail.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 struct VoteNull {
     k: u32,
