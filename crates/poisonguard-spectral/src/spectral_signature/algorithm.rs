@@ -4,9 +4,7 @@ use poisonguard_core::{
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
-use crate::classes::{
-    ClassGate, PerClass, centred, fit_classes, graded_p_values, per_class_fitted,
-};
+use crate::classes::{ClassGate, PerClass, centred, fit_classes, per_class_fitted, tail_ratio_of};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen, top_eigen_of_covariance};
 use poisonguard_linalg::Moments;
@@ -39,7 +37,7 @@ impl ClassFit {
         projection(row, &self.mean, &self.direction)
     }
 
-    /// The p-value of a centred score `s` ([`tail_inflation`](crate::classes::tail_inflation)).
+    /// The p-value of a centred score `s` ([`tail_inflation`]).
     fn p_value(&self, s: f64) -> f64 {
         Calibration::ChiSquared { dof: 1.0, scale: self.tail }.p_value(s)
     }
@@ -142,6 +140,164 @@ fn class_fit(mean: Vec<f64>, eig: &TopEigen, proj: &[f64], kind: SignatureScore)
     ClassFit { mean, direction: eig.vector.clone(), scale2, offset, kind, tail: 1.0 }
 }
 
+/// Each class's tail inflation (1 for a class `fitted(c)` denies): the 99% quantile of the
+/// centred scores of the *other* fitted classes over chi-square(1)'s (6.63), never below 1.
+///
+/// The chi-square(1) law of the centred score holds when a clean class is Gaussian along its
+/// top direction. Embeddings often are not (ReLU units: a clean class of breast_cancer's hidden
+/// layer has 2-3% of its rows beyond the law's 99% quantile). Backdoored rows sit in the tail of
+/// their own class, so the tail is read off the other classes, which share the representation:
+/// a class's own poison cannot widen its law, and the p-value at the tail's 99% quantile is
+/// 0.01, as in the auto threshold's reading of the law. Poison spread over every class (injected
+/// outliers) widens every class's law; the outlier family reads those rows.
+fn tail_inflation(sorted: &[Vec<f64>], fitted: impl Fn(usize) -> bool) -> Vec<f64> {
+    // one sort of every fitted row, not one of the other classes per class: an order statistic
+    // of the others is read off it and the class's own sorted scores (`kth_without`)
+    let mut all: Vec<f64> = sorted.iter().flatten().copied().collect();
+    all.sort_by(f64::total_cmp);
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let n = all.len() - class.len();
+            if !fitted(c) || n == 0 {
+                return 1.0;
+            }
+            // `quantile_sorted` of the others at 99%, from their two order statistics
+            let pos = (1.0 - AUTO_ALPHA) * (n - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let (a, b) = (kth_without(&all, class, lo), kth_without(&all, class, hi));
+            tail_ratio_of(a + (b - a) * (pos - lo as f64))
+        })
+        .collect()
+}
+
+/// Each class's scores in ascending order (`total_cmp`), empty for a class `fitted(c)` denies:
+/// what [`tail_inflation`] and [`group_p_values`] read the classes' tails from.
+fn sorted_by_class(
+    scores: &[f64],
+    by_class: &[Vec<usize>],
+    fitted: impl Fn(usize) -> bool,
+) -> Vec<Vec<f64>> {
+    by_class
+        .iter()
+        .enumerate()
+        .map(|(c, rows)| {
+            let mut v: Vec<f64> =
+                if fitted(c) { rows.iter().map(|&i| scores[i]).collect() } else { Vec::new() };
+            v.sort_by(f64::total_cmp);
+            v
+        })
+        .collect()
+}
+
+/// The `j`-th smallest (from 0) of the multiset `all` minus its sub-multiset `part` (both
+/// sorted by `total_cmp`): the first value `v` of `all` with more than `j` elements of the
+/// difference at or below it. `j` < `all.len() - part.len()`.
+fn kth_without(all: &[f64], part: &[f64], j: usize) -> f64 {
+    let at_or_below = |s: &[f64], v: f64| s.partition_point(|x| x.total_cmp(&v).is_le());
+    // the difference's count at or below `all[i]` grows with `i`: binary search on `i`
+    let i = all.partition_point(|&v| at_or_below(all, v) - at_or_below(part, v) <= j);
+    all[i]
+}
+
+/// The group sizes the group test looks at: 1, 2, 3, 4, then about 1.41x apart, up to `n`.
+fn group_ranks(n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut r = 1usize;
+    while r <= n {
+        out.push(r);
+        r = (r + 1).max((r as f64 * std::f64::consts::SQRT_2).round() as usize);
+    }
+    out
+}
+
+/// The group p-values of one class's rows `order`, most extreme first (`score(i)` row `i`'s
+/// score, `tail(s)` the reference's conformal tail at `s`), as `(row, p)` pairs.
+///
+/// With `n_c` rows, the test of size `r` (one of the `m` [`group_ranks`]) at threshold `s` is
+/// `P(Binomial(n_c, tail(s)) >= r)`: how surprising `r` rows at or above `s` are in rows
+/// exchangeable with the reference. A row ranked `rho` (score `s_rho`) is one of `r` rows at or
+/// above `s_rho` for the largest size `r <= rho`, and one of the `r` rows at or above the
+/// class's `r`-th score `s_(r)` for every size `r >= rho`; its group p-value is `m` times the
+/// smallest of those tests, at most 1. Each test at a size `r` is at least the one at `s_(r)`
+/// (the highest threshold `r` rows reach), so a row's group p-value <= `a` only when some size's
+/// test at `s_(r)` is <= `a / m`: Bonferroni over the sizes keeps it valid.
+fn group_test(
+    order: &[usize],
+    score: impl Fn(usize) -> f64,
+    tail: impl Fn(f64) -> f64,
+) -> Vec<(usize, f64)> {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    let n_c = order.len() as u64;
+    let test =
+        |r: usize, s: f64| Binomial::new(tail(s).min(1.0), n_c).map_or(1.0, |b| b.sf(r as u64 - 1));
+    let ranks = group_ranks(order.len());
+    // each size's test at its own threshold, then the smallest over the sizes from each up
+    let mut from: Vec<f64> = ranks.iter().map(|&r| test(r, score(order[r - 1]))).collect();
+    for g in (0..from.len().saturating_sub(1)).rev() {
+        from[g] = from[g].min(from[g + 1]);
+    }
+    let m = ranks.len() as f64;
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank0, &i)| {
+            // sizes up to the row's rank: the largest one, at the row's own score
+            let below = ranks.partition_point(|&r| r <= rank0 + 1);
+            let own = test(ranks[below - 1], score(i));
+            let above = from.get(ranks.partition_point(|&r| r <= rank0)).copied().unwrap_or(1.0);
+            (i, (m * own.min(above)).min(1.0))
+        })
+        .collect()
+}
+
+/// `(1 + #{x in sorted slices >= s}) / (N + 1)`: the conformal tail at `s` of the `N` values
+/// of `sorted` (each slice ascending).
+fn conformal_tail(sorted: &[&[f64]], s: f64) -> f64 {
+    let n: usize = sorted.iter().map(|v| v.len()).sum();
+    let above: usize = sorted.iter().map(|v| v.len() - v.partition_point(|&x| x < s)).sum();
+    (1 + above) as f64 / (n + 1) as f64
+}
+
+/// The training p-values: each row's `law` p-value, raised to its class's group p-value
+/// ([`group_test`]) where that is larger ([`SpectralSignature`]'s module docs, "P-value"). The
+/// reference of class `c` is the other fitted classes' scores (`sorted`, from
+/// [`sorted_by_class`]); a class with no reference (the only fitted class) keeps the law.
+fn group_p_values(
+    scores: &[f64],
+    by_class: &[Vec<usize>],
+    sorted: &[Vec<f64>],
+    fitted: impl Fn(usize) -> bool + Sync,
+    law: &[f64],
+) -> Vec<f64> {
+    // one class's group p-values, as (row, p) pairs; classes in parallel
+    let class_groups = |(c, rows): (usize, &Vec<usize>)| -> Vec<(usize, f64)> {
+        let others: Vec<&[f64]> = (0..by_class.len())
+            .filter(|&o| o != c && fitted(o))
+            .map(|o| sorted[o].as_slice())
+            .collect();
+        if !fitted(c) || others.iter().all(|v| v.is_empty()) {
+            return Vec::new();
+        }
+        let mut order = rows.clone();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        group_test(&order, |i| scores[i], |s| conformal_tail(&others, s))
+    };
+    #[cfg(feature = "parallel")]
+    let groups: Vec<Vec<(usize, f64)>> = {
+        use rayon::prelude::*;
+        by_class.par_iter().enumerate().map(class_groups).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let groups: Vec<Vec<(usize, f64)>> = by_class.iter().enumerate().map(class_groups).collect();
+    let mut p = law.to_vec();
+    for (i, group) in groups.into_iter().flatten() {
+        p[i] = p[i].max(group);
+    }
+    p
+}
+
 /// One fitted class: what the fit keeps, its top eigenpair, its rows' centred projections.
 type FittedClass = (ClassFit, TopEigen, Vec<f64>);
 
@@ -219,12 +375,16 @@ impl SpectralSignatureValidParams {
             Some(law) => {
                 let threshold = self.threshold.fit_with_null(&scores, Some(law))?;
                 let fitted: Vec<bool> = classes.iter().map(Option::is_some).collect();
-                let (tails, p) = graded_p_values(&scores, by_class, |c| fitted[c]);
-                for (fit, tail) in classes.iter_mut().zip(tails) {
+                let sorted = sorted_by_class(&scores, by_class, |c| fitted[c]);
+                let tails = tail_inflation(&sorted, |c| fitted[c]);
+                let mut p = vec![1.0; n];
+                for ((fit, rows), tail) in classes.iter_mut().zip(by_class).zip(tails) {
                     if let Some(fit) = fit {
                         fit.tail = tail;
+                        rows.iter().for_each(|&i| p[i] = fit.p_value(scores[i]));
                     }
                 }
+                let p = group_p_values(&scores, by_class, &sorted, |c| fitted[c], &p);
                 Detection::with_calibration(scores, threshold, Calibration::Given, explain)?
                     .with_p_values(p)
             }
@@ -400,10 +560,8 @@ mod tests {
                 crate::classes::tail_ratio(&r)
             })
             .collect();
-        let fast = crate::classes::tail_inflation(
-            &crate::classes::sorted_by_class(&scores, &by_class, fitted),
-            fitted,
-        );
+        let fast =
+            super::tail_inflation(&super::sorted_by_class(&scores, &by_class, fitted), fitted);
         assert_eq!(fast, naive);
         assert!(fast.iter().any(|&t| t > 1.0), "{fast:?}");
     }
