@@ -192,20 +192,6 @@ pub fn attacked_classes(report: &Report) -> usize {
         .unwrap_or(0)
 }
 
-/// The labels of the classes any run declared attacked, sorted, once each.
-pub fn declared_classes(report: &Report) -> Vec<String> {
-    let mut labels: Vec<String> = report
-        .runs()
-        .iter()
-        .flat_map(|r| r.class_findings.iter())
-        .filter(|f| f.attacked() == Some(true))
-        .map(|f| f.label().to_string())
-        .collect();
-    labels.sort_unstable();
-    labels.dedup();
-    labels
-}
-
 /// The target class of a backdoor spec, as the findings print labels; `None` for other attacks.
 pub fn target_of(spec: &str) -> Option<String> {
     Attack::parse(spec).expect("grid spec parses").target().map(ToString::to_string)
@@ -259,7 +245,7 @@ pub fn audit(data: &Dataset, truth: &[bool], scenario: &str) -> Outcome {
         recall,
         precision,
         attacked_classes: attacked_classes(&report),
-        declared: declared_classes(&report),
+        declared: report.declared_classes(),
     }
 }
 

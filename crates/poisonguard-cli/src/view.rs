@@ -65,15 +65,7 @@ pub fn true_discoveries(flagged: usize, fdr: f64) -> usize {
 /// is reported beside the verdict, not as one; otherwise "evidence of poisoning" and what the
 /// evidence is.
 pub fn headline(report: &Report) -> String {
-    let mut declared: Vec<String> = report
-        .runs()
-        .iter()
-        .flat_map(|r| r.class_findings.iter())
-        .filter(|f| f.attacked() == Some(true))
-        .map(|f| f.label().to_string())
-        .collect();
-    declared.sort_unstable();
-    declared.dedup();
+    let declared = report.declared_classes();
     let flagged = report.n_flagged();
     let low = report.estimate().map_or(0.0, |e| e.low);
     let poisoned = true_discoveries(flagged, report.fdr());

@@ -151,6 +151,21 @@ impl Report {
         self.runs.iter().filter(|r| r.abstains()).map(|r| r.id).collect()
     }
 
+    /// The labels (as printed) of the classes some detector declared attacked
+    /// ([`ClassFinding::attacked`](crate::ClassFinding::attacked)), sorted, once each.
+    pub fn declared_classes(&self) -> Vec<String> {
+        let mut labels: Vec<String> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.class_findings.iter())
+            .filter(|f| f.attacked() == Some(true))
+            .map(|f| f.label().to_string())
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        labels
+    }
+
     /// Detectors that failed.
     pub fn failures(&self) -> &[DetectorFailure] {
         &self.failures
