@@ -93,14 +93,6 @@ impl Duplicates {
         &self.class_radii
     }
 
-    /// The radius a new row is held to against training row `j`: `j`'s class's.
-    fn radius_of_training_row(&self, j: usize) -> f64 {
-        match &self.labels {
-            Some(l) if !self.class_radii.is_empty() => self.class_radii[l.ids()[j].index()],
-            _ => self.radius,
-        }
-    }
-
     /// The duplicate count above which a group counts as a flood.
     pub fn fence(&self) -> f64 {
         self.fence
@@ -115,6 +107,15 @@ impl Duplicates {
 /// The data-derived radius: robust lower fence of the log nearest-neighbour distances.
 fn auto_radius(graph: &KnnGraph) -> f64 {
     fence_of((0..graph.n_samples()).map(|i| f64::from(graph.distances(i)[0])))
+}
+
+/// The radius row `i` of a table with `labels` is held to: its class's when there are class
+/// radii, else the table's `radius`.
+fn radius_of_row(class_radii: &[f64], labels: Option<&Labels>, radius: f64, i: usize) -> f64 {
+    match labels {
+        Some(l) if !class_radii.is_empty() => class_radii[l.ids()[i].index()],
+        _ => radius,
+    }
 }
 
 /// Each class's radius: [`fence_of`] the nearest-neighbour distances of its rows (the nearest
@@ -271,12 +272,8 @@ impl DuplicatesValidParams {
             (None, Some(labels)) => class_radii(&graph, labels, radius),
             _ => Vec::new(),
         };
-        let class_of = data.labels().map(|l| l.ids());
         // the radius a pair is held to: the smaller of its two rows' classes'
-        let radius_of = |i: usize| match class_of {
-            Some(ids) if !class_radii.is_empty() => class_radii[ids[i].index()],
-            _ => radius,
-        };
+        let radius_of = |i: usize| radius_of_row(&class_radii, data.labels(), radius, i);
         let mut parent: Vec<usize> = (0..n).collect();
         for i in 0..n {
             for (&j, &d) in graph.neighbors(i).iter().zip(graph.distances(i)) {
@@ -459,7 +456,9 @@ impl FittedDetector for Duplicates {
         let nearest: Vec<Option<usize>> = (0..n)
             .map(|i| {
                 let (j, d) = (graph.neighbors(i)[0] as usize, f64::from(graph.distances(i)[0]));
-                (d <= self.radius_of_training_row(j)).then_some(j)
+                // held to the training row's class's radius
+                let r = radius_of_row(&self.class_radii, self.labels.as_ref(), self.radius, j);
+                (d <= r).then_some(j)
             })
             .collect();
         let same_label = |i: usize, j: usize| match (labels, &self.labels) {
