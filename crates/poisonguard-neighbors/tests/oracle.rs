@@ -306,3 +306,19 @@ fn projected_index_keeps_recall_and_exact_distances() {
     // a copy of the flooded row has only copies (distance 0) as neighbours
     assert!(g.distances(11).iter().all(|&v| v == 0.0));
 }
+
+#[test]
+fn matches_naive_with_concentrated_distances_and_a_far_row() {
+    // 256 Gaussian dimensions (the k-th and (k + 8)-th distances close together, as in real
+    // embeddings) and rows of squared norm ~10^4 times the others: the re-rank's rounding bound
+    // is read row by row, and must still never drop a true neighbour
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut x = Array2::from_shape_fn((1500, 256), |_| {
+        let (u, v): (f32, f32) = (rng.random(), rng.random());
+        (-2.0 * (1.0 - u).ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    });
+    for i in [3, 700, 1499] {
+        x.row_mut(i).mapv_inplace(|v| 100.0 * v);
+    }
+    check(&x, 50);
+}
