@@ -504,7 +504,7 @@ impl Audit {
             self.detectors.iter().any(|d| asks(d.as_ref()) && d.knn_distances())
         };
         let trim = |g: KnnGraph, reads: bool| if reads { g } else { g.without_distances() };
-        let raw_k = self.detectors.iter().filter_map(|d| d.knn_k()).max();
+        let raw_k = self.detectors.iter().filter_map(|d| d.knn_k(data)).max();
         let standardized_k = self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).max();
         let shared = match raw_k {
             Some(k) if k < data.n_samples() => {
@@ -519,7 +519,7 @@ impl Audit {
             }
             _ => None,
         };
-        let shared = shared.map(|g| trim(g, reads_distances(&|d| d.knn_k().is_some())));
+        let shared = shared.map(|g| trim(g, reads_distances(&|d| d.knn_k(data).is_some())));
         let standardized = match standardized_k {
             Some(k) if k < data.n_samples() => {
                 on_event(AuditEvent::SharedStandardizedKnn(k));

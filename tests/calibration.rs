@@ -39,9 +39,11 @@ fn table(name: &str) -> Dataset {
     load(path, &opts).unwrap().into_parts().0
 }
 
-/// A real-embedding table (ResNet-18 penultimate layer, 512 columns, three classes of 1,000
-/// rows whose classes overlap naturally): `datasets/real-embeddings/` (CIFAR-10, on which the
-/// label nulls were chosen) or `tests/fixtures/` (SVHN, held out: nothing was chosen on it).
+/// A real table whose rows are one vector in column `embedding`: ResNet-18 embeddings (512
+/// columns, three classes of 1,000 rows whose classes overlap naturally) of CIFAR-10
+/// (`datasets/real-embeddings/`, on which the label nulls were chosen) or SVHN (`tests/fixtures/`,
+/// held out: nothing was chosen on it), or 2,400 real MNIST digits (`tests/fixtures/`, 784 raw
+/// pixels, ten classes with natural sub-populations; held out).
 pub(crate) fn real_embeddings(path: &str) -> Dataset {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     let opts = LoadOptions {
@@ -52,11 +54,16 @@ pub(crate) fn real_embeddings(path: &str) -> Dataset {
     load(path, &opts).unwrap().into_parts().0
 }
 
-/// The real-embedding tables: CIFAR-10 (chosen on) and SVHN (held out).
-pub(crate) const REAL_EMBEDDINGS: [&str; 2] = [
+/// The clean real tables: CIFAR-10 embeddings (chosen on), SVHN embeddings and MNIST pixels
+/// (held out).
+pub(crate) const REAL_TABLES: [&str; 3] = [
     "datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet",
     "tests/fixtures/svhn_resnet18_3class_3000.parquet",
+    MNIST,
 ];
+
+/// 2,400 real MNIST digits, raw pixels (`tests/fixtures/README.md`).
+pub(crate) const MNIST: &str = "tests/fixtures/mnist_2400.parquet";
 
 /// The share of `p` at or below `t` is at most `allowed + 3` binomial standard errors of a
 /// share `allowed` among `p.len()` rows: the bars of the levels that matter to a
@@ -115,11 +122,11 @@ fn p_values_are_valid_on_clean_embeddings() {
 }
 
 /// Real embeddings whose classes overlap (a 10-NN vote is wrong on a fifth to a third of the
-/// rows): every default detector's p-values hold at 0.01 and 0.001, where the table's own
-/// overlap, not a textbook law, sets how often a clean row is outvoted or far out.
+/// rows) and real pixels: every default detector's p-values hold at 0.01 and 0.001, where the
+/// table's own overlap, not a textbook law, sets how often a clean row is outvoted or far out.
 #[test]
 fn p_values_hold_at_small_levels_on_real_embeddings() {
-    for name in REAL_EMBEDDINGS {
+    for name in REAL_TABLES {
         let data = real_embeddings(name);
         for r in REGISTRY.iter().filter(|r| r.is_default()) {
             let fitted = r.build(&DetectorOptions::default()).fit_boxed(&data).unwrap();

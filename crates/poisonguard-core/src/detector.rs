@@ -51,8 +51,10 @@ pub trait Detector {
     /// failure.
     fn fit(&self, data: &Dataset) -> Result<Self::Fitted, Self::Error>;
 
-    /// Neighbours per row this detector needs from a shared kNN graph, if it uses one.
-    fn knn_k(&self) -> Option<usize> {
+    /// Neighbours per row this detector needs from a shared kNN graph of the features of
+    /// `data` as given, if it uses one.
+    fn knn_k(&self, data: &Dataset) -> Option<usize> {
+        let _ = data;
         None
     }
 
@@ -95,8 +97,8 @@ where
         self.check_ref()?.fit(data)
     }
 
-    fn knn_k(&self) -> Option<usize> {
-        self.check_ref().ok().and_then(|c| c.knn_k())
+    fn knn_k(&self, data: &Dataset) -> Option<usize> {
+        self.check_ref().ok().and_then(|c| c.knn_k(data))
     }
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
@@ -211,8 +213,9 @@ pub trait DynDetector: Send + Sync + fmt::Debug {
         ctx: &FitContext<'_>,
     ) -> Result<Box<dyn FittedDetector>, BoxError>;
 
-    /// Neighbours per row this detector needs from a shared kNN graph, if it uses one.
-    fn knn_k(&self) -> Option<usize>;
+    /// Neighbours per row this detector needs from a shared kNN graph of the features of
+    /// `data` as given, if it uses one.
+    fn knn_k(&self, data: &Dataset) -> Option<usize>;
 
     /// Neighbours per row this detector needs from a shared graph of standardized features.
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize>;
@@ -240,8 +243,8 @@ where
         }
     }
 
-    fn knn_k(&self) -> Option<usize> {
-        Detector::knn_k(self)
+    fn knn_k(&self, data: &Dataset) -> Option<usize> {
+        Detector::knn_k(self, data)
     }
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {

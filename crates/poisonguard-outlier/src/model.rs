@@ -604,7 +604,7 @@ macro_rules! outlier_detector {
                 self.fit_in(data, &poisonguard_core::FitContext::default())
             }
 
-            fn knn_k(&self) -> Option<usize> {
+            fn knn_k(&self, _data: &poisonguard_core::Dataset) -> Option<usize> {
                 if self.common.per_class {
                     None
                 } else {

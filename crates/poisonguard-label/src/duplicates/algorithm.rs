@@ -394,7 +394,7 @@ impl Detector for DuplicatesValidParams {
     }
 
     /// Reads the audit's shared graph of the features as given when `standardize` is off.
-    fn knn_k(&self) -> Option<usize> {
+    fn knn_k(&self, _data: &Dataset) -> Option<usize> {
         (!self.standardize).then_some(self.k)
     }
 

@@ -314,11 +314,24 @@ fn evidence(why: &[Vote], null: &VoteNull) -> Vec<f64> {
 const KNN_AUTO: f64 = 1.301_029_995_663_981_3;
 
 impl KnnLabelValidParams {
+    /// Whether the search on `data` reads standardized features: as set, or by default unless
+    /// the features share one unit ([`Dataset::features_share_one_unit`]).
+    fn standardizes(&self, data: &Dataset) -> bool {
+        self.standardize.unwrap_or_else(|| !data.features_share_one_unit())
+    }
+
+    /// The neighbours per row this detector reads from the audit's shared graph of `data`,
+    /// standardized or as given (`standardized`), when that is the space it searches.
+    fn shared_k(&self, data: &Dataset, standardized: bool) -> Option<usize> {
+        let labels = data.labels().filter(|_| self.standardizes(data) == standardized)?;
+        Some(self.k.unwrap_or_else(|| auto_k(labels, data.n_samples())))
+    }
+
     fn fit_with(&self, data: &Dataset, shared: Option<&KnnGraph>) -> Result<KnnLabel> {
         let labels = data.require_classes(KnnLabel::ID.as_str())?;
         let n = data.n_samples();
         let k = self.k.unwrap_or_else(|| auto_k(labels, n));
-        let reference = Reference::new(data, self.standardize);
+        let reference = Reference::new(data, self.standardizes(data));
         let graph = reference.graph(k, shared)?;
         let classes: Vec<u32> = labels.ids().iter().map(|c| c.0).collect();
         let n_classes = labels.map().n_classes();
@@ -390,15 +403,13 @@ impl Detector for KnnLabelValidParams {
         self.fit_with(data, None)
     }
 
-    /// Reads the audit's shared graph of the features as given when `standardize` is off and
-    /// `k` is set.
-    fn knn_k(&self) -> Option<usize> {
-        if self.standardize { None } else { self.k }
+    /// Reads the audit's shared graph of the features as given when they are not standardized.
+    fn knn_k(&self, data: &Dataset) -> Option<usize> {
+        self.shared_k(data, false)
     }
 
     fn standardized_knn_k(&self, data: &Dataset) -> Option<usize> {
-        let labels = data.labels().filter(|_| self.standardize)?;
-        Some(self.k.unwrap_or_else(|| auto_k(labels, data.n_samples())))
+        self.shared_k(data, true)
     }
 
     /// The vote reads who the neighbours are, not how far.
@@ -408,9 +419,9 @@ impl Detector for KnnLabelValidParams {
 
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<KnnLabel> {
         let n = data.n_samples();
-        let shared = match (self.standardize, self.standardized_knn_k(data), self.k) {
-            (true, Some(k), _) => ctx.standardized_knn_for(n, k),
-            (false, _, Some(k)) => ctx.knn_for(n, k),
+        let shared = match (self.standardized_knn_k(data), self.knn_k(data)) {
+            (Some(k), _) => ctx.standardized_knn_for(n, k),
+            (None, Some(k)) => ctx.knn_for(n, k),
             _ => None,
         };
         self.fit_with(data, shared)
