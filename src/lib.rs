@@ -793,7 +793,7 @@ mod tests {
         let opts = DetectorOptions::default();
         let audit = Audit::new()
             .with_detector(detector("knn_distance", &opts).unwrap())
-            .with_detector(detector("knn_label", &opts).unwrap());
+            .with_detector(Box::new(KnnLabel::params().standardize(true)));
         let events = std::sync::Mutex::new(Vec::new());
         audit.run_with(&data, &|e| events.lock().unwrap().push(e)).unwrap();
         let events = events.into_inner().unwrap();
@@ -817,10 +817,11 @@ mod tests {
         }
     }
 
-    /// 200 rows of 4 features in three classes, for the label detectors' shared graph.
+    /// 200 rows of 4 features in units of their own (ranges a decade apart) in three classes,
+    /// for the label detectors' shared graph of standardized features.
     fn three_classes() -> Dataset {
         let x = Array2::from_shape_fn((200, 4), |(i, j)| {
-            ((i * 37 + j * 11) % 53) as f32 * (j + 1) as f32
+            ((i * 37 + j * 11) % 53) as f32 * 10f32.powi(j as i32)
         });
         let y: Vec<LabelValue> = (0..200).map(|i| LabelValue::Int((i % 3) as i64)).collect();
         Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
@@ -848,6 +849,35 @@ mod tests {
             let run = report.runs().iter().find(|r| r.id.as_str() == name).unwrap();
             assert_eq!(run.detection.scores(), alone.scores(), "{name}");
         }
+    }
+
+    /// Features in one unit (ranges within a decade): `knn_label` searches them as given and
+    /// shares the one graph of the features as given with `knn_distance` (no standardized graph),
+    /// scoring as when it searches alone.
+    #[test]
+    fn one_unit_features_share_one_graph() {
+        let x = Array2::from_shape_fn((300, 4), |(i, j)| ((i * 37 + j * 11) % 53) as f32);
+        let y: Vec<LabelValue> = (0..300).map(|i| LabelValue::Int((i % 3) as i64)).collect();
+        let data = Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap();
+        assert!(data.features_share_one_unit());
+        let opts = DetectorOptions::default();
+        let audit = Audit::new()
+            .with_detector(detector("knn_distance", &opts).unwrap())
+            .with_detector(detector("knn_label", &opts).unwrap());
+        let events = std::sync::Mutex::new(Vec::new());
+        let report = audit.run_with(&data, &|e| events.lock().unwrap().push(e)).unwrap();
+        let events = events.into_inner().unwrap();
+        let graphs: Vec<&AuditEvent> = events
+            .iter()
+            .filter(|e| {
+                matches!(e, AuditEvent::SharedKnn(_) | AuditEvent::SharedStandardizedKnn(_))
+            })
+            .collect();
+        assert_eq!(graphs.len(), 1, "{events:?}");
+        assert!(matches!(graphs[0], AuditEvent::SharedKnn(_)), "{events:?}");
+        let alone = detector("knn_label", &opts).unwrap().fit_boxed(&data).unwrap();
+        let run = report.runs().iter().find(|r| r.id.as_str() == "knn_label").unwrap();
+        assert_eq!(run.detection.scores(), alone.training().scores());
     }
 
     /// `knn_label` alone reads a standardized graph without distances (it declares it reads

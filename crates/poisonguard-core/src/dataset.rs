@@ -492,6 +492,25 @@ pub fn shares_one_unit(x: ArrayView2<'_, f32>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// Pixels and coordinates of one vector share a unit; records whose columns span decades
+    /// do not; constant columns are left out of the test.
+    #[test]
+    fn one_unit_is_read_off_the_column_ranges() {
+        // 0..255 in every varying column, two blank columns
+        let pixels = Array2::from_shape_fn((50, 6), |(i, j)| {
+            if j < 2 { 0.0 } else { ((i * 53 + j * 7) % 256) as f32 }
+        });
+        assert!(shares_one_unit(pixels.view()));
+        // ranges 1, 10, 100, 1000
+        let record = Array2::from_shape_fn((50, 4), |(i, j)| (i % 2) as f32 * 10f32.powi(j as i32));
+        assert!(!shares_one_unit(record.view()));
+        let one = Array2::from_shape_fn((50, 3), |(i, j)| if j == 0 { i as f32 } else { 1.0 });
+        assert!(shares_one_unit(one.view()));
+        let data = Dataset::new(record).unwrap();
+        assert!(!data.features_share_one_unit());
+        assert!(!data.clone().features_share_one_unit());
+    }
+
     use super::*;
     use ndarray::array;
 

@@ -54,6 +54,9 @@ pub enum FeatureSpace {
     /// Each feature centred and scaled to unit variance ([`Standardizer`](crate::Standardizer)),
     /// so that no feature dominates by its unit.
     Standardized,
+    /// Standardized when the columns carry units of their own, as given when they share one
+    /// ([`shares_one_unit`](crate::shares_one_unit): pixels, embeddings).
+    ByUnits,
 }
 
 /// The shared k-nearest-neighbour graph a detector reads, if any; an audit builds each graph
@@ -66,6 +69,9 @@ pub enum GraphNeed {
     Raw,
     /// A graph of the standardized features.
     Standardized,
+    /// A graph of the standardized features or of the features as given, as
+    /// [`FeatureSpace::ByUnits`] decides.
+    ByUnits,
 }
 
 /// How a detector scores the rows it was fitted on, against how it scores new rows.

@@ -153,7 +153,8 @@ mod tests {
             Dataset::new(x).unwrap().with_labels(Labels::from_values(&y)).unwrap()
         };
         let (train, new) = (table(300, 0), table(120, 1000));
-        let knn = KnnLabel::params().fit(&train).unwrap();
+        // these three columns share one unit: standardized on request
+        let knn = KnnLabel::params().standardize(true).fit(&train).unwrap();
         let dup = Duplicates::params().fit(&train).unwrap();
         let k =
             [knn.standardized_query_k(), dup.standardized_query_k()].into_iter().flatten().max();
