@@ -689,8 +689,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// otherwise outweigh one label or spectral test.
 ///
 /// A detector whose every p-value is 1 abstains (weight 0): its own test found nothing
-/// anywhere (spectre or activation clustering declared no class attacked, duplicates found no
-/// near-duplicate), and counting it would only dilute the others.
+/// anywhere (activation clustering declared no class attacked, spectre had fewer than four
+/// classes to judge and declared none, duplicates found no near-duplicate), and counting it
+/// would only dilute the others.
 pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
     let n_outlier =
         runs.iter().filter(|r| r.family == Family::Outlier && !r.abstains()).count().max(1);

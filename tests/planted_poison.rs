@@ -33,6 +33,28 @@ pub(crate) fn recall_in_target(data: &poisonguard::Dataset, scores: &[f64], trut
     recall_at_k(&s, &t, budget).unwrap()
 }
 
+/// A class whose verdict is borderline (the BadNets embeddings' class 0: z 5.0 against a
+/// critical 5.8, class p-value 0.008) grades its rows instead of switching them off: each row of a
+/// class not declared attacked carries `max(class p-value, own p-value)`, so the p-values rank
+/// the poison across the whole table (measured 0.988; the scores, which do not carry the class
+/// evidence, 0.949), and scoring the same rows again (a saved model on new data) grades them
+/// alike. Before, every p-value was 1 here.
+#[test]
+fn spectre_grades_the_rows_of_a_borderline_class() {
+    let (data, truth) = labelled("poisoned/digits_badnets_embeddings.parquet");
+    let fit = Spectre::params().fit(&data).unwrap();
+    assert!(fit.class_findings().iter().all(|f| f.attacked() != Some(true)));
+    let p = fit.training().p_values();
+    let evidence: Vec<f64> = p.iter().map(|v| -v).collect();
+    let auc = roc_auc(&evidence, &truth).unwrap();
+    assert!(auc >= 0.95, "graded p-values rank the poison at {auc:.3}");
+    assert!(p.iter().all(|&v| v > 0.001), "no row below the class evidence");
+    // the same rows scored again: the same p-values up to the rounding of the two products
+    for (a, b) in fit.detect(&data).unwrap().p_values().iter().zip(p) {
+        assert!((a - b).abs() <= 1e-9 * b.max(1e-300).max(1.0), "{a} vs {b}");
+    }
+}
+
 /// Tran et al.'s protocol: remove the top 1.5 x (number of poisons) rows of the target class and
 /// count the poisons removed; plus ROC-AUC over all rows.
 fn check_badnets(name: &str, min_auc: f64, min_recall: f64) {

@@ -363,6 +363,18 @@ impl Detection {
         self
     }
 
+    /// Sets the p-value of each row for which `p(i)` gives one (a class-level rule grading the
+    /// rows of a class), keeping the calibration; values clamped to [0, 1], NaN read as 1.
+    #[must_use]
+    pub fn with_graded_evidence(mut self, p: impl Fn(usize) -> Option<f64>) -> Self {
+        for (i, v) in self.p_values.iter_mut().enumerate() {
+            if let Some(g) = p(i) {
+                *v = if g.is_nan() { 1.0 } else { g.clamp(0.0, 1.0) };
+            }
+        }
+        self
+    }
+
     /// Sets the p-value of the rows `no_evidence` says to 1 (rows a class-level gate leaves
     /// out), keeping the calibration.
     #[must_use]

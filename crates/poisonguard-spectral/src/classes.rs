@@ -255,19 +255,36 @@ pub(crate) use per_class_fitted;
 
 /// Class verdicts from one statistic per class (`None`: the class was not fitted): each class's
 /// robust z against the others ([`verdict_z`], with the class's own standard error `se(c)`)
-/// and the critical value ([`critical_z`]) for the classes that have a statistic.
+/// and the critical value ([`critical_of`]) for the classes that have a statistic.
 pub(crate) struct Verdicts {
     /// Each class's robust z (`None`: no statistic, or too few other classes).
     pub(crate) z: Vec<Option<f64>>,
     /// The family-wise critical value of `z`.
     pub(crate) critical: f64,
+    /// The simulated null of one class's `z` ([`null_z`]), ascending.
+    null: Vec<f64>,
 }
 
 impl Verdicts {
     pub(crate) fn new(stats: &[Option<f64>], se: impl Fn(usize) -> f64, seed: u64) -> Self {
         let z = (0..stats.len()).map(|c| verdict_z(stats, c, se(c))).collect();
-        let critical = critical_z(stats.iter().filter(|s| s.is_some()).count(), seed);
-        Verdicts { z, critical }
+        let classes = stats.iter().filter(|s| s.is_some()).count();
+        let null = null_z(classes, seed);
+        let critical = critical_of(&null, classes);
+        Verdicts { z, critical, null }
+    }
+
+    /// Class `c`'s p-value: the share of the simulated null's `z` at or above its own, `(1 +
+    /// count) / (1 + draws)` (1 without a `z`). The same simulation as the critical value: a
+    /// class whose `z` reaches it has a p-value of at most `VERDICT_ALPHA / classes`.
+    pub(crate) fn p_value(&self, c: usize) -> f64 {
+        match self.z[c] {
+            Some(z) if !self.null.is_empty() => {
+                let above = self.null.len() - self.null.partition_point(|&v| v < z);
+                (1 + above) as f64 / (1 + self.null.len()) as f64
+            }
+            _ => 1.0,
+        }
     }
 
     /// Whether class `c`'s z exceeds the critical value.
@@ -284,15 +301,24 @@ pub(crate) const VERDICT_ALPHA: f64 = 0.05;
 const MAD_TO_SD: f64 = 1.482_602_218_505_602;
 
 /// The critical value of [`verdict_z`] for `classes` classes at family-wise level
-/// [`VERDICT_ALPHA`]: the `1 - alpha / classes` quantile of the leave-one-out robust z of one
-/// class among `classes` independent standard normal statistics (own standard error 0), by
-/// seeded simulation. The MAD of few classes is itself noisy, so the cut-off is far above the
-/// normal quantile when there are few classes: about 5.9 for 10 classes, 10.9 for 5; infinite
-/// (no verdict) below 4 classes.
-pub(crate) fn critical_z(classes: usize, seed: u64) -> f64 {
+/// [`VERDICT_ALPHA`], from their simulated null `null` ([`null_z`]): its `1 - alpha / classes`
+/// quantile. The MAD of few classes is itself noisy, so the cut-off is far above the normal
+/// quantile when there are few classes: about 5.9 for 10 classes, 10.9 for 5; infinite (no
+/// verdict) below 4 classes.
+fn critical_of(null: &[f64], classes: usize) -> f64 {
+    if classes < 4 || null.is_empty() {
+        return f64::INFINITY;
+    }
+    poisonguard_core::quantile_sorted(null, 1.0 - VERDICT_ALPHA / classes as f64)
+}
+
+/// The seeded simulation behind [`critical_of`] and [`Verdicts::p_value`]: `min(1000 classes,
+/// 100,000)` draws of the leave-one-out robust z of one class among `classes` independent
+/// standard normal statistics (own standard error 0), ascending; empty below 4 classes.
+fn null_z(classes: usize, seed: u64) -> Vec<f64> {
     use rand::{Rng, SeedableRng};
     if classes < 4 {
-        return f64::INFINITY;
+        return Vec::new();
     }
     let draws = (1000 * classes).min(100_000);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, 7));
@@ -309,12 +335,12 @@ pub(crate) fn critical_z(classes: usize, seed: u64) -> f64 {
         })
         .collect();
     z.sort_by(f64::total_cmp);
-    poisonguard_core::quantile_sorted(&z, 1.0 - VERDICT_ALPHA / classes as f64)
+    z
 }
 
 /// Robust z of class `c`'s statistic against the other classes' (leave-one-out median and MAD),
 /// with the class's own standard error `se` added to the scale in quadrature:
-/// `(own - median) / sqrt(MAD^2 + se^2)`. Conservative against [`critical_z`], which assumes
+/// `(own - median) / sqrt(MAD^2 + se^2)`. Conservative against [`critical_of`], which assumes
 /// `se = 0`. `None` with fewer than three other classes, or when the scale is 0.
 pub(crate) fn verdict_z(stats: &[Option<f64>], c: usize, se: f64) -> Option<f64> {
     let own = stats[c]?;

@@ -44,6 +44,15 @@ struct ClassFit {
     nu: f64,
     /// Whether rows of this class may be flagged (class declared attacked, or all classes).
     flaggable: bool,
+    /// The class verdict's p-value ([`Verdicts::p_value`]), the least p-value a row of a class
+    /// not declared attacked carries (1 in models saved before it was kept).
+    #[serde(default = "no_class_evidence")]
+    class_p: f64,
+}
+
+/// [`ClassFit::class_p`] of a model saved without it.
+fn no_class_evidence() -> f64 {
+    1.0
 }
 
 impl ClassGate for ClassFit {
@@ -236,6 +245,7 @@ fn fit_class(
         c: c_scale,
         nu,
         flaggable: true,
+        class_p: 1.0,
     };
     let scores = taus.iter().map(|&t| fit.score(t)).collect();
     let top = vals.first().copied().unwrap_or(0.0);
@@ -308,7 +318,7 @@ impl Spectre {
         score: "quantum-entropy score of the row in its class's robustly whitened top principal directions (chi-square(1) scale); rows score only in classes declared attacked",
         auto: poisonguard_core::AutoThreshold::Null,
         auto_threshold: "99% quantile of the scores of the classes not declared attacked",
-        p_value: "chi-square(1), scaled to the median and 99% quantile of the classes not declared attacked; p = 1 outside classes declared attacked",
+        p_value: "chi-square(1), scaled to the median and 99% quantile of the classes not declared attacked; outside classes declared attacked, at least the class verdict's p-value",
         paper: "J. Hayase, W. Kong, R. Somani, S. Oh. SPECTRE: Defending Against Backdoor Attacks Using Robust Statistics. ICML 2021",
     };
 
@@ -348,6 +358,7 @@ impl Detector for SpectreValidParams {
 
         let mut scores = vec![0.0f64; data.n_samples()];
         let mut dims = vec![0usize; data.n_samples()];
+        let mut row_class = vec![usize::MAX; data.n_samples()];
         let mut fits: Vec<Option<(ClassFit, [f64; 5])>> = Vec::with_capacity(by_class.len());
         for (result, rows) in fitted.into_iter().zip(&by_class) {
             let Some((fit, class_scores, stats)) = result else {
@@ -357,6 +368,7 @@ impl Detector for SpectreValidParams {
             for (&i, &s) in rows.iter().zip(&class_scores) {
                 scores[i] = s;
                 dims[i] = stats[0] as usize;
+                row_class[i] = fits.len();
             }
             fits.push(Some((fit, stats)));
         }
@@ -376,6 +388,7 @@ impl Detector for SpectreValidParams {
             |c| self.flag_all_classes || !attacked[c],
             self.threshold,
         )?;
+        let uncapped = scores.clone();
         let mut classes = Vec::with_capacity(fits.len());
         let mut findings = Vec::new();
         let mut at_risk = 0;
@@ -387,6 +400,7 @@ impl Detector for SpectreValidParams {
             let z = verdicts.z[c];
             let attacked = attacked[c];
             fit.flaggable = attacked || self.flag_all_classes;
+            fit.class_p = verdicts.p_value(c);
             if fit.flaggable {
                 at_risk += rows.len();
             } else {
@@ -416,12 +430,12 @@ impl Detector for SpectreValidParams {
             dims: dims[i],
         };
         // p-values: the chi-square(1) null, its scale checked against the rows of the classes
-        // not declared attacked (as the threshold is); rows of those classes carry no evidence
-        // (the paper's class gate, applied by `PerClass::new`).
+        // not declared attacked (as the threshold is); rows of those classes carry their class
+        // verdict's evidence at most (`graded`, after the paper's class gate of `PerClass::new`).
         let training = Detection::with_calibration(scores, threshold, calibration, explain)?;
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| gated_estimate(Spectre::ID, training.n_flagged(), at_risk));
-        let state = PerClass::new(
+        let mut state = PerClass::new(
             &by_class,
             labels.map().clone(),
             data.n_features(),
@@ -430,24 +444,55 @@ impl Detector for SpectreValidParams {
             findings,
             estimate,
         );
+        state.training = graded(&state, state.training.clone(), |i| {
+            (row_class[i] != usize::MAX).then(|| (row_class[i], uncapped[i]))
+        });
         Ok(Spectre { state })
     }
 }
 
 per_class_fitted!(Spectre);
 
+/// The class evidence graded into the rows of the classes not declared attacked: row `i` of
+/// class `c` with uncapped score `s` (`row(i) = Some((c, s))`) gets `max(p_c, p(s))`, the class
+/// verdict's p-value and the row's own under the detector's calibration, where the gate gave it
+/// 1. A row of a clean class then has a p-value at or below `t` only when its class's is
+/// (probability at most `t` when the class p-value is valid), and a minority that `spectre`
+/// ranks first in a class whose verdict is borderline keeps the class's evidence.
+fn graded(
+    state: &PerClass<ClassFit>,
+    detection: Detection,
+    row: impl Fn(usize) -> Option<(usize, f64)>,
+) -> Detection {
+    let calibration = detection.calibration();
+    detection.with_graded_evidence(|i| {
+        let (c, s) = row(i)?;
+        let fit = state.classes[c].as_ref()?;
+        (!fit.flaggable).then(|| fit.class_p.max(calibration.p_value(s)))
+    })
+}
+
 impl Spectre {
     /// Scores new rows against their class's fit ([`poisonguard_core::FittedDetector::detect`]).
     fn detect_rows(&self, data: &Dataset) -> std::result::Result<Detection, DataError> {
         let (labels, ids) = self.state.new_rows(data, Self::ID)?;
         let x = data.features();
-        self.state.score_rows(
+        let uncapped: Vec<Option<f64>> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let fit = self.state.classes[c.index()].as_ref()?;
+                Some(fit.score(fit.tau(x.row(i).iter().copied())))
+            })
+            .collect();
+        let detection = self.state.score_rows(
             labels,
             &ids,
             (0.0, 0),
-            |fit, i| (fit.score(fit.tau(x.row(i).iter().copied())), fit.centre.len()),
+            |fit, i| (uncapped[i].unwrap_or(0.0), fit.centre.len()),
             |class, score, &dims| Reason::QuantumEntropy { class: class.clone(), score, dims },
-        )
+        )?;
+        Ok(graded(&self.state, detection, |i| uncapped[i].map(|s| (ids[i].index(), s))))
     }
 }
 

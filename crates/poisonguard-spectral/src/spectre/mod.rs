@@ -38,7 +38,13 @@
 //! rows in classes *not* declared attacked (all rows with `flag_all_classes`), never below the
 //! chi-square(1) 99% quantile (6.63). The p-values are chi-square(1) scaled by the larger of the
 //! ratios of those rows' median and 99% quantile to the law's, so that they agree with the
-//! threshold; rows of classes not declared attacked get p = 1.
+//! threshold. A row of a class not declared attacked gets `max(p_c, p)`: its class verdict's
+//! p-value `p_c` (the share of the verdict's simulated null at or above the class's `z`; 1 with
+//! fewer than 4 classes) and its own (of its uncapped score). Under a clean class every row's
+//! p-value is then at most `t` only when `p_c` is, so the class evidence grades the rows instead
+//! of switching them off (it used to set them to 1): on the shipped BadNets embeddings, whose
+//! class 0 is not declared (z 5.0, `p_c` 0.008), the p-values rank the poison at ROC-AUC 0.988
+//! over the whole table, where they were all 1.
 //!
 //! # Class verdicts
 //! SPECTRE ranks the rows of a class it is told is the target; a user does not know the target.
@@ -55,7 +61,8 @@
 //! own statistic is noisy (a genuine minority that a subsample over- or under-represents) was
 //! declared attacked whenever the few other classes happened to agree closely. Rows are flagged
 //! only in classes declared attacked (`flag_all_classes(true)` flags every class); in the others
-//! scores are capped at the threshold, which keeps their ranking below it.
+//! scores are capped at the threshold, which keeps their ranking below it, and the p-values are
+//! graded by the class verdict (above).
 //!
 //! Class-level findings: `attacked` (1 or 0), `verdict_z` (the score classes are ranked by),
 //! `variance_inflation`, `dims` (the chosen `k`), `excess_variance` (the chosen `k`'s
