@@ -456,9 +456,9 @@ per_class_fitted!(Spectre);
 /// The class evidence graded into the rows of the classes not declared attacked: row `i` of
 /// class `c` with uncapped score `s` (`row(i) = Some((c, s))`) gets `max(p_c, p(s))`, the class
 /// verdict's p-value and the row's own under the detector's calibration, where the gate gave it
-/// 1. A row of a clean class then has a p-value at or below `t` only when its class's is
-/// (probability at most `t` when the class p-value is valid), and a minority that `spectre`
-/// ranks first in a class whose verdict is borderline keeps the class's evidence.
+/// a p-value of 1. A row of a clean class then has a p-value at or below `t` only when its
+/// class's is (probability at most `t` when the class p-value is valid), and a minority that
+/// `spectre` ranks first in a class whose verdict is borderline keeps the class's evidence.
 fn graded(
     state: &PerClass<ClassFit>,
     detection: Detection,
