@@ -47,7 +47,7 @@ impl ConfidentLearning {
         graph: poisonguard_core::GraphNeed::None,
         training_scores: poisonguard_core::TrainingScores::OutOfFold,
         randomized: true,
-        score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
+        score: "1 - out-of-sample probability of the given label (given probabilities, or 5-fold cross-validated logistic regression with C chosen from 0.01-10 by the first fold's out-of-fold log loss), +1 for cleanlab's prune_by_noise_rate label issues",
         auto: poisonguard_core::AutoThreshold::Fixed(1.0),
         auto_threshold: "1: the label issues of the calibrated confident joint",
         p_value: "exact test of the given label under the out-of-fold class probabilities calibrated by maximum likelihood (a temperature and a uniform floor): sum of the probabilities of the labels at most as likely",
