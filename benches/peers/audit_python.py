@@ -21,7 +21,8 @@ Run by hand (never in CI) after `cargo build --release -p poisonguard-cli`:
   synth    a seeded 10-class Gaussian mixture with 10% random label flips, as
            label_cleanlab.py's (`synth OUT.parquet --rows 100000 --dims 128`).
 
-Files need feature columns f0.., a `label` column. Requirements: benches/peers/requirements.txt.
+Files need feature columns f0.. or one list column `embedding` (a vector per row, read with
+`--embedding embedding`), and a `label` column. Requirements: benches/peers/requirements.txt.
 """
 import argparse
 import json
@@ -63,8 +64,12 @@ T["import"] = time.perf_counter() - t0
 path, jobs = sys.argv[1], int(sys.argv[2])
 def read():
     t = pq.read_table(path)
-    cols = [c for c in t.column_names if c.startswith("f")]
-    X = np.column_stack([t.column(c).to_numpy() for c in cols]).astype(np.float64)
+    if "embedding" in t.column_names:
+        e = t.column("embedding").combine_chunks()
+        X = e.flatten().to_numpy(zero_copy_only=False).reshape(len(e), -1).astype(np.float64)
+    else:
+        cols = [c for c in t.column_names if c.startswith("f")]
+        X = np.column_stack([t.column(c).to_numpy() for c in cols]).astype(np.float64)
     _, y = np.unique(t.column("label").to_numpy(), return_inverse=True)
     return X, y
 X, y = stage("read", read)
@@ -106,8 +111,11 @@ def timed(fn, repeats):
 
 
 def run_ours(path):
+    names = pq.read_schema(path).names
     cmd = [BINARY, "scan", path, "--label", "label"]
-    if "is_poison" in pq.read_schema(path).names:
+    if "embedding" in names:
+        cmd += ["--embedding", "embedding"]  # a list column of vectors, as the Python side reads it
+    if "is_poison" in names:
         cmd += ["--truth", "is_poison"]  # not a feature (the Python side reads f0.. only)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
@@ -122,8 +130,13 @@ def run_peer(path, jobs):
 def speed(files, repeats, jobs):
     print(f"{'file':<28} {'poisonguard s':>14} {'python s':>9} {'ratio':>7}")
     for path in files:
-        ours, ot, _ = timed(lambda: run_ours(path), repeats)
-        peer, pt, stages = timed(lambda: run_peer(path, jobs), repeats)
+        # pairs run alternately, so that a noisy stretch of the machine hits both sides
+        ot, pt, stages = [], [], None
+        for _ in range(repeats):
+            ot.append(timed(lambda: run_ours(path), 1)[0])
+            t, _, stages = timed(lambda: run_peer(path, jobs), 1)
+            pt.append(t)
+        ours, peer = statistics.median(ot), statistics.median(pt)
         name = os.path.basename(path)
         print(f"{name:<28} {ours:>14.2f} {peer:>9.2f} {peer / ours:>6.1f}x")
         print(f"    runs: ours {[round(t, 2) for t in ot]}, python {[round(t, 2) for t in pt]}")
