@@ -54,8 +54,8 @@ pub use poisonguard_core::{
     DynDetector, EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector,
     GraphNeed, InMemoryRows, KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError,
     NoiseMatrix, ParamError, ParamGuard, PoisonEstimate, Reason, Report, RowKeys, RowSource,
-    SaveState, SkippedClass, SourceFinding, Standardizer, StateError, ThresholdRule,
-    TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
+    SaveState, SkippedClass, SourceFinding, Standardizer, StateError, Threat, ThreatFinding,
+    ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -652,9 +652,50 @@ fn combine_rows(
         return Err(AuditError::AllFailed(failures.swap_remove(0)));
     }
     let p_values = combined_p_values(&runs, n);
-    let report = Report::new(runs, failures, p_values, fdr);
+    let threats = threat_findings(&runs, n, fdr);
+    let report = Report::new(runs, failures, p_values, fdr).with_threat_findings(threats);
     let flagged = report.flagged();
     Ok(report.with_source_findings(source_findings_of(sources, &flagged)))
+}
+
+/// The threat a run's evidence speaks to: its detector's declared [`Threat`], or, for a
+/// detector outside the registry, its family's (spectral: backdoor, label: label manipulation,
+/// outlier: injected samples).
+fn threat_of(run: &DetectorRun) -> Threat {
+    registered(run.id.as_str()).map_or(
+        match run.family {
+            Family::Spectral => Threat::Backdoor,
+            Family::Label => Threat::LabelManipulation,
+            Family::Outlier => Threat::InjectedSamples,
+        },
+        |r| r.info().threat,
+    )
+}
+
+/// The report by threat: for every threat some run that did not abstain speaks to, those
+/// runs' p-values combined as the report's are ([`combined_p_values`]) and the rows
+/// Benjamini-Hochberg selects on them at `fdr`, with the classes they declared attacked. Each
+/// threat's flags control the false-discovery rate among its own rows: a reader who acts on
+/// one threat (relabels, removes copies) has that guarantee for it.
+fn threat_findings(runs: &[DetectorRun], n: usize, fdr: f64) -> Vec<ThreatFinding> {
+    Threat::ALL
+        .iter()
+        .filter_map(|&threat| {
+            let own: Vec<&DetectorRun> =
+                runs.iter().filter(|r| !r.abstains() && threat_of(r) == threat).collect();
+            if own.is_empty() {
+                return None;
+            }
+            let p = combined_p_values_of(&own, n);
+            let flags = benjamini_hochberg(&p, fdr);
+            Some(ThreatFinding {
+                threat,
+                detectors: own.iter().map(|r| r.id).collect(),
+                flagged: (0..n).filter(|&i| flags[i]).collect(),
+                declared_classes: poisonguard_core::declared_by(own.iter().copied()),
+            })
+        })
+        .collect()
 }
 
 /// Renders an error and its sources as `a: b: c`.
@@ -693,6 +734,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// classes to judge and declared none, duplicates found no near-duplicate), and counting it
 /// would only dilute the others.
 pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
+    combined_p_values_of(&runs.iter().collect::<Vec<_>>(), n_samples)
+}
+
+/// [`combined_p_values`] of borrowed runs.
+fn combined_p_values_of(runs: &[&DetectorRun], n_samples: usize) -> Vec<f64> {
     let n_outlier =
         runs.iter().filter(|r| r.family == Family::Outlier && !r.abstains()).count().max(1);
     let weights: Vec<f64> = runs

@@ -112,6 +112,10 @@ fn clean_real_embeddings_carry_no_finding() {
         let share = report.n_flagged() as f64 / data.n_samples() as f64;
         eprintln!("{name}: {} rows flagged ({share:.4})", report.n_flagged());
         assert!(share <= 0.01, "{name}: {} rows flagged ({share:.4})", report.n_flagged());
+        for t in report.threat_findings() {
+            let share = t.flagged.len() as f64 / data.n_samples() as f64;
+            assert!(share <= 0.01, "{name}: {} flags {share:.4}", t.threat.as_str());
+        }
         for run in report.runs() {
             for f in run.class_findings.iter() {
                 assert_ne!(f.attacked(), Some(true), "{name}: {} declares {}", run.id, f.label());
@@ -143,5 +147,36 @@ fn a_pixel_backdoor_on_real_digits_is_ranked() {
         eprintln!("{spec} seed {seed}: knn_label {vote:.4}, suspicion {suspicion:.4}");
         assert!(vote >= 0.9, "{spec} seed {seed}: knn_label {vote:.4}");
         assert!(suspicion >= 0.85, "{spec} seed {seed}: suspicion {suspicion:.4}");
+    }
+}
+
+/// The report by threat on the shipped poisoned tables: the backdoor's rows are flagged on the
+/// spectral evidence alone, the flipped labels on the label evidence alone, each at the report's
+/// false-discovery rate (measured: BadNets 20 of 20 flagged by the backdoor threat, nothing
+/// else; digits flips: 211 flagged by label manipulation; floors well below).
+#[test]
+fn findings_by_threat_name_the_attack() {
+    use poisonguard::Threat;
+    for (name, threat) in [
+        ("poisoned/digits_badnets.parquet", Threat::Backdoor),
+        ("poisoned/digits_labelflip.parquet", Threat::LabelManipulation),
+    ] {
+        let (data, truth) = load_dataset(name);
+        let truth = truth.unwrap();
+        let report = Audit::for_dataset(&data, &DetectorOptions::default()).run(&data).unwrap();
+        assert_eq!(report.threat_findings().len(), 4, "{name}: every threat has a detector");
+        let t = report.threat_findings().iter().find(|t| t.threat == threat).unwrap();
+        let hits = t.flagged.iter().filter(|&&i| truth[i]).count();
+        let poison = truth.iter().filter(|&&p| p).count();
+        let recall = hits as f64 / poison as f64;
+        let precision = hits as f64 / t.flagged.len().max(1) as f64;
+        eprintln!("{name}: {}: recall {recall:.3}, precision {precision:.3}", threat.as_str());
+        assert!(recall >= 0.5, "{name}: {} recall {recall:.3}", threat.as_str());
+        assert!(precision >= 0.6, "{name}: {} precision {precision:.3}", threat.as_str());
+        // each threat's flags are its own detectors' Benjamini-Hochberg set
+        for t in report.threat_findings() {
+            assert!(t.flagged.windows(2).all(|w| w[0] < w[1]), "{name}: sorted, once each");
+            assert!(!t.detectors.is_empty());
+        }
     }
 }

@@ -111,6 +111,13 @@ fn render(
     );
     let classes = shape.labels.map_or(0, Labels::n_present_classes);
     let _ = writeln!(h, "<p class=\"verdict\"><b>{}</b></p>", esc(&crate::view::headline(report)));
+    if !report.threat_findings().is_empty() {
+        let _ = writeln!(h, "<ul class=\"threats\">");
+        for t in report.threat_findings() {
+            let _ = writeln!(h, "<li>{}</li>", esc(&crate::view::threat_line(t)));
+        }
+        let _ = writeln!(h, "</ul>");
+    }
     let _ = writeln!(
         h,
         "<p>{n} rows, {} features{}; <b>{} rows ({:.1}%) flagged</b> (false-discovery rate {}).</p>",

@@ -59,6 +59,16 @@ pub fn print(
         writeln!(out, "scored against the model {} (no refit)", model.display())?;
     }
     writeln!(out, "verdict: {}", view::headline(report))?;
+    if !report.threat_findings().is_empty() {
+        writeln!(
+            out,
+            "by threat (each on its own detectors' evidence, false-discovery rate {}):",
+            report.fdr()
+        )?;
+        for t in report.threat_findings() {
+            writeln!(out, "  {}", view::threat_line(t))?;
+        }
+    }
 
     writeln!(out, "\n{:<22} {:>12} {:>16}", "detector", "threshold", "flagged")?;
     for run in report.runs() {

@@ -97,6 +97,19 @@ pub fn document(
     let mut doc = Map::new();
     doc.insert("input".into(), json!(input.display().to_string()));
     doc.insert("verdict".into(), json!(view::headline(report)));
+    let threats: Vec<Value> = report
+        .threat_findings()
+        .iter()
+        .map(|t| {
+            json!({
+                "threat": t.threat.as_str(),
+                "detectors": t.detectors.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+                "flagged": t.flagged.len(),
+                "declared_classes": t.declared_classes,
+            })
+        })
+        .collect();
+    doc.insert("threats".into(), Value::Array(threats));
     doc.insert("rows".into(), json!(n));
     doc.insert("features".into(), json!(rows.n_features));
     if let Some(l) = rows.labels {

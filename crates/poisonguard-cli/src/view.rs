@@ -1,7 +1,7 @@
 //! What the three renderings of a scan (the stdout summary, the JSON summary, the HTML report)
 //! read off a report in the same way: computed here once.
 
-use poisonguard::{ClassFinding, DetectorRun, Report, metrics};
+use poisonguard::{ClassFinding, DetectorRun, Report, ThreatFinding, metrics};
 
 /// A run's class findings, most suspicious first (by the finding's score).
 pub fn ranked_classes(run: &DetectorRun) -> Vec<&ClassFinding> {
@@ -127,4 +127,17 @@ mod tests {
         assert_eq!(true_discoveries(20, 0.1), 14);
         assert!(true_discoveries(1000, 0.1) >= 780);
     }
+}
+
+/// One line per threat of the report: its name, the rows flagged on its own evidence at the
+/// report's false-discovery rate, the detectors that gave it, and the classes they declared
+/// attacked, e.g. `label manipulation: 25 rows flagged (knn_label, confident_learning)`.
+pub fn threat_line(t: &ThreatFinding) -> String {
+    let ids: Vec<&str> = t.detectors.iter().map(|d| d.as_str()).collect();
+    let mut line =
+        format!("{}: {} rows flagged ({})", t.threat.as_str(), t.flagged.len(), ids.join(", "));
+    if !t.declared_classes.is_empty() {
+        line.push_str(&format!("; classes declared attacked: {}", t.declared_classes.join(", ")));
+    }
+    line
 }

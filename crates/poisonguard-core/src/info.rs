@@ -6,6 +6,39 @@ use std::fmt;
 
 use crate::detection::DetectorId;
 
+/// The poisoning threat a detector's evidence speaks to (the poisoning attacks of ISO/IEC
+/// 27090); a report groups its findings by threat ([`crate::ThreatFinding`]). A poisoned source
+/// is judged from the flagged rows of every threat ([`crate::SourceFinding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Threat {
+    /// A backdoor trigger or another planted sub-population: a minority of a class along few
+    /// directions (the spectral family).
+    Backdoor,
+    /// Flipped or chosen labels: a label its neighbourhood or a model contradicts.
+    LabelManipulation,
+    /// Injected samples: rows unlike the rest of the table or of their class (the outlier
+    /// family; natural outliers exist in every table).
+    InjectedSamples,
+    /// Near-duplicate flooding: many copies of a few rows, or copies under conflicting labels.
+    Flooding,
+}
+
+impl Threat {
+    /// Every threat, in the order a report lists them.
+    pub const ALL: [Threat; 4] =
+        [Threat::Backdoor, Threat::LabelManipulation, Threat::InjectedSamples, Threat::Flooding];
+
+    /// The threat in words, as the report prints it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Threat::Backdoor => "backdoor or planted sub-population",
+            Threat::LabelManipulation => "label manipulation",
+            Threat::InjectedSamples => "injected samples",
+            Threat::Flooding => "near-duplicate flooding",
+        }
+    }
+}
+
 /// The family of evidence a detector gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -115,6 +148,8 @@ pub struct DetectorInfo {
     pub id: DetectorId,
     /// The family of evidence.
     pub family: Family,
+    /// The threat its evidence speaks to.
+    pub threat: Threat,
     /// Whether the detector needs labels (with at least two classes).
     pub needs_labels: bool,
     /// Which rows one fitted model sees.

@@ -79,7 +79,7 @@ pub use findings::{
     SkippedClass, SourceFinding,
 };
 pub use info::{
-    AutoThreshold, DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, TrainingScores,
+    AutoThreshold, DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, Threat, TrainingScores,
 };
 pub use knn::{FitContext, KnnGraph};
 /// linfa, for [`linfa_estimator!`]'s expansions.
@@ -93,7 +93,7 @@ pub use linfa_data::{
 /// ndarray, for [`linfa_estimator!`]'s expansions.
 #[doc(hidden)]
 pub use ndarray as __ndarray;
-pub use report::{DetectorFailure, DetectorRun, Report};
+pub use report::{DetectorFailure, DetectorRun, Report, ThreatFinding, declared_by};
 pub use scale::Standardizer;
 pub use state::{Merge, MergeError, SaveState, StateError, load_state};
 pub use threshold::{

@@ -61,6 +61,21 @@ pub struct DetectorFailure {
     pub error: String,
 }
 
+/// One threat's evidence in a report: the detectors that speak to it, the rows the
+/// Benjamini-Hochberg procedure selects on their combined p-values alone (at the report's
+/// false-discovery rate), and the classes those detectors declared attacked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreatFinding {
+    /// The threat.
+    pub threat: crate::Threat,
+    /// The detectors whose evidence speaks to it (those that ran and did not abstain).
+    pub detectors: Vec<DetectorId>,
+    /// The rows flagged on this threat's evidence, ascending.
+    pub flagged: Vec<usize>,
+    /// The labels of the classes its detectors declared attacked, sorted.
+    pub declared_classes: Vec<String>,
+}
+
 /// Per-row results of every detector plus the combined evidence: one combined p-value per row,
 /// its displayed suspicion, and the flag the Benjamini-Hochberg procedure gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +88,7 @@ pub struct Report {
     fdr: f64,
     source_findings: Vec<SourceFinding>,
     estimate: Option<PoisonEstimate>,
+    threats: Vec<ThreatFinding>,
 }
 
 impl Report {
@@ -104,7 +120,20 @@ impl Report {
             fdr,
             source_findings: Vec::new(),
             estimate: None,
+            threats: Vec::new(),
         }
+    }
+
+    /// Attaches the findings by threat.
+    pub fn with_threat_findings(mut self, threats: Vec<ThreatFinding>) -> Self {
+        self.threats = threats;
+        self
+    }
+
+    /// The findings by threat, in [`Threat::ALL`](crate::Threat::ALL) order: one per threat that
+    /// some detector of the audit speaks to (empty when the audit did not attach them).
+    pub fn threat_findings(&self) -> &[ThreatFinding] {
+        &self.threats
     }
 
     /// Attaches the per-source test of the report's flagged rows.
@@ -154,16 +183,7 @@ impl Report {
     /// The labels (as printed) of the classes some detector declared attacked
     /// ([`ClassFinding::attacked`](crate::ClassFinding::attacked)), sorted, once each.
     pub fn declared_classes(&self) -> Vec<String> {
-        let mut labels: Vec<String> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.class_findings.iter())
-            .filter(|f| f.attacked() == Some(true))
-            .map(|f| f.label().to_string())
-            .collect();
-        labels.sort_unstable();
-        labels.dedup();
-        labels
+        declared_by(self.runs.iter())
     }
 
     /// Detectors that failed.
@@ -244,6 +264,18 @@ impl Report {
         }
         parts.join("; ")
     }
+}
+
+/// The labels (as printed) of the classes the `runs` declared attacked, sorted, once each.
+pub fn declared_by<'a>(runs: impl Iterator<Item = &'a DetectorRun>) -> Vec<String> {
+    let mut labels: Vec<String> = runs
+        .flat_map(|r| r.class_findings.iter())
+        .filter(|f| f.attacked() == Some(true))
+        .map(|f| f.label().to_string())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    labels
 }
 
 #[cfg(test)]

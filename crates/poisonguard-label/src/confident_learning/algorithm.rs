@@ -41,6 +41,7 @@ impl ConfidentLearning {
     pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("confident_learning"),
         family: poisonguard_core::Family::Label,
+        threat: poisonguard_core::Threat::LabelManipulation,
         needs_labels: true,
         scope: poisonguard_core::FitScope::Global,
         space: poisonguard_core::FeatureSpace::Standardized,

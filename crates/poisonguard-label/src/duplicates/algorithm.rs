@@ -43,6 +43,7 @@ impl Duplicates {
     pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("duplicates"),
         family: poisonguard_core::Family::Label,
+        threat: poisonguard_core::Threat::Flooding,
         needs_labels: false,
         scope: poisonguard_core::FitScope::Global,
         space: poisonguard_core::FeatureSpace::Raw,

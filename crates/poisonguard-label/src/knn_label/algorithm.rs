@@ -32,6 +32,7 @@ impl KnnLabel {
     pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("knn_label"),
         family: poisonguard_core::Family::Label,
+        threat: poisonguard_core::Threat::LabelManipulation,
         needs_labels: true,
         scope: poisonguard_core::FitScope::Global,
         space: poisonguard_core::FeatureSpace::ByUnits,

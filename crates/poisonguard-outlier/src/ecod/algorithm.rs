@@ -163,6 +163,7 @@ impl OutlierModel for EcodModel {
     const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("ecod"),
         family: poisonguard_core::Family::Outlier,
+        threat: poisonguard_core::Threat::InjectedSamples,
         needs_labels: false,
         scope: poisonguard_core::FitScope::GlobalOrPerClass,
         space: poisonguard_core::FeatureSpace::Raw,

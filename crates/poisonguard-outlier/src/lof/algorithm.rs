@@ -42,6 +42,7 @@ impl OutlierModel for LofModel {
     const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("lof"),
         family: poisonguard_core::Family::Outlier,
+        threat: poisonguard_core::Threat::InjectedSamples,
         needs_labels: false,
         scope: poisonguard_core::FitScope::GlobalOrPerClass,
         space: poisonguard_core::FeatureSpace::Raw,

@@ -226,6 +226,7 @@ impl ActivationClustering {
     pub const INFO: poisonguard_core::DetectorInfo = poisonguard_core::DetectorInfo {
         id: poisonguard_core::DetectorId::new("activation_clustering"),
         family: poisonguard_core::Family::Spectral,
+        threat: poisonguard_core::Threat::Backdoor,
         needs_labels: true,
         scope: poisonguard_core::FitScope::PerClass,
         space: poisonguard_core::FeatureSpace::Raw,
