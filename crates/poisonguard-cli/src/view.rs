@@ -114,6 +114,19 @@ pub fn headline(report: &Report) -> String {
     format!("evidence of poisoning: {}", parts.join("; "))
 }
 
+/// One line per threat of the report: its name, the rows flagged on its own evidence at the
+/// report's false-discovery rate, the detectors that gave it, and the classes they declared
+/// attacked, e.g. `label manipulation: 25 rows flagged (knn_label, confident_learning)`.
+pub fn threat_line(t: &ThreatFinding) -> String {
+    let ids: Vec<&str> = t.detectors.iter().map(|d| d.as_str()).collect();
+    let mut line =
+        format!("{}: {} rows flagged ({})", t.threat.as_str(), t.flagged.len(), ids.join(", "));
+    if !t.declared_classes.is_empty() {
+        line.push_str(&format!("; classes declared attacked: {}", t.declared_classes.join(", ")));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::true_discoveries;
@@ -127,17 +140,4 @@ mod tests {
         assert_eq!(true_discoveries(20, 0.1), 14);
         assert!(true_discoveries(1000, 0.1) >= 780);
     }
-}
-
-/// One line per threat of the report: its name, the rows flagged on its own evidence at the
-/// report's false-discovery rate, the detectors that gave it, and the classes they declared
-/// attacked, e.g. `label manipulation: 25 rows flagged (knn_label, confident_learning)`.
-pub fn threat_line(t: &ThreatFinding) -> String {
-    let ids: Vec<&str> = t.detectors.iter().map(|d| d.as_str()).collect();
-    let mut line =
-        format!("{}: {} rows flagged ({})", t.threat.as_str(), t.flagged.len(), ids.join(", "));
-    if !t.declared_classes.is_empty() {
-        line.push_str(&format!("; classes declared attacked: {}", t.declared_classes.join(", ")));
-    }
-    line
 }
