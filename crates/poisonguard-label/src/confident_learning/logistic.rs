@@ -624,12 +624,13 @@ pub(crate) fn cross_val_proba(
     };
     // C is chosen on the first fold's path (the candidate with the smallest out-of-fold log
     // loss; ties: the stronger regularization); the other folds fit that C alone, warm-started
-    // from the first fold's parameters at it: 4 + 4 fits for 5 folds and 4 candidates, where
-    // every fold's whole path took 20
+    // from the first fold's parameters at it: at most 4 + 4 fits for 5 folds and 4 candidates,
+    // where every fold's whole path took 20
     let (first_losses, first_models, first_thetas, affine0, train0, test0) = work(0, cs, None);
     let best = (0..first_losses.len())
         .fold(0, |b, c| if first_losses[c] < first_losses[b] { c } else { b });
-    let start = first_thetas.get(best).map(Vec::as_slice);
+    // (a fixed C starts every fold from zero, as a user classifier's folds do)
+    let start = first_thetas.get(best).map(Vec::as_slice).filter(|_| cs.len() > 1);
     let rest = crate::map_range(folds.saturating_sub(1), |f| work(f + 1, &cs[best..=best], start));
     let mut out = Array2::zeros((rows.len(), k));
     let mut models = Vec::with_capacity(folds);
