@@ -21,6 +21,10 @@ pub struct Table {
     pub embedding: bool,
     /// The class a targeted flip relabels (to class 0).
     pub flip_from: &'static str,
+    /// A pool of rows of the same embedding from classes the table does not hold (the
+    /// `*_others` tables of `shared/datasets/real-embeddings/`, a seeded 300-row sample), the
+    /// source of [`INJECT_ATTACKS`].
+    pub others: Option<&'static str>,
 }
 
 /// The shipped labelled tables.
@@ -31,6 +35,7 @@ pub const TABLES: &[Table] = &[
         image: true,
         embedding: false,
         flip_from: "1",
+        others: None,
     },
     Table {
         name: "wine",
@@ -38,6 +43,7 @@ pub const TABLES: &[Table] = &[
         image: false,
         embedding: false,
         flip_from: "1",
+        others: None,
     },
     Table {
         name: "breast_cancer",
@@ -45,6 +51,7 @@ pub const TABLES: &[Table] = &[
         image: false,
         embedding: false,
         flip_from: "1",
+        others: None,
     },
 ];
 
@@ -58,6 +65,7 @@ pub const REAL_TABLES: &[Table] = &[
         image: false,
         embedding: true,
         flip_from: "4",
+        others: Some("datasets/real-embeddings/cifar10_resnet18_others_300.parquet"),
     },
     Table {
         name: "svhn_resnet18",
@@ -65,6 +73,7 @@ pub const REAL_TABLES: &[Table] = &[
         image: false,
         embedding: true,
         flip_from: "8",
+        others: Some("tests/fixtures/svhn_resnet18_others_300.parquet"),
     },
 ];
 
@@ -94,6 +103,14 @@ pub const IMAGE_ATTACKS: &[&str] = &[
 /// pattern, a sub-population along one direction.
 pub const EMBEDDING_ATTACKS: &[&str] =
     &["blend:target=0,eps=0.05,alpha=0.1", "clean-label-blend:target=0,eps=0.05,alpha=0.1"];
+
+/// Injected samples: real rows of classes the table does not hold (`{pool}`: the table's
+/// [`Table::others`]), 5% of the table, each under a random class of the table or all under
+/// class 0 (ISO/IEC 27090's injected samples; what a scraped or contributed batch brings).
+pub const INJECT_ATTACKS: &[&str] = &[
+    "inject-others:pool={pool},rate=0.05,label=random",
+    "inject-others:pool={pool},rate=0.05,label=0",
+];
 
 /// Image attacks at low poison rates, a smaller clean-label share and the clean-label blend,
 /// whose target class our verdicts declare rarely or never: the example prints them
@@ -136,6 +153,9 @@ pub fn attacks_for(table: &Table) -> Vec<String> {
     out.extend(TABULAR_ATTACKS.iter().map(|a| a.replace("{from}", table.flip_from)));
     if table.embedding {
         out.extend(EMBEDDING_ATTACKS.iter().map(ToString::to_string));
+    }
+    if let Some(pool) = table.others {
+        out.extend(INJECT_ATTACKS.iter().map(|a| a.replace("{pool}", pool)));
     }
     out
 }
@@ -194,6 +214,9 @@ pub fn attacked_classes(report: &Report) -> usize {
 
 /// The target class of a backdoor spec, as the findings print labels; `None` for other attacks.
 pub fn target_of(spec: &str) -> Option<String> {
+    if spec.starts_with("inject-others:") {
+        return None;
+    }
     Attack::parse(spec).expect("grid spec parses").target().map(ToString::to_string)
 }
 
@@ -322,9 +345,56 @@ pub fn in_space(data: Dataset, space: Space, seed: u64) -> Dataset {
 
 /// `clean` poisoned with `spec` at `seed`, as read in `space`, and which rows are poison.
 pub fn poisoned(clean: &Dataset, spec: &str, seed: u64, space: Space) -> (Dataset, Vec<bool>) {
+    if let Some(args) = spec.strip_prefix("inject-others:") {
+        let (data, truth) = injected(clean, args, seed);
+        return (in_space(data, space, seed), truth);
+    }
     let attack = Attack::parse(spec).expect("grid spec parses");
     let poisoned = attack.apply(clean, seed).expect("grid attack applies");
     (in_space(poisoned.data, space, seed), poisoned.truth)
+}
+
+/// [`INJECT_ATTACKS`]: `clean` with `rate x rows` rows of the pool appended (a seeded sample
+/// without replacement), labelled `label` (a class of the table) or each a seeded random class
+/// (`random`); the appended rows are the poison.
+fn injected(clean: &Dataset, args: &str, seed: u64) -> (Dataset, Vec<bool>) {
+    use poisonguard::{LabelValue, Labels};
+    use rand::{Rng, SeedableRng};
+    let arg = |key: &str| {
+        args.split(',')
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("inject-others needs {key}"))
+    };
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join(arg("pool"));
+    let opts = LoadOptions { embedding: Some("embedding".into()), ..LoadOptions::default() };
+    let pool = load(path, &opts).expect("grid pool loads").into_parts().0;
+    let rate: f64 = arg("rate").parse().expect("rate");
+    let n = clean.n_samples();
+    let m = ((rate * n as f64).round() as usize).min(pool.n_samples());
+    let mut rng =
+        rand::rngs::SmallRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 31);
+    let picked = rand::seq::index::sample(&mut rng, pool.n_samples(), m).into_vec();
+    let labels = clean.labels().expect("labelled table");
+    let classes = labels.map().values();
+    let mut values: Vec<LabelValue> = (0..n).map(|i| labels.value_of_row(i).clone()).collect();
+    let chosen = arg("label");
+    for _ in 0..m {
+        values.push(match chosen {
+            "random" => classes[rng.random_range(0..classes.len())].clone(),
+            c => classes.iter().find(|v| v.to_string() == c).expect("label of the table").clone(),
+        });
+    }
+    let x = clean.features();
+    let extra = pool.features();
+    let features = ndarray::Array2::from_shape_fn((n + m, x.ncols()), |(i, j)| {
+        if i < n { x[[i, j]] } else { extra[[picked[i - n], j]] }
+    });
+    let data = Dataset::new(features)
+        .expect("finite rows")
+        .with_labels(Labels::from_values(&values))
+        .expect("one label per row");
+    let truth = (0..n + m).map(|i| i >= n).collect();
+    (data, truth)
 }
 
 /// Poisons `clean` (the table named `table`) with `spec` at `seed` and audits it in `space`.
