@@ -28,16 +28,17 @@ pub fn lines() -> String {
 /// The README's detector table (Markdown), generated from the registry.
 pub fn markdown() -> String {
     let mut out = String::from(
-        "| id | family | needs | runs | score (higher = more suspicious) | auto threshold | p-value null | paper |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| id | family | threat | needs | runs | score (higher = more suspicious) | auto threshold | p-value null | paper |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in REGISTRY {
         let i = r.info();
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.id(),
             i.family,
+            i.threat.as_str(),
             needs(r),
             default(r),
             i.score,
