@@ -651,8 +651,10 @@ fn combine_rows(
     if runs.is_empty() {
         return Err(AuditError::AllFailed(failures.swap_remove(0)));
     }
-    let p_values = combined_p_values(&runs, n);
-    let threats = threat_findings(&runs, n, fdr);
+    // each detector's enrichment once, for the combination and for each threat's
+    let enriched = with_enrichment(&runs);
+    let p_values = combined_p_values_of(&enriched, n);
+    let threats = threat_findings(&enriched, n, fdr);
     let report = Report::new(runs, failures, p_values, fdr).with_threat_findings(threats);
     let flagged = report.flagged();
     Ok(report.with_source_findings(source_findings_of(sources, &flagged)))
@@ -677,12 +679,15 @@ fn threat_of(run: &DetectorRun) -> Threat {
 /// Benjamini-Hochberg selects on them at `fdr`, with the classes they declared attacked. Each
 /// threat's flags control the false-discovery rate among its own rows: a reader who acts on
 /// one threat (relabels, removes copies) has that guarantee for it.
-fn threat_findings(runs: &[DetectorRun], n: usize, fdr: f64) -> Vec<ThreatFinding> {
+fn threat_findings(runs: &[(&DetectorRun, f64)], n: usize, fdr: f64) -> Vec<ThreatFinding> {
     Threat::ALL
         .iter()
         .filter_map(|&threat| {
-            let own: Vec<&DetectorRun> =
-                runs.iter().filter(|r| !r.abstains() && threat_of(r) == threat).collect();
+            let own: Vec<(&DetectorRun, f64)> = runs
+                .iter()
+                .filter(|(r, _)| !r.abstains() && threat_of(r) == threat)
+                .copied()
+                .collect();
             if own.is_empty() {
                 return None;
             }
@@ -690,9 +695,9 @@ fn threat_findings(runs: &[DetectorRun], n: usize, fdr: f64) -> Vec<ThreatFindin
             let flags = benjamini_hochberg(&p, fdr);
             Some(ThreatFinding {
                 threat,
-                detectors: own.iter().map(|r| r.id).collect(),
+                detectors: own.iter().map(|(r, _)| r.id).collect(),
                 flagged: (0..n).filter(|&i| flags[i]).collect(),
-                declared_classes: poisonguard_core::declared_by(own.iter().copied()),
+                declared_classes: poisonguard_core::declared_by(own.iter().map(|(r, _)| *r)),
             })
         })
         .collect()
@@ -734,22 +739,27 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// classes to judge and declared none, duplicates found no near-duplicate), and counting it
 /// would only dilute the others.
 pub fn combined_p_values(runs: &[DetectorRun], n_samples: usize) -> Vec<f64> {
-    combined_p_values_of(&runs.iter().collect::<Vec<_>>(), n_samples)
+    combined_p_values_of(&with_enrichment(runs), n_samples)
 }
 
-/// [`combined_p_values`] of borrowed runs.
-fn combined_p_values_of(runs: &[&DetectorRun], n_samples: usize) -> Vec<f64> {
+/// Each run with its [`enrichment`].
+fn with_enrichment(runs: &[DetectorRun]) -> Vec<(&DetectorRun, f64)> {
+    runs.iter().map(|r| (r, enrichment(r.detection.p_values()))).collect()
+}
+
+/// [`combined_p_values`] of borrowed runs, each with its enrichment.
+fn combined_p_values_of(runs: &[(&DetectorRun, f64)], n_samples: usize) -> Vec<f64> {
     let n_outlier =
-        runs.iter().filter(|r| r.family == Family::Outlier && !r.abstains()).count().max(1);
+        runs.iter().filter(|(r, _)| r.family == Family::Outlier && !r.abstains()).count().max(1);
     let weights: Vec<f64> = runs
         .iter()
-        .map(|r| {
+        .map(|(r, enrichment)| {
             let base = match (r.abstains(), r.family) {
                 (true, _) => 0.0,
                 (false, Family::Outlier) => 1.0 / n_outlier as f64,
                 (false, _) => 1.0,
             };
-            base * enrichment(r.detection.p_values())
+            base * enrichment
         })
         .collect();
     let total: f64 = weights.iter().sum();
@@ -760,7 +770,7 @@ fn combined_p_values_of(runs: &[&DetectorRun], n_samples: usize) -> Vec<f64> {
     let mut row = vec![0.0; runs.len()];
     (0..n_samples)
         .map(|i| {
-            for (p, r) in row.iter_mut().zip(runs) {
+            for (p, (r, _)) in row.iter_mut().zip(runs) {
                 *p = r.detection.p_values()[i];
             }
             harmonic_mean_p(&row, &weights)

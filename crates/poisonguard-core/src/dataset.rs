@@ -492,6 +492,9 @@ pub fn shares_one_unit(x: ArrayView2<'_, f32>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use ndarray::array;
+
     /// Pixels and coordinates of one vector share a unit; records whose columns span decades
     /// do not; constant columns are left out of the test.
     #[test]
@@ -510,9 +513,6 @@ mod tests {
         assert!(!data.features_share_one_unit());
         assert!(!data.clone().features_share_one_unit());
     }
-
-    use super::*;
-    use ndarray::array;
 
     #[test]
     fn rejects_empty_and_non_finite() {

@@ -365,25 +365,19 @@ impl Detection {
 
     /// Sets the p-value of each row for which `p(i)` gives one (a class-level rule grading the
     /// rows of a class), keeping the calibration; values clamped to [0, 1], NaN read as 1.
-    #[must_use]
-    pub fn with_graded_evidence(mut self, p: impl Fn(usize) -> Option<f64>) -> Self {
+    pub fn grade_evidence(&mut self, p: impl Fn(usize) -> Option<f64>) {
         for (i, v) in self.p_values.iter_mut().enumerate() {
             if let Some(g) = p(i) {
                 *v = if g.is_nan() { 1.0 } else { g.clamp(0.0, 1.0) };
             }
         }
-        self
     }
 
     /// Sets the p-value of the rows `no_evidence` says to 1 (rows a class-level gate leaves
     /// out), keeping the calibration.
     #[must_use]
     pub fn without_evidence(mut self, no_evidence: impl Fn(usize) -> bool) -> Self {
-        for (i, p) in self.p_values.iter_mut().enumerate() {
-            if no_evidence(i) {
-                *p = 1.0;
-            }
-        }
+        self.grade_evidence(|i| no_evidence(i).then_some(1.0));
         self
     }
 

@@ -177,6 +177,11 @@ impl Default for Calibrator {
 /// Bounds of the inverse temperature searched by [`Calibrator::fit`].
 const BETA_RANGE: (f64, f64) = (0.02, 50.0);
 
+/// `ln v` of a probability, `-inf` for a zero.
+fn ln_or_neg_inf(v: f64) -> f64 {
+    if v > 0.0 { v.ln() } else { f64::NEG_INFINITY }
+}
+
 /// The floors [`Calibrator::fit`] tries.
 const EPS_GRID: [f64; 10] = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2];
 
@@ -184,18 +189,23 @@ impl Calibrator {
     /// `q` of one row's probabilities `p` (zeros stay zeros before the floor; uniform when no
     /// probability is positive).
     fn apply(&self, p: &[f64]) -> Vec<f64> {
-        let k = p.len().max(1) as f64;
-        let logs: Vec<f64> = p
-            .iter()
-            .map(|&v| if v > 0.0 { self.beta * v.ln() } else { f64::NEG_INFINITY })
-            .collect();
-        let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut q: Vec<f64> = p.iter().map(|&v| ln_or_neg_inf(v)).collect();
+        self.apply_logs(&mut q);
+        q
+    }
+
+    /// [`Self::apply`] in place, from the row's log-probabilities (`-inf` for a zero).
+    fn apply_logs(&self, q: &mut [f64]) {
+        let k = q.len().max(1) as f64;
+        q.iter_mut().for_each(|l| *l *= self.beta);
+        let top = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !top.is_finite() {
-            return vec![1.0 / k; p.len()];
+            q.iter_mut().for_each(|v| *v = 1.0 / k);
+            return;
         }
-        let e: Vec<f64> = logs.iter().map(|&l| (l - top).exp()).collect();
-        let total: f64 = e.iter().sum();
-        e.iter().map(|v| (1.0 - self.eps) * v / total + self.eps / k).collect()
+        q.iter_mut().for_each(|l| *l = (*l - top).exp());
+        let total: f64 = q.iter().sum();
+        q.iter_mut().for_each(|v| *v = (1.0 - self.eps) * *v / total + self.eps / k);
     }
 
     /// The maximum-likelihood `(beta, eps)` of the given labels under `probs`: for each floor of
@@ -207,15 +217,16 @@ impl Calibrator {
     /// at p <= 0.001 with temperature alone), which the floor absorbs. Flipped labels raise both
     /// the temperature and the floor, which only makes the p-values conservative.
     fn fit(probs: &Array2<f64>, given: &[usize]) -> Self {
+        // the rows' log-probabilities once, for the 400-odd likelihoods of the search
+        let k = probs.ncols();
+        let logs: Vec<f64> = probs.iter().map(|&v| ln_or_neg_inf(v)).collect();
         let nll = |c: &Calibrator| -> f64 {
-            probs
-                .outer_iter()
+            let mut q = vec![0.0; k];
+            logs.chunks_exact(k.max(1))
                 .zip(given)
                 .map(|(row, &g)| {
-                    let q = match row.as_slice() {
-                        Some(p) => c.apply(p),
-                        None => c.apply(&row.to_vec()),
-                    };
+                    q.copy_from_slice(row);
+                    c.apply_logs(&mut q);
                     -q[g].max(f64::MIN_POSITIVE).ln()
                 })
                 .sum()

@@ -597,20 +597,18 @@ pub(crate) fn cross_val_proba(
         drop(train_rows);
         let affine = shared.affine_to(&scaler);
         let fold_rows = FoldRows::new(&train, &affine);
-        let mut theta: Option<Vec<f64>> = init.map(<[f64]>::to_vec);
-        let (mut losses, mut models, mut thetas) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut losses, mut models, mut thetas) = (Vec::new(), Vec::new(), Vec::<Vec<f64>>::new());
         for &c in path {
             let settings = LogisticSettings { c, ..s };
-            let (model, t) =
-                Logistic::fit_from(&z, classes, k, settings, theta.as_deref(), Some(&fold_rows));
+            let start = thetas.last().map(Vec::as_slice).or(init);
+            let (model, t) = Logistic::fit_from(&z, classes, k, settings, start, Some(&fold_rows));
             // its out-of-fold log loss; the held-out rows' probabilities are computed again
             // for the chosen candidate only, rather than kept for every one
             let mut loss = 0.0f64;
             for_held_out(x, rows, &shared, &test, &model, &fold_rows, |t, p| {
                 loss -= p[classes[t] as usize].max(1e-15).ln();
             });
-            thetas.push(t.clone());
-            theta = Some(t);
+            thetas.push(t);
             models.push(ScaledLogistic { scaler: scaler.clone(), model });
             // the path stops where the loss turns up: a weaker penalty past the best one
             // fits the training rows ever closer and costs the most iterations

@@ -359,7 +359,6 @@ impl Detector for SpectreValidParams {
 
         let mut scores = vec![0.0f64; data.n_samples()];
         let mut dims = vec![0usize; data.n_samples()];
-        let mut row_class = vec![usize::MAX; data.n_samples()];
         let mut fits: Vec<Option<(ClassFit, [f64; 5])>> = Vec::with_capacity(by_class.len());
         for (result, rows) in fitted.into_iter().zip(&by_class) {
             let Some((fit, class_scores, stats)) = result else {
@@ -369,7 +368,6 @@ impl Detector for SpectreValidParams {
             for (&i, &s) in rows.iter().zip(&class_scores) {
                 scores[i] = s;
                 dims[i] = stats[0] as usize;
-                row_class[i] = fits.len();
             }
             fits.push(Some((fit, stats)));
         }
@@ -432,7 +430,7 @@ impl Detector for SpectreValidParams {
         };
         // p-values: the chi-square(1) null, its scale checked against the rows of the classes
         // not declared attacked (as the threshold is); rows of those classes carry their class
-        // verdict's evidence at most (`graded`, after the paper's class gate of `PerClass::new`).
+        // verdict's evidence at most (`grade`, after the paper's class gate of `PerClass::new`).
         let training = Detection::with_calibration(scores, threshold, calibration, explain)?;
         let estimate = (self.threshold == ThresholdRule::Auto)
             .then(|| gated_estimate(Spectre::ID, training.n_flagged(), at_risk));
@@ -445,9 +443,8 @@ impl Detector for SpectreValidParams {
             findings,
             estimate,
         );
-        state.training = graded(&state, state.training.clone(), |i| {
-            (row_class[i] != usize::MAX).then(|| (row_class[i], uncapped[i]))
-        });
+        let ids = labels.ids();
+        grade(&state.classes, &mut state.training, |i| Some((ids[i].index(), uncapped[i])));
         Ok(Spectre { state })
     }
 }
@@ -460,17 +457,17 @@ per_class_fitted!(Spectre);
 /// a p-value of 1. A row of a clean class then has a p-value at or below `t` only when its
 /// class's is (probability at most `t` when the class p-value is valid), and a minority that
 /// `spectre` ranks first in a class whose verdict is borderline keeps the class's evidence.
-fn graded(
-    state: &PerClass<ClassFit>,
-    detection: Detection,
+fn grade(
+    classes: &[Option<ClassFit>],
+    detection: &mut Detection,
     row: impl Fn(usize) -> Option<(usize, f64)>,
-) -> Detection {
+) {
     let calibration = detection.calibration();
-    detection.with_graded_evidence(|i| {
+    detection.grade_evidence(|i| {
         let (c, s) = row(i)?;
-        let fit = state.classes[c].as_ref()?;
+        let fit = classes[c].as_ref()?;
         (!fit.flaggable).then(|| fit.class_p.max(calibration.p_value(s)))
-    })
+    });
 }
 
 impl Spectre {
@@ -486,14 +483,15 @@ impl Spectre {
                 Some(fit.score(fit.tau(x.row(i).iter().copied())))
             })
             .collect();
-        let detection = self.state.score_rows(
+        let mut detection = self.state.score_rows(
             labels,
             &ids,
             (0.0, 0),
             |fit, i| (uncapped[i].unwrap_or(0.0), fit.centre.len()),
             |class, score, &dims| Reason::QuantumEntropy { class: class.clone(), score, dims },
         )?;
-        Ok(graded(&self.state, detection, |i| uncapped[i].map(|s| (ids[i].index(), s))))
+        grade(&self.state.classes, &mut detection, |i| uncapped[i].map(|s| (ids[i].index(), s)));
+        Ok(detection)
     }
 }
 
