@@ -45,17 +45,20 @@ use rayon::prelude::*;
 
 mod batched;
 mod model;
+pub mod summary;
 pub use batched::{BatchPlan, reference_sample};
 pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
+pub use poisonguard_core::DEFAULT_SEED;
 
 pub use poisonguard_core::{
     AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset,
     Detection, DetectionRows, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun,
     DynDetector, EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector,
     GraphNeed, InMemoryRows, KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError,
-    NoiseMatrix, ParamError, ParamGuard, PoisonEstimate, Reason, Report, RowKeys, RowSource,
-    SaveState, SkippedClass, SourceFinding, Standardizer, StateError, Threat, ThreatFinding,
-    ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
+    NoiseMatrix, ParamError, ParamGuard, PoisonEstimate, Reason, Report, ReportColumn, RowKeys,
+    RowSource, SaveState, SkippedClass, SourceFinding, Standardizer, StateError, Threat,
+    ThreatFinding, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
+    suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,

@@ -110,11 +110,15 @@ fn render(
         esc(&title)
     );
     let classes = shape.labels.map_or(0, Labels::n_present_classes);
-    let _ = writeln!(h, "<p class=\"verdict\"><b>{}</b></p>", esc(&crate::view::headline(report)));
+    let _ = writeln!(
+        h,
+        "<p class=\"verdict\"><b>{}</b></p>",
+        esc(&poisonguard::summary::headline(report))
+    );
     if !report.threat_findings().is_empty() {
         let _ = writeln!(h, "<ul class=\"threats\">");
         for t in report.threat_findings() {
-            let _ = writeln!(h, "<li>{}</li>", esc(&crate::view::threat_line(t)));
+            let _ = writeln!(h, "<li>{}</li>", esc(&poisonguard::summary::threat_line(t)));
         }
         let _ = writeln!(h, "</ul>");
     }

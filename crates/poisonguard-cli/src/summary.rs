@@ -58,7 +58,7 @@ pub fn print(
     if let Some(model) = model {
         writeln!(out, "scored against the model {} (no refit)", model.display())?;
     }
-    writeln!(out, "verdict: {}", view::headline(report))?;
+    writeln!(out, "verdict: {}", poisonguard::summary::headline(report))?;
     if !report.threat_findings().is_empty() {
         writeln!(
             out,
@@ -66,7 +66,7 @@ pub fn print(
             report.fdr()
         )?;
         for t in report.threat_findings() {
-            writeln!(out, "  {}", view::threat_line(t))?;
+            writeln!(out, "  {}", poisonguard::summary::threat_line(t))?;
         }
     }
 

@@ -93,7 +93,7 @@ pub use linfa_data::{
 /// ndarray, for [`linfa_estimator!`]'s expansions.
 #[doc(hidden)]
 pub use ndarray as __ndarray;
-pub use report::{DetectorFailure, DetectorRun, Report, ThreatFinding, declared_by};
+pub use report::{DetectorFailure, DetectorRun, Report, ReportColumn, ThreatFinding, declared_by};
 pub use scale::Standardizer;
 pub use state::{Merge, MergeError, SaveState, StateError, load_state};
 pub use threshold::{

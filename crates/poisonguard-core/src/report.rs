@@ -1,6 +1,9 @@
 //! [`Report`]: the outcome of running several detectors on one dataset, as the facade's audit
 //! builds it and `poisonguard-io` writes it.
 
+use std::ops::Range;
+
+use crate::dataset::{LabelValue, Labels};
 use crate::detection::{Detection, DetectorId};
 use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass, SourceFinding};
 use crate::info::Family;
@@ -276,6 +279,80 @@ pub fn declared_by<'a>(runs: impl Iterator<Item = &'a DetectorRun>) -> Vec<Strin
     labels.sort_unstable();
     labels.dedup();
     labels
+}
+
+/// One column of the per-row report ([`Report::columns`]), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportColumn {
+    /// Integers: `row`, and `label` when every class is an integer.
+    Int(Vec<i64>),
+    /// Scores, p-values and the suspicion.
+    Float(Vec<f64>),
+    /// Flags.
+    Bool(Vec<bool>),
+    /// Ids, text labels and reasons.
+    Text(Vec<String>),
+}
+
+impl Report {
+    /// The per-row report of rows `rows`, one named column at a time, in the order every writer
+    /// keeps (files, the Python package's table): `row`, `id` (with `ids`), `label` (with
+    /// `labels`: integers when every class is one, else text), then per detector run
+    /// `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value), then
+    /// `suspicion`, `p_value` (combined), `flagged` and `reasons`.
+    ///
+    /// # Panics
+    /// When `rows` reaches past the report's rows, or `ids` / `labels` hold fewer rows.
+    pub fn columns(
+        &self,
+        ids: Option<&[String]>,
+        labels: Option<&Labels>,
+        rows: Range<usize>,
+    ) -> Vec<(String, ReportColumn)> {
+        let floats = |v: &[f64]| ReportColumn::Float(v[rows.clone()].to_vec());
+        let mut cols = vec![(
+            "row".to_string(),
+            ReportColumn::Int((rows.start as i64..rows.end as i64).collect()),
+        )];
+        if let Some(ids) = ids {
+            cols.push(("id".into(), ReportColumn::Text(ids[rows.clone()].to_vec())));
+        }
+        if let Some(labels) = labels {
+            // one type for the column, whichever rows are asked: the classes' values decide
+            let values = if labels.map().values().iter().all(|v| matches!(v, LabelValue::Int(_))) {
+                let int = |i: usize| match labels.value_of_row(i) {
+                    LabelValue::Int(k) => *k,
+                    LabelValue::Str(_) => 0,
+                };
+                ReportColumn::Int(rows.clone().map(int).collect())
+            } else {
+                ReportColumn::Text(
+                    rows.clone().map(|i| labels.value_of_row(i).to_string()).collect(),
+                )
+            };
+            cols.push(("label".into(), values));
+        }
+        for run in self.runs() {
+            let d = &run.detection;
+            cols.push((format!("{}_score", run.id), floats(d.scores())));
+            cols.push((
+                format!("{}_flagged", run.id),
+                ReportColumn::Bool(rows.clone().map(|i| d.is_flagged(i)).collect()),
+            ));
+            cols.push((format!("{}_p", run.id), floats(d.p_values())));
+        }
+        cols.push(("suspicion".into(), floats(self.suspicion())));
+        cols.push(("p_value".into(), floats(self.p_values())));
+        cols.push((
+            "flagged".into(),
+            ReportColumn::Bool(rows.clone().map(|i| self.is_flagged(i)).collect()),
+        ));
+        cols.push((
+            "reasons".into(),
+            ReportColumn::Text(rows.map(|i| self.reasons_of_row(i)).collect()),
+        ));
+        cols
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use poisonguard_core::{Dataset, LabelValue, Labels, Report, RowKeys};
+use poisonguard_core::{Dataset, LabelValue, Labels, Report, ReportColumn, RowKeys};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
@@ -14,73 +14,10 @@ use crate::read::Format;
 
 /// The report's column names, in order: `row`, `id` (if the dataset has ids), `label` (if it has
 /// labels), `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value) per
-/// detector run, then `suspicion`, `p_value` (combined), `flagged`, `reasons`.
+/// detector run, then `suspicion`, `p_value` (combined), `flagged`, `reasons`
+/// ([`Report::columns`]).
 pub fn report_columns(report: &Report, data: &Dataset) -> Vec<String> {
-    columns(report, data.ids(), data.labels())
-}
-
-fn columns(report: &Report, ids: Option<&[String]>, labels: Option<&Labels>) -> Vec<String> {
-    let mut names = vec!["row".to_string()];
-    if ids.is_some() {
-        names.push("id".into());
-    }
-    if labels.is_some() {
-        names.push("label".into());
-    }
-    for run in report.runs() {
-        names.push(format!("{}_score", run.id));
-        names.push(format!("{}_flagged", run.id));
-        names.push(format!("{}_p", run.id));
-    }
-    names.extend(["suspicion", "p_value", "flagged", "reasons"].map(String::from));
-    names
-}
-
-/// One column of the report, typed.
-enum Values {
-    Int(Vec<i64>),
-    Float(Vec<f64>),
-    Bool(Vec<bool>),
-    Text(Vec<String>),
-}
-
-/// The report's columns for rows `rows`.
-fn report_values(
-    report: &Report,
-    ids: Option<&[String]>,
-    labels: Option<&Labels>,
-    rows: Range<usize>,
-) -> Vec<Values> {
-    let floats = |v: &[f64]| Values::Float(v[rows.clone()].to_vec());
-    let mut cols = vec![Values::Int((rows.start as i64..rows.end as i64).collect())];
-    if let Some(ids) = ids {
-        cols.push(Values::Text(ids[rows.clone()].to_vec()));
-    }
-    if let Some(labels) = labels {
-        // one type for the column, whichever rows are written: the classes' values decide
-        if labels.map().values().iter().all(|v| matches!(v, LabelValue::Int(_))) {
-            let int = |i: usize| match labels.value_of_row(i) {
-                LabelValue::Int(k) => *k,
-                _ => 0,
-            };
-            cols.push(Values::Int(rows.clone().map(int).collect()));
-        } else {
-            cols.push(Values::Text(
-                rows.clone().map(|i| labels.value_of_row(i).to_string()).collect(),
-            ));
-        }
-    }
-    for run in report.runs() {
-        let d = &run.detection;
-        cols.push(floats(d.scores()));
-        cols.push(Values::Bool(rows.clone().map(|i| d.is_flagged(i)).collect()));
-        cols.push(floats(d.p_values()));
-    }
-    cols.push(floats(report.suspicion()));
-    cols.push(floats(report.p_values()));
-    cols.push(Values::Bool(rows.clone().map(|i| report.is_flagged(i)).collect()));
-    cols.push(Values::Text(rows.map(|i| report.reasons_of_row(i)).collect()));
-    cols
+    report.columns(data.ids(), data.labels(), 0..0).into_iter().map(|(name, _)| name).collect()
 }
 
 /// Rows of the report built and written at a time: the text of their reasons is held for one
@@ -125,15 +62,14 @@ fn write_keyed(
     let n = report.n_samples();
     let chunks = chunks(n);
     if format == Format::Json {
-        let names = columns(report, ids, labels);
         let mut out = BufWriter::new(file);
         let json_err =
             |e: std::io::Error| Error::Write { path: shown.clone(), message: e.to_string() };
         out.write_all(b"[").map_err(json_err)?;
         for rows in chunks {
             let first = rows.start == 0;
-            let values = report_values(report, ids, labels, rows);
-            write_json_rows(&mut out, &names, &values, first).map_err(json_err)?;
+            write_json_rows(&mut out, &report.columns(ids, labels, rows), first)
+                .map_err(json_err)?;
         }
         return out.write_all(b"\n]\n").and_then(|()| out.flush()).map_err(json_err);
     }
@@ -206,41 +142,40 @@ fn frame_of(
     rows: Range<usize>,
 ) -> PolarsResult<DataFrame> {
     let height = rows.len();
-    let columns: Vec<Column> = columns(report, ids, labels)
-        .iter()
-        .zip(report_values(report, ids, labels, rows))
+    let columns: Vec<Column> = report
+        .columns(ids, labels, rows)
+        .into_iter()
         .map(|(name, v)| {
             let name = PlSmallStr::from(name.as_str());
             match v {
-                Values::Int(v) => Column::new(name, v),
-                Values::Float(v) => Column::new(name, v),
-                Values::Bool(v) => Column::new(name, v),
-                Values::Text(v) => Column::new(name, v),
+                ReportColumn::Int(v) => Column::new(name, v),
+                ReportColumn::Float(v) => Column::new(name, v),
+                ReportColumn::Bool(v) => Column::new(name, v),
+                ReportColumn::Text(v) => Column::new(name, v),
             }
         })
         .collect();
     DataFrame::new(height, columns)
 }
 
-/// Writes the rows of `values` as JSON objects (after a comma unless they are the `first`).
+/// Writes the rows of `columns` as JSON objects (after a comma unless they are the `first`).
 fn write_json_rows(
     mut out: impl Write,
-    names: &[String],
-    values: &[Values],
+    columns: &[(String, ReportColumn)],
     first: bool,
 ) -> std::io::Result<()> {
-    let n = match values.first() {
-        Some(Values::Int(v)) => v.len(),
+    let n = match columns.first() {
+        Some((_, ReportColumn::Int(v))) => v.len(),
         _ => 0,
     };
     for i in 0..n {
         let mut obj = Map::new();
-        for (name, col) in names.iter().zip(values) {
+        for (name, col) in columns {
             let v = match col {
-                Values::Int(v) => Value::from(v[i]),
-                Values::Float(v) => Value::from(v[i]),
-                Values::Bool(v) => Value::from(v[i]),
-                Values::Text(v) => Value::from(v[i].as_str()),
+                ReportColumn::Int(v) => Value::from(v[i]),
+                ReportColumn::Float(v) => Value::from(v[i]),
+                ReportColumn::Bool(v) => Value::from(v[i]),
+                ReportColumn::Text(v) => Value::from(v[i].as_str()),
             };
             obj.insert(name.clone(), v);
         }
