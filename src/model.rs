@@ -17,7 +17,7 @@ use crate::{
 pub const MODEL_FORMAT: &str = "poisonguard-model";
 
 /// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 4;
+pub const MODEL_VERSION: u32 = 5;
 
 /// A model file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,17 @@ pub enum ModelError {
     /// The model holds no detector.
     #[error("the model holds no fitted detector")]
     Empty,
+    /// The bytes decode, but their checksum is not the one written: damaged in storage or on
+    /// the way.
+    #[error(
+        "the model file is damaged (checksum {found:08x}, written {expected:08x}): copy or fit it again"
+    )]
+    Checksum {
+        /// The checksum written in the file.
+        expected: u32,
+        /// The checksum of what was read.
+        found: u32,
+    },
 }
 
 /// The detectors of an audit, fitted on one table: scores new rows against it
@@ -63,7 +74,7 @@ pub enum ModelError {
 /// [`FittedAudit::load`] reads back, so that incoming data can be audited against a trusted
 /// reference in another process.
 ///
-/// # The model file (format version 2)
+/// # The model file (format version 5)
 /// One [MessagePack](https://msgpack.org) map with named fields:
 ///
 /// | field | type | meaning |
@@ -75,12 +86,15 @@ pub enum ModelError {
 /// | `n_features` | integer | feature columns |
 /// | `feature_names` | array of strings or nil | their names, when the table had them |
 /// | `detectors` | array of maps | one per fitted detector, in audit order |
+/// | `checksum` | integer | CRC-32 (IEEE) of every field above, as [`FittedAudit::load`] reads them |
 ///
 /// Each `detectors` entry is `{ "id": string, "state": binary }`: the registry id and the fitted
 /// detector's own state, itself a MessagePack map with the fields of the detector's fitted type
 /// (its training scores and p-value calibration, its class models, the reference rows a
 /// neighbour-based detector searches). A state's fields belong to the format version: a model
-/// of another version is refused, never half read.
+/// of another version is refused, never half read. Model files travel between machines (the
+/// Python package's workers, `scan --model` elsewhere): a file whose fields decode but do not
+/// match the checksum is refused ([`ModelError::Checksum`]).
 ///
 /// ```
 /// use ndarray::Array2;
@@ -116,6 +130,36 @@ struct ModelFile {
     n_features: usize,
     feature_names: Option<Vec<String>>,
     detectors: Vec<SavedDetector>,
+    checksum: u32,
+}
+
+impl ModelFile {
+    /// CRC-32 of every field but the checksum, each length-prefixed, so that no two files'
+    /// fields run into the same bytes.
+    fn checksum(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        let mut bytes = |b: &[u8]| {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        bytes(self.format.as_bytes());
+        bytes(&self.version.to_le_bytes());
+        bytes(self.written_by.as_bytes());
+        bytes(&(self.n_rows as u64).to_le_bytes());
+        bytes(&(self.n_features as u64).to_le_bytes());
+        match &self.feature_names {
+            None => bytes(&[0]),
+            Some(names) => {
+                bytes(&[1]);
+                names.iter().for_each(|n| bytes(n.as_bytes()));
+            }
+        }
+        for d in &self.detectors {
+            bytes(d.id.as_bytes());
+            bytes(&d.state);
+        }
+        h.finalize()
+    }
 }
 
 /// One detector of the model file.
@@ -302,7 +346,7 @@ impl FittedAudit {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let file = ModelFile {
+        let mut file = ModelFile {
             format: MODEL_FORMAT.to_string(),
             version: MODEL_VERSION,
             written_by: format!("poisonguard {}", env!("CARGO_PKG_VERSION")),
@@ -310,7 +354,9 @@ impl FittedAudit {
             n_features: self.n_features,
             feature_names: self.feature_names.clone(),
             detectors,
+            checksum: 0,
         };
+        file.checksum = file.checksum();
         rmp_serde::encode::write_named(&mut writer, &file).map_err(|e| match e {
             rmp_serde::encode::Error::InvalidValueWrite(w) => {
                 ModelError::Io(std::io::Error::other(w))
@@ -327,7 +373,7 @@ impl FittedAudit {
     ///
     /// # Errors
     /// [`ModelError`]: not a model file, another format version, a detector this build does
-    /// not offer, a state that does not decode.
+    /// not offer, a checksum that does not match, a state that does not decode.
     pub fn load<R: Read>(mut reader: R) -> Result<Self, ModelError> {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
@@ -351,12 +397,24 @@ impl FittedAudit {
         if file.feature_names.as_ref().is_some_and(|n| n.len() != file.n_features) {
             return Err(ModelError::NotAModel("feature names do not match n_features".into()));
         }
+        // a detector this build lacks is named before the checksum is read: a newer build's
+        // model says so, not "damaged"
+        let entries = file
+            .detectors
+            .iter()
+            .map(|saved| {
+                registered(&saved.id).ok_or_else(|| ModelError::UnknownDetector(saved.id.clone()))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let found = file.checksum();
+        if found != file.checksum {
+            return Err(ModelError::Checksum { expected: file.checksum, found });
+        }
         let detectors = file
             .detectors
             .into_iter()
-            .map(|saved| {
-                let entry = registered(&saved.id)
-                    .ok_or_else(|| ModelError::UnknownDetector(saved.id.clone()))?;
+            .zip(entries)
+            .map(|(saved, entry)| {
                 let fitted = entry
                     .load(&saved.state)
                     .map_err(|source| ModelError::State { id: saved.id.clone(), source })?;

@@ -58,3 +58,12 @@ def test_damaged_models_are_refused(wine):
     for bad in (b"", b"not a model", data[: len(data) // 2], data[:-1]):
         with pytest.raises(poisonguard.PoisonguardError):
             poisonguard.Model.from_bytes(bad)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        damaged = bytearray(data)
+        at = int(rng.integers(0, len(data) - 8))
+        damaged[at:at + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        if bytes(damaged) == data:
+            continue
+        with pytest.raises(poisonguard.PoisonguardError):
+            poisonguard.Model.from_bytes(bytes(damaged))
