@@ -323,7 +323,7 @@ impl Audit {
         let training = fit_report.runs();
         debug_assert!(fitted.iter().zip(training).all(|((info, _), run)| info.id == run.id));
         let kept = Kept { slot: &slot, training };
-        let (rows, mut failures) = score_batches(
+        let (rows, failures) = score_batches(
             source,
             &keys,
             fitted,
@@ -332,28 +332,44 @@ impl Audit {
             search.as_ref(),
             on_event,
         )?;
-        failures.splice(0..0, fit_report.failures().iter().cloned());
-
-        let mut runs = Vec::new();
-        for (acc, run) in rows.into_iter().zip(training) {
-            let Some(acc) = acc else { continue };
-            let detection = acc.finish().map_err(AuditError::Data)?;
-            let mut whole = DetectorRun::new(run.id, run.family, detection);
-            whole.class_findings = run.class_findings.clone();
-            whole.skipped_classes = run.skipped_classes.clone();
-            whole.noise_matrix = run.noise_matrix.clone();
-            whole.source_findings =
-                crate::source_findings_of(keys.sources(), &whole.detection.flagged());
-            runs.push(whole);
-        }
-        let scale = n as f64 / reference.len() as f64;
-        let estimate = fit_report.estimate().cloned().map(|mut e| {
-            e.rows *= scale;
-            e.low *= scale;
-            e.high *= scale;
-            e
-        });
-        let report = crate::combine_rows(runs, failures, n, keys.sources(), self.fdr)?;
-        Ok((model, report.with_estimate(estimate)))
+        let report = whole_table(rows, failures, &fit_report, &keys, reference.len(), self.fdr)?;
+        Ok((model, report))
     }
+}
+
+/// The report of a table of `keys.n_rows()` rows from every detector's `rows` (`None` for a
+/// detector that failed on some rows, named in `failures`): the reference fit's class findings,
+/// noise matrices and failures, each source tested on the flags, the p-values combined and
+/// flagged over the whole table at `fdr`, the fit's estimate scaled from its `reference_rows` to
+/// the table.
+pub(crate) fn whole_table(
+    rows: Vec<Option<DetectionRows>>,
+    mut failures: Vec<DetectorFailure>,
+    fit_report: &Report,
+    keys: &RowKeys,
+    reference_rows: usize,
+    fdr: f64,
+) -> Result<Report, AuditError> {
+    let n = keys.n_rows();
+    failures.splice(0..0, fit_report.failures().iter().cloned());
+    let mut runs = Vec::new();
+    for (acc, run) in rows.into_iter().zip(fit_report.runs()) {
+        let Some(acc) = acc else { continue };
+        let detection = acc.finish().map_err(AuditError::Data)?;
+        let mut whole = DetectorRun::new(run.id, run.family, detection);
+        whole.class_findings = run.class_findings.clone();
+        whole.skipped_classes = run.skipped_classes.clone();
+        whole.noise_matrix = run.noise_matrix.clone();
+        whole.source_findings =
+            crate::source_findings_of(keys.sources(), &whole.detection.flagged());
+        runs.push(whole);
+    }
+    let scale = n as f64 / reference_rows.max(1) as f64;
+    let estimate = fit_report.estimate().cloned().map(|mut e| {
+        e.rows *= scale;
+        e.low *= scale;
+        e.high *= scale;
+        e
+    });
+    Ok(crate::combine_rows(runs, failures, n, keys.sources(), fdr)?.with_estimate(estimate))
 }

@@ -44,9 +44,11 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 mod batched;
+mod distributed;
 mod model;
 pub mod summary;
 pub use batched::{BatchPlan, reference_sample};
+pub use distributed::{PartScores, ReferenceFit};
 pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
 pub use poisonguard_core::DEFAULT_SEED;
 
@@ -340,6 +342,9 @@ pub enum AuditError {
     /// The memory budget of a batched audit is too small ([`BatchPlan::for_budget`]).
     #[error("memory budget too small: {0}")]
     Budget(String),
+    /// The steps of a distributed audit do not fit together ([`ReferenceFit::assemble`]).
+    #[error("the parts do not make up the table: {0}")]
+    Parts(String),
 }
 
 /// Runs several detectors on one dataset and combines their scores into one [`Report`].

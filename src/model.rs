@@ -311,7 +311,11 @@ impl FittedAudit {
     }
 
     /// The rows' feature count and names (when both sides have names) are the model's.
-    fn check_columns(&self, n_features: usize, names: Option<&[String]>) -> Result<(), AuditError> {
+    pub(crate) fn check_columns(
+        &self,
+        n_features: usize,
+        names: Option<&[String]>,
+    ) -> Result<(), AuditError> {
         if n_features != self.n_features {
             return Err(AuditError::ModelMismatch(format!(
                 "the model was fitted on {} feature columns, the data has {}",

@@ -145,3 +145,45 @@ fn a_budget_too_small_is_an_error_and_a_fitting_one_a_plan() {
     let whole = BatchPlan::for_budget(4 << 30, 1797, 64, 0).unwrap();
     assert_eq!(whole.reference_rows, 1797);
 }
+
+/// The batched audit in the steps a distributed engine schedules (`Audit::fit_reference`,
+/// `FittedAudit::score_part` on each part with the model and the scores travelling as bytes,
+/// `ReferenceFit::assemble` of the parts in any order) gives the single-machine batched report,
+/// row for row; parts that do not make up the table are refused.
+#[test]
+fn distributed_steps_give_the_batched_audit() {
+    use poisonguard::{FittedAudit, PartScores};
+    let (data, _) = shipped("digits_badnets.parquet");
+    let n = data.n_samples();
+    let expected = batched(&data, 600, 250);
+
+    let keys = RowKeys::of(&data);
+    let audit = Audit::for_dataset(&data, &DetectorOptions::default());
+    let reference = reference_sample(&keys, 600, 7);
+    let features = data.features().select(ndarray::Axis(0), &reference);
+    let fit = audit.fit_reference(&keys, reference, features, &|_| {}).unwrap();
+    let mut bytes = Vec::new();
+    fit.model().save(&mut bytes).unwrap();
+    let worker_model = FittedAudit::load(bytes.as_slice()).unwrap();
+    let bounds = [0, 411, 412, 1000, 1500, n];
+    let mut parts: Vec<PartScores> = bounds
+        .windows(2)
+        .map(|w| {
+            let rows: Vec<usize> = (w[0]..w[1]).collect();
+            let part =
+                keys.dataset(data.features().select(ndarray::Axis(0), &rows), &rows).unwrap();
+            let scores = worker_model.score_part(&part, w[0]).unwrap();
+            PartScores::from_bytes(&scores.to_bytes().unwrap()).unwrap()
+        })
+        .collect();
+    parts.reverse();
+    let report = fit.assemble(&keys, parts.clone()).unwrap();
+    same_rows(&report, &expected);
+    assert_eq!(report.estimate(), expected.estimate());
+
+    parts.pop();
+    let err = fit.assemble(&keys, parts.clone()).unwrap_err();
+    assert!(matches!(err, AuditError::Parts(_)), "{err}");
+    parts.push(parts[0].clone());
+    assert!(matches!(fit.assemble(&keys, parts).unwrap_err(), AuditError::Parts(_)));
+}
