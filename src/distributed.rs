@@ -192,9 +192,9 @@ impl ReferenceFit {
                             return None;
                         }
                     };
-                    for i in part.start..end {
-                        match slot[i] {
-                            u32::MAX => acc.push(detected, i - part.start),
+                    for (at, &k) in slot[part.start..end].iter().enumerate() {
+                        match k {
+                            u32::MAX => acc.push(detected, at),
                             k => acc.push(&run.detection, k as usize),
                         }
                     }
