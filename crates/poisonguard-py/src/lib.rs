@@ -20,7 +20,7 @@ use ndarray::Array2;
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use poisonguard::{
     Audit, AuditEvent, Dataset, DetectorOptions, FittedAudit, KnnMode, LabelValue, Labels, Report,
-    ReportColumn,
+    ReportColumn, RowKeys,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -184,8 +184,19 @@ fn report_to_py<'py>(
     report: &Report,
     data: &Dataset,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
+    keyed_report_to_py(py, report, data.ids(), data.labels(), data.n_features())
+}
+
+/// [`report_to_py`] for rows known by their keys.
+fn keyed_report_to_py<'py>(
+    py: Python<'py>,
+    report: &Report,
+    ids: Option<&[String]>,
+    labels: Option<&Labels>,
+    n_features: usize,
+) -> PyResult<(Bound<'py, PyList>, String)> {
     let columns = PyList::empty(py);
-    for (name, values) in report.columns(data.ids(), data.labels(), 0..report.n_samples()) {
+    for (name, values) in report.columns(ids, labels, 0..report.n_samples()) {
         let values: Bound<'py, PyAny> = match values {
             ReportColumn::Int(v) => v.into_pyarray(py).into_any(),
             ReportColumn::Float(v) => v.into_pyarray(py).into_any(),
@@ -194,7 +205,7 @@ fn report_to_py<'py>(
         };
         columns.append(PyTuple::new(py, [name.into_pyobject(py)?.into_any(), values])?)?;
     }
-    let doc = poisonguard::summary::document(report, data.n_features(), data.labels());
+    let doc = poisonguard::summary::document(report, n_features, labels);
     Ok((columns, doc.to_string()))
 }
 
@@ -345,6 +356,24 @@ impl Model {
         report_to_py(py, &report, &data)
     }
 
+    /// Scores `x`, rows `start..start + len(x)` of a table audited in parts, for
+    /// `ReferenceFit.assemble`; returns the part's scores as bytes.
+    #[pyo3(signature = (x, labels=None, *, start, feature_names=None))]
+    fn score_part<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        labels: Option<&Bound<'py, PyAny>>,
+        start: usize,
+        feature_names: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let data = dataset(x, labels, feature_names, None, None, false)?;
+        let model = Arc::clone(&self.inner);
+        let scored = detached(py, None, move |_| model.score_part(&data, start))?;
+        let bytes = scored.map_err(|e| refused(&e))?.to_bytes().map_err(|e| refused(&e))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// The model file's bytes (what `poisonguard fit --save` writes).
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::new();
@@ -389,6 +418,150 @@ impl Model {
     }
 }
 
+/// The keys of every row of a table audited in parts: labels and sources.
+fn row_keys(
+    n_rows: usize,
+    labels: Option<&Bound<'_, PyAny>>,
+    sources: Option<Vec<String>>,
+    feature_names: Option<Vec<String>>,
+) -> PyResult<RowKeys> {
+    let mut keys = RowKeys::new(n_rows);
+    if let Some(y) = labels {
+        keys = keys.with_labels(Labels::from_values(&self::labels(y)?)).map_err(|e| refused(&e))?;
+    }
+    if let Some(sources) = sources {
+        keys = keys.with_sources(sources).map_err(|e| refused(&e))?;
+    }
+    if let Some(names) = feature_names {
+        keys = keys.with_feature_names(names);
+    }
+    Ok(keys)
+}
+
+/// The batched audit's plan for a memory budget (as `poisonguard scan --memory-limit`):
+/// `(reference rows, batch rows)`.
+#[pyfunction]
+#[pyo3(signature = (budget, n_rows, n_features, seed=None))]
+fn batch_plan(
+    budget: u64,
+    n_rows: usize,
+    n_features: usize,
+    seed: Option<u64>,
+) -> PyResult<(usize, usize)> {
+    let seed = seed.unwrap_or(poisonguard::DEFAULT_SEED);
+    let plan = poisonguard::BatchPlan::for_budget(budget, n_rows, n_features, seed)
+        .map_err(|e| refused(&e))?;
+    Ok((plan.reference_rows, plan.batch_rows))
+}
+
+/// The reference sample of a table of `n_rows` rows with these `labels` (class-stratified,
+/// seeded): its rows, ascending.
+#[pyfunction]
+#[pyo3(signature = (n_rows, reference_rows, labels=None, seed=None))]
+fn reference_sample<'py>(
+    py: Python<'py>,
+    n_rows: usize,
+    reference_rows: usize,
+    labels: Option<&Bound<'py, PyAny>>,
+    seed: Option<u64>,
+) -> PyResult<Bound<'py, numpy::PyArray1<u64>>> {
+    let keys = row_keys(n_rows, labels, None, None)?;
+    let seed = seed.unwrap_or(poisonguard::DEFAULT_SEED);
+    let rows: Vec<u64> = poisonguard::reference_sample(&keys, reference_rows, seed)
+        .into_iter()
+        .map(|i| i as u64)
+        .collect();
+    Ok(rows.into_pyarray(py))
+}
+
+/// Fits the audit on the reference rows of a table audited in parts.
+#[pyfunction]
+#[pyo3(signature = (x, reference, n_rows, labels=None, *, sources=None, feature_names=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn fit_reference(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    reference: Vec<usize>,
+    n_rows: usize,
+    labels: Option<&Bound<'_, PyAny>>,
+    sources: Option<Vec<String>>,
+    feature_names: Option<Vec<String>>,
+    detectors: Option<Vec<String>>,
+    fdr: f64,
+    seed: Option<u64>,
+    per_class: bool,
+    knn: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<ReferenceFit> {
+    let features = features(x)?;
+    let keys = row_keys(n_rows, labels, sources, feature_names)?;
+    if keys.labels().is_some_and(|l| l.n_present_classes() < 2) {
+        return Err(PoisonguardError::new_err(
+            "labels hold a single class; the per-class detectors compare classes",
+        ));
+    }
+    let opts = options(seed, per_class, knn, None)?;
+    let audit = match detectors {
+        Some(ids) => Audit::from_ids(&ids, &opts).map_err(|e| refused(&e))?,
+        None => Audit::for_labels(keys.labels(), &opts),
+    }
+    .fdr(fdr)
+    .map_err(|e| PoisonguardError::new_err(format!("fdr: {e}")))?;
+    let (keys, fit) = detached(py, progress, move |on_event| {
+        let fit = audit.fit_reference(&keys, reference, features, on_event);
+        (keys, fit)
+    })?;
+    let fit = fit.map_err(|e| refused(&e))?;
+    Ok(ReferenceFit { fit: Arc::new(fit), keys: Arc::new(keys) })
+}
+
+/// The driver's side of an audit in parts: the detectors fitted on the reference sample, and
+/// the assembly of the parts' scores into the report of the whole table.
+#[pyclass(module = "poisonguard._native", frozen)]
+#[derive(Debug)]
+struct ReferenceFit {
+    fit: Arc<poisonguard::ReferenceFit>,
+    keys: Arc<RowKeys>,
+}
+
+#[pymethods]
+impl ReferenceFit {
+    /// The fitted model's bytes, for the workers.
+    fn model_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::new();
+        self.fit.model().save(&mut out).map_err(|e| refused(&e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// The reference rows, ascending.
+    #[getter]
+    fn reference<'py>(&self, py: Python<'py>) -> Bound<'py, numpy::PyArray1<u64>> {
+        let rows: Vec<u64> = self.fit.reference().iter().map(|&i| i as u64).collect();
+        rows.into_pyarray(py)
+    }
+
+    /// The report of the whole table from the parts' scores (bytes of `Model.score_part`, in
+    /// any order); returns `(columns, summary JSON)`.
+    fn assemble<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<Vec<u8>>,
+    ) -> PyResult<(Bound<'py, PyList>, String)> {
+        let (fit, keys) = (Arc::clone(&self.fit), Arc::clone(&self.keys));
+        let report = detached(py, None, move |_| {
+            let parts = parts
+                .iter()
+                .map(|b| poisonguard::PartScores::from_bytes(b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| chain(&e))?;
+            fit.assemble(&keys, parts).map_err(|e| chain(&e))
+        })?
+        .map_err(PoisonguardError::new_err)?;
+        let n_features = self.fit.model().n_features();
+        keyed_report_to_py(py, &report, self.keys.ids(), self.keys.labels(), n_features)
+    }
+}
+
 /// Ids of every detector, and of the default set.
 #[pyfunction]
 fn detector_ids() -> (Vec<&'static str>, Vec<&'static str>) {
@@ -401,7 +574,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(detector_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(reference_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_reference, m)?)?;
     m.add_class::<Model>()?;
+    m.add_class::<ReferenceFit>()?;
     m.add("PoisonguardError", m.py().get_type::<PoisonguardError>())?;
     m.add("MODEL_VERSION", poisonguard::MODEL_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
