@@ -8,7 +8,8 @@ the same audit three ways with the same memory limit and seed, one after the oth
   ray    poisonguard.ray.audit(ray.data.read_parquet(FILE), ...)   (local cluster, all cores)
   spark  poisonguard.spark.audit(spark.read.parquet(FILE), ...)    (local[*])
 
-and prints wall time, rows per second and whether each flags exactly the CLI's rows. Needs the
+and prints wall time, rows per second, the workers' peak memory and whether each flags exactly
+the CLI's rows (SCALE_ENGINES=ray or spark runs one). Needs the
 package installed in release (`pip install ./python`), ray[data] and pyspark, and the CLI
 (`cargo build --release -p poisonguard-cli`).
 
@@ -49,6 +50,27 @@ def table_file(n: int, d: int, path: str) -> None:
     writer.close()
 
 
+def worker_peaks(marks) -> str:
+    """Peak RSS (VmHWM) of the live processes whose command line holds one of `marks` (Ray's
+    worker processes, Spark's Python workers and JVM), read before the cluster stops."""
+    peaks = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if not any(m in cmd for m in marks):
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+            peaks.append(hwm // 1024)
+        except (OSError, StopIteration):
+            continue
+    peaks.sort(reverse=True)
+    return f"{len(peaks)} worker processes, peak RSS (MiB): {peaks[:8]}"
+
+
 def timed(name, fn, rows):
     start = time.perf_counter()
     flagged = fn()
@@ -81,6 +103,7 @@ def main() -> None:
         try:
             rows, _ = poisonguard.ray.audit(ray.data.read_parquet(path), labels="label",
                                             memory_limit=limit)
+            print("ray:", worker_peaks(["ray::", "default_worker.py"]), flush=True)
         finally:
             ray.shutdown()
         return np.flatnonzero(rows["flagged"].to_numpy())
@@ -94,13 +117,17 @@ def main() -> None:
         try:
             rows, _ = poisonguard.spark.audit(spark.read.parquet(path), labels="label",
                                               memory_limit=limit)
+            print("spark:", worker_peaks(["pyspark.daemon", "pyspark.worker", "org.apache.spark"]),
+                  flush=True)
         finally:
             spark.stop()
         return np.flatnonzero(rows["flagged"].to_numpy())
 
     print(f"{n} x {d}, memory limit {limit}, {os.cpu_count()} cores", flush=True)
     expected = timed("cli", run_cli, n)
-    for name, fn in (("ray", run_ray), ("spark", run_spark)):
+    engines = {"ray": run_ray, "spark": run_spark}
+    for name in os.environ.get("SCALE_ENGINES", "ray,spark").split(","):
+        fn = engines[name]
         got = timed(name, fn, n)
         print(f"{name}: flags the CLI's rows exactly: {np.array_equal(got, expected)}", flush=True)
 
