@@ -111,6 +111,7 @@ def main() -> None:
     def run_spark():
         from pyspark.sql import SparkSession
         import poisonguard.spark
+        os.environ["PYSPARK_PYTHON"] = sys.executable
         spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
                  .config("spark.driver.memory", "8g")
                  .config("spark.pyspark.python", sys.executable).getOrCreate())

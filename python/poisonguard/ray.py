@@ -84,8 +84,10 @@ def audit(
     :func:`poisonguard.scan`.
     """
     columns = Columns(column, labels, sources)
-    # the blocks in the dataset's row order, whatever order the executor finishes them in
-    context = ray.data.DataContext.get_current()
+    # the blocks in the dataset's row order, whatever order the executor finishes them in: a
+    # dataset executes with the context it was created with (at 10^6 rows read from one file,
+    # the global context's setting left the blocks shuffled and every score different)
+    context = dataset.context
     kept = context.execution_options.preserve_order
     context.execution_options.preserve_order = True
     try:
