@@ -5,7 +5,7 @@ one class (a fixed-size-list column `embedding`, Parquet row groups of 50,000 ro
 the same audit three ways with the same memory limit and seed, one after the other:
 
   cli    poisonguard scan FILE --embedding embedding --label label --memory-limit LIMIT
-  ray    poisonguard.ray.audit(ray.data.read_parquet(FILE), ...)   (local cluster, all cores)
+  ray    poisonguard.ray.audit(poisonguard.ray.read_parquet(FILE), ...)   (local cluster, all cores)
   spark  poisonguard.spark.audit(spark.read.parquet(FILE), ...)    (local[*])
 
 and prints wall time, rows per second, the workers' peak memory and whether each flags exactly
@@ -101,7 +101,7 @@ def main() -> None:
         import poisonguard.ray
         ray.init(include_dashboard=False, log_to_driver=False)
         try:
-            rows, _ = poisonguard.ray.audit(ray.data.read_parquet(path), labels="label",
+            rows, _ = poisonguard.ray.audit(poisonguard.ray.read_parquet(path), labels="label",
                                             memory_limit=limit)
             print("ray:", worker_peaks(["ray::", "default_worker.py"]), flush=True)
         finally:

@@ -6,8 +6,15 @@ the driver, which travels once through the object store. A task whose worker die
 (``max_retries``), so a lost worker costs time, not results. The report equals
 ``poisonguard scan --memory-limit`` of the same table with the same seed.
 
+The rows are the dataset's, in the order its blocks come (the audit executes it with
+``preserve_order``). ``ray.data.read_parquet`` does not keep a file's row order: on a 10^6-row
+file of 20 row groups (Ray 2.60) it gave 5 blocks, the first starting at row group 5, and the
+reference sample, hence the fit and every score, then differ from the CLI's on the file.
+:func:`read_parquet` reads Parquet files row group by row group in Ray tasks and keeps their
+order.
+
 >>> import ray, poisonguard.ray
->>> ds = ray.data.read_parquet("datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet")
+>>> ds = poisonguard.ray.read_parquet("datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet")
 >>> rows, summary = poisonguard.ray.audit(ds, labels="label")  # doctest: +SKIP
 """
 
@@ -56,6 +63,24 @@ def _score(block: Any, columns: Columns, model: bytes, start: int) -> bytes:
     x, names = columns.features(part)
     labels, _ = columns.keys(part)
     return _native.Model.from_bytes(model).score_part(x, labels, start=start, feature_names=names)
+
+
+@ray.remote(max_retries=RETRIES)
+def _row_group(path: str, group: int) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).read_row_group(group)
+
+
+def read_parquet(paths: Any) -> "ray.data.Dataset":
+    """A Ray Dataset of the Parquet file(s) ``paths`` (a path or a list, in that order), one
+    block per row group read by a Ray task, in file and row-group order: the table
+    ``poisonguard scan`` reads."""
+    import pyarrow.parquet as pq
+
+    paths = [str(paths)] if isinstance(paths, (str, os.PathLike)) else [str(p) for p in paths]
+    refs = [_row_group.remote(p, g) for p in paths for g in range(pq.ParquetFile(p).num_row_groups)]
+    return ray.data.from_arrow_refs(refs)
 
 
 def audit(
