@@ -120,6 +120,22 @@ def run(
     return _audit(fit.assemble(parts))
 
 
+_MODEL: dict = {}
+
+
+def model_of(data: bytes) -> "_native.Model":
+    """The model in ``data``, decoded once per worker process: the next part a worker scores
+    against the same model reuses it, with the search indexes its detectors built on the first
+    part (an index over the reference rows of a large table takes seconds to build)."""
+    import hashlib
+
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    if key not in _MODEL:
+        _MODEL.clear()
+        _MODEL[key] = _native.Model.from_bytes(data)
+    return _MODEL[key]
+
+
 def part_rows(reference: np.ndarray, start: int, count: int) -> np.ndarray:
     """The reference rows inside rows ``start..start + count``, as positions in the part."""
     lo, hi = np.searchsorted(reference, [start, start + count])

@@ -29,7 +29,7 @@ import ray
 
 from . import _native
 from ._api import Audit
-from ._parts import Columns, part_rows, run
+from ._parts import Columns, model_of, part_rows, run
 
 RETRIES = 3
 """Times a task is retried after its worker process dies."""
@@ -62,7 +62,7 @@ def _score(block: Any, columns: Columns, model: bytes, start: int) -> bytes:
     part = _table(block)
     x, names = columns.features(part)
     labels, _ = columns.keys(part)
-    return _native.Model.from_bytes(model).score_part(x, labels, start=start, feature_names=names)
+    return model_of(model).score_part(x, labels, start=start, feature_names=names)
 
 
 @ray.remote(max_retries=RETRIES)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from . import _native
 from ._api import Audit
-from ._parts import Columns, part_rows, run
+from ._parts import Columns, model_of, part_rows, run
 
 _OUT = "part long, payload binary"
 
@@ -118,7 +118,7 @@ def audit(
                 return _emit(p, None)
             x, names = columns.features(part)
             y, _ = columns.keys(part)
-            fitted = _native.Model.from_bytes(shared.value)
+            fitted = model_of(shared.value)
             return _emit(p, fitted.score_part(x, y, start=int(starts[p]), feature_names=names))
 
         parts = _collect(dataframe, scored)
