@@ -26,11 +26,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut flipped = 0;
     for (pos, &i) in order.iter().enumerate() {
         sources[i] = format!("contributor_{}", pos % 10);
-        if pos % 10 == 3 && rng.random::<f64>() < 0.4 {
-            if let LabelValue::Int(v) = y[i] {
-                y[i] = LabelValue::Int((v + rng.random_range(1..10)) % 10);
-                flipped += 1;
-            }
+        if pos % 10 == 3
+            && rng.random::<f64>() < 0.4
+            && let LabelValue::Int(v) = y[i]
+        {
+            y[i] = LabelValue::Int((v + rng.random_range(1..10)) % 10);
+            flipped += 1;
         }
     }
     let data = Dataset::new(digits.features().to_owned())?

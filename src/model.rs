@@ -322,13 +322,13 @@ impl FittedAudit {
                 self.n_features, n_features
             )));
         }
-        if let (Some(ours), Some(theirs)) = (&self.feature_names, names) {
-            if let Some(j) = (0..ours.len()).find(|&j| ours[j] != theirs[j]) {
-                return Err(AuditError::ModelMismatch(format!(
-                    "feature column {j} is {:?} in the data but {:?} in the model",
-                    theirs[j], ours[j]
-                )));
-            }
+        if let (Some(ours), Some(theirs)) = (&self.feature_names, names)
+            && let Some(j) = (0..ours.len()).find(|&j| ours[j] != theirs[j])
+        {
+            return Err(AuditError::ModelMismatch(format!(
+                "feature column {j} is {:?} in the data but {:?} in the model",
+                theirs[j], ours[j]
+            )));
         }
         Ok(())
     }

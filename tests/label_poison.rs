@@ -139,10 +139,11 @@ fn poisoned_source_is_named_first() {
     }
     let mut y: Vec<LabelValue> = (0..n).map(|i| labels.value_of_row(i).clone()).collect();
     for (pos, &i) in order.iter().enumerate() {
-        if pos % 10 == 3 && rng.random::<f64>() < 0.4 {
-            if let LabelValue::Int(v) = y[i] {
-                y[i] = LabelValue::Int((v + rng.random_range(1..10)) % 10);
-            }
+        if pos % 10 == 3
+            && rng.random::<f64>() < 0.4
+            && let LabelValue::Int(v) = y[i]
+        {
+            y[i] = LabelValue::Int((v + rng.random_range(1..10)) % 10);
         }
     }
     let data = Dataset::new(data.features().to_owned())

@@ -212,8 +212,9 @@ fn scan_decomposition_ranks_badnets_at_10_percent_and_is_quiet_on_clean_digits()
         }
         // clean digits, a 90% subsample that depends on the seed: no class declared, at most 1% of rows flagged
         // (the sweep: 0 of 21 runs declared, 0.0% flagged)
-        let mut rows: Vec<usize> =
-            (0..clean.n_samples()).filter(|i| (i * 7 + seed as usize) % 10 != 0).collect();
+        let mut rows: Vec<usize> = (0..clean.n_samples())
+            .filter(|i| !(i * 7 + seed as usize).is_multiple_of(10))
+            .collect();
         rows.sort_unstable();
         let sub = clean.select_rows(&rows);
         for (space, data) in [("raw", sub.clone()), ("mlp", mlp_embeddings(&sub, seed).unwrap())] {

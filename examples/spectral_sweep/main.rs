@@ -84,7 +84,7 @@ fn stamp(img: &mut [f32], trigger: Trigger, pattern: &[f32], t: usize) {
         Trigger::Patch(v) => BOTTOM_RIGHT.iter().for_each(|&p| img[p] = v),
         Trigger::Blend => img.iter_mut().zip(pattern).for_each(|(a, b)| *a = 0.8 * *a + 0.2 * b),
         Trigger::TwoPatches => {
-            let spot = if t % 2 == 0 { BOTTOM_RIGHT } else { TOP_LEFT };
+            let spot = if t.is_multiple_of(2) { BOTTOM_RIGHT } else { TOP_LEFT };
             spot.iter().for_each(|&p| img[p] = 16.0);
         }
     }

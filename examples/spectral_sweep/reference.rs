@@ -82,7 +82,7 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let m = s.len() / 2;
-    if s.len() % 2 == 0 { 0.5 * (s[m - 1] + s[m]) } else { s[m] }
+    if s.len().is_multiple_of(2) { 0.5 * (s[m - 1] + s[m]) } else { s[m] }
 }
 
 /// Indices of the `m` smallest values.

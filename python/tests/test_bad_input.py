@@ -61,6 +61,7 @@ def test_bad_options():
     refused("fdr", X, Y, fdr=1.5)
     refused("knn", X, Y, knn="fast")
     refused("trusted", X, Y, trusted=[True] * (len(X) + 5))
+    refused("trusted", X, Y, trusted=[True] * 5)
     refused("ids|length|rows", X, Y, ids=["a"])
     with pytest.raises(PoisonguardError, match="k|neighbours|rows"):
         poisonguard.scan(X[:3], detectors=["knn_distance"])

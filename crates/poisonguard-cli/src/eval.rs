@@ -81,10 +81,10 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
             let times = Mutex::new(Vec::<(String, Duration)>::new());
             let report = audit
                 .run_with(&poisoned.data, &|e| {
-                    if let AuditEvent::Finished(id, t) = e {
-                        if let Ok(mut v) = times.lock() {
-                            v.push((id.to_string(), t));
-                        }
+                    if let AuditEvent::Finished(id, t) = e
+                        && let Ok(mut v) = times.lock()
+                    {
+                        v.push((id.to_string(), t));
                     }
                 })
                 .with_context(|| attack.to_string())?;

@@ -161,15 +161,15 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
             );
         }
     }
-    if let Some(out) = &args.summary {
-        if out.extension().and_then(|e| e.to_str()) != Some("json") {
-            bail!("{}: the summary is written as JSON; name it *.json", out.display());
-        }
+    if let Some(out) = &args.summary
+        && out.extension().and_then(|e| e.to_str()) != Some("json")
+    {
+        bail!("{}: the summary is written as JSON; name it *.json", out.display());
     }
-    if let Some(out) = &args.html {
-        if !matches!(out.extension().and_then(|e| e.to_str()), Some("html" | "htm")) {
-            bail!("{}: the HTML report needs a .html name", out.display());
-        }
+    if let Some(out) = &args.html
+        && !matches!(out.extension().and_then(|e| e.to_str()), Some("html" | "htm"))
+    {
+        bail!("{}: the HTML report needs a .html name", out.display());
     }
 
     if let Some(path) = save {
@@ -321,14 +321,14 @@ fn audit_batched(
     let input = || args.input.display().to_string();
     let (report, stages, reference, model_path) = match how {
         Batched::Fit { opts, requested, save } => {
-            if let (Some(labels), Some(column)) = (keys.labels(), &args.label) {
-                if labels.n_present_classes() < 2 {
-                    bail!(
-                        "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
-                        args.input.display(),
-                        labels.value_of_row(0)
-                    );
-                }
+            if let (Some(labels), Some(column)) = (keys.labels(), &args.label)
+                && labels.n_present_classes() < 2
+            {
+                bail!(
+                    "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
+                    args.input.display(),
+                    labels.value_of_row(0)
+                );
             }
             let audit = match requested {
                 Some(names) => Audit::from_ids(names, opts)?,
@@ -671,14 +671,13 @@ fn load_and_audit(
     // Against a model, a batch of one class is fine: the model knows the others.
     if let (Some(labels), Some(column), false) =
         (data.labels(), &args.label, matches!(how, How::Model(_)))
+        && labels.n_present_classes() < 2
     {
-        if labels.n_present_classes() < 2 {
-            bail!(
-                "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
-                args.input.display(),
-                labels.value_of_row(0)
-            );
-        }
+        bail!(
+            "{}: label column {column:?} holds a single class ({}); the per-class detectors compare classes",
+            args.input.display(),
+            labels.value_of_row(0)
+        );
     }
 
     let audit = || -> Result<(Audit, Stages<'_>)> {

@@ -670,14 +670,15 @@ pub(crate) fn arrow_columns(
 fn check_unique_header(path: &str, frame: DataFrame) -> Result<DataFrame> {
     let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
     for name in &names {
-        if let Some((base, n)) = name.rsplit_once("_duplicated_") {
-            if n.parse::<usize>().is_ok() && names.iter().any(|c| c == base) {
-                return Err(Error::DuplicateColumn {
-                    path: path.to_string(),
-                    column: base.to_string(),
-                    place: "in the header",
-                });
-            }
+        if let Some((base, n)) = name.rsplit_once("_duplicated_")
+            && n.parse::<usize>().is_ok()
+            && names.iter().any(|c| c == base)
+        {
+            return Err(Error::DuplicateColumn {
+                path: path.to_string(),
+                column: base.to_string(),
+                place: "in the header",
+            });
         }
     }
     Ok(frame)

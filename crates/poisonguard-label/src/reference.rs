@@ -146,7 +146,8 @@ mod tests {
             let y: Vec<LabelValue> = (0..n)
                 .map(|i| {
                     LabelValue::Int(
-                        (((i + shift) % 3) + usize::from((i + shift) % 11 == 0)) as i64 % 3,
+                        (((i + shift) % 3) + usize::from((i + shift).is_multiple_of(11))) as i64
+                            % 3,
                     )
                 })
                 .collect();

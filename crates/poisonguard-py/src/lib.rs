@@ -209,13 +209,21 @@ fn keyed_report_to_py<'py>(
     Ok((columns, doc.to_string()))
 }
 
-/// The audit's options, checked; no `seed` is the command line's default seed.
+/// The audit's options, checked, for `n_rows` rows; no `seed` is the command line's default
+/// seed, `trusted` holds one flag per row.
 fn options(
     seed: Option<u64>,
     per_class: bool,
     knn: &str,
     trusted: Option<Vec<bool>>,
+    n_rows: usize,
 ) -> PyResult<DetectorOptions> {
+    if let Some(t) = trusted.as_ref().filter(|t| t.len() != n_rows) {
+        return Err(PoisonguardError::new_err(format!(
+            "trusted: {} flags for {n_rows} rows; give one per row",
+            t.len()
+        )));
+    }
     let seed = seed.unwrap_or(poisonguard::DEFAULT_SEED);
     let knn = match knn {
         "auto" => KnnMode::Auto,
@@ -246,13 +254,6 @@ fn audit(
     opts: &DetectorOptions,
     fdr: f64,
 ) -> PyResult<Audit> {
-    if let Some(trusted) = &opts.trusted {
-        if trusted.len() > data.n_samples()
-            || trusted.last().is_some_and(|&i| i >= data.n_samples())
-        {
-            return Err(PoisonguardError::new_err("trusted: one flag per row of X"));
-        }
-    }
     let audit = match detectors {
         Some(ids) => Audit::from_ids(&ids, opts).map_err(|e| refused(&e))?,
         None => Audit::for_dataset(data, opts),
@@ -280,7 +281,7 @@ fn scan<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
     let data = dataset(x, labels, feature_names, ids, sources, true)?;
-    let opts = options(seed, per_class, knn, trusted)?;
+    let opts = options(seed, per_class, knn, trusted, data.n_samples())?;
     let audit = audit(&data, detectors, &opts, fdr)?;
     let (data, outcome) = detached(py, progress, move |on_event| {
         let outcome = audit.run_with(&data, on_event);
@@ -311,7 +312,7 @@ fn fit<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Model, Bound<'py, PyList>, String)> {
     let data = dataset(x, labels, feature_names, ids, sources, true)?;
-    let opts = options(seed, per_class, knn, trusted)?;
+    let opts = options(seed, per_class, knn, trusted, data.n_samples())?;
     let audit = audit(&data, detectors, &opts, fdr)?;
     let (data, outcome) = detached(py, progress, move |on_event| {
         let outcome = audit.fit_with(&data, on_event);
@@ -500,7 +501,7 @@ fn fit_reference(
             "labels hold a single class; the per-class detectors compare classes",
         ));
     }
-    let opts = options(seed, per_class, knn, None)?;
+    let opts = options(seed, per_class, knn, None, n_rows)?;
     let audit = match detectors {
         Some(ids) => Audit::from_ids(&ids, &opts).map_err(|e| refused(&e))?,
         None => Audit::for_labels(keys.labels(), &opts),

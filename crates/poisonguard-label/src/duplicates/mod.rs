@@ -143,14 +143,10 @@ impl ParamGuard for DuplicatesParams {
                 allowed: "[1, n_samples)",
             });
         }
-        if let Some(r) = p.radius {
-            if !(r >= 0.0 && r.is_finite()) {
-                return Err(ParamError::OutOfRange {
-                    name: "radius",
-                    value: r,
-                    allowed: "[0, inf)",
-                });
-            }
+        if let Some(r) = p.radius
+            && !(r >= 0.0 && r.is_finite())
+        {
+            return Err(ParamError::OutOfRange { name: "radius", value: r, allowed: "[0, inf)" });
         }
         p.threshold.check()?;
         Ok(p)

@@ -113,10 +113,10 @@ fn c_steps(x: &Mat<f64>, h: usize, start: Start, iterations: usize) -> Option<Es
     let mut remaining = iterations;
     let mut previous: Option<Estimate> = None;
     while remaining > 0 && current.log_det.is_finite() {
-        if let Some(p) = &previous {
-            if current.log_det >= p.log_det {
-                break;
-            }
+        if let Some(p) = &previous
+            && current.log_det >= p.log_det
+        {
+            break;
         }
         let next = Estimate::of_rows(x, &smallest(&current.distances(x), h))?;
         previous = Some(std::mem::replace(&mut current, next));
