@@ -1394,3 +1394,52 @@ fn a_table_beyond_the_memory_limit_is_audited_in_batches() {
     let o = poisonguard(&[&args[..], &["--memory-limit", "4X"]].concat());
     assert!(stderr(&o).contains("the unit is K, M, G or T"), "{}", stderr(&o));
 }
+
+/// README's sample outputs are what the commands above them print: every `cargo run ... --
+/// scan ...` command of README.md is run from the repository root, and every line of the output
+/// block that follows it (the first plain block that starts with the input's path; `...` marks
+/// an abridged part) appears in the printed summary, in order.
+#[test]
+fn readme_sample_output_is_what_scan_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    // the fenced blocks: (language, body)
+    let blocks: Vec<(&str, &str)> = readme
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| b.split_once('\n').unwrap_or((b, "")))
+        .collect();
+    let mut checked = 0;
+    for (i, (lang, body)) in blocks.iter().enumerate() {
+        let Some(command) = body.lines().find(|l| l.contains("-p poisonguard-cli -- scan ")) else {
+            continue;
+        };
+        assert_eq!(*lang, "sh");
+        let args: Vec<&str> = command.split_once(" -- ").unwrap().1.split_whitespace().collect();
+        let input = args[1];
+        let Some((_, sample)) = blocks[i + 1..]
+            .iter()
+            .find(|(l, b)| l.is_empty() && b.starts_with(&format!("{input}:")))
+        else {
+            panic!("README: no sample output after `{command}`");
+        };
+        let o = Command::new(env!("CARGO_BIN_EXE_poisonguard"))
+            .args(&args)
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{command}: {}", stderr(&o));
+        let printed = stdout(&o);
+        let mut lines = printed.lines().map(str::trim_end);
+        for want in sample.lines().map(str::trim_end).filter(|l| l.trim() != "...") {
+            assert!(
+                lines.any(|got| got == want),
+                "README's sample output of `{command}` has a line the command does not print (in \
+                 that order):\n{want}\n\nprinted:\n{printed}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "README's scan commands with sample output: {checked}");
+}
