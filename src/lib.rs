@@ -55,12 +55,11 @@ pub use poisonguard_core::DEFAULT_SEED;
 pub use poisonguard_core::{
     AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset,
     Detection, DetectionRows, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun,
-    DynDetector, EstimateMethod, Family, FeatureSpace, FitContext, FitScope, FittedDetector,
-    GraphNeed, InMemoryRows, KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError,
-    NoiseMatrix, ParamError, ParamGuard, PoisonEstimate, Reason, Report, ReportColumn, RowKeys,
-    RowSource, SaveState, SkippedClass, SourceFinding, Standardizer, StateError, Threat,
-    ThreatFinding, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
-    suspicion_of,
+    DynDetector, EstimateMethod, Family, FitContext, FittedDetector, InMemoryRows, KnnGraph,
+    LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
+    ParamGuard, PoisonEstimate, Reason, Report, ReportColumn, RowKeys, RowSource, SaveState,
+    SkippedClass, SourceFinding, Standardizer, StateError, Threat, ThreatFinding, ThresholdRule,
+    TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,

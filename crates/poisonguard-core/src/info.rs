@@ -68,45 +68,6 @@ impl fmt::Display for Family {
     }
 }
 
-/// Which rows one fitted model sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FitScope {
-    /// One model of all rows.
-    Global,
-    /// One model per class; a row is scored against its own class.
-    PerClass,
-    /// One model of all rows by default, one per class on request (`per_class(true)`).
-    GlobalOrPerClass,
-}
-
-/// The feature space a detector measures in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeatureSpace {
-    /// The features as given.
-    Raw,
-    /// Each feature centred and scaled to unit variance ([`Standardizer`](crate::Standardizer)),
-    /// so that no feature dominates by its unit.
-    Standardized,
-    /// Standardized when the columns carry units of their own, as given when they share one
-    /// ([`shares_one_unit`](crate::shares_one_unit): pixels, embeddings).
-    ByUnits,
-}
-
-/// The shared k-nearest-neighbour graph a detector reads, if any; an audit builds each graph
-/// once for every detector that needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GraphNeed {
-    /// No neighbour graph.
-    None,
-    /// A graph of the features as given.
-    Raw,
-    /// A graph of the standardized features.
-    Standardized,
-    /// A graph of the standardized features or of the features as given, as
-    /// [`FeatureSpace::ByUnits`] decides.
-    ByUnits,
-}
-
 /// How a detector scores the rows it was fitted on, against how it scores new rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrainingScores {
@@ -152,12 +113,6 @@ pub struct DetectorInfo {
     pub threat: Threat,
     /// Whether the detector needs labels (with at least two classes).
     pub needs_labels: bool,
-    /// Which rows one fitted model sees.
-    pub scope: FitScope,
-    /// The feature space it measures in.
-    pub space: FeatureSpace,
-    /// The shared neighbour graph it reads.
-    pub graph: GraphNeed,
     /// How its training scores relate to scoring the same rows again with `detect`.
     pub training_scores: TrainingScores,
     /// Whether its scores depend on the seed (random trees, subsamples, k-means starts, folds).

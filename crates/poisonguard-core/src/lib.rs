@@ -78,9 +78,7 @@ pub use findings::{
     ClassFinding, ClassStatistic, ESTIMATE_LEVEL, EstimateMethod, NoiseMatrix, PoisonEstimate,
     SkippedClass, SourceFinding,
 };
-pub use info::{
-    AutoThreshold, DetectorInfo, Family, FeatureSpace, FitScope, GraphNeed, Threat, TrainingScores,
-};
+pub use info::{AutoThreshold, DetectorInfo, Family, Threat, TrainingScores};
 pub use knn::{FitContext, KnnGraph};
 /// linfa, for [`linfa_estimator!`]'s expansions.
 #[cfg(feature = "linfa")]
