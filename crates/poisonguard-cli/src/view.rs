@@ -1,5 +1,7 @@
 //! What the three renderings of a scan (the stdout summary, the JSON summary, the HTML report)
-//! read off a report in the same way: computed here once.
+//! read off a report in the same way and only the command line shows (class rankings, the
+//! detection quality against ground truth): computed here once. The verdict, the threat lines
+//! and the summary document are the library's (`poisonguard::summary`), shared with Python.
 
 use poisonguard::{ClassFinding, DetectorRun, Report, metrics};
 
