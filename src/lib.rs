@@ -710,8 +710,9 @@ fn threat_findings(runs: &[(&DetectorRun, f64)], n: usize, fdr: f64) -> Vec<Thre
         .collect()
 }
 
-/// Renders an error and its sources as `a: b: c`.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// Renders an error and its sources as `a: b: c`: how the command line, the Python package and
+/// the audit's failure records print an error.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -32,19 +32,26 @@ pyo3::create_exception!(
     "An input, an option or a model that poisonguard refuses, with the command line's message."
 );
 
-/// `e` and its sources, as the command line prints them (`outer: inner: ...`).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
+/// `e` and its sources as the exception, in the command line's words (`outer: inner: ...`).
+fn refused(e: &(dyn std::error::Error + 'static)) -> PyErr {
+    PoisonguardError::new_err(poisonguard::error_chain(e))
 }
 
-fn refused(e: &(dyn std::error::Error + 'static)) -> PyErr {
-    PoisonguardError::new_err(chain(e))
+/// A false-discovery rate outside `(0, 1)`.
+fn bad_fdr(e: poisonguard::ParamError) -> PyErr {
+    PoisonguardError::new_err(format!("fdr: {e}"))
+}
+
+/// Refuses labels of a single class to a fit, as `poisonguard scan` does: the per-class
+/// detectors compare classes.
+fn two_classes(labels: &Labels) -> PyResult<()> {
+    if labels.n_present_classes() < 2 && !labels.ids().is_empty() {
+        return Err(PoisonguardError::new_err(format!(
+            "labels hold a single class ({}); the per-class detectors compare classes",
+            labels.value_of_row(0)
+        )));
+    }
+    Ok(())
 }
 
 /// The feature matrix: a 2-D float32 or float64 numpy array, copied once into the audit's f32
@@ -72,8 +79,8 @@ fn labels(y: &Bound<'_, PyAny>) -> PyResult<Vec<LabelValue>> {
     Err(PoisonguardError::new_err("labels: expected a 1-D int64 numpy array or a list of str"))
 }
 
-/// The dataset of `x` with its optional labels, feature names, ids and sources; `fitting` refuses labels of a
-/// single class (the per-class detectors compare classes), as `poisonguard scan` does.
+/// The dataset of `x` with its optional labels, feature names, ids and sources; `fitting`
+/// refuses labels of a single class ([`two_classes`]).
 fn dataset(
     x: &Bound<'_, PyAny>,
     y: Option<&Bound<'_, PyAny>>,
@@ -88,11 +95,8 @@ fn dataset(
     }
     if let Some(y) = y {
         let labels = Labels::from_values(&labels(y)?);
-        if fitting && labels.n_present_classes() < 2 && data.n_samples() > 0 {
-            return Err(PoisonguardError::new_err(format!(
-                "labels hold a single class ({}); the per-class detectors compare classes",
-                labels.value_of_row(0)
-            )));
+        if fitting {
+            two_classes(&labels)?;
         }
         data = data.with_labels(labels).map_err(|e| refused(&e))?;
     }
@@ -247,18 +251,40 @@ fn options(
     })
 }
 
-/// The audit of `data`: the `detectors` named, else the default set for what `data` has.
+/// The audit: the `detectors` named, else `default` (the default set for what the data has),
+/// flagging at `fdr`.
 fn audit(
-    data: &Dataset,
     detectors: Option<Vec<String>>,
     opts: &DetectorOptions,
     fdr: f64,
+    default: impl FnOnce(&DetectorOptions) -> Audit,
 ) -> PyResult<Audit> {
     let audit = match detectors {
         Some(ids) => Audit::from_ids(&ids, opts).map_err(|e| refused(&e))?,
-        None => Audit::for_dataset(data, opts),
+        None => default(opts),
     };
-    audit.fdr(fdr).map_err(|e| PoisonguardError::new_err(format!("fdr: {e}")))
+    audit.fdr(fdr).map_err(bad_fdr)
+}
+
+/// The dataset and the audit of a `scan` or `fit` call, checked.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    x: &Bound<'_, PyAny>,
+    labels: Option<&Bound<'_, PyAny>>,
+    feature_names: Option<Vec<String>>,
+    ids: Option<Vec<String>>,
+    sources: Option<Vec<String>>,
+    detectors: Option<Vec<String>>,
+    fdr: f64,
+    seed: Option<u64>,
+    per_class: bool,
+    knn: &str,
+    trusted: Option<Vec<bool>>,
+) -> PyResult<(Dataset, Audit)> {
+    let data = dataset(x, labels, feature_names, ids, sources, true)?;
+    let opts = options(seed, per_class, knn, trusted, data.n_samples())?;
+    let audit = audit(detectors, &opts, fdr, |o| Audit::for_dataset(&data, o))?;
+    Ok((data, audit))
 }
 
 /// Audits `x` (see the package's `poisonguard.scan`); returns `(columns, summary JSON)`.
@@ -280,9 +306,19 @@ fn scan<'py>(
     trusted: Option<Vec<bool>>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
-    let data = dataset(x, labels, feature_names, ids, sources, true)?;
-    let opts = options(seed, per_class, knn, trusted, data.n_samples())?;
-    let audit = audit(&data, detectors, &opts, fdr)?;
+    let (data, audit) = prepare(
+        x,
+        labels,
+        feature_names,
+        ids,
+        sources,
+        detectors,
+        fdr,
+        seed,
+        per_class,
+        knn,
+        trusted,
+    )?;
     let (data, outcome) = detached(py, progress, move |on_event| {
         let outcome = audit.run_with(&data, on_event);
         (data, outcome)
@@ -311,15 +347,25 @@ fn fit<'py>(
     trusted: Option<Vec<bool>>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Model, Bound<'py, PyList>, String)> {
-    let data = dataset(x, labels, feature_names, ids, sources, true)?;
-    let opts = options(seed, per_class, knn, trusted, data.n_samples())?;
-    let audit = audit(&data, detectors, &opts, fdr)?;
+    let (data, audit) = prepare(
+        x,
+        labels,
+        feature_names,
+        ids,
+        sources,
+        detectors,
+        fdr,
+        seed,
+        per_class,
+        knn,
+        trusted,
+    )?;
     let (data, outcome) = detached(py, progress, move |on_event| {
         let outcome = audit.fit_with(&data, on_event);
         (data, outcome)
     })?;
     let (model, report) = outcome.map_err(|e| refused(&e))?;
-    let model = model.fdr(fdr).map_err(|e| PoisonguardError::new_err(format!("fdr: {e}")))?;
+    let model = model.fdr(fdr).map_err(bad_fdr)?;
     let (columns, summary) = report_to_py(py, &report, &data)?;
     Ok((Model { inner: Arc::new(model) }, columns, summary))
 }
@@ -387,7 +433,7 @@ impl Model {
     #[pyo3(signature = (data, fdr=0.1))]
     fn from_bytes(data: &[u8], fdr: f64) -> PyResult<Model> {
         let model = FittedAudit::load(data).map_err(|e| refused(&e))?;
-        let model = model.fdr(fdr).map_err(|e| PoisonguardError::new_err(format!("fdr: {e}")))?;
+        let model = model.fdr(fdr).map_err(bad_fdr)?;
         Ok(Model { inner: Arc::new(model) })
     }
 
@@ -496,18 +542,11 @@ fn fit_reference(
 ) -> PyResult<ReferenceFit> {
     let features = features(x)?;
     let keys = row_keys(n_rows, labels, sources, feature_names)?;
-    if keys.labels().is_some_and(|l| l.n_present_classes() < 2) {
-        return Err(PoisonguardError::new_err(
-            "labels hold a single class; the per-class detectors compare classes",
-        ));
+    if let Some(labels) = keys.labels() {
+        two_classes(labels)?;
     }
     let opts = options(seed, per_class, knn, None, n_rows)?;
-    let audit = match detectors {
-        Some(ids) => Audit::from_ids(&ids, &opts).map_err(|e| refused(&e))?,
-        None => Audit::for_labels(keys.labels(), &opts),
-    }
-    .fdr(fdr)
-    .map_err(|e| PoisonguardError::new_err(format!("fdr: {e}")))?;
+    let audit = audit(detectors, &opts, fdr, |o| Audit::for_labels(keys.labels(), o))?;
     let (keys, fit) = detached(py, progress, move |on_event| {
         let fit = audit.fit_reference(&keys, reference, features, on_event);
         (keys, fit)
@@ -554,8 +593,8 @@ impl ReferenceFit {
                 .iter()
                 .map(|b| poisonguard::PartScores::from_bytes(b))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| chain(&e))?;
-            fit.assemble(&keys, parts).map_err(|e| chain(&e))
+                .map_err(|e| poisonguard::error_chain(&e))?;
+            fit.assemble(&keys, parts).map_err(|e| poisonguard::error_chain(&e))
         })?
         .map_err(PoisonguardError::new_err)?;
         let n_features = self.fit.model().n_features();
