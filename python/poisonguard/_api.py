@@ -267,6 +267,16 @@ def _inputs(X, labels, column, ids, sources, trusted):
             _strings(sources, table, "sources"), _trusted(trusted, table))
 
 
+def _audit_call(native, X, labels, column, ids, sources, detectors, fdr, seed, per_class, knn,
+                trusted, progress):
+    """``native`` (``_native.scan`` or ``_native.fit``) on the inputs, converted once."""
+    x, names, y, ids, sources, trusted = _inputs(X, labels, column, ids, sources, trusted)
+    return native(
+        x, y, feature_names=names, ids=ids, sources=sources,
+        detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
+        per_class=per_class, knn=knn, trusted=trusted, progress=_progress(progress))
+
+
 def scan(
     X: Any,
     labels: Any = None,
@@ -293,19 +303,16 @@ def scan(
     ``labels``, ``ids``, ``sources``, ``trusted``: one value per row, or a column name of a
     table ``X``. Integer labels stay integers; anything else is read as text. ``trusted`` marks
     rows known clean. ``detectors``: ids (``poisonguard.detector_ids()``), else the default set
-    for what the input has. ``fdr``: false-discovery rate of the flags. ``seed``: of every randomized step (by default
-    the command line's). ``knn``: ``"auto"``,
-    ``"exact"`` or ``"approx"``. ``progress``: ``True`` for tqdm when installed, or a
+    for what the input has. ``fdr``: false-discovery rate of the flags. ``seed``: of every
+    randomized step (by default the command line's). ``knn``: ``"auto"``, ``"exact"`` or
+    ``"approx"``. ``progress``: ``True`` for tqdm when installed, or a
     :data:`ProgressCallback`.
 
     Returns an :class:`Audit` ``(rows, summary)``; raises :class:`PoisonguardError` on bad
     input with the command line's message.
     """
-    x, names, y, ids, sources, trusted = _inputs(X, labels, column, ids, sources, trusted)
-    return _audit(_native.scan(
-        x, y, feature_names=names, ids=ids, sources=sources, detectors=None if detectors is None else list(detectors),
-        fdr=fdr, seed=seed, per_class=per_class, knn=knn, trusted=trusted,
-        progress=_progress(progress)))
+    return _audit(_audit_call(_native.scan, X, labels, column, ids, sources, detectors, fdr, seed,
+                              per_class, knn, trusted, progress))
 
 
 class Model:
@@ -391,9 +398,6 @@ def fit(
 ) -> Model:
     """Fits the audit on ``X`` (a trusted table; arguments as :func:`scan`) and returns the
     :class:`Model`, with the audit of the training rows as ``model.training``."""
-    x, names, y, ids, sources, trusted = _inputs(X, labels, column, ids, sources, trusted)
-    native, columns, summary = _native.fit(
-        x, y, feature_names=names, ids=ids, sources=sources, detectors=None if detectors is None else list(detectors),
-        fdr=fdr, seed=seed, per_class=per_class, knn=knn, trusted=trusted,
-        progress=_progress(progress))
+    native, columns, summary = _audit_call(_native.fit, X, labels, column, ids, sources, detectors,
+                                           fdr, seed, per_class, knn, trusted, progress)
     return Model(native, fdr, _audit((columns, summary)))

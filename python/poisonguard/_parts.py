@@ -43,6 +43,30 @@ class Columns:
         return _labels(self.labels, part), _strings(self.sources, part, "sources")
 
 
+def describe(columns: Columns, part: Optional[pa.Table]) -> tuple:
+    """What the driver needs of one part, read where the part is: its rows, its keys (labels,
+    sources), and its feature count and names (one row's features read)."""
+    if part is None or part.num_rows == 0:
+        return 0, (None, None), 0, None
+    x, names = columns.features(part.slice(0, 1))
+    return part.num_rows, columns.keys(part), x.shape[1], names
+
+
+class Layout:
+    """The parts of a table in row order, from each part's :func:`describe`: their row counts
+    and first rows, the keys of the parts with rows, and the features they agree on."""
+
+    def __init__(self, described: Sequence[tuple], what: str):
+        self.counts = [int(d[0]) for d in described]
+        shapes = {(d[2], tuple(d[3]) if d[3] else None) for d in described if d[0]}
+        if len(shapes) != 1:
+            raise PoisonguardError(f"the {what} disagree on the features: {shapes}")
+        self.n_features, names = shapes.pop()
+        self.feature_names = list(names) if names else None
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        self.keys = [d[1] for d in described if d[0]]
+
+
 def parse_size(size: Any) -> int:
     """Bytes from an int or a text such as ``"512M"``, ``"2GiB"`` (as ``--memory-limit``)."""
     if isinstance(size, (int, np.integer)):
@@ -81,12 +105,9 @@ def concat_keys(keys: list):
 
 
 def run(
-    counts: Sequence[int],
-    keys: list,
-    n_features: int,
-    feature_names: Optional[list],
+    layout: Layout,
     take: Callable[[np.ndarray], np.ndarray],
-    score: Callable[[bytes, list], list],
+    score: Callable[[bytes], list],
     *,
     detectors: Optional[Sequence[str]],
     fdr: float,
@@ -97,14 +118,13 @@ def run(
     memory_limit: Any,
     progress: Any,
 ) -> Audit:
-    """The four steps over parts of ``counts`` rows with ``keys`` (per part: labels, sources):
-    ``take(reference rows) -> features`` and ``score(model bytes, starts) -> parts' scores``
-    are the engine's."""
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    n = int(starts[-1])
+    """The four steps over the parts of ``layout``: ``take(reference rows) -> features`` and
+    ``score(model bytes) -> the parts' scores`` are the engine's."""
+    n = int(layout.starts[-1])
+    n_features = layout.n_features
     if n == 0:
         raise PoisonguardError("the table has no rows")
-    y, sources = concat_keys(keys)
+    y, sources = concat_keys(layout.keys)
     if reference_rows is None:
         budget = memory_budget(memory_limit)
         # the command line audits a table that fits in memory whole: every row is the reference
@@ -113,10 +133,10 @@ def run(
     reference = _native.reference_sample(n, int(reference_rows), y, seed)
     x = take(reference)
     fit = _native.fit_reference(
-        x, reference.tolist(), n, y, sources=sources, feature_names=feature_names,
+        x, reference.tolist(), n, y, sources=sources, feature_names=layout.feature_names,
         detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
         per_class=per_class, knn=knn, progress=_progress(progress))
-    parts = score(fit.model_bytes(), starts[:-1].tolist())
+    parts = score(fit.model_bytes())
     return _audit(fit.assemble(parts))
 
 

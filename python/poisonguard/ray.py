@@ -29,7 +29,7 @@ import ray
 
 from . import _native
 from ._api import Audit
-from ._parts import Columns, model_of, part_rows, run
+from ._parts import Columns, Layout, describe, model_of, part_rows, run
 
 RETRIES = 3
 """Times a task is retried after its worker process dies."""
@@ -40,10 +40,8 @@ def _table(block: Any) -> pa.Table:
 
 
 @ray.remote(max_retries=RETRIES)
-def _describe(block: Any, columns: Columns):
-    part = _table(block)
-    x, names = columns.features(part.slice(0, 1)) if part.num_rows else (np.zeros((0, 0)), None)
-    return part.num_rows, columns.keys(part), x.shape[1], names
+def _describe(block: Any, columns: Columns) -> tuple:
+    return describe(columns, _table(block))
 
 
 @ray.remote(max_retries=RETRIES)
@@ -119,26 +117,18 @@ def audit(
         blocks = dataset.to_arrow_refs()
     finally:
         context.execution_options.preserve_order = kept
-    described = ray.get([_describe.remote(b, columns) for b in blocks])
-    counts = [d[0] for d in described]
-    shapes = {(d[2], tuple(d[3]) if d[3] else None) for d in described if d[0]}
-    if len(shapes) != 1:
-        raise _native.PoisonguardError(f"the blocks disagree on the features: {shapes}")
-    d, names = shapes.pop()
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    layout = Layout(ray.get([_describe.remote(b, columns) for b in blocks]), "blocks")
+    parts = [(b, int(s), c) for b, s, c in zip(blocks, layout.starts, layout.counts) if c]
 
     def take(reference: np.ndarray) -> np.ndarray:
         reference = reference.astype(np.int64)
-        jobs = [_take.remote(b, columns, part_rows(reference, int(s), c))
-                for b, s, c in zip(blocks, starts, counts) if c]
-        parts = [p for p in ray.get(jobs) if len(p)]
-        return np.concatenate(parts) if parts else np.zeros((0, d), np.float32)
+        jobs = [_take.remote(b, columns, part_rows(reference, s, c)) for b, s, c in parts]
+        picked = [p for p in ray.get(jobs) if len(p)]
+        return np.concatenate(picked) if picked else np.zeros((0, layout.n_features), np.float32)
 
-    def score(model: bytes, part_starts: list) -> list:
+    def score(model: bytes) -> list:
         shared = ray.put(model)
-        return ray.get([_score.remote(b, columns, shared, int(s))
-                        for b, s, c in zip(blocks, part_starts, counts) if c])
+        return ray.get([_score.remote(b, columns, shared, s) for b, s, _ in parts])
 
-    return run(counts, [d[1] for d in described], d, list(names) if names else None, take, score,
-               detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
+    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
                reference_rows=reference_rows, memory_limit=memory_limit, progress=progress)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from . import _native
 from ._api import Audit
-from ._parts import Columns, model_of, part_rows, run
+from ._parts import Columns, Layout, describe, model_of, part_rows, run
 
 _OUT = "part long, payload binary"
 
@@ -71,26 +71,13 @@ def audit(
     columns = Columns(column, labels, sources)
     spark = dataframe.sparkSession
 
-    def describe(batches):
-        part = _whole(batches)
-        if part is None:
-            return _emit(_partition(), (0, (None, None), 0, None))
-        x, names = columns.features(part.slice(0, 1))
-        return _emit(_partition(), (part.num_rows, columns.keys(part), x.shape[1], names))
-
-    described = _collect(dataframe, describe)
+    described = _collect(
+        dataframe, lambda batches: _emit(_partition(), describe(columns, _whole(batches))))
     order = sorted(described)
     if order != list(range(len(order))):
         raise _native.PoisonguardError(f"partitions {order} are not 0..{len(order) - 1}")
-    counts = [described[p][0] for p in order]
-    shapes = {(described[p][2], tuple(described[p][3]) if described[p][3] else None)
-              for p in order if counts[p]}
-    if len(shapes) != 1:
-        raise _native.PoisonguardError(f"the partitions disagree on the features: {shapes}")
-    d, names = shapes.pop()
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    keys = [described[p][1] if counts[p] else (None, None) for p in order]
-    keys = [k for k, c in zip(keys, counts) if c]
+    layout = Layout([described[p] for p in order], "partitions")
+    starts, counts, d = layout.starts, layout.counts, layout.n_features
 
     def take(reference: np.ndarray) -> np.ndarray:
         shared = spark.sparkContext.broadcast(reference.astype(np.int64))
@@ -108,7 +95,7 @@ def audit(
         shared.unpersist()
         return np.concatenate([picked[p] for p in order]) if order else np.zeros((0, d), np.float32)
 
-    def score(model: bytes, _starts: list) -> list:
+    def score(model: bytes) -> list:
         shared = spark.sparkContext.broadcast(model)
 
         def scored(batches):
@@ -125,6 +112,5 @@ def audit(
         shared.unpersist()
         return [parts[p] for p in order if parts[p] is not None]
 
-    return run(counts, keys, d, list(names) if names else None, take, score,
-               detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
+    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
                reference_rows=reference_rows, memory_limit=memory_limit, progress=progress)
