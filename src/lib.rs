@@ -252,8 +252,10 @@ pub struct DetectorOptions {
     pub per_class: bool,
     /// How the audit builds the kNN graphs it shares (exact, or approximate for large n).
     pub knn: KnnMode,
-    /// Rows of the audited dataset known to be clean (a clean reserve), if any: detectors that
-    /// can use one fit on them (`scan_decomposition`'s global model); the others ignore it.
+    /// Rows of the audited dataset known to be clean (a vetted sample), if any: detectors that
+    /// can use one fit on them (`scan_decomposition`'s global model); the others ignore it. The
+    /// audit records them ([`Report::trusted`]): they are audited as every row is, and the
+    /// share of them flagged is an observed false-positive rate.
     pub trusted: Option<Vec<usize>>,
 }
 
@@ -352,11 +354,17 @@ pub struct Audit {
     detectors: Vec<Box<dyn DynDetector>>,
     knn: KnnMode,
     fdr: f64,
+    trusted: Vec<usize>,
 }
 
 impl Default for Audit {
     fn default() -> Self {
-        Self { detectors: Vec::new(), knn: KnnMode::default(), fdr: DEFAULT_FDR }
+        Self {
+            detectors: Vec::new(),
+            knn: KnnMode::default(),
+            fdr: DEFAULT_FDR,
+            trusted: Vec::new(),
+        }
     }
 }
 
@@ -406,7 +414,8 @@ impl Audit {
         ids: &[S],
         opts: &DetectorOptions,
     ) -> Result<Self, UnknownDetector> {
-        let mut audit = Self::new().knn_mode(opts.knn);
+        let mut audit =
+            Self::new().knn_mode(opts.knn).trusted(opts.trusted.iter().flatten().copied());
         for id in ids {
             audit = audit.with_detector(detector(id.as_ref(), opts)?);
         }
@@ -423,13 +432,25 @@ impl Audit {
     /// audited in batches, [`Audit::run_batched`], whose labels are known before its features).
     pub fn for_labels(labels: Option<&Labels>, opts: &DetectorOptions) -> Self {
         let labelled = labels.is_some_and(|l| l.n_present_classes() >= 2);
-        let mut audit = Self::new().knn_mode(opts.knn);
+        let mut audit =
+            Self::new().knn_mode(opts.knn).trusted(opts.trusted.iter().flatten().copied());
         for r in REGISTRY.iter().filter(|r| r.default) {
             if labelled || !r.info.needs_labels {
                 audit = audit.with_detector(r.build(opts));
             }
         }
         audit
+    }
+
+    /// Records the rows of the audited table known to be clean ([`Report::trusted`]); the
+    /// detectors that use them are told through [`DetectorOptions::trusted`], which
+    /// [`Audit::from_ids`] and [`Audit::for_dataset`] also record here.
+    pub fn trusted(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
+        let mut rows: Vec<usize> = rows.into_iter().collect();
+        rows.sort_unstable();
+        rows.dedup();
+        self.trusted = rows;
+        self
     }
 
     /// Sets how the shared kNN graphs are built (default [`KnnMode::Auto`]: exact up to
@@ -571,7 +592,10 @@ impl Audit {
         let estimates: Vec<PoisonEstimate> =
             runs.iter().filter_map(|r| r.estimate.clone()).collect();
         let estimate = PoisonEstimate::combine(&estimates, data.n_samples());
-        let report = combine(runs, failures, data, self.fdr)?.with_estimate(estimate);
+        let trusted: Vec<usize> =
+            self.trusted.iter().copied().filter(|&i| i < data.n_samples()).collect();
+        let report =
+            combine(runs, failures, data, self.fdr)?.with_estimate(estimate).with_trusted(trusted);
         Ok((fitted, report))
     }
 }

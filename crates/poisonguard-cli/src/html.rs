@@ -115,6 +115,9 @@ fn render(
         "<p class=\"verdict\"><b>{}</b></p>",
         esc(&poisonguard::summary::headline(report))
     );
+    if let Some(line) = poisonguard::summary::trusted_line(report) {
+        let _ = writeln!(h, "<p>{}</p>", esc(&line));
+    }
     if !report.threat_findings().is_empty() {
         let _ = writeln!(h, "<ul class=\"threats\">");
         for t in report.threat_findings() {

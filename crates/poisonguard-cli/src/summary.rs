@@ -59,6 +59,9 @@ pub fn print(
         writeln!(out, "scored against the model {} (no refit)", model.display())?;
     }
     writeln!(out, "verdict: {}", poisonguard::summary::headline(report))?;
+    if let Some(line) = poisonguard::summary::trusted_line(report) {
+        writeln!(out, "{line}")?;
+    }
     if !report.threat_findings().is_empty() {
         writeln!(
             out,

@@ -1214,10 +1214,20 @@ mod trusted {
         assert!(rows.len() > 400);
         let audit = poisonguard::Audit::from_ids(
             &["scan_decomposition".to_string()],
-            &poisonguard::DetectorOptions { trusted: Some(rows), ..Default::default() },
+            &poisonguard::DetectorOptions { trusted: Some(rows.clone()), ..Default::default() },
         )
         .unwrap();
         let lib_report = audit.run(table.dataset()).unwrap();
+        // the report records the trusted rows, and the summary says how many of them, known
+        // clean, were flagged
+        assert_eq!(lib_report.trusted(), &rows[..]);
+        let flagged_trusted = rows.iter().filter(|&&i| lib_report.is_flagged(i)).count();
+        assert_eq!(lib_report.trusted_flagged(), flagged_trusted);
+        let line = format!(
+            "{} trusted rows (known clean, audited as every row): {flagged_trusted} flagged",
+            rows.len()
+        );
+        assert!(stdout(&o).contains(&line), "{}", stdout(&o));
         let lib = dir.path().join("lib.csv");
         poisonguard_io::write_report(&lib, &lib_report, table.dataset()).unwrap();
         assert_eq!(cli, std::fs::read(&lib).unwrap());

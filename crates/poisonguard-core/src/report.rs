@@ -92,6 +92,7 @@ pub struct Report {
     source_findings: Vec<SourceFinding>,
     estimate: Option<PoisonEstimate>,
     threats: Vec<ThreatFinding>,
+    trusted: Vec<usize>,
 }
 
 impl Report {
@@ -124,7 +125,27 @@ impl Report {
             source_findings: Vec::new(),
             estimate: None,
             threats: Vec::new(),
+            trusted: Vec::new(),
         }
+    }
+
+    /// Records the rows the audit was told are clean (ascending): they are audited as every
+    /// row is, so the share of them flagged is an observed false-positive rate
+    /// ([`Report::trusted_flagged`]).
+    pub fn with_trusted(mut self, rows: Vec<usize>) -> Self {
+        self.trusted = rows;
+        self
+    }
+
+    /// The rows the audit was told are clean (empty when none were given).
+    pub fn trusted(&self) -> &[usize] {
+        &self.trusted
+    }
+
+    /// How many of the trusted rows are flagged: clean rows flagged, drawn from the clean rows
+    /// at random when the trusted rows are a random sample of them.
+    pub fn trusted_flagged(&self) -> usize {
+        self.trusted.iter().filter(|&&i| self.flagged[i]).count()
     }
 
     /// Attaches the findings by threat.
