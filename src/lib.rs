@@ -221,7 +221,10 @@ pub static REGISTRY: &[Registered] = &[
     entry::<PcaParams>(false, |o| {
         boxed(PcaParams::default().seed(o.seed).per_class(o.per_class), o)
     }),
-    entry::<KnnLabelParams>(true, |o| boxed(KnnLabel::params(), o)),
+    entry::<KnnLabelParams>(true, |o| match &o.trusted {
+        Some(rows) => boxed(KnnLabel::params().trusted(rows.iter().copied()), o),
+        None => boxed(KnnLabel::params(), o),
+    }),
     entry::<ConfidentLearningParams>(true, |o| boxed(ConfidentLearning::params().seed(o.seed), o)),
     entry::<DuplicatesParams>(true, |o| boxed(Duplicates::params(), o)),
 ];
@@ -253,9 +256,10 @@ pub struct DetectorOptions {
     /// How the audit builds the kNN graphs it shares (exact, or approximate for large n).
     pub knn: KnnMode,
     /// Rows of the audited dataset known to be clean (a vetted sample), if any: detectors that
-    /// can use one fit on them (`scan_decomposition`'s global model); the others ignore it. The
-    /// audit records them ([`Report::trusted`]): they are audited as every row is, and the
-    /// share of them flagged is an observed false-positive rate.
+    /// can use one measure their nulls on them (`knn_label`'s agreement law of every class with
+    /// at least 30 of them) or fit on them (`scan_decomposition`'s global model); the others
+    /// ignore it. The audit records them ([`Report::trusted`]): they are audited as every row
+    /// is, and the share of them flagged is an observed false-positive rate.
     pub trusted: Option<Vec<usize>>,
 }
 

@@ -17,7 +17,7 @@ use crate::{
 pub const MODEL_FORMAT: &str = "poisonguard-model";
 
 /// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 5;
+pub const MODEL_VERSION: u32 = 6;
 
 /// A model file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,7 @@ pub enum ModelError {
 /// [`FittedAudit::load`] reads back, so that incoming data can be audited against a trusted
 /// reference in another process.
 ///
-/// # The model file (format version 5)
+/// # The model file (format version 6)
 /// One [MessagePack](https://msgpack.org) map with named fields:
 ///
 /// | field | type | meaning |

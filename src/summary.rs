@@ -93,18 +93,41 @@ pub fn threat_line(t: &ThreatFinding) -> String {
     line
 }
 
-/// The line on the trusted rows, when the audit was given some: how many, and how many of them
-/// are flagged, e.g. `150 trusted rows (known clean, audited as every row): 1 flagged (0.7%),
-/// an observed false-positive rate of the audit`. When the trusted rows are a random sample of
-/// the clean rows, the share flagged estimates the share of all clean rows flagged, whatever the
-/// detectors' nulls assume.
+/// The line on the trusted rows, when the audit was given some: how many, which classes'
+/// label nulls were measured on them, and how many of them are flagged, e.g. `150 trusted rows
+/// (known clean, audited as every row; knn_label's agreement law measured on them for classes
+/// 0, 4, 6): 1 flagged (0.7%), an observed false-positive rate of the audit`. When the trusted
+/// rows are a random sample of the clean rows, the share flagged estimates the share of all
+/// clean rows flagged, whatever the detectors' nulls assume.
 pub fn trusted_line(report: &Report) -> Option<String> {
     let m = report.trusted().len();
     (m > 0).then(|| {
+        let min = poisonguard_label::knn_label::MIN_CLASS_TRUSTED_ROWS;
+        let counts: Vec<(String, f64)> = report
+            .runs()
+            .iter()
+            .flat_map(|r| &r.class_findings)
+            .filter_map(|c| {
+                let t = c.statistic(crate::ClassStatistic::TrustedRows)?;
+                Some((c.label().to_string(), t))
+            })
+            .collect();
+        let measured: Vec<&str> =
+            counts.iter().filter(|(_, t)| *t >= min as f64).map(|(l, _)| l.as_str()).collect();
+        let nulls = match (counts.is_empty(), measured.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => {
+                format!("; no class has the {min} trusted rows a measured label law needs")
+            }
+            (false, false) => format!(
+                "; knn_label's agreement law measured on them for classes {}",
+                measured.join(", ")
+            ),
+        };
         let f = report.trusted_flagged();
         format!(
-            "{m} trusted rows (known clean, audited as every row): {f} flagged ({:.1}%), an \
-             observed false-positive rate of the audit",
+            "{m} trusted rows (known clean, audited as every row{nulls}): {f} flagged ({:.1}%), \
+             an observed false-positive rate of the audit",
             100.0 * f as f64 / m as f64
         )
     })

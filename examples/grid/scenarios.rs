@@ -231,16 +231,28 @@ pub fn subsample(data: &Dataset, seed: u64) -> Dataset {
     data.select_rows(&rows)
 }
 
-/// Runs the default audit on `data` against `truth` (all false for a clean table); with
-/// `GRID_DUMP=FILE` set, appends every row's p-values and scores to FILE ([`dump`]) under the
+/// Runs the default audit on `data` against `truth` (all false for a clean table), with the
+/// share of clean rows `GRID_TRUSTED` names marked trusted; with `GRID_DUMP=FILE` set, appends every row's p-values and scores to FILE ([`dump`]) under the
 /// name `scenario`.
 pub fn audit(data: &Dataset, truth: &[bool], scenario: &str) -> Outcome {
+    let share = std::env::var("GRID_TRUSTED").ok().and_then(|v| v.parse().ok());
+    audit_trusting(data, truth, scenario, share)
+}
+
+/// [`audit`] with `share` of each class's clean rows marked trusted ([`trusted_rows`]), or
+/// none.
+pub fn audit_trusting(
+    data: &Dataset,
+    truth: &[bool],
+    scenario: &str,
+    share: Option<f64>,
+) -> Outcome {
     let fdr = std::env::var("GRID_FDR")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(poisonguard::DEFAULT_FDR);
-    let opts =
-        DetectorOptions { trusted: trusted_rows(data, truth, scenario), ..Default::default() };
+    let trusted = share.and_then(|share| trusted_rows(data, truth, scenario, share));
+    let opts = DetectorOptions { trusted, ..Default::default() };
     let report =
         Audit::for_dataset(data, &opts).fdr(fdr).expect("fdr in (0, 1)").run(data).expect("audit");
     if let Ok(path) = std::env::var("GRID_DUMP") {
@@ -271,12 +283,16 @@ pub fn audit(data: &Dataset, truth: &[bool], scenario: &str) -> Outcome {
     }
 }
 
-/// With `GRID_TRUSTED=SHARE` set (e.g. 0.05), that share of the clean rows of every class,
-/// drawn with a seed read off the scenario's name: the vetted sample a user marks trusted.
-fn trusted_rows(data: &Dataset, truth: &[bool], scenario: &str) -> Option<Vec<usize>> {
+/// `share` of the clean rows of every class (`GRID_TRUSTED=SHARE` for the example), drawn with
+/// a seed read off the scenario's name: the vetted sample a user marks trusted.
+pub fn trusted_rows(
+    data: &Dataset,
+    truth: &[bool],
+    scenario: &str,
+    share: f64,
+) -> Option<Vec<usize>> {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
-    let share: f64 = std::env::var("GRID_TRUSTED").ok()?.parse().ok()?;
     let seed = scenario
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));

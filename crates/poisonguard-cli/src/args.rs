@@ -141,8 +141,10 @@ pub struct ScanArgs {
     /// Ground-truth column (1 = known poison): prints ROC-AUC, average precision and recall.
     #[arg(long, value_name = "COL")]
     pub truth: Option<String>,
-    /// Trusted column (1 = a row known to be clean, 0 otherwise): the clean reserve of SCAn
-    /// (`scan_decomposition` fits its global model on these rows, as the paper does). Used when
+    /// Trusted column (1 = a row known to be clean, 0 otherwise; a vetted sample of the
+    /// table): `knn_label` measures the agreement law of every class with at least 30 of them
+    /// (a targeted flip is ranked far better), `scan_decomposition` (SCAn) fits its global model
+    /// on them. They are audited too; the summary says how many were flagged. Used when
     /// fitting: not with --model.
     #[arg(long, value_name = "COL")]
     pub trusted: Option<String>,

@@ -1224,7 +1224,7 @@ mod trusted {
         let flagged_trusted = rows.iter().filter(|&&i| lib_report.is_flagged(i)).count();
         assert_eq!(lib_report.trusted_flagged(), flagged_trusted);
         let line = format!(
-            "{} trusted rows (known clean, audited as every row): {flagged_trusted} flagged",
+            "{} trusted rows (known clean, audited as every row): {flagged_trusted} flagged (",
             rows.len()
         );
         assert!(stdout(&o).contains(&line), "{}", stdout(&o));

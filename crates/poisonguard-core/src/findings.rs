@@ -129,6 +129,9 @@ pub enum ClassStatistic {
     FlaggedShare,
     /// How much better two components explain the class than one (SCAn's statistic `J`).
     DecompositionGain,
+    /// Trusted rows of the class, whose votes measured its label null (fewer than 20: the law
+    /// of all trusted rows).
+    TrustedRows,
 }
 
 impl ClassStatistic {
@@ -151,6 +154,7 @@ impl ClassStatistic {
             ClassStatistic::EstimatedNoiseRate => "estimated_noise_rate",
             ClassStatistic::FlaggedShare => "flagged_share",
             ClassStatistic::DecompositionGain => "decomposition_gain",
+            ClassStatistic::TrustedRows => "trusted_rows",
         }
     }
 }
