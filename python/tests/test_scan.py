@@ -115,3 +115,23 @@ def test_a_clean_table_says_so(cifar):
     assert summary.flagged <= 0.01 * rows.num_rows
     assert not any(t["declared_classes"] for t in summary.threats)
     assert repr(summary).startswith("Summary(rows=600")
+
+
+def test_trusted_rows_measure_the_label_law_and_are_counted(cifar):
+    # a fifth of the rows trusted (about 40 of each class's 200): knn_label measures every class's law on
+    # them, and the summary counts how many of them were flagged
+    labels = cifar["label"].to_pylist()
+    trusted = [i % 5 == 0 for i in range(len(labels))]
+    rows, summary = poisonguard.scan(cifar, "label", trusted=trusted)
+    alone, _ = poisonguard.scan(cifar, "label")
+    flagged = rows["flagged"].to_pylist()
+    doc = summary.to_dict()
+    assert doc["trusted"] == {"rows": sum(trusted),
+                              "flagged": sum(f for f, t in zip(flagged, trusted) if t)}
+    assert rows["knn_label_p"].to_pylist() != alone["knn_label_p"].to_pylist()
+    knn = next(d for d in doc["detectors"] if d["id"] == "knn_label")
+    for c in knn["classes"]:
+        assert c["trusted_rows"] == sum(t for t, y in zip(trusted, labels) if y == c["label"])
+        assert c["trusted_rows"] >= 30
+    # the other detectors do not read them
+    assert rows["ecod_p"].to_pylist() == alone["ecod_p"].to_pylist()
