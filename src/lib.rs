@@ -58,8 +58,9 @@ pub use poisonguard_core::{
     DynDetector, EstimateMethod, Family, FitContext, FittedDetector, InMemoryRows, KnnGraph,
     LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
     ParamGuard, PoisonEstimate, Reason, Report, ReportColumn, RowKeys, RowSource, SaveState,
-    SkippedClass, SourceFinding, Standardizer, StateError, Threat, ThreatFinding, ThresholdRule,
-    TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics, suspicion_of,
+    SkippedClass, SourceFinding, Standardizer, StateError, THREAT_RANKED_ROWS, Threat,
+    ThreatFinding, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,
+    suspicion_of,
 };
 pub use poisonguard_label::{
     ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
@@ -710,8 +711,9 @@ fn threat_of(run: &DetectorRun) -> Threat {
 }
 
 /// The report by threat: for every threat some run that did not abstain speaks to, those
-/// runs' p-values combined as the report's are ([`combined_p_values`]) and the rows
-/// Benjamini-Hochberg selects on them at `fdr`, with the classes they declared attacked. Each
+/// runs' p-values combined as the report's are ([`combined_p_values`]), the rows
+/// Benjamini-Hochberg selects on them at `fdr` and the rows they rank first, with the classes
+/// they declared attacked. Each
 /// threat's flags control the false-discovery rate among its own rows: a reader who acts on
 /// one threat (relabels, removes copies) has that guarantee for it.
 fn threat_findings(runs: &[(&DetectorRun, f64)], n: usize, fdr: f64) -> Vec<ThreatFinding> {
@@ -728,11 +730,22 @@ fn threat_findings(runs: &[(&DetectorRun, f64)], n: usize, fdr: f64) -> Vec<Thre
             }
             let p = combined_p_values_of(&own, n);
             let flags = benjamini_hochberg(&p, fdr);
+            let order =
+                |a: &(usize, f64), b: &(usize, f64)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+            let mut ranked: Vec<(usize, f64)> =
+                p.iter().copied().enumerate().filter(|&(_, v)| v < 1.0).collect();
+            let top = poisonguard_core::THREAT_RANKED_ROWS;
+            if ranked.len() > top {
+                ranked.select_nth_unstable_by(top, order);
+                ranked.truncate(top);
+            }
+            ranked.sort_by(order);
             Some(ThreatFinding {
                 threat,
                 detectors: own.iter().map(|(r, _)| r.id).collect(),
                 flagged: (0..n).filter(|&i| flags[i]).collect(),
                 declared_classes: poisonguard_core::declared_by(own.iter().map(|(r, _)| *r)),
+                ranked,
             })
         })
         .collect()

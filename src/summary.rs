@@ -133,6 +133,17 @@ pub fn trusted_line(report: &Report) -> Option<String> {
     })
 }
 
+/// The rows a threat ranks first, as the per-row report numbers them (`row`), each with its
+/// p-value on that threat's evidence, e.g. `rows first: 17 (p 2.1e-9), 4 (p 3.0e-8)`; `None`
+/// when no row has any evidence of it.
+pub fn ranked_line(t: &ThreatFinding) -> Option<String> {
+    (!t.ranked.is_empty()).then(|| {
+        let rows: Vec<String> =
+            t.ranked.iter().map(|&(row, p)| format!("{row} (p {p:.1e})")).collect();
+        format!("rows first: {}", rows.join(", "))
+    })
+}
+
 fn label(v: &LabelValue) -> Value {
     match v {
         LabelValue::Int(k) => json!(k),
@@ -226,6 +237,7 @@ pub fn document(report: &Report, n_features: usize, labels: Option<&Labels>) -> 
                 "detectors": t.detectors.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
                 "flagged": t.flagged.len(),
                 "declared_classes": t.declared_classes,
+                "ranked_rows": t.ranked.iter().map(|&(row, p)| json!({"row": row, "p_value": p})).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -173,10 +173,15 @@ fn findings_by_threat_name_the_attack() {
         eprintln!("{name}: {}: recall {recall:.3}, precision {precision:.3}", threat.as_str());
         assert!(recall >= 0.5, "{name}: {} recall {recall:.3}", threat.as_str());
         assert!(precision >= 0.6, "{name}: {} precision {precision:.3}", threat.as_str());
+        // the rows the attacked threat ranks first are poison
+        assert_eq!(t.ranked.len(), poisonguard::THREAT_RANKED_ROWS, "{name}");
+        assert!(t.ranked.iter().all(|&(i, _)| truth[i]), "{name}: {:?}", t.ranked);
         // each threat's flags are its own detectors' Benjamini-Hochberg set
         for t in report.threat_findings() {
             assert!(t.flagged.windows(2).all(|w| w[0] < w[1]), "{name}: sorted, once each");
             assert!(!t.detectors.is_empty());
+            assert!(t.ranked.len() <= poisonguard::THREAT_RANKED_ROWS);
+            assert!(t.ranked.windows(2).all(|w| w[0].1 <= w[1].1 && w[1].1 < 1.0), "{name}");
         }
     }
 }

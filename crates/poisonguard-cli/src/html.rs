@@ -121,7 +121,9 @@ fn render(
     if !report.threat_findings().is_empty() {
         let _ = writeln!(h, "<ul class=\"threats\">");
         for t in report.threat_findings() {
-            let _ = writeln!(h, "<li>{}</li>", esc(&poisonguard::summary::threat_line(t)));
+            let ranked = poisonguard::summary::ranked_line(t)
+                .map_or(String::new(), |l| format!("<br><small>{}</small>", esc(&l)));
+            let _ = writeln!(h, "<li>{}{ranked}</li>", esc(&poisonguard::summary::threat_line(t)));
         }
         let _ = writeln!(h, "</ul>");
     }

@@ -70,6 +70,9 @@ pub fn print(
         )?;
         for t in report.threat_findings() {
             writeln!(out, "  {}", poisonguard::summary::threat_line(t))?;
+            if let Some(line) = poisonguard::summary::ranked_line(t) {
+                writeln!(out, "    {line}")?;
+            }
         }
     }
 

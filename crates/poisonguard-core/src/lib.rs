@@ -91,7 +91,10 @@ pub use linfa_data::{
 /// ndarray, for [`linfa_estimator!`]'s expansions.
 #[doc(hidden)]
 pub use ndarray as __ndarray;
-pub use report::{DetectorFailure, DetectorRun, Report, ReportColumn, ThreatFinding, declared_by};
+pub use report::{
+    DetectorFailure, DetectorRun, Report, ReportColumn, THREAT_RANKED_ROWS, ThreatFinding,
+    declared_by,
+};
 pub use scale::Standardizer;
 pub use state::{Merge, MergeError, SaveState, StateError, load_state};
 pub use threshold::{

@@ -77,7 +77,13 @@ pub struct ThreatFinding {
     pub flagged: Vec<usize>,
     /// The labels of the classes its detectors declared attacked, sorted.
     pub declared_classes: Vec<String>,
+    /// The rows this threat's evidence ranks first, with their combined p-values: at most
+    /// [`THREAT_RANKED_ROWS`], every one with p < 1, by ascending p (ties by row).
+    pub ranked: Vec<(usize, f64)>,
 }
+
+/// How many rows a [`ThreatFinding`] ranks.
+pub const THREAT_RANKED_ROWS: usize = 5;
 
 /// Per-row results of every detector plus the combined evidence: one combined p-value per row,
 /// its displayed suspicion, and the flag the Benjamini-Hochberg procedure gives it.
