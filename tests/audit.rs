@@ -176,6 +176,20 @@ fn findings_by_threat_name_the_attack() {
         // the rows the attacked threat ranks first are poison
         assert_eq!(t.ranked.len(), poisonguard::THREAT_RANKED_ROWS, "{name}");
         assert!(t.ranked.iter().all(|&(i, _)| truth[i]), "{name}: {:?}", t.ranked);
+        // the per-row report names the threat on exactly the rows it flags
+        let columns = report.columns(None, None, 0..data.n_samples());
+        let Some((_, poisonguard::ReportColumn::Text(cells))) =
+            columns.iter().find(|(c, _)| c == "threats")
+        else {
+            panic!("{name}: no threats column");
+        };
+        for (i, cell) in cells.iter().enumerate() {
+            assert_eq!(
+                cell.contains(threat.as_str()),
+                t.flagged.binary_search(&i).is_ok(),
+                "{name}: row {i}: {cell:?}"
+            );
+        }
         // each threat's flags are its own detectors' Benjamini-Hochberg set
         for t in report.threat_findings() {
             assert!(t.flagged.windows(2).all(|w| w[0] < w[1]), "{name}: sorted, once each");

@@ -81,7 +81,8 @@ class Audit(NamedTuple):
     rows: pa.Table
     """One row per input row, in input order: ``row``, ``id``, ``label``, per detector
     ``<id>_score``, ``<id>_flagged``, ``<id>_p``, then ``suspicion``, ``p_value``, ``flagged``,
-    ``reasons`` (the command line's ``-o`` file)."""
+    ``threats`` (the threats whose own evidence flags the row), ``reasons`` (the command line's
+    ``-o`` file)."""
     summary: Summary
 
 

@@ -122,7 +122,7 @@ fn render(
         let _ = writeln!(h, "<ul class=\"threats\">");
         for t in report.threat_findings() {
             let ranked = poisonguard::summary::ranked_line(t)
-                .map_or(String::new(), |l| format!("<br><small>{}</small>", esc(&l)));
+                .map_or(String::new(), |l| format!(" <small>({})</small>", esc(&l)));
             let _ = writeln!(h, "<li>{}{ranked}</li>", esc(&poisonguard::summary::threat_line(t)));
         }
         let _ = writeln!(h, "</ul>");

@@ -135,7 +135,7 @@ mod report {
         assert_eq!(
             lines.next().unwrap(),
             "row,label,spectral_signature_score,spectral_signature_flagged,spectral_signature_p,\
-             suspicion,p_value,flagged,reasons"
+             suspicion,p_value,flagged,threats,reasons"
         );
         let rows: Vec<&str> = lines.collect();
         assert_eq!(rows.len(), 1817);
@@ -158,7 +158,7 @@ mod report {
             text.lines().next().unwrap(),
             "row,isolation_forest_score,isolation_forest_flagged,isolation_forest_p,ecod_score,\
              ecod_flagged,ecod_p,duplicates_score,duplicates_flagged,duplicates_p,suspicion,\
-             p_value,flagged,reasons"
+             p_value,flagged,threats,reasons"
         );
         assert_eq!(text.lines().count(), 215);
     }

@@ -326,7 +326,8 @@ impl Report {
     /// keeps (files, the Python package's table): `row`, `id` (with `ids`), `label` (with
     /// `labels`: integers when every class is one, else text), then per detector run
     /// `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value), then
-    /// `suspicion`, `p_value` (combined), `flagged` and `reasons`.
+    /// `suspicion`, `p_value` (combined), `flagged`, `threats` (the threats whose own evidence
+    /// flags the row, [`Report::threat_findings`]) and `reasons`.
     ///
     /// # Panics
     /// When `rows` reaches past the report's rows, or `ids` / `labels` hold fewer rows.
@@ -374,11 +375,29 @@ impl Report {
             "flagged".into(),
             ReportColumn::Bool(rows.clone().map(|i| self.is_flagged(i)).collect()),
         ));
+        cols.push(("threats".into(), ReportColumn::Text(self.threats_of_rows(rows.clone()))));
         cols.push((
             "reasons".into(),
             ReportColumn::Text(rows.map(|i| self.reasons_of_row(i)).collect()),
         ));
         cols
+    }
+
+    /// For each row of `rows`, the threats whose own evidence flags it ([`ThreatFinding`]),
+    /// `; `-separated in [`crate::Threat::ALL`]'s order; empty when none does.
+    fn threats_of_rows(&self, rows: std::ops::Range<usize>) -> Vec<String> {
+        let mut out = vec![String::new(); rows.len()];
+        for t in &self.threats {
+            let from = t.flagged.partition_point(|&i| i < rows.start);
+            for &i in t.flagged[from..].iter().take_while(|&&i| i < rows.end) {
+                let cell = &mut out[i - rows.start];
+                if !cell.is_empty() {
+                    cell.push_str("; ");
+                }
+                cell.push_str(t.threat.as_str());
+            }
+        }
+        out
     }
 }
 

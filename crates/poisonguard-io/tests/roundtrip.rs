@@ -109,6 +109,7 @@ fn parquet_arrow_csv_and_json_reports_round_trip_with_types() {
         "suspicion",
         "p_value",
         "flagged",
+        "threats",
         "reasons",
     ];
     assert_eq!(report_columns(&report, &data), expected);
@@ -139,7 +140,7 @@ fn parquet_arrow_csv_and_json_reports_round_trip_with_types() {
     assert_eq!(text.lines().count(), 4);
     // row 0: below the demo detector's median (p = 1), combined p 0.5, not flagged
     assert!(text.lines().nth(1).unwrap().starts_with("0,r0,a,0.1,false,1.0,0.2313"), "{text}");
-    assert!(text.lines().nth(1).unwrap().ends_with(",0.5,false,\"\""), "{text}");
+    assert!(text.lines().nth(1).unwrap().ends_with(",0.5,false,\"\",\"\""), "{text}");
 
     let json = dir.path().join("r.json");
     write_report(&json, &report, &data).unwrap();
