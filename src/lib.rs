@@ -713,9 +713,8 @@ fn threat_of(run: &DetectorRun) -> Threat {
 /// The report by threat: for every threat some run that did not abstain speaks to, those
 /// runs' p-values combined as the report's are ([`combined_p_values`]), the rows
 /// Benjamini-Hochberg selects on them at `fdr` and the rows they rank first, with the classes
-/// they declared attacked. Each
-/// threat's flags control the false-discovery rate among its own rows: a reader who acts on
-/// one threat (relabels, removes copies) has that guarantee for it.
+/// they declared attacked. Each threat's flags control the false-discovery rate among its own
+/// rows: a reader who acts on one threat (relabels, removes copies) has that guarantee for it.
 fn threat_findings(runs: &[(&DetectorRun, f64)], n: usize, fdr: f64) -> Vec<ThreatFinding> {
     Threat::ALL
         .iter()

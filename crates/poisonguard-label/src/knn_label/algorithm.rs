@@ -208,11 +208,13 @@ impl VoteNull {
 
     /// The laws of the own votes of rows known to be clean (trusted rows), one per group of
     /// `groups` (a class's trusted rows' votes): one intra-neighbourhood correlation `rho` for
-    /// all, each group's own mean agreement, fitted jointly by maximum likelihood, and each mean
-    /// then lowered by [`TRUSTED_MEAN_Z`] standard errors (its beta-binomial standard error over
-    /// the group's rows), so that a group of a few dozen rows whose mean came out high by chance
-    /// does not test the class against too thin a tail. `rho` is read off every trusted row,
-    /// a class's mean off its own.
+    /// all and each group's own mean agreement, by maximum likelihood, both made conservative
+    /// for their sampling error, so that a group of a few dozen rows whose law came out thin by
+    /// chance does not test its class against too thin a tail: `rho` is the upper end of its
+    /// 95% profile-likelihood interval ([`RHO_PROFILE_DROP`]; the groups' means refitted
+    /// there), each mean is then lowered by [`TRUSTED_MEAN_Z`] of its beta-binomial standard
+    /// errors over the group's rows. `rho` is read off every trusted row, a class's mean off
+    /// its own.
     fn measured(groups: &[Vec<u32>], k: u32) -> Vec<VoteNull> {
         let rhos: Vec<f64> = std::iter::once(0.0)
             .chain((0..40).map(|i| 1e-3 * 900f64.powf(f64::from(i) / 39.0)))
