@@ -148,7 +148,7 @@ impl IsolationForestModel {
                     *s += tree.path_length(row);
                 }
             }
-            sums.into_iter().map(|s| 2f64.powf(-(s / n_trees) / self.c_psi)).collect()
+            sums.into_iter().map(|s| (-(s / n_trees) / self.c_psi).exp2()).collect()
         };
         let chunks = flat.chunks(ROW_BLOCK * d.max(1));
         #[cfg(feature = "parallel")]
