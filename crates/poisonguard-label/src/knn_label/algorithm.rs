@@ -219,7 +219,6 @@ impl VoteNull {
         let rhos: Vec<f64> = std::iter::once(0.0)
             .chain((0..40).map(|i| 1e-3 * 900f64.powf(f64::from(i) / 39.0)))
             .collect();
-        let means: Vec<f64> = (1..400).map(|i| f64::from(i) / 400.0).collect();
         let histograms: Vec<Vec<u32>> = groups
             .iter()
             .map(|g| {
@@ -245,11 +244,8 @@ impl VoteNull {
                 let fitted: Vec<f64> = histograms
                     .iter()
                     .map(|counts| {
-                        let (l, m) = means
-                            .iter()
-                            .map(|&m| (loglik(counts, m, rho), m))
-                            .fold((f64::NEG_INFINITY, 0.5), |a, b| if b.0 > a.0 { b } else { a });
-                        total += l;
+                        let m = golden_max(|m| loglik(counts, m, rho), 1e-4, 1.0 - 1e-4);
+                        total += loglik(counts, m, rho);
                         m
                     })
                     .collect();
@@ -388,6 +384,28 @@ struct TrustedNulls {
     per_class: Vec<usize>,
     /// Per class: the law of a clean row's own votes ([`VoteNull::measured`]).
     laws: Vec<VoteNull>,
+}
+
+/// The maximum of a unimodal `f` on `[lo, hi]` by golden-section search, to a width of 1e-6
+/// (the mean agreement of [`VoteNull::measured`] for a given `rho`: its log-likelihood is
+/// unimodal in the mean).
+fn golden_max(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (lo, hi);
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    let (mut fc, mut fd) = (f(c), f(d));
+    while b - a > 1e-6 {
+        if fc >= fd {
+            (b, d, fd) = (d, c, fc);
+            c = b - g * (b - a);
+            fc = f(c);
+        } else {
+            (a, c, fc) = (c, d, fd);
+            d = a + g * (b - a);
+            fd = f(d);
+        }
+    }
+    (a + b) / 2.0
 }
 
 /// How many standard errors [`VoteNull::measured`] lowers a class's measured mean agreement by:
