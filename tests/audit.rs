@@ -199,3 +199,24 @@ fn findings_by_threat_name_the_attack() {
         }
     }
 }
+
+/// The summary names the classes whose label law the trusted rows measured (at least 30
+/// trusted rows) and counts the trusted rows flagged: on the clean CIFAR-10 embeddings with
+/// every tenth row trusted (100 per class), `knn_label` measures all three classes and no
+/// trusted row is flagged; with every 50th (20 per class) none is measured.
+#[test]
+fn the_summary_says_what_the_trusted_rows_measured() {
+    let data = crate::calibration::real_embeddings(crate::calibration::REAL_TABLES[0]);
+    for (step, expected) in [
+        (10, "knn_label's agreement law measured on them for classes 0, 4, 6): 0 flagged"),
+        (50, "no class has the 30 trusted rows a measured label law needs): 0 flagged"),
+    ] {
+        let rows: Vec<usize> = (0..data.n_samples()).step_by(step).collect();
+        let opts = DetectorOptions { trusted: Some(rows.clone()), ..DetectorOptions::default() };
+        let report = Audit::from_ids(&["knn_label"], &opts).unwrap().run(&data).unwrap();
+        assert_eq!(report.trusted(), &rows[..]);
+        let line = poisonguard::summary::trusted_line(&report).unwrap();
+        assert!(line.starts_with(&format!("{} trusted rows", rows.len())), "{line}");
+        assert!(line.contains(expected), "{line}");
+    }
+}

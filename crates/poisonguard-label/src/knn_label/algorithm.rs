@@ -422,7 +422,8 @@ impl TrustedNulls {
     /// The laws of a table of `n` rows (every row's class in `classes`, its own votes among its
     /// `k` nearest rows in `own`, `n_classes` classes) with these trusted `rows`: measured on
     /// them for every class with at least [`MIN_CLASS_TRUSTED_ROWS`], the table's own law
-    /// `table` for the others; `None` when no class has that many.
+    /// `table` for the others (all of them when no class has that many: the p-values are then
+    /// the table's, and the class findings say how many trusted rows each class had).
     fn fit(
         n: usize,
         n_classes: usize,
@@ -430,7 +431,7 @@ impl TrustedNulls {
         rows: &[usize],
         own: &[u32],
         table: &VoteNull,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Self> {
         if let Some(&bad) = rows.iter().find(|&&i| i >= n) {
             return Err(poisonguard_core::ParamError::CountOutOfRange {
                 name: "trusted row",
@@ -444,9 +445,6 @@ impl TrustedNulls {
         let measured: Vec<u32> = (0..n_classes as u32)
             .filter(|&c| per_class[c as usize] >= MIN_CLASS_TRUSTED_ROWS)
             .collect();
-        if measured.is_empty() {
-            return Ok(None);
-        }
         let groups: Vec<Vec<u32>> = measured
             .iter()
             .map(|&c| rows.iter().filter(|&&i| classes[i] == c).map(|&i| own[i]).collect())
@@ -458,7 +456,7 @@ impl TrustedNulls {
                 false => table.clone(),
             })
             .collect();
-        Ok(Some(TrustedNulls { per_class, laws }))
+        Ok(TrustedNulls { per_class, laws })
     }
 
     /// Every row's p-value from its class (`classes`) and its own votes (`own`).
@@ -506,7 +504,7 @@ impl KnnLabelValidParams {
         let null = VoteNull::fit(&own, k as u32);
         let map = labels.map().clone();
         let trusted = match &self.trusted {
-            Some(rows) => TrustedNulls::fit(n, n_classes, &classes, rows, &own, &null)?,
+            Some(rows) => Some(TrustedNulls::fit(n, n_classes, &classes, rows, &own, &null)?),
             None => None,
         };
         let p_values = match &trusted {
@@ -831,7 +829,6 @@ mod tests {
         let alone = KnnLabel::params().fit(&data).unwrap();
         let few = KnnLabel::params().trusted([0, 3, 6]).fit(&data).unwrap();
         assert_eq!(few.training().p_values(), alone.training().p_values());
-        assert!(few.trusted.is_none());
         // 60 trusted rows of class 0 (label 0, clean): its law is measured, the others' are not
         let class_0: Vec<usize> = (0..1500).filter(|&i| i % 3 == 0 && !truth[i]).take(60).collect();
         let with = KnnLabel::params().trusted(class_0).fit(&data).unwrap();
