@@ -75,10 +75,10 @@
 //! clean rows tested. The law is a fitted beta-binomial, not the trusted rows' ranks: a rank
 //! p-value cannot go below `1 / (m + 1)` for `m` trusted rows, and Benjamini-Hochberg over `n`
 //! rows then flags nothing unless more than `n / (q (m + 1))` rows are poisoned (200 rows of
-//! 3,000 with 5% trusted at q = 0.1). The margins are what keeps a fitted law valid: the plain
-//! maximum-likelihood law of 25 trusted rows per class put 4.8% of a clean synthetic table's
-//! rows at p <= 0.01, and below 30 rows per class the margins were not enough on one seed of
-//! four (2.3%), hence the minimum. A second vote, each row's among its nearest *trusted* rows,
+//! 3,000 with 5% trusted at q = 0.1). The margins are what keeps a fitted law valid: a plain
+//! maximum-likelihood law of 75 trusted rows (25 per class) put 4.8% of a clean synthetic
+//! table's rows at p <= 0.01, and with 25 rows per class the margins were not enough on one
+//! seed of four (2.3%), hence the minimum of 30. A second vote, each row's among its nearest *trusted* rows,
 //! was measured and not kept (it lowered the ranking of random flips).
 //!
 //! Class-level findings: per class, `contradicted_share` (share of its rows flagged, the score
