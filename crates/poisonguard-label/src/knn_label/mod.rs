@@ -78,8 +78,8 @@
 //! 3,000 with 5% trusted at q = 0.1). The margins are what keeps a fitted law valid: a plain
 //! maximum-likelihood law of 75 trusted rows (25 per class) put 4.8% of a clean synthetic
 //! table's rows at p <= 0.01, and with 25 rows per class the margins were not enough on one
-//! seed of four (2.3%), hence the minimum of 30. A second vote, each row's among its nearest *trusted* rows,
-//! was measured and not kept (it lowered the ranking of random flips).
+//! seed of four (2.3%), hence the minimum of 30. A second vote, each row's among its nearest
+//! *trusted* rows, was measured and not kept (it lowered the ranking of random flips).
 //!
 //! Class-level findings: per class, `contradicted_share` (share of its rows flagged, the score
 //! classes are ranked by) and `mean_agreement` (mean share of neighbours agreeing with the
