@@ -83,7 +83,8 @@
 //!
 //! Class-level findings: per class, `contradicted_share` (share of its rows flagged, the score
 //! classes are ranked by) and `mean_agreement` (mean share of neighbours agreeing with the
-//! label). A class that received flipped labels shows both.
+//! label). A class that received flipped labels shows both. With trusted rows, also
+//! `trusted_rows` (how many the class had; a measured law from 30).
 //!
 //! # Reference
 //! N. Peri, N. Gupta, W. R. Huang, L. Fowl, C. Zhu, S. Feizi, T. Goldstein, J. P. Dickerson.
