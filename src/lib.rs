@@ -451,10 +451,7 @@ impl Audit {
     /// detectors that use them are told through [`DetectorOptions::trusted`], which
     /// [`Audit::from_ids`] and [`Audit::for_dataset`] also record here.
     pub fn trusted(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
-        let mut rows: Vec<usize> = rows.into_iter().collect();
-        rows.sort_unstable();
-        rows.dedup();
-        self.trusted = rows;
+        self.trusted = poisonguard_core::row_set(rows);
         self
     }
 

@@ -457,6 +457,15 @@ impl Dataset {
     }
 }
 
+/// Row indices as a set: ascending, each once. How a list of rows given by a caller (the
+/// trusted rows of an audit or a detector) is kept.
+pub fn row_set(rows: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut rows: Vec<usize> = rows.into_iter().collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
 /// Most the columns' ranges may spread (the 90th over the 10th percentile of `max - min` over
 /// the columns that vary) for [`shares_one_unit`]: one decade.
 pub const ONE_UNIT_SPREAD: f64 = 10.0;

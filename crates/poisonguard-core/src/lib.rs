@@ -65,7 +65,7 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
 
 pub use batches::{InMemoryRows, RowKeys, RowSource};
 pub use dataset::{
-    ClassId, Dataset, LabelMap, LabelValue, Labels, ONE_UNIT_SPREAD, shares_one_unit,
+    ClassId, Dataset, LabelMap, LabelValue, Labels, ONE_UNIT_SPREAD, row_set, shares_one_unit,
 };
 pub use detection::{Detection, DetectionRows, DetectorId, Reason};
 pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};

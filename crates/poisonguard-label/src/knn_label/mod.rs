@@ -176,10 +176,7 @@ impl KnnLabelParams {
     /// is measured on them instead of fitted to the whole table (see the
     /// [module docs](self), "With trusted rows"); the other classes keep the table's law.
     pub fn trusted(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
-        let mut rows: Vec<usize> = rows.into_iter().collect();
-        rows.sort_unstable();
-        rows.dedup();
-        self.0.trusted = Some(rows);
+        self.0.trusted = Some(poisonguard_core::row_set(rows));
         self
     }
 }

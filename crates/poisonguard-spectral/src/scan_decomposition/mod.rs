@@ -149,10 +149,7 @@ impl ScanDecompositionParams {
     /// `fit` refuses an index beyond the dataset, and fewer than two trusted rows in two
     /// classes.
     pub fn trusted(mut self, rows: impl IntoIterator<Item = usize>) -> Self {
-        let mut rows: Vec<usize> = rows.into_iter().collect();
-        rows.sort_unstable();
-        rows.dedup();
-        self.0.trusted = Some(rows);
+        self.0.trusted = Some(poisonguard_core::row_set(rows));
         self
     }
 }
