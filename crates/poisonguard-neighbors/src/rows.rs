@@ -45,16 +45,28 @@ impl<T: Copy + PartialOrd> TopK<T> {
     }
 }
 
-/// Exact squared Euclidean distance, accumulated in f64.
+/// Exact squared Euclidean distance, accumulated in f64: eight partial sums (then added in
+/// order), so that the additions do not wait on each other and vectorize; the same order for
+/// every pair. A single running sum took a sixth of the exact search's time on 15,000 x 512
+/// embeddings (the re-rank of 58 candidates per row).
 #[inline]
 pub(crate) fn exact_d2(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| {
-            let t = f64::from(x) - f64::from(y);
-            t * t
-        })
-        .sum()
+    const LANES: usize = 8;
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mut acc = [0.0f64; LANES];
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            let t = f64::from(x[l]) - f64::from(y[l]);
+            acc[l] += t * t;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Largest centred magnitude times sqrt(d) that the search takes as it is: its square, 2^100, is

@@ -46,10 +46,23 @@ fn check(x: &Array2<f32>, k: usize) {
 
 #[test]
 fn matches_naive_across_block_boundaries() {
-    // 2300 rows: several query blocks (128) and two reference blocks (2048)
+    // 2300 rows in 7 dimensions: the k-d tree's answers
     let mut rng = SmallRng::seed_from_u64(1);
     let x = Array2::from_shape_fn((2300, 7), |_| rng.random_range(-1.0f32..1.0));
     check(&x, 10);
+}
+
+#[test]
+fn matches_naive_across_the_tiles_of_the_matrix_products() {
+    // above 12 features the self-search multiplies tiles of 512 rows once per pair: 1,300 rows
+    // are three tiles (the last one short), two block rows paired in one task and one alone;
+    // clusters put most of a row's neighbours in other tiles than its own
+    let mut rng = SmallRng::seed_from_u64(5);
+    let x =
+        Array2::from_shape_fn((1300, 16), |(i, _)| (i % 7) as f32 + rng.random_range(-0.5..0.5));
+    check(&x, 12);
+    let x = Array2::from_shape_fn((1300, 40), |_| rng.random_range(-1.0f32..1.0));
+    check(&x, 50);
 }
 
 #[test]
