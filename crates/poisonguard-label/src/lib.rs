@@ -56,6 +56,18 @@ poisonguard_core::linfa_estimator!(fit:
 #[cfg(feature = "linfa")]
 poisonguard_core::linfa_estimator!(predict: ConfidentLearning, KnnLabel, Duplicates);
 
+/// `(a(), b())`, side by side with the `parallel` feature.
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    #[cfg(feature = "parallel")]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (a(), b())
+    }
+}
+
 /// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order.
 fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(feature = "parallel")]

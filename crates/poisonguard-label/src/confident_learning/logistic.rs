@@ -2,6 +2,8 @@
 //! probabilities: the built-in classifier of confident learning.
 
 use faer::{Accum, Mat, MatRef};
+use std::ops::Range;
+
 use ndarray::{Array2, ArrayView2};
 use poisonguard_linalg::matmul;
 use pulp::{Arch, Simd, WithSimd};
@@ -153,6 +155,8 @@ fn column(m: MatRef<'_, f32>, j: usize) -> &[f32] {
 struct Logits<'a> {
     block: MatRef<'a, f32>,
     w: MatRef<'a, f32>,
+    /// Which rows are computed (the others, held out, are left as they are); all when `None`.
+    train: Option<&'a [bool]>,
     out: &'a mut [f32],
 }
 
@@ -163,6 +167,9 @@ impl WithSimd for Logits<'_> {
     fn with_simd<S: Simd>(self, _: S) {
         let k = self.w.ncols();
         for (r, out) in self.out.chunks_exact_mut(k).enumerate() {
+            if self.train.is_some_and(|t| !t[r]) {
+                continue;
+            }
             let row = column(self.block, r);
             for (j, o) in out.iter_mut().enumerate() {
                 *o = dot32(row, column(self.w, j));
@@ -261,11 +268,9 @@ fn effective(
 /// gradient into `grad`; over the rows of `x`, or with `fold` over its training rows (in its
 /// standardization) with the other rows weighing 0.
 ///
-/// The rows go a block at a time: standardized, then the two products with the data (logits
-/// `W^T X^T` and gradient `(P - Y)^T X`) in f32, as the features are stored; the softmax, the
-/// loss, the gradient summed over blocks and the parameters are f64. The logits are computed
-/// transposed (`k x block`, column-major), so each row's `k` logits are contiguous for the
-/// softmax.
+/// The rows go a block at a time ([`pass`]), in two halves fitted side by side where a thread
+/// is free (the halves are fixed by the rows, not by the threads, and added in order): the
+/// first fold's path of `C` is fitted alone while the other folds wait for its choice.
 #[allow(clippy::too_many_arguments)] // the L-BFGS kernel's inputs, each used in the hot loop
 fn objective(
     x: &Standardized<'_>,
@@ -274,29 +279,70 @@ fn objective(
     c: f64,
     theta: &[f64],
     grad: &mut [f64],
-    work: &mut Work,
+    work: &mut [Work; 2],
     fold: Option<&FoldRows<'_>>,
 ) -> f64 {
     let (n, d) = (x.n(), x.d());
     let (w, b) = effective(|r, j| theta[j * d + r], &theta[d * k..], d, fold);
+    let model = (w.as_ref(), b.as_slice());
+    let middle = n.div_ceil(ROW_BLOCK) / 2 * ROW_BLOCK;
+    let [first, second] = work;
+    let ((loss, mut bias_grad), (loss2, bias2)) = crate::join(
+        || pass(x, y, model, 0..middle, first, fold),
+        || pass(x, y, model, middle..n, second, fold),
+    );
+    let loss = loss + loss2;
+    bias_grad.iter_mut().zip(&bias2).for_each(|(a, b)| *a += b);
+    let nf = fold.map_or(n, |f| f.n_train) as f64;
+    let mut reg = 0.0;
+    for j in 0..k {
+        for r in 0..d {
+            let wv = theta[j * d + r];
+            reg += wv * wv;
+            // the gradient in the fold's z-scores: diag(scale) (z^T R) + shift (1^T R)
+            let g = first.grad[j * d + r] + second.grad[j * d + r];
+            let g = fold.map_or(g, |f| f.affine[r].0 * g + f.affine[r].1 * bias_grad[j]);
+            grad[j * d + r] = g / nf + wv / (c * nf);
+        }
+        grad[d * k + j] = bias_grad[j] / nf;
+    }
+    loss / nf + reg / (2.0 * c * nf)
+}
+
+/// The summed log loss of the rows at positions `rows` (a whole number of blocks from its
+/// start) under `model` (the effective weights and intercepts), its gradient with respect to
+/// the weights into `work.grad` and the returned gradient of the intercepts. A block at a
+/// time: standardized, then the two products with the data (logits `X W` and gradient
+/// `X^T (P - Y)`) in f32, as the features are stored; the softmax, the loss, the gradient
+/// summed over blocks and the parameters are f64.
+fn pass(
+    x: &Standardized<'_>,
+    y: &[u32],
+    (w, b): (MatRef<'_, f32>, &[f64]),
+    rows: Range<usize>,
+    work: &mut Work,
+    fold: Option<&FoldRows<'_>>,
+) -> (f64, Vec<f64>) {
+    let k = b.len();
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
     let mut z = vec![0.0f64; k];
     work.grad.fill(0.0);
     let Work { block: buffer, logits, gt, grad: total } = work;
-    for start in (0..n).step_by(ROW_BLOCK) {
-        let len = ROW_BLOCK.min(n - start);
+    for start in rows.clone().step_by(ROW_BLOCK) {
+        let len = ROW_BLOCK.min(rows.end - start);
         let block = x.block(start, len, buffer);
         let logits = &mut logits[..len * k];
-        Arch::new().dispatch(Logits { block, w: w.as_ref(), out: logits });
+        let train = fold.map(|f| &f.train[start..start + len]);
+        Arch::new().dispatch(Logits { block, w, train, out: logits });
         let rows = y[start..start + len].iter().zip(logits.chunks_exact_mut(k));
         for (r, (&yi, row)) in rows.enumerate() {
-            if fold.is_some_and(|f| !f.train[start + r]) {
+            if train.is_some_and(|t| !t[r]) {
                 row.fill(0.0);
                 continue;
             }
             let mut m = f64::NEG_INFINITY;
-            for ((zj, &lj), bj) in z.iter_mut().zip(row.iter()).zip(&b) {
+            for ((zj, &lj), bj) in z.iter_mut().zip(row.iter()).zip(b) {
                 *zj = f64::from(lj) + bj;
                 m = m.max(*zj);
             }
@@ -324,20 +370,7 @@ fn objective(
             *t += f64::from(g);
         }
     }
-    let nf = fold.map_or(n, |f| f.n_train) as f64;
-    let mut reg = 0.0;
-    for j in 0..k {
-        for r in 0..d {
-            let wv = theta[j * d + r];
-            reg += wv * wv;
-            // the gradient in the fold's z-scores: diag(scale) (z^T R) + shift (1^T R)
-            let g = work.grad[j * d + r];
-            let g = fold.map_or(g, |f| f.affine[r].0 * g + f.affine[r].1 * bias_grad[j]);
-            grad[j * d + r] = g / nf + wv / (c * nf);
-        }
-        grad[d * k + j] = bias_grad[j] / nf;
-    }
-    loss / nf + reg / (2.0 * c * nf)
+    (loss, bias_grad)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -360,7 +393,7 @@ impl Logistic {
         let dim = d * k + k;
         let mut theta = init.map_or_else(|| vec![0.0f64; dim], <[f64]>::to_vec);
         let mut grad = vec![0.0f64; dim];
-        let mut work = Work::new(d, k);
+        let mut work = [Work::new(d, k), Work::new(d, k)];
         let mut f = objective(x, y, k, s.c, &theta, &mut grad, &mut work, fold);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
