@@ -228,8 +228,10 @@ impl Calibrator {
                 })
                 .sum()
         };
-        let mut best = (f64::INFINITY, Calibrator::default());
-        for eps in EPS_GRID {
+        // one golden-section search of beta per floor, side by side; the best kept in the grid's
+        // order (ties: the smaller floor)
+        let search = |e: usize| {
+            let eps = EPS_GRID[e];
             let at = |lb: f64| Calibrator { beta: lb.exp(), eps };
             let (mut lo, mut hi) = (BETA_RANGE.0.ln(), BETA_RANGE.1.ln());
             let g = (5f64.sqrt() - 1.0) / 2.0;
@@ -249,7 +251,10 @@ impl Calibrator {
                 }
             }
             let c = at(0.5 * (lo + hi));
-            let f = nll(&c);
+            (nll(&c), c)
+        };
+        let mut best = (f64::INFINITY, Calibrator::default());
+        for (f, c) in crate::map_range(EPS_GRID.len(), search) {
             if f < best.0 {
                 best = (f, c);
             }
