@@ -10,7 +10,7 @@ use poisonguard_linalg::matmul;
 
 use crate::Progress;
 use crate::error::{Error, Result};
-use crate::rows::{Centred, Rows, Source, TopK, centre_and_scale};
+use crate::rows::{Candidates, Centred, Rows, Source, TopK, centre_and_scale};
 use poisonguard_core::KnnGraph;
 
 /// Query rows per task (one GEMM panel of `REF_BLOCK x QUERY_BLOCK` f32 = 2 MiB).
@@ -19,6 +19,7 @@ const QUERY_BLOCK: usize = 256;
 const REF_BLOCK: usize = 2048;
 /// Reference rows tested at once in the scan of one query's products.
 const SCAN_CHUNK: usize = 32;
+const _: () = assert!(SCAN_CHUNK <= 64, "a chunk's tests are bits of a u64");
 /// Extra candidates kept from the GEMM distances and re-ranked with exact differences, so that
 /// rounding in `|a|^2 + |b|^2 - 2ab` cannot change which neighbours are returned (up to ties
 /// closer than f32 resolution, which are broken by index).
@@ -193,7 +194,7 @@ pub(crate) fn gemm_candidates<Q: Source>(
     let n_ref = reference.n;
     let data = reference.mat();
     let d = reference.d;
-    let mut tops: Vec<TopK<f32>> = ids.iter().map(|_| TopK::new(cap)).collect();
+    let mut tops: Vec<Candidates> = ids.iter().map(|_| Candidates::new(cap)).collect();
     for (b, block_ids) in ids.chunks(QUERY_BLOCK).enumerate() {
         let tops = &mut tops[b * QUERY_BLOCK..b * QUERY_BLOCK + block_ids.len()];
         // the block's query rows, gathered (a block of the answered rows, not a copy of all)
@@ -221,7 +222,7 @@ pub(crate) fn gemm_candidates<Q: Source>(
             r0 = r1;
         }
     }
-    tops
+    tops.into_iter().map(Candidates::into_top).collect()
 }
 
 /// Pushes into `top` the reference rows `r0 + t` that can enter it by the GEMM expression
@@ -234,21 +235,30 @@ fn scan(
     norms: &[f32],
     r0: usize,
     (nq, own, limit): (f32, Option<usize>, f32),
-    top: &mut TopK<f32>,
+    top: &mut Candidates,
 ) {
     // `nq + |r|^2 - 2 q.r <= worst`, with the query's norm moved to the bound
-    let mut bound = top.worst().unwrap_or(limit).min(limit) - nq;
-    // Chunks of SCAN_CHUNK: a branch-free test of the whole chunk (vectorized), then the rare
-    // chunk with a candidate is scanned element by element.
+    let mut bound = top.bound().min(limit) - nq;
+    // Chunks of SCAN_CHUNK: a branch-free test of the whole chunk (vectorized); in the rare
+    // chunk with a candidate, the elements that passed (a bit each) are tested again against
+    // the bound as it tightens, one at a time.
     let mut base = 0;
     for (gc, nc) in products.chunks(SCAN_CHUNK).zip(norms.chunks(SCAN_CHUNK)) {
         let hit = gc.iter().zip(nc).fold(false, |h, (&gj, &nj)| h | (nj - 2.0 * gj <= bound));
         if hit {
-            for (t, (&gj, &nj)) in gc.iter().zip(nc).enumerate() {
+            let mut passed = gc
+                .iter()
+                .zip(nc)
+                .enumerate()
+                .fold(0u64, |m, (t, (&gj, &nj))| m | (u64::from(nj - 2.0 * gj <= bound) << t));
+            while passed != 0 {
+                let t = passed.trailing_zeros() as usize;
+                passed &= passed - 1;
+                let (gj, nj) = (gc[t], nc[t]);
                 let j = r0 + base + t;
                 if nj - 2.0 * gj <= bound && own != Some(j) {
                     top.push((nq + nj - 2.0 * gj).max(0.0), j as u32);
-                    bound = top.worst().unwrap_or(limit).min(limit) - nq;
+                    bound = top.bound().min(limit) - nq;
                 }
             }
         }
@@ -279,7 +289,8 @@ fn gemm_self_candidates(
     let n = x.n;
     let mut asked = vec![false; n];
     ids.iter().for_each(|&i| asked[i as usize] = true);
-    let tops: Vec<Mutex<TopK<f32>>> = ids.iter().map(|_| Mutex::new(TopK::new(cap))).collect();
+    let tops: Vec<Mutex<Candidates>> =
+        ids.iter().map(|_| Mutex::new(Candidates::new(cap))).collect();
     // the position in `ids` of every row asked for
     let mut slot = vec![usize::MAX; n];
     ids.iter().enumerate().for_each(|(t, &i)| slot[i as usize] = t);
@@ -317,7 +328,9 @@ fn gemm_self_candidates(
             progress.add(ra.filter(|&i| asked[i]).count());
         }
     });
-    tops.into_iter().map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()
+    tops.into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner).into_top())
+        .collect()
 }
 
 /// How far the GEMM expression `|q|^2 + |r|^2 - 2 q.r` in f32 can be from the exact squared
