@@ -351,6 +351,14 @@ pub enum AuditError {
     /// The steps of a distributed audit do not fit together ([`ReferenceFit::assemble`]).
     #[error("the parts do not make up the table: {0}")]
     Parts(String),
+    /// A row given as trusted ([`Audit::trusted`]) is not a row of the table.
+    #[error("trusted row {row} is not a row of the table ({n_samples} rows)")]
+    TrustedRow {
+        /// The first such row (0-based).
+        row: usize,
+        /// Rows of the table.
+        n_samples: usize,
+    },
 }
 
 /// Runs several detectors on one dataset and combines their scores into one [`Report`].
@@ -520,6 +528,9 @@ impl Audit {
         if self.detectors.is_empty() {
             return Err(AuditError::NoDetectors);
         }
+        if let Some(&row) = self.trusted.last().filter(|&&row| row >= data.n_samples()) {
+            return Err(AuditError::TrustedRow { row, n_samples: data.n_samples() });
+        }
         // One kNN graph (of the features as given, and one of the standardized features) for
         // every detector that reads neighbours, built as the audit's `KnnMode` says. If it
         // cannot be built (too few rows), each detector reports its own error. The two are built
@@ -594,10 +605,9 @@ impl Audit {
         let estimates: Vec<PoisonEstimate> =
             runs.iter().filter_map(|r| r.estimate.clone()).collect();
         let estimate = PoisonEstimate::combine(&estimates, data.n_samples());
-        let trusted: Vec<usize> =
-            self.trusted.iter().copied().filter(|&i| i < data.n_samples()).collect();
-        let report =
-            combine(runs, failures, data, self.fdr)?.with_estimate(estimate).with_trusted(trusted);
+        let report = combine(runs, failures, data, self.fdr)?
+            .with_estimate(estimate)
+            .with_trusted(self.trusted.clone());
         Ok((fitted, report))
     }
 }

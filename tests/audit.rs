@@ -220,3 +220,20 @@ fn the_summary_says_what_the_trusted_rows_measured() {
         assert!(line.contains(expected), "{line}");
     }
 }
+
+/// A trusted row beyond the table is refused before any work, not dropped from the report.
+#[test]
+fn a_trusted_row_beyond_the_table_is_refused() {
+    let (data, _) = load_dataset("poisoned/wine_labelflip.parquet");
+    let n = data.n_samples();
+    let audit = Audit::from_ids(&["ecod"], &DetectorOptions::default()).unwrap();
+    let err = audit.trusted([0, n]).run(&data).unwrap_err();
+    assert!(
+        matches!(err, poisonguard::AuditError::TrustedRow { row, n_samples } if row == n && n_samples == n),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("trusted row {n} is not a row of the table")),
+        "{err}"
+    );
+}
