@@ -531,3 +531,31 @@ impl Source for Mapped<'_> {
         .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// The lazy list keeps what the sorted one keeps from the same offers, ties included: the
+    /// `cap` smallest `(distance, index)` pairs, in order.
+    #[test]
+    fn candidates_keep_what_a_sorted_list_keeps() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        for (cap, offers, levels) in [(1, 50, 5), (8, 500, 20), (58, 5_000, 1_000), (10, 9, 3)] {
+            let mut sorted = TopK::new(cap);
+            let mut lazy = Candidates::new(cap);
+            for j in 0..offers {
+                // few distinct distances: many exact ties, offered in index order and not
+                let d2 = rng.random_range(0..levels) as f32 * 0.5;
+                let idx = if j % 2 == 0 { j } else { offers * 2 - j } as u32;
+                sorted.push(d2, idx);
+                if d2 <= lazy.bound() {
+                    lazy.push(d2, idx);
+                }
+            }
+            assert_eq!(lazy.into_top().items, sorted.items, "cap {cap}, {offers} offers");
+        }
+    }
+}
