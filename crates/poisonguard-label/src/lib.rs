@@ -56,6 +56,27 @@ poisonguard_core::linfa_estimator!(fit:
 #[cfg(feature = "linfa")]
 poisonguard_core::linfa_estimator!(predict: ConfidentLearning, KnnLabel, Duplicates);
 
+/// The maximum of a unimodal `f` on `[lo, hi]` by golden-section search: `iterations` steps,
+/// each shrinking the bracket by the golden ratio (ties keep the lower half), then its middle.
+fn golden_max(f: impl Fn(f64) -> f64, lo: f64, hi: f64, iterations: usize) -> f64 {
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (lo, hi);
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..iterations {
+        if fc >= fd {
+            (b, d, fd) = (d, c, fc);
+            c = b - g * (b - a);
+            fc = f(c);
+        } else {
+            (a, c, fc) = (c, d, fd);
+            d = a + g * (b - a);
+            fd = f(d);
+        }
+    }
+    (a + b) / 2.0
+}
+
 /// `(a(), b())`, side by side with the `parallel` feature.
 fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
     #[cfg(feature = "parallel")]

@@ -233,24 +233,8 @@ impl Calibrator {
         let search = |e: usize| {
             let eps = EPS_GRID[e];
             let at = |lb: f64| Calibrator { beta: lb.exp(), eps };
-            let (mut lo, mut hi) = (BETA_RANGE.0.ln(), BETA_RANGE.1.ln());
-            let g = (5f64.sqrt() - 1.0) / 2.0;
-            let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
-            let (mut fa, mut fb) = (nll(&at(a)), nll(&at(b)));
-            for _ in 0..40 {
-                if fa <= fb {
-                    hi = b;
-                    (b, fb) = (a, fa);
-                    a = hi - g * (hi - lo);
-                    fa = nll(&at(a));
-                } else {
-                    lo = a;
-                    (a, fa) = (b, fb);
-                    b = lo + g * (hi - lo);
-                    fb = nll(&at(b));
-                }
-            }
-            let c = at(0.5 * (lo + hi));
+            let (lo, hi) = (BETA_RANGE.0.ln(), BETA_RANGE.1.ln());
+            let c = at(crate::golden_max(|lb| -nll(&at(lb)), lo, hi, 40));
             (nll(&c), c)
         };
         let mut best = (f64::INFINITY, Calibrator::default());

@@ -179,9 +179,11 @@ impl WithSimd for Logits<'_> {
 }
 
 /// `gt += X^T R`: the residuals `R` (`len x k`, row-major) of the rows of `block` into the
-/// gradient `gt` (`d x k`, column-major); rows whose residuals are all 0 (held out) are skipped.
+/// gradient `gt` (`d x k`, column-major).
 struct Gradient<'a> {
     block: MatRef<'a, f32>,
+    /// Which rows count (the others, held out, are skipped); all when `None`.
+    train: Option<&'a [bool]>,
     residuals: &'a [f32],
     gt: &'a mut [f32],
 }
@@ -194,7 +196,7 @@ impl WithSimd for Gradient<'_> {
         let d = self.block.nrows();
         let k = self.gt.len() / d.max(1);
         for (r, res) in self.residuals.chunks_exact(k).enumerate() {
-            if res.iter().all(|&v| v == 0.0) {
+            if self.train.is_some_and(|t| !t[r]) {
                 continue;
             }
             let row = column(self.block, r);
@@ -338,7 +340,6 @@ fn pass(
         let rows = y[start..start + len].iter().zip(logits.chunks_exact_mut(k));
         for (r, (&yi, row)) in rows.enumerate() {
             if train.is_some_and(|t| !t[r]) {
-                row.fill(0.0);
                 continue;
             }
             let mut m = f64::NEG_INFINITY;
@@ -365,7 +366,7 @@ fn pass(
             }
         }
         gt.fill(0.0);
-        Arch::new().dispatch(Gradient { block, residuals: logits, gt });
+        Arch::new().dispatch(Gradient { block, train, residuals: logits, gt });
         for (t, &g) in total.iter_mut().zip(gt.iter()) {
             *t += f64::from(g);
         }

@@ -244,7 +244,9 @@ impl VoteNull {
                 let fitted: Vec<f64> = histograms
                     .iter()
                     .map(|counts| {
-                        let m = golden_max(|m| loglik(counts, m, rho), 1e-4, 1.0 - 1e-4);
+                        // 29 golden-section steps: the bracket (0, 1) to a width of 1e-6 (its
+                        // log-likelihood is unimodal in the mean)
+                        let m = crate::golden_max(|m| loglik(counts, m, rho), 1e-4, 1.0 - 1e-4, 29);
                         total += loglik(counts, m, rho);
                         m
                     })
@@ -384,28 +386,6 @@ struct TrustedNulls {
     per_class: Vec<usize>,
     /// Per class: the law of a clean row's own votes ([`VoteNull::measured`]).
     laws: Vec<VoteNull>,
-}
-
-/// The maximum of a unimodal `f` on `[lo, hi]` by golden-section search, to a width of 1e-6
-/// (the mean agreement of [`VoteNull::measured`] for a given `rho`: its log-likelihood is
-/// unimodal in the mean).
-fn golden_max(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
-    let g = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut a, mut b) = (lo, hi);
-    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
-    let (mut fc, mut fd) = (f(c), f(d));
-    while b - a > 1e-6 {
-        if fc >= fd {
-            (b, d, fd) = (d, c, fc);
-            c = b - g * (b - a);
-            fc = f(c);
-        } else {
-            (a, c, fc) = (c, d, fd);
-            d = a + g * (b - a);
-            fd = f(d);
-        }
-    }
-    (a + b) / 2.0
 }
 
 /// How many standard errors [`VoteNull::measured`] lowers a class's measured mean agreement by:
