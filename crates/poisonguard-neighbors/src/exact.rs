@@ -287,20 +287,19 @@ fn gemm_self_candidates(
     progress: &Progress<'_>,
 ) -> Vec<TopK<f32>> {
     let n = x.n;
-    let mut asked = vec![false; n];
-    ids.iter().for_each(|&i| asked[i as usize] = true);
     let tops: Vec<Mutex<Candidates>> =
         ids.iter().map(|_| Mutex::new(Candidates::new(cap))).collect();
-    // the position in `ids` of every row asked for
-    let mut slot = vec![usize::MAX; n];
-    ids.iter().enumerate().for_each(|(t, &i)| slot[i as usize] = t);
+    // the position in `ids` of every row asked for (`None` for the others)
+    let mut slot = vec![None; n];
+    ids.iter().enumerate().for_each(|(t, &i)| slot[i as usize] = Some(t));
     let data = x.mat();
     let nb = n.div_ceil(TILE);
     let range = |b: usize| b * TILE..((b + 1) * TILE).min(n);
     // the rows `rows` as queries, their products with the rows `other` in the columns of `g`
     let offer = |rows: Range<usize>, g: &Mat<f32>, other: Range<usize>| {
-        for (c, i) in rows.enumerate().filter(|&(_, i)| asked[i]) {
-            let mut top = tops[slot[i]].lock().unwrap_or_else(PoisonError::into_inner);
+        for (c, (i, t)) in rows.map(|i| (i, slot[i])).enumerate() {
+            let Some(t) = t else { continue };
+            let mut top = tops[t].lock().unwrap_or_else(PoisonError::into_inner);
             let products = &g.col_as_slice(c)[..other.len()];
             let query = (x.norms[i], Some(i), f32::INFINITY);
             scan(products, &x.norms[other.clone()], other.start, query, &mut top);
@@ -325,7 +324,7 @@ fn gemm_self_candidates(
                     offer(rb, &gt, ra.clone());
                 }
             }
-            progress.add(ra.filter(|&i| asked[i]).count());
+            progress.add(ra.filter(|&i| slot[i].is_some()).count());
         }
     });
     tops.into_iter()

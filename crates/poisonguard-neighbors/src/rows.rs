@@ -88,9 +88,10 @@ impl Candidates {
             self.items.clear();
             return;
         }
-        self.items.select_nth_unstable_by(self.cap - 1, by_distance);
+        let (_, &mut (largest, _), _) =
+            self.items.select_nth_unstable_by(self.cap - 1, by_distance);
+        self.bound = largest;
         self.items.truncate(self.cap);
-        self.bound = self.items.iter().fold(f32::NEG_INFINITY, |m, p| m.max(p.0));
     }
 
     /// The `cap` smallest pairs offered, sorted.
