@@ -10,7 +10,8 @@ use poisonguard_core::{BoxError, RowKeys, RowSource};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::read::{self, Format, LoadOptions, RowFlags};
+use crate::table::{Format, LoadOptions, RowFlags};
+use crate::{columns, files, read};
 
 /// What the feature rows are read from.
 #[derive(Debug)]
@@ -91,8 +92,8 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
                 ..opts.clone()
             };
             let files: Vec<PathBuf> = parts.iter().map(|p| p.0.clone()).collect();
-            let (frame, _) = read::read_shards(path, &files, Some(&role_opts))?;
-            keys_of(&shown, read::roles_of(&shown, &frame, opts)?, n)?
+            let (frame, _) = files::read_shards(path, &files, Some(&role_opts))?;
+            keys_of(&shown, columns::roles_of(&shown, &frame, opts)?, n)?
         }
     };
     let keys = keys.with_feature_names(feature_names.clone());
@@ -108,8 +109,8 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
             what: "a trusted column is not read by a batched audit (its reference sample is drawn at random)".into(),
         });
     }
-    let files = read::shards(path)?;
-    if files.iter().all(|f| read::is_npy(f)) {
+    let files = files::shards(path)?;
+    if files.iter().all(|f| files::is_npy(f)) {
         return npy_layout(path, files, opts);
     }
     if let Some(f) = files.iter().find(|f| Format::of(f, false).ok() != Some(Format::Parquet)) {
@@ -126,10 +127,10 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     }
     // the feature columns: those `load` would take, found on the first rows of the first file
     let first = files[0].display().to_string();
-    let (head, names) = read::guarded(&first, "Parquet", || {
-        let mut reader = ParquetReader::new(read::open(&files[0])?);
+    let (head, names) = files::guarded(&first, "Parquet", || {
+        let mut reader = ParquetReader::new(files::open(&files[0])?);
         let schema = reader.schema().map_err(|e| parse(&first, &e))?;
-        let (names, wanted) = read::arrow_columns(&first, &schema, Some(opts))?;
+        let (names, wanted) = files::arrow_columns(&first, &schema, Some(opts))?;
         let frame = reader
             .with_columns(Some(wanted))
             .with_slice(Some((0, 1)))
@@ -140,8 +141,8 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     if head.height() == 0 {
         return Err(Error::NoRows { path: first });
     }
-    read::check_named_columns(&first, &names, opts)?;
-    let table = read::table_from_frame(&files[0], &head, &names, opts)?;
+    files::check_named_columns(&first, &names, opts)?;
+    let table = columns::table_from_frame(&files[0], &head, &names, opts)?;
     let feature_names = table.feature_names().to_vec();
     let n_features = table.dataset().n_features();
     let kind = match &opts.embedding {
@@ -160,8 +161,8 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
 /// The number of rows of a Parquet file, from its footer.
 pub(crate) fn parquet_rows(file: &Path) -> Result<usize> {
     let shown = file.display().to_string();
-    read::guarded(&shown, "Parquet", || {
-        ParquetReader::new(read::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
+    files::guarded(&shown, "Parquet", || {
+        ParquetReader::new(files::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
     })
 }
 
@@ -173,8 +174,8 @@ pub(crate) fn parquet_slice(
     columns: Option<&[String]>,
 ) -> Result<DataFrame> {
     let shown = file.display().to_string();
-    read::guarded(&shown, "Parquet", || {
-        ParquetReader::new(read::open(file)?)
+    files::guarded(&shown, "Parquet", || {
+        ParquetReader::new(files::open(file)?)
             .with_columns(columns.map(|c| c.iter().map(|c| c.as_str().into()).collect()))
             .with_slice(Some((rows.start, rows.len())))
             .finish()
@@ -191,7 +192,7 @@ fn parse(path: &str, e: &PolarsError) -> Error {
 }
 
 /// The keys and flags of `n` rows from their role columns (read from `path`).
-fn keys_of(path: &str, roles: read::Roles, n: usize) -> Result<(RowKeys, RowFlags)> {
+fn keys_of(path: &str, roles: columns::Roles, n: usize) -> Result<(RowKeys, RowFlags)> {
     let data_err = |error| Error::Data { path: path.to_string(), error };
     let mut keys = RowKeys::new(n);
     if let Some(labels) = roles.labels {
@@ -261,11 +262,11 @@ impl RowBatches {
                 let start = rows.start;
                 let frame = parquet_slice(file, rows, Some(columns))?;
                 let x = match embedding {
-                    Some(column) => read::embedding_matrix(
+                    Some(column) => columns::embedding_matrix(
                         &shown,
-                        read::get(&frame, &shown, column, "embedding")?,
+                        columns::get(&frame, &shown, column, "embedding")?,
                     ),
-                    None => read::feature_matrix(&shown, &frame, columns),
+                    None => columns::feature_matrix(&shown, &frame, columns),
                 }
                 .map_err(|e| at_row(e, start))?;
                 if x.ncols() != d {

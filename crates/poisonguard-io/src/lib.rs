@@ -27,14 +27,18 @@
 //! against another ndarray than the rest of the workspace.
 
 mod batches;
+mod columns;
 mod error;
+mod files;
 mod npy;
 mod read;
+mod table;
 mod write;
 
 pub use batches::{RowBatches, open_batches, table_shape};
 pub use error::{Error, Result};
-pub use read::{Format, LoadOptions, Table, attach_pred_probs, from_frame, is_array_input, load};
+pub use read::{attach_pred_probs, from_frame, is_array_input, load};
+pub use table::{Format, LoadOptions, Table};
 pub use write::{
     report_columns, report_frame, write_dataset, write_report, write_report_keys, write_rows,
 };

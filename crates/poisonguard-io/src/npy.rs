@@ -57,7 +57,7 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
-    crate::read::check_input_file(path)?;
+    crate::files::check_input_file(path)?;
     let file =
         File::open(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
     Ok(BufReader::with_capacity(CHUNK, file))

@@ -10,7 +10,7 @@ use polars::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::read::Format;
+use crate::table::Format;
 
 /// The report's column names, in order: `row`, `id` (if the dataset has ids), `label` (if it has
 /// labels), `<detector>_score`, `<detector>_flagged` and `<detector>_p` (its p-value) per
@@ -216,10 +216,10 @@ pub fn write_rows(
     let (input, output) = (input.as_ref(), output.as_ref());
     let shown = output.display().to_string();
     let format = Format::of(output, false)?;
-    let files = crate::read::shards(input)?;
+    let files = crate::files::shards(input)?;
     // A Parquet table is read a chunk of rows at a time; another is read whole.
     let parquet = files.iter().all(|f| Format::of(f, false).ok() == Some(Format::Parquet));
-    let whole = if parquet { None } else { Some(crate::read::read_frame(input)?) };
+    let whole = if parquet { None } else { Some(crate::files::read_frame(input)?) };
     let parts: Vec<(PathBuf, usize)> = match &whole {
         Some(frame) => vec![(input.to_path_buf(), frame.height())],
         None => files
@@ -255,7 +255,7 @@ pub fn write_rows(
                 None => first_names = Some(names),
                 Some(first) if *first != names => {
                     let first_file = &parts[0].0;
-                    return Err(crate::read::shard_mismatch(
+                    return Err(crate::files::shard_mismatch(
                         input, file, &names, first_file, first,
                     ));
                 }

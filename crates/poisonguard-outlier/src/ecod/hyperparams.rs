@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::Common;
 
 /// ECOD has no model hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -14,7 +14,7 @@ pub struct EcodValidParams {
 }
 
 impl EcodValidParams {
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         Ok(())
     }
 }
@@ -28,6 +28,3 @@ impl Default for EcodValidParams {
         Self { model: EcodModelParams, common: Common::default() }
     }
 }
-
-outlier_detector!(EcodParams, EcodValidParams, super::algorithm::EcodModel);
-crate::model::mergeable_detector!(EcodValidParams, super::algorithm::EcodModel);

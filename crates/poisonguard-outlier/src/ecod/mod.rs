@@ -37,3 +37,8 @@ mod hyperparams;
 
 pub use algorithm::{Ecod, EcodModel};
 pub use hyperparams::{EcodParams, EcodValidParams};
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(EcodParams, EcodValidParams, algorithm::EcodModel);
+crate::model::mergeable_detector!(EcodValidParams, algorithm::EcodModel);

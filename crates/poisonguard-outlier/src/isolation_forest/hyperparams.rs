@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::Common;
 
 /// Default number of trees (the paper's and PyOD's).
 pub const DEFAULT_N_TREES: usize = 100;
@@ -32,7 +32,7 @@ impl IsolationForestValidParams {
         self.model.max_samples
     }
 
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         if self.model.n_trees == 0 {
             return Err(ParamError::CountOutOfRange {
                 name: "n_trees",
@@ -81,9 +81,3 @@ impl IsolationForestParams {
         self
     }
 }
-
-outlier_detector!(
-    IsolationForestParams,
-    IsolationForestValidParams,
-    super::algorithm::IsolationForestModel
-);

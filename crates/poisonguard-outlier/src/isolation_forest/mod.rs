@@ -23,3 +23,11 @@ pub use algorithm::{IsolationForest, IsolationForestModel};
 pub use hyperparams::{
     DEFAULT_MAX_SAMPLES, DEFAULT_N_TREES, IsolationForestParams, IsolationForestValidParams,
 };
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(
+    IsolationForestParams,
+    IsolationForestValidParams,
+    algorithm::IsolationForestModel
+);

@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, check_k, outlier_detector};
+use crate::model::{Common, check_k};
 
 /// Default number of neighbours (PyOD's `KNN(n_neighbors=5)`).
 pub const DEFAULT_K: usize = 5;
@@ -53,7 +53,7 @@ impl KnnDistanceValidParams {
         self.model.statistic
     }
 
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         check_k(self.model.k)
     }
 }
@@ -85,8 +85,6 @@ impl KnnDistanceParams {
         self
     }
 }
-
-outlier_detector!(KnnDistanceParams, KnnDistanceValidParams, super::algorithm::KnnDistanceModel);
 
 #[cfg(test)]
 mod tests {

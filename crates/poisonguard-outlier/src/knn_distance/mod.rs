@@ -18,3 +18,11 @@ mod hyperparams;
 
 pub use algorithm::{KnnDistance, KnnDistanceModel};
 pub use hyperparams::{DEFAULT_K, KnnDistanceParams, KnnDistanceValidParams, KnnStatistic};
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(
+    KnnDistanceParams,
+    KnnDistanceValidParams,
+    algorithm::KnnDistanceModel
+);

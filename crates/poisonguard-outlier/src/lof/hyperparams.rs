@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, check_k, outlier_detector};
+use crate::model::{Common, check_k};
 
 /// Default number of neighbours: above the size of the groups of rows LOF should call outlying
 /// (see the [module docs](super), "Default k = 50"; PyOD's default is 20).
@@ -25,7 +25,7 @@ impl LofValidParams {
         self.model.k
     }
 
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         check_k(self.model.k)
     }
 }
@@ -47,5 +47,3 @@ impl LofParams {
         self
     }
 }
-
-outlier_detector!(LofParams, LofValidParams, super::algorithm::LofModel);

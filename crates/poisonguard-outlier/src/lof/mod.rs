@@ -29,3 +29,7 @@ mod hyperparams;
 
 pub use algorithm::{Lof, LofModel};
 pub use hyperparams::{DEFAULT_K, LofParams, LofValidParams};
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(LofParams, LofValidParams, algorithm::LofModel);

@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::Common;
 
 /// Model hyperparameters of the robust Mahalanobis detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,7 +21,7 @@ impl MahalanobisValidParams {
         self.model.support_fraction
     }
 
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         match self.model.support_fraction {
             Some(f) if !(f > 0.0 && f <= 1.0) => Err(ParamError::OutOfRange {
                 name: "support_fraction",
@@ -54,5 +54,3 @@ impl MahalanobisParams {
         self
     }
 }
-
-outlier_detector!(MahalanobisParams, MahalanobisValidParams, super::algorithm::MahalanobisModel);

@@ -27,3 +27,11 @@ mod hyperparams;
 
 pub use algorithm::{Mahalanobis, MahalanobisModel, robust_covariance};
 pub use hyperparams::{MahalanobisParams, MahalanobisValidParams};
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(
+    MahalanobisParams,
+    MahalanobisValidParams,
+    algorithm::MahalanobisModel
+);

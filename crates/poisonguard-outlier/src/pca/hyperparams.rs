@@ -1,6 +1,6 @@
 use poisonguard_core::ParamError;
 
-use crate::model::{Common, outlier_detector};
+use crate::model::Common;
 
 /// Model hyperparameters of the PCA detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,7 +21,7 @@ impl PcaValidParams {
         self.model.standardize
     }
 
-    fn check_model(&self) -> Result<(), ParamError> {
+    pub(super) fn check_model(&self) -> Result<(), ParamError> {
         Ok(())
     }
 }
@@ -47,6 +47,3 @@ impl PcaParams {
         self
     }
 }
-
-outlier_detector!(PcaParams, PcaValidParams, super::algorithm::PcaModel);
-crate::model::mergeable_detector!(PcaValidParams, super::algorithm::PcaModel);

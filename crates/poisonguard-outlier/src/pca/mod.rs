@@ -24,3 +24,8 @@ mod hyperparams;
 
 pub use algorithm::{Pca, PcaModel};
 pub use hyperparams::{PcaParams, PcaValidParams};
+
+// The parameters' builders, checks and `Detector` impl over the model (here, so that the
+// parameters do not import the algorithm that imports them).
+crate::model::outlier_detector!(PcaParams, PcaValidParams, algorithm::PcaModel);
+crate::model::mergeable_detector!(PcaValidParams, algorithm::PcaModel);
