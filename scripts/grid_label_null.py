@@ -4,7 +4,7 @@
     python scripts/grid_label_null.py /tmp/grid.csv [--only TEXT]
 
 For every poisoned scenario of the dump, recombines the detectors' p-values as the audit does
-(`combined_p_values` in src/lib.rs: weighted harmonic mean, base weight 1 per detector, the
+(`combined_p_values` in src/combine.rs: weighted harmonic mean, base weight 1 per detector, the
 outlier detectors sharing one, each times its enrichment, abstaining detectors left out) and
 prints the suspicion ROC-AUC
   - `audit`: with `knn_label`'s own p-values (as shipped; checks the recombination),
@@ -46,12 +46,12 @@ def auc(score, truth):
     return (r[truth].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-# the levels `enrichment` in src/lib.rs reads
+# the levels `enrichment` in src/combine.rs reads
 ENRICHMENT_LEVELS = [0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4]
 
 
 def enrichment(p):
-    """As src/lib.rs: the largest, over the levels where a clean table expects a row, of the
+    """As src/combine.rs: the largest, over the levels where a clean table expects a row, of the
     lower 99% Poisson (Garwood) bound of the count at or below the level over its expectation."""
     from scipy.stats import chi2
 

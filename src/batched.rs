@@ -361,7 +361,7 @@ pub(crate) fn whole_table(
         whole.skipped_classes = run.skipped_classes.clone();
         whole.noise_matrix = run.noise_matrix.clone();
         whole.source_findings =
-            crate::source_findings_of(keys.sources(), &whole.detection.flagged());
+            crate::combine::source_findings_of(keys.sources(), &whole.detection.flagged());
         runs.push(whole);
     }
     let scale = n as f64 / reference_rows.max(1) as f64;
@@ -371,5 +371,6 @@ pub(crate) fn whole_table(
         e.high *= scale;
         e
     });
-    Ok(crate::combine_rows(runs, failures, n, keys.sources(), fdr)?.with_estimate(estimate))
+    Ok(crate::combine::combine_rows(runs, failures, n, keys.sources(), fdr)?
+        .with_estimate(estimate))
 }

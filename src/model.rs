@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AuditError, AuditEvent, DEFAULT_FDR, Dataset, DetectorFailure, DetectorId, DetectorInfo,
-    DetectorRun, FittedDetector, ParamError, Report, StateError, combine, error_chain, registered,
+    DetectorRun, FittedDetector, ParamError, Report, StateError, error_chain, registered,
 };
 
 /// The `format` field of every model file.
@@ -198,7 +198,7 @@ impl FittedAudit {
     /// # Errors
     /// [`ParamError::OutOfRange`] unless `0 < q < 1`.
     pub fn fdr(mut self, q: f64) -> Result<Self, ParamError> {
-        self.fdr = crate::checked_fdr(q)?;
+        self.fdr = crate::audit::checked_fdr(q)?;
         Ok(self)
     }
 
@@ -251,19 +251,19 @@ impl FittedAudit {
             .detectors
             .par_iter()
             .map(|(info, fitted)| {
-                crate::timed(info.id, on_event, || match fitted.detect(data) {
+                crate::audit::timed(info.id, on_event, || match fitted.detect(data) {
                     Ok(detection) => {
                         let mut run = DetectorRun::new(info.id, info.family, detection);
                         run.source_findings =
-                            crate::source_findings(data, &run.detection.flagged());
+                            crate::combine::source_findings(data, &run.detection.flagged());
                         Ok(run)
                     }
                     Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(&e) }),
                 })
             })
             .collect();
-        let (runs, failures) = crate::split(outcomes);
-        combine(runs, failures, data, self.fdr)
+        let (runs, failures) = crate::audit::split(outcomes);
+        crate::combine::combine(runs, failures, data, self.fdr)
     }
 
     /// [`FittedAudit::scan`] of a table too large to hold: the rows of `source` are read
@@ -304,10 +304,10 @@ impl FittedAudit {
             let detection = acc.finish().map_err(AuditError::Data)?;
             let mut run = DetectorRun::new(info.id, info.family, detection);
             run.source_findings =
-                crate::source_findings_of(keys.sources(), &run.detection.flagged());
+                crate::combine::source_findings_of(keys.sources(), &run.detection.flagged());
             runs.push(run);
         }
-        crate::combine_rows(runs, failures, n, keys.sources(), self.fdr)
+        crate::combine::combine_rows(runs, failures, n, keys.sources(), self.fdr)
     }
 
     /// The rows' feature count and names (when both sides have names) are the model's.
