@@ -6,7 +6,8 @@ use poisonguard_core::{
 };
 
 use super::classifier::{FoldModels, cross_val_custom};
-use super::logistic::{FoldEnsemble, LogisticSettings, cross_val_sampled};
+use super::cross_val::{FoldEnsemble, cross_val_sampled};
+use super::logistic::LogisticSettings;
 use super::{ConfidentLearningParams, ConfidentLearningValidParams, Ranking};
 use crate::error::{Error, Result};
 

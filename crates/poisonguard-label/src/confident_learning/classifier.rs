@@ -31,7 +31,8 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2, Axis};
 
-use super::logistic::{LogisticSettings, ScaledLogistic, stratified_folds};
+use super::cross_val::stratified_folds;
+use super::logistic::{LogisticSettings, ScaledLogistic};
 
 /// An error of a user's classifier, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -62,6 +62,8 @@
 
 mod algorithm;
 pub mod classifier;
+mod cross_val;
+mod kernels;
 pub(crate) mod logistic;
 
 pub use algorithm::ConfidentLearning;
