@@ -25,12 +25,14 @@
 mod approx;
 mod error;
 mod exact;
+mod ivf;
 mod kdtree;
 mod rows;
 
-pub use approx::{ApproxParams, IvfIndex, SHORTLIST_FACTOR, approximate_knn};
+pub use approx::{SHORTLIST_FACTOR, approximate_knn};
 pub use error::{Error, Result};
 pub use exact::{KDTREE_MAX_DIM, exact_knn, exact_knn_query};
+pub use ivf::{ApproxParams, IvfIndex};
 pub use poisonguard_core::KnnGraph;
 
 /// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order (so results do
