@@ -173,8 +173,8 @@ impl Audit {
     /// still run.
     ///
     /// Every detector gives each row a p-value under its stated null; the audit combines them
-    /// ([`combined_p_values`]) and flags the rows the Benjamini-Hochberg procedure selects at the
-    /// audit's false-discovery rate ([`Audit::fdr`]).
+    /// ([`combined_p_values`](crate::combined_p_values)) and flags the rows the Benjamini-Hochberg
+    /// procedure selects at the audit's false-discovery rate ([`Audit::fdr`]).
     ///
     /// # Errors
     /// [`AuditError`] when no detector succeeds.

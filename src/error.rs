@@ -12,22 +12,27 @@ pub enum AuditError {
     /// Every detector failed; the first failure is shown.
     #[error("every detector failed; {}: {}", .0.id, .0.error)]
     AllFailed(DetectorFailure),
-    /// The data does not match the fitted model it is scored against ([`FittedAudit::scan`]).
+    /// The data does not match the fitted model it is scored against
+    /// ([`FittedAudit::scan`](crate::FittedAudit::scan)).
     #[error("the data does not match the model: {0}")]
     ModelMismatch(String),
-    /// A batched audit's source could not be read ([`Audit::run_batched`]).
+    /// A batched audit's source could not be read
+    /// ([`Audit::run_batched`](crate::Audit::run_batched)).
     #[error("cannot read the rows: {0}")]
     Read(String),
     /// A batched audit's rows are not valid data (a non-finite value, no rows).
     #[error(transparent)]
     Data(DataError),
-    /// The memory budget of a batched audit is too small ([`BatchPlan::for_budget`]).
+    /// The memory budget of a batched audit is too small
+    /// ([`BatchPlan::for_budget`](crate::BatchPlan::for_budget)).
     #[error("memory budget too small: {0}")]
     Budget(String),
-    /// The steps of a distributed audit do not fit together ([`ReferenceFit::assemble`]).
+    /// The steps of a distributed audit do not fit together
+    /// ([`ReferenceFit::assemble`](crate::ReferenceFit::assemble)).
     #[error("the parts do not make up the table: {0}")]
     Parts(String),
-    /// A row given as trusted ([`Audit::trusted`]) is not a row of the table.
+    /// A row given as trusted ([`Audit::trusted`](crate::Audit::trusted)) is not a row of the
+    /// table.
     #[error("trusted row {row} is not a row of the table ({n_samples} rows)")]
     TrustedRow {
         /// The first such row (0-based).

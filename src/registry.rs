@@ -41,7 +41,8 @@ impl Registered {
         self.info.id.as_str()
     }
 
-    /// Whether [`Audit::for_dataset`] runs it (when the data has what it needs).
+    /// Whether [`Audit::for_dataset`](crate::Audit::for_dataset) runs it (when the data has what it
+    /// needs).
     pub fn is_default(&self) -> bool {
         self.default
     }
@@ -52,7 +53,7 @@ impl Registered {
     }
 
     /// Reads back a fitted state of this detector written by
-    /// [`SaveState::save_state`].
+    /// [`SaveState::save_state`](crate::SaveState::save_state).
     ///
     /// # Errors
     /// [`StateError::Decode`] when the bytes are not this detector's state.
@@ -181,7 +182,8 @@ pub fn detector_ids() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(Registered::id)
 }
 
-/// Ids of the detectors an audit runs when none are named ([`Audit::for_dataset`]).
+/// Ids of the detectors an audit runs when none are named
+/// ([`Audit::for_dataset`](crate::Audit::for_dataset)).
 pub fn default_detector_ids() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().filter(|r| r.default).map(Registered::id)
 }
@@ -197,11 +199,11 @@ pub struct DetectorOptions {
     pub per_class: bool,
     /// How the audit builds the kNN graphs it shares (exact, or approximate for large n).
     pub knn: KnnMode,
-    /// Rows of the audited dataset known to be clean (a vetted sample), if any: detectors that
-    /// can use one measure their nulls on them (`knn_label`'s agreement law of every class with
-    /// at least 30 of them) or fit on them (`scan_decomposition`'s global model); the others
-    /// ignore it. The audit records them ([`Report::trusted`]): they are audited as every row
-    /// is, and the share of them flagged is an observed false-positive rate.
+    /// Rows of the audited dataset known to be clean (a vetted sample), if any: detectors that can
+    /// use one measure their nulls on them (`knn_label`'s agreement law of every class with at
+    /// least 30 of them) or fit on them (`scan_decomposition`'s global model); the others ignore
+    /// it. The audit records them ([`Report::trusted`](crate::Report::trusted)): they are audited
+    /// as every row is, and the share of them flagged is an observed false-positive rate.
     pub trusted: Option<Vec<usize>>,
 }
 

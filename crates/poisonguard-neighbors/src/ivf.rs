@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::exact::{RERANK_EXTRA, gemm_candidates, gemm_rounding, rerank};
 use crate::rows::{Centred, Source, TopK, centre_and_scale};
 
-/// Parameters of [`approximate_knn`].
+/// Parameters of [`approximate_knn`](crate::approximate_knn).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ApproxParams {
     /// Seed of the k-means sample and initial centroids.
@@ -27,13 +27,13 @@ pub struct ApproxParams {
     /// Lloyd iterations of the k-means that places the cells.
     pub kmeans_iter: usize,
     /// Share of the rows' variance a principal-component projection must hold for the index to
-    /// place its cells and find its candidates in it ([`SHORTLIST_FACTOR`] `k` per row, then
-    /// re-ranked by exact distance in the full rows): the fewest leading directions that hold
-    /// it, at most a quarter of the features; when a quarter do not hold it (data without a
-    /// low-dimensional structure: isotropic noise, uniform) the full rows are searched. 0 (the
-    /// default) = always the full rows: the projection is faster for `k = 10` (3.7x at 300,000 x
-    /// 512) but slower for `k = 50` (2x at 100,000 x 512), the audit's standardized graph
-    /// (benches/RESULTS.md); 0.9 is the share measured there.
+    /// place its cells and find its candidates in it ([`SHORTLIST_FACTOR`](crate::SHORTLIST_FACTOR)
+    /// `k` per row, then re-ranked by exact distance in the full rows): the fewest leading
+    /// directions that hold it, at most a quarter of the features; when a quarter do not hold it
+    /// (data without a low-dimensional structure: isotropic noise, uniform) the full rows are
+    /// searched. 0 (the default) = always the full rows: the projection is faster for `k = 10`
+    /// (3.7x at 300,000 x 512) but slower for `k = 50` (2x at 100,000 x 512), the audit's
+    /// standardized graph (benches/RESULTS.md); 0.9 is the share measured there.
     pub projection_variance: f64,
 }
 
@@ -181,11 +181,12 @@ impl Cells {
     }
 }
 
-/// An inverted-file index over a set of reference rows that answers queries by other rows (a
-/// fitted detector's training rows, asked about new rows batch by batch): the cells are placed
-/// once, by [`approximate_knn`]'s k-means and parameters, and each query is searched as
-/// [`approximate_knn`] searches its own rows, in the reference's centring and scale (so that a
-/// query's neighbours do not depend on the other queries of its batch).
+/// An inverted-file index over a set of reference rows that answers queries by other rows (a fitted
+/// detector's training rows, asked about new rows batch by batch): the cells are placed once, by
+/// [`approximate_knn`](crate::approximate_knn)'s k-means and parameters, and each query is searched
+/// as [`approximate_knn`](crate::approximate_knn) searches its own rows, in the reference's
+/// centring and scale (so that a query's neighbours do not depend on the other queries of its
+/// batch).
 #[derive(Clone)]
 pub struct IvfIndex {
     rows: Centred,
