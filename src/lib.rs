@@ -60,10 +60,10 @@ pub use registry::{
 };
 
 pub use poisonguard_core::{
-    AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, DataError, Dataset,
-    Detection, DetectionRows, Detector, DetectorFailure, DetectorId, DetectorInfo, DetectorRun,
-    DynDetector, EstimateMethod, Family, FitContext, FittedDetector, InMemoryRows, KnnGraph,
-    LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
+    AutoThreshold, Calibration, ClassFinding, ClassId, ClassStatistic, Configure, DataError,
+    Dataset, Detection, DetectionRows, Detector, DetectorFailure, DetectorId, DetectorInfo,
+    DetectorRun, DynDetector, EstimateMethod, Family, FitContext, FittedDetector, InMemoryRows,
+    KnnGraph, LabelMap, LabelValue, Labels, LinfaError, Merge, MergeError, NoiseMatrix, ParamError,
     ParamGuard, PoisonEstimate, Reason, Report, ReportColumn, RowKeys, RowSource, SaveState,
     SkippedClass, SourceFinding, Standardizer, StateError, THREAT_RANKED_ROWS, Threat,
     ThreatFinding, ThresholdRule, TrainingScores, benjamini_hochberg, harmonic_mean_p, metrics,

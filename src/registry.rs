@@ -2,19 +2,15 @@
 //! [`DetectorOptions`].
 
 use poisonguard_core::{
-    Detector, DetectorInfo, DynDetector, FittedDetector, StateError, ThresholdRule,
+    Configure, Detector, DetectorInfo, DynDetector, FittedDetector, StateError, ThresholdRule,
 };
-use poisonguard_label::{
-    ConfidentLearning, ConfidentLearningParams, Duplicates, DuplicatesParams, KnnLabel,
-    KnnLabelParams,
-};
+use poisonguard_label::{ConfidentLearningParams, DuplicatesParams, KnnLabelParams};
 use poisonguard_neighbors::KnnMode;
 use poisonguard_outlier::{
     EcodParams, IsolationForestParams, KnnDistanceParams, LofParams, MahalanobisParams, PcaParams,
 };
 use poisonguard_spectral::{
-    ActivationClustering, ActivationClusteringParams, ScanDecomposition, ScanDecompositionParams,
-    SpectralSignature, SpectralSignatureParams, Spectre, SpectreParams,
+    ActivationClusteringParams, ScanDecompositionParams, SpectralSignatureParams, SpectreParams,
 };
 
 /// One detector this build offers: its declaration, whether the default audit runs it, and how
@@ -71,13 +67,19 @@ impl std::fmt::Debug for Registered {
     }
 }
 
-/// A registry line: `D`'s declaration, its default flag and its builder.
-const fn entry<D>(default: bool, build: fn(&DetectorOptions) -> Box<dyn DynDetector>) -> Registered
-where
-    D: Detector + Send + Sync + std::fmt::Debug + 'static,
-    D::Fitted: serde::de::DeserializeOwned,
-{
-    Registered { info: D::INFO, default, build, load: load_fitted::<D::Fitted> }
+impl Registered {
+    /// A registry line: the detector whose parameters are `D`, and whether the default audit
+    /// runs it. Its declaration is `D::INFO`; every detector is built the same way (`D`'s
+    /// default parameters with the [`DetectorOptions`] every detector takes, [`Configure`]) and
+    /// read back from a saved state by `D::Fitted`'s serde. A detector is added by its folder
+    /// (parameters, fit, fitted state) and this one line in [`REGISTRY`].
+    pub const fn of<D>(default: bool) -> Registered
+    where
+        D: Detector + Configure + Send + Sync + std::fmt::Debug + 'static,
+        D::Fitted: serde::de::DeserializeOwned,
+    {
+        Registered { info: D::INFO, default, build: build::<D>, load: load_fitted::<D::Fitted> }
+    }
 }
 
 /// Decodes a fitted state of type `F` and boxes it.
@@ -88,88 +90,40 @@ where
     Ok(Box::new(poisonguard_core::load_state::<F>(state)?))
 }
 
-/// Boxes params after applying the shared threshold rule, if any.
-fn boxed<P>(params: P, opts: &DetectorOptions) -> Box<dyn DynDetector>
+/// `D`'s default parameters (the paper's) with the options every detector takes
+/// ([`Configure`]): the seed, the per-class fit, the trusted rows and the threshold rule.
+fn build<D>(opts: &DetectorOptions) -> Box<dyn DynDetector>
 where
-    P: Threshold + Detector + Send + Sync + std::fmt::Debug + 'static,
+    D: Detector + Configure + Send + Sync + std::fmt::Debug + 'static,
 {
-    match opts.threshold {
-        Some(rule) => Box::new(params.with_rule(rule)),
-        None => Box::new(params),
+    let mut params = D::default().with_seed(opts.seed).with_per_class(opts.per_class);
+    if let Some(rows) = &opts.trusted {
+        params = params.with_trusted(rows);
     }
+    if let Some(rule) = opts.threshold {
+        params = params.with_threshold(rule);
+    }
+    Box::new(params)
 }
-
-/// Params whose threshold rule can be set (every detector's).
-trait Threshold {
-    fn with_rule(self, rule: ThresholdRule) -> Self;
-}
-
-macro_rules! threshold_setter {
-    ($($params:ty),* $(,)?) => {$(
-        impl Threshold for $params {
-            fn with_rule(self, rule: ThresholdRule) -> Self {
-                self.threshold(rule)
-            }
-        }
-    )*};
-}
-threshold_setter!(
-    SpectralSignatureParams,
-    SpectreParams,
-    ScanDecompositionParams,
-    ActivationClusteringParams,
-    IsolationForestParams,
-    KnnDistanceParams,
-    LofParams,
-    EcodParams,
-    MahalanobisParams,
-    PcaParams,
-    KnnLabelParams,
-    ConfidentLearningParams,
-    DuplicatesParams,
-);
 
 /// Every detector this build offers, in the order an audit reports them: the one list from
 /// which the audit's default set, the label requirements, the outlier weight group, the CLI's help,
 /// `poisonguard detectors` and the README's detector table are read. Adding a detector is a
 /// folder in its family's crate and one line here.
 pub static REGISTRY: &[Registered] = &[
-    entry::<SpectralSignatureParams>(true, |o| boxed(SpectralSignature::params().seed(o.seed), o)),
-    entry::<SpectreParams>(true, |o| boxed(Spectre::params().seed(o.seed), o)),
-    entry::<ScanDecompositionParams>(false, |o| {
-        let params = ScanDecomposition::params().seed(o.seed);
-        match &o.trusted {
-            Some(rows) => boxed(params.trusted(rows.iter().copied()), o),
-            None => boxed(params, o),
-        }
-    }),
-    entry::<ActivationClusteringParams>(false, |o| {
-        boxed(ActivationClustering::params().seed(o.seed), o)
-    }),
-    entry::<IsolationForestParams>(true, |o| {
-        boxed(IsolationForestParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<KnnDistanceParams>(false, |o| {
-        boxed(KnnDistanceParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<LofParams>(false, |o| {
-        boxed(LofParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<EcodParams>(true, |o| {
-        boxed(EcodParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<MahalanobisParams>(false, |o| {
-        boxed(MahalanobisParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<PcaParams>(false, |o| {
-        boxed(PcaParams::default().seed(o.seed).per_class(o.per_class), o)
-    }),
-    entry::<KnnLabelParams>(true, |o| match &o.trusted {
-        Some(rows) => boxed(KnnLabel::params().trusted(rows.iter().copied()), o),
-        None => boxed(KnnLabel::params(), o),
-    }),
-    entry::<ConfidentLearningParams>(true, |o| boxed(ConfidentLearning::params().seed(o.seed), o)),
-    entry::<DuplicatesParams>(true, |o| boxed(Duplicates::params(), o)),
+    Registered::of::<SpectralSignatureParams>(true),
+    Registered::of::<SpectreParams>(true),
+    Registered::of::<ScanDecompositionParams>(false),
+    Registered::of::<ActivationClusteringParams>(false),
+    Registered::of::<IsolationForestParams>(true),
+    Registered::of::<KnnDistanceParams>(false),
+    Registered::of::<LofParams>(false),
+    Registered::of::<EcodParams>(true),
+    Registered::of::<MahalanobisParams>(false),
+    Registered::of::<PcaParams>(false),
+    Registered::of::<KnnLabelParams>(true),
+    Registered::of::<ConfidentLearningParams>(true),
+    Registered::of::<DuplicatesParams>(true),
 ];
 
 /// The registry line of the detector `id`.

@@ -1,7 +1,8 @@
 //! One conformance suite over every registered detector (`poisonguard::REGISTRY`), as
 //! regex-test runs one corpus over every engine: the contract of a detection, determinism for
 //! any thread count, row-permutation equivariance, scoring the training rows again, and
-//! degenerate input. A detector added to the registry is tested here without a new line.
+//! degenerate input. A detector added to the registry is tested here without a new line; so is
+//! the toy detector of `toy.rs`, which is added by its registry line alone.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -43,6 +44,11 @@ fn corpus(seed: u64) -> (Array2<f32>, Vec<LabelValue>) {
         y.push(LabelValue::Int(label));
     }
     (x, y)
+}
+
+/// Every registered detector, and the toy of `toy.rs`.
+fn detectors() -> impl Iterator<Item = &'static Registered> {
+    REGISTRY.iter().chain([&crate::toy::TOY])
 }
 
 fn dataset(x: Array2<f32>, y: &[LabelValue]) -> Dataset {
@@ -95,7 +101,7 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 fn every_detector_keeps_the_detection_contract() {
     let (x, y) = corpus(11);
     let data = dataset(x, &y);
-    for r in REGISTRY {
+    for r in detectors() {
         // a registry line builds the detector it declares
         assert_eq!(r.build(&DetectorOptions::default()).info(), *r.info(), "{}", r.id());
         let fitted = fit(r, &data);
@@ -112,7 +118,7 @@ fn every_detector_keeps_the_detection_contract() {
 fn every_detector_gives_the_same_output_for_one_and_two_threads() {
     let (x, y) = corpus(12);
     let data = dataset(x, &y);
-    for r in REGISTRY {
+    for r in detectors() {
         let one = in_pool(1, || fit(r, &data));
         let two = in_pool(2, || fit(r, &data));
         // compared as text: a statistic may be NaN (a verdict z with too few classes)
@@ -137,7 +143,7 @@ fn permuting_the_rows_permutes_the_scores() {
     let xp = x.select(Axis(0), &perm);
     let yp: Vec<LabelValue> = perm.iter().map(|&i| y[i].clone()).collect();
     let permuted = dataset(xp, &yp);
-    for r in REGISTRY {
+    for r in detectors() {
         let a = fit(r, &data);
         let b = fit(r, &permuted);
         let expected: Vec<f64> = perm.iter().map(|&i| a.training().scores()[i]).collect();
@@ -173,7 +179,7 @@ fn permuting_the_rows_permutes_the_scores() {
 fn scoring_the_training_rows_again_gives_the_training_scores() {
     let (x, y) = corpus(14);
     let data = dataset(x, &y);
-    for r in REGISTRY {
+    for r in detectors() {
         let fitted = fit(r, &data);
         let again = fitted.detect(&data).unwrap_or_else(|e| panic!("{}: {e}", r.id()));
         check_contract(r.id(), &again, data.n_samples());
@@ -205,7 +211,7 @@ fn a_saved_detector_reads_back_and_scores_as_the_fitted_one() {
     let new = dataset(x_new, &y_new);
     for per_class in [false, true] {
         let opts = DetectorOptions { per_class, ..DetectorOptions::default() };
-        for r in REGISTRY {
+        for r in detectors() {
             let fitted = r.build(&opts).fit_boxed(&data).unwrap();
             let state = fitted.save_state().unwrap_or_else(|e| panic!("{}: {e}", r.id()));
             let back = r.load(&state).unwrap_or_else(|e| panic!("{}: {e}", r.id()));
@@ -259,7 +265,7 @@ fn degenerate_input_gives_an_error_or_finite_scores_never_a_panic() {
         ("every row equal", dataset(all_equal, &all_equal_y)),
     ];
     for (what, data) in &cases {
-        for r in REGISTRY {
+        for r in detectors() {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 r.build(&DetectorOptions::default()).fit_boxed(data).map(|f| f.training().clone())
             }));

@@ -17,3 +17,4 @@ mod outlier_adbench;
 mod pinned_scores;
 mod planted_poison;
 mod properties;
+mod toy;

@@ -11,6 +11,7 @@ use crate::findings::{ClassFinding, NoiseMatrix, PoisonEstimate, SkippedClass};
 use crate::info::DetectorInfo;
 use crate::knn::{FitContext, KnnGraph};
 use crate::state::SaveState;
+use crate::threshold::ThresholdRule;
 
 /// Unchecked hyperparameters that become `Checked` ones after validation (as in linfa).
 ///
@@ -79,6 +80,40 @@ pub trait Detector {
     fn fit_in(&self, data: &Dataset, ctx: &FitContext<'_>) -> Result<Self::Fitted, Self::Error> {
         let _ = ctx;
         self.fit(data)
+    }
+}
+
+/// The settings an audit hands every detector it builds (the facade's `DetectorOptions`), as
+/// part of the detector contract: a detector's parameters implement it (with `Default`, the
+/// paper's parameters), so that the registry builds every detector the same way and a
+/// detector is added by its folder and one registry line. A setting a detector has no use for
+/// leaves it as it is (the defaults below).
+pub trait Configure: Default {
+    /// Sets the threshold rule.
+    #[must_use]
+    fn with_threshold(self, rule: ThresholdRule) -> Self;
+
+    /// Sets the seed of every randomized step (a deterministic detector ignores it).
+    #[must_use]
+    fn with_seed(self, seed: u64) -> Self {
+        let _ = seed;
+        self
+    }
+
+    /// Fits within each label's rows (the outlier detectors; per-class detectors are per class
+    /// by construction and ignore it).
+    #[must_use]
+    fn with_per_class(self, per_class: bool) -> Self {
+        let _ = per_class;
+        self
+    }
+
+    /// Rows of the table known to be clean (a vetted sample), for detectors that measure their
+    /// nulls on them or fit on them; the others ignore it.
+    #[must_use]
+    fn with_trusted(self, rows: &[usize]) -> Self {
+        let _ = rows;
+        self
     }
 }
 

@@ -68,7 +68,7 @@ pub use dataset::{
     ClassId, Dataset, LabelMap, LabelValue, Labels, ONE_UNIT_SPREAD, row_set, shares_one_unit,
 };
 pub use detection::{Detection, DetectionRows, DetectorId, Reason};
-pub use detector::{BoxError, Detector, DynDetector, FittedDetector, ParamGuard};
+pub use detector::{BoxError, Configure, Detector, DynDetector, FittedDetector, ParamGuard};
 pub use error::{DataError, ParamError};
 pub use evidence::{
     Calibration, TAIL_KNOTS, TAIL_QUANTILE, TailFit, benjamini_hochberg, harmonic_mean_p,

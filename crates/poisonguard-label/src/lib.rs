@@ -47,15 +47,6 @@ pub use error::{Error, Result};
 pub use knn_label::{KnnLabel, KnnLabelParams};
 pub use reference::Reference;
 
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(fit:
-    ConfidentLearningParams, confident_learning::ConfidentLearningValidParams,
-    KnnLabelParams, knn_label::KnnLabelValidParams,
-    DuplicatesParams, duplicates::DuplicatesValidParams,
-);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(predict: ConfidentLearning, KnnLabel, Duplicates);
-
 /// The maximum of a unimodal `f` on `[lo, hi]` by golden-section search: `iterations` steps,
 /// each shrinking the bracket by the golden ratio (ties keep the lower half), then its middle.
 fn golden_max(f: impl Fn(f64) -> f64, lo: f64, hi: f64, iterations: usize) -> f64 {

@@ -575,6 +575,20 @@ macro_rules! outlier_detector {
             }
         }
 
+        impl poisonguard_core::Configure for $params {
+            fn with_threshold(self, rule: poisonguard_core::ThresholdRule) -> Self {
+                self.threshold(rule)
+            }
+
+            fn with_seed(self, seed: u64) -> Self {
+                self.seed(seed)
+            }
+
+            fn with_per_class(self, per_class: bool) -> Self {
+                self.per_class(per_class)
+            }
+        }
+
         impl poisonguard_core::ParamGuard for $params {
             type Checked = $valid;
             type Error = poisonguard_core::ParamError;

@@ -49,15 +49,3 @@ pub use spectral_signature::{
     SignatureScore, SpectralSignature, SpectralSignatureParams, SpectralSignatureValidParams,
 };
 pub use spectre::{Spectre, SpectreParams};
-
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(fit:
-    SpectralSignatureParams, SpectralSignatureValidParams,
-    SpectreParams, spectre::SpectreValidParams,
-    ActivationClusteringParams, activation_clustering::ActivationClusteringValidParams,
-    ScanDecompositionParams, scan_decomposition::ScanDecompositionValidParams,
-);
-#[cfg(feature = "linfa")]
-poisonguard_core::linfa_estimator!(
-    predict: SpectralSignature, Spectre, ActivationClustering, ScanDecomposition
-);

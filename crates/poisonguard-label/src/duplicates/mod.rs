@@ -157,3 +157,16 @@ impl ParamGuard for DuplicatesParams {
         Ok(self.0)
     }
 }
+
+impl poisonguard_core::Configure for DuplicatesParams {
+    fn with_threshold(self, rule: ThresholdRule) -> Self {
+        self.threshold(rule)
+    }
+}
+
+// linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
+// `linfa`).
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit: DuplicatesParams, DuplicatesValidParams);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: Duplicates);

@@ -208,3 +208,20 @@ impl ParamGuard for KnnLabelParams {
         Ok(self.0)
     }
 }
+
+impl poisonguard_core::Configure for KnnLabelParams {
+    fn with_threshold(self, rule: ThresholdRule) -> Self {
+        self.threshold(rule)
+    }
+
+    fn with_trusted(self, rows: &[usize]) -> Self {
+        self.trusted(rows.iter().copied())
+    }
+}
+
+// linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
+// `linfa`).
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit: KnnLabelParams, KnnLabelValidParams);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: KnnLabel);

@@ -176,3 +176,24 @@ impl ParamGuard for ScanDecompositionParams {
         Ok(self.0)
     }
 }
+
+impl poisonguard_core::Configure for ScanDecompositionParams {
+    fn with_threshold(self, rule: ThresholdRule) -> Self {
+        self.threshold(rule)
+    }
+
+    fn with_seed(self, seed: u64) -> Self {
+        self.seed(seed)
+    }
+
+    fn with_trusted(self, rows: &[usize]) -> Self {
+        self.trusted(rows.iter().copied())
+    }
+}
+
+// linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
+// `linfa`).
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit: ScanDecompositionParams, ScanDecompositionValidParams);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: ScanDecomposition);

@@ -132,6 +132,16 @@ impl ParamGuard for SpectralSignatureParams {
     }
 }
 
+impl poisonguard_core::Configure for SpectralSignatureParams {
+    fn with_threshold(self, rule: ThresholdRule) -> Self {
+        self.threshold(rule)
+    }
+
+    fn with_seed(self, seed: u64) -> Self {
+        self.seed(seed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,3 +87,10 @@ pub use hyperparams::{
     DEFAULT_MAX_ITER, DEFAULT_TOL, SignatureScore, SpectralSignatureParams,
     SpectralSignatureValidParams,
 };
+
+// linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
+// `linfa`).
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit: SpectralSignatureParams, SpectralSignatureValidParams);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: SpectralSignature);

@@ -226,3 +226,20 @@ impl ParamGuard for SpectreParams {
         Ok(self.0)
     }
 }
+
+impl poisonguard_core::Configure for SpectreParams {
+    fn with_threshold(self, rule: ThresholdRule) -> Self {
+        self.threshold(rule)
+    }
+
+    fn with_seed(self, seed: u64) -> Self {
+        self.seed(seed)
+    }
+}
+
+// linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
+// `linfa`).
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(fit: SpectreParams, SpectreValidParams);
+#[cfg(feature = "linfa")]
+poisonguard_core::linfa_estimator!(predict: Spectre);
