@@ -54,17 +54,47 @@ pub fn markdown() -> String {
 mod tests {
     use super::*;
 
-    /// The README's table is the registry's: regenerate it with
+    /// docs/detectors.md's table is the registry's: regenerate it with
     /// `cargo run -p poisonguard-cli -- detectors --markdown` when a declaration changes.
     #[test]
-    fn readme_table_is_generated_from_the_registry() {
-        let readme = include_str!("../../../README.md");
+    fn the_detector_table_is_generated_from_the_registry() {
+        let docs = include_str!("../../../docs/detectors.md");
         let table = markdown();
         assert!(
-            readme.contains(&table),
-            "README.md's detector table differs from the registry; paste the output of \
+            docs.contains(&table),
+            "docs/detectors.md's detector table differs from the registry; paste the output of \
              `cargo run -p poisonguard-cli -- detectors --markdown`:\n{table}"
         );
+    }
+
+    /// No list of detectors written by hand can omit one: README's table of threats names every
+    /// default detector and its "On request" line every other one, and the facade's crate docs
+    /// name them all.
+    #[test]
+    fn every_hand_written_list_names_every_detector() {
+        let readme = include_str!("../../../README.md");
+        let crate_docs = include_str!("../../../src/lib.rs");
+        let on_request: String = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("On request:"))
+            .take_while(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let threats: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Which detector sees which attack"))
+            .take_while(|l| !l.starts_with("On request:"))
+            .filter(|l| l.starts_with('|'))
+            .collect();
+        for r in REGISTRY {
+            let name = format!("`{}`", r.id());
+            if r.is_default() {
+                assert!(threats.iter().any(|l| l.contains(&name)), "README's threat table: {name}");
+            } else {
+                assert!(on_request.contains(&name), "README's \"On request\" line: {name}");
+            }
+            assert!(crate_docs.contains(&name), "src/lib.rs's crate docs: {name}");
+        }
     }
 
     #[test]
