@@ -144,7 +144,12 @@ fn a_pixel_backdoor_on_real_digits_is_ranked() {
             roc_auc(run.detection.scores(), truth).unwrap()
         };
         let (vote, suspicion) = (auc("knn_label"), roc_auc(report.suspicion(), truth).unwrap());
-        eprintln!("{spec} seed {seed}: knn_label {vote:.4}, suspicion {suspicion:.4}");
+        let flagged = report.n_flagged();
+        let poison_flagged = (0..truth.len()).filter(|&i| truth[i] && report.is_flagged(i)).count();
+        eprintln!(
+            "{spec} seed {seed}: knn_label {vote:.4}, suspicion {suspicion:.4}, flagged \
+             {flagged} ({poison_flagged} poisoned)"
+        );
         assert!(vote >= 0.9, "{spec} seed {seed}: knn_label {vote:.4}");
         assert!(suspicion >= 0.85, "{spec} seed {seed}: suspicion {suspicion:.4}");
     }

@@ -8,6 +8,7 @@ mod audit;
 mod batched;
 mod calibration;
 mod conformance;
+mod docs;
 mod grid;
 mod label_poison;
 mod linfa_traits;
