@@ -42,6 +42,8 @@ pub mod reference;
 pub mod sources;
 
 pub use confident_learning::{ConfidentLearning, ConfidentLearningParams, Ranking};
+use poisonguard_neighbors::map_range;
+
 pub use duplicates::{Duplicates, DuplicatesParams};
 pub use error::{Error, Result};
 pub use knn_label::{KnnLabel, KnnLabelParams};
@@ -77,18 +79,5 @@ fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + 
     #[cfg(not(feature = "parallel"))]
     {
         (a(), b())
-    }
-}
-
-/// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order.
-fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        (0..n).into_par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        (0..n).map(f).collect()
     }
 }

@@ -36,8 +36,12 @@ pub use ivf::{ApproxParams, IvfIndex};
 pub use poisonguard_core::KnnGraph;
 
 /// `f(0), ..., f(n - 1)`, in parallel with the `parallel` feature, in index order (so results do
-/// not depend on the thread count).
-fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+/// not depend on the thread count). The parallel map of every algorithm crate above this one.
+///
+/// ```
+/// assert_eq!(poisonguard_neighbors::map_range(4, |i| i * i), [0, 1, 4, 9]);
+/// ```
+pub fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
