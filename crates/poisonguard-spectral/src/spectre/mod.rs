@@ -11,9 +11,10 @@
 //!    when its eigenvalue is within `1 + 10 eps ln(1/eps)^2`, else remove the rows whose
 //!    `(z'Vz - tr V) / sqrt 2` lies beyond the filter's tail bound, and repeat. The paper gives the
 //!    filter the poison count; we give it an upper bound on the poisoned share of a class,
-//!    `eps` = [`SpectreParams::max_poison_share`] (default 10%), so it removes at most 20% of a class's rows while estimating (no poison count
-//!    is needed; on the planted triggers below the filter told this bound finds what it finds when
-//!    told the true count). Above 2,000 rows a class's filter runs on a seeded sample of 2,000;
+//!    `eps` = [`SpectreParams::max_poison_share`] (default 10%), so it removes at most 20% of a
+//!    class's rows while estimating (no poison count is needed; on the planted triggers below
+//!    the filter told this bound finds what it finds when told the true count). Above 2,000 rows
+//!    a class's filter runs on a seeded sample of 2,000;
 //! 3. for every `k` in {1, 4, 9, 16, 25} (`k <= p`; the paper goes to 100: the filter's operator
 //!    has `k^2` dimensions), with the rows the filter kept at that `k` (all rows at `k = 1`),
 //!    whiten the `p`-dimensional rows by those rows' covariance, and measure how much variance
@@ -88,154 +89,8 @@ mod algorithm;
 mod filter;
 
 pub use algorithm::Spectre;
-
-use poisonguard_core::{ParamError, ParamGuard, ThresholdRule};
-
-/// Checked hyperparameters of [`Spectre`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpectreValidParams {
-    pub(crate) alpha: f64,
-    pub(crate) max_dims: usize,
-    pub(crate) max_poison_share: f64,
-    pub(crate) seed: u64,
-    pub(crate) flag_all_classes: bool,
-    pub(crate) threshold: ThresholdRule,
-}
-
-impl SpectreValidParams {
-    /// Whether rows are flagged in every class, not only in classes declared attacked.
-    pub fn flag_all_classes(&self) -> bool {
-        self.flag_all_classes
-    }
-
-    /// Quantum-entropy parameter `alpha` (the paper's 4).
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-
-    /// Upper bound on the poisoned share of a class given to the covariance filter.
-    pub fn max_poison_share(&self) -> f64 {
-        self.max_poison_share
-    }
-
-    /// Most principal directions kept (the paper's 100).
-    pub fn max_dims(&self) -> usize {
-        self.max_dims
-    }
-
-    /// Seed of the robust covariance estimates.
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// How the threshold is fitted.
-    pub fn threshold(&self) -> ThresholdRule {
-        self.threshold
-    }
-}
-
-/// Unchecked hyperparameters of [`Spectre`]; a consuming builder. `fit` checks them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpectreParams(SpectreValidParams);
-
-impl Default for SpectreParams {
-    fn default() -> Self {
-        Self(SpectreValidParams {
-            alpha: 4.0,
-            max_dims: 100,
-            max_poison_share: 0.1,
-            seed: poisonguard_core::DEFAULT_SEED,
-            flag_all_classes: false,
-            threshold: ThresholdRule::Auto,
-        })
-    }
-}
-
-impl SpectreParams {
-    /// Sets `alpha` (> 0).
-    pub fn alpha(mut self, alpha: f64) -> Self {
-        self.0.alpha = alpha;
-        self
-    }
-
-    /// Sets the upper bound on the poisoned share of a class given to the covariance filter,
-    /// in (0, 0.5) (default 0.1; the filter removes at most twice this share while estimating).
-    pub fn max_poison_share(mut self, share: f64) -> Self {
-        self.0.max_poison_share = share;
-        self
-    }
-
-    /// Sets the most principal directions kept (>= 1).
-    pub fn max_dims(mut self, max_dims: usize) -> Self {
-        self.0.max_dims = max_dims;
-        self
-    }
-
-    /// Sets the seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.0.seed = seed;
-        self
-    }
-
-    /// Flags rows in every class, not only in classes declared attacked (default `false`).
-    pub fn flag_all_classes(mut self, on: bool) -> Self {
-        self.0.flag_all_classes = on;
-        self
-    }
-
-    /// Sets the threshold rule.
-    pub fn threshold(mut self, rule: ThresholdRule) -> Self {
-        self.0.threshold = rule;
-        self
-    }
-}
-
-impl ParamGuard for SpectreParams {
-    type Checked = SpectreValidParams;
-    type Error = ParamError;
-
-    fn check_ref(&self) -> Result<&Self::Checked, ParamError> {
-        let p = &self.0;
-        if !(p.alpha > 0.0 && p.alpha.is_finite()) {
-            return Err(ParamError::OutOfRange {
-                name: "alpha",
-                value: p.alpha,
-                allowed: "(0, inf)",
-            });
-        }
-        if !(p.max_poison_share > 0.0 && p.max_poison_share < 0.5) {
-            return Err(ParamError::OutOfRange {
-                name: "max_poison_share",
-                value: p.max_poison_share,
-                allowed: "(0, 0.5)",
-            });
-        }
-        if p.max_dims == 0 {
-            return Err(ParamError::CountOutOfRange {
-                name: "max_dims",
-                value: 0,
-                allowed: "[1, inf)",
-            });
-        }
-        p.threshold.check()?;
-        Ok(p)
-    }
-
-    fn check(self) -> Result<Self::Checked, ParamError> {
-        self.check_ref()?;
-        Ok(self.0)
-    }
-}
-
-impl poisonguard_core::Configure for SpectreParams {
-    fn with_threshold(self, rule: ThresholdRule) -> Self {
-        self.threshold(rule)
-    }
-
-    fn with_seed(self, seed: u64) -> Self {
-        self.seed(seed)
-    }
-}
+mod hyperparams;
+pub use hyperparams::{SpectreParams, SpectreValidParams};
 
 // linfa's `Fit` for the parameters and `PredictInplace` for the fitted detector (feature
 // `linfa`).
