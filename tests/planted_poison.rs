@@ -101,7 +101,11 @@ fn spectre_finds_badnets_and_declares_only_the_target_attacked() {
         if declared {
             assert_eq!(top.attacked(), Some(true), "{name}");
         }
-        // every flagged row lies in a class declared attacked
+        // every flagged row lies in a class declared attacked: where none is (the embeddings),
+        // no row is flagged at all
+        if fit.class_findings().iter().all(|f| f.attacked() != Some(true)) {
+            assert_eq!(fit.training().n_flagged(), 0, "{name}: no class declared");
+        }
         let attacked: Vec<String> = fit
             .class_findings()
             .iter()
@@ -180,10 +184,13 @@ fn activation_clustering_isolates_the_badnets_poisons() {
             (0..data.n_samples()).filter(|&i| labels.ids()[i].0 == 0).collect();
         let flagged: Vec<usize> =
             in_target.iter().copied().filter(|&i| all.training().is_flagged(i)).collect();
+        // recall >= 0.9 and precision >= 0.8 in the target class, whatever the poison count
+        // (the shipped files: 20 poisons, all 20 flagged and nothing else)
         let hits = flagged.iter().filter(|&&i| truth[i]).count();
+        let poisons = truth.iter().filter(|&&t| t).count();
         assert!(
-            hits >= 18 && flagged.len() <= 25,
-            "{name}: {hits} poisons among {} flagged",
+            hits as f64 >= 0.9 * poisons as f64 && hits as f64 >= 0.8 * flagged.len() as f64,
+            "{name}: {hits} of {poisons} poisons among {} flagged",
             flagged.len()
         );
     }
