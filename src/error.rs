@@ -31,6 +31,10 @@ pub enum AuditError {
     /// ([`ReferenceFit::assemble`](crate::ReferenceFit::assemble)).
     #[error("the parts do not make up the table: {0}")]
     Parts(String),
+    /// A reference table ([`Audit::run_with_reference`](crate::Audit::run_with_reference)) that
+    /// does not fit the audited table.
+    #[error("the reference table does not fit the audited one: {0}")]
+    Reference(String),
     /// A row given as trusted ([`Audit::trusted`](crate::Audit::trusted)) is not a row of the
     /// table.
     #[error("trusted row {row} is not a row of the table ({n_samples} rows)")]

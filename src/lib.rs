@@ -45,6 +45,7 @@ mod combine;
 mod distributed;
 mod error;
 mod model;
+mod reference;
 mod registry;
 pub mod summary;
 pub use audit::{Audit, AuditEvent, DEFAULT_FDR};
@@ -54,6 +55,7 @@ pub use distributed::{PartScores, ReferenceFit};
 pub use error::{AuditError, error_chain};
 pub use model::{FittedAudit, MODEL_FORMAT, MODEL_VERSION, ModelError};
 pub use poisonguard_core::DEFAULT_SEED;
+pub use reference::{ReferenceOutcome, reference_rows};
 pub use registry::{
     DetectorOptions, REGISTRY, Registered, UnknownDetector, default_detector_ids, detector,
     detector_ids, registered,

@@ -148,6 +148,13 @@ pub struct ScanArgs {
     /// fitting: not with --model.
     #[arg(long, value_name = "COL")]
     pub trusted: Option<String>,
+    /// A vetted table in the same feature space (the same feature columns and label column,
+    /// read as the input is): its rows are audited beside the input's as trusted rows, so the
+    /// label nulls of every class with at least 30 of them are measured on them; the report
+    /// covers the input's rows, and the summary says how many reference rows were flagged. Not
+    /// with --model, --save, --memory-limit or --pred-probs.
+    #[arg(long, value_name = "FILE", conflicts_with = "pred_probs")]
+    pub reference: Option<PathBuf>,
     /// Out-of-sample predicted probabilities for confident_learning: a CSV or Parquet file with
     /// one row per input row and one column per class, named as the label (`3`) or ending in
     /// `_<label>` (`prob_3`). Without it, confident_learning cross-validates its own classifier.

@@ -144,6 +144,7 @@ pub(crate) fn audit_batched(
         n_features: source.n_features(),
         labels: keys.labels(),
         truth: source.truth(),
+        reference: None,
     };
     write_copies_and_summary(args, &report, &rows, bar)?;
     bar.finish_and_clear();

@@ -150,6 +150,12 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
             bail!("--save {}: no such directory", path.display());
         }
     }
+    if args.reference.is_some() && (model.is_some() || save.is_some()) {
+        bail!(
+            "--reference: a reference table is audited beside the input in one scan; a saved model \
+             (--model, fit --save) does not keep it yet"
+        );
+    }
     if model.is_some() && args.trusted.is_some() {
         bail!("--trusted: the trusted rows are used when fitting; a saved model is already fitted");
     }
@@ -159,6 +165,11 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
     };
 
     if let Some(batched) = batched_source(args, fitted.is_some())? {
+        if args.reference.is_some() {
+            bail!(
+                "--reference: the reference audit runs in memory, not in batches (--memory-limit)"
+            );
+        }
         let bar = spinner();
         let how = match (&fitted, model) {
             (Some(fitted), Some(path)) => Batched::Model(fitted, path),
@@ -178,12 +189,16 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
     };
     let outcome = load_and_audit(args, &opts, requested.as_deref(), how, &bar);
     bar.finish_and_clear();
-    let (table, report) = outcome?;
+    let (table, report, reference) = outcome?;
 
     for failure in report.failures() {
         eprintln!("warning: detector {} failed: {}", failure.id, failure.error);
     }
     let mut stdout = std::io::stdout().lock();
-    summary::print(&mut stdout, args, model, &summary::Audited::of(&table), &report)?;
+    let rows = summary::Audited {
+        reference: scan::audited_reference(args, &reference),
+        ..summary::Audited::of(&table)
+    };
+    summary::print(&mut stdout, args, model, &rows, &report)?;
     finished(args, &report)
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
-use poisonguard::{Audit, DetectorOptions, FittedAudit, Labels, Report};
+use poisonguard::{
+    Audit, DetectorOptions, FittedAudit, Labels, ReferenceOutcome, Report, reference_rows,
+};
 use poisonguard_io::{LoadOptions, Table, attach_pred_probs, load, write_report, write_rows};
 
 use crate::args::ScanArgs;
@@ -128,19 +130,30 @@ pub(crate) fn load_and_audit(
     requested: Option<&[String]>,
     how: How<'_>,
     bar: &ProgressBar,
-) -> Result<(Table, Report)> {
+) -> Result<(Table, Report, Option<ReferenceOutcome>)> {
     bar.set_message(format!("reading {}", args.input.display()));
     let mut table = load(&args.input, &load_options(args))?;
+    let vetted = match &args.reference {
+        Some(path) => Some(load_reference(args, path, &table, bar)?),
+        None => None,
+    };
     if let Some(path) = &args.pred_probs {
         bar.set_message(format!("reading {}", path.display()));
         table = attach_pred_probs(table, path)?;
     }
     let data = table.dataset();
     // The trusted rows reach the detectors that fit on a clean reserve.
+    // (and the reference's rows, after the table's)
+    let mut trusted: Vec<usize> =
+        table.trusted().map(|t| (0..t.len()).filter(|&i| t[i]).collect()).unwrap_or_default();
+    if let Some(vetted) = &vetted {
+        trusted.extend(reference_rows(data.n_samples(), vetted.dataset().n_samples()));
+    }
     let opts = &DetectorOptions {
-        trusted: table.trusted().map(|t| (0..t.len()).filter(|&i| t[i]).collect()),
+        trusted: (table.trusted().is_some() || vetted.is_some()).then_some(trusted),
         ..opts.clone()
     };
+    let mut outcome = None;
     let input = || args.input.display().to_string();
     let timings = |stages: &Stages<'_>| {
         if args.timings {
@@ -151,7 +164,16 @@ pub(crate) fn load_and_audit(
         How::Run => {
             let audit = build_audit(args, data.labels(), opts, requested)?;
             let stages = Stages::new(bar, audit.detector_ids().len());
-            let report = audit.run_with(data, &|e| stages.on(e)).with_context(input)?;
+            let report = match &vetted {
+                Some(vetted) => {
+                    let (report, reference) = audit
+                        .run_with_reference(data, vetted.dataset(), &|e| stages.on(e))
+                        .with_context(input)?;
+                    outcome = Some(reference);
+                    report
+                }
+                None => audit.run_with(data, &|e| stages.on(e)).with_context(input)?,
+            };
             timings(&stages);
             report
         }
@@ -177,10 +199,41 @@ pub(crate) fn load_and_audit(
         bar.set_message(format!("writing {}", out.display()));
         write_report(out, &report, data)?;
     }
-    write_copies_and_summary(args, &report, &summary::Audited::of(&table), bar)?;
+    let rows = summary::Audited {
+        reference: audited_reference(args, &outcome),
+        ..summary::Audited::of(&table)
+    };
+    write_copies_and_summary(args, &report, &rows, bar)?;
     if let Some(out) = &args.html {
         bar.set_message(format!("writing {}", out.display()));
         html::write(out, &args.input, data, &report)?;
     }
-    Ok((table, report))
+    Ok((table, report, outcome))
+}
+
+/// The reference of a scan and what its rows got, for the summaries.
+pub(crate) fn audited_reference<'a>(
+    args: &'a ScanArgs,
+    outcome: &Option<ReferenceOutcome>,
+) -> Option<(&'a Path, ReferenceOutcome)> {
+    args.reference.as_deref().zip(outcome.clone())
+}
+
+/// Reads `--reference`: the table's feature and label columns (read as the input is; its id,
+/// source, truth and trusted columns are not read), the same feature columns as `table`'s.
+fn load_reference(args: &ScanArgs, path: &Path, table: &Table, bar: &ProgressBar) -> Result<Table> {
+    bar.set_message(format!("reading {}", path.display()));
+    let opts =
+        LoadOptions { id: None, source: None, truth: None, trusted: None, ..load_options(args) };
+    let vetted = load(path, &opts)?;
+    if vetted.feature_names() != table.feature_names() {
+        bail!(
+            "--reference {}: its feature columns differ from {}'s ({} against {})",
+            path.display(),
+            args.input.display(),
+            vetted.feature_names().len(),
+            table.feature_names().len()
+        );
+    }
+    Ok(vetted)
 }

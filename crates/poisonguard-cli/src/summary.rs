@@ -25,6 +25,8 @@ pub struct Audited<'a> {
     pub labels: Option<&'a poisonguard::Labels>,
     /// Their ground truth.
     pub truth: Option<&'a [bool]>,
+    /// The reference table audited beside them (`--reference`), and what its rows got.
+    pub reference: Option<(&'a std::path::Path, poisonguard::ReferenceOutcome)>,
 }
 
 impl<'a> Audited<'a> {
@@ -36,6 +38,7 @@ impl<'a> Audited<'a> {
             n_features: data.n_features(),
             labels: data.labels(),
             truth: table.truth(),
+            reference: None,
         }
     }
 }
@@ -61,6 +64,18 @@ pub fn print(
     writeln!(out, "verdict: {}", poisonguard::summary::headline(report))?;
     if let Some(line) = poisonguard::summary::trusted_line(report) {
         writeln!(out, "{line}")?;
+    }
+    if let Some((path, r)) = &rows.reference {
+        writeln!(
+            out,
+            "reference: {}: {} vetted rows audited beside the table as trusted rows (the label \
+             nulls of classes with at least 30 of them measured on them): {} flagged ({:.1}%), an \
+             observed false-positive rate",
+            path.display(),
+            r.rows,
+            r.flagged,
+            pct(r.flagged, r.rows)
+        )?;
     }
     if !report.threat_findings().is_empty() {
         writeln!(

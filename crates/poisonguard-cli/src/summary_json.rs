@@ -25,6 +25,12 @@ pub fn document(
     {
         doc.extend(body);
     }
+    if let Some((path, r)) = &rows.reference {
+        doc.insert(
+            "reference".into(),
+            json!({"file": path.display().to_string(), "rows": r.rows, "flagged": r.flagged}),
+        );
+    }
     if let (Some(truth), Some(col)) = (rows.truth, truth_column) {
         let (n_poison, _, quality) = view::quality(report, truth);
         let mut q = Map::new();
