@@ -219,20 +219,31 @@ pub(crate) fn audited_reference<'a>(
     args.reference.as_deref().zip(outcome.clone())
 }
 
-/// Reads `--reference`: the table's feature and label columns (read as the input is; its id,
-/// source, truth and trusted columns are not read), the same feature columns as `table`'s.
+/// Reads `--reference`: the input's feature columns (by name, or its embedding column) and
+/// label column; its id, source, truth and trusted columns are not read.
 fn load_reference(args: &ScanArgs, path: &Path, table: &Table, bar: &ProgressBar) -> Result<Table> {
     bar.set_message(format!("reading {}", path.display()));
-    let opts =
-        LoadOptions { id: None, source: None, truth: None, trusted: None, ..load_options(args) };
-    let vetted = load(path, &opts)?;
-    if vetted.feature_names() != table.feature_names() {
+    let features = match &args.embedding {
+        Some(_) => None,
+        None => Some(table.feature_names().to_vec()),
+    };
+    let opts = LoadOptions {
+        id: None,
+        source: None,
+        truth: None,
+        trusted: None,
+        features,
+        exclude: Vec::new(),
+        ..load_options(args)
+    };
+    let vetted = load(path, &opts).with_context(|| format!("--reference {}", path.display()))?;
+    if vetted.dataset().n_features() != table.dataset().n_features() {
         bail!(
-            "--reference {}: its feature columns differ from {}'s ({} against {})",
+            "--reference {}: {} features, {} has {}",
             path.display(),
+            vetted.dataset().n_features(),
             args.input.display(),
-            vetted.feature_names().len(),
-            table.feature_names().len()
+            table.dataset().n_features()
         );
     }
     Ok(vetted)

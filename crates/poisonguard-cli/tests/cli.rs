@@ -1453,3 +1453,68 @@ fn readme_sample_output_is_what_scan_prints() {
     }
     assert!(checked >= 2, "README's scan commands with sample output: {checked}");
 }
+
+/// `scan --reference`: the report holds the input's rows alone, the summaries say how many
+/// reference rows were flagged, and a reference that does not fit, or a saved model beside it,
+/// is refused with one line.
+#[test]
+fn scan_against_a_reference_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, vetted) = (
+        datasets().join("poisoned/digits_badnets.parquet"),
+        datasets().join("digits/digits.parquet"),
+    );
+    let (report, summary) = (dir.path().join("r.csv"), dir.path().join("s.json"));
+    let o = poisonguard(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--label",
+        "label",
+        "--exclude",
+        "is_poison",
+        "--reference",
+        vetted.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = std::fs::read_to_string(&report).unwrap().lines().count() - 1;
+    assert_eq!(rows, 1817, "one report row per input row");
+    assert!(stdout(&o).contains("reference: "), "{}", stdout(&o));
+    let doc = read_json(&summary);
+    assert_eq!(doc["reference"]["rows"], 1797);
+    assert!(doc["reference"]["flagged"].as_u64().is_some());
+
+    // another feature space
+    let wine = datasets().join("tabular/wine.parquet");
+    let o = poisonguard(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--label",
+        "label",
+        "--exclude",
+        "is_poison",
+        "--reference",
+        wine.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--reference"), "{}", stderr(&o));
+    // a saved model does not keep a reference
+    let model = dir.path().join("m.pgm");
+    let o = poisonguard(&[
+        "fit",
+        input.to_str().unwrap(),
+        "--label",
+        "label",
+        "--exclude",
+        "is_poison",
+        "--reference",
+        vetted.to_str().unwrap(),
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--reference"), "{}", stderr(&o));
+}
