@@ -12,7 +12,10 @@
 //! prints the table of benches/RESULTS.md; `GRID_FDR=Q` audits at another false-discovery
 //! rate; `GRID_ONLY=TEXT` runs only the attacks whose `table (space) attack` line contains
 //! TEXT; `GRID_DUMP=FILE` appends every audited row's p-values and scores to the CSV file FILE,
-//! see [`scenarios::dump`]).
+//! see [`scenarios::dump`]; `GRID_TRUSTED=SHARE` marks that share of each class's clean rows
+//! trusted; `GRID_REFERENCE=SHARE` sets that share of each class's rows apart as a vetted
+//! reference table and audits the poisoned rest against it, raw features only, see
+//! [`scenarios::split_reference`]).
 
 #[path = "scenarios.rs"]
 mod scenarios;

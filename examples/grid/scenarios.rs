@@ -259,6 +259,11 @@ pub fn audit_trusting(
         dump(Path::new(&path), scenario, data, truth, &report)
             .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
     }
+    outcome(data, truth, &report)
+}
+
+/// The outcome of an audit's `report` of `data` against `truth`.
+fn outcome(data: &Dataset, truth: &[bool], report: &poisonguard::Report) -> Outcome {
     let n_poison = truth.iter().filter(|&&t| t).count();
     let auc = |s: &[f64]| {
         if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) }
@@ -436,6 +441,47 @@ fn injected(clean: &Dataset, args: &str, seed: u64) -> (Dataset, Vec<bool>) {
 
 /// Poisons `clean` (the table named `table`) with `spec` at `seed` and audits it in `space`.
 pub fn run(table: &str, clean: &Dataset, spec: &str, seed: u64, space: Space) -> Outcome {
+    let name = format!("{table} ({}) {spec} seed {seed}", space.name());
+    // `GRID_REFERENCE=SHARE`: that share of each class's rows (seeded) is a vetted reference
+    // table, the rest is poisoned and audited against it (raw features only: a network's
+    // hidden layer is trained on the poisoned table, which the reference is not part of)
+    let reference = std::env::var("GRID_REFERENCE").ok().and_then(|v| v.parse::<f64>().ok());
+    if let (Some(share), Space::Raw) = (reference, space) {
+        let (vetted, rest) = split_reference(clean, share, seed);
+        let (data, truth) = poisoned(&rest, spec, seed, space);
+        return audit_against(&data, &truth, &name, &vetted);
+    }
     let (data, truth) = poisoned(clean, spec, seed, space);
-    audit(&data, &truth, &format!("{table} ({}) {spec} seed {seed}", space.name()))
+    audit(&data, &truth, &name)
+}
+
+/// `share` of each class's rows of `clean` (seeded), and the other rows: a vetted reference
+/// table and the table audited against it.
+pub fn split_reference(clean: &Dataset, share: f64, seed: u64) -> (Dataset, Dataset) {
+    let none = vec![false; clean.n_samples()];
+    let vetted =
+        trusted_rows(clean, &none, &format!("reference {seed}"), share).unwrap_or_default();
+    let mut in_reference = vec![false; clean.n_samples()];
+    vetted.iter().for_each(|&i| in_reference[i] = true);
+    let rest: Vec<usize> = (0..clean.n_samples()).filter(|&i| !in_reference[i]).collect();
+    (clean.select_rows(&vetted), clean.select_rows(&rest))
+}
+
+/// [`audit`] of `data` against the vetted `reference` table (`Audit::run_with_reference`).
+pub fn audit_against(
+    data: &Dataset,
+    truth: &[bool],
+    scenario: &str,
+    reference: &Dataset,
+) -> Outcome {
+    let trusted = poisonguard::reference_rows(data.n_samples(), reference.n_samples()).collect();
+    let opts = DetectorOptions { trusted: Some(trusted), ..Default::default() };
+    let (report, _) = Audit::for_dataset(data, &opts)
+        .run_with_reference(data, reference, &|_| {})
+        .expect("audit");
+    if let Ok(path) = std::env::var("GRID_DUMP") {
+        dump(Path::new(&path), scenario, data, truth, &report)
+            .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
+    }
+    outcome(data, truth, &report)
 }
