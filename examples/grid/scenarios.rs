@@ -283,7 +283,7 @@ fn outcome(data: &Dataset, truth: &[bool], report: &poisonguard::Report) -> Outc
         n_flagged: flagged.iter().filter(|&&f| f).count(),
         recall,
         precision,
-        attacked_classes: attacked_classes(&report),
+        attacked_classes: attacked_classes(report),
         declared: report.declared_classes(),
     }
 }
