@@ -11,7 +11,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
-use poisonguard::{Dataset, DetectorOptions, LabelValue, Labels, detector};
+use poisonguard::{Dataset, DetectorOptions, Family, LabelValue, Labels, REGISTRY, detector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -41,22 +41,19 @@ fn bench(c: &mut Criterion) {
             sizes.push((n, d));
         }
     }
-    let detectors = [
-        "knn_label",
-        "confident_learning",
-        "duplicates",
-        "spectral_signature",
-        "spectre",
-        "activation_clustering",
-    ];
-    for id in detectors {
+    // every label and spectral detector of the registry (a new one is benched without a new
+    // line here)
+    let ids = REGISTRY.iter().filter(|r| r.info().family != Family::Outlier).map(|r| r.id());
+    for id in ids {
         let mut group = c.benchmark_group(id);
         group.sample_size(10);
         for &(n, d) in &sizes {
             let quadratic = matches!(id, "knn_label" | "duplicates") && d > 12 && n > 10_000;
             // activation clustering's exact silhouette is quadratic per class up to 5,000 rows;
             // at 100k x 512 one fit takes minutes of sampling time: the 100k rows are run at d <= 128
-            let heavy = matches!(id, "spectre" | "activation_clustering") && n > 10_000 && d > 128;
+            let heavy = matches!(id, "spectre" | "activation_clustering" | "scan_decomposition")
+                && n > 10_000
+                && d > 128;
             if quadratic || heavy {
                 continue;
             }

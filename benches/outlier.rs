@@ -10,7 +10,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
-use poisonguard::{Dataset, DetectorOptions, detector};
+use poisonguard::{Dataset, DetectorOptions, Family, REGISTRY, detector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,7 +34,9 @@ fn bench(c: &mut Criterion) {
         (10_000, 512),
         (100_000, 512),
     ];
-    for id in ["isolation_forest", "ecod", "pca", "mahalanobis", "knn_distance", "lof"] {
+    // every outlier detector of the registry (a new one is benched without a new line here)
+    let ids = REGISTRY.iter().filter(|r| r.info().family == Family::Outlier).map(|r| r.id());
+    for id in ids {
         let mut group = c.benchmark_group(id);
         group.sample_size(10);
         for &(n, d) in &sizes {

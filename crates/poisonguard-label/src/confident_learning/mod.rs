@@ -62,6 +62,7 @@
 //! Labels.* Journal of Artificial Intelligence Research 70, 2021.
 
 mod algorithm;
+mod calibration;
 pub mod classifier;
 mod cross_val;
 mod kernels;

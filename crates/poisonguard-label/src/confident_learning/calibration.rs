@@ -1,0 +1,111 @@
+//! The calibration of the out-of-fold probabilities behind `confident_learning`'s label
+//! p-values: a temperature and a uniform floor fitted by maximum likelihood, and the exact test of
+//! the given label under the calibrated probabilities.
+
+use ndarray::Array2;
+
+/// How the out-of-sample probabilities are calibrated for the label p-values: `q = (1 - eps)
+/// softmax(beta ln p) + eps / K` over `K` classes, both fitted by maximum likelihood of the given
+/// labels ([`Calibrator::fit`]).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Calibrator {
+    /// Inverse temperature (temperature scaling; Guo, Pleiss, Sun and Weinberger, *On
+    /// Calibration of Modern Neural Networks*, ICML 2017).
+    beta: f64,
+    /// Share of labels the classifier cannot tell at all, spread uniformly over the classes: a
+    /// floor under every probability.
+    eps: f64,
+}
+
+impl Default for Calibrator {
+    /// The probabilities as given (models saved before the calibration).
+    fn default() -> Self {
+        Calibrator { beta: 1.0, eps: 0.0 }
+    }
+}
+
+/// Bounds of the inverse temperature searched by [`Calibrator::fit`].
+const BETA_RANGE: (f64, f64) = (0.02, 50.0);
+
+/// `ln v` of a probability, `-inf` for a zero.
+fn ln_or_neg_inf(v: f64) -> f64 {
+    if v > 0.0 { v.ln() } else { f64::NEG_INFINITY }
+}
+
+/// The floors [`Calibrator::fit`] tries.
+const EPS_GRID: [f64; 10] = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2];
+
+impl Calibrator {
+    /// `q` of one row's probabilities `p` (zeros stay zeros before the floor; uniform when no
+    /// probability is positive).
+    pub(crate) fn apply(&self, p: &[f64]) -> Vec<f64> {
+        let mut q: Vec<f64> = p.iter().map(|&v| ln_or_neg_inf(v)).collect();
+        self.apply_logs(&mut q);
+        q
+    }
+
+    /// [`Self::apply`] in place, from the row's log-probabilities (`-inf` for a zero).
+    fn apply_logs(&self, q: &mut [f64]) {
+        let k = q.len().max(1) as f64;
+        q.iter_mut().for_each(|l| *l *= self.beta);
+        let top = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !top.is_finite() {
+            q.iter_mut().for_each(|v| *v = 1.0 / k);
+            return;
+        }
+        q.iter_mut().for_each(|l| *l = (*l - top).exp());
+        let total: f64 = q.iter().sum();
+        q.iter_mut().for_each(|v| *v = (1.0 - self.eps) * *v / total + self.eps / k);
+    }
+
+    /// The maximum-likelihood `(beta, eps)` of the given labels under `probs`: for each floor of
+    /// [`EPS_GRID`], a golden-section search of `beta` on [`BETA_RANGE`] (on a log scale), the
+    /// best pair kept. A classifier fitted on hundreds of dimensions is over-confident out of
+    /// fold (on real CIFAR-10 embeddings 7.9% of the clean rows got a label p-value <= 0.01 at
+    /// the raw probabilities); a linear one is over-confident far out in heavy tails, where the
+    /// class posteriors level off instead of going to 0 (Student t rows: 0.7% of the clean rows
+    /// at p <= 0.001 with temperature alone), which the floor absorbs. Flipped labels raise both
+    /// the temperature and the floor, which only makes the p-values conservative.
+    pub(crate) fn fit(probs: &Array2<f64>, given: &[usize]) -> Self {
+        // the rows' log-probabilities once, for the 400-odd likelihoods of the search
+        let k = probs.ncols();
+        let logs: Vec<f64> = probs.iter().map(|&v| ln_or_neg_inf(v)).collect();
+        let nll = |c: &Calibrator| -> f64 {
+            let mut q = vec![0.0; k];
+            logs.chunks_exact(k.max(1))
+                .zip(given)
+                .map(|(row, &g)| {
+                    q.copy_from_slice(row);
+                    c.apply_logs(&mut q);
+                    -q[g].max(f64::MIN_POSITIVE).ln()
+                })
+                .sum()
+        };
+        // one golden-section search of beta per floor, side by side; the best kept in the grid's
+        // order (ties: the smaller floor)
+        let search = |e: usize| {
+            let eps = EPS_GRID[e];
+            let at = |lb: f64| Calibrator { beta: lb.exp(), eps };
+            let (lo, hi) = (BETA_RANGE.0.ln(), BETA_RANGE.1.ln());
+            let c = at(crate::golden_max(|lb| -nll(&at(lb)), lo, hi, 40));
+            (nll(&c), c)
+        };
+        let mut best = (f64::INFINITY, Calibrator::default());
+        for (f, c) in crate::map_range(EPS_GRID.len(), search) {
+            if f < best.0 {
+                best = (f, c);
+            }
+        }
+        best.1
+    }
+}
+
+/// The p-value of the given label under the calibrated out-of-sample probabilities
+/// `q = calibrator(p)`: the probability that a label drawn from `q` is at most as likely as the
+/// given one, `sum_{c: q_c <= q_given} q_c` (an exact test of the categorical distribution). If
+/// `q` is calibrated and the row's label was drawn from it (a clean row), `P(p-value <= a) <= a`.
+pub(crate) fn label_p_value(p: &[f64], given: usize, calibrator: &Calibrator) -> f64 {
+    let q = calibrator.apply(p);
+    let own = q[given];
+    q.iter().filter(|&&v| v <= own).sum::<f64>().min(1.0)
+}
