@@ -1,6 +1,7 @@
 """What `knn_label`'s p-value costs the audit on a grid dump (run by hand, never in CI).
 
     GRID_DUMP=/tmp/grid.csv cargo run --release --example grid -- 0 1 2
+    cargo build --release -p poisonguard-cli   # the detector families are read off its registry
     python scripts/grid_label_null.py /tmp/grid.csv [--only TEXT]
 
 For every poisoned scenario of the dump, recombines the detectors' p-values as the audit does
@@ -19,12 +20,23 @@ Needs numpy and scipy.
 
 import argparse
 import csv
+import os
+import subprocess
 from collections import OrderedDict
 
 import numpy as np
 
-# the outlier family of the default audit (share one base weight)
-OUTLIER = {"isolation_forest", "ecod", "lof", "knn_distance", "mahalanobis"}
+BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "poisonguard")
+
+
+def outlier_ids():
+    """The outlier family of the registry (they share one base weight), read off `poisonguard
+    detectors` (one tab-separated line per detector: id, family, needs, runs, paper)."""
+    out = subprocess.run([BIN, "detectors"], capture_output=True, text=True, check=True).stdout
+    return {f[0] for f in (line.split("\t") for line in out.splitlines()) if f[1] == "outlier"}
+
+
+OUTLIER = outlier_ids()
 
 
 def auc(score, truth):
