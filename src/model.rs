@@ -17,7 +17,7 @@ use crate::{
 pub const MODEL_FORMAT: &str = "poisonguard-model";
 
 /// The model file format this build writes and reads.
-pub const MODEL_VERSION: u32 = 6;
+pub const MODEL_VERSION: u32 = 7;
 
 /// A model file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -386,6 +386,9 @@ struct TrustedNulls {
     per_class: Vec<usize>,
     /// Per class: the law of a clean row's own votes ([`VoteNull::measured`]).
     laws: Vec<VoteNull>,
+    /// Per class whose law was measured: its trusted rows' own votes, ascending (empty for the
+    /// other classes). A row's p-value is never below its conformal p-value among them.
+    votes: Vec<Vec<u32>>,
 }
 
 /// How many standard errors [`VoteNull::measured`] lowers a class's measured mean agreement by:
@@ -429,6 +432,12 @@ impl TrustedNulls {
             .iter()
             .map(|&c| rows.iter().filter(|&&i| classes[i] == c).map(|&i| own[i]).collect())
             .collect();
+        let mut votes = vec![Vec::new(); n_classes];
+        for (&c, group) in measured.iter().zip(&groups) {
+            let mut sorted = group.clone();
+            sorted.sort_unstable();
+            votes[c as usize] = sorted;
+        }
         let mut fitted = VoteNull::measured(&groups, table.k).into_iter();
         let laws = (0..n_classes as u32)
             .map(|c| match measured.contains(&c) {
@@ -436,10 +445,17 @@ impl TrustedNulls {
                 false => table.clone(),
             })
             .collect();
-        Ok(TrustedNulls { per_class, laws })
+        Ok(TrustedNulls { per_class, laws, votes })
     }
 
-    /// Every row's p-value from its class (`classes`) and its own votes (`own`).
+    /// Every row's p-value from its class (`classes`) and its own votes (`own`): the lower tail
+    /// of its class's law, and in a class whose law was measured never below the row's
+    /// conformal p-value among the class's trusted rows, `(1 + #{trusted rows with at most as
+    /// many own votes}) / (m + 1)` (Bates, Candes, Lei, Romano and Sesia 2023: exact for a clean
+    /// row exchangeable with the trusted ones). A law of two parameters fitted to a few hundred
+    /// rows misses the shape of a class's lower tail (a class overlapping another has a bump of
+    /// rows with few own votes): on CIFAR-10 with 10% random flips and a 20% reference, 0.28-1.97%
+    /// of a class's clean rows fell at p <= 0.001 under its measured law alone.
     fn evidence(&self, classes: &[u32], own: &[u32]) -> Vec<f64> {
         let tails: Vec<Vec<f64>> = self.laws.iter().map(VoteNull::lower_tails).collect();
         classes
@@ -447,7 +463,13 @@ impl TrustedNulls {
             .zip(own)
             .map(|(&c, &a)| {
                 let tails = &tails[c as usize];
-                tails[(a as usize).min(tails.len() - 1)]
+                let law = tails[(a as usize).min(tails.len() - 1)];
+                let votes = &self.votes[c as usize];
+                if votes.is_empty() {
+                    return law;
+                }
+                let below = votes.partition_point(|&v| v <= a);
+                law.max((1 + below) as f64 / (votes.len() + 1) as f64)
             })
             .collect()
     }

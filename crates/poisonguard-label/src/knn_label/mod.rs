@@ -57,8 +57,13 @@
 //! rows of those classes and one mean agreement per class, by maximum likelihood, then made
 //! conservative for their sampling error (each mean lowered by two standard errors, `rho` the
 //! upper end of its 95% profile-likelihood interval). A row's p-value is the lower tail of its
-//! own votes among its `k` nearest rows of the table under its class's law; a class with fewer
-//! trusted rows keeps the table's law, and says so (its class finding's `trusted_rows`).
+//! own votes among its `k` nearest rows of the table under its class's law, and never below its
+//! conformal p-value among the class's `m` trusted rows, `(1 + #{trusted rows with at most as
+//! many own votes}) / (m + 1)` (Bates, Candes, Lei, Romano and Sesia, *Testing for outliers
+//! with conformal p-values*, Annals of Statistics 2023): exact for a clean row whatever the
+//! shape of the class's lower tail, which two parameters fitted to a few hundred rows miss
+//! where classes overlap (benches/RESULTS.md, "a conformal floor"). A class with fewer trusted
+//! rows keeps the table's law, and says so (its class finding's `trusted_rows`).
 //!
 //! Trusted rows are clean rows drawn from the table and voted on as every row is (flipped
 //! neighbours included), so a clean row's votes and a trusted row's follow one law. What the
