@@ -255,15 +255,21 @@ pub fn audit_trusting(
     let opts = DetectorOptions { trusted, ..Default::default() };
     let report =
         Audit::for_dataset(data, &opts).fdr(fdr).expect("fdr in (0, 1)").run(data).expect("audit");
-    if let Ok(path) = std::env::var("GRID_DUMP") {
-        dump(Path::new(&path), scenario, data, truth, &report)
-            .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
-    }
-    outcome(data, truth, &report)
+    outcome(data, truth, scenario, &report)
 }
 
-/// The outcome of an audit's `report` of `data` against `truth`.
-fn outcome(data: &Dataset, truth: &[bool], report: &poisonguard::Report) -> Outcome {
+/// The outcome of an audit's `report` of `data` against `truth`; with `GRID_DUMP=FILE` set, every
+/// row's p-values and scores are appended to FILE ([`dump`]) under the name `scenario` first.
+fn outcome(
+    data: &Dataset,
+    truth: &[bool],
+    scenario: &str,
+    report: &poisonguard::Report,
+) -> Outcome {
+    if let Ok(path) = std::env::var("GRID_DUMP") {
+        dump(Path::new(&path), scenario, data, truth, report)
+            .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
+    }
     let n_poison = truth.iter().filter(|&&t| t).count();
     let auc = |s: &[f64]| {
         if n_poison == 0 { f64::NAN } else { metrics::roc_auc(s, truth).unwrap_or(f64::NAN) }
@@ -479,9 +485,5 @@ pub fn audit_against(
     let (report, _) = Audit::for_dataset(data, &opts)
         .run_with_reference(data, reference, &|_| {})
         .expect("audit");
-    if let Ok(path) = std::env::var("GRID_DUMP") {
-        dump(Path::new(&path), scenario, data, truth, &report)
-            .unwrap_or_else(|e| panic!("GRID_DUMP={path}: {e}"));
-    }
-    outcome(data, truth, &report)
+    outcome(data, truth, scenario, &report)
 }
