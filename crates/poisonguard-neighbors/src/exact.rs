@@ -169,7 +169,8 @@ fn gemm_answers(
     let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
         let block_ids = &ids[start..(start + QUERY_BLOCK).min(ids.len())];
         let tops = gemm_candidates(reference, queries, cap, exclude_self, block_ids, None);
-        let answers = tops.iter().zip(block_ids).map(|(top, &i)| answer(top, i)).collect();
+        let answers =
+            tops.into_iter().zip(block_ids).map(|(top, &i)| answer(&top.into_top(), i)).collect();
         progress.add(block_ids.len());
         answers
     };
@@ -180,7 +181,8 @@ fn gemm_answers(
 }
 
 /// The `cap` reference rows nearest to each query row of `ids` by the GEMM expression
-/// `|q|^2 + |r|^2 - 2 q.r` (f32; approximate), in `ids` order; single-threaded. With
+/// `|q|^2 + |r|^2 - 2 q.r` (f32; approximate), in `ids` order, each as the lazy list that
+/// kept them ([`Candidates::into_top`] sorts it); single-threaded. With
 /// `exclude_self` (queries = reference) a row is not its own candidate; with `limits` (one per
 /// query) only rows at most that far (squared) are kept.
 pub(crate) fn gemm_candidates<Q: Source>(
@@ -190,7 +192,7 @@ pub(crate) fn gemm_candidates<Q: Source>(
     exclude_self: bool,
     ids: &[u32],
     limits: Option<&[f32]>,
-) -> Vec<TopK<f32>> {
+) -> Vec<Candidates> {
     let n_ref = reference.n;
     let data = reference.mat();
     let d = reference.d;
@@ -222,7 +224,7 @@ pub(crate) fn gemm_candidates<Q: Source>(
             r0 = r1;
         }
     }
-    tops.into_iter().map(Candidates::into_top).collect()
+    tops
 }
 
 /// Pushes into `top` the reference rows `r0 + t` that can enter it by the GEMM expression

@@ -13,7 +13,7 @@ use rand::seq::index::sample;
 
 use crate::error::{Error, Result};
 use crate::exact::{RERANK_EXTRA, gemm_candidates, gemm_rounding, rerank};
-use crate::rows::{Centred, Source, TopK, centre_and_scale};
+use crate::rows::{Candidates, Centred, Source, TopK, centre_and_scale};
 
 /// Parameters of [`approximate_knn`](crate::approximate_knn).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +49,9 @@ type Found = (u32, Vec<(f32, u32)>);
 /// Rows per query batch: enough that each cell is asked by about this many rows of a batch
 /// (one blocked search of that size per cell), few enough that the batch's per-cell lists stay
 /// small beside the graph.
-const QUERIES_PER_CELL: usize = 128;
+const QUERIES_PER_CELL: usize = 1024;
+/// Batches at least this many for a progress display (where batches of [`MIN_BATCH`] rows allow).
+const PROGRESS_STEPS: usize = 16;
 /// Smallest query batch.
 const MIN_BATCH: usize = 1024;
 
@@ -88,7 +90,8 @@ impl Cells {
 
     /// Query rows per batch, of `n` in all.
     pub(crate) fn batch_rows(&self, n: usize) -> usize {
-        (QUERIES_PER_CELL * self.lists.len() / self.n_probe).max(MIN_BATCH).min(n.max(1))
+        let per_cell = QUERIES_PER_CELL * self.lists.len() / self.n_probe;
+        per_cell.min(n.div_ceil(PROGRESS_STEPS)).max(MIN_BATCH).min(n.max(1))
     }
 
     /// The `k` nearest indexed rows of each row `batch` of `data` (the query itself left out
@@ -140,17 +143,19 @@ impl Cells {
             askers[probes[qi * n_probe] as usize].push(qi as u32);
         }
         let first = search_cells(data, lists, batch, &askers, cap, None);
-        let mut merged: Vec<TopK<f32>> = batch.iter().map(|_| TopK::new(cap)).collect();
+        let mut merged: Vec<Candidates> = batch.iter().map(|_| Candidates::new(cap)).collect();
         merge(&mut merged, batch, first);
         let max_norm = self.max_norm;
-        let limits: Vec<f32> = merged
-            .iter()
+        let (mut merged, limits): (Vec<Candidates>, Vec<f32>) = merged
+            .into_iter()
             .zip(batch)
             .map(|(top, &i)| {
+                let top = top.into_top();
                 let slack = 2.0 * gemm_rounding(d, data.norm(i as usize), max_norm);
-                top.worst().map_or(f32::INFINITY, |w| (f64::from(w) + slack) as f32)
+                let limit = top.worst().map_or(f32::INFINITY, |w| (f64::from(w) + slack) as f32);
+                (Candidates::from_top(top), limit)
             })
-            .collect();
+            .unzip();
         // Pass 2, the other probed cells, grouped by cell: each is one blocked search of the
         // batch rows that probe it, below their bounds (so few candidates are kept per cell).
         for list in &mut askers {
@@ -163,6 +168,7 @@ impl Cells {
         }
         let rest = search_cells(data, lists, batch, &askers, cap, Some(&limits));
         merge(&mut merged, batch, rest);
+        let merged: Vec<TopK<f32>> = merged.into_iter().map(Candidates::into_top).collect();
         let rerank_row = |qi: usize| -> Vec<(u32, f32)> {
             let i = batch[qi] as usize;
             // the rows the candidates came from: every row of the row's probed cells
@@ -353,7 +359,8 @@ fn search_cells<S: Source>(
             .iter()
             .zip(tops)
             .map(|(&qi, top)| {
-                (qi, top.items.into_iter().map(|(d2, j)| (d2, lists[c][j as usize])).collect())
+                let items = top.into_items().into_iter();
+                (qi, items.map(|(d2, j)| (d2, lists[c][j as usize])).collect())
             })
             .collect()
     };
@@ -361,13 +368,13 @@ fn search_cells<S: Source>(
 }
 
 /// Each batch row's candidates from its cells into its list of the `cap` nearest, self left out
-/// (the same list whatever order they come in: it orders by distance, then index).
-fn merge(merged: &mut [TopK<f32>], batch: &[u32], found: Vec<Vec<Found>>) {
+/// (the same list whatever order they come in: it keeps the smallest by distance, then index).
+fn merge(merged: &mut [Candidates], batch: &[u32], found: Vec<Vec<Found>>) {
     for (qi, cands) in found.into_iter().flatten() {
         let i = batch[qi as usize];
         let top = &mut merged[qi as usize];
         for (d2, j) in cands {
-            if j != i {
+            if j != i && d2 <= top.bound() {
                 top.push(d2, j);
             }
         }
@@ -423,14 +430,16 @@ fn nearest_cells<S: Source>(data: &S, rows: &[u32], centroids: &Centred, p: usiz
     let block = |start: usize| -> Vec<u32> {
         let end = (start + ASSIGN_BLOCK).min(n);
         let q = data.gather(&rows[start..end]);
-        let mut g = Mat::<f32>::zeros(end - start, m);
-        matmul(g.as_mut(), Accum::Replace, q.mat(), cmat.transpose(), 1.0f32);
+        // g = C Q^T: each query's products with the centroids are one contiguous column
+        let mut g = Mat::<f32>::zeros(m, end - start);
+        matmul(g.as_mut(), Accum::Replace, cmat, q.mat().transpose(), 1.0f32);
         let mut out = Vec::with_capacity((end - start) * p);
         let mut scores: Vec<(f32, u32)> = Vec::with_capacity(m);
         for r in 0..end - start {
             // |q - c|^2 less the query's own norm, which does not change the order
             scores.clear();
-            scores.extend((0..m).map(|c| (centroids.norm(c) - 2.0 * g[(r, c)], c as u32)));
+            let products = g.col_as_slice(r).iter().zip(&centroids.norms);
+            scores.extend(products.enumerate().map(|(c, (&gc, &nc))| (nc - 2.0 * gc, c as u32)));
             let order = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
             if p < m {
                 scores.select_nth_unstable_by(p - 1, order);

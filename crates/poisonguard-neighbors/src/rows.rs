@@ -94,6 +94,22 @@ impl Candidates {
         self.items.truncate(self.cap);
     }
 
+    /// A lazy list holding the pairs of `top` (its `cap`), to be offered more.
+    pub(crate) fn from_top(top: TopK<f32>) -> Self {
+        let bound = top.worst().unwrap_or(f32::INFINITY);
+        let mut items = top.items;
+        items.reserve(2 * top.cap);
+        Self { cap: top.cap, items, bound }
+    }
+
+    /// The `cap` smallest pairs offered, in no particular order (a list to merge into another).
+    pub(crate) fn into_items(mut self) -> Vec<(f32, u32)> {
+        if self.items.len() > self.cap {
+            self.cut();
+        }
+        self.items
+    }
+
     /// The `cap` smallest pairs offered, sorted.
     pub(crate) fn into_top(mut self) -> TopK<f32> {
         self.items.sort_unstable_by(by_distance);
