@@ -134,11 +134,12 @@ fn quality(ranking: Ranking, p: &[f64], given: usize) -> f64 {
 
 /// The class a row confidently belongs to: among classes with `p(j) >= t_j`, the largest `p`.
 fn confident_class(p: &[f64], thresholds: &[f64]) -> Option<usize> {
-    let above: Vec<usize> = (0..p.len()).filter(|&j| p[j] >= thresholds[j] - FUZZ).collect();
-    match above.len() {
-        0 => None,
-        1 => Some(above[0]),
-        _ => Some(argmax(p)),
+    // no list of the classes above (this runs for every row of 200 bootstrap resamples)
+    let mut above = (0..p.len()).filter(|&j| p[j] >= thresholds[j] - FUZZ);
+    match (above.next(), above.next()) {
+        (None, _) => None,
+        (Some(j), None) => Some(j),
+        (Some(_), Some(_)) => Some(argmax(p)),
     }
 }
 
@@ -194,13 +195,13 @@ fn round_preserving_sum(row: &[f64]) -> Vec<i64> {
 /// The per-class thresholds `t_j` = mean `p(j)` over the `rows` labelled `j` (each row counted as
 /// often as it appears); a class without rows can never be confidently predicted (cleanlab's
 /// 2.0).
-fn class_thresholds(probs: &Array2<f64>, given: &[usize], rows: &[usize]) -> Vec<f64> {
+fn class_thresholds(probs: &Array2<f64>, given: &[usize], rows: &[(usize, u32)]) -> Vec<f64> {
     let k = probs.ncols();
     let mut sums = vec![0.0f64; k];
     let mut counts = vec![0usize; k];
-    for &i in rows {
-        counts[given[i]] += 1;
-        sums[given[i]] += probs[[i, given[i]]];
+    for &(i, w) in rows {
+        counts[given[i]] += w as usize;
+        sums[given[i]] += f64::from(w) * probs[[i, given[i]]];
     }
     sums.iter()
         .zip(&counts)
@@ -208,23 +209,23 @@ fn class_thresholds(probs: &Array2<f64>, given: &[usize], rows: &[usize]) -> Vec
         .collect()
 }
 
-/// The calibrated confident joint (given x true, counts) of `rows` (each counted as often as it
-/// appears) from probabilities and thresholds.
+/// The calibrated confident joint (given x true, counts) of `rows` (each `(row, times)`: counted
+/// `times` times) from probabilities and thresholds.
 fn confident_joint(
     probs: &Array2<f64>,
     given: &[usize],
     thresholds: &[f64],
-    rows: &[usize],
+    rows: &[(usize, u32)],
 ) -> Vec<Vec<i64>> {
     let k = probs.ncols();
     let mut cj = vec![vec![0.0f64; k]; k];
     let mut label_counts = vec![0.0f64; k];
-    for &i in rows {
+    for &(i, w) in rows {
         let p = probs.row(i);
         let p = p.as_slice().unwrap_or(&[]);
-        label_counts[given[i]] += 1.0;
+        label_counts[given[i]] += f64::from(w);
         if let Some(t) = confident_class(p, thresholds) {
-            cj[given[i]][t] += 1.0;
+            cj[given[i]][t] += f64::from(w);
         }
     }
     for (c, row) in cj.iter_mut().enumerate() {
@@ -258,7 +259,11 @@ fn mislabeled_interval(probs: &Array2<f64>, given: &[usize], seed: u64, level: f
     let n = given.len();
     let mut counts: Vec<i64> = crate::map_range(BOOTSTRAP_REPLICATES, |r| {
         let mut rng = SmallRng::seed_from_u64(poisonguard_core::derive_seed(seed, r as u64));
-        let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+        // the resample as (row, times drawn), in row order: the rows read in memory order
+        let mut times = vec![0u32; n];
+        (0..n).for_each(|_| times[rng.random_range(0..n)] += 1);
+        let rows: Vec<(usize, u32)> =
+            times.into_iter().enumerate().filter(|&(_, w)| w > 0).collect();
         let t = class_thresholds(probs, given, &rows);
         off_diagonal(&confident_joint(probs, given, &t, &rows))
     });
@@ -333,7 +338,7 @@ impl Detector for ConfidentLearningValidParams {
                 }
             }
         };
-        let all: Vec<usize> = (0..n).collect();
+        let all: Vec<(usize, u32)> = (0..n).map(|i| (i, 1)).collect();
         let thresholds = class_thresholds(&probs, &given, &all);
         let cj = confident_joint(&probs, &given, &thresholds, &all);
         let prune = prune_counts(&cj);
@@ -371,7 +376,10 @@ impl Detector for ConfidentLearningValidParams {
         let map = labels.map().clone();
         let rule = self.threshold.resolve(ConfidentLearning::INFO.auto, None);
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
-        let calibrator = Calibrator::fit(&probs, &given);
+        // the calibration's sample: a stream apart from the folds' (classes, 1,000 + classes) and the
+        // bootstrap's (replicates)
+        let calibrator =
+            Calibrator::fit(&probs, &given, poisonguard_core::derive_seed(self.seed, 2_000_000));
         let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i], &calibrator)).collect();
         let threshold = rule.fit(&scores)?;
         let training =
@@ -572,7 +580,8 @@ mod tests {
         .unwrap();
         let given = [0, 0, 0, 0, 1, 1];
         let t = [0.675, 0.85];
-        let cj = confident_joint(&probs, &given, &t, &[0, 1, 2, 3, 4, 5]);
+        let rows: Vec<(usize, u32)> = (0..6).map(|i| (i, 1)).collect();
+        let cj = confident_joint(&probs, &given, &t, &rows);
         assert_eq!(cj, vec![vec![3, 1], vec![0, 2]]);
         let prune = prune_counts(&cj);
         assert_eq!(prune[0][1], 1.0);
