@@ -4,10 +4,11 @@
 //! scikit-learn's brute-force `NearestNeighbors` in `benches/peers/outlier_pyod.py knn`.
 //!
 //! Run: `cargo run --release --example knn_scale [N D [K] | FILE [K [EXCLUDED_COLUMN]]] [--approx]
-//! [--projection-variance=V]` (default 20000 x 128, K = 10). `--approx` also times the
-//! approximate graph and prints its recall against the exact one; `--projection-variance=V` sets
-//! the share of variance the index's projection must hold (0 = full rows; default
-//! [`ApproxParams::default`]'s).
+//! [--projection-variance=V] [--lists=L] [--probe=P]` (default 20000 x 128, K = 10). `--approx`
+//! also times the approximate graph and prints its recall against the exact one;
+//! `--projection-variance=V` sets the share of variance the index's projection must hold (0 =
+//! full rows), `--lists=L` its cells (0 = sqrt of the rows) and `--probe=P` the cells searched
+//! per row (defaults: [`ApproxParams::default`]'s).
 
 use std::error::Error;
 use std::time::Instant;
@@ -25,6 +26,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     for a in &all {
         if let Some(v) = a.strip_prefix("--projection-variance=") {
             params.projection_variance = v.parse()?;
+        }
+        if let Some(v) = a.strip_prefix("--lists=") {
+            params.n_lists = v.parse()?;
+        }
+        if let Some(v) = a.strip_prefix("--probe=") {
+            params.n_probe = v.parse()?;
         }
     }
     let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
@@ -58,7 +65,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|i| fast.neighbors(i).iter().filter(|j| graph.neighbors(i).contains(j)).count())
             .sum();
         println!(
-            "approximate (IVF, projection variance {}): {:.4} s, recall@{k} {:.4}",
+            "approximate (IVF, {} cells, {} probed, projection variance {}): {:.4} s, recall@{k} {:.4}",
+            params.n_lists,
+            params.n_probe,
             params.projection_variance,
             start.elapsed().as_secs_f64(),
             hits as f64 / (n * k) as f64
