@@ -292,6 +292,8 @@ def scan(
     knn: str = "auto",
     trusted: Any = None,
     progress: Union[None, bool, ProgressCallback] = None,
+    reference: Any = None,
+    reference_labels: Any = None,
 ) -> Audit:
     """Audits every row of ``X`` for poisoning, as ``poisonguard scan`` does.
 
@@ -309,11 +311,34 @@ def scan(
     ``"approx"``. ``progress``: ``True`` for tqdm when installed, or a
     :data:`ProgressCallback`.
 
+    ``reference``: a vetted table in the same feature space (any form ``X`` takes; from a table,
+    the same ``column`` or the same named feature columns), with ``reference_labels`` (values or
+    a column name of it) where ``X`` has labels, as ``poisonguard scan --reference``: its rows are
+    audited beside ``X``'s as trusted rows, so the label nulls are measured on them; the rows
+    returned are ``X``'s, and ``summary["reference"]`` says how many of the reference's rows were
+    flagged.
+
     Returns an :class:`Audit` ``(rows, summary)``; raises :class:`PoisonguardError` on bad
     input with the command line's message.
     """
-    return _audit(_audit_call(_native.scan, X, labels, column, ids, sources, detectors, fdr, seed,
-                              per_class, knn, trusted, progress))
+    x, names, y, ids, sources, trusted = _inputs(X, labels, column, ids, sources, trusted)
+    ref_x = ref_y = None
+    if reference is not None:
+        ref_table = _as_table(reference)
+        if names is not None and ref_table is not None \
+                and all(c in ref_table.column_names for c in names):
+            # X's named feature columns, read by name from the reference
+            if isinstance(reference_labels, str):
+                reference_labels = _labels(reference_labels, ref_table, "reference_labels")
+            reference = ref_table.select(names)
+        ref_x, _, ref_y, _, _, _ = _inputs(reference, reference_labels, column, None, None, None)
+    elif reference_labels is not None:
+        raise PoisonguardError("reference_labels given without a reference")
+    return _audit(_native.scan(
+        x, y, feature_names=names, ids=ids, sources=sources,
+        detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
+        per_class=per_class, knn=knn, trusted=trusted, progress=_progress(progress),
+        reference=ref_x, reference_labels=ref_y))
 
 
 class Model:

@@ -28,6 +28,8 @@ def scan(
     knn: str = "auto",
     trusted: Optional[list[bool]] = None,
     progress: _Progress = None,
+    reference: Optional[np.ndarray] = None,
+    reference_labels: _Labels = None,
 ) -> tuple[_Columns, str]: ...
 def fit(
     x: np.ndarray,

@@ -135,3 +135,39 @@ def test_trusted_rows_measure_the_label_law_and_are_counted(cifar):
         assert c["trusted_rows"] >= 30
     # the other detectors do not read them
     assert rows["ecod_p"].to_pylist() == alone["ecod_p"].to_pylist()
+
+
+def test_a_reference_table_as_the_command_line(cli, tmp_path):
+    """``scan(..., reference=...)`` is ``poisonguard scan --reference``: the same rows (the audited
+    table's alone), and the summary says how many of the reference's rows were flagged."""
+    data = pq.read_table(ROOT / "datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet")
+    audited = data.take(list(range(0, 3000, 5)))
+    vetted = data.take(list(range(1, 3000, 5)))
+    paths = {name: tmp_path / f"{name}.parquet" for name in ("audited", "vetted", "report")}
+    pq.write_table(audited, paths["audited"])
+    pq.write_table(vetted, paths["vetted"])
+    summary = tmp_path / "summary.json"
+    cli("scan", str(paths["audited"]), "--label", "label", "--embedding", "embedding",
+        "--reference", str(paths["vetted"]), "-o", str(paths["report"]), "--summary", str(summary))
+    expected = pq.read_table(paths["report"])
+    import json
+    cli_reference = json.loads(summary.read_text())["reference"]
+
+    rows, found = poisonguard.scan(audited, "label", reference=vetted, reference_labels="label")
+    assert rows.num_rows == audited.num_rows
+    for name in expected.column_names:
+        assert rows[name].to_pylist() == expected[name].to_pylist(), name
+    assert found.to_dict()["reference"] == {"rows": 600, "flagged": cli_reference["flagged"]}
+    # numpy matrices and label arrays give the same report
+    matrix = lambda t: t["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, 512)
+    again, _ = poisonguard.scan(matrix(audited), audited["label"].to_numpy(),
+                                reference=matrix(vetted), reference_labels=vetted["label"].to_numpy())
+    assert again["suspicion"].to_pylist() == rows["suspicion"].to_pylist()
+
+    with pytest.raises(poisonguard.PoisonguardError, match="features"):
+        poisonguard.scan(matrix(audited), audited["label"].to_numpy(),
+                         reference=matrix(vetted)[:, :10], reference_labels=vetted["label"].to_numpy())
+    with pytest.raises(poisonguard.PoisonguardError, match="without a reference"):
+        poisonguard.scan(audited, "label", reference_labels="label")
+    with pytest.raises(poisonguard.PoisonguardError, match="label"):
+        poisonguard.scan(audited, "label", reference=vetted)

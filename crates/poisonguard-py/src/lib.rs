@@ -192,7 +192,8 @@ fn report_to_py<'py>(
     report: &Report,
     data: &Dataset,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
-    keyed_report_to_py(py, report, data.ids(), data.labels(), data.n_features())
+    let (columns, doc) = report_parts(py, report, data.ids(), data.labels(), data.n_features())?;
+    Ok((columns, doc.to_string()))
 }
 
 /// [`report_to_py`] for rows known by their keys.
@@ -203,6 +204,18 @@ fn keyed_report_to_py<'py>(
     labels: Option<&Labels>,
     n_features: usize,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
+    let (columns, doc) = report_parts(py, report, ids, labels, n_features)?;
+    Ok((columns, doc.to_string()))
+}
+
+/// The report's columns (as [`report_to_py`]) and its summary document.
+fn report_parts<'py>(
+    py: Python<'py>,
+    report: &Report,
+    ids: Option<&[String]>,
+    labels: Option<&Labels>,
+    n_features: usize,
+) -> PyResult<(Bound<'py, PyList>, serde_json::Value)> {
     let columns = PyList::empty(py);
     for (name, values) in report.columns(ids, labels, 0..report.n_samples()) {
         let values: Bound<'py, PyAny> = match values {
@@ -213,8 +226,7 @@ fn keyed_report_to_py<'py>(
         };
         columns.append(PyTuple::new(py, [name.into_pyobject(py)?.into_any(), values])?)?;
     }
-    let doc = poisonguard::summary::document(report, n_features, labels);
-    Ok((columns, doc.to_string()))
+    Ok((columns, poisonguard::summary::document(report, n_features, labels)))
 }
 
 /// The audit's options, checked, for `n_rows` rows; no `seed` is the command line's default
@@ -291,9 +303,12 @@ fn prepare(
     Ok((data, audit))
 }
 
-/// Audits `x` (see the package's `poisonguard.scan`); returns `(columns, summary JSON)`.
+/// Audits `x` (see the package's `poisonguard.scan`); returns `(columns, summary JSON)`. With a
+/// `reference` (a vetted table in the same feature space, with `reference_labels` where `x` has
+/// labels), its rows are audited beside `x`'s as trusted rows
+/// ([`Audit::run_with_reference`]) and the summary gains `"reference": {"rows", "flagged"}`.
 #[pyfunction]
-#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", trusted=None, progress=None))]
+#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", trusted=None, progress=None, reference=None, reference_labels=None))]
 #[allow(clippy::too_many_arguments)]
 fn scan<'py>(
     py: Python<'py>,
@@ -309,26 +324,56 @@ fn scan<'py>(
     knn: &str,
     trusted: Option<Vec<bool>>,
     progress: Option<Py<PyAny>>,
+    reference: Option<&Bound<'py, PyAny>>,
+    reference_labels: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
-    let (data, audit) = prepare(
-        x,
-        labels,
-        feature_names,
-        ids,
-        sources,
-        detectors,
-        fdr,
-        seed,
-        per_class,
-        knn,
-        trusted,
-    )?;
+    let Some(reference) = reference else {
+        if reference_labels.is_some() {
+            return Err(PoisonguardError::new_err("reference_labels given without a reference"));
+        }
+        let (data, audit) = prepare(
+            x,
+            labels,
+            feature_names,
+            ids,
+            sources,
+            detectors,
+            fdr,
+            seed,
+            per_class,
+            knn,
+            trusted,
+        )?;
+        let (data, outcome) = detached(py, progress, move |on_event| {
+            let outcome = audit.run_with(&data, on_event);
+            (data, outcome)
+        })?;
+        let report = outcome.map_err(|e| refused(&e))?;
+        return report_to_py(py, &report, &data);
+    };
+    let data = dataset(x, labels, feature_names, ids, sources, true)?;
+    let vetted = dataset(reference, reference_labels, None, None, None, false)
+        .map_err(|e| PoisonguardError::new_err(format!("reference: {e}")))?;
+    let mut opts = options(seed, per_class, knn, trusted, data.n_samples())?;
+    // the reference's rows are trusted, after the table's
+    let mut trusted = opts.trusted.take().unwrap_or_default();
+    trusted.extend(poisonguard::reference_rows(data.n_samples(), vetted.n_samples()));
+    opts.trusted = Some(trusted);
+    let audit = audit(detectors, &opts, fdr, |o| Audit::for_dataset(&data, o))?;
     let (data, outcome) = detached(py, progress, move |on_event| {
-        let outcome = audit.run_with(&data, on_event);
+        let outcome = audit.run_with_reference(&data, &vetted, on_event);
         (data, outcome)
     })?;
-    let report = outcome.map_err(|e| refused(&e))?;
-    report_to_py(py, &report, &data)
+    let (report, outcome) = outcome.map_err(|e| refused(&e))?;
+    let (columns, mut doc) =
+        report_parts(py, &report, data.ids(), data.labels(), data.n_features())?;
+    if let serde_json::Value::Object(body) = &mut doc {
+        body.insert(
+            "reference".into(),
+            serde_json::json!({"rows": outcome.rows, "flagged": outcome.flagged}),
+        );
+    }
+    Ok((columns, doc.to_string()))
 }
 
 /// Fits the audit on `x` (see the package's `poisonguard.fit`); returns the model with the

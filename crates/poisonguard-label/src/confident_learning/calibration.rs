@@ -86,11 +86,8 @@ impl Calibrator {
             (0..n).collect()
         };
         // the rows' log-probabilities once, for the 400-odd likelihoods of the search
-        let logs: Vec<f64> = rows
-            .iter()
-            .flat_map(|&i| probs.row(i).to_vec())
-            .map(ln_or_neg_inf)
-            .collect();
+        let logs: Vec<f64> =
+            rows.iter().flat_map(|&i| probs.row(i).to_vec()).map(ln_or_neg_inf).collect();
         let given: Vec<usize> = rows.iter().map(|&i| given[i]).collect();
         let nll = |c: &Calibrator| -> f64 {
             let mut q = vec![0.0; k];
