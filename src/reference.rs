@@ -8,10 +8,10 @@ use poisonguard_core::{
     Dataset, DetectionRows, DetectorRun, LabelValue, Labels, PoisonEstimate, Report,
 };
 
-use crate::Audit;
 use crate::AuditEvent;
 use crate::combine::{combine_rows, source_findings_of};
 use crate::error::AuditError;
+use crate::{Audit, FittedAudit};
 
 /// The rows a reference of `reference_rows` rows takes in the table
 /// [`Audit::run_with_reference`] audits: after the `data_rows` rows of the data. Give them to
@@ -150,10 +150,35 @@ impl Audit {
         on_event: &(dyn Fn(AuditEvent) + Sync),
     ) -> Result<(Report, ReferenceOutcome), AuditError> {
         let stacked = stack(data, reference)?;
-        let n = data.n_samples();
         let report = self.run_with(&stacked, on_event)?;
-        let flagged = (n..stacked.n_samples()).filter(|&i| report.is_flagged(i)).count();
-        let outcome = ReferenceOutcome { rows: reference.n_samples(), flagged };
-        Ok((first_rows(&report, n, data.sources())?, outcome))
+        split_report(&report, data)
     }
+
+    /// [`Audit::run_with_reference`], keeping the fitted detectors: the model is fitted on
+    /// `data`'s rows and the reference's (its training rows, the reference's last), and carries
+    /// what the reference's rows measured (`knn_label`'s per-class laws and conformal floors), so
+    /// that [`FittedAudit::scan`](crate::FittedAudit::scan) of new rows reads the same nulls.
+    ///
+    /// # Errors
+    /// As [`Audit::run_with_reference`].
+    pub fn fit_with_reference(
+        &self,
+        data: &Dataset,
+        reference: &Dataset,
+        on_event: &(dyn Fn(AuditEvent) + Sync),
+    ) -> Result<(FittedAudit, Report, ReferenceOutcome), AuditError> {
+        let stacked = stack(data, reference)?;
+        let (model, report) = self.fit_with(&stacked, on_event)?;
+        let (report, outcome) = split_report(&report, data)?;
+        Ok((model, report, outcome))
+    }
+}
+
+/// The report of a stacked table cut to `data`'s rows ([`first_rows`]), and what the rows after
+/// them (the reference's) got.
+fn split_report(report: &Report, data: &Dataset) -> Result<(Report, ReferenceOutcome), AuditError> {
+    let n = data.n_samples();
+    let rows = report.n_samples() - n;
+    let flagged = (n..report.n_samples()).filter(|&i| report.is_flagged(i)).count();
+    Ok((first_rows(report, n, data.sources())?, ReferenceOutcome { rows, flagged }))
 }

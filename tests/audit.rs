@@ -293,3 +293,53 @@ fn a_reference_table_sets_the_label_nulls() {
         assert!(with >= without + 0.05, "seed {seed}: {with:.4} with, {without:.4} without");
     }
 }
+
+/// A model fitted with a reference table (`fit_with_reference`, what `fit --save --reference`
+/// writes) reports its training rows as `run_with_reference` does, and keeps what the
+/// reference's rows measured for the rows it scores later: `knn_label`'s p-value of a new row is
+/// never below the conformal floor of its class's 200 reference rows, 1/201, where the same
+/// model fitted without the reference puts some of a targeted flip's rows below it (so the floor
+/// is what the reference brought, not a property of every model).
+#[test]
+fn a_model_fitted_with_a_reference_keeps_its_nulls() {
+    use poisonguard::reference_rows;
+    use poisonguard_attacks::Attack;
+    let all = crate::calibration::real_embeddings(
+        "datasets/real-embeddings/cifar10_resnet18_3class_3000.parquet",
+    );
+    let part = |keep: &[usize]| -> Vec<usize> {
+        (0..all.n_samples()).filter(|i| keep.contains(&(i % 5))).collect()
+    };
+    let (vetted, train) = (all.select_rows(&part(&[0])), all.select_rows(&part(&[1, 2])));
+    let incoming = all.select_rows(&part(&[3, 4]));
+    let opts = DetectorOptions {
+        trusted: Some(reference_rows(train.n_samples(), vetted.n_samples()).collect()),
+        ..DetectorOptions::default()
+    };
+    let audit = Audit::for_dataset(&train, &opts);
+    let (model, fitted_report, outcome) =
+        audit.fit_with_reference(&train, &vetted, &|_| {}).unwrap();
+    let (run_report, run_outcome) = audit.run_with_reference(&train, &vetted, &|_| {}).unwrap();
+    assert_eq!(fitted_report.suspicion(), run_report.suspicion());
+    assert_eq!(fitted_report.p_values(), run_report.p_values());
+    assert_eq!(fitted_report.flagged(), run_report.flagged());
+    assert_eq!(outcome, run_outcome);
+    assert_eq!(model.n_training_rows(), train.n_samples() + vetted.n_samples());
+
+    let plain = Audit::for_dataset(&train, &DetectorOptions::default());
+    let (without, _) = plain.fit_with(&train, &|_| {}).unwrap();
+    let floor = 1.0 / 201.0;
+    for seed in [100, 101] {
+        let spec = "targeted-flip:from=4,to=0,rate=0.3";
+        let poisoned = Attack::parse(spec).unwrap().apply(&incoming, seed).unwrap();
+        let lowest = |m: &poisonguard::FittedAudit| {
+            let report = m.scan(&poisoned.data).unwrap();
+            let run = report.runs().iter().find(|r| r.id.as_str() == "knn_label").unwrap();
+            run.detection.p_values().iter().copied().fold(f64::INFINITY, f64::min)
+        };
+        let (with, alone) = (lowest(&model), lowest(&without));
+        eprintln!("{spec} seed {seed}: lowest knn_label p {with:.3e} with, {alone:.3e} without");
+        assert!(with >= floor * (1.0 - 1e-12), "seed {seed}: {with:.3e} below 1/201");
+        assert!(alone < floor, "seed {seed}: {alone:.3e} without the reference");
+    }
+}

@@ -151,8 +151,9 @@ pub struct ScanArgs {
     /// A vetted table in the same feature space (the same feature columns and label column,
     /// read as the input is): its rows are audited beside the input's as trusted rows, so the
     /// label nulls of every class with at least 30 of them are measured on them; the report
-    /// covers the input's rows, and the summary says how many reference rows were flagged. Not
-    /// with --model, --save, --memory-limit or --pred-probs.
+    /// covers the input's rows, and the summary says how many reference rows were flagged. With
+    /// fit --save, the model is fitted on both and keeps what the reference's rows measured. Not
+    /// with --model, --memory-limit or --pred-probs.
     #[arg(long, value_name = "FILE", conflicts_with = "pred_probs")]
     pub reference: Option<PathBuf>,
     /// Out-of-sample predicted probabilities for confident_learning: a CSV or Parquet file with

@@ -150,10 +150,10 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
             bail!("--save {}: no such directory", path.display());
         }
     }
-    if args.reference.is_some() && (model.is_some() || save.is_some()) {
+    if args.reference.is_some() && model.is_some() {
         bail!(
-            "--reference: a reference table is audited beside the input in one scan; a saved model \
-             (--model, fit --save) does not keep it yet"
+            "--reference: the reference's rows set the nulls when fitting; a saved model is \
+             already fitted (fit --save --reference keeps what they measured)"
         );
     }
     if model.is_some() && args.trusted.is_some() {

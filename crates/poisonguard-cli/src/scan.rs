@@ -180,7 +180,16 @@ pub(crate) fn load_and_audit(
         How::Fit(path) => {
             let audit = build_audit(args, data.labels(), opts, requested)?;
             let stages = Stages::new(bar, audit.detector_ids().len());
-            let (model, report) = audit.fit_with(data, &|e| stages.on(e)).with_context(input)?;
+            let (model, report) = match &vetted {
+                Some(vetted) => {
+                    let (model, report, reference) = audit
+                        .fit_with_reference(data, vetted.dataset(), &|e| stages.on(e))
+                        .with_context(input)?;
+                    outcome = Some(reference);
+                    (model, report)
+                }
+                None => audit.fit_with(data, &|e| stages.on(e)).with_context(input)?,
+            };
             timings(&stages);
             bar.set_message(format!("writing {}", path.display()));
             write_model(path, &model)?;

@@ -1455,8 +1455,8 @@ fn readme_sample_output_is_what_scan_prints() {
 }
 
 /// `scan --reference`: the report holds the input's rows alone, the summaries say how many
-/// reference rows were flagged, and a reference that does not fit, or a saved model beside it,
-/// is refused with one line.
+/// reference rows were flagged, a model fitted with the reference is saved and scores new rows,
+/// and a reference that does not fit, or a saved model beside it, is refused with one line.
 #[test]
 fn scan_against_a_reference_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -1501,20 +1501,26 @@ fn scan_against_a_reference_table() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--reference"), "{}", stderr(&o));
-    // a saved model does not keep a reference
+    // a model fitted with the reference is saved and scores new rows; it cannot take another
     let model = dir.path().join("m.pgm");
-    let o = poisonguard(&[
-        "fit",
-        input.to_str().unwrap(),
-        "--label",
-        "label",
-        "--exclude",
-        "is_poison",
-        "--reference",
-        vetted.to_str().unwrap(),
-        "--save",
-        model.to_str().unwrap(),
-    ]);
+    let fit = |extra: &[&str]| {
+        let mut args = vec!["fit", input.to_str().unwrap(), "--label", "label"];
+        args.extend(["--exclude", "is_poison", "--save", model.to_str().unwrap()]);
+        args.extend(extra);
+        poisonguard(&args)
+    };
+    let o = fit(&["--reference", vetted.to_str().unwrap(), "--summary", summary.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_json(&summary)["reference"]["rows"], 1797);
+    let scan = |extra: &[&str]| {
+        let mut args = vec!["scan", input.to_str().unwrap(), "--label", "label"];
+        args.extend(["--exclude", "is_poison", "--model", model.to_str().unwrap()]);
+        args.extend(extra);
+        poisonguard(&args)
+    };
+    let o = scan(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = scan(&["--reference", vetted.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--reference"), "{}", stderr(&o));
 }
