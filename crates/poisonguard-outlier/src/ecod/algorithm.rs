@@ -89,23 +89,37 @@ fn counts_in(
     values: ArrayView1<'_, f32>,
     f: impl Fn(usize, usize) -> f64,
 ) -> Vec<f64> {
-    // keys ordered as the values (f32's bits flipped into unsigned order), then the position
+    counts_of_keys(sorted, &ordered_keys(values.iter().copied()), f)
+}
+
+/// The values as sortable keys, ascending: the f32's bits flipped into unsigned order (the order
+/// of `f32::total_cmp`) above the value's position.
+fn ordered_keys(values: impl Iterator<Item = f32>) -> Vec<u64> {
     let mut keys: Vec<u64> = values
-        .iter()
         .enumerate()
-        .map(|(i, &v)| {
+        .map(|(i, v)| {
             let b = v.to_bits();
             let ordered = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
             (u64::from(ordered) << 32) | i as u64
         })
         .collect();
     keys.sort_unstable();
+    keys
+}
+
+/// The value of an [`ordered_keys`] key.
+fn key_value(key: u64) -> f32 {
+    let ordered = (key >> 32) as u32;
+    f32::from_bits(if ordered >> 31 == 1 { ordered & 0x7FFF_FFFF } else { !ordered })
+}
+
+/// [`counts_in`] of the values behind `keys` ([`ordered_keys`]), in their positions' order.
+fn counts_of_keys(sorted: &[f32], keys: &[u64], f: impl Fn(usize, usize) -> f64) -> Vec<f64> {
     let n = sorted.len();
-    let mut out = vec![0.0f64; values.len()];
+    let mut out = vec![0.0f64; keys.len()];
     let (mut lo, mut hi) = (0usize, 0usize);
-    for key in keys {
-        let i = (key & 0xFFFF_FFFF) as usize;
-        let v = values[i];
+    for &key in keys {
+        let (i, v) = ((key & 0xFFFF_FFFF) as usize, key_value(key));
         // the values ascend, so both partition points only move forward
         while lo < n && sorted[lo] < v {
             lo += 1;
@@ -115,6 +129,17 @@ fn counts_in(
             hi += 1;
         }
         out[i] = f(hi, n - lo);
+    }
+    out
+}
+
+/// The columns `range` of `x`, each as one contiguous vector, read a row at a time.
+fn columns_of(x: ArrayView2<'_, f32>, range: std::ops::Range<usize>) -> Vec<Vec<f32>> {
+    let mut out: Vec<Vec<f32>> = range.clone().map(|_| Vec::with_capacity(x.nrows())).collect();
+    for row in x.rows() {
+        for (col, j) in out.iter_mut().zip(range.clone()) {
+            col.push(row[j]);
+        }
     }
     out
 }
@@ -193,21 +218,33 @@ impl OutlierModel for EcodModel {
         let mut scores = vec![0.0f64; n];
         let mut reasons = vec![(0u32, f64::NEG_INFINITY); n];
         let mut skew = vec![0.0f64; x.ncols()];
-        let column = |j: usize| {
-            let mut sorted: Vec<f32> = x.column(j).to_vec();
-            sorted.sort_by(f32::total_cmp);
+        // a column's values sorted once, as keys that also say where each value sits
+        let column = |values: &[f32]| {
+            let keys = ordered_keys(values.iter().copied());
+            let sorted: Vec<f32> = keys.iter().map(|&k| key_value(k)).collect();
             let sign = skew_sign(sorted.iter().copied());
-            (sign, counts_in(&sorted, x.column(j), |le, ge| contribution(le, ge, n, sign)))
+            (sign, counts_of_keys(&sorted, &keys, |le, ge| contribution(le, ge, n, sign)))
         };
-        accumulate_each(x.ncols(), column, |j, (sign, part)| {
-            skew[j] = sign;
-            for ((s, best), o) in scores.iter_mut().zip(reasons.iter_mut()).zip(part) {
-                *s += o;
-                if o > best.1 {
-                    *best = (j as u32, o);
-                }
-            }
-        });
+        // COLUMN_CHUNK columns copied out of the rows in one pass (a column read alone strides
+        // through every row: at 10^6 x 512 a cache miss per value, 152 s of the fit)
+        for start in (0..x.ncols()).step_by(COLUMN_CHUNK) {
+            let end = (start + COLUMN_CHUNK).min(x.ncols());
+            let block = columns_of(x, start..end);
+            accumulate_each(
+                end - start,
+                |c| column(&block[c]),
+                |c, (sign, part)| {
+                    let j = start + c;
+                    skew[j] = sign;
+                    for ((s, best), o) in scores.iter_mut().zip(reasons.iter_mut()).zip(part) {
+                        *s += o;
+                        if o > best.1 {
+                            *best = (j as u32, o);
+                        }
+                    }
+                },
+            );
+        }
         Ok((Self { sorted: Vec::new(), skew_sign: skew, reasons }, scores))
     }
 
