@@ -379,6 +379,33 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    /// The sort keys order values as `f32::total_cmp` does (signed zeros, extremes, subnormals)
+    /// and give them back bit for bit, so a column sorted by its keys is the column sorted.
+    #[test]
+    fn sort_keys_order_and_return_the_values() {
+        let values = [
+            3.5f32,
+            -0.0,
+            0.0,
+            -1e30,
+            f32::MIN_POSITIVE / 4.0,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+            1.0,
+            -1.0,
+            1.0,
+        ];
+        let keys = ordered_keys(values.iter().copied());
+        let from_keys: Vec<u32> = keys.iter().map(|&k| key_value(k).to_bits()).collect();
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(from_keys, sorted.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        for &k in &keys {
+            assert_eq!(key_value(k).to_bits(), values[(k & 0xFFFF_FFFF) as usize].to_bits());
+        }
+    }
+
     /// The sorted walk gives every value the binary searches' counts: ties, signed zeros,
     /// values outside the summary's range, a part of the summarized rows and all of them.
     #[test]
