@@ -327,47 +327,35 @@ fn scan<'py>(
     reference: Option<&Bound<'py, PyAny>>,
     reference_labels: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
-    let Some(reference) = reference else {
-        if reference_labels.is_some() {
-            return Err(PoisonguardError::new_err("reference_labels given without a reference"));
-        }
-        let (data, audit) = prepare(
-            x,
-            labels,
-            feature_names,
-            ids,
-            sources,
-            detectors,
-            fdr,
-            seed,
-            per_class,
-            knn,
-            trusted,
-        )?;
-        let (data, outcome) = detached(py, progress, move |on_event| {
-            let outcome = audit.run_with(&data, on_event);
-            (data, outcome)
-        })?;
-        let report = outcome.map_err(|e| refused(&e))?;
-        return report_to_py(py, &report, &data);
-    };
+    if reference.is_none() && reference_labels.is_some() {
+        return Err(PoisonguardError::new_err("reference_labels given without a reference"));
+    }
     let data = dataset(x, labels, feature_names, ids, sources, true)?;
-    let vetted = dataset(reference, reference_labels, None, None, None, false)
+    let vetted = reference
+        .map(|r| dataset(r, reference_labels, None, None, None, false))
+        .transpose()
         .map_err(|e| PoisonguardError::new_err(format!("reference: {e}")))?;
     let mut opts = options(seed, per_class, knn, trusted, data.n_samples())?;
-    // the reference's rows are trusted, after the table's
-    let mut trusted = opts.trusted.take().unwrap_or_default();
-    trusted.extend(poisonguard::reference_rows(data.n_samples(), vetted.n_samples()));
-    opts.trusted = Some(trusted);
+    if let Some(vetted) = &vetted {
+        // the reference's rows are trusted, after the table's
+        let mut trusted = opts.trusted.take().unwrap_or_default();
+        trusted.extend(poisonguard::reference_rows(data.n_samples(), vetted.n_samples()));
+        opts.trusted = Some(trusted);
+    }
     let audit = audit(detectors, &opts, fdr, |o| Audit::for_dataset(&data, o))?;
     let (data, outcome) = detached(py, progress, move |on_event| {
-        let outcome = audit.run_with_reference(&data, &vetted, on_event);
+        let outcome = match &vetted {
+            Some(vetted) => {
+                audit.run_with_reference(&data, vetted, on_event).map(|(r, o)| (r, Some(o)))
+            }
+            None => audit.run_with(&data, on_event).map(|r| (r, None)),
+        };
         (data, outcome)
     })?;
     let (report, outcome) = outcome.map_err(|e| refused(&e))?;
     let (columns, mut doc) =
         report_parts(py, &report, data.ids(), data.labels(), data.n_features())?;
-    if let serde_json::Value::Object(body) = &mut doc {
+    if let (Some(outcome), serde_json::Value::Object(body)) = (outcome, &mut doc) {
         body.insert(
             "reference".into(),
             serde_json::json!({"rows": outcome.rows, "flagged": outcome.flagged}),
