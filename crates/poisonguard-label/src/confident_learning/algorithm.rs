@@ -376,8 +376,8 @@ impl Detector for ConfidentLearningValidParams {
         let map = labels.map().clone();
         let rule = self.threshold.resolve(ConfidentLearning::INFO.auto, None);
         let explain = |i: usize, _| explain_row(&map, &rowp(i), given[i]);
-        // the calibration's sample: a stream apart from the folds' (classes, 1,000 + classes) and the
-        // bootstrap's (replicates)
+        // the calibration's sample: a stream apart from the folds' (classes, 1,000 + classes)
+        // and the bootstrap's (replicates)
         let calibrator =
             Calibrator::fit(&probs, &given, poisonguard_core::derive_seed(self.seed, 2_000_000));
         let p_values = (0..n).map(|i| label_p_value(&rowp(i), given[i], &calibrator)).collect();
