@@ -192,8 +192,7 @@ fn report_to_py<'py>(
     report: &Report,
     data: &Dataset,
 ) -> PyResult<(Bound<'py, PyList>, String)> {
-    let (columns, doc) = report_parts(py, report, data.ids(), data.labels(), data.n_features())?;
-    Ok((columns, doc.to_string()))
+    keyed_report_to_py(py, report, data.ids(), data.labels(), data.n_features())
 }
 
 /// [`report_to_py`] for rows known by their keys.

@@ -337,16 +337,17 @@ impl poisonguard_core::Merge for EcodSummary {
 impl MergeableModel for EcodModel {
     type Summary = EcodSummary;
 
+    /// Every column sorted, [`COLUMN_CHUNK`] columns copied out of the rows at a time (as the
+    /// scan fit reads them: a column read alone strides through every row).
     fn summarize(_: &Self::Params, x: ArrayView2<'_, f32>) -> Result<EcodSummary> {
-        let sorted = x
-            .columns()
-            .into_iter()
-            .map(|col| {
-                let mut c: Vec<f32> = col.to_vec();
-                c.sort_by(f32::total_cmp);
-                c
-            })
-            .collect();
+        let mut sorted = Vec::with_capacity(x.ncols());
+        for start in (0..x.ncols()).step_by(COLUMN_CHUNK) {
+            let end = (start + COLUMN_CHUNK).min(x.ncols());
+            for mut column in columns_of(x, start..end) {
+                column.sort_by(f32::total_cmp);
+                sorted.push(column);
+            }
+        }
         Ok(EcodSummary { sorted })
     }
 
