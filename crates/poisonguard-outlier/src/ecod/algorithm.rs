@@ -337,7 +337,7 @@ impl poisonguard_core::Merge for EcodSummary {
 impl MergeableModel for EcodModel {
     type Summary = EcodSummary;
 
-    /// Every column sorted, [`COLUMN_CHUNK`] columns copied out of the rows at a time (as the
+    /// Every column sorted, `COLUMN_CHUNK` columns copied out of the rows at a time (as the
     /// scan fit reads them: a column read alone strides through every row).
     fn summarize(_: &Self::Params, x: ArrayView2<'_, f32>) -> Result<EcodSummary> {
         let mut sorted = Vec::with_capacity(x.ncols());
