@@ -19,6 +19,12 @@ use crate::rows::{Centred, Mapped, Rows, Source, centre_and_scale, centre_and_sc
 
 /// Candidates per neighbour that the projected search hands to the exact re-rank.
 pub const SHORTLIST_FACTOR: usize = 4;
+/// Largest copy of the rows (bytes of f32) the index holds in cell order (FAISS's inverted
+/// lists) to search from instead of the caller's rows: the 50-NN graph of 10^5 x 128 (a 51 MB
+/// copy) gathered each probed cell's rows for every query batch and re-ranked candidates
+/// scattered over the table. Above it the rows are read where they are, so that a table near
+/// the memory's limit gets no second copy (10^6 x 512 f32 is 2 GB).
+const HELD_BYTES: usize = 256 << 20;
 /// Rows (a seeded sample) whose covariance gives the projection's principal directions.
 const PROJECTION_SAMPLE: usize = 20_000;
 
@@ -75,16 +81,18 @@ pub(crate) fn approximate_knn_rows(
     params: ApproxParams,
     progress: &Progress<'_>,
 ) -> Result<KnnGraph> {
-    approximate_search(rows, k, params, progress).map(|(graph, _)| graph)
+    approximate_search(rows, k, params, progress, HELD_BYTES).map(|(graph, _)| graph)
 }
 
 /// [`approximate_knn_rows`], and the exact distances its re-rank computed (0 when the exact
-/// search answers instead): the work a flood must not blow up.
+/// search answers instead): the work a flood must not blow up. The index holds a copy of the
+/// rows in cell order when it takes at most `held_bytes` ([`HELD_BYTES`]).
 fn approximate_search(
     rows: Rows<'_>,
     k: usize,
     params: ApproxParams,
     progress: &Progress<'_>,
+    held_bytes: usize,
 ) -> Result<(KnnGraph, usize)> {
     let (n, d) = rows.dim();
     if k == 0 {
@@ -108,13 +116,14 @@ fn approximate_search(
         Rows::Owned(x) => {
             let (mean, scale) = centre_and_scale(&[x.view()]);
             let data = Centred::from_rows_of(Rows::Owned(x), &mean, scale);
-            return Ok(search(&data, k, n_lists, params, progress, scale));
+            return Ok(search(&data, k, (n_lists, held_bytes), params, progress, scale));
         }
         Rows::View(x) => (x, None),
         Rows::Standardized(x, z) => (x, Some(z)),
     };
     let (mean, scale) = centre_and_scale_of(&[x], z);
-    Ok(search(&Mapped::new(x, z, mean, scale), k, n_lists, params, progress, scale))
+    let data = Mapped::new(x, z, mean, scale);
+    Ok(search(&data, k, (n_lists, held_bytes), params, progress, scale))
 }
 
 /// The index's search of `data` ([`index_search`]); when few principal directions hold
@@ -128,7 +137,7 @@ fn approximate_search(
 fn search<S: Source>(
     data: &S,
     k: usize,
-    n_lists: usize,
+    n_lists: (usize, usize),
     params: ApproxParams,
     progress: &Progress<'_>,
     scale: f32,
@@ -202,7 +211,8 @@ fn project<S: Source>(data: &S, basis: faer::MatRef<'_, f32>) -> Centred {
     Centred::from_rows(data, dims)
 }
 
-/// The index's search of the rows of `data` (centred, scaled by `scale`): cells by k-means,
+/// The index's search of the rows of `data` (centred, scaled by `scale`), `n_lists = (cells,
+/// held_bytes)` ([`approximate_search`]): cells by k-means,
 /// each row's `n_probe` nearest cells searched for its `k` nearest, candidates re-ranked
 /// exactly; `finish(i, neighbours)` then turns row `i`'s `k` neighbours (index, distance;
 /// nearest first) into the `out_k` the graph keeps, a query batch at a time (the identity for
@@ -211,7 +221,7 @@ fn project<S: Source>(data: &S, basis: faer::MatRef<'_, f32>) -> Centred {
 fn index_search<S: Source>(
     data: &S,
     (k, out_k): (usize, usize),
-    n_lists: usize,
+    (n_lists, held_bytes): (usize, usize),
     params: ApproxParams,
     progress: &Progress<'_>,
     scale: f32,
@@ -219,7 +229,8 @@ fn index_search<S: Source>(
 ) -> (KnnGraph, usize) {
     let n = data.n();
     let work = AtomicUsize::new(0);
-    let cells = Cells::place(data, n_lists, params);
+    let hold = n * data.d() * std::mem::size_of::<f32>() <= held_bytes;
+    let cells = Cells::place(data, n_lists, params, hold);
 
     let mut indices = vec![0u32; n * out_k];
     let mut distances = vec![0f32; n * out_k];
@@ -334,6 +345,7 @@ mod tests {
                 10,
                 ApproxParams::default(),
                 &Progress::silent(),
+                HELD_BYTES,
             )
             .unwrap()
             .1
@@ -380,6 +392,23 @@ mod tests {
         }
     }
 
+    /// The index's copy of the rows in cell order changes nothing: the same graph, bit for bit,
+    /// as the search that reads the rows where they are (borrowed, standardized and owned).
+    #[test]
+    fn the_held_copy_searches_as_the_rows() {
+        let params = ApproxParams { n_lists: 40, n_probe: 4, ..ApproxParams::default() };
+        let x = table(true);
+        let z = poisonguard_core::Standardizer::fit(x.view());
+        let rows =
+            || [Rows::View(x.view()), Rows::Standardized(x.view(), &z), Rows::Owned(x.clone())];
+        for (a, b) in rows().into_iter().zip(rows()) {
+            let silent = Progress::silent();
+            let held = approximate_search(a, 10, params, &silent, usize::MAX).unwrap();
+            let read = approximate_search(b, 10, params, &silent, 0).unwrap();
+            assert_eq!(held, read);
+        }
+    }
+
     /// Progress of the index search: every row counted once (the flood's copies too), in
     /// increasing order, ending at `n`; the graph is the one the silent search builds.
     #[test]
@@ -389,7 +418,8 @@ mod tests {
         let seen = std::sync::Mutex::new(Vec::new());
         let report = |done: usize, total: usize| seen.lock().unwrap().push((done, total));
         let progress = Progress::new(x.nrows(), &report);
-        let (graph, _) = approximate_search(Rows::View(x.view()), 10, params, &progress).unwrap();
+        let (graph, _) =
+            approximate_search(Rows::View(x.view()), 10, params, &progress, HELD_BYTES).unwrap();
         assert_eq!(graph, approximate_knn(x.view(), 10, params).unwrap());
         let seen = seen.into_inner().unwrap();
         assert!(seen.len() > 1, "{seen:?}");

@@ -10,7 +10,7 @@ use poisonguard_linalg::matmul;
 
 use crate::Progress;
 use crate::error::{Error, Result};
-use crate::rows::{Candidates, Centred, Rows, Source, TopK, centre_and_scale};
+use crate::rows::{Block, Candidates, Centred, Rows, Source, TopK, centre_and_scale};
 use poisonguard_core::KnnGraph;
 
 /// Query rows per task (one GEMM panel of `REF_BLOCK x QUERY_BLOCK` f32 = 2 MiB).
@@ -168,7 +168,8 @@ fn gemm_answers(
     }
     let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
         let block_ids = &ids[start..(start + QUERY_BLOCK).min(ids.len())];
-        let tops = gemm_candidates(reference, queries, cap, exclude_self, block_ids, None);
+        let all = reference.block(0..n_ref);
+        let tops = gemm_candidates(all, queries, cap, exclude_self, block_ids, None);
         let answers =
             tops.into_iter().zip(block_ids).map(|(top, &i)| answer(&top.into_top(), i)).collect();
         progress.add(block_ids.len());
@@ -186,16 +187,15 @@ fn gemm_answers(
 /// `exclude_self` (queries = reference) a row is not its own candidate; with `limits` (one per
 /// query) only rows at most that far (squared) are kept.
 pub(crate) fn gemm_candidates<Q: Source>(
-    reference: &Centred,
+    reference: Block<'_>,
     queries: &Q,
     cap: usize,
     exclude_self: bool,
     ids: &[u32],
     limits: Option<&[f32]>,
 ) -> Vec<Candidates> {
-    let n_ref = reference.n;
-    let data = reference.mat();
-    let d = reference.d;
+    let data = reference.mat;
+    let (n_ref, d) = (data.nrows(), data.ncols());
     let mut tops: Vec<Candidates> = ids.iter().map(|_| Candidates::new(cap)).collect();
     for (b, block_ids) in ids.chunks(QUERY_BLOCK).enumerate() {
         let tops = &mut tops[b * QUERY_BLOCK..b * QUERY_BLOCK + block_ids.len()];

@@ -13,7 +13,7 @@ use rand::seq::index::sample;
 
 use crate::error::{Error, Result};
 use crate::exact::{RERANK_EXTRA, gemm_candidates, gemm_rounding, rerank};
-use crate::rows::{Candidates, Centred, Source, TopK, centre_and_scale};
+use crate::rows::{Candidates, Centred, Permuted, Source, TopK, centre_and_scale};
 
 /// Parameters of [`approximate_knn`](crate::approximate_knn).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,11 +74,35 @@ pub(crate) struct Cells {
     n_probe: usize,
     /// The largest squared norm of an indexed row (bounds the GEMM rounding).
     max_norm: f64,
+    /// A copy of the indexed rows in cell order, where the index holds one ([`Held`]).
+    held: Option<Held>,
+}
+
+/// The indexed rows in cell order (cell 0's rows, then cell 1's, ...), as FAISS's inverted lists
+/// hold them: a cell is then one contiguous block for the products, and the candidates of one
+/// query row, which come from its few probed cells, lie near each other for the exact re-rank.
+/// Without it every query batch gathers each probed cell's rows into a block (through the
+/// centring and standardizing map, for borrowed rows), and the re-rank reads its candidates
+/// scattered over the whole table: at 10^5 x 128 a copy made once saves both.
+#[derive(Clone)]
+struct Held {
+    rows: Centred,
+    /// Where cell `c`'s rows start in `rows` (one more entry: the end).
+    starts: Vec<usize>,
+    /// Where row `i` sits in `rows`.
+    pos: Vec<u32>,
 }
 
 impl Cells {
-    /// `n_lists` cells placed by k-means on the rows of `data`, every row in its nearest cell.
-    pub(crate) fn place<S: Source>(data: &S, n_lists: usize, params: ApproxParams) -> Self {
+    /// `n_lists` cells placed by k-means on the rows of `data`, every row in its nearest cell;
+    /// with `hold`, a copy of the rows in cell order ([`Held`]) that the search reads instead of
+    /// `data` (the same values, so the same search).
+    pub(crate) fn place<S: Source>(
+        data: &S,
+        n_lists: usize,
+        params: ApproxParams,
+        hold: bool,
+    ) -> Self {
         let n = data.n();
         let centroids = kmeans(data, n_lists, params);
         let all: Vec<u32> = (0..n as u32).collect();
@@ -89,7 +113,19 @@ impl Cells {
         }
         let sizes = lists.iter().map(Vec::len).collect();
         let n_probe = params.n_probe.clamp(1, n_lists);
-        Self { centroids, lists, sizes, n_probe, max_norm: data.max_norm() }
+        let held = hold.then(|| {
+            let order: Vec<u32> = lists.iter().flatten().copied().collect();
+            let mut pos = vec![0u32; n];
+            order.iter().enumerate().for_each(|(p, &i)| pos[i as usize] = p as u32);
+            let starts = std::iter::once(0)
+                .chain(lists.iter().scan(0, |end, list| {
+                    *end += list.len();
+                    Some(*end)
+                }))
+                .collect();
+            Held { rows: data.gather(&order), starts, pos }
+        });
+        Self { centroids, lists, sizes, n_probe, max_norm: data.max_norm(), held }
     }
 
     /// Query rows per batch, of `n` in all.
@@ -108,6 +144,24 @@ impl Cells {
     /// are merged into one that keeps the smallest by distance and index whatever order they
     /// come in, so the result is the same for any thread count and batching.
     pub(crate) fn search_batch<S: Source>(
+        &self,
+        data: &S,
+        batch: &[u32],
+        k: usize,
+        work: &AtomicUsize,
+        finish: &(impl Fn(usize, Vec<(u32, f32)>) -> Vec<(u32, f32)> + Sync),
+    ) -> Vec<Vec<(u32, f32)>> {
+        match &self.held {
+            Some(held) => {
+                let data = Permuted { rows: &held.rows, pos: &held.pos };
+                self.search_batch_in(&data, batch, k, work, finish)
+            }
+            None => self.search_batch_in(data, batch, k, work, finish),
+        }
+    }
+
+    /// [`Cells::search_batch`] reading the rows from `data`.
+    fn search_batch_in<S: Source>(
         &self,
         data: &S,
         batch: &[u32],
@@ -148,7 +202,7 @@ impl Cells {
             askers[probes[qi * n_probe] as usize].push(qi as u32);
         }
         let mut merged: Vec<Candidates> = batch.iter().map(|_| Candidates::new(cap)).collect();
-        search_cells(data, lists, batch, &askers, cap, None, &mut merged);
+        search_cells(self, data, batch, &askers, cap, None, &mut merged);
         let max_norm = self.max_norm;
         let (mut merged, limits): (Vec<Candidates>, Vec<f32>) = merged
             .into_iter()
@@ -170,7 +224,7 @@ impl Cells {
                 askers[c as usize].push(qi as u32);
             }
         }
-        search_cells(data, lists, batch, &askers, cap, Some(&limits), &mut merged);
+        search_cells(self, data, batch, &askers, cap, Some(&limits), &mut merged);
         let merged: Vec<TopK<f32>> = merged.into_iter().map(Candidates::into_top).collect();
         let rerank_row = |qi: usize| -> Vec<(u32, f32)> {
             let i = batch[qi] as usize;
@@ -233,7 +287,7 @@ impl IvfIndex {
         let n_lists =
             if params.n_lists == 0 { (n as f64).sqrt().round() as usize } else { params.n_lists }
                 .clamp(1, n);
-        let cells = Cells::place(&rows, n_lists, params);
+        let cells = Cells::place(&rows, n_lists, params, false);
         Ok(Self { rows, mean, scale, cells })
     }
 
@@ -336,31 +390,35 @@ impl Source for Joined<'_> {
 /// candidates of those cells alone exist at once (all the cells' candidates of a batch of 62,500
 /// rows of 512 dimensions, where few fall below the bounds, were 0.8 GB).
 fn search_cells<S: Source>(
+    cells: &Cells,
     data: &S,
-    lists: &[Vec<u32>],
     batch: &[u32],
     askers: &[Vec<u32>],
     cap: usize,
     limits: Option<&[f32]>,
     merged: &mut [Candidates],
 ) {
+    let lists = &cells.lists;
     let search_cell = |c: usize| -> Vec<Found> {
         let asking = &askers[c];
         if asking.is_empty() {
             return Vec::new();
         }
-        let reference = data.gather(&lists[c]);
+        // the cell's rows: a block of the held copy, or gathered
+        let gathered;
+        let reference = match &cells.held {
+            Some(held) => held.rows.block(held.starts[c]..held.starts[c + 1]),
+            None => {
+                gathered = data.gather(&lists[c]);
+                gathered.block(0..gathered.n)
+            }
+        };
         let rows: Vec<u32> = asking.iter().map(|&qi| batch[qi as usize]).collect();
         let lim: Option<Vec<f32>> =
             limits.map(|l| asking.iter().map(|&qi| l[qi as usize]).collect());
-        let tops = gemm_candidates(
-            &reference,
-            data,
-            (cap + 1).min(reference.n),
-            false,
-            &rows,
-            lim.as_deref(),
-        );
+        let n_cell = lists[c].len();
+        let tops =
+            gemm_candidates(reference, data, (cap + 1).min(n_cell), false, &rows, lim.as_deref());
         asking
             .iter()
             .zip(tops)
