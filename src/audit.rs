@@ -11,6 +11,10 @@ use poisonguard_neighbors::KnnMode;
 use rayon::prelude::*;
 
 use crate::FittedAudit;
+
+/// Largest table (bytes of f32 features) on which the detectors that read no neighbour graph
+/// fit while the graphs are built ([`Audit::run_with`]): 10^5 x 128 is 51 MB.
+const OVERLAP_BYTES: usize = 256 << 20;
 use crate::combine::{combine, source_findings};
 use crate::error::{AuditError, error_chain};
 use crate::registry::{DetectorOptions, REGISTRY, UnknownDetector, detector};
@@ -33,6 +37,10 @@ pub enum AuditEvent {
     /// A batched audit has scored the first many rows of the second against its fit; sent
     /// with no rows done when the fit ends.
     Scoring(usize, usize),
+    /// The shared graphs are built, after the given time (sent after [`AuditEvent::SharedKnn`]
+    /// or [`AuditEvent::SharedStandardizedKnn`]; detectors that read no graph may have started
+    /// meanwhile).
+    GraphsBuilt(Duration),
     /// A detector starts fitting.
     Started(DetectorId),
     /// A detector finished (successfully or not) after the given time.
@@ -167,9 +175,11 @@ impl Audit {
     }
 
     /// Runs every detector, reporting progress to `on_event`. The shared kNN graphs are built
-    /// first (both at once), then the detectors run in parallel; each detector's result does not
-    /// depend on the scheduling, so the report is the same for any thread count, in the order the
-    /// detectors were added. A failing detector is recorded in [`Report::failures`] and the others
+    /// first, one after the other, then the detectors that read them run in parallel; the
+    /// detectors that read no graph run beside the graphs' search on tables of up to 256 MiB of
+    /// features, after it on larger ones. Each detector's result does not depend on the
+    /// scheduling, so the report is the same for any thread count, in the order the detectors
+    /// were added. A failing detector is recorded in [`Report::failures`] and the others
     /// still run.
     ///
     /// Every detector gives each row a p-value under its stated null; the audit combines them
@@ -220,7 +230,7 @@ impl Audit {
         // one after the other (each search is parallel inside), so that at most one working
         // copy of the features exists beside them: the exact search (smaller tables) centres a
         // copy of the rows, raw or standardized; the approximate index reads the features
-        // centred, and standardized, as it goes, and holds no copy.
+        // centred, and standardized, as it goes, and holds no copy above 256 MiB.
         // A graph keeps its distances only when a detector reading it reads them: `knn_label`
         // reads who the neighbours are, and without the distances its graph (50 neighbours of
         // every row at 10^6 rows) holds 200 MB instead of 400.
@@ -230,37 +240,72 @@ impl Audit {
         let trim = |g: KnnGraph, reads: bool| if reads { g } else { g.without_distances() };
         let raw_k = self.detectors.iter().filter_map(|d| d.knn_k(data)).max();
         let standardized_k = self.detectors.iter().filter_map(|d| d.standardized_knn_k(data)).max();
-        let shared = match raw_k {
-            Some(k) if k < data.n_samples() => {
-                on_event(AuditEvent::SharedKnn(k));
-                poisonguard_neighbors::knn_graph_with_progress(
-                    data.features(),
-                    k,
-                    self.knn,
-                    &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
-                )
-                .ok()
+        let graphs = || {
+            let started = Instant::now();
+            let shared = match raw_k {
+                Some(k) if k < data.n_samples() => {
+                    on_event(AuditEvent::SharedKnn(k));
+                    poisonguard_neighbors::knn_graph_with_progress(
+                        data.features(),
+                        k,
+                        self.knn,
+                        &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
+                    )
+                    .ok()
+                }
+                _ => None,
+            };
+            let shared = shared.map(|g| trim(g, reads_distances(&|d| d.knn_k(data).is_some())));
+            let standardized = match standardized_k {
+                Some(k) if k < data.n_samples() => {
+                    on_event(AuditEvent::SharedStandardizedKnn(k));
+                    let z = Standardizer::fit(data.features());
+                    poisonguard_neighbors::knn_graph_standardized_with_progress(
+                        data.features(),
+                        &z,
+                        k,
+                        self.knn,
+                        &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
+                    )
+                    .ok()
+                }
+                _ => None,
+            };
+            if raw_k.is_some() || standardized_k.is_some() {
+                on_event(AuditEvent::GraphsBuilt(started.elapsed()));
             }
-            _ => None,
+            let standardized = standardized
+                .map(|g| trim(g, reads_distances(&|d| d.standardized_knn_k(data).is_some())));
+            (shared, standardized)
         };
-        let shared = shared.map(|g| trim(g, reads_distances(&|d| d.knn_k(data).is_some())));
-        let standardized = match standardized_k {
-            Some(k) if k < data.n_samples() => {
-                on_event(AuditEvent::SharedStandardizedKnn(k));
-                let z = Standardizer::fit(data.features());
-                poisonguard_neighbors::knn_graph_standardized_with_progress(
-                    data.features(),
-                    &z,
-                    k,
-                    self.knn,
-                    &|done, total| on_event(AuditEvent::KnnProgress(done, total)),
-                )
-                .ok()
-            }
-            _ => None,
+        let fit = |d: &dyn DynDetector, ctx: &FitContext<'_>| {
+            let info = d.info();
+            timed(info.id, on_event, || match d.fit_boxed_in(data, ctx) {
+                Ok(fitted) => {
+                    let run = training_run(&info, fitted.as_ref(), data);
+                    Ok((run, keep.then_some((info, fitted))))
+                }
+                Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(e.as_ref()) }),
+            })
         };
-        let standardized = standardized
-            .map(|g| trim(g, reads_distances(&|d| d.standardized_knn_k(data).is_some())));
+        let reads_graph =
+            |d: &dyn DynDetector| d.knn_k(data).is_some() || d.standardized_knn_k(data).is_some();
+        let bare = if keep { FitContext::default() } else { FitContext::default().for_scan() };
+        // On a table of at most OVERLAP_BYTES of features, the detectors that read no graph fit
+        // while the graphs are built (the search leaves a core idle at times, and the two would
+        // otherwise run one after the other); on larger ones after, so that the working memory
+        // of the search and of those detectors does not add up.
+        let overlap =
+            data.n_samples() * data.n_features() * std::mem::size_of::<f32>() <= OVERLAP_BYTES;
+        let independent = |i: &usize| !reads_graph(self.detectors[*i].as_ref());
+        let first: Vec<usize> = if overlap {
+            (0..self.detectors.len()).filter(independent).collect()
+        } else {
+            Vec::new()
+        };
+        let ((shared, standardized), early) = rayon::join(graphs, || {
+            first.par_iter().map(|&i| fit(self.detectors[i].as_ref(), &bare)).collect::<Vec<_>>()
+        });
         let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
         if let Some(g) = &standardized {
             ctx = ctx.and_standardized_knn(g);
@@ -268,20 +313,15 @@ impl Audit {
         if !keep {
             ctx = ctx.for_scan();
         }
-        let outcomes: Vec<Result<(DetectorRun, Option<Fitted>), DetectorFailure>> = self
-            .detectors
-            .par_iter()
-            .map(|d| {
-                let info = d.info();
-                timed(info.id, on_event, || match d.fit_boxed_in(data, &ctx) {
-                    Ok(fitted) => {
-                        let run = training_run(&info, fitted.as_ref(), data);
-                        Ok((run, keep.then_some((info, fitted))))
-                    }
-                    Err(e) => Err(DetectorFailure { id: info.id, error: error_chain(e.as_ref()) }),
-                })
-            })
-            .collect();
+        let rest: Vec<usize> = (0..self.detectors.len()).filter(|i| !first.contains(i)).collect();
+        let late: Vec<_> =
+            rest.par_iter().map(|&i| fit(self.detectors[i].as_ref(), &ctx)).collect();
+        // in the order the detectors were added
+        let mut outcomes: Vec<_> =
+            first.into_iter().zip(early).chain(rest.into_iter().zip(late)).collect();
+        outcomes.sort_by_key(|(i, _)| *i);
+        let outcomes: Vec<Result<(DetectorRun, Option<Fitted>), DetectorFailure>> =
+            outcomes.into_iter().map(|(_, o)| o).collect();
         let (done, failures) = split(outcomes);
         let (runs, fitted): (Vec<DetectorRun>, Vec<Option<Fitted>>) = done.into_iter().unzip();
         let fitted = fitted.into_iter().flatten().collect();
@@ -379,7 +419,8 @@ mod tests {
     }
 
     /// Progress of each shared graph: increasing, ending at the number of rows, after the event
-    /// that names the graph.
+    /// that names the graph; one event when both are built, after their progress, and the
+    /// detector that reads no graph (`ecod`) fits beside them with the same scores as alone.
     #[test]
     fn graph_progress_follows_its_graph() {
         let x = Array2::from_shape_fn((3000, 4), |(i, j)| ((i * 37 + j * 11) % 101) as f32);
@@ -388,10 +429,21 @@ mod tests {
         let opts = DetectorOptions::default();
         let audit = Audit::new()
             .with_detector(detector("knn_distance", &opts).unwrap())
-            .with_detector(Box::new(KnnLabel::params().standardize(true)));
+            .with_detector(Box::new(KnnLabel::params().standardize(true)))
+            .with_detector(detector("ecod", &opts).unwrap());
         let events = std::sync::Mutex::new(Vec::new());
-        audit.run_with(&data, &|e| events.lock().unwrap().push(e)).unwrap();
+        let report = audit.run_with(&data, &|e| events.lock().unwrap().push(e)).unwrap();
         let events = events.into_inner().unwrap();
+        let built: Vec<usize> = (0..events.len())
+            .filter(|&i| matches!(events[i], AuditEvent::GraphsBuilt(_)))
+            .collect();
+        assert_eq!(built.len(), 1, "{events:?}");
+        assert!(!events[built[0]..].iter().any(|e| matches!(e, AuditEvent::KnnProgress(..))));
+        let alone =
+            Audit::new().with_detector(detector("ecod", &opts).unwrap()).run(&data).unwrap();
+        let ecod =
+            |r: &Report| r.run(DetectorId::new("ecod")).map(|d| d.detection.scores().to_vec());
+        assert_eq!(ecod(&report), ecod(&alone));
         let starts: Vec<usize> = (0..events.len())
             .filter(|&i| {
                 matches!(events[i], AuditEvent::SharedKnn(_) | AuditEvent::SharedStandardizedKnn(_))
@@ -399,7 +451,7 @@ mod tests {
             .collect();
         assert_eq!(starts.len(), 2, "{events:?}");
         for (a, &start) in starts.iter().enumerate() {
-            let end = starts.get(a + 1).copied().unwrap_or(events.len());
+            let end = starts.get(a + 1).copied().unwrap_or(built[0]);
             let done: Vec<usize> = events[start..end]
                 .iter()
                 .filter_map(|e| match *e {

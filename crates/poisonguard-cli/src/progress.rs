@@ -101,6 +101,22 @@ impl<'a> Stages<'a> {
         self.bar.set_position(done as u64);
     }
 
+    /// The running detectors on the progress line, after the graph being built if any (the
+    /// detectors that read no graph run beside its search).
+    fn show_running(&self, state: &StageState) {
+        let names: Vec<&str> = state.running.iter().map(|r| r.as_str()).collect();
+        let running = format!(
+            "running {} ({} of {} detectors done)",
+            names.join(", "),
+            state.finished,
+            self.detectors
+        );
+        match &state.graph {
+            Some((what, _)) => self.bar.set_message(format!("{what}; {running}")),
+            None => self.bar.set_message(running),
+        }
+    }
+
     pub(crate) fn on(&self, event: AuditEvent) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
@@ -148,13 +164,14 @@ impl<'a> Stages<'a> {
                     None => state.scored.push((what, took)),
                 }
             }
-            AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
+            AuditEvent::GraphsBuilt(_) => {
                 state.end_graph();
+                self.bar.set_style(spinner_style());
+                self.show_running(&state);
+            }
+            AuditEvent::Started(id) | AuditEvent::Finished(id, _) => {
                 if let AuditEvent::Finished(_, took) = event {
                     state.done.push((id.as_str().to_string(), took));
-                }
-                if state.running.is_empty() && state.finished == 0 {
-                    self.bar.set_style(spinner_style());
                 }
                 if matches!(event, AuditEvent::Started(_)) {
                     state.running.push(id);
@@ -162,13 +179,7 @@ impl<'a> Stages<'a> {
                     state.running.retain(|&r| r != id);
                     state.finished += 1;
                 }
-                let names: Vec<&str> = state.running.iter().map(|r| r.as_str()).collect();
-                self.bar.set_message(format!(
-                    "running {} ({} of {} detectors done)",
-                    names.join(", "),
-                    state.finished,
-                    self.detectors
-                ));
+                self.show_running(&state);
             }
             _ => {}
         }
