@@ -53,6 +53,24 @@ pub fn map_range<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec
     }
 }
 
+/// `f(start, chunk)` for each chunk of `chunk` items of `items` (the last may be shorter),
+/// `start` the index of the chunk's first item; in parallel with the `parallel` feature.
+pub(crate) fn for_each_chunk_mut<T: Send>(
+    items: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.par_chunks_mut(chunk).enumerate().for_each(|(c, part)| f(c * chunk, part));
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        items.chunks_mut(chunk).enumerate().for_each(|(c, part)| f(c * chunk, part));
+    }
+}
+
 /// Rows above which [`KnnMode::Auto`] switches to the approximate search (when the data have
 /// more than 12 features; below that the exact k-d tree is fast at any n). At 50,000 rows in
 /// 128 dimensions the exact search takes about 5 s on 2 cores, and it grows as n^2.
