@@ -11,13 +11,13 @@ use poisonguard_neighbors::KnnMode;
 use rayon::prelude::*;
 
 use crate::FittedAudit;
+use crate::combine::{combine, source_findings};
+use crate::error::{AuditError, error_chain};
+use crate::registry::{DetectorOptions, REGISTRY, UnknownDetector, detector};
 
 /// Largest table (bytes of f32 features) on which the detectors that read no neighbour graph
 /// fit while the graphs are built ([`Audit::run_with`]): 10^5 x 128 is 51 MB.
 const OVERLAP_BYTES: usize = 256 << 20;
-use crate::combine::{combine, source_findings};
-use crate::error::{AuditError, error_chain};
-use crate::registry::{DetectorOptions, REGISTRY, UnknownDetector, detector};
 
 /// What an audit reports while it runs (for progress displays).
 #[derive(Debug, Clone, Copy, PartialEq)]
