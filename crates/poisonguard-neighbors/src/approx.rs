@@ -133,17 +133,18 @@ fn approximate_search(
 /// nearest by exact distance in the full rows (ties by index), so that the candidates of one
 /// batch exist at a time. The cells and candidates cost about `p / d` of the full search, the
 /// re-rank `SHORTLIST_FACTOR k d` per row. Deterministic: the projection is blocked by row and
-/// the search is.
+/// the search is. `cells` = (cells of the index, the most bytes of a held copy), as
+/// [`index_search`] takes them.
 fn search<S: Source>(
     data: &S,
     k: usize,
-    n_lists: (usize, usize),
+    cells: (usize, usize),
     params: ApproxParams,
     progress: &Progress<'_>,
     scale: f32,
 ) -> (KnnGraph, usize) {
     let Some(basis) = principal_basis(data, params.projection_variance, params.seed) else {
-        return index_search(data, (k, k), n_lists, params, progress, scale, |_, found| found);
+        return index_search(data, (k, k), cells, params, progress, scale, |_, found| found);
     };
     let n = data.n();
     let projected = project(data, basis.as_ref());
@@ -154,7 +155,7 @@ fn search<S: Source>(
         near.into_iter().take(k).map(|(d2, j)| (j, d2.sqrt() as f32)).collect()
     };
     let (graph, work) =
-        index_search(&projected, (shortlist, k), n_lists, params, progress, scale, rerank);
+        index_search(&projected, (shortlist, k), cells, params, progress, scale, rerank);
     (graph, work + n * shortlist)
 }
 

@@ -166,9 +166,9 @@ fn gemm_answers(
             .flatten()
             .collect();
     }
+    let all = reference.block(0..n_ref);
     let block = |start: usize| -> Vec<Vec<(u32, f32)>> {
         let block_ids = &ids[start..(start + QUERY_BLOCK).min(ids.len())];
-        let all = reference.block(0..n_ref);
         let tops = gemm_candidates(all, queries, cap, exclude_self, block_ids, None);
         let answers =
             tops.into_iter().zip(block_ids).map(|(top, &i)| answer(&top.into_top(), i)).collect();
