@@ -2,14 +2,17 @@
 //! centre a class's rows, declare classes attacked, keep one fitted state ([`PerClass`]), check
 //! and score new rows, answer as a [`FittedDetector`](poisonguard_core::FittedDetector).
 
-use faer::Mat;
+use faer::Accum;
+use faer::{Mat, MatRef};
 use poisonguard_core::{
     AUTO_ALPHA, Calibration, ClassFinding, ClassId, DataError, Dataset, Detection, DetectorId,
     ESTIMATE_LEVEL, LabelMap, LabelValue, Labels, PoisonEstimate, Reason, ScoreNull, SkippedClass,
     ThresholdRule,
 };
+use poisonguard_linalg::matmul;
 
 use crate::error::{Error, Result};
+use crate::linalg::ClassMatrix;
 
 /// Runs `fit(class, rows)` on every class with at least `min_rows` rows, classes in parallel
 /// (feature `parallel`), results in class order; `None` for smaller classes, which are also
@@ -49,42 +52,142 @@ pub(crate) fn centred(data: &Dataset, rows: &[usize]) -> (Vec<f64>, Mat<f64>) {
 }
 
 /// Rows of a class worked on at a time where the whole class would otherwise be copied
-/// ([`class_principal`], spectre's scores): bounds the working copy at `ROW_BLOCK x d`.
+/// (spectre's scores): bounds the working copy at `ROW_BLOCK x d`.
 pub(crate) const ROW_BLOCK: usize = 4096;
+/// Bytes of one block of [`ClassRows`] (f64): small enough to stay in the core's cache between
+/// being written and being multiplied (a block of 4,096 x 512 went through memory both ways).
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// A class's rows of the features centred at the class mean (f64), read a block of rows at a
+/// time: the [`ClassMatrix`] of [`centred`] without its `n x d` f64 copy (10^5 rows of 512
+/// features are 410 MB a class, and classes fit in parallel). Each product converts the blocks
+/// as it goes (a pass over the class's f32 rows); sums over rows add the blocks in order.
+pub(crate) struct ClassRows<'a> {
+    x: ndarray::ArrayView2<'a, f32>,
+    rows: &'a [usize],
+    mean: Vec<f64>,
+}
+
+impl<'a> ClassRows<'a> {
+    pub(crate) fn new(data: &'a Dataset, rows: &'a [usize]) -> Self {
+        Self { x: data.features(), rows, mean: class_mean(data, rows) }
+    }
+
+    /// The class mean.
+    pub(crate) fn into_mean(self) -> Vec<f64> {
+        self.mean
+    }
+
+    /// Calls `f(first row, block)` for every block of rows in order, the block transposed
+    /// (`d x len`: a row of the class is a column, filled as the row is read).
+    fn each_block(&self, mut f: impl FnMut(usize, MatRef<'_, f64>)) {
+        let d = self.x.ncols();
+        let per_block = (BLOCK_BYTES / (8 * d.max(1))).clamp(16, ROW_BLOCK);
+        let mut block = Mat::<f64>::zeros(d, per_block.min(self.rows.len()));
+        for (b, part) in self.rows.chunks(per_block).enumerate() {
+            for (r, &i) in part.iter().enumerate() {
+                let (out, row) = (block.col_as_slice_mut(r), self.x.row(i));
+                match row.as_slice() {
+                    // a plain slice loop vectorizes; an ndarray iterator does not
+                    Some(row) => centre_into(out, row, &self.mean),
+                    None => centre_into(out, &row.to_vec(), &self.mean),
+                }
+            }
+            f(b * per_block, block.as_ref().subcols(0, part.len()));
+        }
+    }
+
+    /// Each centred row's dot product with `v`, summed over the features in order.
+    pub(crate) fn projections(&self, v: &[f64]) -> Vec<f64> {
+        self.rows
+            .iter()
+            .map(|&i| {
+                let row = self.x.row(i);
+                row.iter().zip(&self.mean).zip(v).map(|((&a, m), w)| (f64::from(a) - m) * w).sum()
+            })
+            .collect()
+    }
+}
+
+/// `out[j] = row[j] - mean[j]` in f64.
+fn centre_into(out: &mut [f64], row: &[f32], mean: &[f64]) {
+    for ((o, &a), m) in out.iter_mut().zip(row).zip(mean) {
+        *o = f64::from(a) - m;
+    }
+}
+
+impl ClassMatrix for ClassRows<'_> {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows.len(), self.x.ncols())
+    }
+
+    fn squared_norm(&self) -> f64 {
+        let mut total = 0.0;
+        self.each_block(|_, t| total += t.squared_norm_l2());
+        total
+    }
+
+    fn times(&self, q: MatRef<'_, f64>) -> Mat<f64> {
+        let mut out = Mat::<f64>::zeros(self.rows.len(), q.ncols());
+        self.each_block(|start, t| {
+            let rows = out.as_mut().subrows_mut(start, t.ncols());
+            matmul(rows, Accum::Replace, t.transpose(), q, 1.0);
+        });
+        out
+    }
+
+    fn t_times(&self, y: MatRef<'_, f64>) -> Mat<f64> {
+        let mut out = Mat::<f64>::zeros(self.x.ncols(), y.ncols());
+        self.each_block(|start, t| {
+            matmul(out.as_mut(), Accum::Add, t, y.subrows(start, t.ncols()), 1.0);
+        });
+        out
+    }
+
+    fn times_and_back(&self, q: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
+        let mut y = Mat::<f64>::zeros(self.rows.len(), q.ncols());
+        let mut back = Mat::<f64>::zeros(self.x.ncols(), q.ncols());
+        self.each_block(|start, t| {
+            let len = t.ncols();
+            matmul(y.as_mut().subrows_mut(start, len), Accum::Replace, t.transpose(), q, 1.0);
+            matmul(back.as_mut(), Accum::Add, t, y.as_ref().subrows(start, len), 1.0);
+        });
+        (y, back)
+    }
+
+    fn comoment(&self) -> Mat<f64> {
+        let d = self.x.ncols();
+        let mut out = Mat::<f64>::zeros(d, d);
+        self.each_block(|_, t| matmul(out.as_mut(), Accum::Add, t, t.transpose(), 1.0));
+        out
+    }
+
+    fn gram(&self) -> Mat<f64> {
+        // rows beyond features: the Gram route's `n x n` (every pair of blocks)
+        let n = self.rows.len();
+        let mut out = Mat::<f64>::zeros(n, n);
+        self.each_block(|a, ta| {
+            let ta = ta.to_owned();
+            self.each_block(|b, tb| {
+                let dst = out.as_mut().submatrix_mut(a, b, ta.ncols(), tb.ncols());
+                matmul(dst, Accum::Replace, ta.transpose(), tb, 1.0);
+            });
+        });
+        out
+    }
+}
 
 /// The class mean, its top `p` principal directions (`d x p`) and its centred rows projected on
-/// them (`n x p`): [`principal`](crate::linalg::principal) of [`centred`], without the `n x d`
-/// f64 copy when the class has at least as many rows as features (the covariance and the
-/// projections are summed a block of rows at a time; one block when the class has at most
-/// 4,096 rows, which computes exactly what the whole copy does). Fewer rows than features take
-/// the Gram route on the (small) copy.
+/// them (`n x p`): [`principal`](crate::linalg::principal) of the class's rows, read a block
+/// at a time ([`ClassRows`]).
 pub(crate) fn class_principal(
     data: &Dataset,
     rows: &[usize],
     p: usize,
 ) -> Option<(Vec<f64>, Mat<f64>, Mat<f64>)> {
-    let (n, d) = (rows.len(), data.n_features());
-    if d > n || n <= ROW_BLOCK {
-        let (mean, c) = centred(data, rows);
-        let (basis, y) = crate::linalg::principal(&c, p)?;
-        return Some((mean, basis, y));
-    }
-    let x = data.features();
-    let mean = class_mean(data, rows);
-    let block =
-        |part: &[usize]| Mat::from_fn(part.len(), d, |r, j| f64::from(x[[part[r], j]]) - mean[j]);
-    let mut cov = Mat::<f64>::zeros(d, d);
-    for part in rows.chunks(ROW_BLOCK) {
-        let c = block(part);
-        cov += poisonguard_linalg::at_b(c.as_ref(), c.as_ref());
-    }
-    let basis = crate::linalg::top_directions(cov, n, p)?;
-    let mut y = Mat::<f64>::zeros(n, p);
-    for (b, part) in rows.chunks(ROW_BLOCK).enumerate() {
-        let yb = poisonguard_linalg::a_b(block(part).as_ref(), basis.as_ref());
-        y.as_mut().subrows_mut(b * ROW_BLOCK, part.len()).copy_from(&yb);
-    }
-    Some((mean, basis, y))
+    let x = ClassRows::new(data, rows);
+    let (basis, y) = crate::linalg::principal(&x, p)?;
+    Some((x.into_mean(), basis, y))
 }
 
 /// The class mean, f64 accumulation.
@@ -447,7 +550,7 @@ mod tests {
         let rows: Vec<usize> = (3..n + 3).collect();
         let (mean, basis, y) = class_principal(&data, &rows, 3).unwrap();
         let (mean0, c) = centred(&data, &rows);
-        let (basis0, y0) = crate::linalg::principal(&c, 3).unwrap();
+        let (basis0, y0) = crate::linalg::principal(&c.as_ref(), 3).unwrap();
         assert_eq!(mean, mean0);
         for j in 0..3 {
             let sign = if basis[(0, j)] * basis0[(0, j)] < 0.0 { -1.0 } else { 1.0 };

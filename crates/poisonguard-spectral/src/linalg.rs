@@ -33,11 +33,57 @@ pub(crate) struct Iteration {
     pub seed: u64,
 }
 
+/// A centred class matrix `X` (`n x d`) as the solvers of this module read it: its products with
+/// a few columns and its co-moment matrices. Either a dense f64 copy ([`MatRef`]) or the class's
+/// f32 rows centred a block at a time ([`ClassRows`](crate::classes::ClassRows)), which gives the
+/// same results without the `n x d` f64 copy (10^5 rows x 512 features are 410 MB a class).
+pub(crate) trait ClassMatrix {
+    /// `(n, d)`.
+    fn shape(&self) -> (usize, usize);
+    /// `sum_ij x_ij^2`.
+    fn squared_norm(&self) -> f64;
+    /// `X Q` (`n x b`).
+    fn times(&self, q: MatRef<'_, f64>) -> Mat<f64>;
+    /// `X^T Y` (`d x b`).
+    fn t_times(&self, y: MatRef<'_, f64>) -> Mat<f64>;
+    /// `(X Q, X^T X Q)`: one pass over the rows where they are read a block at a time.
+    fn times_and_back(&self, q: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
+        let y = self.times(q);
+        let back = self.t_times(y.as_ref());
+        (y, back)
+    }
+    /// `X^T X` (`d x d`).
+    fn comoment(&self) -> Mat<f64>;
+    /// `X X^T` (`n x n`).
+    fn gram(&self) -> Mat<f64>;
+}
+
+impl ClassMatrix for MatRef<'_, f64> {
+    fn shape(&self) -> (usize, usize) {
+        (self.nrows(), self.ncols())
+    }
+    fn squared_norm(&self) -> f64 {
+        self.squared_norm_l2()
+    }
+    fn times(&self, q: MatRef<'_, f64>) -> Mat<f64> {
+        a_b(*self, q)
+    }
+    fn t_times(&self, y: MatRef<'_, f64>) -> Mat<f64> {
+        at_b(*self, y)
+    }
+    fn comoment(&self) -> Mat<f64> {
+        at_b(*self, *self)
+    }
+    fn gram(&self) -> Mat<f64> {
+        a_b(*self, self.transpose())
+    }
+}
+
 /// Top eigenpairs of `X^T X / n` for a centred `n x d` matrix `x` (n >= 1, d >= 1).
 /// Returns `None` when the symmetric eigensolver fails.
-pub(crate) fn top_eigen(x: MatRef<'_, f64>, it: Iteration) -> Option<TopEigen> {
-    let (n, d) = (x.nrows(), x.ncols());
-    let trace = x.squared_norm_l2() / n as f64;
+pub(crate) fn top_eigen(x: &impl ClassMatrix, it: Iteration) -> Option<TopEigen> {
+    let (n, d) = x.shape();
+    let trace = x.squared_norm() / n as f64;
     let (lambda1, lambda2, mut vector) =
         if n.min(d) <= EXACT_MAX_DIM { exact(x)? } else { subspace(x, it)? };
     fix_sign(&mut vector);
@@ -58,11 +104,11 @@ pub(crate) fn top_eigen_of_covariance(cov: MatRef<'_, f64>) -> Option<TopEigen> 
     Some(TopEigen { lambda1: l1.max(0.0), lambda2: l2.max(0.0), trace, vector })
 }
 
-fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
-    let (n, d) = (x.nrows(), x.ncols());
+fn exact(x: &impl ClassMatrix) -> Option<(f64, f64, Vec<f64>)> {
+    let (n, d) = x.shape();
     let scale = 1.0 / n as f64;
     if d <= n {
-        let mut c = at_b(x, x);
+        let mut c = x.comoment();
         c *= faer::Scale(scale);
         let (vals, vecs) = sym_eigen(c.as_ref())?;
         let l1 = vals[d - 1];
@@ -70,12 +116,12 @@ fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
         Some((l1.max(0.0), l2.max(0.0), vecs.col(d - 1).iter().copied().collect()))
     } else {
         // Gram route: X X^T u = lambda u  =>  v = X^T u / |X^T u|.
-        let mut g = a_b(x, x.transpose());
+        let mut g = x.gram();
         g *= faer::Scale(scale);
         let (vals, vecs) = sym_eigen(g.as_ref())?;
         let l1 = vals[n - 1];
         let l2 = if n > 1 { vals[n - 2] } else { 0.0 };
-        let v = at_b(x, vecs.col(n - 1).as_mat());
+        let v = x.t_times(vecs.col(n - 1).as_mat());
         let mut v: Vec<f64> = v.col(0).iter().copied().collect();
         normalize(&mut v);
         Some((l1.max(0.0), l2.max(0.0), v))
@@ -93,8 +139,8 @@ fn exact(x: MatRef<'_, f64>) -> Option<(f64, f64, Vec<f64>)> {
 /// and on 2 x 10^5 x 512 Gaussian rows in ten classes it ran all 300 steps through `X` (39 s for
 /// `spectral_signature`, 4.9 s through the covariance). So a step costs at most about twice the
 /// cheaper of the two routes, whether the iteration converges fast or not.
-fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
-    let (n, d) = (x.nrows(), x.ncols());
+fn subspace(x: &impl ClassMatrix, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
+    let (n, d) = x.shape();
     let b = BLOCK.min(d);
     let mut rng = SmallRng::seed_from_u64(it.seed);
     let mut q = Mat::from_fn(d, b, |_, _| rng.random_range(-1.0..1.0));
@@ -110,10 +156,10 @@ fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
                 (cq, t)
             }
             None => {
-                let y = a_b(x, q.as_ref()); // n x b
+                let (y, back) = x.times_and_back(q.as_ref()); // n x b, d x b
                 let mut t = at_b(y.as_ref(), y.as_ref());
                 t *= faer::Scale(1.0 / n as f64);
-                (at_b(x, y.as_ref()), t)
+                (back, t)
             }
         }
     };
@@ -121,7 +167,7 @@ fn subspace(x: MatRef<'_, f64>, it: Iteration) -> Option<(f64, f64, Vec<f64>)> {
     let mut ritz = None;
     for iter in 0..it.max_iter.max(1) {
         if iter == switch_at {
-            let mut c = at_b(x, x);
+            let mut c = x.comoment();
             c *= faer::Scale(1.0 / n as f64);
             cov = Some(c);
         }
@@ -204,21 +250,21 @@ pub(crate) fn top_directions(mut comoment: Mat<f64>, n: usize, p: usize) -> Opti
 }
 
 /// The top `p` principal directions of the centred class matrix (`d x p`) and the projected rows.
-pub(crate) fn principal(c: &Mat<f64>, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
-    let (n, d) = (c.nrows(), c.ncols());
+pub(crate) fn principal(c: &impl ClassMatrix, p: usize) -> Option<(Mat<f64>, Mat<f64>)> {
+    let (n, d) = c.shape();
     let basis = if d <= n {
-        top_directions(at_b(c.as_ref(), c.as_ref()), n, p)?
+        top_directions(c.comoment(), n, p)?
     } else {
         // Gram route: C C^T u = lambda u  =>  v = C^T u / |C^T u|
-        let g = a_b(c.as_ref(), c.transpose());
+        let g = c.gram();
         let (_, u) = eig_desc(g.as_ref())?;
-        let v = at_b(c.as_ref(), u.as_ref());
+        let v = c.t_times(u.as_ref());
         Mat::from_fn(d, p, |r, j| {
             let norm = (0..d).map(|t| v[(t, j)] * v[(t, j)]).sum::<f64>().sqrt();
             if norm > 0.0 { v[(r, j)] / norm } else { 0.0 }
         })
     };
-    let y = a_b(c.as_ref(), basis.as_ref());
+    let y = c.times(basis.as_ref());
     Some((basis, y))
 }
 
@@ -266,8 +312,8 @@ mod tests {
         let it = Iteration { max_iter: 500, tol: 1e-13, seed: 7 };
         for (n, d) in [(300, 200), (150, 400)] {
             let x = centred(n, d, 3, 4.0);
-            let (e1, e2, ev) = exact(x.as_ref()).unwrap();
-            let (s1, s2, sv) = subspace(x.as_ref(), it).unwrap();
+            let (e1, e2, ev) = exact(&x.as_ref()).unwrap();
+            let (s1, s2, sv) = subspace(&x.as_ref(), it).unwrap();
             assert!((e1 - s1).abs() < 1e-9 * e1, "lambda1 {e1} vs {s1}");
             assert!((e2 - s2).abs() < 1e-6 * e2, "lambda2 {e2} vs {s2}");
             let cos: f64 = ev.iter().zip(&sv).map(|(a, b)| a * b).sum();
@@ -278,7 +324,7 @@ mod tests {
     #[test]
     fn finds_the_planted_direction() {
         let x = centred(400, 20, 1, 5.0);
-        let t = top_eigen(x.as_ref(), Iteration { max_iter: 100, tol: 1e-10, seed: 0 }).unwrap();
+        let t = top_eigen(&x.as_ref(), Iteration { max_iter: 100, tol: 1e-10, seed: 0 }).unwrap();
         let s = std::f64::consts::FRAC_1_SQRT_2;
         assert!(
             t.vector[0] > 0.65 && (t.vector[0] - s).abs() < 0.05 && (t.vector[1] - s).abs() < 0.05

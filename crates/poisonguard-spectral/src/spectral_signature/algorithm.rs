@@ -4,7 +4,9 @@ use poisonguard_core::{
 };
 
 use super::hyperparams::{SignatureScore, SpectralSignatureParams, SpectralSignatureValidParams};
-use crate::classes::{ClassGate, PerClass, centred, fit_classes, per_class_fitted, tail_ratio_of};
+use crate::classes::{
+    ClassGate, ClassRows, PerClass, centred, fit_classes, per_class_fitted, tail_ratio_of,
+};
 use crate::error::{Error, Result};
 use crate::linalg::{Iteration, TopEigen, top_eigen, top_eigen_of_covariance};
 use poisonguard_linalg::Moments;
@@ -110,17 +112,15 @@ fn fit_class(
     p: &SpectralSignatureValidParams,
     class: usize,
 ) -> Option<(ClassFit, TopEigen, Vec<f64>)> {
-    let d = data.n_features();
-    let (mean, centred) = centred(data, rows);
+    let x = ClassRows::new(data, rows);
     let it = Iteration {
         max_iter: p.max_iter,
         tol: p.tol,
         seed: poisonguard_core::derive_seed(p.seed, class as u64),
     };
-    let eig = top_eigen(centred.as_ref(), it)?;
-    let proj: Vec<f64> =
-        (0..rows.len()).map(|r| (0..d).map(|j| centred[(r, j)] * eig.vector[j]).sum()).collect();
-    let fit = class_fit(mean, &eig, &proj, p.score);
+    let eig = top_eigen(&x, it)?;
+    let proj = x.projections(&eig.vector);
+    let fit = class_fit(x.into_mean(), &eig, &proj, p.score);
     Some((fit, eig, proj))
 }
 
