@@ -293,32 +293,36 @@ impl Audit {
         let bare = if keep { FitContext::default() } else { FitContext::default().for_scan() };
         // On a table of at most OVERLAP_BYTES of features, the detectors that read no graph fit
         // while the graphs are built (the search leaves a core idle at times, and the two would
-        // otherwise run one after the other); on larger ones after, so that the working memory
-        // of the search and of those detectors does not add up.
+        // otherwise run one after the other); on larger ones after the graphs' readers, once the
+        // graphs are dropped, so that the working memory of the search, of the graphs and of
+        // those detectors does not add up (10^6 x 512: the 50-NN graph's 200 MB).
         let overlap =
             data.n_samples() * data.n_features() * std::mem::size_of::<f32>() <= OVERLAP_BYTES;
-        let independent = |i: &usize| !reads_graph(self.detectors[*i].as_ref());
-        let first: Vec<usize> = if overlap {
-            (0..self.detectors.len()).filter(independent).collect()
-        } else {
-            Vec::new()
+        let (readers, independent): (Vec<usize>, Vec<usize>) =
+            (0..self.detectors.len()).partition(|&i| reads_graph(self.detectors[i].as_ref()));
+        let fit_all = |which: &[usize], ctx: &FitContext<'_>| -> Vec<_> {
+            which.par_iter().map(|&i| fit(self.detectors[i].as_ref(), ctx)).collect()
         };
-        let ((shared, standardized), early) = rayon::join(graphs, || {
-            first.par_iter().map(|&i| fit(self.detectors[i].as_ref(), &bare)).collect::<Vec<_>>()
-        });
-        let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
-        if let Some(g) = &standardized {
-            ctx = ctx.and_standardized_knn(g);
-        }
-        if !keep {
-            ctx = ctx.for_scan();
-        }
-        let rest: Vec<usize> = (0..self.detectors.len()).filter(|i| !first.contains(i)).collect();
-        let late: Vec<_> =
-            rest.par_iter().map(|&i| fit(self.detectors[i].as_ref(), &ctx)).collect();
+        let ((shared, standardized), early) =
+            rayon::join(graphs, || if overlap { fit_all(&independent, &bare) } else { Vec::new() });
+        let read = {
+            let mut ctx = shared.as_ref().map(FitContext::with_knn).unwrap_or_default();
+            if let Some(g) = &standardized {
+                ctx = ctx.and_standardized_knn(g);
+            }
+            if !keep {
+                ctx = ctx.for_scan();
+            }
+            fit_all(&readers, &ctx)
+        };
+        drop((shared, standardized));
+        let independent_fits = if overlap { early } else { fit_all(&independent, &bare) };
         // in the order the detectors were added
-        let mut outcomes: Vec<_> =
-            first.into_iter().zip(early).chain(rest.into_iter().zip(late)).collect();
+        let mut outcomes: Vec<_> = readers
+            .into_iter()
+            .zip(read)
+            .chain(independent.into_iter().zip(independent_fits))
+            .collect();
         outcomes.sort_by_key(|(i, _)| *i);
         let outcomes: Vec<Result<(DetectorRun, Option<Fitted>), DetectorFailure>> =
             outcomes.into_iter().map(|(_, o)| o).collect();
