@@ -248,7 +248,7 @@ fn index_search<S: Source>(
         let i = *i as usize;
         write(i, finish(i, answer.iter().map(|&j| (j, 0.0)).collect()));
     }
-    let batch_rows = cells.batch_rows(n);
+    let batch_rows = cells.batch_rows(n, k);
     for start in (0..n).step_by(batch_rows) {
         let end = (start + batch_rows).min(n);
         let batch: Vec<u32> = (start as u32..end as u32)

@@ -56,6 +56,12 @@ const QUERIES_PER_CELL: usize = 1024;
 const PROGRESS_STEPS: usize = 16;
 /// Cells searched side by side before their candidates are merged ([`search_cells`]).
 const CELLS_AT_ONCE: usize = 64;
+/// Most candidate-list entries (8 bytes each) of one query batch's rows: a batch's lists and
+/// their copies (the rows' merged lists, the cells' lists, the candidates found) exist at once,
+/// and glibc does not give all of it back between batches. At 10^6 x 512, 50 neighbours, the
+/// 62,500-row batches (`PROGRESS_STEPS`) held 460 MiB beside the graph; batches of 18,000 rows
+/// hold a quarter. Small tables' batches are smaller already (10^5 rows: 6,250).
+const BATCH_PAIRS: usize = 1 << 21;
 /// Smallest query batch.
 const MIN_BATCH: usize = 1024;
 
@@ -128,10 +134,12 @@ impl Cells {
         Self { centroids, lists, sizes, n_probe, max_norm: data.max_norm(), held }
     }
 
-    /// Query rows per batch, of `n` in all.
-    pub(crate) fn batch_rows(&self, n: usize) -> usize {
+    /// Query rows per batch, of `n` in all, for `k` neighbours: at most [`BATCH_PAIRS`] list
+    /// entries of `2 (k + 8)` each.
+    pub(crate) fn batch_rows(&self, n: usize, k: usize) -> usize {
         let per_cell = QUERIES_PER_CELL * self.lists.len() / self.n_probe;
-        per_cell.min(n.div_ceil(PROGRESS_STEPS)).max(MIN_BATCH).min(n.max(1))
+        let by_memory = BATCH_PAIRS / (2 * (k + RERANK_EXTRA));
+        per_cell.min(n.div_ceil(PROGRESS_STEPS)).min(by_memory).max(MIN_BATCH).min(n.max(1))
     }
 
     /// The `k` nearest indexed rows of each row `batch` of `data` (the query itself left out
@@ -327,7 +335,7 @@ impl IvfIndex {
         let mut indices = Vec::with_capacity(q * k);
         let mut distances = Vec::with_capacity(q * k);
         let all: Vec<u32> = (m as u32..(m + q) as u32).collect();
-        for batch in all.chunks(self.cells.batch_rows(q)) {
+        for batch in all.chunks(self.cells.batch_rows(q, k)) {
             for row in self.cells.search_batch(&joined, batch, k, &work, &|_, found| found) {
                 for (j, dist) in row {
                     indices.push(j);
