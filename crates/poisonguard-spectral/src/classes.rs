@@ -2,8 +2,7 @@
 //! centre a class's rows, declare classes attacked, keep one fitted state ([`PerClass`]), check
 //! and score new rows, answer as a [`FittedDetector`](poisonguard_core::FittedDetector).
 
-use faer::Accum;
-use faer::{Mat, MatRef};
+use faer::{Accum, Mat, MatRef};
 use poisonguard_core::{
     AUTO_ALPHA, Calibration, ClassFinding, ClassId, DataError, Dataset, Detection, DetectorId,
     ESTIMATE_LEVEL, LabelMap, LabelValue, Labels, PoisonEstimate, Reason, ScoreNull, SkippedClass,

@@ -36,7 +36,8 @@ pub(crate) struct Iteration {
 /// A centred class matrix `X` (`n x d`) as the solvers of this module read it: its products with
 /// a few columns and its co-moment matrices. Either a dense f64 copy ([`MatRef`]) or the class's
 /// f32 rows centred a block at a time ([`ClassRows`](crate::classes::ClassRows)), which gives the
-/// same results without the `n x d` f64 copy (10^5 rows x 512 features are 410 MB a class).
+/// same values up to the order of the sums over rows, without the `n x d` f64 copy (10^5 rows x
+/// 512 features are 410 MB a class).
 pub(crate) trait ClassMatrix {
     /// `(n, d)`.
     fn shape(&self) -> (usize, usize);
