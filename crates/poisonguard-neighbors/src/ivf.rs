@@ -59,8 +59,10 @@ const CELLS_AT_ONCE: usize = 64;
 /// Most candidate-list entries (8 bytes each) of one query batch's rows: a batch's lists and
 /// their copies (the rows' merged lists, the cells' lists, the candidates found) exist at once,
 /// and glibc does not give all of it back between batches. At 10^6 x 512, 50 neighbours, the
-/// 62,500-row batches (`PROGRESS_STEPS`) held 460 MiB beside the graph; batches of 18,000 rows
-/// hold a quarter. Small tables' batches are smaller already (10^5 rows: 6,250).
+/// 62,500-row batches (`PROGRESS_STEPS`) held 460 MiB beside the graph; with the 18,078 rows
+/// this allows, the search's resident memory grows by the graph alone (at the price of reading
+/// every cell's rows once per batch: about 15% more time there). Small tables' batches are
+/// smaller already (10^5 rows: 6,250).
 const BATCH_PAIRS: usize = 1 << 21;
 /// Smallest query batch.
 const MIN_BATCH: usize = 1024;
