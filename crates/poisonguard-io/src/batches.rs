@@ -260,28 +260,42 @@ impl RowBatches {
             }
             Kind::Parquet { columns, embedding } => {
                 let start = rows.start;
-                let frame = parquet_slice(file, rows, Some(columns))?;
-                let x = match embedding {
-                    Some(column) => columns::embedding_matrix(
-                        &shown,
-                        columns::get(&frame, &shown, column, "embedding")?,
-                    ),
-                    None => columns::feature_matrix(&shown, &frame, columns),
-                }
-                .map_err(|e| at_row(e, start))?;
-                if x.ncols() != d {
-                    return Err(Error::Unsupported {
-                        path: shown,
-                        what: format!(
-                            "rows from {start} have {} features where the first have {d}",
-                            x.ncols()
-                        ),
-                    });
-                }
-                Ok(x)
+                parquet_features(file, &shown, rows, start, columns, embedding.as_deref(), d)
             }
         }
     }
+}
+
+/// Rows `rows` of the Parquet `file`'s `d` features: its list column `embedding`, or its numeric
+/// `columns`. Errors name `shown` and count rows from `first_row` (the number `rows.start` goes
+/// by there).
+pub(crate) fn parquet_features(
+    file: &Path,
+    shown: &str,
+    rows: Range<usize>,
+    first_row: usize,
+    columns: &[String],
+    embedding: Option<&str>,
+    d: usize,
+) -> Result<Array2<f32>> {
+    let frame = parquet_slice(file, rows, Some(columns))?;
+    let x = match embedding {
+        Some(column) => {
+            columns::embedding_matrix(shown, columns::get(&frame, shown, column, "embedding")?)
+        }
+        None => columns::feature_matrix(shown, &frame, columns),
+    }
+    .map_err(|e| at_row(e, first_row))?;
+    if x.ncols() != d {
+        return Err(Error::Unsupported {
+            path: shown.to_string(),
+            what: format!(
+                "rows from {first_row} have {} features where the first have {d}",
+                x.ncols()
+            ),
+        });
+    }
+    Ok(x)
 }
 
 /// A reading error of rows counted from `start` of the file, with its row counted in the file.
@@ -292,6 +306,12 @@ fn at_row(e: Error, start: usize) -> Error {
         }
         Error::OutOfF32Range { path, column, row, value } => {
             Error::OutOfF32Range { path, column, row: row + start, value }
+        }
+        Error::MissingValue { path, column, row } => {
+            Error::MissingValue { path, column, row: row + start }
+        }
+        Error::EmbeddingLength { path, column, row, expected, found } => {
+            Error::EmbeddingLength { path, column, row: row + start, expected, found }
         }
         e => e,
     }

@@ -278,6 +278,34 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
     Ok(frame)
 }
 
+/// A Parquet file's column names, the ones a load with `opts` reads (as [`arrow_columns`]) and
+/// the row counts of its row groups, from its footer: no column is read. An empty file, and a file of no rows, are
+/// errors as [`read_columns`] gives them.
+pub(crate) fn parquet_header(
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<(Vec<String>, Vec<String>, Vec<usize>)> {
+    let shown = path.display().to_string();
+    check_input_file(path)?;
+    let parse = |e: PolarsError| Error::Parse {
+        path: shown.clone(),
+        format: "Parquet",
+        message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
+    };
+    let (names, wanted, groups) = guarded(&shown, "Parquet", || {
+        let mut reader = ParquetReader::new(open(path)?);
+        let schema = reader.schema().map_err(parse)?;
+        let (names, wanted) = arrow_columns(&shown, &schema, Some(opts))?;
+        let metadata = reader.get_metadata().map_err(parse)?;
+        let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+        Ok((names, wanted, groups))
+    })?;
+    if groups.iter().sum::<usize>() == 0 {
+        return Err(Error::NoRows { path: shown });
+    }
+    Ok((names, wanted, groups))
+}
+
 /// Runs a binary reader on a file, turning a panic inside it into [`Error::Parse`]: polars'
 /// Arrow readers assert on some malformed files (a damaged record batch of an IPC stream)
 /// instead of returning an error, and a damaged input file is bad input, not a crash. The panic

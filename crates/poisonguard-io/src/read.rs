@@ -8,8 +8,11 @@ use polars::prelude::*;
 
 use crate::columns::{Roles, attach, feature_matrix, roles_of, table_from_frame};
 use crate::error::{Error, Result};
-use crate::files::{check_named_columns, column_list, is_npy, read_frame, read_shards, shards};
-use crate::table::{LoadOptions, RowFlags, Table};
+use crate::files::{
+    check_named_columns, column_list, is_npy, parquet_header, read_frame, read_shards,
+    shard_mismatch, shards,
+};
+use crate::table::{Format, LoadOptions, RowFlags, Table};
 
 /// Reads a CSV, Parquet or Arrow IPC file (by extension) into a [`Table`].
 ///
@@ -42,9 +45,106 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
             what: "a meta file goes with a .npy feature array; a CSV or Parquet input holds its own label, id, source and truth columns".into(),
         });
     }
+    if files.iter().all(|f| Format::of(f, false).ok() == Some(Format::Parquet)) {
+        return load_parquet(path, &files, opts, SLICE_BYTES);
+    }
     let (frame, names) = read_shards(path, &files, Some(opts))?;
     check_named_columns(&path.display().to_string(), &names, opts)?;
     table_from_frame(path, &frame, &names, opts)
+}
+
+/// Bytes of features a Parquet load decodes at a time, as whole row groups: consecutive groups
+/// are read together up to this size, a larger group alone.
+const SLICE_BYTES: usize = 64 << 20;
+
+/// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame, but with
+/// the features decoded a few row groups at a time straight into the matrix: the load holds the
+/// matrix and at most one slice of row groups (64 MiB of features, or one larger group), where a
+/// frame of every feature beside the matrix held the features twice. (A slice inside a row group
+/// is not read alone: polars decodes a group's column up to the slice's end, so a file of one
+/// large group read in slices took 1.6x the time and no less memory.) The structure (which
+/// columns are features, role conflicts, an embedding column's width) comes from the first row,
+/// every row's values are checked as the frame's would be, and the role columns are read whole
+/// after the features. `slice_bytes` is [`SLICE_BYTES`] but in tests.
+fn load_parquet(
+    path: &Path,
+    files: &[PathBuf],
+    opts: &LoadOptions,
+    slice_bytes: usize,
+) -> Result<Table> {
+    let shown = path.display().to_string();
+    let mut parts = Vec::with_capacity(files.len());
+    let mut first: Option<(Vec<String>, Vec<String>)> = None;
+    for file in files {
+        let (names, wanted, groups) = parquet_header(file, opts)?;
+        match &first {
+            None => first = Some((names, wanted)),
+            Some((first_names, _)) if *first_names != names => {
+                return Err(shard_mismatch(path, file, &names, &files[0], first_names));
+            }
+            Some(_) => {}
+        }
+        parts.push((file, groups));
+    }
+    let (names, wanted) = first.expect("`shards` gives at least one file");
+    check_named_columns(&shown, &names, opts)?;
+    let head = crate::batches::parquet_slice(&files[0], 0..1, Some(&wanted))?;
+    let structure = table_from_frame(path, &head, &names, opts)?;
+    let feature_names = structure.feature_names;
+    let d = feature_names.len();
+    let embedding = opts.embedding.as_deref();
+    let columns = match embedding {
+        Some(column) => vec![column.to_string()],
+        None => feature_names.clone(),
+    };
+    let n: usize = parts.iter().flat_map(|p| &p.1).sum();
+    let mut x = Array2::<f32>::zeros((n, d));
+    let slice_rows = (slice_bytes / (4 * d)).max(1);
+    let mut offset = 0;
+    for (file, groups) in parts {
+        let mut start = 0;
+        let mut groups = groups.iter().peekable();
+        while let Some(&rows) = groups.next() {
+            let mut end = start + rows;
+            while let Some(&&next) = groups.peek().filter(|&&&g| end - start + g <= slice_rows) {
+                end += next;
+                groups.next();
+            }
+            if end == start {
+                continue;
+            }
+            let piece = crate::batches::parquet_features(
+                file,
+                &shown,
+                start..end,
+                offset + start,
+                &columns,
+                embedding,
+                d,
+            )?;
+            let rows = ndarray::Slice::from(offset + start..offset + end);
+            x.slice_axis_mut(ndarray::Axis(0), rows).assign(&piece);
+            start = end;
+        }
+        offset += start;
+    }
+    let data_err = |error| Error::Data { path: shown.clone(), error };
+    let mut dataset = Dataset::new(x).map_err(data_err)?;
+    if embedding.is_none() {
+        dataset = dataset.with_feature_names(feature_names.clone()).map_err(data_err)?;
+    }
+    if opts.roles().is_empty() {
+        return Ok(Table { dataset, flags: RowFlags::default(), feature_names });
+    }
+    let role_opts = LoadOptions {
+        features: Some(Vec::new()),
+        exclude: Vec::new(),
+        embedding: None,
+        ..opts.clone()
+    };
+    let (frame, _) = read_shards(path, files, Some(&role_opts))?;
+    let (dataset, flags) = attach(&shown, dataset, roles_of(&shown, &frame, opts)?)?;
+    Ok(Table { dataset, flags, feature_names })
 }
 
 /// A polars `DataFrame` a pipeline already holds, read as [`load`] reads a file's columns (the
@@ -240,4 +340,97 @@ fn read_pred_probs(keys: &RowKeys, path: &Path) -> Result<Array2<f32>> {
         }));
     }
     feature_matrix(&shown, &frame, &columns)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+
+    /// A Parquet file of `frame` in row groups of 7 rows.
+    fn parquet(dir: &Path, name: &str, mut frame: DataFrame) -> PathBuf {
+        let path = dir.join(name);
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .with_row_group_size(Some(7))
+            .finish(&mut frame)
+            .unwrap();
+        path
+    }
+
+    /// 50 rows: three float columns, the same values as a list column, labels and ids.
+    fn frame(nan_at: Option<usize>) -> DataFrame {
+        let value = |i: usize, j: usize| {
+            if nan_at == Some(i) && j == 1 { f32::NAN } else { (i * 3 + j) as f32 * 0.25 - 7.0 }
+        };
+        let col = |j: usize| (0..50).map(|i| value(i, j)).collect::<Vec<f32>>();
+        let lists: Vec<Series> = (0..50)
+            .map(|i| Series::new("".into(), (0..3).map(|j| value(i, j)).collect::<Vec<_>>()))
+            .collect();
+        df!(
+            "a" => col(0),
+            "b" => col(1),
+            "c" => col(2),
+            "emb" => lists,
+            "label" => (0..50).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
+            "id" => (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>()
+        )
+        .unwrap()
+    }
+
+    /// The table `load_parquet` reads a slice of row groups at a time is the one the whole
+    /// frame gives, for numeric columns and for a list column, whatever the slice's size.
+    #[test]
+    fn a_parquet_load_in_slices_reads_the_frame_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = parquet(dir.path(), "t.parquet", frame(None));
+        let only_a = LoadOptions { features: Some(vec!["a".into()]), ..LoadOptions::default() };
+        let groups = parquet_header(&path, &only_a).unwrap().2;
+        assert_eq!((groups.len(), groups.iter().sum::<usize>()), (7, 50), "{groups:?}");
+        let roles = LoadOptions {
+            label: Some("label".into()),
+            id: Some("id".into()),
+            exclude: vec!["emb".into()],
+            ..LoadOptions::default()
+        };
+        let embedded =
+            LoadOptions { embedding: Some("emb".into()), exclude: Vec::new(), ..roles.clone() };
+        for opts in [roles, embedded] {
+            let (whole, names) =
+                read_shards(&path, std::slice::from_ref(&path), Some(&opts)).unwrap();
+            let want = table_from_frame(&path, &whole, &names, &opts).unwrap();
+            // one row, two row groups and a half (a group is never split), everything
+            for slice_bytes in [1, 4 * 3 * 17, 1 << 20] {
+                let got =
+                    load_parquet(&path, std::slice::from_ref(&path), &opts, slice_bytes).unwrap();
+                assert_eq!(got.dataset().features(), want.dataset().features());
+                assert_eq!(got.dataset().labels(), want.dataset().labels());
+                assert_eq!(got.dataset().ids(), want.dataset().ids());
+                assert_eq!(got.dataset().feature_names(), want.dataset().feature_names());
+                assert_eq!(got.feature_names(), want.feature_names());
+            }
+        }
+    }
+
+    /// A bad value in a later slice is named by its row in the table, as the whole frame names it.
+    #[test]
+    fn a_bad_value_in_a_later_slice_is_named_by_its_table_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = parquet(dir.path(), "nan.parquet", frame(Some(23)));
+        for embedding in [None, Some("emb".to_string())] {
+            let opts = LoadOptions {
+                label: Some("label".into()),
+                exclude: if embedding.is_none() { vec!["emb".into(), "id".into()] } else { vec![] },
+                embedding,
+                ..LoadOptions::default()
+            };
+            let e = load_parquet(&path, std::slice::from_ref(&path), &opts, 4 * 3 * 7)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("row 23"), "{e}");
+            let (whole, names) =
+                read_shards(&path, std::slice::from_ref(&path), Some(&opts)).unwrap();
+            let want = table_from_frame(&path, &whole, &names, &opts).unwrap_err().to_string();
+            assert_eq!(e, want);
+        }
+    }
 }
