@@ -4,12 +4,17 @@ tables of benches/RESULTS.md (10^6 x 512, 10^6 x 128) are this recipe.
 
     python benches/peers/make_mixture.py OUT --rows 1000000 --dims 512 --classes 10 --seed 2
 
-writes OUT.npy (f32, rows x dims) and OUT_meta.parquet (`label`). Each class has a centre drawn
+writes OUT.npy (f32, rows x dims) and OUT_meta.parquet (`label`); with --parquet also OUT.parquet,
+the same rows as a FixedSizeList<float32> column `embedding` beside `label`, written a block of
+65,536 rows (one row group) at a time, as a streaming writer (pyarrow's ParquetWriter, Spark)
+writes a large table. Each class has a centre drawn
 N(0, 1) per coordinate; each row is its class's centre plus unit Gaussian noise; labels are
 uniform over the classes. Rows are written a block at a time, so the table never sits in memory
 twice. Then, after `cargo build --release -p poisonguard-cli`:
 
     /usr/bin/time -v target/release/poisonguard scan OUT.npy --meta OUT_meta.parquet \\
+        --label label --timings
+    /usr/bin/time -v target/release/poisonguard scan OUT.parquet --embedding embedding \\
         --label label --timings
 """
 import argparse
@@ -28,6 +33,7 @@ def main() -> None:
     ap.add_argument("--dims", type=int, default=512)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--parquet", action="store_true", help="also write OUT.parquet (list column)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.classes, args.dims)).astype(np.float32)
@@ -41,6 +47,18 @@ def main() -> None:
         x[start:stop] = centres[labels[start:stop]] + noise
     x.flush()
     pq.write_table(pa.table({"label": labels.astype(np.int64)}), f"{args.out}_meta.parquet")
+    if args.parquet:
+        vector = pa.list_(pa.float32(), args.dims)
+        schema = pa.schema([("embedding", vector), ("label", pa.int64())])
+        with pq.ParquetWriter(f"{args.out}.parquet", schema) as writer:
+            for start in range(0, args.rows, BLOCK):
+                stop = min(start + BLOCK, args.rows)
+                values = pa.array(np.ascontiguousarray(x[start:stop]).reshape(-1))
+                block = {
+                    "embedding": pa.FixedSizeListArray.from_arrays(values, args.dims),
+                    "label": labels[start:stop].astype(np.int64),
+                }
+                writer.write_table(pa.table(block, schema=schema))
 
 
 if __name__ == "__main__":
