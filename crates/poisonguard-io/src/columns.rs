@@ -258,6 +258,9 @@ pub(crate) fn embedding_matrix(path: &str, col: &Column) -> Result<Array2<f32>> 
         (other, _) => return Err(not_floats(format!("lists of {other}"))),
     };
     let n = col.len();
+    if let Some(x) = fixed_f32_matrix(&col) {
+        return Ok(x);
+    }
     let mut width: Option<usize> = None;
     let mut cells: Vec<f32> = Vec::new();
     let mut push_row = |i: usize, row: Option<&Series>| -> Result<()> {
@@ -335,6 +338,29 @@ pub(crate) fn embedding_matrix(path: &str, col: &Column) -> Result<Array2<f32>> 
         });
     }
     Ok(Array2::from_shape_vec((n, d), cells).expect("n rows of d values"))
+}
+
+/// The common case of [`embedding_matrix`] without a value at a time: a fixed-size list column
+/// of f32 without a missing list or value, every value finite, is its inner values as they lie.
+/// `None` for anything else (the caller's row-by-row reading then names the bad value).
+fn fixed_f32_matrix(col: &Column) -> Option<Array2<f32>> {
+    let DataType::Array(inner, d) = col.dtype() else { return None };
+    if **inner != DataType::Float32 || *d == 0 || col.null_count() > 0 {
+        return None;
+    }
+    let values = col.as_materialized_series().array().ok()?.get_inner();
+    let values = values.f32().ok()?;
+    if values.null_count() > 0 || values.len() != col.len() * d {
+        return None;
+    }
+    let mut cells = Vec::with_capacity(values.len());
+    for chunk in values.downcast_iter() {
+        cells.extend_from_slice(chunk.values());
+    }
+    if !cells.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    Array2::from_shape_vec((col.len(), *d), cells).ok()
 }
 
 fn non_numeric(path: &str, name: &str, col: &Column) -> Error {

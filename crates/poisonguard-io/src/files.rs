@@ -279,12 +279,13 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
 }
 
 /// A Parquet file's column names, the ones a load with `opts` reads (as [`arrow_columns`]) and
-/// the row counts of its row groups, from its footer: no column is read. An empty file, and a file of no rows, are
+/// its row groups' row counts and uncompressed sizes (bytes, every column), from its footer: no
+/// column is read. An empty file, and a file of no rows, are
 /// errors as [`read_columns`] gives them.
 pub(crate) fn parquet_header(
     path: &Path,
     opts: &LoadOptions,
-) -> Result<(Vec<String>, Vec<String>, Vec<usize>)> {
+) -> Result<(Vec<String>, Vec<String>, Vec<(usize, usize)>)> {
     let shown = path.display().to_string();
     check_input_file(path)?;
     let parse = |e: PolarsError| Error::Parse {
@@ -297,10 +298,11 @@ pub(crate) fn parquet_header(
         let schema = reader.schema().map_err(parse)?;
         let (names, wanted) = arrow_columns(&shown, &schema, Some(opts))?;
         let metadata = reader.get_metadata().map_err(parse)?;
-        let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+        let groups = metadata.row_groups.iter().map(|g| (g.num_rows(), g.total_byte_size()));
+        let groups: Vec<(usize, usize)> = groups.collect();
         Ok((names, wanted, groups))
     })?;
-    if groups.iter().sum::<usize>() == 0 {
+    if groups.iter().all(|g| g.0 == 0) {
         return Err(Error::NoRows { path: shown });
     }
     Ok((names, wanted, groups))

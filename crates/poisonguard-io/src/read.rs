@@ -53,19 +53,20 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
     table_from_frame(path, &frame, &names, opts)
 }
 
-/// Bytes of features a Parquet load decodes at a time, as whole row groups: consecutive groups
-/// are read together up to this size, a larger group alone.
+/// Bytes of a Parquet file (uncompressed, as its footer counts them) a load decodes at a time,
+/// as whole row groups: consecutive groups are read together up to this size, a larger group
+/// alone.
 const SLICE_BYTES: usize = 64 << 20;
 
-/// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame, but with
-/// the features decoded a few row groups at a time straight into the matrix: the load holds the
-/// matrix and at most one slice of row groups (64 MiB of features, or one larger group), where a
-/// frame of every feature beside the matrix held the features twice. (A slice inside a row group
-/// is not read alone: polars decodes a group's column up to the slice's end, so a file of one
-/// large group read in slices took 1.6x the time and no less memory.) The structure (which
-/// columns are features, role conflicts, an embedding column's width) comes from the first row,
-/// every row's values are checked as the frame's would be, and the role columns are read whole
-/// after the features. `slice_bytes` is [`SLICE_BYTES`] but in tests.
+/// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame, a slice
+/// of whole row groups at a time. The first slice is read with the role columns and converted
+/// as the frame of a whole table is (the table's structure, its errors); a table that is one
+/// slice is just that. Otherwise the features of the first slice and of every later one are
+/// copied into the matrix, and the role columns are read whole at the end: the load holds the
+/// matrix and one slice, where the frame of every feature beside the matrix held the features
+/// twice. (A slice inside a row group is not read alone: polars reads and decodes a group's
+/// column chunk whole, so a file of one large group read in slices took 1.6x the time and no
+/// less memory.) `slice_bytes` is [`SLICE_BYTES`] but in tests.
 fn load_parquet(
     path: &Path,
     files: &[PathBuf],
@@ -73,7 +74,8 @@ fn load_parquet(
     slice_bytes: usize,
 ) -> Result<Table> {
     let shown = path.display().to_string();
-    let mut parts = Vec::with_capacity(files.len());
+    // the slices, each `(file, rows)`, in table order
+    let mut slices: Vec<(&PathBuf, std::ops::Range<usize>)> = Vec::new();
     let mut first: Option<(Vec<String>, Vec<String>)> = None;
     for file in files {
         let (names, wanted, groups) = parquet_header(file, opts)?;
@@ -84,49 +86,54 @@ fn load_parquet(
             }
             Some(_) => {}
         }
-        parts.push((file, groups));
+        let (mut start, mut end, mut bytes) = (0, 0, 0);
+        for (rows, size) in groups {
+            if end > start && bytes + size > slice_bytes {
+                slices.push((file, start..end));
+                (start, bytes) = (end, 0);
+            }
+            end += rows;
+            bytes += size;
+        }
+        if end > start {
+            slices.push((file, start..end));
+        }
     }
     let (names, wanted) = first.expect("`shards` gives at least one file");
     check_named_columns(&shown, &names, opts)?;
-    let head = crate::batches::parquet_slice(&files[0], 0..1, Some(&wanted))?;
-    let structure = table_from_frame(path, &head, &names, opts)?;
-    let feature_names = structure.feature_names;
+    let (file, rows) = slices[0].clone();
+    let frame = crate::batches::parquet_slice(file, rows, Some(&wanted))?;
+    let head = table_from_frame(path, &frame, &names, opts)?;
+    drop(frame);
+    if slices.len() == 1 {
+        return Ok(head);
+    }
+    let Table { dataset: head, feature_names, .. } = head;
     let d = feature_names.len();
     let embedding = opts.embedding.as_deref();
     let columns = match embedding {
         Some(column) => vec![column.to_string()],
         None => feature_names.clone(),
     };
-    let n: usize = parts.iter().flat_map(|p| &p.1).sum();
+    let n: usize = slices.iter().map(|s| s.1.len()).sum();
     let mut x = Array2::<f32>::zeros((n, d));
-    let slice_rows = (slice_bytes / (4 * d)).max(1);
-    let mut offset = 0;
-    for (file, groups) in parts {
-        let mut start = 0;
-        let mut groups = groups.iter().peekable();
-        while let Some(&rows) = groups.next() {
-            let mut end = start + rows;
-            while let Some(&&next) = groups.peek().filter(|&&&g| end - start + g <= slice_rows) {
-                end += next;
-                groups.next();
-            }
-            if end == start {
-                continue;
-            }
-            let piece = crate::batches::parquet_features(
-                file,
-                &shown,
-                start..end,
-                offset + start,
-                &columns,
-                embedding,
-                d,
-            )?;
-            let rows = ndarray::Slice::from(offset + start..offset + end);
-            x.slice_axis_mut(ndarray::Axis(0), rows).assign(&piece);
-            start = end;
-        }
-        offset += start;
+    let mut offset = head.n_samples();
+    x.slice_axis_mut(ndarray::Axis(0), ndarray::Slice::from(0..offset)).assign(&head.features());
+    drop(head);
+    for (file, rows) in &slices[1..] {
+        let len = rows.len();
+        let piece = crate::batches::parquet_features(
+            file,
+            &shown,
+            rows.clone(),
+            offset,
+            &columns,
+            embedding,
+            d,
+        )?;
+        let rows = ndarray::Slice::from(offset..offset + len);
+        x.slice_axis_mut(ndarray::Axis(0), rows).assign(&piece);
+        offset += len;
     }
     let data_err = |error| Error::Data { path: shown.clone(), error };
     let mut dataset = Dataset::new(x).map_err(data_err)?;
@@ -357,7 +364,8 @@ mod tests {
         path
     }
 
-    /// 50 rows: three float columns, the same values as a list column, labels and ids.
+    /// 50 rows: three float columns, the same values as a list column and as a fixed-size list
+    /// column, labels and ids.
     fn frame(nan_at: Option<usize>) -> DataFrame {
         let value = |i: usize, j: usize| {
             if nan_at == Some(i) && j == 1 { f32::NAN } else { (i * 3 + j) as f32 * 0.25 - 7.0 }
@@ -366,7 +374,7 @@ mod tests {
         let lists: Vec<Series> = (0..50)
             .map(|i| Series::new("".into(), (0..3).map(|j| value(i, j)).collect::<Vec<_>>()))
             .collect();
-        df!(
+        let mut frame = df!(
             "a" => col(0),
             "b" => col(1),
             "c" => col(2),
@@ -374,7 +382,12 @@ mod tests {
             "label" => (0..50).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
             "id" => (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>()
         )
-        .unwrap()
+        .unwrap();
+        // the lists again as a fixed-size list column
+        let fixed =
+            frame.column("emb").unwrap().cast(&DataType::Array(Box::new(DataType::Float32), 3));
+        frame.with_column(fixed.unwrap().with_name("fixed".into())).unwrap();
+        frame
     }
 
     /// The table `load_parquet` reads a slice of row groups at a time is the one the whole
@@ -385,21 +398,24 @@ mod tests {
         let path = parquet(dir.path(), "t.parquet", frame(None));
         let only_a = LoadOptions { features: Some(vec!["a".into()]), ..LoadOptions::default() };
         let groups = parquet_header(&path, &only_a).unwrap().2;
-        assert_eq!((groups.len(), groups.iter().sum::<usize>()), (7, 50), "{groups:?}");
+        let rows: Vec<usize> = groups.iter().map(|g| g.0).collect();
+        assert_eq!(rows, [7, 7, 7, 7, 7, 7, 8]);
+        // each group alone, two groups a slice, all of them in one
+        let two = groups[0].1 + groups[1].1;
         let roles = LoadOptions {
             label: Some("label".into()),
             id: Some("id".into()),
-            exclude: vec!["emb".into()],
+            exclude: vec!["emb".into(), "fixed".into()],
             ..LoadOptions::default()
         };
         let embedded =
             LoadOptions { embedding: Some("emb".into()), exclude: Vec::new(), ..roles.clone() };
-        for opts in [roles, embedded] {
+        let fixed = LoadOptions { embedding: Some("fixed".into()), ..embedded.clone() };
+        for opts in [roles, embedded, fixed] {
             let (whole, names) =
                 read_shards(&path, std::slice::from_ref(&path), Some(&opts)).unwrap();
             let want = table_from_frame(&path, &whole, &names, &opts).unwrap();
-            // one row, two row groups and a half (a group is never split), everything
-            for slice_bytes in [1, 4 * 3 * 17, 1 << 20] {
+            for slice_bytes in [1, two, usize::MAX] {
                 let got =
                     load_parquet(&path, std::slice::from_ref(&path), &opts, slice_bytes).unwrap();
                 assert_eq!(got.dataset().features(), want.dataset().features());
@@ -416,16 +432,18 @@ mod tests {
     fn a_bad_value_in_a_later_slice_is_named_by_its_table_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = parquet(dir.path(), "nan.parquet", frame(Some(23)));
-        for embedding in [None, Some("emb".to_string())] {
+        for embedding in [None, Some("emb".to_string()), Some("fixed".to_string())] {
             let opts = LoadOptions {
                 label: Some("label".into()),
-                exclude: if embedding.is_none() { vec!["emb".into(), "id".into()] } else { vec![] },
+                exclude: match embedding {
+                    None => vec!["emb".into(), "fixed".into(), "id".into()],
+                    Some(_) => vec![],
+                },
                 embedding,
                 ..LoadOptions::default()
             };
-            let e = load_parquet(&path, std::slice::from_ref(&path), &opts, 4 * 3 * 7)
-                .unwrap_err()
-                .to_string();
+            let e =
+                load_parquet(&path, std::slice::from_ref(&path), &opts, 1).unwrap_err().to_string();
             assert!(e.contains("row 23"), "{e}");
             let (whole, names) =
                 read_shards(&path, std::slice::from_ref(&path), Some(&opts)).unwrap();
