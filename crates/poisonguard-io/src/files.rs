@@ -278,14 +278,19 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
     Ok(frame)
 }
 
-/// A Parquet file's column names, the ones a load with `opts` reads (as [`arrow_columns`]) and
-/// its row groups' row counts and uncompressed sizes (bytes, every column), from its footer: no
-/// column is read. An empty file, and a file of no rows, are
+/// What a Parquet file's footer says, read by [`parquet_header`].
+pub(crate) struct ParquetHeader {
+    /// Every column's name.
+    pub(crate) names: Vec<String>,
+    /// The columns a load reads (as [`arrow_columns`]).
+    pub(crate) wanted: Vec<String>,
+    /// Each row group's rows and uncompressed size (bytes, every column).
+    pub(crate) groups: Vec<(usize, usize)>,
+}
+
+/// The [`ParquetHeader`] of a file for a load with `opts`, from its footer: no column is read. An empty file, and a file of no rows, are
 /// errors as [`read_columns`] gives them.
-pub(crate) fn parquet_header(
-    path: &Path,
-    opts: &LoadOptions,
-) -> Result<(Vec<String>, Vec<String>, Vec<(usize, usize)>)> {
+pub(crate) fn parquet_header(path: &Path, opts: &LoadOptions) -> Result<ParquetHeader> {
     let shown = path.display().to_string();
     check_input_file(path)?;
     let parse = |e: PolarsError| Error::Parse {
@@ -293,19 +298,19 @@ pub(crate) fn parquet_header(
         format: "Parquet",
         message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
     };
-    let (names, wanted, groups) = guarded(&shown, "Parquet", || {
+    let header = guarded(&shown, "Parquet", || {
         let mut reader = ParquetReader::new(open(path)?);
         let schema = reader.schema().map_err(parse)?;
         let (names, wanted) = arrow_columns(&shown, &schema, Some(opts))?;
         let metadata = reader.get_metadata().map_err(parse)?;
         let groups = metadata.row_groups.iter().map(|g| (g.num_rows(), g.total_byte_size()));
         let groups: Vec<(usize, usize)> = groups.collect();
-        Ok((names, wanted, groups))
+        Ok(ParquetHeader { names, wanted, groups })
     })?;
-    if groups.iter().all(|g| g.0 == 0) {
+    if header.groups.iter().all(|g| g.0 == 0) {
         return Err(Error::NoRows { path: shown });
     }
-    Ok((names, wanted, groups))
+    Ok(header)
 }
 
 /// Runs a binary reader on a file, turning a panic inside it into [`Error::Parse`]: polars'

@@ -9,8 +9,8 @@ use polars::prelude::*;
 use crate::columns::{Roles, attach, feature_matrix, roles_of, table_from_frame};
 use crate::error::{Error, Result};
 use crate::files::{
-    check_named_columns, column_list, is_npy, parquet_header, read_frame, read_shards,
-    shard_mismatch, shards,
+    ParquetHeader, check_named_columns, column_list, is_npy, parquet_header, read_frame,
+    read_shards, shard_mismatch, shards,
 };
 use crate::table::{Format, LoadOptions, RowFlags, Table};
 
@@ -78,7 +78,7 @@ fn load_parquet(
     let mut slices: Vec<(&PathBuf, std::ops::Range<usize>)> = Vec::new();
     let mut first: Option<(Vec<String>, Vec<String>)> = None;
     for file in files {
-        let (names, wanted, groups) = parquet_header(file, opts)?;
+        let ParquetHeader { names, wanted, groups } = parquet_header(file, opts)?;
         match &first {
             None => first = Some((names, wanted)),
             Some((first_names, _)) if *first_names != names => {
@@ -397,7 +397,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = parquet(dir.path(), "t.parquet", frame(None));
         let only_a = LoadOptions { features: Some(vec!["a".into()]), ..LoadOptions::default() };
-        let groups = parquet_header(&path, &only_a).unwrap().2;
+        let groups = parquet_header(&path, &only_a).unwrap().groups;
         let rows: Vec<usize> = groups.iter().map(|g| g.0).collect();
         assert_eq!(rows, [7, 7, 7, 7, 7, 7, 8]);
         // each group alone, two groups a slice, all of them in one
