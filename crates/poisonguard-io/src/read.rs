@@ -156,8 +156,8 @@ fn load_parquet(
 
 /// A polars `DataFrame` a pipeline already holds, read as [`load`] reads a file's columns (the
 /// same roles, feature selection, embedding column, checks and errors; the file name in errors
-/// is `DataFrame`). [`load`] itself reads the file into a frame and converts it here, so the
-/// two give the same table.
+/// is `DataFrame`). [`load`] converts a CSV or Arrow file's frame as this does, and a Parquet
+/// file's frame a few row groups at a time, so the two give the same table.
 ///
 /// ```
 /// use poisonguard_io::{LoadOptions, from_frame, polars::prelude::*};
