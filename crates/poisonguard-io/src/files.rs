@@ -288,8 +288,8 @@ pub(crate) struct ParquetHeader {
     pub(crate) groups: Vec<(usize, usize)>,
 }
 
-/// The [`ParquetHeader`] of a file for a load with `opts`, from its footer: no column is read. An empty file, and a file of no rows, are
-/// errors as [`read_columns`] gives them.
+/// The [`ParquetHeader`] of a file for a load with `opts`, from its footer: no column is read.
+/// An empty file, and a file of no rows, are errors as [`read_columns`] gives them.
 pub(crate) fn parquet_header(path: &Path, opts: &LoadOptions) -> Result<ParquetHeader> {
     let shown = path.display().to_string();
     check_input_file(path)?;

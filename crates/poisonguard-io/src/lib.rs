@@ -26,9 +26,9 @@
 //! temporary for the cast). A Parquet input is decoded a few row groups at a time (up to 64 MiB
 //! of the file uncompressed, or one larger group) and copied into the matrix, so a load holds the
 //! matrix and one such slice, not polars' frame of every feature beside it; a fixed-size list
-//! column of f32 is copied as its values lie; a `.npy` array is streamed in 1 MiB
-//! chunks. CSV and Arrow IPC inputs are read whole into a frame first. Polars' `ndarray` feature is not used: from polars 0.53 it builds
-//! against another ndarray than the rest of the workspace.
+//! column of f32 is copied as its values lie; a `.npy` array is streamed in 1 MiB chunks. CSV
+//! and Arrow IPC inputs are read whole into a frame first. Polars' `ndarray` feature is not
+//! used: from polars 0.53 it builds against another ndarray than the rest of the workspace.
 
 mod batches;
 mod columns;
