@@ -77,10 +77,13 @@ pub(crate) fn filter_rows(
                 for j in 0..k {
                     let (out, col) = (scaled.col_as_slice_mut(j), z.col_as_slice(j));
                     for ((o, &x), &sr) in out.iter_mut().zip(col).zip(&s) {
-                        *o = x * sr / m as f64;
+                        *o = x * sr;
                     }
                 }
+                // the mean over the rows once per entry of the k x k result (a division per
+                // entry of the m x k matrix was an eighth of the filter's time)
                 let mut t = at_b(z.as_ref(), scaled.as_ref());
+                t *= faer::Scale(1.0 / m as f64);
                 let trace: f64 = (0..k).map(|a| v[(a, a)]).sum();
                 for a in 0..k {
                     t[(a, a)] -= trace;
