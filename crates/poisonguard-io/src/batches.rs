@@ -129,13 +129,13 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     let first = files[0].display().to_string();
     let (head, names) = files::guarded(&first, "Parquet", || {
         let mut reader = ParquetReader::new(files::open(&files[0])?);
-        let schema = reader.schema().map_err(|e| parse(&first, &e))?;
+        let schema = reader.schema().map_err(|e| files::parquet_error(&first, &e))?;
         let (names, wanted) = files::arrow_columns(&first, &schema, Some(opts))?;
         let frame = reader
             .with_columns(Some(wanted))
             .with_slice(Some((0, 1)))
             .finish()
-            .map_err(|e| parse(&first, &e))?;
+            .map_err(|e| files::parquet_error(&first, &e))?;
         Ok((frame, names))
     })?;
     if head.height() == 0 {
@@ -162,7 +162,9 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
 pub(crate) fn parquet_rows(file: &Path) -> Result<usize> {
     let shown = file.display().to_string();
     files::guarded(&shown, "Parquet", || {
-        ParquetReader::new(files::open(file)?).num_rows().map_err(|e| parse(&shown, &e))
+        ParquetReader::new(files::open(file)?)
+            .num_rows()
+            .map_err(|e| files::parquet_error(&shown, &e))
     })
 }
 
@@ -179,16 +181,8 @@ pub(crate) fn parquet_slice(
             .with_columns(columns.map(|c| c.iter().map(|c| c.as_str().into()).collect()))
             .with_slice(Some((rows.start, rows.len())))
             .finish()
-            .map_err(|e| parse(&shown, &e))
+            .map_err(|e| files::parquet_error(&shown, &e))
     })
-}
-
-fn parse(path: &str, e: &PolarsError) -> Error {
-    Error::Parse {
-        path: path.to_string(),
-        format: "Parquet",
-        message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
-    }
 }
 
 /// The keys and flags of `n` rows from their role columns (read from `path`).

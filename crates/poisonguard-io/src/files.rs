@@ -278,6 +278,16 @@ fn read_columns(path: &Path, opts: Option<&LoadOptions>) -> Result<(DataFrame, V
     Ok(frame)
 }
 
+/// A Parquet reading error of the file `path`: polars' first line (the rest is advice for its
+/// Python options).
+pub(crate) fn parquet_error(path: &str, e: &PolarsError) -> Error {
+    Error::Parse {
+        path: path.to_string(),
+        format: "Parquet",
+        message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
+    }
+}
+
 /// What a Parquet file's footer says, read by [`parquet_header`].
 pub(crate) struct ParquetHeader {
     /// Every column's name.
@@ -293,11 +303,7 @@ pub(crate) struct ParquetHeader {
 pub(crate) fn parquet_header(path: &Path, opts: &LoadOptions) -> Result<ParquetHeader> {
     let shown = path.display().to_string();
     check_input_file(path)?;
-    let parse = |e: PolarsError| Error::Parse {
-        path: shown.clone(),
-        format: "Parquet",
-        message: e.to_string().lines().next().unwrap_or_default().trim().to_string(),
-    };
+    let parse = |e: PolarsError| parquet_error(&shown, &e);
     let header = guarded(&shown, "Parquet", || {
         let mut reader = ParquetReader::new(open(path)?);
         let schema = reader.schema().map_err(parse)?;
