@@ -85,15 +85,8 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
         },
         Kind::Parquet { .. } if opts.roles().is_empty() => (RowKeys::new(n), RowFlags::default()),
         Kind::Parquet { .. } => {
-            let role_opts = LoadOptions {
-                features: Some(Vec::new()),
-                exclude: Vec::new(),
-                embedding: None,
-                ..opts.clone()
-            };
             let files: Vec<PathBuf> = parts.iter().map(|p| p.0.clone()).collect();
-            let (frame, _) = files::read_shards(path, &files, Some(&role_opts))?;
-            keys_of(&shown, columns::roles_of(&shown, &frame, opts)?, n)?
+            keys_of(&shown, read::parquet_roles(path, &files, opts)?, n)?
         }
     };
     let keys = keys.with_feature_names(feature_names.clone());

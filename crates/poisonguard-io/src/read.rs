@@ -143,6 +143,14 @@ fn load_parquet(
     if opts.roles().is_empty() {
         return Ok(Table { dataset, flags: RowFlags::default(), feature_names });
     }
+    let (dataset, flags) = attach(&shown, dataset, parquet_roles(path, files, opts)?)?;
+    Ok(Table { dataset, flags, feature_names })
+}
+
+/// The role columns `opts` names (at least one), read whole from the Parquet table at `path`
+/// (its shards `files`) without its features: a Parquet load reads them after the features, a
+/// batched audit when it opens the table.
+pub(crate) fn parquet_roles(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Roles> {
     let role_opts = LoadOptions {
         features: Some(Vec::new()),
         exclude: Vec::new(),
@@ -150,8 +158,7 @@ fn load_parquet(
         ..opts.clone()
     };
     let (frame, _) = read_shards(path, files, Some(&role_opts))?;
-    let (dataset, flags) = attach(&shown, dataset, roles_of(&shown, &frame, opts)?)?;
-    Ok(Table { dataset, flags, feature_names })
+    roles_of(&path.display().to_string(), &frame, opts)
 }
 
 /// A polars `DataFrame` a pipeline already holds, read as [`load`] reads a file's columns (the
