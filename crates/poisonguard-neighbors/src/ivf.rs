@@ -137,10 +137,10 @@ impl Cells {
     }
 
     /// Query rows per batch, of `n` in all, for `k` neighbours: at most [`BATCH_PAIRS`] list
-    /// entries of `2 (k + 8)` each.
+    /// entries, as many as a row's candidate list reserves.
     pub(crate) fn batch_rows(&self, n: usize, k: usize) -> usize {
         let per_cell = QUERIES_PER_CELL * self.lists.len() / self.n_probe;
-        let by_memory = BATCH_PAIRS / (2 * (k + RERANK_EXTRA));
+        let by_memory = BATCH_PAIRS / Candidates::reserved(k + RERANK_EXTRA);
         per_cell.min(n.div_ceil(PROGRESS_STEPS)).min(by_memory).max(MIN_BATCH).min(n.max(1))
     }
 

@@ -81,7 +81,12 @@ fn pair(key: u64) -> (f32, u32) {
 
 impl Candidates {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { cap, items: Vec::with_capacity(2 * cap), bound: f32::INFINITY }
+        Self { cap, items: Vec::with_capacity(Self::reserved(cap)), bound: f32::INFINITY }
+    }
+
+    /// Entries a list of `cap` reserves when it is made.
+    pub(crate) const fn reserved(cap: usize) -> usize {
+        2 * cap
     }
 
     /// A distance at or above the `cap`-th smallest offered so far (infinite until `cap` were
