@@ -38,34 +38,10 @@ pub(crate) fn table_from_frame(
 ) -> Result<Table> {
     let shown = path.display().to_string();
     let p = shown.as_str();
-    // Every named column exists (`check_named_columns`); roles must not overlap.
+    check_roles(p, opts)?;
     let roles = opts.roles();
-    for (k, (r1, c1)) in roles.iter().enumerate() {
-        if let Some((r2, _)) = roles[k + 1..].iter().find(|(_, c2)| c2 == c1) {
-            return Err(Error::ColumnRoleConflict {
-                path: shown.clone(),
-                column: (*c1).clone(),
-                first: r1,
-                second: r2,
-            });
-        }
-    }
 
     if let Some(column) = &opts.embedding {
-        if opts.features.is_some() {
-            return Err(Error::Unsupported {
-                path: shown,
-                what: "--features and --embedding both name the features; give one".into(),
-            });
-        }
-        if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == column) {
-            return Err(Error::ColumnRoleConflict {
-                path: shown,
-                column: column.clone(),
-                first: "embedding",
-                second: r,
-            });
-        }
         let x = embedding_matrix(p, get(frame, p, column, "embedding")?)?;
         let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
         let dataset =
@@ -113,6 +89,39 @@ pub(crate) fn table_from_frame(
         .map_err(|error| Error::Data { path: shown.clone(), error })?;
     let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
     Ok(Table { dataset, flags, feature_names })
+}
+
+/// The column roles `opts` gives are distinct (every named column exists,
+/// `check_named_columns`): no column has two roles, and an embedding column is the only feature.
+pub(crate) fn check_roles(path: &str, opts: &LoadOptions) -> Result<()> {
+    let roles = opts.roles();
+    for (k, (r1, c1)) in roles.iter().enumerate() {
+        if let Some((r2, _)) = roles[k + 1..].iter().find(|(_, c2)| c2 == c1) {
+            return Err(Error::ColumnRoleConflict {
+                path: path.to_string(),
+                column: (*c1).clone(),
+                first: r1,
+                second: r2,
+            });
+        }
+    }
+    if let Some(column) = &opts.embedding {
+        if opts.features.is_some() {
+            return Err(Error::Unsupported {
+                path: path.to_string(),
+                what: "--features and --embedding both name the features; give one".into(),
+            });
+        }
+        if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == column) {
+            return Err(Error::ColumnRoleConflict {
+                path: path.to_string(),
+                column: column.clone(),
+                first: "embedding",
+                second: r,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Attaches the label, id and source columns of `frame` (read from `path`) to `dataset`, and

@@ -35,6 +35,7 @@ mod columns;
 mod error;
 mod files;
 mod npy;
+mod pages;
 mod read;
 mod table;
 mod write;

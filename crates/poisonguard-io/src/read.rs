@@ -6,7 +6,7 @@ use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, Labels, RowKeys};
 use polars::prelude::*;
 
-use crate::columns::{Roles, attach, feature_matrix, roles_of, table_from_frame};
+use crate::columns::{Roles, attach, check_roles, feature_matrix, roles_of, table_from_frame};
 use crate::error::{Error, Result};
 use crate::files::{
     ParquetHeader, check_named_columns, column_list, is_npy, parquet_header, read_frame,
@@ -101,6 +101,13 @@ fn load_parquet(
     }
     let (names, wanted) = first.expect("`shards` gives at least one file");
     check_named_columns(&shown, &names, opts)?;
+    if let Some(column) = opts.embedding.as_deref() {
+        check_roles(&shown, opts)?;
+        if let Some(x) = crate::pages::embedding(files, column) {
+            let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+            return finish_parquet(path, files, x, feature_names, opts);
+        }
+    }
     let (file, rows) = slices[0].clone();
     let frame = crate::batches::parquet_slice(file, rows, Some(&wanted))?;
     let head = table_from_frame(path, &frame, &names, opts)?;
@@ -135,9 +142,22 @@ fn load_parquet(
         x.slice_axis_mut(ndarray::Axis(0), rows).assign(&piece);
         offset += len;
     }
+    finish_parquet(path, files, x, feature_names, opts)
+}
+
+/// The table of a Parquet table's features `x` (their names `feature_names`, `#0`, `#1`, ...
+/// for an embedding column) with the role columns read from `files`.
+fn finish_parquet(
+    path: &Path,
+    files: &[PathBuf],
+    x: Array2<f32>,
+    feature_names: Vec<String>,
+    opts: &LoadOptions,
+) -> Result<Table> {
+    let shown = path.display().to_string();
     let data_err = |error| Error::Data { path: shown.clone(), error };
     let mut dataset = Dataset::new(x).map_err(data_err)?;
-    if embedding.is_none() {
+    if opts.embedding.is_none() {
         dataset = dataset.with_feature_names(feature_names.clone()).map_err(data_err)?;
     }
     if opts.roles().is_empty() {

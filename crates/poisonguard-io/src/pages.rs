@@ -1,0 +1,536 @@
+//! A Parquet list column of floats (an embedding column) read page by page straight into the
+//! feature matrix.
+//!
+//! polars reads and decodes a row group's column chunk whole, into its own arrays, before the
+//! matrix is filled from them: a file written as one large row group (`pq.write_table` keeps up
+//! to 1,048,576 rows per group) held its features twice while it was read. This reader decodes
+//! one page at a time (a dictionary page, then data pages of v1 or v2, PLAIN, dictionary or
+//! BYTE_STREAM_SPLIT values, any compression polars reads) and appends its values to the
+//! matrix, so the load holds the features once and a page beside them.
+//!
+//! It takes only what it can read exactly as polars' frame is read: one float or double leaf
+//! in a list (List, LargeList or FixedSizeList of float32/float64), every list present and of
+//! one length, every value present and finite (and, for doubles, within f32's range). For
+//! anything else ([`embedding`] answers `None`) the caller reads the column with polars, whose
+//! reading names the bad row, value or type.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use ndarray::Array2;
+use polars_parquet::parquet::compression::{Compression, DecompressionContext, decompress};
+use polars_parquet::parquet::metadata::ColumnChunkMetadata;
+use polars_parquet::parquet::read::read_metadata;
+use polars_parquet::parquet::schema::types::PhysicalType;
+use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
+use polars_parquet_format::{Encoding, PageHeader, PageType};
+
+/// The largest page header read: headers are a few dozen bytes (statistics may add a few
+/// hundred); a larger one is a damaged file.
+const MAX_HEADER: usize = 1 << 20;
+
+/// The embedding column `column` of the Parquet files `files` (one table in file order), as a
+/// row-major matrix of one row per row, or `None` when this reader does not take the column
+/// (see the module's notes), the file cannot be read, or a value is missing, of another length
+/// or not finite.
+pub(crate) fn embedding(files: &[PathBuf], column: &str) -> Option<Array2<f32>> {
+    let mut opened = Vec::with_capacity(files.len());
+    for path in files {
+        let mut file = File::open(path).ok()?;
+        let metadata = read_metadata(&mut file).ok()?;
+        opened.push((file, metadata));
+    }
+    let n: usize = opened.iter().map(|(_, m)| m.num_rows).sum();
+    let mut d = None;
+    for (_, metadata) in &opened {
+        for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
+            let chunk = leaf(group.columns_under_root_iter(column)?)?;
+            let values = usize::try_from(chunk.num_values()).ok()?;
+            let width = values / group.num_rows();
+            if width == 0 || width * group.num_rows() != values || *d.get_or_insert(width) != width
+            {
+                return None;
+            }
+        }
+    }
+    let d = d?;
+    let mut cells: Vec<f32> = Vec::with_capacity(n.checked_mul(d)?);
+    let mut pages = Pages::default();
+    for (file, metadata) in &mut opened {
+        for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
+            let chunk = leaf(group.columns_under_root_iter(column)?)?;
+            pages.read_chunk(file, chunk, group.num_rows(), d, &mut cells)?;
+        }
+    }
+    Array2::from_shape_vec((n, d), cells).ok()
+}
+
+/// The one column chunk of a root column that is a list of floats or doubles.
+fn leaf<'a>(
+    mut chunks: impl ExactSizeIterator<Item = &'a ColumnChunkMetadata>,
+) -> Option<&'a ColumnChunkMetadata> {
+    if chunks.len() != 1 {
+        return None;
+    }
+    let chunk = chunks.next()?;
+    let column = chunk.descriptor();
+    let descriptor = &column.descriptor;
+    // `list.element` (or a legacy two-level list, or a repeated field): one repetition level,
+    // and no struct inside the list
+    let listed = descriptor.max_rep_level == 1 && column.path_in_schema.len() <= 3;
+    let float = matches!(
+        descriptor.primitive_type.physical_type,
+        PhysicalType::Float | PhysicalType::Double
+    );
+    (listed && float && descriptor.max_def_level >= 1).then_some(chunk)
+}
+
+/// The state of reading column chunks: buffers kept from page to page.
+#[derive(Default)]
+struct Pages {
+    /// A page as it lies in the file.
+    compressed: Vec<u8>,
+    /// A page's bytes decompressed.
+    page: Vec<u8>,
+    /// The dictionary page's values of the current chunk.
+    dictionary: Vec<f32>,
+}
+
+/// Where the rows of a chunk stand: the number of rows begun, and the values of the last one.
+struct Rows {
+    width: usize,
+    begun: usize,
+    in_row: usize,
+}
+
+impl Rows {
+    /// `count` repetition levels `rep`: a 0 begins a row, a 1 continues it.
+    fn levels(&mut self, rep: u32, count: usize) -> Option<()> {
+        match rep {
+            0 => {
+                for _ in 0..count {
+                    if self.begun > 0 && self.in_row != self.width {
+                        return None;
+                    }
+                    self.begun += 1;
+                    self.in_row = 1;
+                }
+            }
+            1 if self.begun > 0 => {
+                self.in_row += count;
+                if self.in_row > self.width {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+impl Pages {
+    /// Appends the `rows` x `width` values of `chunk` (a leaf chosen by [`leaf`]) to `cells`.
+    fn read_chunk(
+        &mut self,
+        file: &mut File,
+        chunk: &ColumnChunkMetadata,
+        rows: usize,
+        width: usize,
+        cells: &mut Vec<f32>,
+    ) -> Option<()> {
+        let Pages { compressed, page: buffer, dictionary } = self;
+        let range = chunk.byte_range();
+        file.seek(SeekFrom::Start(range.start)).ok()?;
+        let mut reader = BufReader::with_capacity(1 << 20, file.take(range.end - range.start));
+        let descriptor = &chunk.descriptor().descriptor;
+        let double = descriptor.primitive_type.physical_type == PhysicalType::Double;
+        let max_def = u32::try_from(descriptor.max_def_level).ok()?;
+        let compression = chunk.compression();
+        let mut context = DecompressionContext::Unset;
+        let total = usize::try_from(chunk.num_values()).ok()?;
+        let mut seen = 0;
+        let mut state = Rows { width, begun: 0, in_row: 0 };
+        dictionary.clear();
+        while seen < total {
+            let mut protocol = TCompactInputProtocol::new(&mut reader, MAX_HEADER);
+            let header = PageHeader::read_from_in_protocol(&mut protocol).ok()?;
+            let size = usize::try_from(header.compressed_page_size).ok()?;
+            let full = usize::try_from(header.uncompressed_page_size).ok()?;
+            compressed.resize(size, 0);
+            reader.read_exact(compressed).ok()?;
+            let start = cells.len();
+            let count = match header.type_ {
+                PageType::DICTIONARY_PAGE => {
+                    let page = header.dictionary_page_header?;
+                    if !matches!(page.encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return None;
+                    }
+                    let count = usize::try_from(page.num_values).ok()?;
+                    let bytes = inflate(compression, compressed, buffer, full, &mut context)?;
+                    // a bad entry only matters if a row uses it: it is kept as NaN, which the
+                    // finiteness check of the rows refuses
+                    plain(bytes, count, double, dictionary, false)?;
+                    continue;
+                }
+                PageType::DATA_PAGE => {
+                    let page = header.data_page_header?;
+                    let count = usize::try_from(page.num_values).ok()?;
+                    // v1: each level section is its length (4 bytes, little-endian) and its
+                    // runs, before the values, all compressed together
+                    if page.repetition_level_encoding != Encoding::RLE
+                        || page.definition_level_encoding != Encoding::RLE
+                    {
+                        return None;
+                    }
+                    let bytes = inflate(compression, compressed, buffer, full, &mut context)?;
+                    let (rep, rest) = prefixed(bytes)?;
+                    let (def, bytes) = prefixed(rest)?;
+                    levels(rep, def, count, max_def, &mut state)?;
+                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    count
+                }
+                PageType::DATA_PAGE_V2 => {
+                    let page = header.data_page_header_v2?;
+                    let count = usize::try_from(page.num_values).ok()?;
+                    let rep_len = usize::try_from(page.repetition_levels_byte_length).ok()?;
+                    let def_len = usize::try_from(page.definition_levels_byte_length).ok()?;
+                    // v2: the levels lie uncompressed before the (perhaps compressed) values
+                    let rep = compressed.get(..rep_len)?;
+                    let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
+                    levels(rep, def, count, max_def, &mut state)?;
+                    let bytes = &compressed[rep_len + def_len..];
+                    let bytes = if page.is_compressed.unwrap_or(true) {
+                        let full = full.checked_sub(rep_len + def_len)?;
+                        inflate(compression, bytes, buffer, full, &mut context)?
+                    } else {
+                        bytes
+                    };
+                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    count
+                }
+                // an index page (never written in practice) holds no values
+                _ => continue,
+            };
+            seen += count;
+            if !cells[start..].iter().all(|v| v.is_finite()) {
+                return None;
+            }
+        }
+        (seen == total && state.begun == rows && state.in_row == width).then_some(())
+    }
+}
+
+/// Appends `count` values encoded as `encoding` in `bytes` (`dictionary`: the chunk's
+/// dictionary page).
+fn values(
+    bytes: &[u8],
+    encoding: Encoding,
+    count: usize,
+    double: bool,
+    dictionary: &[f32],
+    cells: &mut Vec<f32>,
+) -> Option<()> {
+    match encoding {
+        Encoding::PLAIN => plain(bytes, count, double, cells, true),
+        Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
+            let (&bits, indices) = bytes.split_first()?;
+            let mut pushed = 0;
+            runs(indices, u32::from(bits), count, |index, repeat| {
+                let value = *dictionary.get(usize::try_from(index).ok()?)?;
+                cells.extend(std::iter::repeat_n(value, repeat));
+                pushed += repeat;
+                Some(())
+            })?;
+            (pushed == count).then_some(())
+        }
+        Encoding::BYTE_STREAM_SPLIT => {
+            let size = if double { 8 } else { 4 };
+            let streams = bytes.get(..count.checked_mul(size)?)?;
+            cells.reserve(count);
+            for i in 0..count {
+                let mut value = [0u8; 8];
+                for (b, byte) in value[..size].iter_mut().enumerate() {
+                    *byte = streams[b * count + i];
+                }
+                cells.push(to_f32(&value[..size]));
+            }
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+/// `bytes` decompressed to `full` bytes (into `buffer`), or `bytes` if uncompressed.
+fn inflate<'a>(
+    compression: Compression,
+    bytes: &'a [u8],
+    buffer: &'a mut Vec<u8>,
+    full: usize,
+    context: &mut DecompressionContext,
+) -> Option<&'a [u8]> {
+    if compression == Compression::Uncompressed {
+        return Some(bytes);
+    }
+    buffer.resize(full, 0);
+    decompress(compression, bytes, buffer, context).ok()?;
+    Some(buffer)
+}
+
+/// A v1 level section: its length (4 bytes, little-endian), its bytes, and what follows.
+fn prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+/// Checks a data page's `count` levels: every definition level is `max_def` (no list or value
+/// missing), and the repetition levels make rows of the chunk's width.
+fn levels(rep: &[u8], def: &[u8], count: usize, max_def: u32, rows: &mut Rows) -> Option<()> {
+    let mut defined = 0;
+    runs(def, bit_width(max_def), count, |level, repeat| {
+        defined += repeat;
+        (level == max_def).then_some(())
+    })?;
+    let mut repeated = 0;
+    runs(rep, 1, count, |level, repeat| {
+        repeated += repeat;
+        rows.levels(level, repeat)
+    })?;
+    (defined == count && repeated == count).then_some(())
+}
+
+/// The bits of a level or index up to `max`.
+fn bit_width(max: u32) -> u32 {
+    u32::BITS - max.leading_zeros()
+}
+
+/// Decodes `count` values of the RLE / bit-packing hybrid encoding of width `bits` in `bytes`,
+/// handing each run to `each` as `(value, repeat)` (a bit-packed value as a run of 1).
+fn runs(
+    mut bytes: &[u8],
+    bits: u32,
+    count: usize,
+    mut each: impl FnMut(u32, usize) -> Option<()>,
+) -> Option<()> {
+    if bits > 32 {
+        return None;
+    }
+    let mut left = count;
+    while left > 0 {
+        let header = uleb128(&mut bytes)?;
+        if header & 1 == 1 {
+            // bit-packed: `header >> 1` groups of 8 values, least significant bit first
+            let values = usize::try_from(header >> 1).ok()?.checked_mul(8)?;
+            let len = values.checked_mul(bits as usize)?.div_ceil(8);
+            let packed = bytes.get(..len.min(bytes.len()))?;
+            bytes = &bytes[packed.len()..];
+            for k in 0..values.min(left) {
+                let mut value = 0u32;
+                for b in 0..bits as usize {
+                    let at = k * bits as usize + b;
+                    let bit = (packed.get(at / 8)? >> (at % 8)) & 1;
+                    value |= u32::from(bit) << b;
+                }
+                each(value, 1)?;
+            }
+            left -= values.min(left);
+        } else {
+            // a run: `header >> 1` repeats of one value of `ceil(bits / 8)` bytes
+            let repeat = usize::try_from(header >> 1).ok()?;
+            let width = (bits as usize).div_ceil(8);
+            let mut value = [0u8; 4];
+            value[..width].copy_from_slice(bytes.get(..width)?);
+            bytes = &bytes[width..];
+            if repeat == 0 {
+                return None;
+            }
+            each(u32::from_le_bytes(value), repeat.min(left))?;
+            left -= repeat.min(left);
+        }
+    }
+    Some(())
+}
+
+/// An unsigned LEB128 integer from the front of `bytes`.
+fn uleb128(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Appends `count` PLAIN floats or doubles from `bytes`; `exact`: no more bytes than those.
+fn plain(
+    bytes: &[u8],
+    count: usize,
+    double: bool,
+    cells: &mut Vec<f32>,
+    exact: bool,
+) -> Option<()> {
+    let size = if double { 8 } else { 4 };
+    let values = bytes.get(..count.checked_mul(size)?)?;
+    if exact && values.len() != bytes.len() {
+        return None;
+    }
+    if double {
+        cells.extend(values.chunks_exact(8).map(to_f32));
+    } else {
+        // the common case: the values as they lie
+        cells.extend(values.chunks_exact(4).map(to_f32));
+    }
+    Some(())
+}
+
+/// A little-endian float (4 bytes) or double (8 bytes) as f32; a double outside f32's range,
+/// or not finite, is NaN (refused by the caller's finiteness check).
+fn to_f32(bytes: &[u8]) -> f32 {
+    match *bytes {
+        [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
+        [a, b, c, d, e, f, g, h] => {
+            let v = f64::from_le_bytes([a, b, c, d, e, f, g, h]);
+            if v.is_finite() && v.abs() <= f64::from(f32::MAX) { v as f32 } else { f32::NAN }
+        }
+        _ => f32::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use std::path::Path;
+
+    use polars::prelude::*;
+
+    use super::*;
+
+    fn fixture(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(path)
+    }
+
+    /// The matrix polars' frame of the whole file gives for `column`.
+    fn polars_matrix(path: &Path, column: &str) -> Array2<f32> {
+        let frame = ParquetReader::new(File::open(path).unwrap()).finish().unwrap();
+        crate::columns::embedding_matrix("f", frame.column(column).unwrap()).unwrap()
+    }
+
+    /// Every page layout of `tests/pages/make.py` (pyarrow: data pages v1 and v2, dictionary
+    /// pages with a fallback to PLAIN inside a chunk, BYTE_STREAM_SPLIT, six compressions, lists,
+    /// large lists and fixed-size lists of float32 and float64, one to four row groups) is taken
+    /// and read as polars reads it.
+    #[test]
+    fn every_page_layout_reads_as_polars_reads_it() {
+        let names = [
+            "dict_v1_snappy",
+            "plain_v2_zstd",
+            "split_v2_gzip",
+            "dict_v2_none",
+            "plain_v1_lz4",
+            "dict_v1_brotli",
+        ];
+        for name in names {
+            let path = fixture(&format!("pages/{name}.parquet"));
+            let got = embedding(std::slice::from_ref(&path), "emb").expect(name);
+            assert_eq!(got.dim(), (300, 5), "{name}");
+            assert_eq!(got, polars_matrix(&path, "emb"), "{name}");
+        }
+        // shards: the files' rows one after another
+        let two = [fixture("pages/dict_v1_snappy.parquet"), fixture("pages/plain_v1_lz4.parquet")];
+        let got = embedding(&two, "emb").unwrap();
+        let one = polars_matrix(&two[0], "emb");
+        let half = |k: usize| {
+            got.slice_axis(ndarray::Axis(0), ndarray::Slice::from(k * 300..(k + 1) * 300))
+        };
+        assert_eq!(half(0), one);
+        assert_eq!(half(1), one);
+    }
+
+    /// A file polars writes (its own page layout, several row groups) reads as polars reads it.
+    #[test]
+    fn a_polars_file_reads_as_polars_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.parquet");
+        let lists: Vec<Series> = (0..100)
+            .map(|i| {
+                Series::new("".into(), (0..4).map(|j| (i * 4 + j) as f32 / 3.0).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut frame =
+            df!("emb" => lists, "label" => (0..100).map(|i| i % 2).collect::<Vec<i64>>()).unwrap();
+        ParquetWriter::new(File::create(&path).unwrap())
+            .with_row_group_size(Some(30))
+            .finish(&mut frame)
+            .unwrap();
+        let got = embedding(std::slice::from_ref(&path), "emb").unwrap();
+        assert_eq!(got, polars_matrix(&path, "emb"));
+    }
+
+    /// What the reader does not take is left to polars, which names the error: a missing list or
+    /// value, lists of two lengths, half-precision or integer lists, a column that is no list, a
+    /// value that is not finite or beyond f32's range.
+    #[test]
+    fn what_it_does_not_take_is_left_to_polars() {
+        for file in ["null_row", "null_value", "ragged", "list_f16", "list_int"] {
+            let path = fixture(&format!("lists/{file}.parquet"));
+            assert!(embedding(&[path], "emb").is_none(), "{file}");
+        }
+        assert!(embedding(&[fixture("lists/fixed_f32.parquet")], "other").is_none());
+        assert!(embedding(&[fixture("lists/fixed_f32.parquet")], "emb").is_some());
+        let dir = tempfile::tempdir().unwrap();
+        for (k, bad) in [f64::NAN, f64::INFINITY, 1e39].into_iter().enumerate() {
+            let path = dir.path().join(format!("bad{k}.parquet"));
+            let lists: Vec<Series> = (0..20)
+                .map(|i| {
+                    let v = if i == 13 { bad } else { f64::from(i) };
+                    Series::new("".into(), vec![0.5, v])
+                })
+                .collect();
+            let mut frame = df!("emb" => lists).unwrap();
+            ParquetWriter::new(File::create(&path).unwrap()).finish(&mut frame).unwrap();
+            assert!(embedding(std::slice::from_ref(&path), "emb").is_none(), "{bad}");
+            let clean = dir.path().join(format!("clean{k}.parquet"));
+            let mut frame = frame.slice(0, 13);
+            ParquetWriter::new(File::create(&clean).unwrap()).finish(&mut frame).unwrap();
+            assert_eq!(embedding(std::slice::from_ref(&clean), "emb").unwrap().nrows(), 13);
+        }
+    }
+
+    /// The RLE / bit-packing hybrid: a run, then two bit-packed groups of width 3.
+    #[test]
+    fn hybrid_runs_decode_as_the_format_lays_them_out() {
+        // run: header 5 << 1 = 10 (five repeats), value 4 (one byte for width 3)
+        // bit-packed: header (2 << 1) | 1 = 5, values 0..8 then 7, 6, ..., 0, 3 bits each
+        let values: Vec<u32> = (0..8).chain((0..8).rev()).collect();
+        let mut bits = Vec::new();
+        for (k, v) in values.iter().enumerate() {
+            for b in 0..3 {
+                let at = k * 3 + b;
+                if at / 8 == bits.len() {
+                    bits.push(0u8);
+                }
+                bits[at / 8] |= (((v >> b) & 1) as u8) << (at % 8);
+            }
+        }
+        let mut bytes = vec![10, 4, 5];
+        bytes.extend(&bits);
+        let mut got = Vec::new();
+        runs(&bytes, 3, 5 + 14, |v, r| {
+            got.extend(std::iter::repeat_n(v, r));
+            Some(())
+        })
+        .unwrap();
+        let mut want = vec![4; 5];
+        want.extend(&values[..14]);
+        assert_eq!(got, want);
+        assert_eq!(bit_width(0), 0);
+        assert_eq!(bit_width(1), 1);
+        assert_eq!(bit_width(3), 2);
+        assert_eq!(bit_width(4), 3);
+    }
+}

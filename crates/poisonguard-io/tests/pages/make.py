@@ -1,0 +1,56 @@
+"""Writes the fixtures of the page reader of embedding columns (`src/pages.rs`).
+
+The same 300 x 5 embedding (seeded; every value a multiple of 1/64 in its first 150 rows, so
+pyarrow's dictionary holds them, and arbitrary float32 in the last 150, so a small dictionary
+page limit makes the writer fall back to PLAIN pages in the middle of a column chunk) and labels
+0, 1, 2, written by pyarrow with the page layouts writers produce: data pages v1 and v2,
+dictionary, PLAIN and BYTE_STREAM_SPLIT values, each compression polars reads, one or several row
+groups, pages of a few hundred bytes (many pages per chunk). `values.npy` holds the embedding as
+float32 (the float64 files hold it widened, exactly). Run from this folder with pyarrow 26:
+`python make.py`.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+rng = np.random.default_rng(20261207)
+n, d = 300, 5
+x = np.empty((n, d), dtype=np.float32)
+x[:150] = np.round(rng.normal(size=(150, d)) * 64) / 64
+x[150:] = rng.normal(size=(150, d)).astype(np.float32)
+labels = pa.array(np.arange(n) % 3, pa.int64())
+np.save("values.npy", x)
+
+
+def column(kind, dtype):
+    flat = pa.array(x.reshape(-1).astype(dtype))
+    if kind == "fixed":
+        return pa.FixedSizeListArray.from_arrays(flat, d)
+    offsets = pa.array(np.arange(0, n * d + 1, d), pa.int32() if kind == "list" else pa.int64())
+    cls = pa.ListArray if kind == "list" else pa.LargeListArray
+    return cls.from_arrays(offsets, flat)
+
+
+CASES = {
+    # name: (list kind, value type, writer options)
+    "dict_v1_snappy": ("list", np.float32, dict(
+        data_page_version="1.0", compression="snappy", row_group_size=128,
+        data_page_size=512, dictionary_pagesize_limit=256)),
+    "plain_v2_zstd": ("fixed", np.float32, dict(
+        data_page_version="2.0", compression="zstd", use_dictionary=False, data_page_size=700)),
+    "split_v2_gzip": ("list", np.float64, dict(
+        data_page_version="2.0", compression="gzip", use_dictionary=False,
+        use_byte_stream_split=True, row_group_size=100, data_page_size=600)),
+    "dict_v2_none": ("large", np.float32, dict(
+        data_page_version="2.0", compression="none", data_page_size=300,
+        dictionary_pagesize_limit=1024)),
+    "plain_v1_lz4": ("fixed", np.float64, dict(
+        data_page_version="1.0", compression="lz4", use_dictionary=False, row_group_size=77)),
+    "dict_v1_brotli": ("fixed", np.float32, dict(
+        data_page_version="1.0", compression="brotli")),
+}
+
+for name, (kind, dtype, options) in CASES.items():
+    table = pa.table({"emb": column(kind, dtype), "label": labels})
+    pq.write_table(table, f"{name}.parquet", **options)
