@@ -10,6 +10,7 @@ use poisonguard_core::{BoxError, RowKeys, RowSource};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::pages::EmbeddingPages;
 use crate::table::{Format, LoadOptions, RowFlags};
 use crate::{columns, files, read};
 
@@ -34,6 +35,19 @@ pub struct RowBatches {
     feature_names: Vec<String>,
     keys: RowKeys,
     flags: RowFlags,
+    /// Each part's embedding column read a page at a time, while the page reader takes it.
+    cursors: Vec<Cursor>,
+}
+
+/// How a part's embedding column is read.
+#[derive(Debug)]
+enum Cursor {
+    /// Not yet read.
+    Untried,
+    /// By the page reader, which stands at some row.
+    Pages(Box<EmbeddingPages>),
+    /// With polars: the page reader does not take it.
+    Polars,
 }
 
 /// What a table to be read in batches is made of, known from the files' headers and first
@@ -90,7 +104,8 @@ pub fn open_batches(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<RowBat
         }
     };
     let keys = keys.with_feature_names(feature_names.clone());
-    Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags })
+    let cursors = parts.iter().map(|_| Cursor::Untried).collect();
+    Ok(RowBatches { parts, kind, n_features, feature_names, keys, flags, cursors })
 }
 
 /// The layout of the table at `path`, checked as [`open_batches`] checks it.
@@ -118,8 +133,29 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
             what: "a meta file goes with a .npy feature array; a Parquet input holds its own label, id, source and truth columns".into(),
         });
     }
-    // the feature columns: those `load` would take, found on the first rows of the first file
     let first = files[0].display().to_string();
+    let parts = || -> Result<Vec<(PathBuf, usize)>> {
+        files.iter().map(|f| parquet_rows(f).map(|rows| (f.clone(), rows))).collect()
+    };
+    if let Some(column) = &opts.embedding {
+        // an embedding column the page reader takes: its width from the footers, no row read
+        let names = files::parquet_header(&files[0], opts)?.names;
+        files::check_named_columns(&first, &names, opts)?;
+        columns::check_roles(&first, opts)?;
+        if let Some(pages) = EmbeddingPages::open(&files, column) {
+            let n_features = pages.width();
+            return Ok(Layout {
+                parts: parts()?,
+                kind: Kind::Parquet {
+                    columns: vec![column.clone()],
+                    embedding: Some(column.clone()),
+                },
+                n_features,
+                feature_names: (0..n_features).map(|j| format!("#{j}")).collect(),
+            });
+        }
+    }
+    // the feature columns: those `load` would take, found on the first rows of the first file
     let (head, names) = files::guarded(&first, "Parquet", || {
         let mut reader = ParquetReader::new(files::open(&files[0])?);
         let schema = reader.schema().map_err(|e| files::parquet_error(&first, &e))?;
@@ -144,11 +180,7 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
         }
         None => Kind::Parquet { columns: feature_names.clone(), embedding: None },
     };
-    let parts = files
-        .iter()
-        .map(|f| parquet_rows(f).map(|rows| (f.clone(), rows)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Layout { parts, kind, n_features, feature_names })
+    Ok(Layout { parts: parts()?, kind, n_features, feature_names })
 }
 
 /// The number of rows of a Parquet file, from its footer.
@@ -234,9 +266,13 @@ impl RowBatches {
         &self.feature_names
     }
 
-    /// Rows `rows` (within one file) of file `file`.
-    fn read_part(&self, file: &Path, rows: Range<usize>) -> Result<Array2<f32>> {
+    /// Rows `rows` of the part `part` (one file).
+    fn read_part(&mut self, part: usize, rows: Range<usize>) -> Result<Array2<f32>> {
         let d = self.n_features;
+        if let Some(x) = self.page_rows(part, rows.clone()) {
+            return Ok(x);
+        }
+        let file = &self.parts[part].0;
         let shown = file.display().to_string();
         match &self.kind {
             Kind::Npy => {
@@ -250,6 +286,33 @@ impl RowBatches {
                 parquet_features(file, &shown, rows, start, columns, embedding.as_deref(), d)
             }
         }
+    }
+
+    /// Rows `rows` of the part `part`'s embedding column by the page reader, from where it
+    /// stands (batches come in order; an earlier row opens it again); `None` where the
+    /// part is read with polars: no embedding column, or one the page reader does not take, or
+    /// a page or value it refused (polars then names the bad value, if it is in the rows).
+    fn page_rows(&mut self, part: usize, rows: Range<usize>) -> Option<Array2<f32>> {
+        let Kind::Parquet { embedding: Some(column), .. } = &self.kind else { return None };
+        let cursor = &mut self.cursors[part];
+        let ahead = matches!(cursor, Cursor::Pages(p) if p.position() <= rows.start);
+        if !ahead && !matches!(cursor, Cursor::Polars) {
+            *cursor = match EmbeddingPages::open(std::slice::from_ref(&self.parts[part].0), column)
+            {
+                Some(pages) if pages.width() == self.n_features => Cursor::Pages(Box::new(pages)),
+                _ => Cursor::Polars,
+            };
+        }
+        let Cursor::Pages(pages) = cursor else { return None };
+        let mut cells = Vec::with_capacity(rows.len() * self.n_features);
+        let read = pages
+            .skip(rows.start - pages.position())
+            .and_then(|()| pages.read(rows.len(), &mut cells));
+        if read.is_none() {
+            *cursor = Cursor::Polars;
+            return None;
+        }
+        Array2::from_shape_vec((rows.len(), self.n_features), cells).ok()
     }
 }
 
@@ -316,10 +379,11 @@ impl RowSource for RowBatches {
     fn read(&mut self, rows: Range<usize>) -> std::result::Result<Array2<f32>, BoxError> {
         let mut pieces = Vec::new();
         let mut offset = 0;
-        for (file, count) in &self.parts {
+        for part in 0..self.parts.len() {
+            let count = self.parts[part].1;
             let (lo, hi) = (rows.start.max(offset), rows.end.min(offset + count));
             if lo < hi {
-                pieces.push(self.read_part(file, lo - offset..hi - offset)?);
+                pieces.push(self.read_part(part, lo - offset..hi - offset)?);
             }
             offset += count;
         }
@@ -334,5 +398,24 @@ impl RowSource for RowBatches {
                 Ok(concatenate(Axis(0), &views)?)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+    use super::*;
+
+    /// An embedding column the page reader takes is read by it, batch after batch.
+    #[test]
+    fn a_list_column_is_read_by_pages() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pages/dict_v1_snappy.parquet");
+        let opts = LoadOptions { embedding: Some("emb".into()), ..LoadOptions::default() };
+        let mut source = open_batches(&path, &opts).unwrap();
+        assert_eq!((source.keys().n_rows(), source.n_features()), (300, 5));
+        source.read(0..100).unwrap();
+        assert!(matches!(&source.cursors[0], Cursor::Pages(p) if p.position() == 100));
+        source.read(150..160).unwrap();
+        assert!(matches!(&source.cursors[0], Cursor::Pages(p) if p.position() == 160));
     }
 }

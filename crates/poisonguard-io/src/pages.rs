@@ -35,35 +35,257 @@ const MAX_HEADER: usize = 1 << 20;
 /// (see the module's notes), the file cannot be read, or a value is missing, of another length
 /// or not finite.
 pub(crate) fn embedding(files: &[PathBuf], column: &str) -> Option<Array2<f32>> {
-    let mut opened = Vec::with_capacity(files.len());
-    for path in files {
-        let mut file = File::open(path).ok()?;
-        let metadata = read_metadata(&mut file).ok()?;
-        opened.push((file, metadata));
+    let mut pages = EmbeddingPages::open(files, column)?;
+    let (n, d) = (pages.n_rows(), pages.width());
+    let mut cells: Vec<f32> = Vec::with_capacity(n.checked_mul(d)?);
+    pages.read(n, &mut cells)?;
+    Array2::from_shape_vec((n, d), cells).ok()
+}
+
+/// An embedding column read a page at a time, its rows in order: [`EmbeddingPages::read`] hands
+/// out the next rows (a batched audit reads a file's rows batch after batch).
+pub(crate) struct EmbeddingPages {
+    files: Vec<PathBuf>,
+    /// The column's chunks, in table order.
+    chunks: Vec<Chunk>,
+    width: usize,
+    n_rows: usize,
+    /// Rows handed out.
+    at: usize,
+    /// The next chunk to open.
+    next: usize,
+    /// The chunk being read.
+    reading: Option<Reading>,
+    /// Values decoded beyond the rows handed out (less than a page).
+    surplus: Vec<f32>,
+    /// A page as it lies in the file.
+    compressed: Vec<u8>,
+    /// A page's bytes decompressed.
+    page: Vec<u8>,
+    /// The dictionary page's values of the chunk being read.
+    dictionary: Vec<f32>,
+}
+
+impl std::fmt::Debug for EmbeddingPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingPages")
+            .field("files", &self.files)
+            .field("width", &self.width)
+            .field("n_rows", &self.n_rows)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
     }
-    let n: usize = opened.iter().map(|(_, m)| m.num_rows).sum();
-    let mut d = None;
-    for (_, metadata) in &opened {
-        for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
-            let chunk = leaf(group.columns_under_root_iter(column)?)?;
-            let values = usize::try_from(chunk.num_values()).ok()?;
-            let width = values / group.num_rows();
-            if width == 0 || width * group.num_rows() != values || *d.get_or_insert(width) != width
-            {
-                return None;
+}
+
+/// One column chunk of the column: where it lies and how its pages are read.
+struct Chunk {
+    file: usize,
+    range: std::ops::Range<u64>,
+    rows: usize,
+    /// Its levels (one per value: no value is missing in a chunk this reader takes).
+    values: usize,
+    compression: Compression,
+    double: bool,
+    max_def: u32,
+}
+
+/// The chunk being read: its pages, and where its rows stand.
+struct Reading {
+    reader: BufReader<std::io::Take<File>>,
+    /// Levels of its data pages read.
+    seen: usize,
+    rows: Rows,
+    context: DecompressionContext,
+}
+
+impl EmbeddingPages {
+    /// The column `column` of `files` (one table in file order), if this reader takes it: from
+    /// the files' footers only (its width is the values of a chunk over its rows).
+    pub(crate) fn open(files: &[PathBuf], column: &str) -> Option<Self> {
+        let mut chunks = Vec::new();
+        let mut width = None;
+        for (k, path) in files.iter().enumerate() {
+            let metadata = read_metadata(&mut File::open(path).ok()?).ok()?;
+            for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
+                let chunk = leaf(group.columns_under_root_iter(column)?)?;
+                let values = usize::try_from(chunk.num_values()).ok()?;
+                let rows = group.num_rows();
+                let w = values / rows;
+                if w == 0 || w * rows != values || *width.get_or_insert(w) != w {
+                    return None;
+                }
+                let descriptor = &chunk.descriptor().descriptor;
+                chunks.push(Chunk {
+                    file: k,
+                    range: chunk.byte_range(),
+                    rows,
+                    values,
+                    compression: chunk.compression(),
+                    double: descriptor.primitive_type.physical_type == PhysicalType::Double,
+                    max_def: u32::try_from(descriptor.max_def_level).ok()?,
+                });
             }
         }
+        Some(Self {
+            files: files.to_vec(),
+            n_rows: chunks.iter().map(|c| c.rows).sum(),
+            chunks,
+            width: width?,
+            at: 0,
+            next: 0,
+            reading: None,
+            surplus: Vec::new(),
+            compressed: Vec::new(),
+            page: Vec::new(),
+            dictionary: Vec::new(),
+        })
     }
-    let d = d?;
-    let mut cells: Vec<f32> = Vec::with_capacity(n.checked_mul(d)?);
-    let mut pages = Pages::default();
-    for (file, metadata) in &mut opened {
-        for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
-            let chunk = leaf(group.columns_under_root_iter(column)?)?;
-            pages.read_chunk(file, chunk, group.num_rows(), d, &mut cells)?;
+
+    /// Values per row.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Rows of the table.
+    pub(crate) fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    /// Rows handed out so far: the next [`Self::read`] begins at this row.
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Appends the next `count` rows' values to `cells`; `None` past the table's end or where
+    /// the reader does not take a page or a value (the caller then reads with polars).
+    pub(crate) fn read(&mut self, count: usize, cells: &mut Vec<f32>) -> Option<()> {
+        if self.at.checked_add(count)? > self.n_rows {
+            return None;
+        }
+        let target = cells.len().checked_add(count.checked_mul(self.width)?)?;
+        let take = self.surplus.len().min(target - cells.len());
+        cells.extend(self.surplus.drain(..take));
+        while cells.len() < target {
+            self.next_page(cells)?;
+        }
+        self.surplus.extend(cells.drain(target..));
+        self.at += count;
+        Some(())
+    }
+
+    /// Passes over the next `count` rows.
+    pub(crate) fn skip(&mut self, mut count: usize) -> Option<()> {
+        let block = (1 << 20) / self.width.max(1) + 1;
+        let mut scratch = Vec::new();
+        while count > 0 {
+            let rows = count.min(block);
+            scratch.clear();
+            self.read(rows, &mut scratch)?;
+            count -= rows;
+        }
+        Some(())
+    }
+
+    /// Appends the values of the next data page to `cells` (opening the next chunk, reading
+    /// its dictionary page, as they come).
+    fn next_page(&mut self, cells: &mut Vec<f32>) -> Option<()> {
+        let Self {
+            files, chunks, width, next, reading, compressed, page: buffer, dictionary, ..
+        } = self;
+        loop {
+            if reading.is_none() {
+                let chunk = chunks.get(*next)?;
+                let mut file = File::open(&files[chunk.file]).ok()?;
+                file.seek(SeekFrom::Start(chunk.range.start)).ok()?;
+                let part = file.take(chunk.range.end - chunk.range.start);
+                *reading = Some(Reading {
+                    reader: BufReader::with_capacity(1 << 20, part),
+                    seen: 0,
+                    rows: Rows { width: *width, begun: 0, in_row: 0 },
+                    context: DecompressionContext::Unset,
+                });
+                dictionary.clear();
+                *next += 1;
+            }
+            let chunk = &chunks[*next - 1];
+            let state = reading.as_mut()?;
+            let mut protocol = TCompactInputProtocol::new(&mut state.reader, MAX_HEADER);
+            let header = PageHeader::read_from_in_protocol(&mut protocol).ok()?;
+            let size = usize::try_from(header.compressed_page_size).ok()?;
+            let full = usize::try_from(header.uncompressed_page_size).ok()?;
+            compressed.resize(size, 0);
+            state.reader.read_exact(compressed).ok()?;
+            let (compression, double, context) =
+                (chunk.compression, chunk.double, &mut state.context);
+            let start = cells.len();
+            let count = match header.type_ {
+                PageType::DICTIONARY_PAGE => {
+                    let page = header.dictionary_page_header?;
+                    if !matches!(page.encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return None;
+                    }
+                    let count = usize::try_from(page.num_values).ok()?;
+                    let bytes = inflate(compression, compressed, buffer, full, context)?;
+                    // a bad entry only matters if a row uses it: it is kept as NaN, which the
+                    // finiteness check of the rows refuses
+                    dictionary.clear();
+                    plain(bytes, count, double, dictionary, false)?;
+                    continue;
+                }
+                PageType::DATA_PAGE => {
+                    let page = header.data_page_header?;
+                    let count = usize::try_from(page.num_values).ok()?;
+                    // v1: each level section is its length (4 bytes, little-endian) and its
+                    // runs, before the values, all compressed together
+                    if page.repetition_level_encoding != Encoding::RLE
+                        || page.definition_level_encoding != Encoding::RLE
+                    {
+                        return None;
+                    }
+                    let bytes = inflate(compression, compressed, buffer, full, context)?;
+                    let (rep, rest) = prefixed(bytes)?;
+                    let (def, bytes) = prefixed(rest)?;
+                    levels(rep, def, count, chunk.max_def, &mut state.rows)?;
+                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    count
+                }
+                PageType::DATA_PAGE_V2 => {
+                    let page = header.data_page_header_v2?;
+                    let count = usize::try_from(page.num_values).ok()?;
+                    let rep_len = usize::try_from(page.repetition_levels_byte_length).ok()?;
+                    let def_len = usize::try_from(page.definition_levels_byte_length).ok()?;
+                    // v2: the levels lie uncompressed before the (perhaps compressed) values
+                    let rep = compressed.get(..rep_len)?;
+                    let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
+                    levels(rep, def, count, chunk.max_def, &mut state.rows)?;
+                    let bytes = &compressed[rep_len + def_len..];
+                    let bytes = if page.is_compressed.unwrap_or(true) {
+                        let full = full.checked_sub(rep_len + def_len)?;
+                        inflate(compression, bytes, buffer, full, context)?
+                    } else {
+                        bytes
+                    };
+                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    count
+                }
+                // an index page (never written in practice) holds no values
+                _ => continue,
+            };
+            if !cells[start..].iter().all(|v| v.is_finite()) {
+                return None;
+            }
+            state.seen += count;
+            if state.seen >= chunk.values {
+                let rows = &state.rows;
+                let whole = rows.begun == chunk.rows && rows.in_row == *width;
+                if state.seen > chunk.values || !whole {
+                    return None;
+                }
+                *reading = None;
+            }
+            return Some(());
         }
     }
-    Array2::from_shape_vec((n, d), cells).ok()
 }
 
 /// The one column chunk of a root column that is a list of floats or doubles.
@@ -84,17 +306,6 @@ fn leaf<'a>(
         PhysicalType::Float | PhysicalType::Double
     );
     (listed && float && descriptor.max_def_level >= 1).then_some(chunk)
-}
-
-/// The state of reading column chunks: buffers kept from page to page.
-#[derive(Default)]
-struct Pages {
-    /// A page as it lies in the file.
-    compressed: Vec<u8>,
-    /// A page's bytes decompressed.
-    page: Vec<u8>,
-    /// The dictionary page's values of the current chunk.
-    dictionary: Vec<f32>,
 }
 
 /// Where the rows of a chunk stand: the number of rows begun, and the values of the last one.
@@ -126,98 +337,6 @@ impl Rows {
             _ => return None,
         }
         Some(())
-    }
-}
-
-impl Pages {
-    /// Appends the `rows` x `width` values of `chunk` (a leaf chosen by [`leaf`]) to `cells`.
-    fn read_chunk(
-        &mut self,
-        file: &mut File,
-        chunk: &ColumnChunkMetadata,
-        rows: usize,
-        width: usize,
-        cells: &mut Vec<f32>,
-    ) -> Option<()> {
-        let Pages { compressed, page: buffer, dictionary } = self;
-        let range = chunk.byte_range();
-        file.seek(SeekFrom::Start(range.start)).ok()?;
-        let mut reader = BufReader::with_capacity(1 << 20, file.take(range.end - range.start));
-        let descriptor = &chunk.descriptor().descriptor;
-        let double = descriptor.primitive_type.physical_type == PhysicalType::Double;
-        let max_def = u32::try_from(descriptor.max_def_level).ok()?;
-        let compression = chunk.compression();
-        let mut context = DecompressionContext::Unset;
-        let total = usize::try_from(chunk.num_values()).ok()?;
-        let mut seen = 0;
-        let mut state = Rows { width, begun: 0, in_row: 0 };
-        dictionary.clear();
-        while seen < total {
-            let mut protocol = TCompactInputProtocol::new(&mut reader, MAX_HEADER);
-            let header = PageHeader::read_from_in_protocol(&mut protocol).ok()?;
-            let size = usize::try_from(header.compressed_page_size).ok()?;
-            let full = usize::try_from(header.uncompressed_page_size).ok()?;
-            compressed.resize(size, 0);
-            reader.read_exact(compressed).ok()?;
-            let start = cells.len();
-            let count = match header.type_ {
-                PageType::DICTIONARY_PAGE => {
-                    let page = header.dictionary_page_header?;
-                    if !matches!(page.encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                        return None;
-                    }
-                    let count = usize::try_from(page.num_values).ok()?;
-                    let bytes = inflate(compression, compressed, buffer, full, &mut context)?;
-                    // a bad entry only matters if a row uses it: it is kept as NaN, which the
-                    // finiteness check of the rows refuses
-                    plain(bytes, count, double, dictionary, false)?;
-                    continue;
-                }
-                PageType::DATA_PAGE => {
-                    let page = header.data_page_header?;
-                    let count = usize::try_from(page.num_values).ok()?;
-                    // v1: each level section is its length (4 bytes, little-endian) and its
-                    // runs, before the values, all compressed together
-                    if page.repetition_level_encoding != Encoding::RLE
-                        || page.definition_level_encoding != Encoding::RLE
-                    {
-                        return None;
-                    }
-                    let bytes = inflate(compression, compressed, buffer, full, &mut context)?;
-                    let (rep, rest) = prefixed(bytes)?;
-                    let (def, bytes) = prefixed(rest)?;
-                    levels(rep, def, count, max_def, &mut state)?;
-                    values(bytes, page.encoding, count, double, dictionary, cells)?;
-                    count
-                }
-                PageType::DATA_PAGE_V2 => {
-                    let page = header.data_page_header_v2?;
-                    let count = usize::try_from(page.num_values).ok()?;
-                    let rep_len = usize::try_from(page.repetition_levels_byte_length).ok()?;
-                    let def_len = usize::try_from(page.definition_levels_byte_length).ok()?;
-                    // v2: the levels lie uncompressed before the (perhaps compressed) values
-                    let rep = compressed.get(..rep_len)?;
-                    let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
-                    levels(rep, def, count, max_def, &mut state)?;
-                    let bytes = &compressed[rep_len + def_len..];
-                    let bytes = if page.is_compressed.unwrap_or(true) {
-                        let full = full.checked_sub(rep_len + def_len)?;
-                        inflate(compression, bytes, buffer, full, &mut context)?
-                    } else {
-                        bytes
-                    };
-                    values(bytes, page.encoding, count, double, dictionary, cells)?;
-                    count
-                }
-                // an index page (never written in practice) holds no values
-                _ => continue,
-            };
-            seen += count;
-            if !cells[start..].iter().all(|v| v.is_finite()) {
-                return None;
-            }
-        }
-        (seen == total && state.begun == rows && state.in_row == width).then_some(())
     }
 }
 
@@ -449,6 +568,30 @@ mod tests {
         };
         assert_eq!(half(0), one);
         assert_eq!(half(1), one);
+    }
+
+    /// Rows handed out in uneven runs, with rows passed over between them, are the rows polars
+    /// reads, across pages, dictionary pages and row groups.
+    #[test]
+    fn rows_read_in_runs_are_the_rows_polars_reads() {
+        for name in ["dict_v1_snappy", "split_v2_gzip", "plain_v1_lz4"] {
+            let path = fixture(&format!("pages/{name}.parquet"));
+            let want = polars_matrix(&path, "emb");
+            let mut pages = EmbeddingPages::open(std::slice::from_ref(&path), "emb").unwrap();
+            let (mut at, mut cells) = (0, Vec::new());
+            for (skip, take) in [(0, 1), (2, 13), (0, 64), (40, 77), (1, 0), (0, 100)] {
+                pages.skip(skip).unwrap();
+                at += skip;
+                assert_eq!(pages.position(), at);
+                cells.clear();
+                pages.read(take, &mut cells).unwrap();
+                let rows = want.slice_axis(ndarray::Axis(0), ndarray::Slice::from(at..at + take));
+                assert_eq!(cells, rows.iter().copied().collect::<Vec<_>>(), "{name} at {at}");
+                at += take;
+            }
+            assert_eq!(at, 298);
+            assert!(pages.read(3, &mut cells).is_none(), "past the end");
+        }
     }
 
     /// A file polars writes (its own page layout, several row groups) reads as polars reads it.

@@ -57,6 +57,25 @@ fn batches_read_what_load_reads() {
     let o = LoadOptions { embedding: Some("emb".into()), ..common::roles() };
     let lists = load(fixture("lists/fixed_f32.parquet"), &o).unwrap();
     same_as_loaded(&lists, &fixture("lists/fixed_f32.parquet"), &o, 2, "list column");
+
+    // list columns read a page at a time: batches that begin and end inside pages and row
+    // groups, and an earlier batch after a later one (the file is read from its start again)
+    let o = LoadOptions {
+        embedding: Some("emb".into()),
+        label: Some("label".into()),
+        ..LoadOptions::default()
+    };
+    for name in ["dict_v1_snappy", "split_v2_gzip", "plain_v1_lz4"] {
+        let path = fixture(&format!("pages/{name}.parquet"));
+        let whole = load(&path, &o).unwrap();
+        same_as_loaded(&whole, &path, &o, 7, name);
+        let mut source = open_batches(&path, &o).unwrap();
+        let features = whole.dataset().features();
+        for rows in [200..230, 3..9, 9..150, 290..300] {
+            let want = features.slice_axis(Axis(0), rows.clone().into());
+            assert_eq!(source.read(rows.clone()).unwrap(), want, "{name} {rows:?}");
+        }
+    }
 }
 
 #[test]
