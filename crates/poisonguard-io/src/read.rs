@@ -58,8 +58,9 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
 /// alone.
 const SLICE_BYTES: usize = 64 << 20;
 
-/// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame, a slice
-/// of whole row groups at a time. The first slice is read with the role columns and converted
+/// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame: an
+/// embedding column the page reader takes ([`crate::pages`]) a page at a time, anything else a
+/// slice of whole row groups at a time. The first slice is read with the role columns and converted
 /// as the frame of a whole table is (the table's structure, its errors); a table that is one
 /// slice is just that. Otherwise the features of the first slice and of every later one are
 /// copied into the matrix, and the role columns are read whole at the end: the load holds the
