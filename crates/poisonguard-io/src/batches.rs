@@ -10,7 +10,7 @@ use poisonguard_core::{BoxError, RowKeys, RowSource};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::pages::EmbeddingPages;
+use crate::pages::ColumnPages;
 use crate::table::{Format, LoadOptions, RowFlags};
 use crate::{columns, files, read};
 
@@ -45,7 +45,7 @@ enum Cursor {
     /// Not yet read.
     Untried,
     /// By the page reader, which stands at some row.
-    Pages(Box<EmbeddingPages>),
+    Pages(Box<ColumnPages>),
     /// With polars: the page reader does not take it.
     Polars,
 }
@@ -142,7 +142,7 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
         let names = files::parquet_header(&files[0], opts)?.names;
         files::check_named_columns(&first, &names, opts)?;
         columns::check_roles(&first, opts)?;
-        if let Some(pages) = EmbeddingPages::open(&files, column) {
+        if let Some(pages) = ColumnPages::list(&files, column) {
             let n_features = pages.width();
             return Ok(Layout {
                 parts: parts()?,
@@ -297,8 +297,7 @@ impl RowBatches {
         let cursor = &mut self.cursors[part];
         let ahead = matches!(cursor, Cursor::Pages(p) if p.position() <= rows.start);
         if !ahead && !matches!(cursor, Cursor::Polars) {
-            *cursor = match EmbeddingPages::open(std::slice::from_ref(&self.parts[part].0), column)
-            {
+            *cursor = match ColumnPages::list(std::slice::from_ref(&self.parts[part].0), column) {
                 Some(pages) if pages.width() == self.n_features => Cursor::Pages(Box::new(pages)),
                 _ => Cursor::Polars,
             };

@@ -39,7 +39,6 @@ pub(crate) fn table_from_frame(
     let shown = path.display().to_string();
     let p = shown.as_str();
     check_roles(p, opts)?;
-    let roles = opts.roles();
 
     if let Some(column) = &opts.embedding {
         let x = embedding_matrix(p, get(frame, p, column, "embedding")?)?;
@@ -50,37 +49,8 @@ pub(crate) fn table_from_frame(
         return Ok(Table { dataset, flags, feature_names });
     }
 
-    let feature_names: Vec<String> = match &opts.features {
-        Some(list) => {
-            for (k, c) in list.iter().enumerate() {
-                if list[..k].contains(c) {
-                    return Err(Error::DuplicateColumn {
-                        path: shown.clone(),
-                        column: c.clone(),
-                        place: "in --features",
-                    });
-                }
-                if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == c) {
-                    return Err(Error::ColumnRoleConflict {
-                        path: shown.clone(),
-                        column: c.clone(),
-                        first: "feature",
-                        second: r,
-                    });
-                }
-            }
-            list.clone()
-        }
-        None => frame
-            .get_column_names()
-            .iter()
-            .map(|s| s.to_string())
-            .filter(|c| opts.default_feature(c))
-            .collect(),
-    };
-    if feature_names.is_empty() {
-        return Err(Error::NoFeatures { path: shown, available: list_names(names) });
-    }
+    let read: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    let feature_names = feature_columns(p, &read, names, opts)?;
 
     let features = feature_matrix(p, frame, &feature_names)?;
     // the header's names go with the features, so that reasons and a saved model name them
@@ -89,6 +59,45 @@ pub(crate) fn table_from_frame(
         .map_err(|error| Error::Data { path: shown.clone(), error })?;
     let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
     Ok(Table { dataset, flags, feature_names })
+}
+
+/// The feature columns of a load with `opts` (no embedding column) among the columns `read` of
+/// a file whose columns are `names`: `--features` in its order, or every column read without a
+/// role that is not excluded, in file order.
+pub(crate) fn feature_columns(
+    path: &str,
+    read: &[String],
+    names: &[String],
+    opts: &LoadOptions,
+) -> Result<Vec<String>> {
+    let roles = opts.roles();
+    let feature_names: Vec<String> = match &opts.features {
+        Some(list) => {
+            for (k, c) in list.iter().enumerate() {
+                if list[..k].contains(c) {
+                    return Err(Error::DuplicateColumn {
+                        path: path.to_string(),
+                        column: c.clone(),
+                        place: "in --features",
+                    });
+                }
+                if let Some((r, _)) = roles.iter().find(|(_, rc)| *rc == c) {
+                    return Err(Error::ColumnRoleConflict {
+                        path: path.to_string(),
+                        column: c.clone(),
+                        first: "feature",
+                        second: r,
+                    });
+                }
+            }
+            list.clone()
+        }
+        None => read.iter().filter(|c| opts.default_feature(c)).cloned().collect(),
+    };
+    if feature_names.is_empty() {
+        return Err(Error::NoFeatures { path: path.to_string(), available: list_names(names) });
+    }
+    Ok(feature_names)
 }
 
 /// The column roles `opts` gives are distinct (every named column exists,

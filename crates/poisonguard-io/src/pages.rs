@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use ndarray::Array2;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext, decompress};
-use polars_parquet::parquet::metadata::ColumnChunkMetadata;
+use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
 use polars_parquet::parquet::read::read_metadata;
 use polars_parquet::parquet::schema::types::PhysicalType;
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
@@ -35,16 +35,57 @@ const MAX_HEADER: usize = 1 << 20;
 /// (see the module's notes), the file cannot be read, or a value is missing, of another length
 /// or not finite.
 pub(crate) fn embedding(files: &[PathBuf], column: &str) -> Option<Array2<f32>> {
-    let mut pages = EmbeddingPages::open(files, column)?;
+    let mut pages = ColumnPages::list(files, column)?;
     let (n, d) = (pages.n_rows(), pages.width());
     let mut cells: Vec<f32> = Vec::with_capacity(n.checked_mul(d)?);
     pages.read(n, &mut cells)?;
     Array2::from_shape_vec((n, d), cells).ok()
 }
 
-/// An embedding column read a page at a time, its rows in order: [`EmbeddingPages::read`] hands
-/// out the next rows (a batched audit reads a file's rows batch after batch).
-pub(crate) struct EmbeddingPages {
+/// Columns decoded before their values are copied into the matrix's rows: 16 f32 columns fill
+/// a cache line of a row.
+const COLUMNS_AT_ONCE: usize = 16;
+
+/// The float or double columns `names` of the Parquet files `files` (one table in file order)
+/// as the matrix's columns, in that order, or `None` when this reader does not take one of
+/// them (another type, a missing value, a value not finite or beyond f32's range, a file it
+/// cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and copied into the
+/// rows, so the read holds the matrix and that many columns.
+pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>> {
+    let metadata = files
+        .iter()
+        .map(|path| read_metadata(&mut File::open(path).ok()?).ok())
+        .collect::<Option<Vec<_>>>()?;
+    // every column is checked from the footers before one is read
+    let pages = names
+        .iter()
+        .map(|name| ColumnPages::from_metadata(files, &metadata, name, false))
+        .collect::<Option<Vec<_>>>()?;
+    let n = pages.first()?.n_rows();
+    let d = names.len();
+    let mut x = Array2::<f32>::zeros((n, d));
+    let mut block: Vec<Vec<f32>> = Vec::new();
+    let mut pages = pages.into_iter();
+    for first in (0..d).step_by(COLUMNS_AT_ONCE) {
+        block.resize_with(COLUMNS_AT_ONCE.min(d - first), Vec::new);
+        for cells in &mut block {
+            // each column's page buffers go when it is read
+            cells.clear();
+            pages.next()?.read(n, cells)?;
+        }
+        for (i, mut row) in x.rows_mut().into_iter().enumerate() {
+            for (j, cells) in block.iter().enumerate() {
+                row[first + j] = cells[i];
+            }
+        }
+    }
+    Some(x)
+}
+
+/// A column (a list column, or a column of one value per row) read a page at a time, its rows in
+/// order: [`ColumnPages::read`] hands out the next rows (a batched audit reads a file's rows
+/// batch after batch).
+pub(crate) struct ColumnPages {
     files: Vec<PathBuf>,
     /// The column's chunks, in table order.
     chunks: Vec<Chunk>,
@@ -66,9 +107,9 @@ pub(crate) struct EmbeddingPages {
     dictionary: Vec<f32>,
 }
 
-impl std::fmt::Debug for EmbeddingPages {
+impl std::fmt::Debug for ColumnPages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddingPages")
+        f.debug_struct("ColumnPages")
             .field("files", &self.files)
             .field("width", &self.width)
             .field("n_rows", &self.n_rows)
@@ -86,6 +127,7 @@ struct Chunk {
     values: usize,
     compression: Compression,
     double: bool,
+    max_rep: u32,
     max_def: u32,
 }
 
@@ -98,20 +140,35 @@ struct Reading {
     context: DecompressionContext,
 }
 
-impl EmbeddingPages {
-    /// The column `column` of `files` (one table in file order), if this reader takes it: from
-    /// the files' footers only (its width is the values of a chunk over its rows).
-    pub(crate) fn open(files: &[PathBuf], column: &str) -> Option<Self> {
+impl ColumnPages {
+    /// The list column `column` of `files` (one table in file order), if this reader takes it:
+    /// from the files' footers only (its width is the values of a chunk over its rows).
+    pub(crate) fn list(files: &[PathBuf], column: &str) -> Option<Self> {
+        let metadata = files
+            .iter()
+            .map(|path| read_metadata(&mut File::open(path).ok()?).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Self::from_metadata(files, &metadata, column, true)
+    }
+
+    /// The column `column` of `files`, whose footers are `metadata`: a list column (`list`) or
+    /// a column of one value per row.
+    fn from_metadata(
+        files: &[PathBuf],
+        metadata: &[FileMetadata],
+        column: &str,
+        list: bool,
+    ) -> Option<Self> {
         let mut chunks = Vec::new();
         let mut width = None;
-        for (k, path) in files.iter().enumerate() {
-            let metadata = read_metadata(&mut File::open(path).ok()?).ok()?;
+        for (k, metadata) in metadata.iter().enumerate() {
             for group in metadata.row_groups.iter().filter(|g| g.num_rows() > 0) {
-                let chunk = leaf(group.columns_under_root_iter(column)?)?;
+                let chunk = leaf(group.columns_under_root_iter(column)?, list)?;
                 let values = usize::try_from(chunk.num_values()).ok()?;
                 let rows = group.num_rows();
                 let w = values / rows;
-                if w == 0 || w * rows != values || *width.get_or_insert(w) != w {
+                if w == 0 || w * rows != values || *width.get_or_insert(w) != w || (!list && w != 1)
+                {
                     return None;
                 }
                 let descriptor = &chunk.descriptor().descriptor;
@@ -122,6 +179,7 @@ impl EmbeddingPages {
                     values,
                     compression: chunk.compression(),
                     double: descriptor.primitive_type.physical_type == PhysicalType::Double,
+                    max_rep: u32::try_from(descriptor.max_rep_level).ok()?,
                     max_def: u32::try_from(descriptor.max_def_level).ok()?,
                 });
             }
@@ -243,9 +301,9 @@ impl EmbeddingPages {
                         return None;
                     }
                     let bytes = inflate(compression, compressed, buffer, full, context)?;
-                    let (rep, rest) = prefixed(bytes)?;
-                    let (def, bytes) = prefixed(rest)?;
-                    levels(rep, def, count, chunk.max_def, &mut state.rows)?;
+                    let (rep, bytes) = prefixed(bytes, chunk.max_rep)?;
+                    let (def, bytes) = prefixed(bytes, chunk.max_def)?;
+                    levels(rep, def, count, chunk, &mut state.rows)?;
                     values(bytes, page.encoding, count, double, dictionary, cells)?;
                     count
                 }
@@ -257,7 +315,7 @@ impl EmbeddingPages {
                     // v2: the levels lie uncompressed before the (perhaps compressed) values
                     let rep = compressed.get(..rep_len)?;
                     let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
-                    levels(rep, def, count, chunk.max_def, &mut state.rows)?;
+                    levels(rep, def, count, chunk, &mut state.rows)?;
                     let bytes = &compressed[rep_len + def_len..];
                     let bytes = if page.is_compressed.unwrap_or(true) {
                         let full = full.checked_sub(rep_len + def_len)?;
@@ -288,9 +346,11 @@ impl EmbeddingPages {
     }
 }
 
-/// The one column chunk of a root column that is a list of floats or doubles.
+/// The one column chunk of a root column of floats or doubles: a list of them (`list`), or one
+/// per row.
 fn leaf<'a>(
     mut chunks: impl ExactSizeIterator<Item = &'a ColumnChunkMetadata>,
+    list: bool,
 ) -> Option<&'a ColumnChunkMetadata> {
     if chunks.len() != 1 {
         return None;
@@ -299,13 +359,16 @@ fn leaf<'a>(
     let column = chunk.descriptor();
     let descriptor = &column.descriptor;
     // `list.element` (or a legacy two-level list, or a repeated field): one repetition level,
-    // and no struct inside the list
-    let listed = descriptor.max_rep_level == 1 && column.path_in_schema.len() <= 3;
+    // and no struct inside the list; else a column at the root, required or optional
+    let shape = match list {
+        true => descriptor.max_rep_level == 1 && column.path_in_schema.len() <= 3,
+        false => descriptor.max_rep_level == 0 && column.path_in_schema.len() == 1,
+    };
     let float = matches!(
         descriptor.primitive_type.physical_type,
         PhysicalType::Float | PhysicalType::Double
     );
-    (listed && float && descriptor.max_def_level >= 1).then_some(chunk)
+    (shape && float && descriptor.max_def_level >= i16::from(list)).then_some(chunk)
 }
 
 /// Where the rows of a chunk stand: the number of rows begun, and the values of the last one.
@@ -319,6 +382,11 @@ impl Rows {
     /// `count` repetition levels `rep`: a 0 begins a row, a 1 continues it.
     fn levels(&mut self, rep: u32, count: usize) -> Option<()> {
         match rep {
+            0 if self.width == 1 => {
+                // one value a row
+                self.begun += count;
+                self.in_row = 1;
+            }
             0 => {
                 for _ in 0..count {
                     if self.begun > 0 && self.in_row != self.width {
@@ -396,27 +464,40 @@ fn inflate<'a>(
     Some(buffer)
 }
 
-/// A v1 level section: its length (4 bytes, little-endian), its bytes, and what follows.
-fn prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// A v1 level section of levels up to `max`: its length (4 bytes, little-endian), its bytes,
+/// and what follows (no section where `max` is 0).
+fn prefixed(bytes: &[u8], max: u32) -> Option<(&[u8], &[u8])> {
+    if max == 0 {
+        return Some((&[], bytes));
+    }
     let (len, rest) = bytes.split_first_chunk::<4>()?;
     let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
     (len <= rest.len()).then(|| rest.split_at(len))
 }
 
-/// Checks a data page's `count` levels: every definition level is `max_def` (no list or value
-/// missing), and the repetition levels make rows of the chunk's width.
-fn levels(rep: &[u8], def: &[u8], count: usize, max_def: u32, rows: &mut Rows) -> Option<()> {
-    let mut defined = 0;
-    runs(def, bit_width(max_def), count, |level, repeat| {
-        defined += repeat;
-        (level == max_def).then_some(())
-    })?;
+/// Checks a data page's `count` levels of `chunk`: every definition level is the largest (no
+/// list or value missing), and the repetition levels make rows of the chunk's width (without
+/// them, each value is a row).
+fn levels(rep: &[u8], def: &[u8], count: usize, chunk: &Chunk, rows: &mut Rows) -> Option<()> {
+    if chunk.max_def > 0 {
+        let mut defined = 0;
+        runs(def, bit_width(chunk.max_def), count, |level, repeat| {
+            defined += repeat;
+            (level == chunk.max_def).then_some(())
+        })?;
+        if defined != count {
+            return None;
+        }
+    }
+    if chunk.max_rep == 0 {
+        return rows.levels(0, count);
+    }
     let mut repeated = 0;
     runs(rep, 1, count, |level, repeat| {
         repeated += repeat;
         rows.levels(level, repeat)
     })?;
-    (defined == count && repeated == count).then_some(())
+    (repeated == count).then_some(())
 }
 
 /// The bits of a level or index up to `max`.
@@ -444,14 +525,16 @@ fn runs(
             let len = values.checked_mul(bits as usize)?.div_ceil(8);
             let packed = bytes.get(..len.min(bytes.len()))?;
             bytes = &bytes[packed.len()..];
+            let mask = (1u64 << bits) - 1;
             for k in 0..values.min(left) {
-                let mut value = 0u32;
-                for b in 0..bits as usize {
-                    let at = k * bits as usize + b;
-                    let bit = (packed.get(at / 8)? >> (at % 8)) & 1;
-                    value |= u32::from(bit) << b;
-                }
-                each(value, 1)?;
+                // the value's bits from an 8-byte window at its first byte (at most 7 + 32 bits)
+                let at = k * bits as usize;
+                let mut window = [0u8; 8];
+                let tail = packed.get(at / 8..)?;
+                let len = tail.len().min(8);
+                window[..len].copy_from_slice(&tail[..len]);
+                let value = (u64::from_le_bytes(window) >> (at % 8)) & mask;
+                each(u32::try_from(value).ok()?, 1)?;
             }
             left -= values.min(left);
         } else {
@@ -577,7 +660,7 @@ mod tests {
         for name in ["dict_v1_snappy", "split_v2_gzip", "plain_v1_lz4"] {
             let path = fixture(&format!("pages/{name}.parquet"));
             let want = polars_matrix(&path, "emb");
-            let mut pages = EmbeddingPages::open(std::slice::from_ref(&path), "emb").unwrap();
+            let mut pages = ColumnPages::list(std::slice::from_ref(&path), "emb").unwrap();
             let (mut at, mut cells) = (0, Vec::new());
             for (skip, take) in [(0, 1), (2, 13), (0, 64), (40, 77), (1, 0), (0, 100)] {
                 pages.skip(skip).unwrap();
@@ -591,6 +674,50 @@ mod tests {
             }
             assert_eq!(at, 298);
             assert!(pages.read(3, &mut cells).is_none(), "past the end");
+        }
+    }
+
+    /// Numeric columns (nullable float32 and float64 without a missing value, v1 and v2 pages,
+    /// dictionary and PLAIN, several row groups; more columns than one block of them, in any
+    /// order) read as polars' frame gives them; an integer, missing, null-holding or
+    /// non-finite column is left to polars.
+    #[test]
+    fn numeric_columns_read_as_polars_reads_them() {
+        let names: Vec<String> = (0..5).map(|j| format!("f{j}")).collect();
+        let reversed: Vec<String> = names.iter().rev().cloned().collect();
+        for name in ["columns_v1_snappy", "columns_v2_zstd"] {
+            let path = fixture(&format!("pages/{name}.parquet"));
+            let frame = ParquetReader::new(File::open(&path).unwrap()).finish().unwrap();
+            for order in [&names, &reversed] {
+                let got = columns(std::slice::from_ref(&path), order).expect(name);
+                assert_eq!(got, crate::columns::feature_matrix("f", &frame, order).unwrap());
+            }
+            assert!(columns(std::slice::from_ref(&path), &["label".into()]).is_none());
+            assert!(columns(std::slice::from_ref(&path), &["nope".into()]).is_none());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.parquet");
+        let wide: Vec<Column> = (0..40)
+            .map(|j| {
+                let values: Vec<f32> = (0..100).map(|i| (i * 40 + j) as f32 * 0.5 - 3.0).collect();
+                Column::new(format!("c{j}").into(), values)
+            })
+            .collect();
+        let mut frame = DataFrame::new_infer_height(wide).unwrap();
+        ParquetWriter::new(File::create(&path).unwrap())
+            .with_row_group_size(Some(30))
+            .finish(&mut frame)
+            .unwrap();
+        let names: Vec<String> = (0..40).map(|j| format!("c{j}")).collect();
+        let got = columns(std::slice::from_ref(&path), &names).unwrap();
+        assert_eq!(got, crate::columns::feature_matrix("f", &frame, &names).unwrap());
+        for (k, bad) in [None, Some(f32::NAN)].into_iter().enumerate() {
+            let path = dir.path().join(format!("bad{k}.parquet"));
+            let values: Vec<Option<f32>> =
+                (0..20).map(|i| if i == 7 { bad } else { Some(i as f32) }).collect();
+            let mut frame = df!("a" => values).unwrap();
+            ParquetWriter::new(File::create(&path).unwrap()).finish(&mut frame).unwrap();
+            assert!(columns(std::slice::from_ref(&path), &["a".into()]).is_none(), "{bad:?}");
         }
     }
 

@@ -6,7 +6,9 @@ use ndarray::Array2;
 use poisonguard_core::{DataError, Dataset, Labels, RowKeys};
 use polars::prelude::*;
 
-use crate::columns::{Roles, attach, check_roles, feature_matrix, roles_of, table_from_frame};
+use crate::columns::{
+    Roles, attach, check_roles, feature_columns, feature_matrix, roles_of, table_from_frame,
+};
 use crate::error::{Error, Result};
 use crate::files::{
     ParquetHeader, check_named_columns, column_list, is_npy, parquet_header, read_frame,
@@ -102,11 +104,19 @@ fn load_parquet(
     }
     let (names, wanted) = first.expect("`shards` gives at least one file");
     check_named_columns(&shown, &names, opts)?;
-    if let Some(column) = opts.embedding.as_deref() {
-        check_roles(&shown, opts)?;
-        if let Some(x) = crate::pages::embedding(files, column) {
-            let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
-            return finish_parquet(path, files, x, feature_names, opts);
+    check_roles(&shown, opts)?;
+    match opts.embedding.as_deref() {
+        Some(column) => {
+            if let Some(x) = crate::pages::embedding(files, column) {
+                let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+                return finish_parquet(path, files, x, feature_names, opts);
+            }
+        }
+        None => {
+            let feature_names = feature_columns(&shown, &wanted, &names, opts)?;
+            if let Some(x) = crate::pages::columns(files, &feature_names) {
+                return finish_parquet(path, files, x, feature_names, opts);
+            }
         }
     }
     let (file, rows) = slices[0].clone();
@@ -407,6 +417,7 @@ mod tests {
             "b" => col(1),
             "c" => col(2),
             "emb" => lists,
+            "n" => (0..50).map(|i| i as i64 - 20).collect::<Vec<_>>(),
             "label" => (0..50).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
             "id" => (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>()
         )
@@ -418,8 +429,9 @@ mod tests {
         frame
     }
 
-    /// The table `load_parquet` reads a slice of row groups at a time is the one the whole
-    /// frame gives, for numeric columns and for a list column, whatever the slice's size.
+    /// The table `load_parquet` reads (by the page reader, or through polars a slice of row
+    /// groups at a time) is the one the whole frame gives, for numeric columns and for a list
+    /// column, whatever the slice's size.
     #[test]
     fn a_parquet_load_in_slices_reads_the_frame_table() {
         let dir = tempfile::tempdir().unwrap();
@@ -436,10 +448,16 @@ mod tests {
             exclude: vec!["emb".into(), "fixed".into()],
             ..LoadOptions::default()
         };
+        // without the integer column `n` the features are read by the page reader, with it
+        // through polars a slice at a time
+        let floats = LoadOptions {
+            exclude: vec!["emb".into(), "fixed".into(), "n".into()],
+            ..roles.clone()
+        };
         let embedded =
             LoadOptions { embedding: Some("emb".into()), exclude: Vec::new(), ..roles.clone() };
         let fixed = LoadOptions { embedding: Some("fixed".into()), ..embedded.clone() };
-        for opts in [roles, embedded, fixed] {
+        for opts in [roles, floats, embedded, fixed] {
             let (whole, names) =
                 read_shards(&path, std::slice::from_ref(&path), Some(&opts)).unwrap();
             let want = table_from_frame(&path, &whole, &names, &opts).unwrap();

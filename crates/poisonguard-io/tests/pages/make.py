@@ -54,3 +54,12 @@ CASES = {
 for name, (kind, dtype, options) in CASES.items():
     table = pa.table({"emb": column(kind, dtype), "label": labels})
     pq.write_table(table, f"{name}.parquet", **options)
+
+# the embedding as five numeric columns f0..f4 (float32, but f1 and f3 float64) beside the labels
+numeric = {f"f{j}": x[:, j].astype(np.float64 if j in (1, 3) else np.float32) for j in range(d)}
+numeric["label"] = labels
+pq.write_table(pa.table(numeric), "columns_v1_snappy.parquet", data_page_version="1.0",
+               compression="snappy", row_group_size=128, data_page_size=200,
+               dictionary_pagesize_limit=128)
+pq.write_table(pa.table(numeric), "columns_v2_zstd.parquet", data_page_version="2.0",
+               compression="zstd", use_dictionary=False, data_page_size=300)
