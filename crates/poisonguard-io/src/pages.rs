@@ -1,18 +1,20 @@
-//! A Parquet list column of floats (an embedding column) read page by page straight into the
-//! feature matrix.
+//! Parquet feature columns of floats (an embedding list column, or numeric columns) read page by
+//! page straight into the feature matrix.
 //!
 //! polars reads and decodes a row group's column chunk whole, into its own arrays, before the
 //! matrix is filled from them: a file written as one large row group (`pq.write_table` keeps up
 //! to 1,048,576 rows per group) held its features twice while it was read. This reader decodes
 //! one page at a time (a dictionary page, then data pages of v1 or v2, PLAIN, dictionary or
 //! BYTE_STREAM_SPLIT values, any compression polars reads) and appends its values to the
-//! matrix, so the load holds the features once and a page beside them.
+//! matrix ([`embedding`]), or to a column of 16 that are then copied into the matrix's rows
+//! ([`columns`]), so the load holds the features once and a page (or 16 columns) beside them.
 //!
-//! It takes only what it can read exactly as polars' frame is read: one float or double leaf
-//! in a list (List, LargeList or FixedSizeList of float32/float64), every list present and of
-//! one length, every value present and finite (and, for doubles, within f32's range). For
-//! anything else ([`embedding`] answers `None`) the caller reads the column with polars, whose
-//! reading names the bad row, value or type.
+//! It takes only what it can read exactly as polars' frame is read: float or double leaves, in
+//! a list (List, LargeList or FixedSizeList of float32/float64; every list present and of one
+//! length) or one per row (a column at the root), every value present and finite (and, for
+//! doubles, within f32's range). For anything else (`None`) the caller reads the columns with
+//! polars, whose reading names the bad row, value or type (integer and boolean features are
+//! read there too: their conversion is polars' cast).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
