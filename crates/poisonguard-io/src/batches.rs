@@ -10,9 +10,10 @@ use poisonguard_core::{BoxError, RowKeys, RowSource};
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::pages::ColumnPages;
+use crate::pages::{self, ColumnPages};
 use crate::table::{Format, LoadOptions, RowFlags};
 use crate::{columns, files, read};
+use polars_parquet::parquet::metadata::FileMetadata;
 
 /// What the feature rows are read from.
 #[derive(Debug)]
@@ -39,14 +40,16 @@ pub struct RowBatches {
     cursors: Vec<Cursor>,
 }
 
-/// How a part's embedding column is read.
+/// How a part's features are read.
 #[derive(Debug)]
 enum Cursor {
     /// Not yet read.
     Untried,
-    /// By the page reader, which stands at some row.
+    /// An embedding column by the page reader, which stands at some row.
     Pages(Box<ColumnPages>),
-    /// With polars: the page reader does not take it.
+    /// Numeric columns by the page reader, from the file's footer.
+    Columns(Box<FileMetadata>),
+    /// With polars: the page reader does not take them.
     Polars,
 }
 
@@ -137,22 +140,36 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     let parts = || -> Result<Vec<(PathBuf, usize)>> {
         files.iter().map(|f| parquet_rows(f).map(|rows| (f.clone(), rows))).collect()
     };
-    if let Some(column) = &opts.embedding {
-        // an embedding column the page reader takes: its width from the footers, no row read
-        let names = files::parquet_header(&files[0], opts)?.names;
-        files::check_named_columns(&first, &names, opts)?;
-        columns::check_roles(&first, opts)?;
-        if let Some(pages) = ColumnPages::list(&files, column) {
-            let n_features = pages.width();
-            return Ok(Layout {
-                parts: parts()?,
-                kind: Kind::Parquet {
-                    columns: vec![column.clone()],
-                    embedding: Some(column.clone()),
-                },
-                n_features,
-                feature_names: (0..n_features).map(|j| format!("#{j}")).collect(),
-            });
+    // features the page reader takes: their names and number from the footers, no row read
+    // (polars would decode the first row group to read the first row)
+    let header = files::parquet_header(&files[0], opts)?;
+    files::check_named_columns(&first, &header.names, opts)?;
+    columns::check_roles(&first, opts)?;
+    match &opts.embedding {
+        Some(column) => {
+            if let Some(pages) = ColumnPages::list(&files, column) {
+                let n_features = pages.width();
+                return Ok(Layout {
+                    parts: parts()?,
+                    kind: Kind::Parquet {
+                        columns: vec![column.clone()],
+                        embedding: Some(column.clone()),
+                    },
+                    n_features,
+                    feature_names: (0..n_features).map(|j| format!("#{j}")).collect(),
+                });
+            }
+        }
+        None => {
+            let names = columns::feature_columns(&first, &header.wanted, &header.names, opts)?;
+            if pages::takes_columns(&files, &names) {
+                return Ok(Layout {
+                    parts: parts()?,
+                    kind: Kind::Parquet { columns: names.clone(), embedding: None },
+                    n_features: names.len(),
+                    feature_names: names,
+                });
+            }
         }
     }
     // the feature columns: those `load` would take, found on the first rows of the first file
@@ -293,11 +310,30 @@ impl RowBatches {
     /// part is read with polars: no embedding column, or one the page reader does not take, or
     /// a page or value it refused (polars then names the bad value, if it is in the rows).
     fn page_rows(&mut self, part: usize, rows: Range<usize>) -> Option<Array2<f32>> {
-        let Kind::Parquet { embedding: Some(column), .. } = &self.kind else { return None };
+        let file = std::slice::from_ref(&self.parts[part].0);
         let cursor = &mut self.cursors[part];
+        let column = match &self.kind {
+            Kind::Npy => return None,
+            Kind::Parquet { embedding: Some(column), .. } => column,
+            Kind::Parquet { columns, embedding: None } => {
+                // each batch's columns read from the footer, their pages before it unread
+                if matches!(cursor, Cursor::Untried) {
+                    *cursor = match pages::footers(file) {
+                        Some(mut footer) => Cursor::Columns(Box::new(footer.remove(0))),
+                        None => Cursor::Polars,
+                    };
+                }
+                let Cursor::Columns(footer) = cursor else { return None };
+                let x = pages::columns_in(file, std::slice::from_ref(footer), columns, rows);
+                if x.is_none() {
+                    *cursor = Cursor::Polars;
+                }
+                return x;
+            }
+        };
         let ahead = matches!(cursor, Cursor::Pages(p) if p.position() <= rows.start);
         if !ahead && !matches!(cursor, Cursor::Polars) {
-            *cursor = match ColumnPages::list(std::slice::from_ref(&self.parts[part].0), column) {
+            *cursor = match ColumnPages::list(file, column) {
                 Some(pages) if pages.width() == self.n_features => Cursor::Pages(Box::new(pages)),
                 _ => Cursor::Polars,
             };
@@ -416,5 +452,14 @@ mod tests {
         assert!(matches!(&source.cursors[0], Cursor::Pages(p) if p.position() == 100));
         source.read(150..160).unwrap();
         assert!(matches!(&source.cursors[0], Cursor::Pages(p) if p.position() == 160));
+        // numeric columns: each batch read from the footer
+        let path = path.with_file_name("columns_v1_snappy.parquet");
+        let opts = LoadOptions { label: Some("label".into()), ..LoadOptions::default() };
+        let mut source = open_batches(&path, &opts).unwrap();
+        assert_eq!(source.feature_names(), ["f0", "f1", "f2", "f3", "f4"]);
+        let whole = crate::load(&path, &opts).unwrap();
+        let x = source.read(130..170).unwrap();
+        assert!(matches!(&source.cursors[0], Cursor::Columns(_)));
+        assert_eq!(x, whole.dataset().features().slice_axis(Axis(0), (130..170).into()));
     }
 }

@@ -54,16 +54,38 @@ const COLUMNS_AT_ONCE: usize = 16;
 /// cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and copied into the
 /// rows, so the read holds the matrix and that many columns.
 pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>> {
-    let metadata = files
-        .iter()
-        .map(|path| read_metadata(&mut File::open(path).ok()?).ok())
-        .collect::<Option<Vec<_>>>()?;
+    let metadata = footers(files)?;
+    let n = metadata.iter().map(|m| m.num_rows).sum();
+    columns_in(files, &metadata, names, 0..n)
+}
+
+/// Whether [`columns`] takes the columns `names` of `files`, from their footers: each a float or
+/// double column at the root (a value in it may still be missing or not finite).
+pub(crate) fn takes_columns(files: &[PathBuf], names: &[String]) -> bool {
+    footers(files).is_some_and(|metadata| {
+        names.iter().all(|name| ColumnPages::from_metadata(files, &metadata, name, false).is_some())
+    })
+}
+
+/// The footers of `files`.
+pub(crate) fn footers(files: &[PathBuf]) -> Option<Vec<FileMetadata>> {
+    files.iter().map(|path| read_metadata(&mut File::open(path).ok()?).ok()).collect()
+}
+
+/// Rows `rows` of [`columns`], from the files' footers `metadata`: each column's pages before
+/// the rows are passed over unread (a batched audit reads a batch so).
+pub(crate) fn columns_in(
+    files: &[PathBuf],
+    metadata: &[FileMetadata],
+    names: &[String],
+    rows: std::ops::Range<usize>,
+) -> Option<Array2<f32>> {
     // every column is checked from the footers before one is read
     let pages = names
         .iter()
-        .map(|name| ColumnPages::from_metadata(files, &metadata, name, false))
+        .map(|name| ColumnPages::from_metadata(files, metadata, name, false))
         .collect::<Option<Vec<_>>>()?;
-    let n = pages.first()?.n_rows();
+    let n = rows.len();
     let d = names.len();
     let mut x = Array2::<f32>::zeros((n, d));
     let mut block: Vec<Vec<f32>> = Vec::new();
@@ -73,7 +95,9 @@ pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>
         for cells in &mut block {
             // each column's page buffers go when it is read
             cells.clear();
-            pages.next()?.read(n, cells)?;
+            let mut column = pages.next()?;
+            column.skip(rows.start)?;
+            column.read(n, cells)?;
         }
         for (i, mut row) in x.rows_mut().into_iter().enumerate() {
             for (j, cells) in block.iter().enumerate() {
@@ -92,6 +116,8 @@ pub(crate) struct ColumnPages {
     /// The column's chunks, in table order.
     chunks: Vec<Chunk>,
     width: usize,
+    /// One value a row (no list): pages before the rows wanted can be passed over unread.
+    flat: bool,
     n_rows: usize,
     /// Rows handed out.
     at: usize,
@@ -135,7 +161,8 @@ struct Chunk {
 
 /// The chunk being read: its pages, and where its rows stand.
 struct Reading {
-    reader: BufReader<std::io::Take<File>>,
+    /// The file from the chunk's start (the chunk ends where its levels are all read).
+    reader: BufReader<File>,
     /// Levels of its data pages read.
     seen: usize,
     rows: Rows,
@@ -191,6 +218,7 @@ impl ColumnPages {
             n_rows: chunks.iter().map(|c| c.rows).sum(),
             chunks,
             width: width?,
+            flat: !list,
             at: 0,
             next: 0,
             reading: None,
@@ -226,15 +254,35 @@ impl ColumnPages {
         let take = self.surplus.len().min(target - cells.len());
         cells.extend(self.surplus.drain(..take));
         while cells.len() < target {
-            self.next_page(cells)?;
+            self.next_page(cells, 0)?;
         }
         self.surplus.extend(cells.drain(target..));
         self.at += count;
         Some(())
     }
 
-    /// Passes over the next `count` rows.
+    /// Passes over the next `count` rows: a column of one value a row passes over whole chunks
+    /// and pages without reading them, a list column reads them.
     pub(crate) fn skip(&mut self, mut count: usize) -> Option<()> {
+        if self.at.checked_add(count)? > self.n_rows {
+            return None;
+        }
+        if self.flat {
+            while count > 0 {
+                if !self.surplus.is_empty() {
+                    let take = self.surplus.len().min(count);
+                    self.surplus.drain(..take);
+                    (self.at, count) = (self.at + take, count - take);
+                    continue;
+                }
+                // the next chunk or page passed over, or read into the surplus
+                let mut cells = std::mem::take(&mut self.surplus);
+                let passed = self.next_page(&mut cells, count)?;
+                self.surplus = cells;
+                (self.at, count) = (self.at + passed, count - passed);
+            }
+            return Some(());
+        }
         let block = (1 << 20) / self.width.max(1) + 1;
         let mut scratch = Vec::new();
         while count > 0 {
@@ -247,19 +295,24 @@ impl ColumnPages {
     }
 
     /// Appends the values of the next data page to `cells` (opening the next chunk, reading
-    /// its dictionary page, as they come).
-    fn next_page(&mut self, cells: &mut Vec<f32>) -> Option<()> {
+    /// its dictionary page, as they come) and answers 0; or, in a column of one value a row,
+    /// passes over the next chunk or data page unread if it holds at most `pass` rows, and
+    /// answers its rows.
+    fn next_page(&mut self, cells: &mut Vec<f32>, pass: usize) -> Option<usize> {
         let Self {
             files, chunks, width, next, reading, compressed, page: buffer, dictionary, ..
         } = self;
         loop {
             if reading.is_none() {
                 let chunk = chunks.get(*next)?;
+                if chunk.max_rep == 0 && chunk.rows <= pass {
+                    *next += 1;
+                    return Some(chunk.rows);
+                }
                 let mut file = File::open(&files[chunk.file]).ok()?;
                 file.seek(SeekFrom::Start(chunk.range.start)).ok()?;
-                let part = file.take(chunk.range.end - chunk.range.start);
                 *reading = Some(Reading {
-                    reader: BufReader::with_capacity(1 << 20, part),
+                    reader: BufReader::with_capacity(1 << 20, file),
                     seen: 0,
                     rows: Rows { width: *width, begun: 0, in_row: 0 },
                     context: DecompressionContext::Unset,
@@ -273,6 +326,27 @@ impl ColumnPages {
             let header = PageHeader::read_from_in_protocol(&mut protocol).ok()?;
             let size = usize::try_from(header.compressed_page_size).ok()?;
             let full = usize::try_from(header.uncompressed_page_size).ok()?;
+            let page_rows = match (&header.data_page_header, &header.data_page_header_v2) {
+                (Some(v1), _) => Some(v1.num_values),
+                (_, Some(v2)) => Some(v2.num_values),
+                _ => None,
+            };
+            if let Some(rows) = page_rows.and_then(|r| usize::try_from(r).ok())
+                && chunk.max_rep == 0
+                && rows <= pass
+            {
+                // one level a row: the page's rows are known without reading it
+                state.reader.seek_relative(i64::try_from(size).ok()?).ok()?;
+                state.rows.levels(0, rows)?;
+                state.seen += rows;
+                if state.seen >= chunk.values {
+                    if state.seen > chunk.values || state.rows.begun != chunk.rows {
+                        return None;
+                    }
+                    *reading = None;
+                }
+                return Some(rows);
+            }
             compressed.resize(size, 0);
             state.reader.read_exact(compressed).ok()?;
             let (compression, double, context) =
@@ -343,7 +417,7 @@ impl ColumnPages {
                 }
                 *reading = None;
             }
-            return Some(());
+            return Some(0);
         }
     }
 }
@@ -720,6 +794,26 @@ mod tests {
             let mut frame = df!("a" => values).unwrap();
             ParquetWriter::new(File::create(&path).unwrap()).finish(&mut frame).unwrap();
             assert!(columns(std::slice::from_ref(&path), &["a".into()]).is_none(), "{bad:?}");
+        }
+    }
+
+    /// Any rows of numeric columns, the pages and row groups before them passed over unread,
+    /// are those rows of polars' frame.
+    #[test]
+    fn rows_of_numeric_columns_are_the_frame_rows() {
+        let names: Vec<String> = (0..5).map(|j| format!("f{j}")).collect();
+        for name in ["columns_v1_snappy", "columns_v2_zstd"] {
+            let path = fixture(&format!("pages/{name}.parquet"));
+            let frame = ParquetReader::new(File::open(&path).unwrap()).finish().unwrap();
+            let want = crate::columns::feature_matrix("f", &frame, &names).unwrap();
+            let file = std::slice::from_ref(&path);
+            let footer = footers(file).unwrap();
+            for rows in [0..300, 0..1, 17..18, 100..260, 128..256, 255..257, 299..300, 5..133] {
+                let got = columns_in(file, &footer, &names, rows.clone()).expect(name);
+                let rows_of = want.slice_axis(ndarray::Axis(0), rows.clone().into());
+                assert_eq!(got, rows_of, "{name} {rows:?}");
+            }
+            assert!(columns_in(file, &footer, &names, 290..301).is_none());
         }
     }
 
