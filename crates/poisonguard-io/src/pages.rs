@@ -312,7 +312,8 @@ impl ColumnPages {
                 let mut file = File::open(&files[chunk.file]).ok()?;
                 file.seek(SeekFrom::Start(chunk.range.start)).ok()?;
                 *reading = Some(Reading {
-                    reader: BufReader::with_capacity(1 << 20, file),
+                    // a page (about 1 MiB) is read past the buffer; headers through it
+                    reader: BufReader::with_capacity(64 << 10, file),
                     seen: 0,
                     rows: Rows { width: *width, begun: 0, in_row: 0 },
                     context: DecompressionContext::Unset,
