@@ -173,11 +173,7 @@ impl ColumnPages {
     /// The list column `column` of `files` (one table in file order), if this reader takes it:
     /// from the files' footers only (its width is the values of a chunk over its rows).
     pub(crate) fn list(files: &[PathBuf], column: &str) -> Option<Self> {
-        let metadata = files
-            .iter()
-            .map(|path| read_metadata(&mut File::open(path).ok()?).ok())
-            .collect::<Option<Vec<_>>>()?;
-        Self::from_metadata(files, &metadata, column, true)
+        Self::from_metadata(files, &footers(files)?, column, true)
     }
 
     /// The column `column` of `files`, whose footers are `metadata`: a list column (`list`) or
@@ -371,9 +367,10 @@ impl ColumnPages {
                     let page = header.data_page_header?;
                     let count = usize::try_from(page.num_values).ok()?;
                     // v1: each level section is its length (4 bytes, little-endian) and its
-                    // runs, before the values, all compressed together
-                    if page.repetition_level_encoding != Encoding::RLE
-                        || page.definition_level_encoding != Encoding::RLE
+                    // runs, before the values, all compressed together (a level always 0 has
+                    // no section, whatever encoding the header names)
+                    if (chunk.max_rep > 0 && page.repetition_level_encoding != Encoding::RLE)
+                        || (chunk.max_def > 0 && page.definition_level_encoding != Encoding::RLE)
                     {
                         return None;
                     }
@@ -754,15 +751,15 @@ mod tests {
         }
     }
 
-    /// Numeric columns (nullable float32 and float64 without a missing value, v1 and v2 pages,
-    /// dictionary and PLAIN, several row groups; more columns than one block of them, in any
-    /// order) read as polars' frame gives them; an integer, missing, null-holding or
+    /// Numeric columns (nullable or required float32 and float64 without a missing value, v1
+    /// and v2 pages, dictionary and PLAIN, several row groups; more columns than one block of
+    /// them, in any order) read as polars' frame gives them; an integer, missing, null-holding or
     /// non-finite column is left to polars.
     #[test]
     fn numeric_columns_read_as_polars_reads_them() {
         let names: Vec<String> = (0..5).map(|j| format!("f{j}")).collect();
         let reversed: Vec<String> = names.iter().rev().cloned().collect();
-        for name in ["columns_v1_snappy", "columns_v2_zstd"] {
+        for name in ["columns_v1_snappy", "columns_v2_zstd", "columns_required"] {
             let path = fixture(&format!("pages/{name}.parquet"));
             let frame = ParquetReader::new(File::open(&path).unwrap()).finish().unwrap();
             for order in [&names, &reversed] {
@@ -803,7 +800,7 @@ mod tests {
     #[test]
     fn rows_of_numeric_columns_are_the_frame_rows() {
         let names: Vec<String> = (0..5).map(|j| format!("f{j}")).collect();
-        for name in ["columns_v1_snappy", "columns_v2_zstd"] {
+        for name in ["columns_v1_snappy", "columns_v2_zstd", "columns_required"] {
             let path = fixture(&format!("pages/{name}.parquet"));
             let frame = ParquetReader::new(File::open(&path).unwrap()).finish().unwrap();
             let want = crate::columns::feature_matrix("f", &frame, &names).unwrap();

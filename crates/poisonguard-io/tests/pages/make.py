@@ -1,4 +1,4 @@
-"""Writes the fixtures of the page reader of embedding columns (`src/pages.rs`).
+"""Writes the fixtures of the page reader of Parquet feature columns (`src/pages.rs`).
 
 The same 300 x 5 embedding (seeded; every value a multiple of 1/64 in its first 150 rows, so
 pyarrow's dictionary holds them, and arbitrary float32 in the last 150, so a small dictionary
@@ -6,7 +6,8 @@ page limit makes the writer fall back to PLAIN pages in the middle of a column c
 0, 1, 2, written by pyarrow with the page layouts writers produce: data pages v1 and v2,
 dictionary, PLAIN and BYTE_STREAM_SPLIT values, each compression polars reads, one or several row
 groups, pages of a few hundred bytes (many pages per chunk). `values.npy` holds the embedding as
-float32 (the float64 files hold it widened, exactly). Run from this folder with pyarrow 26:
+float32 (the float64 files hold it widened, exactly). `columns_*.parquet` hold it as five
+numeric columns (nullable, or required). Run from this folder with pyarrow 26:
 `python make.py`.
 """
 
@@ -63,3 +64,9 @@ pq.write_table(pa.table(numeric), "columns_v1_snappy.parquet", data_page_version
                dictionary_pagesize_limit=128)
 pq.write_table(pa.table(numeric), "columns_v2_zstd.parquet", data_page_version="2.0",
                compression="zstd", use_dictionary=False, data_page_size=300)
+# the same columns declared required (no definition levels at all)
+required = pa.schema([pa.field(k, v.type if hasattr(v, "type") else pa.from_numpy_dtype(v.dtype),
+                               nullable=False) for k, v in numeric.items()])
+pq.write_table(pa.table(numeric, schema=required), "columns_required.parquet",
+               data_page_version="1.0", compression="none", row_group_size=200,
+               data_page_size=256)
