@@ -715,8 +715,8 @@ mod tests {
 
     /// Every page layout of `tests/pages/make.py` (pyarrow: data pages v1 and v2, dictionary
     /// pages with a fallback to PLAIN inside a chunk, BYTE_STREAM_SPLIT, six compressions, lists,
-    /// large lists and fixed-size lists of float32 and float64, one to four row groups) is taken
-    /// and read as polars reads it.
+    /// large lists and fixed-size lists of float32 and float64, one to four row groups) and of
+    /// `make_spark.py` (parquet-mr) is taken and read as polars reads it.
     #[test]
     fn every_page_layout_reads_as_polars_reads_it() {
         let names = [
@@ -733,6 +733,15 @@ mod tests {
             assert_eq!(got.dim(), (300, 5), "{name}");
             assert_eq!(got, polars_matrix(&path, "emb"), "{name}");
         }
+        // parquet-mr (Spark): a required three-level list, BIT_PACKED named for absent levels
+        let spark = fixture("pages/spark_mr.parquet");
+        let got = embedding(std::slice::from_ref(&spark), "emb").expect("spark");
+        assert_eq!(got, polars_matrix(&spark, "emb"));
+        assert_eq!(got, polars_matrix(&fixture("pages/dict_v1_snappy.parquet"), "emb"));
+        let frame = ParquetReader::new(File::open(&spark).unwrap()).finish().unwrap();
+        let ab = ["a".to_string(), "b".to_string()];
+        let got = columns(std::slice::from_ref(&spark), &ab).expect("spark columns");
+        assert_eq!(got, crate::columns::feature_matrix("f", &frame, &ab).unwrap());
         // shards: the files' rows one after another
         let two = [fixture("pages/dict_v1_snappy.parquet"), fixture("pages/plain_v1_lz4.parquet")];
         let got = embedding(&two, "emb").unwrap();
