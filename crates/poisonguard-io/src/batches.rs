@@ -36,7 +36,7 @@ pub struct RowBatches {
     feature_names: Vec<String>,
     keys: RowKeys,
     flags: RowFlags,
-    /// Each part's embedding column read a page at a time, while the page reader takes it.
+    /// How each part's features are read: by the page reader while it takes them.
     cursors: Vec<Cursor>,
 }
 
@@ -156,7 +156,7 @@ fn layout(path: &Path, opts: &LoadOptions) -> Result<Layout> {
                         embedding: Some(column.clone()),
                     },
                     n_features,
-                    feature_names: (0..n_features).map(|j| format!("#{j}")).collect(),
+                    feature_names: columns::array_names(n_features),
                 });
             }
         }
@@ -255,7 +255,7 @@ fn npy_layout(path: &Path, files: Vec<PathBuf>, opts: &LoadOptions) -> Result<La
     if d == 0 {
         return Err(Error::NoFeatures { path: shown, available: String::new() });
     }
-    let feature_names: Vec<String> = (0..d).map(|j| format!("#{j}")).collect();
+    let feature_names = columns::array_names(d);
     let parts = files.into_iter().zip(shapes.iter().map(|s| s.0)).collect();
     Ok(Layout { parts, kind: Kind::Npy, n_features: d, feature_names })
 }
@@ -305,10 +305,11 @@ impl RowBatches {
         }
     }
 
-    /// Rows `rows` of the part `part`'s embedding column by the page reader, from where it
-    /// stands (batches come in order; an earlier row opens it again); `None` where the
-    /// part is read with polars: no embedding column, or one the page reader does not take, or
-    /// a page or value it refused (polars then names the bad value, if it is in the rows).
+    /// Rows `rows` of the part `part`'s features by the page reader: an embedding column from
+    /// where its reader stands (batches come in order; an earlier row opens it again), float
+    /// columns from the file's footer, their pages before the rows passed over. `None` where the
+    /// part is read with polars: `.npy`, columns the page reader does not take, or a page or value
+    /// it refused (polars then names the bad value, if it is in the rows).
     fn page_rows(&mut self, part: usize, rows: Range<usize>) -> Option<Array2<f32>> {
         let file = std::slice::from_ref(&self.parts[part].0);
         let cursor = &mut self.cursors[part];

@@ -42,7 +42,7 @@ pub(crate) fn table_from_frame(
 
     if let Some(column) = &opts.embedding {
         let x = embedding_matrix(p, get(frame, p, column, "embedding")?)?;
-        let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+        let feature_names = array_names(x.ncols());
         let dataset =
             Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
         let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
@@ -59,6 +59,12 @@ pub(crate) fn table_from_frame(
         .map_err(|error| Error::Data { path: shown.clone(), error })?;
     let (dataset, flags) = attach_roles(p, frame, dataset, opts)?;
     Ok(Table { dataset, flags, feature_names })
+}
+
+/// The names of `d` features read from an array (an embedding column, a `.npy` file): `#0`,
+/// `#1`, ...
+pub(crate) fn array_names(d: usize) -> Vec<String> {
+    (0..d).map(|j| format!("#{j}")).collect()
 }
 
 /// The feature columns of a load with `opts` (no embedding column) among the columns `read` of

@@ -7,7 +7,8 @@ use poisonguard_core::{DataError, Dataset, Labels, RowKeys};
 use polars::prelude::*;
 
 use crate::columns::{
-    Roles, attach, check_roles, feature_columns, feature_matrix, roles_of, table_from_frame,
+    Roles, array_names, attach, check_roles, feature_columns, feature_matrix, roles_of,
+    table_from_frame,
 };
 use crate::error::{Error, Result};
 use crate::files::{
@@ -61,13 +62,13 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
 const SLICE_BYTES: usize = 64 << 20;
 
 /// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame: an
-/// embedding column the page reader takes ([`crate::pages`]) a page at a time, anything else a
-/// slice of whole row groups at a time. The first slice is read with the role columns and converted
-/// as the frame of a whole table is (the table's structure, its errors); a table that is one
-/// slice is just that. Otherwise the features of the first slice and of every later one are
-/// copied into the matrix, and the role columns are read whole at the end: the load holds the
-/// matrix and one slice, where the frame of every feature beside the matrix held the features
-/// twice. (A slice inside a row group is not read alone: polars reads and decodes a group's
+/// embedding column or float feature columns the page reader takes ([`crate::pages`]) a page at
+/// a time, anything else a slice of whole row groups at a time. The first slice is read with
+/// the role columns and converted as the frame of a whole table is (the table's structure, its
+/// errors); a table that is one slice is just that. Otherwise the features of the first slice
+/// and of every later one are copied into the matrix, and the role columns are read whole at
+/// the end: the load holds the matrix and one slice, where the frame of every feature beside the
+/// matrix held the features twice. (A slice inside a row group is not read alone: polars reads and decodes a group's
 /// column chunk whole, so a file of one large group read in slices took 1.6x the time and no
 /// less memory.) `slice_bytes` is [`SLICE_BYTES`] but in tests.
 fn load_parquet(
@@ -108,7 +109,7 @@ fn load_parquet(
     match opts.embedding.as_deref() {
         Some(column) => {
             if let Some(x) = crate::pages::embedding(files, column) {
-                let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+                let feature_names = array_names(x.ncols());
                 return finish_parquet(path, files, x, feature_names, opts);
             }
         }
@@ -239,7 +240,7 @@ fn load_npy(path: &Path, files: &[PathBuf], opts: &LoadOptions) -> Result<Table>
     let shown = path.display().to_string();
     check_npy_columns(path, opts)?;
     let x = crate::npy::read_matrix(files)?;
-    let feature_names = (0..x.ncols()).map(|j| format!("#{j}")).collect();
+    let feature_names = array_names(x.ncols());
     let dataset = Dataset::new(x).map_err(|error| Error::Data { path: shown.clone(), error })?;
     match npy_roles(path, opts)? {
         None => Ok(Table { dataset, flags: RowFlags::default(), feature_names }),
