@@ -3,7 +3,8 @@
 //! `T = E[vec(yy') vec(yy')'] - vec(I) vec(I)'` of the whitened rows.
 
 use faer::Mat;
-use poisonguard_linalg::{a_b, at_b};
+use faer::Accum;
+use poisonguard_linalg::{a_b, at_b, matmul};
 
 use crate::linalg::inv_sqrt;
 
@@ -70,10 +71,16 @@ pub(crate) fn filter_rows(
             norms.iter().zip(low).map(|(&x, l)| x < early || l).collect()
         } else {
             // power iteration on T + k I (T >= -k I): (T V) = Z' diag(z_i' V z_i) Z / m - tr(V) I
-            let quad = |v: &Mat<f64>| -> Vec<f64> { row_dots(&a_b(z.as_ref(), v.as_ref()), &z) };
-            let apply = |v: &Mat<f64>| -> Mat<f64> {
+            // the m x k products live in two buffers for the round (a fresh m x k matrix per
+            // step was zeroed by faer and faulted in by the kernel: 6% of `spectre`'s time)
+            let mut zv = Mat::<f64>::zeros(m, k);
+            let mut scaled = Mat::<f64>::zeros(m, k);
+            let mut quad = |v: &Mat<f64>| -> Vec<f64> {
+                matmul(zv.as_mut(), Accum::Replace, z.as_ref(), v.as_ref(), 1.0);
+                row_dots(&zv, &z)
+            };
+            let mut apply = |v: &Mat<f64>| -> Mat<f64> {
                 let s = quad(v);
-                let mut scaled = Mat::<f64>::zeros(m, k);
                 for j in 0..k {
                     let (out, col) = (scaled.col_as_slice_mut(j), z.col_as_slice(j));
                     for ((o, &x), &sr) in out.iter_mut().zip(col).zip(&s) {
