@@ -2,8 +2,8 @@
 //! Diakonikolas, Kamath, Kane, Li, Moitra, Stewart (ICML 2017), on the fourth-moment operator
 //! `T = E[vec(yy') vec(yy')'] - vec(I) vec(I)'` of the whitened rows.
 
-use faer::Mat;
 use faer::Accum;
+use faer::Mat;
 use poisonguard_linalg::{a_b, at_b, matmul};
 
 use crate::linalg::inv_sqrt;
