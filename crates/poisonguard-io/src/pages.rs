@@ -1,4 +1,4 @@
-//! Parquet feature columns of floats (an embedding list column, or numeric columns) read page by
+//! Parquet feature columns (an embedding list column of floats, or numeric columns) read page by
 //! page straight into the feature matrix.
 //!
 //! polars reads and decodes a row group's column chunk whole, into its own arrays, before the
@@ -9,12 +9,13 @@
 //! matrix ([`embedding`]), or to a column of 16 that are then copied into the matrix's rows
 //! ([`columns`]), so the load holds the features once and a page (or 16 columns) beside them.
 //!
-//! It takes only what it can read exactly as polars' frame is read: float or double leaves, in
-//! a list (List, LargeList or FixedSizeList of float32/float64; every list present and of one
-//! length) or one per row (a column at the root), every value present and finite (and, for
-//! doubles, within f32's range). For anything else (`None`) the caller reads the columns with
-//! polars, whose reading names the bad row, value or type (integer and boolean features are
-//! read there too: their conversion is polars' cast).
+//! It takes only what it can read exactly as polars' frame is read: float or double leaves in a
+//! list (List, LargeList or FixedSizeList of float32/float64; every list present and of one
+//! length), or columns at the root of floats, doubles or integers of any width and sign (an
+//! integer becomes f32 through f64, as the frame's cast reads it), every value present and
+//! finite (and, for doubles, within f32's range). For anything else (`None`: booleans, float16,
+//! dates, decimals, an encoding it does not know) the caller reads the columns with polars,
+//! whose reading names the bad row, value or type.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -24,7 +25,9 @@ use ndarray::Array2;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext, decompress};
 use polars_parquet::parquet::metadata::{ColumnChunkMetadata, FileMetadata};
 use polars_parquet::parquet::read::read_metadata;
-use polars_parquet::parquet::schema::types::PhysicalType;
+use polars_parquet::parquet::schema::types::{
+    IntegerType, PhysicalType, PrimitiveConvertedType, PrimitiveLogicalType, PrimitiveType,
+};
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{Encoding, PageHeader, PageType};
 
@@ -48,10 +51,10 @@ pub(crate) fn embedding(files: &[PathBuf], column: &str) -> Option<Array2<f32>> 
 /// a cache line of a row.
 const COLUMNS_AT_ONCE: usize = 16;
 
-/// The float or double columns `names` of the Parquet files `files` (one table in file order)
-/// as the matrix's columns, in that order, or `None` when this reader does not take one of
-/// them (another type, a missing value, a value not finite or beyond f32's range, a file it
-/// cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and copied into the
+/// The numeric columns `names` (floats, doubles, integers) of the Parquet files `files` (one
+/// table in file order) as the matrix's columns, in that order, or `None` when this reader does
+/// not take one of them (another type, a missing value, a value not finite or beyond f32's
+/// range, a file it cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and copied into the
 /// rows, so the read holds the matrix and that many columns.
 pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>> {
     let metadata = footers(files)?;
@@ -59,8 +62,8 @@ pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>
     columns_in(files, &metadata, names, 0..n)
 }
 
-/// Whether [`columns`] takes the columns `names` of `files`, from their footers: each a float or
-/// double column at the root (a value in it may still be missing or not finite).
+/// Whether [`columns`] takes the columns `names` of `files`, from their footers: each a numeric
+/// column at the root (a value in it may still be missing or not finite).
 pub(crate) fn takes_columns(files: &[PathBuf], names: &[String]) -> bool {
     footers(files).is_some_and(|metadata| {
         names.iter().all(|name| ColumnPages::from_metadata(files, &metadata, name, false).is_some())
@@ -163,7 +166,7 @@ struct Chunk {
     compression: Compression,
     /// Its bytes decompressed (the footer's count): no page of it is larger.
     full: usize,
-    double: bool,
+    value: Value,
     max_rep: u32,
     max_def: u32,
 }
@@ -213,7 +216,7 @@ impl ColumnPages {
                     values,
                     compression: chunk.compression(),
                     full: usize::try_from(chunk.uncompressed_size()).ok()?,
-                    double: descriptor.primitive_type.physical_type == PhysicalType::Double,
+                    value: Value::of(&descriptor.primitive_type, list)?,
                     max_rep: u32::try_from(descriptor.max_rep_level).ok()?,
                     max_def: u32::try_from(descriptor.max_def_level).ok()?,
                 });
@@ -363,8 +366,8 @@ impl ColumnPages {
             }
             compressed.resize(size, 0);
             state.reader.read_exact(compressed).ok()?;
-            let (compression, double, context) =
-                (chunk.compression, chunk.double, &mut state.context);
+            let (compression, value, context) =
+                (chunk.compression, chunk.value, &mut state.context);
             let start = cells.len();
             let count = match header.type_ {
                 PageType::DICTIONARY_PAGE => {
@@ -377,7 +380,7 @@ impl ColumnPages {
                     // a bad entry only matters if a row uses it: it is kept as NaN, which the
                     // finiteness check of the rows refuses
                     dictionary.clear();
-                    plain(bytes, count, double, dictionary, false)?;
+                    plain(bytes, count, value, dictionary, false)?;
                     continue;
                 }
                 PageType::DATA_PAGE => {
@@ -395,7 +398,7 @@ impl ColumnPages {
                     let (rep, bytes) = prefixed(bytes, chunk.max_rep)?;
                     let (def, bytes) = prefixed(bytes, chunk.max_def)?;
                     levels(rep, def, count, chunk, &mut state.rows)?;
-                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    values(bytes, page.encoding, count, value, dictionary, cells)?;
                     count
                 }
                 PageType::DATA_PAGE_V2 => {
@@ -414,7 +417,7 @@ impl ColumnPages {
                     } else {
                         bytes
                     };
-                    values(bytes, page.encoding, count, double, dictionary, cells)?;
+                    values(bytes, page.encoding, count, value, dictionary, cells)?;
                     count
                 }
                 // an index page (never written in practice) holds no values
@@ -437,8 +440,8 @@ impl ColumnPages {
     }
 }
 
-/// The one column chunk of a root column of floats or doubles: a list of them (`list`), or one
-/// per row.
+/// The one column chunk of a root column this reader takes: a list of floats or doubles (`list`),
+/// or one numeric value per row ([`Value::of`]).
 fn leaf<'a>(
     mut chunks: impl ExactSizeIterator<Item = &'a ColumnChunkMetadata>,
     list: bool,
@@ -455,11 +458,84 @@ fn leaf<'a>(
         true => descriptor.max_rep_level == 1 && column.path_in_schema.len() <= 3,
         false => descriptor.max_rep_level == 0 && column.path_in_schema.len() == 1,
     };
-    let float = matches!(
-        descriptor.primitive_type.physical_type,
-        PhysicalType::Float | PhysicalType::Double
-    );
-    (shape && float && descriptor.max_def_level >= i16::from(list)).then_some(chunk)
+    let known = Value::of(&descriptor.primitive_type, list).is_some();
+    (shape && known && descriptor.max_def_level >= i16::from(list)).then_some(chunk)
+}
+
+/// The values of a column this reader takes, as they lie in a page, and as they become f32
+/// (as the frame's reading converts them: integers through f64).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Value {
+    F32,
+    F64,
+    I32,
+    U32,
+    I64,
+    U64,
+}
+
+impl Value {
+    /// The values of a leaf of type `t`: floats or doubles, and for a column of one value a
+    /// row (not `list`: a list of integers is an error polars names) signed or unsigned
+    /// integers without another logical type (a date, time or decimal is not a feature).
+    fn of(t: &PrimitiveType, list: bool) -> Option<Value> {
+        use PrimitiveConvertedType as C;
+        let integer = |wide: bool| -> Option<Value> {
+            let unsigned = match (&t.logical_type, &t.converted_type) {
+                _ if list => return None,
+                (None, None) => false,
+                (Some(PrimitiveLogicalType::Integer(i)), _) => matches!(
+                    i,
+                    IntegerType::UInt8
+                        | IntegerType::UInt16
+                        | IntegerType::UInt32
+                        | IntegerType::UInt64
+                ),
+                (None, Some(C::Uint8 | C::Uint16 | C::Uint32 | C::Uint64)) => true,
+                (None, Some(C::Int8 | C::Int16 | C::Int32 | C::Int64)) => false,
+                _ => return None,
+            };
+            Some(match (wide, unsigned) {
+                (false, false) => Value::I32,
+                (false, true) => Value::U32,
+                (true, false) => Value::I64,
+                (true, true) => Value::U64,
+            })
+        };
+        match t.physical_type {
+            PhysicalType::Float => Some(Value::F32),
+            PhysicalType::Double => Some(Value::F64),
+            PhysicalType::Int32 => integer(false),
+            PhysicalType::Int64 => integer(true),
+            _ => None,
+        }
+    }
+
+    /// Bytes of a value.
+    fn size(self) -> usize {
+        match self {
+            Value::F32 | Value::I32 | Value::U32 => 4,
+            Value::F64 | Value::I64 | Value::U64 => 8,
+        }
+    }
+
+    /// A little-endian value of [`Self::size`] bytes as f32; a double outside f32's range, or
+    /// not finite, is NaN (refused by the caller's finiteness check).
+    fn f32(self, bytes: &[u8]) -> f32 {
+        let four = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+        let eight = |b: &[u8]| [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+        match self {
+            Value::F32 => f32::from_le_bytes(four(bytes)),
+            Value::F64 => {
+                let v = f64::from_le_bytes(eight(bytes));
+                if v.is_finite() && v.abs() <= f64::from(f32::MAX) { v as f32 } else { f32::NAN }
+            }
+            Value::I32 => f64::from(i32::from_le_bytes(four(bytes))) as f32,
+            Value::U32 => f64::from(u32::from_le_bytes(four(bytes))) as f32,
+            Value::I64 => i64::from_le_bytes(eight(bytes)) as f64 as f32,
+            Value::U64 => u64::from_le_bytes(eight(bytes)) as f64 as f32,
+        }
+    }
 }
 
 /// Where the rows of a chunk stand: the number of rows begun, and the values of the last one.
@@ -505,12 +581,12 @@ fn values(
     bytes: &[u8],
     encoding: Encoding,
     count: usize,
-    double: bool,
+    value: Value,
     dictionary: &[f32],
     cells: &mut Vec<f32>,
 ) -> Option<()> {
     match encoding {
-        Encoding::PLAIN => plain(bytes, count, double, cells, true),
+        Encoding::PLAIN => plain(bytes, count, value, cells, true),
         Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
             let (&bits, indices) = bytes.split_first()?;
             let mut pushed = 0;
@@ -523,15 +599,15 @@ fn values(
             (pushed == count).then_some(())
         }
         Encoding::BYTE_STREAM_SPLIT => {
-            let size = if double { 8 } else { 4 };
+            let size = value.size();
             let streams = bytes.get(..count.checked_mul(size)?)?;
             cells.reserve(count);
             for i in 0..count {
-                let mut value = [0u8; 8];
-                for (b, byte) in value[..size].iter_mut().enumerate() {
+                let mut one = [0u8; 8];
+                for (b, byte) in one[..size].iter_mut().enumerate() {
                     *byte = streams[b * count + i];
                 }
-                cells.push(to_f32(&value[..size]));
+                cells.push(value.f32(&one[..size]));
             }
             Some(())
         }
@@ -659,39 +735,25 @@ fn uleb128(bytes: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// Appends `count` PLAIN floats or doubles from `bytes`; `exact`: no more bytes than those.
+/// Appends `count` PLAIN values from `bytes`; `exact`: no more bytes than those.
 fn plain(
     bytes: &[u8],
     count: usize,
-    double: bool,
+    value: Value,
     cells: &mut Vec<f32>,
     exact: bool,
 ) -> Option<()> {
-    let size = if double { 8 } else { 4 };
+    let size = value.size();
     let values = bytes.get(..count.checked_mul(size)?)?;
     if exact && values.len() != bytes.len() {
         return None;
     }
-    if double {
-        cells.extend(values.chunks_exact(8).map(to_f32));
-    } else {
+    match value {
         // the common case: the values as they lie
-        cells.extend(values.chunks_exact(4).map(to_f32));
+        Value::F32 => cells.extend(values.chunks_exact(4).map(|b| Value::F32.f32(b))),
+        _ => cells.extend(values.chunks_exact(size).map(|b| value.f32(b))),
     }
     Some(())
-}
-
-/// A little-endian float (4 bytes) or double (8 bytes) as f32; a double outside f32's range,
-/// or not finite, is NaN (refused by the caller's finiteness check).
-fn to_f32(bytes: &[u8]) -> f32 {
-    match *bytes {
-        [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
-        [a, b, c, d, e, f, g, h] => {
-            let v = f64::from_le_bytes([a, b, c, d, e, f, g, h]);
-            if v.is_finite() && v.abs() <= f64::from(f32::MAX) { v as f32 } else { f32::NAN }
-        }
-        _ => f32::NAN,
-    }
 }
 
 #[cfg(test)]
@@ -792,7 +854,6 @@ mod tests {
                 let got = columns(std::slice::from_ref(&path), order).expect(name);
                 assert_eq!(got, crate::columns::feature_matrix("f", &frame, order).unwrap());
             }
-            assert!(columns(std::slice::from_ref(&path), &["label".into()]).is_none());
             assert!(columns(std::slice::from_ref(&path), &["nope".into()]).is_none());
         }
         let dir = tempfile::tempdir().unwrap();
@@ -819,6 +880,35 @@ mod tests {
             ParquetWriter::new(File::create(&path).unwrap()).finish(&mut frame).unwrap();
             assert!(columns(std::slice::from_ref(&path), &["a".into()]).is_none(), "{bad:?}");
         }
+    }
+
+    /// Integer columns of every width and sign (values near 2^53, 2^63 and 2^64 included) read
+    /// as polars' frame gives them (through f64, as its cast does), at any offset; a boolean
+    /// column and a list of integers are left to polars.
+    #[test]
+    fn integer_columns_read_as_polars_reads_them() {
+        let names: Vec<String> = ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "label"]
+            .map(String::from)
+            .into();
+        for name in ["ints_v1", "ints_v2"] {
+            let path = fixture(&format!("pages/{name}.parquet"));
+            let file = std::slice::from_ref(&path);
+            let frame = ParquetReader::new(File::open(&path).unwrap()).finish().unwrap();
+            let want = crate::columns::feature_matrix("f", &frame, &names).unwrap();
+            assert_eq!(columns(file, &names).expect(name), want, "{name}");
+            let footer = footers(file).unwrap();
+            let rows = 100..231;
+            let got = columns_in(file, &footer, &names, rows.clone()).unwrap();
+            assert_eq!(got, want.slice_axis(ndarray::Axis(0), rows.into()), "{name}");
+        }
+        assert!(columns(&[fixture("lists/fixed_f32.parquet")], &["id".into()]).is_none());
+        assert!(embedding(&[fixture("lists/list_int.parquet")], "emb").is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bool.parquet");
+        let mut frame = df!("b" => [true, false, true], "a" => [1.0f32, 2.0, 3.0]).unwrap();
+        ParquetWriter::new(File::create(&path).unwrap()).finish(&mut frame).unwrap();
+        assert!(columns(std::slice::from_ref(&path), &["b".into()]).is_none());
+        assert!(columns(std::slice::from_ref(&path), &["a".into()]).is_some());
     }
 
     /// Any rows of numeric columns, the pages and row groups before them passed over unread,

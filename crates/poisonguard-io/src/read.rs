@@ -418,7 +418,7 @@ mod tests {
             "b" => col(1),
             "c" => col(2),
             "emb" => lists,
-            "n" => (0..50).map(|i| i as i64 - 20).collect::<Vec<_>>(),
+            "n" => (0..50).map(|i| i % 4 == 1).collect::<Vec<_>>(),
             "label" => (0..50).map(|i| (i % 3) as i64).collect::<Vec<_>>(),
             "id" => (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>()
         )
@@ -449,7 +449,7 @@ mod tests {
             exclude: vec!["emb".into(), "fixed".into()],
             ..LoadOptions::default()
         };
-        // without the integer column `n` the features are read by the page reader, with it
+        // without the boolean column `n` the features are read by the page reader, with it
         // through polars a slice at a time
         let floats = LoadOptions {
             exclude: vec!["emb".into(), "fixed".into(), "n".into()],

@@ -7,7 +7,8 @@ page limit makes the writer fall back to PLAIN pages in the middle of a column c
 dictionary, PLAIN and BYTE_STREAM_SPLIT values, each compression polars reads, one or several row
 groups, pages of a few hundred bytes (many pages per chunk). `values.npy` holds the embedding as
 float32 (the float64 files hold it widened, exactly). `columns_*.parquet` hold it as five
-numeric columns (nullable, or required). Run from this folder with pyarrow 26:
+numeric columns (nullable, or required), `ints_*.parquet` integer columns of every width and
+sign. Run from this folder with pyarrow 26:
 `python make.py`.
 """
 
@@ -64,6 +65,24 @@ pq.write_table(pa.table(numeric), "columns_v1_snappy.parquet", data_page_version
                dictionary_pagesize_limit=128)
 pq.write_table(pa.table(numeric), "columns_v2_zstd.parquet", data_page_version="2.0",
                compression="zstd", use_dictionary=False, data_page_size=300)
+# integer columns of every width and sign (large values included: 2^53 + 1, near 2^63 and
+# 2^64, which become f32 through f64 as polars' cast reads them), dictionary and PLAIN pages
+k = np.arange(n)
+ints = {
+    "i8": pa.array((k % 250 - 125).astype(np.int8)),
+    "i16": pa.array((k * 211 % 60000 - 30000).astype(np.int16)),
+    "i32": pa.array((k * 7_919_993 % 4_000_000_000 - 2_000_000_000).astype(np.int32)),
+    "i64": pa.array(np.where(k % 2 == 0, 2**53 + 1 + k, -(2**62) - k * 977).astype(np.int64)),
+    "u8": pa.array((k % 256).astype(np.uint8)),
+    "u16": pa.array((k * 331 % 65536).astype(np.uint16)),
+    "u32": pa.array((4_294_967_295 - k * 12_345).astype(np.uint32)),
+    "u64": pa.array((np.uint64(2**64 - 1) - k.astype(np.uint64) * np.uint64(999_999_937))),
+    "label": labels,
+}
+pq.write_table(pa.table(ints), "ints_v1.parquet", data_page_version="1.0", compression="snappy",
+               row_group_size=128, data_page_size=256, dictionary_pagesize_limit=200)
+pq.write_table(pa.table(ints), "ints_v2.parquet", data_page_version="2.0", compression="zstd",
+               use_dictionary=False, data_page_size=400)
 # the same columns declared required (no definition levels at all)
 required = pa.schema([pa.field(k, v.type if hasattr(v, "type") else pa.from_numpy_dtype(v.dtype),
                                nullable=False) for k, v in numeric.items()])
