@@ -30,6 +30,7 @@ use polars_parquet::parquet::schema::types::{
 };
 use polars_parquet_format::thrift::protocol::TCompactInputProtocol;
 use polars_parquet_format::{Encoding, PageHeader, PageType};
+use rayon::prelude::*;
 
 /// The largest page header read: headers are a few dozen bytes (statistics may add a few
 /// hundred); a larger one is a damaged file.
@@ -98,17 +99,20 @@ pub(crate) fn columns_in(
     let n = rows.len();
     let d = names.len();
     let mut x = Array2::<f32>::zeros((n, d));
-    let mut block: Vec<Vec<f32>> = Vec::new();
     let mut pages = pages.into_iter();
     for first in (0..d).step_by(COLUMNS_AT_ONCE) {
-        block.resize_with(COLUMNS_AT_ONCE.min(d - first), Vec::new);
-        for cells in &mut block {
-            // each column's page buffers go when it is read
-            cells.clear();
-            let mut column = pages.next()?;
-            column.skip(rows.start)?;
-            column.read(n, cells)?;
-        }
+        // the block's columns decoded on the audit's threads, each into its own vector (the
+        // same values for any thread count); each column's page buffers go when it is read
+        let columns: Vec<ColumnPages> = pages.by_ref().take(COLUMNS_AT_ONCE).collect();
+        let block = columns
+            .into_par_iter()
+            .map(|mut column| {
+                let mut cells = Vec::with_capacity(n);
+                column.skip(rows.start)?;
+                column.read(n, &mut cells)?;
+                Some(cells)
+            })
+            .collect::<Option<Vec<Vec<f32>>>>()?;
         for (i, mut row) in x.rows_mut().into_iter().enumerate() {
             for (j, cells) in block.iter().enumerate() {
                 row[first + j] = cells[i];
