@@ -352,80 +352,78 @@ impl ColumnPages {
                 (_, Some(v2)) => Some(v2.num_values),
                 _ => None,
             };
-            if let Some(rows) = page_rows.and_then(|r| usize::try_from(r).ok())
+            let start = cells.len();
+            // the page's levels, and the rows passed over unread
+            let (count, passed) = if let Some(rows) =
+                page_rows.and_then(|r| usize::try_from(r).ok())
                 && chunk.max_rep == 0
                 && rows <= pass
             {
                 // one level a row: the page's rows are known without reading it
                 state.reader.seek_relative(i64::try_from(size).ok()?).ok()?;
                 state.rows.levels(0, rows)?;
-                state.seen += rows;
-                if state.seen >= chunk.values {
-                    if state.seen > chunk.values || state.rows.begun != chunk.rows {
-                        return None;
+                (rows, rows)
+            } else {
+                compressed.resize(size, 0);
+                state.reader.read_exact(compressed).ok()?;
+                let (compression, value, context) =
+                    (chunk.compression, chunk.value, &mut state.context);
+                let count = match header.type_ {
+                    PageType::DICTIONARY_PAGE => {
+                        let page = header.dictionary_page_header?;
+                        if !matches!(page.encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                            return None;
+                        }
+                        let count = usize::try_from(page.num_values).ok()?;
+                        let bytes = inflate(compression, compressed, buffer, full, context)?;
+                        // a bad entry only matters if a row uses it: it is kept as NaN, which the
+                        // finiteness check of the rows refuses
+                        dictionary.clear();
+                        plain(bytes, count, value, dictionary, false)?;
+                        continue;
                     }
-                    *reading = None;
-                }
-                return Some(rows);
-            }
-            compressed.resize(size, 0);
-            state.reader.read_exact(compressed).ok()?;
-            let (compression, value, context) =
-                (chunk.compression, chunk.value, &mut state.context);
-            let start = cells.len();
-            let count = match header.type_ {
-                PageType::DICTIONARY_PAGE => {
-                    let page = header.dictionary_page_header?;
-                    if !matches!(page.encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                        return None;
+                    PageType::DATA_PAGE => {
+                        let page = header.data_page_header?;
+                        let count = usize::try_from(page.num_values).ok()?;
+                        // v1: each level section is its length (4 bytes, little-endian) and its
+                        // runs, before the values, all compressed together (a level always 0 has
+                        // no section, whatever encoding the header names)
+                        if (chunk.max_rep > 0 && page.repetition_level_encoding != Encoding::RLE)
+                            || (chunk.max_def > 0
+                                && page.definition_level_encoding != Encoding::RLE)
+                        {
+                            return None;
+                        }
+                        let bytes = inflate(compression, compressed, buffer, full, context)?;
+                        let (rep, bytes) = prefixed(bytes, chunk.max_rep)?;
+                        let (def, bytes) = prefixed(bytes, chunk.max_def)?;
+                        levels(rep, def, count, chunk, &mut state.rows)?;
+                        values(bytes, page.encoding, count, value, dictionary, cells)?;
+                        count
                     }
-                    let count = usize::try_from(page.num_values).ok()?;
-                    let bytes = inflate(compression, compressed, buffer, full, context)?;
-                    // a bad entry only matters if a row uses it: it is kept as NaN, which the
-                    // finiteness check of the rows refuses
-                    dictionary.clear();
-                    plain(bytes, count, value, dictionary, false)?;
-                    continue;
-                }
-                PageType::DATA_PAGE => {
-                    let page = header.data_page_header?;
-                    let count = usize::try_from(page.num_values).ok()?;
-                    // v1: each level section is its length (4 bytes, little-endian) and its
-                    // runs, before the values, all compressed together (a level always 0 has
-                    // no section, whatever encoding the header names)
-                    if (chunk.max_rep > 0 && page.repetition_level_encoding != Encoding::RLE)
-                        || (chunk.max_def > 0 && page.definition_level_encoding != Encoding::RLE)
-                    {
-                        return None;
+                    PageType::DATA_PAGE_V2 => {
+                        let page = header.data_page_header_v2?;
+                        let count = usize::try_from(page.num_values).ok()?;
+                        let rep_len = usize::try_from(page.repetition_levels_byte_length).ok()?;
+                        let def_len = usize::try_from(page.definition_levels_byte_length).ok()?;
+                        // v2: the levels lie uncompressed before the (perhaps compressed) values
+                        let rep = compressed.get(..rep_len)?;
+                        let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
+                        levels(rep, def, count, chunk, &mut state.rows)?;
+                        let bytes = &compressed[rep_len + def_len..];
+                        let bytes = if page.is_compressed.unwrap_or(true) {
+                            let full = full.checked_sub(rep_len + def_len)?;
+                            inflate(compression, bytes, buffer, full, context)?
+                        } else {
+                            bytes
+                        };
+                        values(bytes, page.encoding, count, value, dictionary, cells)?;
+                        count
                     }
-                    let bytes = inflate(compression, compressed, buffer, full, context)?;
-                    let (rep, bytes) = prefixed(bytes, chunk.max_rep)?;
-                    let (def, bytes) = prefixed(bytes, chunk.max_def)?;
-                    levels(rep, def, count, chunk, &mut state.rows)?;
-                    values(bytes, page.encoding, count, value, dictionary, cells)?;
-                    count
-                }
-                PageType::DATA_PAGE_V2 => {
-                    let page = header.data_page_header_v2?;
-                    let count = usize::try_from(page.num_values).ok()?;
-                    let rep_len = usize::try_from(page.repetition_levels_byte_length).ok()?;
-                    let def_len = usize::try_from(page.definition_levels_byte_length).ok()?;
-                    // v2: the levels lie uncompressed before the (perhaps compressed) values
-                    let rep = compressed.get(..rep_len)?;
-                    let def = compressed.get(rep_len..rep_len.checked_add(def_len)?)?;
-                    levels(rep, def, count, chunk, &mut state.rows)?;
-                    let bytes = &compressed[rep_len + def_len..];
-                    let bytes = if page.is_compressed.unwrap_or(true) {
-                        let full = full.checked_sub(rep_len + def_len)?;
-                        inflate(compression, bytes, buffer, full, context)?
-                    } else {
-                        bytes
-                    };
-                    values(bytes, page.encoding, count, value, dictionary, cells)?;
-                    count
-                }
-                // an index page (never written in practice) holds no values
-                _ => continue,
+                    // an index page (never written in practice) holds no values
+                    _ => continue,
+                };
+                (count, 0)
             };
             if !cells[start..].iter().all(|v| v.is_finite()) {
                 return None;
@@ -439,7 +437,7 @@ impl ColumnPages {
                 }
                 *reading = None;
             }
-            return Some(0);
+            return Some(passed);
         }
     }
 }
