@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use faer::{Accum, Mat, MatRef};
+use faer::{Accum, Mat};
 use ndarray::ArrayView2;
 use poisonguard_linalg::matmul;
 
@@ -195,16 +195,13 @@ pub(crate) fn gemm_candidates<Q: Source>(
     limits: Option<&[f32]>,
 ) -> Vec<Candidates> {
     let data = reference.mat;
-    let (n_ref, d) = (data.nrows(), data.ncols());
+    let n_ref = data.nrows();
     let mut tops: Vec<Candidates> = ids.iter().map(|_| Candidates::new(cap)).collect();
     for (b, block_ids) in ids.chunks(QUERY_BLOCK).enumerate() {
         let tops = &mut tops[b * QUERY_BLOCK..b * QUERY_BLOCK + block_ids.len()];
         // the block's query rows, gathered (a block of the answered rows, not a copy of all)
-        let mut rows = Vec::with_capacity(block_ids.len() * d);
-        for &i in block_ids {
-            queries.append_row(i as usize, &mut rows);
-        }
-        let q = MatRef::from_row_major_slice(&rows, block_ids.len(), d);
+        let rows = queries.gather(block_ids);
+        let q = rows.mat();
         // g = R Q^T, so that each query's products with the reference block are one contiguous
         // column and the scan below reads memory in order.
         let mut g = Mat::<f32>::zeros(REF_BLOCK.min(n_ref), block_ids.len());

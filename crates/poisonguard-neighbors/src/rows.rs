@@ -666,6 +666,44 @@ impl Source for Mapped<'_> {
     fn distances(&self, q: &[f32], ids: impl Iterator<Item = u32>) -> Vec<(f64, u32)> {
         pulp::Arch::new().dispatch(MappedDistances { q, x: self, ids })
     }
+
+    fn gather(&self, idx: &[u32]) -> Centred {
+        pulp::Arch::new().dispatch(MappedGather { x: self, idx })
+    }
+}
+
+/// [`Source::gather`] of [`Mapped`] rows: each row mapped straight into the copy, in vector
+/// registers, the rows [`PREFETCH_AHEAD`] ahead prefetched (an index's cell is rows scattered
+/// over the table: at 10^6 x 512 the gathers of each query batch's cells, one `append_row` at a
+/// time, were a tenth of the search).
+struct MappedGather<'a, 'b> {
+    x: &'a Mapped<'b>,
+    idx: &'a [u32],
+}
+
+impl pulp::WithSimd for MappedGather<'_, '_> {
+    type Output = Centred;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        let (n, d) = (self.idx.len(), self.x.x.ncols());
+        let mut data = vec![0.0; n * d];
+        if d > 0 {
+            let prefetch = Prefetch::new();
+            for (t, (&i, out)) in self.idx.iter().zip(data.chunks_exact_mut(d)).enumerate() {
+                if let Some(ahead) = self
+                    .idx
+                    .get(t + PREFETCH_AHEAD)
+                    .and_then(|&a| self.x.x.row(a as usize).to_slice())
+                {
+                    prefetch.row(ahead);
+                }
+                self.x.row_into(i as usize, out);
+            }
+        }
+        let norms = self.idx.iter().map(|&i| self.x.norms[i as usize]).collect();
+        Centred { data, norms, n, d }
+    }
 }
 
 /// [`Distances`] of [`Mapped`] rows: each row mapped, then [`exact_d2`], in vector registers.
@@ -702,6 +740,26 @@ mod tests {
     use super::*;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
+
+    /// A gather of mapped rows (vectorized, prefetched) is the rows as `row` maps them one by
+    /// one, bit for bit: raw rows (f32 map), standardized rows (f64 map), a strided view.
+    #[test]
+    fn a_mapped_gather_is_its_rows() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let x = ndarray::Array2::from_shape_fn((300, 37), |_| rng.random_range(-4.0f32..9.0));
+        let z = Standardizer::fit(x.view());
+        let idx: Vec<u32> = (0..120).map(|t| (t * 53 % 300) as u32).collect();
+        let strided = x.slice_axis(ndarray::Axis(1), ndarray::Slice::new(0, None, 2));
+        for (view, z) in [(x.view(), None), (x.view(), Some(&z)), (strided, None)] {
+            let (mean, scale) = centre_and_scale_of(&[view], z);
+            let mapped = Mapped::new(view, z, mean, scale);
+            let gathered = mapped.gather(&idx);
+            for (t, &i) in idx.iter().enumerate() {
+                assert_eq!(gathered.row(t), &*mapped.row(i as usize));
+                assert_eq!(gathered.norms[t], mapped.norm(i as usize));
+            }
+        }
+    }
 
     /// The lazy list keeps what the sorted one keeps from the same offers, ties included: the
     /// `cap` smallest `(distance, index)` pairs, in order.
