@@ -742,21 +742,26 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// A gather of mapped rows (vectorized, prefetched) is the rows as `row` maps them one by
-    /// one, bit for bit: raw rows (f32 map), standardized rows (f64 map), a strided view.
+    /// one, bit for bit: raw and standardized rows, a strided view, and rows large enough to be
+    /// scaled down (the f64 map).
     #[test]
     fn a_mapped_gather_is_its_rows() {
         let mut rng = SmallRng::seed_from_u64(5);
         let x = ndarray::Array2::from_shape_fn((300, 37), |_| rng.random_range(-4.0f32..9.0));
         let z = Standardizer::fit(x.view());
+        let large = x.mapv(|v| v * 1e25);
         let idx: Vec<u32> = (0..120).map(|t| (t * 53 % 300) as u32).collect();
         let strided = x.slice_axis(ndarray::Axis(1), ndarray::Slice::new(0, None, 2));
-        for (view, z) in [(x.view(), None), (x.view(), Some(&z)), (strided, None)] {
+        let views = [(x.view(), None), (x.view(), Some(&z)), (strided, None), (large.view(), None)];
+        for (t, (view, z)) in views.into_iter().enumerate() {
             let (mean, scale) = centre_and_scale_of(&[view], z);
+            // only the large rows are scaled (and read through the f64 map)
+            assert_eq!(scale == 1.0, t != 3);
             let mapped = Mapped::new(view, z, mean, scale);
             let gathered = mapped.gather(&idx);
-            for (t, &i) in idx.iter().enumerate() {
-                assert_eq!(gathered.row(t), &*mapped.row(i as usize));
-                assert_eq!(gathered.norms[t], mapped.norm(i as usize));
+            for (r, &i) in idx.iter().enumerate() {
+                assert_eq!(gathered.row(r), &*mapped.row(i as usize));
+                assert_eq!(gathered.norms[r], mapped.norm(i as usize));
             }
         }
     }
