@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // k + 1: each sampled row finds itself first (distance 0), which the graph leaves out
     let exact = exact_knn_query(x.view(), queries.view(), k + 1)?;
     println!("exact neighbours of {} rows: {:.2} s", rows.len(), start.elapsed().as_secs_f64());
-    for at in [10.min(k), k] {
+    let at_most: &[usize] = if k > 10 { &[10, k] } else { &[k] };
+    for &at in at_most {
         let mut hit = 0usize;
         for (s, &i) in rows.iter().enumerate() {
             let truth: Vec<u32> =
