@@ -608,6 +608,18 @@ impl<'a> Mapped<'a> {
         mapped
     }
 
+    /// Asks `prefetch` for the caller's row [`PREFETCH_AHEAD`] after position `t` of `ids`,
+    /// where it is contiguous (the rows a gather or a re-rank reads lie scattered over the
+    /// table).
+    #[inline(always)]
+    fn prefetch_ahead(&self, prefetch: &Prefetch, ids: &[u32], t: usize) {
+        if let Some(ahead) =
+            ids.get(t + PREFETCH_AHEAD).and_then(|&a| self.x.row(a as usize).to_slice())
+        {
+            prefetch.row(ahead);
+        }
+    }
+
     /// Row `i` into `out` (`d` values).
     #[inline(always)]
     fn row_into(&self, i: usize, out: &mut [f32]) {
@@ -691,13 +703,7 @@ impl pulp::WithSimd for MappedGather<'_, '_> {
         if d > 0 {
             let prefetch = Prefetch::new();
             for (t, (&i, out)) in self.idx.iter().zip(data.chunks_exact_mut(d)).enumerate() {
-                if let Some(ahead) = self
-                    .idx
-                    .get(t + PREFETCH_AHEAD)
-                    .and_then(|&a| self.x.x.row(a as usize).to_slice())
-                {
-                    prefetch.row(ahead);
-                }
+                self.x.prefetch_ahead(&prefetch, self.idx, t);
                 self.x.row_into(i as usize, out);
             }
         }
@@ -723,11 +729,7 @@ impl<I: Iterator<Item = u32>> pulp::WithSimd for MappedDistances<'_, '_, I> {
         let mut row = vec![0.0; self.x.x.ncols()];
         let mut out = Vec::with_capacity(ids.len());
         for (t, &j) in ids.iter().enumerate() {
-            if let Some(ahead) =
-                ids.get(t + PREFETCH_AHEAD).and_then(|&a| self.x.x.row(a as usize).to_slice())
-            {
-                prefetch.row(ahead);
-            }
+            self.x.prefetch_ahead(&prefetch, &ids, t);
             self.x.row_into(j as usize, &mut row);
             out.push((exact_d2(self.q, &row), j));
         }
