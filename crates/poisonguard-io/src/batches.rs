@@ -306,7 +306,7 @@ impl RowBatches {
     }
 
     /// Rows `rows` of the part `part`'s features by the page reader: an embedding column from
-    /// where its reader stands (batches come in order; an earlier row opens it again), float
+    /// where its reader stands (batches come in order; an earlier row opens it again), numeric
     /// columns from the file's footer, their pages before the rows passed over. `None` where the
     /// part is read with polars: `.npy`, columns the page reader does not take, or a page or value
     /// it refused (polars then names the bad value, if it is in the rows).

@@ -23,9 +23,9 @@
 //!
 //! # Design notes
 //! Features are copied column by column into a row-major `f32` matrix (at most one column-sized
-//! temporary for the cast). A Parquet embedding column, or float feature columns, are decoded a
-//! page at a time straight into the matrix (`pages.rs`), and so is each batch of a batched
-//! audit's embedding column; other Parquet inputs are decoded a few row groups at a time (up to
+//! temporary for the cast). A Parquet embedding column, or numeric feature columns, are decoded
+//! a page at a time straight into the matrix (`pages.rs`), and so is each batch of a batched
+//! audit's features; other Parquet inputs are decoded a few row groups at a time (up to
 //! 64 MiB of the file uncompressed, or one larger group) and copied into the matrix, so a load
 //! holds the matrix and one such slice, not polars' frame of every feature beside it; a `.npy`
 //! array is streamed in 1 MiB chunks. CSV and Arrow IPC inputs are read whole into a frame

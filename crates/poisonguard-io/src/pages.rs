@@ -55,8 +55,8 @@ const COLUMNS_AT_ONCE: usize = 16;
 /// The numeric columns `names` (floats, doubles, integers) of the Parquet files `files` (one
 /// table in file order) as the matrix's columns, in that order, or `None` when this reader does
 /// not take one of them (another type, a missing value, a value not finite or beyond f32's
-/// range, a file it cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and copied into the
-/// rows, so the read holds the matrix and that many columns.
+/// range, a file it cannot read). The columns are decoded [`COLUMNS_AT_ONCE`] at a time and
+/// copied into the rows, so the read holds the matrix and that many columns.
 pub(crate) fn columns(files: &[PathBuf], names: &[String]) -> Option<Array2<f32>> {
     let metadata = footers(files)?;
     let n = metadata.iter().map(|m| m.num_rows).sum();

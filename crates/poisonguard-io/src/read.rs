@@ -62,15 +62,15 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Table> {
 const SLICE_BYTES: usize = 64 << 20;
 
 /// A Parquet table (a file or its shards) read as [`table_from_frame`] reads its frame: an
-/// embedding column or float feature columns the page reader takes ([`crate::pages`]) a page at
-/// a time, anything else a slice of whole row groups at a time. The first slice is read with
+/// embedding column or numeric feature columns the page reader takes ([`crate::pages`]) a page
+/// at a time, anything else a slice of whole row groups at a time. The first slice is read with
 /// the role columns and converted as the frame of a whole table is (the table's structure, its
 /// errors); a table that is one slice is just that. Otherwise the features of the first slice
 /// and of every later one are copied into the matrix, and the role columns are read whole at
 /// the end: the load holds the matrix and one slice, where the frame of every feature beside the
-/// matrix held the features twice. (A slice inside a row group is not read alone: polars reads and decodes a group's
-/// column chunk whole, so a file of one large group read in slices took 1.6x the time and no
-/// less memory.) `slice_bytes` is [`SLICE_BYTES`] but in tests.
+/// matrix held the features twice. (A slice inside a row group is not read alone: polars reads
+/// and decodes a group's column chunk whole, so a file of one large group read in slices took
+/// 1.6x the time and no less memory.) `slice_bytes` is [`SLICE_BYTES`] but in tests.
 fn load_parquet(
     path: &Path,
     files: &[PathBuf],
