@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use faer::{Accum, Mat, MatMut, MatRef};
 use ndarray::ArrayView2;
@@ -347,18 +347,8 @@ fn gemm_self_candidates(
     let data = x.mat();
     let nb = n.div_ceil(TILE);
     let range = |b: usize| b * TILE..((b + 1) * TILE).min(n);
-    // the rows `rows` as queries, their products with the rows `other` in the columns of `g`
-    let offer = |rows: Range<usize>, g: &Mat<f32>, other: Range<usize>| {
-        for (c, (i, t)) in rows.map(|i| (i, slot[i])).enumerate() {
-            let Some(t) = t else { continue };
-            let mut top = tops[t].lock().unwrap_or_else(PoisonError::into_inner);
-            let products = &g.col_as_slice(c)[..other.len()];
-            let query = (x.norms[i], Some(i), f32::INFINITY);
-            scan(products, &x.norms[other.clone()], other.start, query, &mut top);
-        }
-    };
     crate::map_range(nb.div_ceil(2), |t| {
-        let (mut g, mut gt) = (Mat::<f32>::zeros(TILE, TILE), Mat::<f32>::zeros(TILE, TILE));
+        let mut g = Mat::<f32>::zeros(TILE, TILE);
         let blocks = if t == nb - 1 - t { vec![t] } else { vec![t, nb - 1 - t] };
         for &a in &blocks {
             let ra = range(a);
@@ -369,11 +359,29 @@ fn gemm_self_candidates(
                 let (rows_a, rows_b) = (data.subrows(ra.start, la), data.subrows(rb.start, lb));
                 let gv = g.as_mut().submatrix_mut(0, 0, lb, la);
                 matmul(gv, Accum::Replace, rows_b, rows_a.transpose(), 1.0f32);
-                offer(ra.clone(), &g, rb.clone());
+                pulp::Arch::new().dispatch(OfferRows {
+                    g: &g,
+                    rows: ra.clone(),
+                    other: rb.clone(),
+                    x,
+                    slot: &slot,
+                    tops: &tops,
+                });
                 if b != a {
-                    let source = g.as_ref().submatrix(0, 0, lb, la).transpose();
-                    gt.as_mut().submatrix_mut(0, 0, la, lb).copy_from(source);
-                    offer(rb, &gt, ra.clone());
+                    // B's rows as queries: the same products, read a row of A at a time
+                    let mut guards: Vec<Option<MutexGuard<'_, Candidates>>> = rb
+                        .clone()
+                        .map(|i| {
+                            slot[i].map(|t| tops[t].lock().unwrap_or_else(PoisonError::into_inner))
+                        })
+                        .collect();
+                    pulp::Arch::new().dispatch(ScanColumns {
+                        g: g.as_ref().submatrix(0, 0, lb, la),
+                        ref_norms: &x.norms[ra.clone()],
+                        j0: ra.start,
+                        query_norms: &x.norms[rb],
+                        tops: &mut guards,
+                    });
                 }
             }
             progress.add(ra.filter(|&i| slot[i].is_some()).count());
@@ -382,6 +390,89 @@ fn gemm_self_candidates(
     tops.into_iter()
         .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner).into_top())
         .collect()
+}
+
+/// [`scan`] of the rows `rows` as queries, their products with the rows `other` in the columns
+/// of `g`, each row's list locked while it is scanned; in vector registers (`pulp`).
+struct OfferRows<'a> {
+    g: &'a Mat<f32>,
+    rows: Range<usize>,
+    other: Range<usize>,
+    x: &'a Centred,
+    slot: &'a [Option<usize>],
+    tops: &'a [Mutex<Candidates>],
+}
+
+impl pulp::WithSimd for OfferRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let (x, other) = (self.x, self.other);
+        for (c, i) in self.rows.enumerate() {
+            let Some(t) = self.slot[i] else { continue };
+            let mut top = self.tops[t].lock().unwrap_or_else(PoisonError::into_inner);
+            let products = &self.g.col_as_slice(c)[..other.len()];
+            let query = (x.norms[i], Some(i), f32::INFINITY);
+            scan(products, &x.norms[other.clone()], other.start, query, &mut top);
+        }
+    }
+}
+
+/// [`scan`] of one tile's products for every query row at once, without a transposed copy:
+/// column `c` of `g` holds reference row `j0 + c`'s products with the query rows (a row each),
+/// and the reference rows are taken in order, each tested against every query row's bound
+/// (vectorized down the column), so that each query row is offered the reference rows in the
+/// order [`scan`] offers them, against the same bound: the same pushes. The transposed copy
+/// this replaced was a tenth of the self-search of 15,000 x 512 embeddings. `tops`: the query
+/// rows' lists, locked (`None` for a row not asked for).
+struct ScanColumns<'a, 'b, 'g> {
+    g: MatRef<'a, f32>,
+    ref_norms: &'a [f32],
+    j0: usize,
+    query_norms: &'a [f32],
+    tops: &'b mut [Option<MutexGuard<'g, Candidates>>],
+}
+
+impl pulp::WithSimd for ScanColumns<'_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let (nq, tops) = (self.query_norms, self.tops);
+        // each query row's bound on `|r|^2 - 2 q.r` (its squared norm moved to the bound, as
+        // in `scan`); no row passes `-inf`
+        let mut bound: Vec<f32> = tops
+            .iter()
+            .zip(nq)
+            .map(|(top, &q)| top.as_ref().map_or(f32::NEG_INFINITY, |t| t.bound() - q))
+            .collect();
+        for (c, &nj) in self.ref_norms.iter().enumerate() {
+            let column = self.g.col(c).try_as_col_major().expect("a column-major tile").as_slice();
+            for base in (0..column.len()).step_by(SCAN_CHUNK) {
+                let end = (base + SCAN_CHUNK).min(column.len());
+                let (gc, bc) = (&column[base..end], &bound[base..end]);
+                let hit = gc.iter().zip(bc).fold(false, |h, (&gj, &b)| h | (nj - 2.0 * gj <= b));
+                if !hit {
+                    continue;
+                }
+                let mut passed = gc
+                    .iter()
+                    .zip(bc)
+                    .enumerate()
+                    .fold(0u64, |m, (t, (&gj, &b))| m | (u64::from(nj - 2.0 * gj <= b) << t));
+                while passed != 0 {
+                    let t = passed.trailing_zeros() as usize;
+                    passed &= passed - 1;
+                    let (r, gj) = (base + t, gc[t]);
+                    if let Some(top) = tops[r].as_mut().filter(|_| nj - 2.0 * gj <= bound[r]) {
+                        top.push((nq[r] + nj - 2.0 * gj).max(0.0), (self.j0 + c) as u32);
+                        bound[r] = top.bound() - nq[r];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// How far the GEMM expression `|q|^2 + |r|^2 - 2 q.r` in f32 can be from the exact squared

@@ -188,11 +188,12 @@ fn huge_finite_values_neither_panic_nor_mislead() {
 fn floods_of_identical_rows_match_naive() {
     let mut rng = SmallRng::seed_from_u64(41);
     for d in [4, 20] {
-        let mut x = Array2::from_shape_fn((500, d), |_| rng.random_range(-3.0f32..3.0));
+        // rows over three tiles of the products, copies in each (rows left out of every tile)
+        let mut x = Array2::from_shape_fn((1200, d), |_| rng.random_range(-3.0f32..3.0));
         let flood = x.row(7).to_owned();
         let small = x.row(11).to_owned();
-        for i in (0..500).filter(|i| i % 4 == 1) {
-            x.row_mut(i).assign(&flood); // 125 copies
+        for i in (0..1200).filter(|i| i % 4 == 1) {
+            x.row_mut(i).assign(&flood); // 300 copies
         }
         for i in [40, 90, 300] {
             x.row_mut(i).assign(&small); // 4 copies with row 11
