@@ -50,15 +50,34 @@ impl Calibrator {
     /// [`Self::apply`] in place, from the row's log-probabilities (`-inf` for a zero).
     fn apply_logs(&self, q: &mut [f64]) {
         let k = q.len().max(1) as f64;
+        match self.softmax_logs(q) {
+            Some(total) => {
+                q.iter_mut().for_each(|v| *v = (1.0 - self.eps) * *v / total + self.eps / k);
+            }
+            None => q.iter_mut().for_each(|v| *v = 1.0 / k),
+        }
+    }
+
+    /// `q[given]` of [`Self::apply_logs`] alone (the same value), `q` left as scratch: the
+    /// likelihood of [`Self::fit`] reads one class per row.
+    fn given_of_logs(&self, q: &mut [f64], given: usize) -> f64 {
+        let k = q.len().max(1) as f64;
+        match self.softmax_logs(q) {
+            Some(total) => (1.0 - self.eps) * q[given] / total + self.eps / k,
+            None => 1.0 / k,
+        }
+    }
+
+    /// `exp(beta l - max)` of the log-probabilities `l` in place and their sum; `None` when
+    /// every probability is zero.
+    fn softmax_logs(&self, q: &mut [f64]) -> Option<f64> {
         q.iter_mut().for_each(|l| *l *= self.beta);
         let top = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !top.is_finite() {
-            q.iter_mut().for_each(|v| *v = 1.0 / k);
-            return;
+            return None;
         }
         q.iter_mut().for_each(|l| *l = (*l - top).exp());
-        let total: f64 = q.iter().sum();
-        q.iter_mut().for_each(|v| *v = (1.0 - self.eps) * *v / total + self.eps / k);
+        Some(q.iter().sum())
     }
 
     /// The maximum-likelihood `(beta, eps)` of the given labels under `probs`: for each floor of
@@ -96,8 +115,7 @@ impl Calibrator {
                 .zip(&given)
                 .map(|(row, &g)| {
                     q.copy_from_slice(row);
-                    c.apply_logs(&mut q);
-                    -q[g].max(f64::MIN_POSITIVE).ln()
+                    -c.given_of_logs(&mut q, g).max(f64::MIN_POSITIVE).ln()
                 })
                 .sum()
         };
