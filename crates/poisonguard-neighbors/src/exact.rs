@@ -296,26 +296,29 @@ fn scan(
     // the bound as it tightens, one at a time.
     let mut base = 0;
     for (gc, nc) in products.chunks(SCAN_CHUNK).zip(norms.chunks(SCAN_CHUNK)) {
-        let hit = gc.iter().zip(nc).fold(false, |h, (&gj, &nj)| h | (nj - 2.0 * gj <= bound));
-        if hit {
-            let mut passed = gc
-                .iter()
-                .zip(nc)
-                .enumerate()
-                .fold(0u64, |m, (t, (&gj, &nj))| m | (u64::from(nj - 2.0 * gj <= bound) << t));
-            while passed != 0 {
-                let t = passed.trailing_zeros() as usize;
-                passed &= passed - 1;
-                let (gj, nj) = (gc[t], nc[t]);
-                let j = r0 + base + t;
-                if nj - 2.0 * gj <= bound && own != Some(j) {
-                    top.push((nq + nj - 2.0 * gj).max(0.0), j as u32);
-                    bound = top.bound().min(limit) - nq;
-                }
+        let mut passed = passing(gc.iter().zip(nc).map(|(&gj, &nj)| (nj - 2.0 * gj, bound)));
+        while passed != 0 {
+            let t = passed.trailing_zeros() as usize;
+            passed &= passed - 1;
+            let (gj, nj) = (gc[t], nc[t]);
+            let j = r0 + base + t;
+            if nj - 2.0 * gj <= bound && own != Some(j) {
+                top.push((nq + nj - 2.0 * gj).max(0.0), j as u32);
+                bound = top.bound().min(limit) - nq;
             }
         }
         base += gc.len();
     }
+}
+
+/// The bits `t` of one chunk's tests `(value, bound)` (at most 64) with `value <= bound`: first
+/// a branch-free test of the whole chunk (vectorized), the mask only where one passed (rare).
+#[inline(always)]
+fn passing(tests: impl Iterator<Item = (f32, f32)> + Clone) -> u64 {
+    if !tests.clone().fold(false, |hit, (v, b)| hit | (v <= b)) {
+        return 0;
+    }
+    tests.enumerate().fold(0u64, |mask, (t, (v, b))| mask | (u64::from(v <= b) << t))
 }
 
 /// Rows per tile of [`gemm_self_candidates`].
@@ -452,15 +455,7 @@ impl pulp::WithSimd for ScanColumns<'_, '_, '_> {
             for base in (0..column.len()).step_by(SCAN_CHUNK) {
                 let end = (base + SCAN_CHUNK).min(column.len());
                 let (gc, bc) = (&column[base..end], &bound[base..end]);
-                let hit = gc.iter().zip(bc).fold(false, |h, (&gj, &b)| h | (nj - 2.0 * gj <= b));
-                if !hit {
-                    continue;
-                }
-                let mut passed = gc
-                    .iter()
-                    .zip(bc)
-                    .enumerate()
-                    .fold(0u64, |m, (t, (&gj, &b))| m | (u64::from(nj - 2.0 * gj <= b) << t));
+                let mut passed = passing(gc.iter().zip(bc).map(|(&gj, &b)| (nj - 2.0 * gj, b)));
                 while passed != 0 {
                     let t = passed.trailing_zeros() as usize;
                     passed &= passed - 1;
