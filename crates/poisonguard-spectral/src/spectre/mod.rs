@@ -7,7 +7,10 @@
 //! 2. estimate the clean rows' covariance robustly, as the paper: Diakonikolas, Kamath, Kane,
 //!    Li, Moitra, Stewart's iterative covariance filter (ICML 2017) on the first `k`
 //!    directions: whiten the rows by their second moment, find the top eigenvector `V` of the
-//!    fourth-moment operator `E[vec(zz') vec(zz')'] - vec(I) vec(I)'` (power iteration), stop
+//!    fourth-moment operator `E[vec(zz') vec(zz')'] - vec(I) vec(I)'` (Lanczos iterations to
+//!    convergence, as the reference code's KrylovKit `eigsolve`, on the operator's
+//!    `k (k + 1) / 2` symmetric coordinates; each step costs about `k^4 / 4` multiply-adds
+//!    whatever the number of rows, from the rows' fourth moments kept per `k`), stop
 //!    when its eigenvalue is within `1 + 10 eps ln(1/eps)^2`, else remove the rows whose
 //!    `(z'Vz - tr V) / sqrt 2` lies beyond the filter's tail bound, and repeat. The paper gives the
 //!    filter the poison count; we give it an upper bound on the poisoned share of a class,
