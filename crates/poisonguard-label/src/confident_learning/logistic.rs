@@ -10,7 +10,7 @@ use pulp::Arch;
 
 use poisonguard_core::Standardizer;
 
-use super::kernels::{Gradient, Logits};
+use super::kernels::{ExpInPlace, Gradient, Logits};
 
 /// Settings of the classifier (scikit-learn's `LogisticRegression` defaults).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -123,6 +123,10 @@ impl<'a> Standardized<'a> {
 struct Work {
     block: Mat<f32>,
     logits: Vec<f32>,
+    /// A block's softmax numerators (`ROW_BLOCK x k`) and each row's largest logit and own
+    /// class's logit.
+    soft: Vec<f64>,
+    max_own: Vec<(f64, f64)>,
     gt: Vec<f32>,
     grad: Vec<f64>,
 }
@@ -132,6 +136,8 @@ impl Work {
         Self {
             block: Mat::zeros(d, ROW_BLOCK),
             logits: vec![0.0; ROW_BLOCK * k],
+            soft: vec![0.0; ROW_BLOCK * k],
+            max_own: vec![(0.0, 0.0); ROW_BLOCK],
             gt: vec![0.0; d * k],
             grad: vec![0.0; k * d],
         }
@@ -237,39 +243,50 @@ fn pass(
     let k = b.len();
     let mut loss = 0.0;
     let mut bias_grad = vec![0.0f64; k];
-    let mut z = vec![0.0f64; k];
     work.grad.fill(0.0);
-    let Work { block: buffer, logits, gt, grad: total } = work;
+    let Work { block: buffer, logits, soft, max_own, gt, grad: total } = work;
     for start in rows.clone().step_by(ROW_BLOCK) {
         let len = ROW_BLOCK.min(rows.end - start);
         let block = x.block(start, len, buffer);
         let logits = &mut logits[..len * k];
         let train = fold.map(|f| &f.train[start..start + len]);
         Arch::new().dispatch(Logits { block, w, train, out: logits });
-        let rows = y[start..start + len].iter().zip(logits.chunks_exact_mut(k));
-        for (r, (&yi, row)) in rows.enumerate() {
+        // each training row's `z - max z` (z the logits plus intercepts), its max and its own
+        // class's z, then every row's exponentials in one pass in vector registers
+        let soft = &mut soft[..len * k];
+        let rows = y[start..start + len].iter().zip(logits.chunks_exact(k));
+        for (r, ((&yi, row), (sr, mo))) in
+            rows.zip(soft.chunks_exact_mut(k).zip(max_own.iter_mut())).enumerate()
+        {
             if train.is_some_and(|t| !t[r]) {
+                sr.fill(0.0);
                 continue;
             }
             let mut m = f64::NEG_INFINITY;
-            for ((zj, &lj), bj) in z.iter_mut().zip(row.iter()).zip(b) {
+            for ((zj, &lj), bj) in sr.iter_mut().zip(row.iter()).zip(b) {
                 *zj = f64::from(lj) + bj;
                 m = m.max(*zj);
             }
-            let yi = yi as usize;
-            let own = z[yi];
-            let mut s = 0.0;
-            for zj in z.iter_mut() {
-                *zj = (*zj - m).exp();
-                s += *zj;
+            *mo = (m, sr[yi as usize]);
+            sr.iter_mut().for_each(|zj| *zj -= m);
+        }
+        Arch::new().dispatch(ExpInPlace(soft));
+        let rows = y[start..start + len].iter().zip(logits.chunks_exact_mut(k));
+        for (r, ((&yi, row), (z, &(m, own)))) in
+            rows.zip(soft.chunks_exact_mut(k).zip(max_own.iter())).enumerate()
+        {
+            if train.is_some_and(|t| !t[r]) {
+                continue;
             }
+            let yi = yi as usize;
+            let s: f64 = z.iter().sum();
             loss += m + s.ln() - own;
             for zj in z.iter_mut() {
                 *zj /= s;
             }
             z[yi] -= 1.0;
             // the row's residuals replace its logits
-            for ((g, &zj), lj) in bias_grad.iter_mut().zip(&z).zip(row.iter_mut()) {
+            for ((g, &zj), lj) in bias_grad.iter_mut().zip(z.iter()).zip(row.iter_mut()) {
                 *g += zj;
                 *lj = zj as f32;
             }
