@@ -53,55 +53,64 @@ impl Calibrator {
     fn apply_logs(&self, q: &mut [f64]) {
         let k = q.len().max(1) as f64;
         match self.softmax_logs(q) {
-            Some(total) => {
-                q.iter_mut().for_each(|v| *v = (1.0 - self.eps) * *v / total + self.eps / k);
-            }
+            Some(total) => q.iter_mut().for_each(|v| *v = self.mixed(*v, total, k)),
             None => q.iter_mut().for_each(|v| *v = 1.0 / k),
         }
+    }
+
+    /// `(1 - eps) e / total + eps / k`: a class's calibrated probability from its softmax
+    /// numerator `e` and the row's `total` over `k` classes.
+    fn mixed(&self, e: f64, total: f64, k: f64) -> f64 {
+        (1.0 - self.eps) * e / total + self.eps / k
+    }
+
+    /// `beta l - max` of the log-probabilities `l` in place; `false` when every probability is
+    /// zero (no finite maximum).
+    fn shift_logs(&self, q: &mut [f64]) -> bool {
+        q.iter_mut().for_each(|l| *l *= self.beta);
+        let top = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !top.is_finite() {
+            return false;
+        }
+        q.iter_mut().for_each(|l| *l -= top);
+        true
     }
 
     /// `exp(beta l - max)` of the log-probabilities `l` in place and their sum; `None` when
     /// every probability is zero.
     fn softmax_logs(&self, q: &mut [f64]) -> Option<f64> {
-        q.iter_mut().for_each(|l| *l *= self.beta);
-        let top = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !top.is_finite() {
+        if !self.shift_logs(q) {
             return None;
         }
-        q.iter_mut().for_each(|l| *l = exp_nonpositive(*l - top));
+        q.iter_mut().for_each(|l| *l = exp_nonpositive(*l));
         Some(q.iter().sum())
     }
 
     /// `-ln q[given]` (`q` of [`Self::apply_logs`], floored at the least positive value) of
     /// every row of `logs` (`k` log-probabilities per row) with its given class, summed in the
-    /// rows' order: the rows' exponentials in one pass in vector registers (a call of libm's
-    /// `exp` per value was a tenth of `confident_learning`'s time), the same values as
-    /// [`Self::apply_logs`]'s.
+    /// rows' order: [`Self::softmax_logs`]'s steps, the rows' exponentials in one pass in vector
+    /// registers (a call of libm's `exp` per value was a tenth of `confident_learning`'s time),
+    /// so the same values as [`Self::apply_logs`]'s.
     fn neg_log_likelihood(&self, logs: &[f64], k: usize, given: &[usize]) -> f64 {
-        let mut scratch: Vec<f64> = logs.iter().map(|l| l * self.beta).collect();
-        let mut tops = Vec::with_capacity(given.len());
-        for row in scratch.chunks_exact_mut(k) {
-            let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if top.is_finite() {
-                row.iter_mut().for_each(|l| *l -= top);
-            } else {
-                row.fill(0.0);
-            }
-            tops.push(top.is_finite());
-        }
+        let mut scratch = logs.to_vec();
+        let finite: Vec<bool> = scratch
+            .chunks_exact_mut(k)
+            .map(|row| {
+                let finite = self.shift_logs(row);
+                if !finite {
+                    row.fill(0.0);
+                }
+                finite
+            })
+            .collect();
         pulp::Arch::new().dispatch(ExpInPlace(&mut scratch));
         let kf = k as f64;
         scratch
             .chunks_exact(k)
             .zip(given)
-            .zip(tops)
+            .zip(finite)
             .map(|((q, &g), finite)| {
-                let p = if finite {
-                    let total: f64 = q.iter().sum();
-                    (1.0 - self.eps) * q[g] / total + self.eps / kf
-                } else {
-                    1.0 / kf
-                };
+                let p = if finite { self.mixed(q[g], q.iter().sum(), kf) } else { 1.0 / kf };
                 -p.max(f64::MIN_POSITIVE).ln()
             })
             .sum()
