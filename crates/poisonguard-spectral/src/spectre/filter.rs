@@ -59,50 +59,36 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// The entries `(a, b)`, `a <= b`, of a symmetric `k x k` matrix in the order of its
+/// coordinates ([`lift`]): `(0, 0), (0, 1), .., (0, k - 1), (1, 1), ..`.
+fn upper_entries(k: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..k).flat_map(move |a| (a..k).map(move |b| (a, b)))
+}
+
 /// The coordinates of `y y'` in the orthonormal basis of the symmetric `k x k` matrices
 /// (`e_a e_a'`, and `(e_a e_b' + e_b e_a') / sqrt 2` for `a < b`): `y_a^2` and
-/// `sqrt 2 y_a y_b`, in the order `(0, 0), (0, 1), .., (0, k - 1), (1, 1), ..`.
+/// `sqrt 2 y_a y_b`, in the order of [`upper_entries`].
 fn lift(y: impl Fn(usize) -> f64, k: usize, out: &mut [f64]) {
-    let mut i = 0;
-    for a in 0..k {
-        let ya = y(a);
-        out[i] = ya * ya;
-        i += 1;
-        for b in a + 1..k {
-            out[i] = std::f64::consts::SQRT_2 * ya * y(b);
-            i += 1;
-        }
+    for (o, (a, b)) in out.iter_mut().zip(upper_entries(k)) {
+        *o = if a == b { y(a) * y(a) } else { std::f64::consts::SQRT_2 * y(a) * y(b) };
     }
 }
 
 /// The symmetric matrix of coordinates `v` ([`lift`]'s basis).
 fn to_sym(v: &[f64], k: usize) -> Mat<f64> {
     let mut out = Mat::zeros(k, k);
-    let mut i = 0;
-    for a in 0..k {
-        out[(a, a)] = v[i];
-        i += 1;
-        for b in a + 1..k {
-            let x = v[i] / std::f64::consts::SQRT_2;
-            out[(a, b)] = x;
-            out[(b, a)] = x;
-            i += 1;
-        }
+    for (&x, (a, b)) in v.iter().zip(upper_entries(k)) {
+        let x = if a == b { x } else { x / std::f64::consts::SQRT_2 };
+        out[(a, b)] = x;
+        out[(b, a)] = x;
     }
     out
 }
 
 /// The coordinates ([`lift`]'s basis) of the symmetric part of `s`.
 fn from_sym(s: &Mat<f64>, out: &mut [f64]) {
-    let k = s.nrows();
-    let mut i = 0;
-    for a in 0..k {
-        out[i] = s[(a, a)];
-        i += 1;
-        for b in a + 1..k {
-            out[i] = (s[(a, b)] + s[(b, a)]) / std::f64::consts::SQRT_2;
-            i += 1;
-        }
+    for (o, (a, b)) in out.iter_mut().zip(upper_entries(s.nrows())) {
+        *o = if a == b { s[(a, a)] } else { (s[(a, b)] + s[(b, a)]) / std::f64::consts::SQRT_2 };
     }
 }
 
