@@ -57,7 +57,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> Result<()> {
     let data = load(&args.input, &load_opts)?.into_parts().0;
     let opts = DetectorOptions {
         seed: args.seed,
-        knn: args.knn.mode(args.seed),
+        knn: args.knn.mode(args.seed, args.knn_probes)?,
         ..DetectorOptions::default()
     };
 

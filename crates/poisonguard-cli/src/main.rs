@@ -114,7 +114,7 @@ fn scan(args: &ScanArgs, model: Option<&Path>, save: Option<&Path>) -> Result<Ex
         seed: args.seed,
         threshold,
         per_class: args.per_class,
-        knn: args.knn.mode(args.seed),
+        knn: args.knn.mode(args.seed, args.knn_probes)?,
         trusted: None,
     };
     let requested = args.detector_list()?;

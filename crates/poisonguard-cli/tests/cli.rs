@@ -308,6 +308,32 @@ mod determinism {
         }
     }
 
+    /// `--knn-probes` reaches the index: probing every cell (more than the table's `sqrt(n)`)
+    /// makes the approximate search exhaustive, so the report is the exact search's byte for
+    /// byte, while one cell per row misses neighbours and moves the scores.
+    #[test]
+    fn probing_every_cell_gives_the_exact_graphs_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = datasets().join("poisoned/digits_badnets_embeddings.parquet");
+        let report = |name: &str, knn: &[&str]| {
+            let mut args = vec![
+                "scan",
+                input.to_str().unwrap(),
+                "--label",
+                "label",
+                "--detectors",
+                "knn_distance,lof,knn_label,duplicates",
+            ];
+            args.extend(knn);
+            scan_report(&args, &dir.path().join(format!("{name}.csv")))
+        };
+        let exact = report("exact", &["--knn", "exact"]);
+        let every = report("every", &["--knn", "approx", "--knn-probes", "100000"]);
+        let one = report("one", &["--knn", "approx", "--knn-probes", "1"]);
+        assert!(exact == every, "probing every cell differs from the exact search");
+        assert!(exact != one, "one probed cell per row found every neighbour");
+    }
+
     #[test]
     fn outlier_detectors_same_bytes_for_1_and_2_threads() {
         let dir = tempfile::tempdir().unwrap();
@@ -756,6 +782,27 @@ mod eval {
 
 mod bad_input {
     use super::*;
+
+    #[test]
+    fn knn_probes_must_be_positive_and_approximate() {
+        let input = datasets().join("poisoned/digits_badnets_embeddings.parquet");
+        let input = input.to_str().unwrap();
+        let zero = poisonguard(&["scan", input, "--label", "label", "--knn-probes", "0"]);
+        assert!(!zero.status.success());
+        assert!(stderr(&zero).contains("--knn-probes"), "{}", stderr(&zero));
+        let exact = poisonguard(&[
+            "scan",
+            input,
+            "--label",
+            "label",
+            "--knn",
+            "exact",
+            "--knn-probes",
+            "4",
+        ]);
+        assert!(!exact.status.success());
+        assert!(stderr(&exact).contains("--knn exact searches every row"), "{}", stderr(&exact));
+    }
 
     /// Runs a scan that must fail: exit code 2, one line on stderr containing every `needle`.
     fn rejects(args: &[&str], needles: &[&str]) {

@@ -87,6 +87,10 @@ pub enum KnnMode {
     Exact,
     /// Always approximate ([`approximate_knn`]; exact up to 12 features).
     Approximate(ApproxParams),
+    /// As [`KnnMode::Auto`], the approximate search above [`AUTO_APPROX_ROWS`] run with these
+    /// parameters (`Auto` is `AutoWith(ApproxParams::default())`): e.g. more probed cells on a
+    /// large table where `examples/knn_recall` measures a low recall, fewer for a faster graph.
+    AutoWith(ApproxParams),
 }
 
 /// The kNN graph of `x` by `mode`.
@@ -96,10 +100,12 @@ pub enum KnnMode {
 ///
 /// ```
 /// use ndarray::Array2;
-/// use poisonguard_neighbors::{KnnMode, exact_knn, knn_graph};
+/// use poisonguard_neighbors::{ApproxParams, KnnMode, exact_knn, knn_graph};
 /// let x = Array2::from_shape_fn((200, 16), |(i, j)| ((i * 7 + j * 3) % 17) as f32);
-/// // small data: Auto is exact
+/// // small data: Auto is exact, whatever the approximate search's parameters
 /// assert_eq!(knn_graph(x.view(), 5, KnnMode::Auto)?, exact_knn(x.view(), 5)?);
+/// let fewer_probes = ApproxParams { n_probe: 4, ..ApproxParams::default() };
+/// assert_eq!(knn_graph(x.view(), 5, KnnMode::AutoWith(fewer_probes))?, exact_knn(x.view(), 5)?);
 /// # Ok::<(), poisonguard_neighbors::Error>(())
 /// ```
 pub fn knn_graph(x: ndarray::ArrayView2<'_, f32>, k: usize, mode: KnnMode) -> Result<KnnGraph> {
@@ -193,10 +199,11 @@ fn graph_of(
     match mode {
         KnnMode::Exact => exact::exact_knn_rows(rows, k, progress),
         KnnMode::Approximate(p) => approx::approximate_knn_rows(rows, k, p, progress),
-        KnnMode::Auto if n > AUTO_APPROX_ROWS => {
-            approx::approximate_knn_rows(rows, k, ApproxParams::default(), progress)
+        KnnMode::Auto => graph_of(rows, k, KnnMode::AutoWith(ApproxParams::default()), progress),
+        KnnMode::AutoWith(p) if n > AUTO_APPROX_ROWS => {
+            approx::approximate_knn_rows(rows, k, p, progress)
         }
-        KnnMode::Auto => exact::exact_knn_rows(rows, k, progress),
+        KnnMode::AutoWith(_) => exact::exact_knn_rows(rows, k, progress),
     }
 }
 
