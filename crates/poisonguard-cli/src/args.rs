@@ -252,22 +252,22 @@ impl KnnChoice {
     /// `--knn-probes` with `--knn exact`, which probes no cells.
     pub fn mode(self, seed: u64, probes: Option<usize>) -> Result<poisonguard::KnnMode> {
         use poisonguard::{ApproxParams, KnnMode};
-        let params = |seed| {
-            let default = ApproxParams::default();
-            ApproxParams { seed, n_probe: probes.unwrap_or(default.n_probe), ..default }
-        };
-        Ok(match self {
-            KnnChoice::Auto if probes.is_some() => {
-                KnnMode::AutoWith(params(ApproxParams::default().seed))
-            }
+        let mode = match self {
             KnnChoice::Auto => KnnMode::Auto,
-            KnnChoice::Exact if probes.is_some() => bail!(
-                "--knn-probes sets the cells the approximate search probes; --knn exact \
-                 searches every row (drop one of the two)"
-            ),
             KnnChoice::Exact => KnnMode::Exact,
-            KnnChoice::Approx => KnnMode::Approximate(params(seed)),
-        })
+            KnnChoice::Approx => {
+                KnnMode::Approximate(ApproxParams { seed, ..ApproxParams::default() })
+            }
+        };
+        match probes {
+            None => Ok(mode),
+            Some(p) => mode.with_probes(p).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--knn-probes sets the cells the approximate search probes; --knn exact \
+                     searches every row (drop one of the two)"
+                )
+            }),
+        }
     }
 }
 

@@ -93,6 +93,29 @@ pub enum KnnMode {
     AutoWith(ApproxParams),
 }
 
+impl KnnMode {
+    /// The same mode with its approximate search probing `n_probe` cells per row (at least one;
+    /// all of them when `n_probe` exceeds the cells), where it searches approximately: `Auto`
+    /// becomes [`KnnMode::AutoWith`]. `None` for [`KnnMode::Exact`], which probes nothing.
+    ///
+    /// ```
+    /// use poisonguard_neighbors::{ApproxParams, KnnMode};
+    /// let four = ApproxParams { n_probe: 4, ..ApproxParams::default() };
+    /// assert_eq!(KnnMode::Auto.with_probes(4), Some(KnnMode::AutoWith(four)));
+    /// assert_eq!(KnnMode::Exact.with_probes(4), None);
+    /// ```
+    #[must_use]
+    pub fn with_probes(self, n_probe: usize) -> Option<KnnMode> {
+        let set = |p: ApproxParams| ApproxParams { n_probe, ..p };
+        match self {
+            KnnMode::Exact => None,
+            KnnMode::Auto => Some(KnnMode::AutoWith(set(ApproxParams::default()))),
+            KnnMode::AutoWith(p) => Some(KnnMode::AutoWith(set(p))),
+            KnnMode::Approximate(p) => Some(KnnMode::Approximate(set(p))),
+        }
+    }
+}
+
 /// The kNN graph of `x` by `mode`.
 ///
 /// # Errors
