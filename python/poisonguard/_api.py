@@ -269,13 +269,14 @@ def _inputs(X, labels, column, ids, sources, trusted):
 
 
 def _audit_call(native, X, labels, column, ids, sources, detectors, fdr, seed, per_class, knn,
-                trusted, progress):
+                knn_probes, trusted, progress):
     """``native`` (``_native.scan`` or ``_native.fit``) on the inputs, converted once."""
     x, names, y, ids, sources, trusted = _inputs(X, labels, column, ids, sources, trusted)
     return native(
         x, y, feature_names=names, ids=ids, sources=sources,
         detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
-        per_class=per_class, knn=knn, trusted=trusted, progress=_progress(progress))
+        per_class=per_class, knn=knn, knn_probes=knn_probes, trusted=trusted,
+        progress=_progress(progress))
 
 
 def scan(
@@ -290,6 +291,7 @@ def scan(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     trusted: Any = None,
     progress: Union[None, bool, ProgressCallback] = None,
     reference: Any = None,
@@ -308,7 +310,8 @@ def scan(
     rows known clean. ``detectors``: ids (``poisonguard.detector_ids()``), else the default set
     for what the input has. ``fdr``: false-discovery rate of the flags. ``seed``: of every
     randomized step (by default the command line's). ``knn``: ``"auto"``, ``"exact"`` or
-    ``"approx"``. ``progress``: ``True`` for tqdm when installed, or a
+    ``"approx"``; ``knn_probes``: the cells the approximate neighbour search probes per row
+    (default 16; more find more of the true neighbours, slower; ``--knn-probes``). ``progress``: ``True`` for tqdm when installed, or a
     :data:`ProgressCallback`.
 
     ``reference``: a vetted table in the same feature space (any form ``X`` takes; from a table,
@@ -337,8 +340,8 @@ def scan(
     return _audit(_native.scan(
         x, y, feature_names=names, ids=ids, sources=sources,
         detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
-        per_class=per_class, knn=knn, trusted=trusted, progress=_progress(progress),
-        reference=ref_x, reference_labels=ref_y))
+        per_class=per_class, knn=knn, knn_probes=knn_probes, trusted=trusted,
+        progress=_progress(progress), reference=ref_x, reference_labels=ref_y))
 
 
 class Model:
@@ -419,11 +422,13 @@ def fit(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     trusted: Any = None,
     progress: Union[None, bool, ProgressCallback] = None,
 ) -> Model:
     """Fits the audit on ``X`` (a trusted table; arguments as :func:`scan`) and returns the
     :class:`Model`, with the audit of the training rows as ``model.training``."""
     native, columns, summary = _audit_call(_native.fit, X, labels, column, ids, sources, detectors,
-                                           fdr, seed, per_class, knn, trusted, progress)
+                                           fdr, seed, per_class, knn, knn_probes, trusted,
+                                           progress)
     return Model(native, fdr, _audit((columns, summary)))

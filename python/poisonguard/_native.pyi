@@ -26,6 +26,7 @@ def scan(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     trusted: Optional[list[bool]] = None,
     progress: _Progress = None,
     reference: Optional[np.ndarray] = None,
@@ -43,6 +44,7 @@ def fit(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     trusted: Optional[list[bool]] = None,
     progress: _Progress = None,
 ) -> tuple["Model", _Columns, str]: ...

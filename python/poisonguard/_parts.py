@@ -114,6 +114,7 @@ def run(
     seed: Optional[int],
     per_class: bool,
     knn: str,
+    knn_probes: Optional[int],
     reference_rows: Optional[int],
     memory_limit: Any,
     progress: Any,
@@ -135,7 +136,7 @@ def run(
     fit = _native.fit_reference(
         x, reference.tolist(), n, y, sources=sources, feature_names=layout.feature_names,
         detectors=None if detectors is None else list(detectors), fdr=fdr, seed=seed,
-        per_class=per_class, knn=knn, progress=_progress(progress))
+        per_class=per_class, knn=knn, knn_probes=knn_probes, progress=_progress(progress))
     parts = score(fit.model_bytes())
     return _audit(fit.assemble(parts))
 

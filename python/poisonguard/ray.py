@@ -92,6 +92,7 @@ def audit(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     reference_rows: Optional[int] = None,
     memory_limit: Any = None,
     progress: Any = None,
@@ -130,5 +131,6 @@ def audit(
         shared = ray.put(model)
         return ray.get([_score.remote(b, columns, shared, s) for b, s, _ in parts])
 
-    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
-               reference_rows=reference_rows, memory_limit=memory_limit, progress=progress)
+    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class,
+               knn=knn, knn_probes=knn_probes, reference_rows=reference_rows,
+               memory_limit=memory_limit, progress=progress)

@@ -61,6 +61,7 @@ def audit(
     seed: Optional[int] = None,
     per_class: bool = False,
     knn: str = "auto",
+    knn_probes: Optional[int] = None,
     reference_rows: Optional[int] = None,
     memory_limit: Any = None,
     progress: Any = None,
@@ -112,5 +113,6 @@ def audit(
         shared.unpersist()
         return [parts[p] for p in order if parts[p] is not None]
 
-    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class, knn=knn,
-               reference_rows=reference_rows, memory_limit=memory_limit, progress=progress)
+    return run(layout, take, score, detectors=detectors, fdr=fdr, seed=seed, per_class=per_class,
+               knn=knn, knn_probes=knn_probes, reference_rows=reference_rows,
+               memory_limit=memory_limit, progress=progress)

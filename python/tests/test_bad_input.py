@@ -60,6 +60,8 @@ def test_bad_options():
     refused("unknown detector", X, Y, detectors=["nope"])
     refused("fdr", X, Y, fdr=1.5)
     refused("knn", X, Y, knn="fast")
+    refused("knn_probes=0", X, Y, knn="approx", knn_probes=0)
+    refused("knn=\"exact\" searches every row", X, Y, knn="exact", knn_probes=4)
     refused("trusted", X, Y, trusted=[True] * (len(X) + 5))
     refused("trusted", X, Y, trusted=[True] * 5)
     refused("ids|length|rows", X, Y, ids=["a"])

@@ -171,3 +171,17 @@ def test_a_reference_table_as_the_command_line(cli, tmp_path):
         poisonguard.scan(audited, "label", reference_labels="label")
     with pytest.raises(poisonguard.PoisonguardError, match="label"):
         poisonguard.scan(audited, "label", reference=vetted)
+
+
+def test_knn_probes_reach_the_index(badnets):
+    # probing every cell (more than the table's sqrt(n)) makes the approximate search exhaustive:
+    # the exact search's scores; one cell per row misses neighbours
+    table = badnets.drop_columns(["is_poison"])
+    detectors = ["knn_distance", "knn_label"]
+    exact, _ = poisonguard.scan(table, labels="label", detectors=detectors, knn="exact")
+    every, _ = poisonguard.scan(table, labels="label", detectors=detectors, knn="approx",
+                                knn_probes=100_000)
+    one, _ = poisonguard.scan(table, labels="label", detectors=detectors, knn="approx",
+                              knn_probes=1)
+    assert every.to_pylist() == exact.to_pylist()
+    assert one["knn_distance_score"].to_pylist() != exact["knn_distance_score"].to_pylist()

@@ -72,7 +72,7 @@ pub(crate) fn reference_sample<'py>(
 
 /// Fits the audit on the reference rows of a table audited in parts.
 #[pyfunction]
-#[pyo3(signature = (x, reference, n_rows, labels=None, *, sources=None, feature_names=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", progress=None))]
+#[pyo3(signature = (x, reference, n_rows, labels=None, *, sources=None, feature_names=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", knn_probes=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_reference(
     py: Python<'_>,
@@ -87,6 +87,7 @@ pub(crate) fn fit_reference(
     seed: Option<u64>,
     per_class: bool,
     knn: &str,
+    knn_probes: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<ReferenceFit> {
     let features = features(x)?;
@@ -94,7 +95,7 @@ pub(crate) fn fit_reference(
     if let Some(labels) = keys.labels() {
         two_classes(labels)?;
     }
-    let opts = options(seed, per_class, knn, None, n_rows)?;
+    let opts = options(seed, per_class, (knn, knn_probes), None, n_rows)?;
     let audit = audit(detectors, &opts, fdr, |o| Audit::for_labels(keys.labels(), o))?;
     let (keys, fit) = detached(py, progress, move |on_event| {
         let fit = audit.fit_reference(&keys, reference, features, on_event);

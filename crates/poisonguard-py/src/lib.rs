@@ -229,11 +229,12 @@ fn report_parts<'py>(
 }
 
 /// The audit's options, checked, for `n_rows` rows; no `seed` is the command line's default
-/// seed, `trusted` holds one flag per row.
+/// seed, `knn_probes` the cells the approximate neighbour search probes per row (`--knn-probes`),
+/// `trusted` holds one flag per row.
 fn options(
     seed: Option<u64>,
     per_class: bool,
-    knn: &str,
+    (knn, knn_probes): (&str, Option<usize>),
     trusted: Option<Vec<bool>>,
     n_rows: usize,
 ) -> PyResult<DetectorOptions> {
@@ -256,6 +257,18 @@ fn options(
                 "knn={other:?}: use \"auto\", \"exact\" or \"approx\""
             )));
         }
+    };
+    let knn = match knn_probes {
+        None => knn,
+        Some(0) => {
+            return Err(PoisonguardError::new_err("knn_probes=0: probe at least one cell"));
+        }
+        Some(p) => knn.with_probes(p).ok_or_else(|| {
+            PoisonguardError::new_err(
+                "knn_probes sets the cells the approximate search probes; knn=\"exact\" \
+                 searches every row (drop one of the two)",
+            )
+        })?,
     };
     Ok(DetectorOptions {
         seed,
@@ -293,7 +306,7 @@ fn prepare(
     fdr: f64,
     seed: Option<u64>,
     per_class: bool,
-    knn: &str,
+    knn: (&str, Option<usize>),
     trusted: Option<Vec<bool>>,
 ) -> PyResult<(Dataset, Audit)> {
     let data = dataset(x, labels, feature_names, ids, sources, true)?;
@@ -307,7 +320,7 @@ fn prepare(
 /// labels), its rows are audited beside `x`'s as trusted rows
 /// ([`Audit::run_with_reference`]) and the summary gains `"reference": {"rows", "flagged"}`.
 #[pyfunction]
-#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", trusted=None, progress=None, reference=None, reference_labels=None))]
+#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", knn_probes=None, trusted=None, progress=None, reference=None, reference_labels=None))]
 #[allow(clippy::too_many_arguments)]
 fn scan<'py>(
     py: Python<'py>,
@@ -321,6 +334,7 @@ fn scan<'py>(
     seed: Option<u64>,
     per_class: bool,
     knn: &str,
+    knn_probes: Option<usize>,
     trusted: Option<Vec<bool>>,
     progress: Option<Py<PyAny>>,
     reference: Option<&Bound<'py, PyAny>>,
@@ -334,7 +348,7 @@ fn scan<'py>(
         .map(|r| dataset(r, reference_labels, None, None, None, false))
         .transpose()
         .map_err(|e| PoisonguardError::new_err(format!("reference: {e}")))?;
-    let mut opts = options(seed, per_class, knn, trusted, data.n_samples())?;
+    let mut opts = options(seed, per_class, (knn, knn_probes), trusted, data.n_samples())?;
     if let Some(vetted) = &vetted {
         // the reference's rows are trusted, after the table's
         let mut trusted = opts.trusted.take().unwrap_or_default();
@@ -366,7 +380,7 @@ fn scan<'py>(
 /// Fits the audit on `x` (see the package's `poisonguard.fit`); returns the model with the
 /// training rows' `(columns, summary JSON)`.
 #[pyfunction]
-#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", trusted=None, progress=None))]
+#[pyo3(signature = (x, labels=None, *, feature_names=None, ids=None, sources=None, detectors=None, fdr=0.1, seed=None, per_class=false, knn="auto", knn_probes=None, trusted=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn fit<'py>(
     py: Python<'py>,
@@ -380,6 +394,7 @@ fn fit<'py>(
     seed: Option<u64>,
     per_class: bool,
     knn: &str,
+    knn_probes: Option<usize>,
     trusted: Option<Vec<bool>>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(Model, Bound<'py, PyList>, String)> {
@@ -393,7 +408,7 @@ fn fit<'py>(
         fdr,
         seed,
         per_class,
-        knn,
+        (knn, knn_probes),
         trusted,
     )?;
     let (data, outcome) = detached(py, progress, move |on_event| {
