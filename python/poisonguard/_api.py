@@ -311,8 +311,8 @@ def scan(
     for what the input has. ``fdr``: false-discovery rate of the flags. ``seed``: of every
     randomized step (by default the command line's). ``knn``: ``"auto"``, ``"exact"`` or
     ``"approx"``; ``knn_probes``: the cells the approximate neighbour search probes per row
-    (default 16; more find more of the true neighbours, slower; ``--knn-probes``). ``progress``: ``True`` for tqdm when installed, or a
-    :data:`ProgressCallback`.
+    (default 16; more find more of the true neighbours, slower; ``--knn-probes``).
+    ``progress``: ``True`` for tqdm when installed, or a :data:`ProgressCallback`.
 
     ``reference``: a vetted table in the same feature space (any form ``X`` takes; from a table,
     the same ``column`` or the same named feature columns), with ``reference_labels`` (values or
